@@ -1,0 +1,34 @@
+/// The one error of `ResourceStore` implementations (STYLE.md §5): an extensible code, a message
+/// naming what was wrong, and an optional cause.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        public let name: String
+        public init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// A watch asked to resume from a version whose history was compacted away.
+        public static let versionTooOld = Code("versionTooOld")
+        /// The store file cannot be opened, read or written (permissions, full disk, corruption).
+        public static let unavailable = Code("unavailable")
+        /// A resource could not be stored as given.
+        public static let invalid = Code("invalid")
+    }
+
+    public var code: Code
+    public var message: String
+    public var cause: (any Error)?
+
+    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    public var description: String {
+        if let cause { "\(message): \(cause)" } else { message }
+    }
+}
+
+extension StoreError: Equatable {
+    public static func == (a: StoreError, b: StoreError) -> Bool { a.code == b.code }
+}

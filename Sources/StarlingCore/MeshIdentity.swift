@@ -20,7 +20,7 @@ public struct MeshIdentity: Sendable, Hashable, CustomStringConvertible {
     /// Parses the DNS form; nil when `name` is not a mesh identity.
     public init?(dnsName name: String) {
         let marker = ".serviceaccount.identity.starling."
-        guard let r = name.range(of: marker) else { return nil }
+        guard let r = name.firstRange(of: marker) else { return nil }
         let head = name[..<r.lowerBound].split(separator: ".", omittingEmptySubsequences: false)
         let domain = String(name[r.upperBound...])
         guard head.count == 2, !head[0].isEmpty, !head[1].isEmpty, !domain.isEmpty else { return nil }

@@ -34,6 +34,8 @@ public struct IdentityError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let csrSignatureInvalid = Code("csrSignatureInvalid")
         /// A certificate signing request asks for an identity that was not granted.
         public static let identityNotGranted = Code("identityNotGranted")
+        /// A peer's certificate names another identity than the one expected.
+        public static let identityMismatch = Code("identityMismatch")
         /// A join token is forged, garbled, or meant for another audience.
         public static let tokenInvalid = Code("tokenInvalid")
         /// A join token is past its expiry time.

@@ -1,0 +1,42 @@
+import ArgumentParser
+
+extension ClusterCommand {
+    /// `starling cluster create NAME [--address-range 127.N.0.0/16]`.
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a local cluster: start its controller in the background and add its context.",
+            discussion: """
+                The controller listens on 127.N.0.1:8086 (API) and 127.N.0.1:9990 (admin), where \
+                127.N.0.0/16 is the lowest loopback range no other local cluster uses, or --address-range.
+                """
+        )
+
+        @Argument(help: "The cluster's name, a DNS-1123 label such as workload1.")
+        var name: String
+
+        @Option(
+            help: ArgumentHelp(
+                "The loopback /16 the cluster owns, e.g. 127.3.0.0/16 (default: the lowest free one).",
+                valueName: "cidr"
+            )
+        )
+        var addressRange: String?
+
+        func validate() throws {
+            do {
+                try ClusterRegistry.validate(name: name)
+                if let addressRange { _ = try ClusterAddressRange(parsing: addressRange) }
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
+
+        func run() async throws {
+            let range = try addressRange.map { try ClusterAddressRange(parsing: $0) }
+            let record = try await ClusterCommand.registry().create(name: name, requestedRange: range) { line in
+                print(line)
+            }
+            print("✓ cluster \(record.name) created (API \(record.apiAddress))")
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+import StarlingControlPlane
+
+/// `starling controller`: the control plane of one cluster, in the foreground (systemd-friendly).
+/// Stops gracefully on SIGTERM or SIGINT.
+struct ControllerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "controller",
+        abstract: "Run the control plane of one cluster (API, store, identity, destination) in the foreground.")
+
+    @Option(help: "The cluster's name.")
+    var clusterName: String
+
+    @Option(help: "Directory for the store and the controller's credentials.")
+    var dataDir: String
+
+    @Option(help: "gRPC API address HOST:PORT.")
+    var apiAddress: String = "127.0.0.1:8086"
+
+    @Option(help: "Admin HTTP address HOST:PORT (/ready, /live, /metrics).")
+    var adminAddress: String = "127.0.0.1:9990"
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        _ = try HostPort.parse(apiAddress, flag: "--api-address")
+        _ = try HostPort.parse(adminAddress, flag: "--admin-address")
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error")
+        }
+    }
+
+    func run() async throws {
+        let api = try HostPort.parse(apiAddress, flag: "--api-address")
+        let admin = try HostPort.parse(adminAddress, flag: "--admin-address")
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var logger = Logger(label: "starling.controller")
+        logger[metadataKey: "cluster"] = "\(clusterName)"
+
+        let controller = Controller(
+            configuration: ControllerConfiguration(
+                clusterName: clusterName, dataDirectory: dataDir, apiHost: api.host, apiPort: api.port,
+                adminHost: admin.host, adminPort: admin.port),
+            logger: logger,
+            metrics: {
+                var buffer: [UInt8] = []
+                registry.emit(into: &buffer)
+                return String(decoding: buffer, as: UTF8.self)
+            })
+        try await SignalScope.runUntilSignalled(logger: logger) {
+            try await controller.run()
+        }
+    }
+}
+
+/// `HOST:PORT` flags.
+struct HostPort: Sendable {
+    var host: String
+    var port: Int
+
+    static func parse(_ text: String, flag: String) throws(ValidationError) -> HostPort {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
+            throw ValidationError("\(flag) \"\(text)\" is not HOST:PORT (e.g. 127.0.0.1:8086)")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ValidationError("\(flag) \"\(text)\" has no host") }
+        return HostPort(host: host, port: port)
+    }
+}

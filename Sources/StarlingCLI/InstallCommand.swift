@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import StarlingCore
+import StarlingIdentity
+import X509
+
+/// `starling install --identity-trust-anchors-file ... --identity-issuer-certificate-file ...
+/// --identity-issuer-key-file ...`: prints the mesh's resources for `starling apply -f -`.
+/// Every certificate is checked before anything is printed, so a bad issuer is refused before
+/// it can reach a cluster.
+struct InstallCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install", abstract: "Print the mesh's resources (identity, config) for `starling apply -f -`.")
+
+    @OptionGroup var context: ContextOptions
+
+    @Option(help: "PEM file of the trust anchors (root CA certificates) shared by every linked cluster.")
+    var identityTrustAnchorsFile: String
+
+    @Option(help: "PEM file of the issuer (intermediate CA) certificate, optionally followed by its chain.")
+    var identityIssuerCertificateFile: String
+
+    @Option(help: "PEM file of the issuer's private key (PKCS#8 or SEC1).")
+    var identityIssuerKeyFile: String
+
+    @Option(help: "The cluster's name (default: the current context's cluster).")
+    var clusterName: String?
+
+    @Option(help: "The trust domain of workload identities.")
+    var trustDomain: String = "cluster.local"
+
+    @Option(name: .shortAndLong, help: "Output: yaml or json.")
+    var output: OutputFormat = .yaml
+
+    func validate() throws {
+        guard output == .yaml || output == .json else { throw ValidationError("-o must be yaml or json") }
+    }
+
+    func run() async throws {
+        let cluster: String
+        if let clusterName {
+            cluster = clusterName
+        } else {
+            do { cluster = try context.resolve().clusterName } catch {
+                throw CLIError("no cluster name: \(error)", hint: "pass --cluster-name NAME, or select a context (--context, STARLING_CONFIG)")
+            }
+        }
+        let resources = try Self.resources(
+            anchorsFile: identityTrustAnchorsFile, issuerFile: identityIssuerCertificateFile,
+            keyFile: identityIssuerKeyFile, clusterName: cluster, trustDomain: trustDomain, now: Date())
+        print(output == .json ? ResourceEncoder.json(resources) : ResourceEncoder.yaml(resources), terminator: output == .json ? "\n" : "")
+    }
+
+    static let namespace = "starling"
+    static let issuerSecretName = "starling-identity-issuer"
+
+    /// Reads and checks the certificates, and builds the documents to apply.
+    static func resources(
+        anchorsFile: String, issuerFile: String, keyFile: String, clusterName: String, trustDomain: String, now: Date
+    ) throws -> [Resource] {
+        let anchorsPEM = try InputFile.read(anchorsFile)
+        let issuerPEM = try InputFile.read(issuerFile)
+        let keyPEM = try InputFile.read(keyFile)
+        do {
+            let trust = try TrustBundle(pem: anchorsPEM, source: anchorsFile)
+            let chain = try PEMFile.certificates(pem: issuerPEM, source: issuerFile)
+            let key = try PEMFile.privateKey(pem: keyPEM, source: keyFile)
+            guard let issuer = chain.first else { throw CLIError("\(issuerFile): no certificate") }
+            let status = try trust.validateIssuer(certificate: issuer, chain: Array(chain.dropFirst()), key: key, now: now)
+            if status.expiresWithin(days: 60) {
+                FileHandle.standardError.write(Data("warning: the issuer certificate expires soon (\(status.notAfter))\n".utf8))
+            }
+        } catch let error as IdentityError {
+            throw CLIError(error.message, hint: "nothing was printed; `starling certs inspect FILE` shows a certificate")
+        }
+        let secret = Resource(
+            name: issuerSecretName, namespace: namespace,
+            spec: SecretSpec(type: "kubernetes.io/tls", data: ["tls.crt": Array(issuerPEM.utf8), "tls.key": Array(keyPEM.utf8)]))
+        let mesh = Resource(
+            name: "mesh",
+            spec: MeshConfigSpec(
+                clusterName: clusterName, trustDomain: trustDomain,
+                identity: MeshIdentitySettings(
+                    trustAnchorsPEM: anchorsPEM,
+                    issuer: MeshIssuer(certificatePEM: issuerPEM, keySecret: SecretReference(name: issuerSecretName, namespace: namespace)))))
+        return [Resource(name: namespace, spec: NamespaceSpec()), secret, mesh]
+    }
+}

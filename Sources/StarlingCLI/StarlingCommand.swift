@@ -1,0 +1,23 @@
+public import ArgumentParser
+
+/// The `starling` root command: every subcommand is its own type and file (STYLE.md §8).
+public struct StarlingCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "starling",
+        abstract: "A multi-cluster service mesh: mTLS identities, discovery, balancing, splitting, linked clusters.",
+        subcommands: [
+            ClusterCommand.self,
+            CertsCommand.self,
+            ControllerCommand.self,
+            InstallCommand.self,
+            CheckCommand.self,
+            ApplyCommand.self,
+            GetCommand.self,
+            DeleteCommand.self,
+            LabelCommand.self,
+            TokenCommand.self,
+        ]
+    )
+
+    public init() {}
+}

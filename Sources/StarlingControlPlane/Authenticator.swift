@@ -1,0 +1,58 @@
+import Crypto
+import Foundation
+public import GRPCCore
+import StarlingIdentity
+
+/// Who is calling the API. Every RPC authenticates first; nobody else can read or write.
+public enum Caller: Sendable {
+    /// Holds the cluster's admin credential (from the context file).
+    case admin
+    /// A workload holding a join token for one namespace and service account.
+    case workload(namespace: String, serviceAccount: String)
+}
+
+/// Turns `authorization: Bearer TOKEN` metadata into a `Caller`, or refuses the call.
+public struct Authenticator: Sendable {
+    let adminToken: String
+    let tokenKey: SymmetricKey
+    let now: @Sendable () -> Date
+
+    public init(adminToken: String, tokenKey: SymmetricKey, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.adminToken = adminToken
+        self.tokenKey = tokenKey
+        self.now = now
+    }
+
+    public func authenticate(_ metadata: Metadata) throws(RPCError) -> Caller {
+        var bearer: String?
+        for case .string(let value) in metadata["authorization"] {
+            if value.hasPrefix("Bearer ") { bearer = String(value.dropFirst("Bearer ".count)) }
+        }
+        guard let token = bearer, !token.isEmpty else {
+            throw RPCError(code: .unauthenticated, message: "missing credential: send `authorization: Bearer TOKEN` (the admin token from your context, or a join token)")
+        }
+        if constantTimeEqual(token, adminToken) { return .admin }
+        do {
+            let claims = try JoinToken.verify(token, key: tokenKey, audience: JoinToken.workloadAudience, now: now())
+            return .workload(namespace: claims.namespace, serviceAccount: claims.serviceAccount)
+        } catch {
+            throw RPCError(code: .unauthenticated, message: "credential refused: \(error.message)")
+        }
+    }
+
+    /// Authenticates and requires the admin credential.
+    public func requireAdmin(_ metadata: Metadata, for action: String) throws(RPCError) {
+        guard case .admin = try authenticate(metadata) else {
+            throw RPCError(code: .permissionDenied, message: "\(action) needs the cluster's admin credential; a join token cannot do it")
+        }
+    }
+
+    private func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var diff: UInt8 = 0
+        for i in x.indices { diff |= x[i] ^ y[i] }
+        return diff == 0
+    }
+}

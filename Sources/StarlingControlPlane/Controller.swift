@@ -1,0 +1,89 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+public import Logging
+import NIOCore
+import StarlingAPI
+import StarlingCore
+import StarlingStore
+
+/// The control plane of one cluster: the store, the gRPC API (resources, identity, destination,
+/// mesh), the workload lease reaper and the admin endpoint, run until cancelled or signalled.
+public struct Controller: Sendable {
+    public var configuration: ControllerConfiguration
+    public var logger: Logger
+    /// Prometheus text for `/metrics`; the starting command owns the metrics backend.
+    public var metrics: @Sendable () -> String
+
+    public init(configuration: ControllerConfiguration, logger: Logger, metrics: @escaping @Sendable () -> String = { "" }) {
+        self.configuration = configuration
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// Addresses the controller ended up listening on (useful with port 0).
+    public struct Listening: Sendable {
+        public var apiPort: Int
+        public var adminPort: Int
+    }
+
+    /// Runs until the task is cancelled. `onListening` is called once both servers are bound.
+    public func run(onListening: @Sendable (Listening) -> Void = { _ in }) async throws {
+        let c = configuration
+        let credentials = try ControllerCredentials.loadOrCreate(directory: c.dataDirectory, apiHost: c.apiHost)
+        let store = try SQLiteResourceStore(path: c.storePath)
+        defer { store.close() }
+        let auth = Authenticator(adminToken: credentials.adminToken, tokenKey: credentials.tokenKey)
+        let identity = MeshIdentityState(store: store, logger: logger)
+        let index = DestinationIndex(store: store, logger: logger)
+        let leases = WorkloadLeases(store: store, lease: c.workloadLease, logger: logger)
+
+        let services: [any RegistrableRPCService] = [
+            ResourcesService(store: store, auth: auth, logger: logger),
+            IdentityService(identity: identity, auth: auth, logger: logger),
+            DestinationService(index: index, auth: auth, logger: logger),
+            MeshService(
+                store: store, auth: auth, tokenKey: credentials.tokenKey, identity: identity, index: index,
+                leases: leases, configuration: c, logger: logger),
+        ]
+        let transport = HTTP2ServerTransport.Posix(
+            address: .ipv4(host: c.apiHost, port: c.apiPort),
+            transportSecurity: .tls(
+                certificateChain: [.bytes(Array(credentials.apiCertificatePEM.utf8), format: .pem)],
+                privateKey: .bytes(Array(credentials.apiKeyPEM.utf8), format: .pem)),
+            config: .defaults { $0.rpc.maxRequestPayloadSize = 64 * 1024 * 1024 })
+        let server = GRPCServer(transport: transport, services: services, interceptors: [MetricsInterceptor()])
+
+        let admin = try await AdminServer(
+            host: c.adminHost, port: c.adminPort,
+            routes: .init(readiness: { index.isReady ? nil : "destination index loading" }, metrics: metrics))
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.serve() }
+                group.addTask { try await identity.run() }
+                group.addTask { try await index.run() }
+                group.addTask { try await leases.run() }
+                guard let address = try await transport.listeningAddress.ipv4 else {
+                    throw ControllerError("the API did not bind an IPv4 address")
+                }
+                logger.info("controller started", metadata: [
+                    "cluster": "\(c.clusterName)", "api": "\(c.apiHost):\(address.port)",
+                    "admin": "\(c.adminHost):\(admin.port)", "data": "\(c.dataDirectory)",
+                ])
+                onListening(Listening(apiPort: address.port, adminPort: admin.port))
+            }
+        } catch is CancellationError {
+            // Asked to stop.
+        } catch {
+            await admin.close()
+            throw error
+        }
+        await admin.close()
+        logger.info("controller stopped", metadata: ["cluster": "\(c.clusterName)"])
+    }
+}
+
+public struct ControllerError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,42 @@
+public import Foundation
+
+/// Everything `starling controller` is started with. Read once by the command; libraries never
+/// read the environment (STYLE.md §6).
+public struct ControllerConfiguration: Sendable {
+    /// The cluster's name, e.g. `workload1`.
+    public var clusterName: String
+    /// Where the store, the admin credential, the token key and the API certificate live.
+    public var dataDirectory: String
+    /// The gRPC API's address (TLS, bearer tokens). Port 0 picks a free port.
+    public var apiHost: String
+    public var apiPort: Int
+    /// The admin HTTP server: `/ready`, `/live`, `/metrics`.
+    public var adminHost: String
+    public var adminPort: Int
+    /// How long a registered workload lives without a heartbeat.
+    public var workloadLease: Duration
+    /// How often workloads are told to send heartbeats.
+    public var heartbeatInterval: Duration
+
+    public init(
+        clusterName: String,
+        dataDirectory: String,
+        apiHost: String = "127.0.0.1",
+        apiPort: Int = 8086,
+        adminHost: String = "127.0.0.1",
+        adminPort: Int = 9990,
+        workloadLease: Duration = .seconds(15),
+        heartbeatInterval: Duration = .seconds(3)
+    ) {
+        self.clusterName = clusterName
+        self.dataDirectory = dataDirectory
+        self.apiHost = apiHost
+        self.apiPort = apiPort
+        self.adminHost = adminHost
+        self.adminPort = adminPort
+        self.workloadLease = workloadLease
+        self.heartbeatInterval = heartbeatInterval
+    }
+
+    var storePath: String { (dataDirectory as NSString).appendingPathComponent("store.sqlite") }
+}

@@ -1,0 +1,193 @@
+import Foundation
+import Logging
+import StarlingCore
+import Synchronization
+
+/// One endpoint of a service as the destination API reports it.
+struct Endpoint: Sendable, Hashable {
+    var ip: String
+    var port: Int
+    var identity: String?
+    var opaque: Bool
+    var labels: [String: String]
+}
+
+/// An in-memory view of the services, workloads and traffic splits in the store, kept current by
+/// a watch, that destination streams read. Each change wakes every open stream, which recomputes
+/// its own answer and sends only what changed.
+final class DestinationIndex: Sendable {
+    struct Snapshot: Sendable {
+        var version: Int64 = 0
+        var services: [String: [String: Resource]] = [:]  // namespace → name → Service
+        var workloads: [String: [String: Resource]] = [:]  // namespace → name → Workload
+        var splits: [String: [String: Resource]] = [:]  // namespace → name → TrafficSplit
+        var routes: [String: [String: Resource]] = [:]  // namespace → name → HTTPRoute
+    }
+
+    static let kinds: Set<String> = ["Service", "Workload", "TrafficSplit", "HTTPRoute"]
+
+    private let state = Mutex(Snapshot())
+    private let subscribers = Mutex<[UUID: AsyncStream<Int64>.Continuation]>([:])
+    private let ready = Mutex(false)
+    private let store: any ResourceStore
+    private let logger: Logger
+
+    init(store: any ResourceStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
+
+    var snapshot: Snapshot { state.withLock { $0 } }
+    var isReady: Bool { ready.withLock { $0 } }
+
+    /// Lists everything, then follows the store's changes until cancelled. Re-lists when the
+    /// watch falls too far behind.
+    func run() async throws {
+        while !Task.isCancelled {
+            let version = try await relist()
+            do {
+                for try await event in store.watch(kinds: Self.kinds, fromVersion: version) {
+                    apply(event)
+                }
+            } catch let error as StoreError where error.code == .versionTooOld {
+                logger.notice("destination index fell behind the store; listing again")
+            }
+        }
+    }
+
+    private func relist() async throws -> Int64 {
+        let version = try await store.currentVersion()
+        var fresh = Snapshot()
+        fresh.version = version
+        for kind in Self.kinds {
+            for resource in try await store.list(kind: kind, namespace: nil, selector: nil) {
+                Self.put(resource, into: &fresh)
+            }
+        }
+        state.withLock { $0 = fresh }
+        ready.withLock { $0 = true }
+        notify(version)
+        return version
+    }
+
+    private func apply(_ event: WatchEvent) {
+        state.withLock { snapshot in
+            snapshot.version = event.version
+            if event.kind == .deleted {
+                Self.remove(event.resource, from: &snapshot)
+            } else {
+                Self.put(event.resource, into: &snapshot)
+            }
+        }
+        notify(event.version)
+    }
+
+    private static func put(_ r: Resource, into s: inout Snapshot) {
+        let ns = r.metadata.namespace ?? "default"
+        switch r.kind {
+        case "Service": s.services[ns, default: [:]][r.metadata.name] = r
+        case "Workload": s.workloads[ns, default: [:]][r.metadata.name] = r
+        case "TrafficSplit": s.splits[ns, default: [:]][r.metadata.name] = r
+        case "HTTPRoute": s.routes[ns, default: [:]][r.metadata.name] = r
+        default: break
+        }
+    }
+
+    private static func remove(_ r: Resource, from s: inout Snapshot) {
+        let ns = r.metadata.namespace ?? "default"
+        switch r.kind {
+        case "Service": s.services[ns]?[r.metadata.name] = nil
+        case "Workload": s.workloads[ns]?[r.metadata.name] = nil
+        case "TrafficSplit": s.splits[ns]?[r.metadata.name] = nil
+        case "HTTPRoute": s.routes[ns]?[r.metadata.name] = nil
+        default: break
+        }
+    }
+
+    /// A stream of store versions: one element now, then one per change (only the newest is kept
+    /// when a reader is slow: readers recompute from the snapshot, so skipping is harmless).
+    func changes() -> AsyncStream<Int64> {
+        let id = UUID()
+        let (stream, continuation) = AsyncStream<Int64>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        continuation.onTermination = { [weak self] _ in
+            self?.subscribers.withLock { _ = $0.removeValue(forKey: id) }
+        }
+        subscribers.withLock { $0[id] = continuation }
+        continuation.yield(snapshot.version)
+        return stream
+    }
+
+    var subscriberCount: Int { subscribers.withLock { $0.count } }
+
+    private func notify(_ version: Int64) {
+        let targets = subscribers.withLock { Array($0.values) }
+        for c in targets { c.yield(version) }
+    }
+}
+
+// MARK: - Answers
+
+extension DestinationIndex.Snapshot {
+    /// The ready endpoints of a service's port; nil when the service does not exist.
+    func endpoints(of authority: Authority) -> Set<Endpoint>? {
+        guard let serviceResource = services[authority.namespace]?[authority.service],
+            let service = try? ServiceSpec(serviceResource)
+        else { return nil }
+        let servicePort = self.servicePort(service, authority.port)
+        let targetPort = servicePort.flatMap { $0.targetPort } ?? servicePort?.port ?? authority.port
+        let opaque = servicePort.map(Self.isOpaque) ?? false
+        let selector = service.effectiveSelector(serviceName: authority.service)
+        var result = Set<Endpoint>()
+        for workload in (workloads[authority.namespace] ?? [:]).values {
+            guard !selector.isEmpty, LabelSelector(matchLabels: selector).matches(workload.metadata.labels),
+                let spec = try? WorkloadSpec(workload), spec.ready
+            else { continue }
+            let port: Int? =
+                if let targetPort {
+                    spec.ports.first(where: { ($0.appPort ?? $0.port) == targetPort })?.port
+                } else {
+                    spec.ports.first?.port
+                }
+            guard let port else { continue }
+            result.insert(
+                Endpoint(
+                    ip: spec.address, port: port, identity: spec.identity, opaque: opaque,
+                    labels: ["workload": workload.metadata.name, "namespace": authority.namespace]))
+        }
+        return result
+    }
+
+    func servicePort(_ service: ServiceSpec, _ port: Int?) -> ServicePort? {
+        if let port { return service.ports.first(where: { $0.port == port }) }
+        return service.ports.first
+    }
+
+    static func isOpaque(_ port: ServicePort) -> Bool {
+        guard let p = port.appProtocol?.lowercased() else { return false }
+        return ["opaque", "tcp", "postgresql", "postgres", "mysql", "redis", "smtp", "memcached"].contains(p)
+    }
+
+    /// Weighted backends for a service from a TrafficSplit (or an HTTPRoute), as authorities with
+    /// milli-weights; empty when traffic goes to the service itself.
+    func backends(of authority: Authority, clusterDomain: String) -> [(authority: String, weight: UInt64)] {
+        let portSuffix = authority.port.map { ":\($0)" } ?? ""
+        let splitsHere = (splits[authority.namespace] ?? [:]).values.sorted { $0.metadata.name < $1.metadata.name }
+        for resource in splitsHere {
+            guard let split = try? TrafficSplitSpec(resource), split.service == authority.service else { continue }
+            return split.backends.map {
+                ("\($0.service).\(authority.namespace).svc.\(clusterDomain)\(portSuffix)", UInt64(max(0, $0.weight)))
+            }
+        }
+        let routesHere = (routes[authority.namespace] ?? [:]).values.sorted { $0.metadata.name < $1.metadata.name }
+        for resource in routesHere {
+            guard let route = try? HTTPRouteSpec(resource), route.parentRefs.contains(authority.service),
+                let rule = route.rules.first, !rule.backendRefs.isEmpty
+            else { continue }
+            return rule.backendRefs.map { ref in
+                let port = ref.port.map { ":\($0)" } ?? portSuffix
+                return ("\(ref.name).\(authority.namespace).svc.\(clusterDomain)\(port)", UInt64(max(0, ref.weight)) * 1000)
+            }
+        }
+        return []
+    }
+}

@@ -1,0 +1,120 @@
+import GRPCCore
+import Logging
+public import StarlingAPI
+import StarlingCore
+
+/// Streams endpoint sets (`Get`) and routing profiles (`GetProfile`) to proxies. The first message
+/// is the current state; each change in the store sends what changed, within milliseconds.
+public struct DestinationService: Starling_V1_Destination.ServiceProtocol {
+    let index: DestinationIndex
+    let auth: Authenticator
+    let clusterDomain: String
+    let logger: Logger
+
+    init(index: DestinationIndex, auth: Authenticator, clusterDomain: String = "cluster.local", logger: Logger) {
+        self.index = index
+        self.auth = auth
+        self.clusterDomain = clusterDomain
+        self.logger = logger
+    }
+
+    private func authority(_ request: ServerRequest<Starling_V1_GetDestination>) throws(RPCError) -> Authority {
+        _ = try auth.authenticate(request.metadata)
+        guard let authority = Authority(request.message.path, clusterDomain: clusterDomain) else {
+            throw RPCError(code: .invalidArgument, message: "\"\(request.message.path)\" is not a service authority (expected svc.ns[.svc.\(clusterDomain)][:port])")
+        }
+        return authority
+    }
+
+    public func get(
+        request: ServerRequest<Starling_V1_GetDestination>, context: ServerContext
+    ) async throws -> StreamingServerResponse<Starling_V1_Update> {
+        let authority = try authority(request)
+        let changes = index.changes()
+        return StreamingServerResponse { writer in
+            var sent = Set<Endpoint>()
+            // The `exists` value of the last NoEndpoints sent; nil while endpoints are known.
+            var lastNotice: Bool? = nil
+            for await _ in changes {
+                let current = index.snapshot.endpoints(of: authority)
+                let now = current ?? []
+                let removed = sent.subtracting(now)
+                let added = now.subtracting(sent)
+                if !removed.isEmpty {
+                    var update = Starling_V1_Update()
+                    update.remove = .with { $0.addrs = removed.map(Self.address) }
+                    try await writer.write(update)
+                }
+                if !added.isEmpty {
+                    var update = Starling_V1_Update()
+                    update.add = .with { $0.addrs = added.map(Self.address) }
+                    try await writer.write(update)
+                }
+                sent = now
+                if !now.isEmpty {
+                    lastNotice = nil
+                } else if lastNotice != (current != nil) {
+                    var update = Starling_V1_Update()
+                    update.noEndpoints = .with { $0.exists = current != nil }
+                    try await writer.write(update)
+                    lastNotice = current != nil
+                }
+            }
+            return [:]
+        }
+    }
+
+    public func getProfile(
+        request: ServerRequest<Starling_V1_GetDestination>, context: ServerContext
+    ) async throws -> StreamingServerResponse<Starling_V1_DestinationProfile> {
+        let authority = try authority(request)
+        let changes = index.changes()
+        return StreamingServerResponse { writer in
+            var last: Starling_V1_DestinationProfile?
+            for await _ in changes {
+                let profile = profile(for: authority, in: index.snapshot)
+                if profile != last {
+                    try await writer.write(profile)
+                    last = profile
+                }
+            }
+            return [:]
+        }
+    }
+
+    func profile(for authority: Authority, in snapshot: DestinationIndex.Snapshot) -> Starling_V1_DestinationProfile {
+        var profile = Starling_V1_DestinationProfile()
+        profile.fullyQualifiedName = Authority(service: authority.service, namespace: authority.namespace, port: nil)
+            .fullyQualified(clusterDomain: clusterDomain)
+        profile.dstOverrides = snapshot.backends(of: authority, clusterDomain: clusterDomain).map { backend in
+            .with {
+                $0.authority = backend.authority
+                $0.weight = backend.weight
+            }
+        }
+        profile.timeoutMs = 10_000
+        profile.retryBudget = .with {
+            $0.retryRatio = 0.2
+            $0.minRetriesPerSecond = 10
+            $0.ttlMs = 10_000
+        }
+        if let resource = snapshot.services[authority.namespace]?[authority.service],
+            let service = try? ServiceSpec(resource),
+            let port = snapshot.servicePort(service, authority.port)
+        {
+            profile.opaqueProtocol = DestinationIndex.Snapshot.isOpaque(port)
+        }
+        return profile
+    }
+
+    static func address(_ e: Endpoint) -> Starling_V1_WeightedAddr {
+        .with {
+            $0.ip = e.ip
+            $0.port = UInt32(e.port)
+            $0.weight = 10_000
+            $0.identity = e.identity ?? ""
+            $0.protocolHint = e.opaque ? .opaque : (e.identity == nil ? .unknown : .h2)
+            $0.metricLabels = e.labels
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import GRPCCore
+import Logging
+public import StarlingAPI
+import StarlingCore
+import StarlingIdentity
+
+/// Join tokens, workload registration with heartbeats, and the controller's status.
+public struct MeshService: Starling_V1_Mesh.ServiceProtocol {
+    let store: any ResourceStore
+    let auth: Authenticator
+    let tokenKey: Crypto.SymmetricKey
+    let identity: MeshIdentityState
+    let index: DestinationIndex
+    let leases: WorkloadLeases
+    let configuration: ControllerConfiguration
+    let logger: Logger
+
+    static let maximumTokenTTL: Int64 = 365 * 86400
+
+    public func createToken(
+        request: ServerRequest<Starling_V1_CreateTokenRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Starling_V1_CreateTokenResponse> {
+        try auth.requireAdmin(request.metadata, for: "token create")
+        let m = request.message
+        guard Names.isDNSLabel(m.namespace) else {
+            throw RPCError(code: .invalidArgument, message: "namespace \"\(m.namespace)\" is not a valid name (lowercase letters, digits and '-', at most 63)")
+        }
+        guard Names.isDNSLabel(m.serviceAccount) else {
+            throw RPCError(code: .invalidArgument, message: "service account \"\(m.serviceAccount)\" is not a valid name (lowercase letters, digits and '-', at most 63)")
+        }
+        let ttl = m.ttlSeconds == 0 ? 86400 : m.ttlSeconds
+        guard ttl > 0, ttl <= Self.maximumTokenTTL else {
+            throw RPCError(code: .invalidArgument, message: "ttl \(ttl)s is out of range (1s to 8760h)")
+        }
+        let now = Date()
+        let claims = JoinToken.Claims(
+            namespace: m.namespace, serviceAccount: m.serviceAccount, issuedAt: now,
+            expiresAt: now.addingTimeInterval(TimeInterval(ttl)), audience: JoinToken.workloadAudience,
+            cluster: configuration.clusterName)
+        var response = Starling_V1_CreateTokenResponse()
+        response.token = JoinToken.sign(claims, key: tokenKey)
+        response.expiresAt = Int64(claims.expiresAt.timeIntervalSince1970)
+        logger.info("join token created", metadata: ["namespace": "\(m.namespace)", "service-account": "\(m.serviceAccount)", "ttl": "\(ttl)s"])
+        return ServerResponse(message: response)
+    }
+
+    public func register(
+        request: ServerRequest<Starling_V1_RegisterRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Starling_V1_RegisterResponse> {
+        guard case .workload(let namespace, let serviceAccount) = try auth.authenticate(request.metadata) else {
+            throw RPCError(code: .permissionDenied, message: "register needs a join token: it names the workload's namespace and service account")
+        }
+        let m = request.message
+        guard Names.isDNSLabel(m.name) else {
+            throw RPCError(code: .invalidArgument, message: "workload name \"\(m.name)\" is not a valid name (lowercase letters, digits and '-', at most 63)")
+        }
+        let trustDomain = identity.configuration?.trustDomain ?? "cluster.local"
+        let meshIdentity = MeshIdentity(namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain)
+        var spec = JSONObject()
+        spec["address"] = .string(m.address)
+        spec["ports"] = .array(m.ports.map { p in
+            var o = JSONObject()
+            if !p.name.isEmpty { o["name"] = .string(p.name) }
+            o["port"] = .int(Int64(p.port))
+            if p.appPort != 0 { o["appPort"] = .int(Int64(p.appPort)) }
+            if !p.protocol.isEmpty { o["protocol"] = .string(p.protocol) }
+            return .object(o)
+        })
+        spec["serviceAccount"] = .string(serviceAccount)
+        spec["identity"] = .string(meshIdentity.dnsName)
+        spec["ready"] = .bool(true)
+        spec["cluster"] = .string(configuration.clusterName)
+        let resource = Resource(
+            apiVersion: "starling.io/v1alpha1", kind: "Workload",
+            metadata: ObjectMeta(
+                name: m.name, namespace: namespace, labels: m.labels,
+                annotations: [WorkloadLeases.leasedAnnotation: "true"]),
+            body: JSONObject([("spec", .object(spec))]))
+        do {
+            try ResourceValidator.validate(resource)
+        } catch {
+            throw RPCError(code: .invalidArgument, message: "workload \(namespace)/\(m.name): \(error.description)")
+        }
+        var toApply = [resource]
+        if try await StoreCall.run("register", { try await store.get(ResourceKey(kind: "Namespace", namespace: nil, name: namespace)) }) == nil {
+            toApply.insert(Resource(apiVersion: "v1", kind: "Namespace", metadata: ObjectMeta(name: namespace)), at: 0)
+        }
+        _ = try await StoreCall.run("register") { try await store.apply(toApply) }
+        leases.renew(resource.key)
+        logger.info("workload registered", metadata: ["workload": "\(namespace)/\(m.name)", "address": "\(m.address)", "identity": "\(meshIdentity)"])
+        var response = Starling_V1_RegisterResponse()
+        response.namespace = namespace
+        response.name = m.name
+        response.heartbeatIntervalMs = Int64(configuration.heartbeatInterval.components.seconds * 1000)
+        response.leaseMs = Int64(configuration.workloadLease.components.seconds * 1000)
+        return ServerResponse(message: response)
+    }
+
+    public func heartbeat(
+        request: ServerRequest<Starling_V1_HeartbeatRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Starling_V1_HeartbeatResponse> {
+        let key = try workloadKey(request.metadata, request.message.namespace, request.message.name)
+        var response = Starling_V1_HeartbeatResponse()
+        response.known = leases.holds(key)
+        if response.known { leases.renew(key) }
+        return ServerResponse(message: response)
+    }
+
+    public func deregister(
+        request: ServerRequest<Starling_V1_DeregisterRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Starling_V1_DeregisterResponse> {
+        let key = try workloadKey(request.metadata, request.message.namespace, request.message.name)
+        leases.release(key)
+        if try await StoreCall.run("deregister", { try await store.delete(key) }) != nil {
+            logger.info("workload deregistered", metadata: ["workload": "\(key)"])
+        }
+        return ServerResponse(message: Starling_V1_DeregisterResponse())
+    }
+
+    /// A workload may only heartbeat or deregister workloads of its own namespace.
+    private func workloadKey(_ metadata: Metadata, _ namespace: String, _ name: String) throws(RPCError) -> ResourceKey {
+        switch try auth.authenticate(metadata) {
+        case .admin:
+            return ResourceKey(kind: "Workload", namespace: namespace, name: name)
+        case .workload(let ns, _):
+            guard ns == namespace else {
+                throw RPCError(code: .permissionDenied, message: "a join token for namespace \(ns) cannot act on workloads in \(namespace)")
+            }
+            return ResourceKey(kind: "Workload", namespace: namespace, name: name)
+        }
+    }
+
+    public func status(
+        request: ServerRequest<Starling_V1_StatusRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Starling_V1_StatusResponse> {
+        try auth.requireAdmin(request.metadata, for: "status")
+        var response = Starling_V1_StatusResponse()
+        response.clusterName = configuration.clusterName
+        response.version = StarlingVersion.current
+        response.nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        response.checks = await StatusChecks(store: store, identity: identity, index: index).run()
+        response.storeVersion = (try? await store.currentVersion()) ?? 0
+        response.trustAnchorsPem = identity.configuration?.trustAnchorsPEM ?? ""
+        return ServerResponse(message: response)
+    }
+}
+
+/// DNS-1123 label checks for names that arrive in requests.
+enum Names {
+    static func isDNSLabel(_ s: String) -> Bool {
+        guard !s.isEmpty, s.utf8.count <= 63, let first = s.first, let last = s.last else { return false }
+        guard first.isLetter || first.isNumber, last.isLetter || last.isNumber else { return false }
+        return s.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }
+    }
+}
+
+public enum StarlingVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,192 @@
+import GRPCCore
+import Logging
+public import StarlingAPI
+public import StarlingCore
+
+/// The Resources API: apply / get / list / delete / watch over the cluster's store.
+public struct ResourcesService: Starling_V1_Resources.ServiceProtocol {
+    let store: any ResourceStore
+    let auth: Authenticator
+    let logger: Logger
+
+    public init(store: any ResourceStore, auth: Authenticator, logger: Logger) {
+        self.store = store
+        self.auth = auth
+        self.logger = logger
+    }
+
+    public func apply(
+        request: ServerRequest<Starling_V1_ApplyRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Starling_V1_ApplyResponse> {
+        try auth.requireAdmin(request.metadata, for: "apply")
+        let source = request.message.source.isEmpty ? "request" : request.message.source
+        var resources: [Resource] = []
+        for (index, json) in request.message.resourcesJson.enumerated() {
+            do {
+                let decoded = try ResourceDecoder.decode(json, source: source)
+                resources += decoded.map { $0.defaultingNamespace() }
+            } catch {
+                var error = error
+                if error.documentIndex == nil { error.documentIndex = index }
+                throw RPCError(code: .invalidArgument, message: error.description)
+            }
+        }
+        resources = try await withImplicitNamespaces(resources)
+        let results = try await StoreCall.run("apply") { try await store.apply(resources) }
+        var response = Starling_V1_ApplyResponse()
+        response.results = results.map { result in
+            var r = Starling_V1_ApplyResult()
+            r.kind = result.resource.kind
+            r.namespace = result.resource.metadata.namespace ?? ""
+            r.name = result.resource.metadata.name
+            r.outcome = result.outcome.rawValue
+            r.resourceVersion = result.resource.metadata.resourceVersion ?? 0
+            return r
+        }
+        let changed = results.filter { $0.outcome != .unchanged }.count
+        if changed > 0 { logger.info("applied resources", metadata: ["changed": "\(changed)", "source": "\(source)"]) }
+        return ServerResponse(message: response)
+    }
+
+    /// Kubernetes refuses resources in a namespace that does not exist; a mesh on hosts has no
+    /// one to create namespaces first, so an apply creates the namespaces its resources name.
+    private func withImplicitNamespaces(_ resources: [Resource]) async throws -> [Resource] {
+        let named = Set(resources.compactMap(\.metadata.namespace))
+        let declared = Set(resources.filter { $0.kind == "Namespace" }.map(\.metadata.name))
+        var implicit: [Resource] = []
+        for ns in named.subtracting(declared).sorted() {
+            let key = ResourceKey(kind: "Namespace", namespace: nil, name: ns)
+            if try await StoreCall.run("get", { try await store.get(key) }) == nil {
+                implicit.append(Resource(apiVersion: "v1", kind: "Namespace", metadata: ObjectMeta(name: ns)))
+            }
+        }
+        return implicit + resources
+    }
+
+    public func get(
+        request: ServerRequest<Starling_V1_GetRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Starling_V1_GetResponse> {
+        try auth.requireAdmin(request.metadata, for: "get")
+        let kind = try ResourceKinds.resolve(request.message.kind)
+        let key = ResourceKey(
+            kind: kind.name, namespace: kind.namespaced ? request.message.namespace.orDefault : nil,
+            name: request.message.name)
+        guard let resource = try await StoreCall.run("get", { try await store.get(key) }) else {
+            throw RPCError(code: .notFound, message: "\(kind.plural) \"\(key.name)\" not found\(key.namespace.map { " in namespace \($0)" } ?? "")")
+        }
+        var response = Starling_V1_GetResponse()
+        response.resourceJson = ResourceEncoder.compactJSON(resource)
+        return ServerResponse(message: response)
+    }
+
+    public func list(
+        request: ServerRequest<Starling_V1_ListRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Starling_V1_ListResponse> {
+        try auth.requireAdmin(request.metadata, for: "list")
+        let kind = try ResourceKinds.resolve(request.message.kind)
+        let selector = try ResourceKinds.selector(request.message.labelSelector)
+        let namespace: String? =
+            kind.namespaced && !request.message.allNamespaces ? request.message.namespace.orDefault : nil
+        // Read the version first: a change between the two reads is then seen again by a watch
+        // from this version, never missed.
+        let version = try await StoreCall.run("list") { try await store.currentVersion() }
+        let resources = try await StoreCall.run("list") {
+            try await store.list(kind: kind.name, namespace: namespace, selector: selector)
+        }
+        var response = Starling_V1_ListResponse()
+        response.resourcesJson = resources.map(ResourceEncoder.compactJSON)
+        response.version = version
+        return ServerResponse(message: response)
+    }
+
+    public func delete(
+        request: ServerRequest<Starling_V1_DeleteRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Starling_V1_DeleteResponse> {
+        try auth.requireAdmin(request.metadata, for: "delete")
+        let kind = try ResourceKinds.resolve(request.message.kind)
+        let key = ResourceKey(
+            kind: kind.name, namespace: kind.namespaced ? request.message.namespace.orDefault : nil,
+            name: request.message.name)
+        guard let deleted = try await StoreCall.run("delete", { try await store.delete(key) }) else {
+            throw RPCError(code: .notFound, message: "\(kind.plural) \"\(key.name)\" not found\(key.namespace.map { " in namespace \($0)" } ?? "")")
+        }
+        logger.info("deleted resource", metadata: ["resource": "\(key)"])
+        var response = Starling_V1_DeleteResponse()
+        response.resourceJson = ResourceEncoder.compactJSON(deleted)
+        return ServerResponse(message: response)
+    }
+
+    public func watch(
+        request: ServerRequest<Starling_V1_WatchRequest>, context: ServerContext
+    ) async throws -> StreamingServerResponse<Starling_V1_WatchEvent> {
+        try auth.requireAdmin(request.metadata, for: "watch")
+        let kinds = try request.message.kinds.map { try ResourceKinds.resolve($0).name }
+        let selector = try ResourceKinds.selector(request.message.labelSelector)
+        let namespace = request.message.namespace.isEmpty ? nil : request.message.namespace
+        let events = store.watch(kinds: kinds.isEmpty ? nil : Set(kinds), fromVersion: request.message.fromVersion)
+        return StreamingServerResponse { writer in
+            do {
+                for try await event in events {
+                    if let namespace, event.resource.metadata.namespace != namespace { continue }
+                    if let selector, !selector.matches(event.resource.metadata.labels) { continue }
+                    var message = Starling_V1_WatchEvent()
+                    message.type = event.kind.rawValue
+                    message.resourceJson = ResourceEncoder.compactJSON(event.resource)
+                    message.version = event.version
+                    try await writer.write(message)
+                }
+            } catch let error as StoreError where error.code == .versionTooOld {
+                throw RPCError(code: .outOfRange, message: error.message)
+            }
+            return [:]
+        }
+    }
+}
+
+extension String {
+    /// The namespace a namespaced request means when it names none.
+    var orDefault: String { isEmpty ? "default" : self }
+}
+
+extension Resource {
+    /// Namespaced kinds without a namespace go to `default`, as with kubectl.
+    func defaultingNamespace() -> Resource {
+        guard metadata.namespace == nil, ResourceKind.lookup(kind)?.namespaced == true else { return self }
+        var copy = self
+        copy.metadata.namespace = "default"
+        return copy
+    }
+}
+
+/// Kind names and selectors from requests, refused with `invalidArgument` when unknown.
+enum ResourceKinds {
+    static func resolve(_ name: String) throws(RPCError) -> ResourceKind {
+        guard let kind = ResourceKind.lookup(name) else {
+            let known = ResourceKind.all.map(\.name).joined(separator: ", ")
+            throw RPCError(code: .invalidArgument, message: "unknown kind \"\(name)\" (known kinds: \(known))")
+        }
+        return kind
+    }
+
+    static func selector(_ text: String) throws(RPCError) -> LabelSelector? {
+        guard !text.isEmpty else { return nil }
+        do { return try LabelSelector.parse(text) } catch {
+            throw RPCError(code: .invalidArgument, message: "label selector \"\(text)\": \(error.message)")
+        }
+    }
+}
+
+/// Runs a store call and turns store failures into gRPC statuses in one place.
+enum StoreCall {
+    static func run<T: Sendable>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as StoreError {
+            switch error.code {
+            case .invalid: throw RPCError(code: .invalidArgument, message: "\(what): \(error.description)")
+            case .versionTooOld: throw RPCError(code: .outOfRange, message: "\(what): \(error.description)")
+            default: throw RPCError(code: .unavailable, message: "\(what): store unavailable: \(error.description)")
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+/// Where the issuer's private key is kept.
+public struct SecretReference: Sendable, Hashable {
+    public var name: String
+    public var namespace: String
+
+    public init(name: String, namespace: String) {
+        self.name = name
+        self.namespace = namespace
+    }
+}
+
+/// The identity issuer: an intermediate CA signed by a trust anchor.
+public struct MeshIssuer: Sendable, Hashable {
+    /// The issuer certificate (PEM).
+    public var certificatePEM: String
+    /// The Secret holding the issuer's private key.
+    public var keySecret: SecretReference
+
+    public init(certificatePEM: String, keySecret: SecretReference) {
+        self.certificatePEM = certificatePEM
+        self.keySecret = keySecret
+    }
+}
+
+/// The mesh's identity settings.
+public struct MeshIdentitySettings: Sendable, Hashable {
+    /// The root certificates every cluster of the mesh trusts (PEM, one or more).
+    public var trustAnchorsPEM: String
+    public var issuer: MeshIssuer
+
+    public init(trustAnchorsPEM: String, issuer: MeshIssuer) {
+        self.trustAnchorsPEM = trustAnchorsPEM
+        self.issuer = issuer
+    }
+}
+
+/// The spec of the cluster-scoped `MeshConfig` (`config.starling.io/v1alpha1`): the cluster's
+/// name, trust domain and identity issuer, written by `starling install`.
+public struct MeshConfigSpec: ResourceSpec {
+    public static var resourceKind: ResourceKind { .meshConfig }
+
+    public var clusterName: String
+    /// The identity trust domain (default `cluster.local`).
+    public var trustDomain: String
+    public var identity: MeshIdentitySettings
+    /// The address other clusters use for this cluster's API (`host:port`), if published.
+    public var apiAddress: String?
+    /// The address of this cluster's gateway, if multicluster is installed.
+    public var gatewayAddress: String?
+
+    public init(
+        clusterName: String, trustDomain: String = "cluster.local", identity: MeshIdentitySettings,
+        apiAddress: String? = nil, gatewayAddress: String? = nil
+    ) {
+        self.clusterName = clusterName
+        self.trustDomain = trustDomain
+        self.identity = identity
+        self.apiAddress = apiAddress
+        self.gatewayAddress = gatewayAddress
+    }
+
+    private static let certificateMarker = "-----BEGIN CERTIFICATE-----"
+
+    public init(_ resource: Resource) throws(ResourceError) {
+        let spec = try FieldReader.spec(of: resource)
+        let clusterName = try spec.requiredString("clusterName")
+        if let problem = ResourceNames.dns1123LabelProblem(clusterName) {
+            throw spec.invalid("clusterName", "invalid cluster name \(JSONTextWriter.quoted(clusterName)): \(problem)")
+        }
+        let trustDomain = try spec.string("trustDomain") ?? "cluster.local"
+        if let problem = ResourceNames.dns1123SubdomainProblem(trustDomain) {
+            throw spec.invalid("trustDomain", "invalid trust domain \(JSONTextWriter.quoted(trustDomain)): \(problem)")
+        }
+        let identity = try spec.requiredObject("identity")
+        let anchors = try identity.requiredString("trustAnchorsPEM")
+        guard anchors.contains(Self.certificateMarker) else {
+            throw identity.invalid("trustAnchorsPEM", "expected PEM certificates (\(Self.certificateMarker) ...)")
+        }
+        let issuer = try identity.requiredObject("issuer")
+        let certificate = try issuer.requiredString("certificatePEM")
+        guard certificate.contains(Self.certificateMarker) else {
+            throw issuer.invalid("certificatePEM", "expected a PEM certificate (\(Self.certificateMarker) ...)")
+        }
+        let keySecret = try issuer.requiredObject("keySecret")
+        let secretName = try keySecret.requiredString("name")
+        if let problem = ResourceNames.dns1123SubdomainProblem(secretName) {
+            throw keySecret.invalid("name", "invalid secret name \(JSONTextWriter.quoted(secretName)): \(problem)")
+        }
+        let secretNamespace = try keySecret.requiredString("namespace")
+        if let problem = ResourceNames.dns1123LabelProblem(secretNamespace) {
+            throw keySecret.invalid("namespace", "invalid namespace \(JSONTextWriter.quoted(secretNamespace)): \(problem)")
+        }
+        let apiAddress = try spec.string("apiAddress")
+        if let apiAddress, NetworkAddress.splitHostPort(apiAddress) == nil {
+            throw spec.invalid("apiAddress", "expected host:port, got \(JSONTextWriter.quoted(apiAddress))")
+        }
+        let gatewayAddress = try spec.string("gatewayAddress")
+        if let gatewayAddress, !NetworkAddress.isHost(gatewayAddress), NetworkAddress.splitHostPort(gatewayAddress) == nil {
+            throw spec.invalid(
+                "gatewayAddress", "expected an address or host:port, got \(JSONTextWriter.quoted(gatewayAddress))")
+        }
+        self.init(
+            clusterName: clusterName, trustDomain: trustDomain,
+            identity: MeshIdentitySettings(
+                trustAnchorsPEM: anchors,
+                issuer: MeshIssuer(
+                    certificatePEM: certificate,
+                    keySecret: SecretReference(name: secretName, namespace: secretNamespace))),
+            apiAddress: apiAddress, gatewayAddress: gatewayAddress)
+    }
+
+    public var body: JSONObject {
+        let keySecret = JSONObject([
+            ("name", .string(identity.issuer.keySecret.name)), ("namespace", .string(identity.issuer.keySecret.namespace)),
+        ])
+        let issuer = JSONObject([
+            ("certificatePEM", .string(identity.issuer.certificatePEM)), ("keySecret", .object(keySecret)),
+        ])
+        var spec = JSONObject()
+        spec["clusterName"] = .string(clusterName)
+        spec["trustDomain"] = .string(trustDomain)
+        spec["identity"] = .object(
+            JSONObject([("trustAnchorsPEM", .string(identity.trustAnchorsPEM)), ("issuer", .object(issuer))]))
+        if let apiAddress { spec["apiAddress"] = .string(apiAddress) }
+        if let gatewayAddress { spec["gatewayAddress"] = .string(gatewayAddress) }
+        return JSONObject([("spec", .object(spec))])
+    }
+}

@@ -1,0 +1,354 @@
+import Foundation
+import GRDB
+public import StarlingCore
+
+/// The `ResourceStore` of universal mode: one SQLite file (GRDB, WAL journal) in the controller's
+/// data directory.
+///
+/// Every change (a resource created, configured or deleted) increments the store version by one and
+/// writes one row of the `events` history in the same transaction, so the file is consistent after a
+/// crash at any point: an `apply` of N resources is stored whole or not at all. `synchronous=NORMAL` is
+/// used: a power loss may lose the last transactions, never half of one.
+///
+/// Watches first replay the history after the version they resume from, then receive live changes;
+/// the last `Configuration.maxRetainedEvents` changes are kept for that.
+public final class SQLiteResourceStore: ResourceStore {
+    public struct Configuration: Sendable {
+        /// How many changes the history keeps for watches to resume from. A watch that resumes from
+        /// an older version ends with `StoreError.versionTooOld` and lists again. At least 1.
+        public var maxRetainedEvents: Int
+        /// How many changes a watch buffers for a consumer that reads slower than changes arrive.
+        /// A consumer that falls further behind is ended with `StoreError.versionTooOld` (after the
+        /// changes it already has) rather than silently skipped. Raised to `maxRetainedEvents + 1,000`
+        /// when lower, so that a full replay of the history always fits.
+        public var watchBufferLimit: Int
+        /// How long a write waits for a lock held by another process before it fails.
+        public var busyTimeout: Duration
+
+        public init(maxRetainedEvents: Int = 10_000, watchBufferLimit: Int = 50_000, busyTimeout: Duration = .seconds(5)) {
+            self.maxRetainedEvents = maxRetainedEvents
+            self.watchBufferLimit = watchBufferLimit
+            self.busyTimeout = busyTimeout
+        }
+    }
+
+    /// The store file.
+    public let path: String
+    public let configuration: Configuration
+    let pool: DatabasePool
+    let hub = WatchHub()
+
+    /// Opens the store at `path`, creating the file and its directory when missing.
+    /// - Throws: `StoreError.unavailable` naming the path and the reason (permissions, not a
+    ///   database, disk full, locked) when the file cannot be opened or prepared.
+    public init(path: String, configuration: Configuration = Configuration()) throws {
+        self.path = path
+        self.configuration = configuration
+        guard configuration.maxRetainedEvents >= 1 else {
+            throw StoreError(
+                .invalid,
+                "SQLite store \(path): maxRetainedEvents is \(configuration.maxRetainedEvents); it must be at least 1"
+            )
+        }
+        guard !path.isEmpty else {
+            throw StoreError(.unavailable, "the SQLite store path is empty; give a file path such as DATA_DIR/store.sqlite")
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw StoreError(.unavailable, "SQLite store \(path) is a directory; give the path of a file in it")
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw StoreError(
+                .unavailable,
+                "cannot create the directory \(directory) for the SQLite store \(path); "
+                    + "check that its parent exists, is a directory and is writable by this user",
+                cause: error
+            )
+        }
+
+        var grdb = GRDB.Configuration()
+        grdb.label = "StarlingStore"
+        let timeout = configuration.busyTimeout.components
+        grdb.busyMode = .timeout(Double(timeout.seconds) + Double(timeout.attoseconds) / 1e18)
+        grdb.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: grdb)
+        } catch {
+            throw StoreError.wrapping(error, path: path, doing: "opening the file")
+        }
+        do {
+            try StoreSchema.migrator.migrate(pool)
+        } catch {
+            try? pool.close()
+            throw StoreError.wrapping(error, path: path, doing: "preparing the tables")
+        }
+    }
+
+    deinit {
+        hub.close(finishingWith: .closed(path: path))
+    }
+
+    /// Finishes every watch with `StoreError.unavailable` and closes the file. Later calls do nothing;
+    /// later operations throw `StoreError.unavailable`.
+    public func close() throws {
+        guard !hub.isClosed else { return }
+        hub.close(finishingWith: .closed(path: path))
+        do {
+            try pool.close()
+        } catch {
+            throw StoreError.wrapping(error, path: path, doing: "closing")
+        }
+    }
+
+    // MARK: - Reads
+
+    public func get(_ key: ResourceKey) async throws -> Resource? {
+        let path = path
+        return try await access("reading \(key)") { pool in
+            try await pool.read { db in
+                let row = try Row.fetchOne(
+                    db, sql: StoreSchema.selectOne,
+                    arguments: [key.kind, key.namespace ?? "", key.name]
+                )
+                guard let row else { return nil }
+                return try Self.decode(row["json"], key: key, path: path)
+            }
+        }
+    }
+
+    /// Resources of one kind, sorted by namespace then name; `selector` is matched against labels.
+    public func list(kind: String, namespace: String?, selector: LabelSelector?) async throws -> [Resource] {
+        let path = path
+        let scope = namespace.map { "\(kind) in namespace \($0)" } ?? "\(kind) in all namespaces"
+        return try await access("listing \(scope)") { pool in
+            try await pool.read { db in
+                var sql = "SELECT namespace, name, json FROM resources WHERE kind = ?"
+                var arguments: StatementArguments = [kind]
+                if let namespace {
+                    sql += " AND namespace = ?"
+                    arguments += [namespace]
+                }
+                sql += " ORDER BY namespace, name"
+                var resources: [Resource] = []
+                let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+                while let row = try rows.next() {
+                    let ns: String = row["namespace"]
+                    let key = ResourceKey(kind: kind, namespace: ns.isEmpty ? nil : ns, name: row["name"])
+                    let resource = try Self.decode(row["json"], key: key, path: path)
+                    if selector?.matches(resource.metadata.labels) ?? true {
+                        resources.append(resource)
+                    }
+                }
+                return resources
+            }
+        }
+    }
+
+    public func currentVersion() async throws -> Int64 {
+        try await access("reading the version") { pool in
+            try await pool.read { db in try StoreSchema.version(db) }
+        }
+    }
+
+    // MARK: - Writes
+
+    /// Creates or replaces each resource in one transaction: all are stored or none is.
+    ///
+    /// A resource whose apiVersion, labels, annotations and body equal the stored ones is `.unchanged`
+    /// and costs no version. Others get the next version; `creationTimestamp` (RFC 3339, UTC) and `uid`
+    /// are set on creation and kept afterwards. The `resourceVersion`, `creationTimestamp` and `uid`
+    /// given in the input are ignored. Results are in input order.
+    /// - Throws: `StoreError.invalid` naming the resource when one has no name or kind, or when its
+    ///   namespace does not fit its kind's scope; nothing is stored then.
+    public func apply(_ resources: [Resource]) async throws -> [ApplyResult] {
+        guard !resources.isEmpty else { return [] }
+        let path = path
+        let hub = hub
+        let keep = configuration.maxRetainedEvents
+        let now = Date.now.formatted(.iso8601)
+        return try await access("applying \(resources.count) resource(s)") { pool in
+            try await pool.write { db in
+                let keys = try resources.enumerated().map { index, resource throws(StoreError) in
+                    try Self.validatedKey(of: resource, at: index, of: resources.count)
+                }
+                // The stored state of every key in the batch, read in a few queries and updated as the
+                // batch is written (a key may appear twice).
+                var stored = try Self.fetchStored(db, keys: keys, path: path)
+                let upsert = try db.cachedStatement(sql: StoreSchema.upsert)
+                let insertEvent = try db.cachedStatement(sql: StoreSchema.insertEvent)
+                let initialVersion = try StoreSchema.version(db)
+                var version = initialVersion
+                var results: [ApplyResult] = []
+                results.reserveCapacity(resources.count)
+                var events: [WatchEvent] = []
+
+                for (input, key) in zip(resources, keys) {
+                    let current = stored[key]
+                    if let current, current.apiVersion == input.apiVersion,
+                        current.metadata.labels == input.metadata.labels,
+                        current.metadata.annotations == input.metadata.annotations, current.body == input.body
+                    {
+                        results.append(ApplyResult(resource: current, outcome: .unchanged))
+                        continue
+                    }
+                    version += 1
+                    let namespace = key.namespace ?? ""
+                    let created = current?.metadata.creationTimestamp ?? now
+                    let uid = current?.metadata.uid ?? UUID().uuidString.lowercased()
+                    var resource = input
+                    resource.metadata.namespace = key.namespace
+                    resource.metadata.resourceVersion = version
+                    resource.metadata.creationTimestamp = created
+                    resource.metadata.uid = uid
+                    let json = ResourceEncoder.compactJSON(resource)
+                    upsert.setUncheckedArguments([key.kind, namespace, key.name, version, created, uid, json])
+                    try upsert.execute()
+                    let kind: WatchEvent.Kind = current == nil ? .added : .modified
+                    insertEvent.setUncheckedArguments([version, kind.rawValue, key.kind, namespace, key.name, json])
+                    try insertEvent.execute()
+                    stored[key] = resource
+                    results.append(ApplyResult(resource: resource, outcome: current == nil ? .created : .configured))
+                    events.append(WatchEvent(kind: kind, resource: resource, version: version))
+                }
+
+                if version != initialVersion {
+                    try db.execute(sql: StoreSchema.updateVersion, arguments: [version])
+                    try StoreSchema.compact(db, currentVersion: version, keep: keep)
+                    let committed = events
+                    db.afterNextTransaction(onCommit: { _ in hub.publish(committed) })
+                }
+                return results
+            }
+        }
+    }
+
+    /// Removes the resource and returns its last state, carrying the version of the deletion (as the
+    /// `.deleted` watch event does); nil when it did not exist.
+    public func delete(_ key: ResourceKey) async throws -> Resource? {
+        let path = path
+        let hub = hub
+        let keep = configuration.maxRetainedEvents
+        return try await access("deleting \(key)") { pool in
+            try await pool.write { db in
+                let namespace = key.namespace ?? ""
+                let arguments: StatementArguments = [key.kind, namespace, key.name]
+                guard let row = try Row.fetchOne(db, sql: StoreSchema.selectOne, arguments: arguments) else {
+                    return nil
+                }
+                var resource = try Self.decode(row["json"], key: key, path: path)
+                let version = try StoreSchema.version(db) + 1
+                resource.metadata.resourceVersion = version
+                try db.execute(sql: StoreSchema.deleteOne, arguments: arguments)
+                try db.execute(
+                    sql: StoreSchema.insertEvent,
+                    arguments: [
+                        version, WatchEvent.Kind.deleted.rawValue, key.kind, namespace, key.name,
+                        ResourceEncoder.compactJSON(resource),
+                    ]
+                )
+                try db.execute(sql: StoreSchema.updateVersion, arguments: [version])
+                try StoreSchema.compact(db, currentVersion: version, keep: keep)
+                let event = WatchEvent(kind: .deleted, resource: resource, version: version)
+                db.afterNextTransaction(onCommit: { _ in hub.publish([event]) })
+                return resource
+            }
+        }
+    }
+
+    /// Drops the history beyond the last `maxRetainedEvents` changes and returns how many were
+    /// dropped. Applies and deletes already do this in their own transaction, so this is needed only
+    /// to trim a history kept under an earlier, larger `maxRetainedEvents`.
+    @discardableResult
+    public func compact() async throws -> Int {
+        let keep = configuration.maxRetainedEvents
+        return try await access("compacting the history") { pool in
+            try await pool.write { db in
+                try StoreSchema.compact(db, currentVersion: try StoreSchema.version(db), keep: keep)
+            }
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// Runs one database access, mapping its errors to `StoreError`s that name the file.
+    func access<T>(_ what: String, _ body: (DatabasePool) async throws -> T) async throws -> T {
+        guard !hub.isClosed else { throw StoreError.closed(path: path) }
+        do {
+            return try await body(pool)
+        } catch {
+            if hub.isClosed { throw StoreError.closed(path: path) }
+            throw StoreError.wrapping(error, path: path, doing: what)
+        }
+    }
+
+    /// The stored resources among `keys`, by key, read with one query per kind and 400 keys.
+    static func fetchStored(_ db: Database, keys: [ResourceKey], path: String) throws -> [ResourceKey: Resource] {
+        var stored: [ResourceKey: Resource] = [:]
+        let byKind = Dictionary(grouping: Set(keys), by: \.kind)
+        for (kind, kindKeys) in byKind {
+            for chunkStart in stride(from: 0, to: kindKeys.count, by: 400) {
+                let chunk = kindKeys[chunkStart..<min(chunkStart + 400, kindKeys.count)]
+                var arguments: StatementArguments = [kind]
+                for key in chunk { arguments += [key.namespace ?? "", key.name] }
+                let values = Array(repeating: "(?, ?)", count: chunk.count).joined(separator: ", ")
+                let rows = try Row.fetchCursor(
+                    db,
+                    sql: "SELECT namespace, name, json FROM resources WHERE kind = ? AND (namespace, name) IN (VALUES \(values))",
+                    arguments: arguments
+                )
+                while let row = try rows.next() {
+                    let namespace: String = row["namespace"]
+                    let key = ResourceKey(kind: kind, namespace: namespace.isEmpty ? nil : namespace, name: row["name"])
+                    stored[key] = try decode(row["json"], key: key, path: path)
+                }
+            }
+        }
+        return stored
+    }
+
+    /// The key a resource is stored under. Namespaced kinds need a namespace and cluster-scoped
+    /// kinds must have none; an empty namespace counts as none. Kinds unknown to `ResourceKind` are
+    /// stored under the namespace they carry.
+    static func validatedKey(of resource: Resource, at index: Int, of count: Int) throws(StoreError) -> ResourceKey {
+        let position = count > 1 ? " (resource \(index + 1) of \(count))" : ""
+        let namespace = resource.metadata.namespace.flatMap { $0.isEmpty ? nil : $0 }
+        let key = ResourceKey(kind: resource.kind, namespace: namespace, name: resource.metadata.name)
+        guard !resource.kind.isEmpty else {
+            throw StoreError(.invalid, "a resource named '\(resource.metadata.name)' has no kind\(position)")
+        }
+        guard !resource.metadata.name.isEmpty else {
+            throw StoreError(.invalid, "a \(resource.kind) has no metadata.name\(position)")
+        }
+        if let kind = ResourceKind.named(resource.kind) {
+            if kind.namespaced, namespace == nil {
+                throw StoreError(.invalid, "\(key) has no metadata.namespace, which a \(resource.kind) needs\(position)")
+            }
+            if !kind.namespaced, let namespace {
+                throw StoreError(
+                    .invalid,
+                    "\(key) is cluster-scoped but has metadata.namespace '\(namespace)'; remove it\(position)"
+                )
+            }
+        }
+        return key
+    }
+
+    /// A resource from its stored JSON text.
+    static func decode(_ json: String, key: ResourceKey, path: String) throws(StoreError) -> Resource {
+        do {
+            return try ResourceDecoder.decodeStored(json)
+        } catch {
+            throw StoreError(
+                .unavailable,
+                "SQLite store \(path): the stored \(key) cannot be read (the file is damaged or was written by "
+                    + "a newer Starling)",
+                cause: error
+            )
+        }
+    }
+}

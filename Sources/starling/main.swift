@@ -1,0 +1,3 @@
+import StarlingCLI
+
+await StarlingCommand.main()

@@ -77,7 +77,7 @@ struct ApplyCommand: AsyncParsableCommand {
     }
 
     static func message(_ error: any Error) -> String {
-        if let e = error as? RPCErrorText { return e.text }
+        if let e = error as? any RPCErrorText { return e.text }
         return "\(error)"
     }
 }

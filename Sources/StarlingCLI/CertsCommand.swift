@@ -37,10 +37,11 @@ extension CertsCommand {
             discussion: """
                 Same flags as `step certificate create`. The walkthrough's trust root and issuer:
 
-                  starling certs create identity.starling.cluster.local root.crt root.key \
-                --profile root-ca --no-password --insecure
-                  starling certs create identity.starling.cluster.local issuer.crt issuer.key \
-                --profile intermediate-ca --not-after 8760h --no-password --insecure --ca root.crt --ca-key root.key
+                  starling certs create identity.starling.cluster.local root.crt root.key
+                      --profile root-ca --no-password --insecure
+                  starling certs create identity.starling.cluster.local issuer.crt issuer.key
+                      --profile intermediate-ca --not-after 8760h --no-password --insecure
+                      --ca root.crt --ca-key root.key
 
                 Keys are written unencrypted with mode 0600; certificates with mode 0644.
                 """
@@ -172,6 +173,9 @@ extension CertsCommand {
                 print("✓ \(profile) certificate for \(subject) saved to \(crtFile) (valid until \(summary.notAfter))")
                 print("✓ private key saved to \(keyFile) (unencrypted, mode 0600)")
             } catch {
+                if let ca, let caKey, let identityError = error as? IdentityError, identityError.code == .keyMismatch {
+                    throw CLIError(identityError.description, hint: "--ca-key \(caKey) must be the private key of --ca \(ca)")
+                }
                 throw CertsCommand.cliError(error)
             }
         }
@@ -204,31 +208,41 @@ extension CertsCommand {
         var output: Format = .text
 
         func run() throws {
+            let (output, failure) = try render(now: Date())
+            print(output, terminator: "")
+            if let failure { throw failure }
+        }
+
+        /// What `inspect` prints, and the error to exit with when `--roots` was given and the
+        /// certificate does not verify against them.
+        func render(now: Date) throws(CLIError) -> (output: String, failure: CLIError?) {
             let certificates = try CertsCommand.readCertificates(crtFile, source: crtFile)
             let anchors = try roots.map { path throws(CLIError) in try CertsCommand.readCertificates(path, source: "--roots \(path)") }
-            let leaf = certificates[0]
-            let summary = CertificateFactory.summarize(leaf, chain: Array(certificates.dropFirst()), roots: anchors, now: Date())
-            switch output {
+            let summary = CertificateFactory.summarize(certificates[0], chain: Array(certificates.dropFirst()), roots: anchors, now: now)
+            var output: String
+            switch self.output {
             case .text:
-                print(summary.text(), terminator: "")
+                output = summary.text()
                 if certificates.count > 1 {
-                    print("(\(certificates.count - 1) more certificate(s) in \(crtFile), used as intermediates)")
+                    output += "(\(certificates.count - 1) more certificate(s) in \(crtFile), used as intermediates)\n"
                 }
             case .json:
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 do {
-                    print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+                    output = String(decoding: try encoder.encode(summary), as: UTF8.self) + "\n"
                 } catch {
                     throw CLIError("cannot encode the summary of \(crtFile) as JSON: \(error)")
                 }
             }
+            var failure: CLIError?
             if let roots, let verification = summary.verification, verification != "ok" {
-                throw CLIError(
+                failure = CLIError(
                     "\(crtFile) does not verify against the roots in \(roots): \(verification)",
                     hint: "check that it was signed (through the intermediates in the file) by one of those roots"
                 )
             }
+            return (output, failure)
         }
     }
 }

@@ -16,7 +16,7 @@ struct ControllerClient {
     /// Connects, runs `body`, and disconnects.
     static func with<T: Sendable>(
         _ context: ResolvedContext, timeout: Duration = .seconds(15),
-        _ body: @Sendable (ControllerClient) async throws -> T
+        _ body: (ControllerClient) async throws -> T
     ) async throws -> T {
         let transport = try HTTP2ClientTransport.Posix(
             target: .ipv4(address: context.serverHost, port: context.serverPort),

@@ -82,7 +82,7 @@ struct LabelCommand: AsyncParsableCommand {
                 return
             }
             resource.metadata.labels = labels
-            do { try ResourceValidator.validate(resource) } catch { throw CLIError(error.description) }
+            do throws(ResourceError) { try ResourceValidator.validate(resource) } catch { throw CLIError(error.description) }
             var apply = Starling_V1_ApplyRequest()
             apply.resourcesJson = [ResourceEncoder.compactJSON(resource)]
             apply.source = "label"

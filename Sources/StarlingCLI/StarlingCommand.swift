@@ -21,3 +21,10 @@ public struct StarlingCommand: AsyncParsableCommand {
 
     public init() {}
 }
+
+extension StarlingCommand {
+    /// Entry point for the executable: parses the arguments and runs the async command.
+    public static func start() async {
+        await main(nil)
+    }
+}

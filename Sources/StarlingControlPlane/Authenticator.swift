@@ -1,10 +1,10 @@
-import Crypto
+@preconcurrency import Crypto
 import Foundation
-public import GRPCCore
+import GRPCCore
 import StarlingIdentity
 
 /// Who is calling the API. Every RPC authenticates first; nobody else can read or write.
-public enum Caller: Sendable {
+enum Caller: Sendable {
     /// Holds the cluster's admin credential (from the context file).
     case admin
     /// A workload holding a join token for one namespace and service account.
@@ -12,7 +12,7 @@ public enum Caller: Sendable {
 }
 
 /// Turns `authorization: Bearer TOKEN` metadata into a `Caller`, or refuses the call.
-public struct Authenticator: Sendable {
+struct Authenticator: Sendable {
     let adminToken: String
     let tokenKey: SymmetricKey
     let now: @Sendable () -> Date
@@ -23,7 +23,7 @@ public struct Authenticator: Sendable {
         self.now = now
     }
 
-    public func authenticate(_ metadata: Metadata) throws(RPCError) -> Caller {
+    func authenticate(_ metadata: Metadata) throws(RPCError) -> Caller {
         var bearer: String?
         for case .string(let value) in metadata["authorization"] {
             if value.hasPrefix("Bearer ") { bearer = String(value.dropFirst("Bearer ".count)) }
@@ -32,8 +32,8 @@ public struct Authenticator: Sendable {
             throw RPCError(code: .unauthenticated, message: "missing credential: send `authorization: Bearer TOKEN` (the admin token from your context, or a join token)")
         }
         if constantTimeEqual(token, adminToken) { return .admin }
-        do {
-            let claims = try JoinToken.verify(token, key: tokenKey, audience: JoinToken.workloadAudience, now: now())
+        do throws(IdentityError) {
+            let claims = try JoinToken.verify(token, key: tokenKey, audience: JoinToken.Audience.join, now: now())
             return .workload(namespace: claims.namespace, serviceAccount: claims.serviceAccount)
         } catch {
             throw RPCError(code: .unauthenticated, message: "credential refused: \(error.message)")
@@ -41,7 +41,7 @@ public struct Authenticator: Sendable {
     }
 
     /// Authenticates and requires the admin credential.
-    public func requireAdmin(_ metadata: Metadata, for action: String) throws(RPCError) {
+    func requireAdmin(_ metadata: Metadata, for action: String) throws(RPCError) {
         guard case .admin = try authenticate(metadata) else {
             throw RPCError(code: .permissionDenied, message: "\(action) needs the cluster's admin credential; a join token cannot do it")
         }

@@ -32,7 +32,6 @@ public struct Controller: Sendable {
         let c = configuration
         let credentials = try ControllerCredentials.loadOrCreate(directory: c.dataDirectory, apiHost: c.apiHost)
         let store = try SQLiteResourceStore(path: c.storePath)
-        defer { store.close() }
         let auth = Authenticator(adminToken: credentials.adminToken, tokenKey: credentials.tokenKey)
         let identity = MeshIdentityState(store: store, logger: logger)
         let index = DestinationIndex(store: store, logger: logger)
@@ -76,9 +75,11 @@ public struct Controller: Sendable {
             // Asked to stop.
         } catch {
             await admin.close()
+            try? store.close()
             throw error
         }
         await admin.close()
+        try? store.close()
         logger.info("controller stopped", metadata: ["cluster": "\(c.clusterName)"])
     }
 }

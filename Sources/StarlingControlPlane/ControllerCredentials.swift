@@ -1,18 +1,19 @@
-public import Crypto
+@preconcurrency import Crypto
 import Foundation
 import StarlingIdentity
-public import X509
+import SwiftASN1
+import X509
 
 /// The controller's own secrets, made on first start and kept in its data directory, 0600:
 /// the admin credential (a bearer token for the API), the key that signs join tokens, and the
 /// API's self-signed serving certificate, which clients pin as their only root.
-public struct ControllerCredentials: Sendable {
-    public var adminToken: String
-    public var tokenKey: SymmetricKey
-    public var apiCertificate: Certificate
-    public var apiKey: P256.Signing.PrivateKey
-    public var apiCertificatePEM: String
-    public var apiKeyPEM: String
+struct ControllerCredentials: Sendable {
+    var adminToken: String
+    var tokenKey: SymmetricKey
+    var apiCertificate: Certificate
+    var apiKey: P256.Signing.PrivateKey
+    var apiCertificatePEM: String
+    var apiKeyPEM: String
 
     static let adminTokenFile = "admin-token"
     static let tokenKeyFile = "token-key"
@@ -21,7 +22,7 @@ public struct ControllerCredentials: Sendable {
 
     /// Loads the credentials from `directory`, making any that are missing.
     /// The API certificate is remade when it does not name `apiHost` or expires within 30 days.
-    public static func loadOrCreate(directory: String, apiHost: String, now: Date = Date()) throws -> ControllerCredentials {
+    static func loadOrCreate(directory: String, apiHost: String, now: Date = Date()) throws -> ControllerCredentials {
         let fm = FileManager.default
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }

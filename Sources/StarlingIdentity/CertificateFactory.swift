@@ -33,8 +33,9 @@ public enum CertificateFactory {
         }
 
         var names: [GeneralName] = []
-        if request.profile == .leaf, !request.sans.contains(subject) {
-            names.append(try SubjectAltName.parse(subject, source: "SUBJECT"))
+        // Like step, a leaf's subject doubles as a SAN when it is a DNS name, IP or URI.
+        if request.profile == .leaf, let name = try? SubjectAltName.parse(subject, source: "SUBJECT") {
+            names.append(name)
         }
         for san in request.sans {
             let name = try SubjectAltName.parse(san)
@@ -58,7 +59,9 @@ public enum CertificateFactory {
             signer = (subjectName, key, SubjectKeyIdentifier(hash: publicKey).keyIdentifier)
         } else {
             guard let issuer = request.issuer else {
-                throw .invalidArgument("--profile \(request.profile) needs the signing CA: pass --ca CERT and --ca-key KEY")
+                throw .invalidArgument(
+                    "--profile \(request.profile) needs the signing CA: pass --ca CERT and --ca-key KEY"
+                )
             }
             try checkSigningCA(issuer.certificate, key: issuer.key, now: now)
             signer = (issuer.certificate.subject, issuer.key, issuer.certificate.keyIdentifier)
@@ -122,7 +125,9 @@ public enum CertificateFactory {
     }
 
     /// Refuses an issuer that is not a CA, whose key is not its own, or that is not valid at `now`.
-    static func checkSigningCA(_ certificate: Certificate, key: P256.Signing.PrivateKey, now: Date) throws(IdentityError) {
+    static func checkSigningCA(_ certificate: Certificate, key: P256.Signing.PrivateKey, now: Date)
+        throws(IdentityError)
+    {
         let name = certificate.subject.description
         guard certificate.isCertificateAuthority else {
             throw IdentityError(
@@ -131,10 +136,16 @@ public enum CertificateFactory {
             )
         }
         if let usage = try? certificate.extensions.keyUsage, !usage.keyCertSign {
-            throw IdentityError(code: .notACA, message: "the issuer '\(name)' may not sign certificates (keyUsage lacks keyCertSign)")
+            throw IdentityError(
+                code: .notACA,
+                message: "the issuer '\(name)' may not sign certificates (keyUsage lacks keyCertSign)"
+            )
         }
         guard certificate.isMatched(by: key) else {
-            throw IdentityError(code: .keyMismatch, message: "the issuer key does not belong to the issuer certificate '\(name)'")
+            throw IdentityError(
+                code: .keyMismatch,
+                message: "the issuer key does not belong to the issuer certificate '\(name)'"
+            )
         }
         guard now <= certificate.notValidAfter else {
             throw IdentityError(

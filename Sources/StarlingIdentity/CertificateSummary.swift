@@ -59,7 +59,9 @@ public struct CertificateSummary: Codable, Sendable, Hashable {
     ) -> CertificateSummary {
         let names = cert.alternativeNames
         var pathLen: Int?
-        if case .isCertificateAuthority(let maxPathLength) = (try? cert.extensions.basicConstraints) ?? .notCertificateAuthority {
+        if case .isCertificateAuthority(let maxPathLength) = (try? cert.extensions.basicConstraints)
+            ?? .notCertificateAuthority
+        {
             pathLen = maxPathLength
         }
         var verification: String?

@@ -82,7 +82,8 @@ extension ChainBuilder.Failure {
             return "'\(cert.subject)' signs the chain but is not a CA"
         case .noPathToAnchor(let cert):
             let subjects = anchors.map { "'\($0.subject)'" }.joined(separator: ", ")
-            return "'\(cert.subject)' is not signed by any of the trust anchors (\(subjects.isEmpty ? "none given" : subjects))"
+            return
+                "'\(cert.subject)' is not signed by any of the trust anchors (\(subjects.isEmpty ? "none given" : subjects))"
         }
     }
 

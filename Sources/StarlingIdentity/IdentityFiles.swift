@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 public import X509
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Writing keys and certificates to disk with the right permissions from the first byte.
 public enum IdentityFiles {
@@ -23,7 +24,9 @@ public enum IdentityFiles {
     }
 
     /// Writes `certificates` as a PEM bundle with mode 0644.
-    public static func writeCertificates(_ certificates: [Certificate], to path: String, overwrite: Bool = false) throws(IdentityError) {
+    public static func writeCertificates(_ certificates: [Certificate], to path: String, overwrite: Bool = false)
+        throws(IdentityError)
+    {
         try writeCertificate(pem: PEMFile.pem(certificates), to: path, overwrite: overwrite)
     }
 
@@ -39,12 +42,19 @@ public enum IdentityFiles {
         }
     }
 
-    private static func store(_ bytes: [UInt8], to path: String, mode: mode_t, overwrite: Bool, what: String) throws(IdentityError) {
+    private static func store(_ bytes: [UInt8], to path: String, mode: mode_t, overwrite: Bool, what: String)
+        throws(IdentityError)
+    {
         guard !path.isEmpty else { throw .invalidArgument("no path given for the \(what) file") }
         let directory = (path as NSString).deletingLastPathComponent
         var isDirectory: ObjCBool = false
-        if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) || !isDirectory.boolValue {
-            throw IdentityError(code: .fileSystem, message: "cannot write the \(what) to \(path): directory \(directory) does not exist")
+        if !directory.isEmpty,
+            !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) || !isDirectory.boolValue
+        {
+            throw IdentityError(
+                code: .fileSystem,
+                message: "cannot write the \(what) to \(path): directory \(directory) does not exist"
+            )
         }
         // With overwrite, write a sibling temporary file and rename it over the target, so the
         // target is never truncated, half-written, or left with the old mode.
@@ -63,7 +73,10 @@ public enum IdentityFiles {
         var failure: IdentityError?
         // umask may have removed bits from `mode`; set exactly what was asked for.
         if fchmod(fd, mode) != 0 {
-            failure = IdentityError(code: .fileSystem, message: "cannot set mode \(String(mode, radix: 8)) on \(target): \(errnoText(errno))")
+            failure = IdentityError(
+                code: .fileSystem,
+                message: "cannot set mode \(String(mode, radix: 8)) on \(target): \(errnoText(errno))"
+            )
         }
         var offset = 0
         while failure == nil && offset < bytes.count {
@@ -72,16 +85,25 @@ public enum IdentityFiles {
             }
             if written < 0 {
                 if errno == EINTR { continue }
-                failure = IdentityError(code: .fileSystem, message: "cannot write the \(what) to \(path): \(errnoText(errno))")
+                failure = IdentityError(
+                    code: .fileSystem,
+                    message: "cannot write the \(what) to \(path): \(errnoText(errno))"
+                )
             } else {
                 offset += written
             }
         }
         if failure == nil && fsync(fd) != 0 {
-            failure = IdentityError(code: .fileSystem, message: "cannot write the \(what) to \(path): \(errnoText(errno))")
+            failure = IdentityError(
+                code: .fileSystem,
+                message: "cannot write the \(what) to \(path): \(errnoText(errno))"
+            )
         }
         if close(fd) != 0 && failure == nil {
-            failure = IdentityError(code: .fileSystem, message: "cannot write the \(what) to \(path): \(errnoText(errno))")
+            failure = IdentityError(
+                code: .fileSystem,
+                message: "cannot write the \(what) to \(path): \(errnoText(errno))"
+            )
         }
         if failure == nil && overwrite && rename(target, path) != 0 {
             failure = IdentityError(code: .fileSystem, message: "cannot replace \(path): \(errnoText(errno))")

@@ -54,7 +54,10 @@ public struct Issuer: Sendable {
                 critical: false
             )
             self.keyUsage = try Certificate.Extension(KeyUsage(digitalSignature: true), critical: true)
-            self.extendedKeyUsage = try Certificate.Extension(ExtendedKeyUsage([.serverAuth, .clientAuth]), critical: false)
+            self.extendedKeyUsage = try Certificate.Extension(
+                ExtendedKeyUsage([.serverAuth, .clientAuth]),
+                critical: false
+            )
             self.basicConstraints = try Certificate.Extension(BasicConstraints.notCertificateAuthority, critical: true)
         } catch {
             throw .internalError("encoding the workload certificate extensions failed", cause: error)
@@ -107,13 +110,15 @@ public struct Issuer: Sendable {
         guard granted.trustDomain == trustDomain else {
             throw IdentityError(
                 code: .identityNotGranted,
-                message: "identity \(granted) is in trust domain '\(granted.trustDomain)', but this issuer certifies '\(trustDomain)'"
+                message:
+                    "identity \(granted) is in trust domain '\(granted.trustDomain)', but this issuer certifies '\(trustDomain)'"
             )
         }
         guard P256.Signing.PublicKey(csr.publicKey) != nil else {
             throw IdentityError(
                 code: .unsupportedKey,
-                message: "the CSR from \(granted) carries a \(CertificateSummary.keyTypeName(csr.publicKey)) key; workloads must use ECDSA P-256"
+                message:
+                    "the CSR from \(granted) carries a \(CertificateSummary.keyTypeName(csr.publicKey)) key; workloads must use ECDSA P-256"
             )
         }
         guard csr.publicKey.isValidSignature(csr.signature, for: csr) else {

@@ -27,4 +27,9 @@ public struct IssuerStatus: Sendable, Hashable {
     public func expiresWithin(days: Double) -> Bool {
         remaining <= days * 86400
     }
+
+    /// True when the issuer expires within `days` whole days of `checkedAt`.
+    public func expiresWithin(days: Int) -> Bool {
+        expiresWithin(days: Double(days))
+    }
 }

@@ -151,12 +151,15 @@ public enum JoinToken {
         guard TimeInterval(claims.expiresAt) > nowSeconds else {
             throw IdentityError(
                 code: .tokenExpired,
-                message: "the token for \(claims.namespace)/\(claims.serviceAccount) expired at \(RFC3339.format(claims.expiry)); "
+                message:
+                    "the token for \(claims.namespace)/\(claims.serviceAccount) expired at \(RFC3339.format(claims.expiry)); "
                     + "make a new one with `starling token create`"
             )
         }
         guard TimeInterval(claims.issuedAt) <= nowSeconds + 300 else {
-            throw invalid("the token is issued in the future (\(RFC3339.format(Date(timeIntervalSince1970: TimeInterval(claims.issuedAt)))))")
+            throw invalid(
+                "the token is issued in the future (\(RFC3339.format(Date(timeIntervalSince1970: TimeInterval(claims.issuedAt)))))"
+            )
         }
         guard !claims.namespace.isEmpty, !claims.serviceAccount.isEmpty else {
             throw invalid("the token names an empty namespace or service account")

@@ -25,15 +25,21 @@ public struct MeshIdentityPolicy: VerifierPolicy, Sendable {
         let identities = leaf.meshIdentities
         let subject = leaf.subject.description
         guard let identity = identities.first else {
-            return .failsToMeetPolicy(reason: "'\(subject)' carries no mesh identity SAN (spiffe://… URI or …serviceaccount.identity.starling.… DNS name)")
+            return .failsToMeetPolicy(
+                reason:
+                    "'\(subject)' carries no mesh identity SAN (spiffe://… URI or …serviceaccount.identity.starling.… DNS name)"
+            )
         }
         if let other = identities.first(where: { $0 != identity }) {
-            return .failsToMeetPolicy(reason: "'\(subject)' names two different mesh identities: \(identity) and \(other)")
+            return .failsToMeetPolicy(
+                reason: "'\(subject)' names two different mesh identities: \(identity) and \(other)"
+            )
         }
         let domain = trustDomain
         guard identity.trustDomain == domain else {
             return .failsToMeetPolicy(
-                reason: "'\(subject)' has identity \(identity) of trust domain '\(identity.trustDomain)', not '\(domain)'"
+                reason:
+                    "'\(subject)' has identity \(identity) of trust domain '\(identity.trustDomain)', not '\(domain)'"
             )
         }
         return .meetsPolicy

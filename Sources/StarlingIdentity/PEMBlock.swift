@@ -40,7 +40,9 @@ struct PEMBlock: Sendable {
                         )
                     }
                     guard let data = Data(base64Encoded: body), !data.isEmpty else {
-                        throw .malformedPEM("\(source): the '\(label)' block ending on line \(lineNumber) is not valid base64")
+                        throw .malformedPEM(
+                            "\(source): the '\(label)' block ending on line \(lineNumber) is not valid base64"
+                        )
                     }
                     blocks.append(PEMBlock(label: label, headers: headers, der: [UInt8](data)))
                     currentLabel = nil

@@ -66,13 +66,20 @@ public enum PEMFile {
         case "EC PRIVATE KEY":
             return try PrivateKeyDecoder.sec1(block.der, source: source)
         case "RSA PRIVATE KEY":
-            throw IdentityError(code: .unsupportedKey, message: "\(source) holds an RSA private key; \(PrivateKeyDecoder.needed)")
+            throw IdentityError(
+                code: .unsupportedKey,
+                message: "\(source) holds an RSA private key; \(PrivateKeyDecoder.needed)"
+            )
         case "DSA PRIVATE KEY":
-            throw IdentityError(code: .unsupportedKey, message: "\(source) holds a DSA private key; \(PrivateKeyDecoder.needed)")
+            throw IdentityError(
+                code: .unsupportedKey,
+                message: "\(source) holds a DSA private key; \(PrivateKeyDecoder.needed)"
+            )
         case "OPENSSH PRIVATE KEY":
             throw IdentityError(
                 code: .unsupportedKey,
-                message: "\(source) holds an OpenSSH-format private key; \(PrivateKeyDecoder.needed) in PEM (PKCS#8 or SEC1)"
+                message:
+                    "\(source) holds an OpenSSH-format private key; \(PrivateKeyDecoder.needed) in PEM (PKCS#8 or SEC1)"
             )
         default:
             throw IdentityError(
@@ -83,11 +90,18 @@ public enum PEMFile {
     }
 
     /// Parses a PKCS#10 certificate signing request (`CERTIFICATE REQUEST`).
-    public static func certificateSigningRequest(pem: String, source: String) throws(IdentityError) -> CertificateSigningRequest {
+    public static func certificateSigningRequest(pem: String, source: String) throws(IdentityError)
+        -> CertificateSigningRequest
+    {
         let blocks = try PEMBlock.parseAll(pem, source: source)
-        guard let block = blocks.first(where: { $0.label == "CERTIFICATE REQUEST" || $0.label == "NEW CERTIFICATE REQUEST" })
+        guard
+            let block = blocks.first(where: {
+                $0.label == "CERTIFICATE REQUEST" || $0.label == "NEW CERTIFICATE REQUEST"
+            })
         else {
-            throw .malformedPEM("\(source) holds \(PEMBlock.describe(label: blocks[0].label)), not a certificate signing request")
+            throw .malformedPEM(
+                "\(source) holds \(PEMBlock.describe(label: blocks[0].label)), not a certificate signing request"
+            )
         }
         do {
             return try CertificateSigningRequest(derEncoded: block.der)

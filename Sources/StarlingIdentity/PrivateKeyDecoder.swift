@@ -46,7 +46,8 @@ enum PrivateKeyDecoder {
         return names[oid] ?? "curve \(oid)"
     }
 
-    static let needed = "Starling needs an ECDSA P-256 key (e.g. `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`)"
+    static let needed =
+        "Starling needs an ECDSA P-256 key (e.g. `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`)"
 
     /// Decodes a PKCS#8 `PrivateKeyInfo` (`-----BEGIN PRIVATE KEY-----`).
     static func pkcs8(_ der: [UInt8], source: String) throws(IdentityError) -> P256.Signing.PrivateKey {
@@ -77,7 +78,9 @@ enum PrivateKeyDecoder {
     }
 
     /// Decodes a SEC1 `ECPrivateKey` (`-----BEGIN EC PRIVATE KEY-----`, or inside PKCS#8).
-    static func sec1(_ der: [UInt8], source: String, curveKnown: Bool = false) throws(IdentityError) -> P256.Signing.PrivateKey {
+    static func sec1(_ der: [UInt8], source: String, curveKnown: Bool = false) throws(IdentityError)
+        -> P256.Signing.PrivateKey
+    {
         let fields: [ASN1Node]
         let scalar: ASN1OctetString
         do {

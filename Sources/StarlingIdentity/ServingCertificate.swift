@@ -40,7 +40,9 @@ public enum ServingCertificate {
             names.append(.dnsName(dns.lowercased()))
         }
         guard !names.isEmpty else {
-            throw .invalidArgument("the serving certificate for '\(commonName)' needs at least one IP address or DNS name")
+            throw .invalidArgument(
+                "the serving certificate for '\(commonName)' needs at least one IP address or DNS name"
+            )
         }
         let key = P256.Signing.PrivateKey()
         let publicKey = Certificate.PublicKey(key.publicKey)

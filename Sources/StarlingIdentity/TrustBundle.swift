@@ -1,7 +1,7 @@
-@_spi(FixedExpiryValidationTime) public import X509
 public import Crypto
 public import Foundation
 public import StarlingCore
+@_spi(FixedExpiryValidationTime) public import X509
 
 /// The mesh's trust anchors (roots shared by every linked cluster) and its trust domain.
 ///
@@ -54,14 +54,18 @@ public struct TrustBundle: Sendable, Hashable {
         }
         if time > leaf.notValidAfter {
             return .failure(
-                IdentityError(code: .expired, message: "peer certificate '\(leaf.subject)' expired at \(RFC3339.format(leaf.notValidAfter))")
+                IdentityError(
+                    code: .expired,
+                    message: "peer certificate '\(leaf.subject)' expired at \(RFC3339.format(leaf.notValidAfter))"
+                )
             )
         }
         if time < leaf.notValidBefore {
             return .failure(
                 IdentityError(
                     code: .notYetValid,
-                    message: "peer certificate '\(leaf.subject)' is not valid before \(RFC3339.format(leaf.notValidBefore))"
+                    message:
+                        "peer certificate '\(leaf.subject)' is not valid before \(RFC3339.format(leaf.notValidBefore))"
                 )
             )
         }
@@ -103,14 +107,21 @@ public struct TrustBundle: Sendable, Hashable {
         guard certificate.isCertificateAuthority else {
             throw IdentityError(
                 code: .notACA,
-                message: "issuer '\(name)' is not a CA certificate (basicConstraints lacks CA:TRUE); make one with --profile intermediate-ca"
+                message:
+                    "issuer '\(name)' is not a CA certificate (basicConstraints lacks CA:TRUE); make one with --profile intermediate-ca"
             )
         }
         guard certificate.isMatched(by: key) else {
-            throw IdentityError(code: .keyMismatch, message: "the issuer key does not belong to issuer certificate '\(name)'")
+            throw IdentityError(
+                code: .keyMismatch,
+                message: "the issuer key does not belong to issuer certificate '\(name)'"
+            )
         }
         guard now <= certificate.notValidAfter else {
-            throw IdentityError(code: .expired, message: "issuer '\(name)' expired at \(RFC3339.format(certificate.notValidAfter))")
+            throw IdentityError(
+                code: .expired,
+                message: "issuer '\(name)' expired at \(RFC3339.format(certificate.notValidAfter))"
+            )
         }
         guard now >= certificate.notValidBefore else {
             throw IdentityError(
@@ -127,8 +138,11 @@ public struct TrustBundle: Sendable, Hashable {
                 message: "issuer '\(name)' is not signed by any of the trust anchors (\(subjectList))"
             )
         case .failure(let failure):
-            throw IdentityError(code: failure.code, message: "issuer '\(name)' does not chain to the trust anchors: "
-                + failure.describe(anchors: anchors))
+            throw IdentityError(
+                code: failure.code,
+                message: "issuer '\(name)' does not chain to the trust anchors: "
+                    + failure.describe(anchors: anchors)
+            )
         }
     }
 

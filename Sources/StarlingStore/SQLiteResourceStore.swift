@@ -61,11 +61,13 @@ public final class SQLiteResourceStore: ResourceStore {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
+            let posix = Self.posixError(underlying: error)
+            let reason = posix.map { ": \(String(cString: strerror($0.code.rawValue)))" } ?? ""
             throw StoreError(
                 .unavailable,
-                "cannot create the directory \(directory) for the SQLite store \(path); "
+                "cannot create the directory \(directory) for the SQLite store \(path)\(reason); "
                     + "check that its parent exists, is a directory and is writable by this user",
-                cause: error
+                cause: posix ?? error
             )
         }
 
@@ -284,6 +286,16 @@ public final class SQLiteResourceStore: ResourceStore {
             if hub.isClosed { throw StoreError.closed(path: path) }
             throw StoreError.wrapping(error, path: path, doing: what)
         }
+    }
+
+    /// The POSIX error under a Foundation file error (`ENOTDIR`, `EACCES`, ...), for messages.
+    private static func posixError(underlying error: any Error) -> POSIXError? {
+        if let posix = error as? POSIXError { return posix }
+        guard let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error else { return nil }
+        if let posix = underlying as? POSIXError { return posix }
+        let ns = underlying as NSError
+        guard ns.domain == NSPOSIXErrorDomain, let code = POSIXErrorCode(rawValue: Int32(ns.code)) else { return nil }
+        return POSIXError(code)
     }
 
     /// The stored resources among `keys`, by key, read with one query per kind and 400 keys.

@@ -1,3 +1,3 @@
 import StarlingCLI
 
-await StarlingCommand.main()
+await StarlingCommand.start()

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 @testable import StarlingCLI
 import Testing
@@ -209,9 +210,24 @@ func contextOptions(_ arguments: [String]) throws -> ContextOptions {
         #expect(resolved.token == "ADMIN-TOKEN")
     }
 
+    @Test func wrongVersionKindAndDuplicateNamesAreRejectedWithThePath() throws {
+        let dir = try CLITemporaryDirectory()
+        defer { dir.cleanup() }
+        let version = try dir.write("apiVersion: v1\nkind: Config\ncontexts: []\n", to: "version")
+        #expect((#expect(throws: CLIError.self) { try loadContextFile(path: version) })?.message
+            == "\(version): unsupported apiVersion 'v1' (this starling reads starling.io/v1alpha1)")
+        let kind = try dir.write("apiVersion: starling.io/v1alpha1\nkind: Pod\n", to: "kind")
+        #expect((#expect(throws: CLIError.self) { try loadContextFile(path: kind) })?.message.hasPrefix("\(kind): kind is 'Pod'") == true)
+        let path = dir.path + "/duplicates"
+        try saveContextFile(ContextFile(contexts: [cliTestContext("a"), cliTestContext("a")]), path: path)
+        #expect((#expect(throws: CLIError.self) { try loadContextFile(path: path) })?.message
+            == "\(path): context 'a' is defined more than once; keep one of them")
+    }
+
     @Test func removingTheCurrentContextUnsetsIt() {
         var file = ContextFile(currentContext: "a", contexts: [cliTestContext("a"), cliTestContext("b")])
-        #expect(file.remove(contextNamed: "a"))
+        let removed = file.remove(contextNamed: "a")
+        #expect(removed)
         #expect(file.currentContext == nil)
         #expect(file.contexts.map(\.name) == ["b"])
     }

@@ -49,7 +49,12 @@ struct CertificateFactoryTests {
         let pki = try PKIFixture(now: now)
         let notAfter = try CertificateFactory.parseTime("8760h", now: now)
         let (issuer, _) = try CertificateFactory.create(
-            CertificateRequest(subject: "x", profile: .intermediateCA, notAfter: notAfter, issuer: (pki.root, pki.rootKey)),
+            CertificateRequest(
+                subject: "x",
+                profile: .intermediateCA,
+                notAfter: notAfter,
+                issuer: (pki.root, pki.rootKey)
+            ),
             now: now
         )
         #expect(issuer.notValidAfter == now.addingTimeInterval(8760 * 3600))
@@ -103,7 +108,10 @@ struct CertificateFactoryTests {
     func rootWithIssuer() throws {
         let pki = try PKIFixture(now: now)
         expectIdentityError(.invalidArgument) {
-            try CertificateFactory.create(CertificateRequest(subject: "x", profile: .rootCA, issuer: (pki.root, pki.rootKey)), now: now)
+            try CertificateFactory.create(
+                CertificateRequest(subject: "x", profile: .rootCA, issuer: (pki.root, pki.rootKey)),
+                now: now
+            )
         }
     }
 
@@ -115,7 +123,10 @@ struct CertificateFactoryTests {
             now: now
         )
         expectIdentityError(.notACA) {
-            try CertificateFactory.create(CertificateRequest(subject: "x", profile: .intermediateCA, issuer: (leaf, leafKey)), now: now)
+            try CertificateFactory.create(
+                CertificateRequest(subject: "x", profile: .intermediateCA, issuer: (leaf, leafKey)),
+                now: now
+            )
         }
     }
 
@@ -155,7 +166,10 @@ struct CertificateFactoryTests {
     @Test("a SAN that is neither DNS, IP nor URI is refused, naming it")
     func badSAN() {
         let error = expectIdentityError(.invalidArgument) {
-            try CertificateFactory.create(CertificateRequest(subject: "x", profile: .rootCA, sans: ["not a name!"]), now: now)
+            try CertificateFactory.create(
+                CertificateRequest(subject: "x", profile: .rootCA, sans: ["not a name!"]),
+                now: now
+            )
         }
         #expect(error?.message.contains("'not a name!'") == true)
     }
@@ -173,12 +187,24 @@ struct CertificateFactoryTests {
 
     @Test("RFC 3339 times are absolute")
     func rfc3339() throws {
-        #expect(try CertificateFactory.parseTime("2030-01-01T00:00:00Z", now: now) == Date(timeIntervalSince1970: 1_893_456_000))
-        #expect(try CertificateFactory.parseTime("2030-01-01T02:00:00+02:00", now: now) == Date(timeIntervalSince1970: 1_893_456_000))
-        #expect(try CertificateFactory.parseTime("2030-01-01T00:00:00.5Z", now: now) == Date(timeIntervalSince1970: 1_893_456_000.5))
+        #expect(
+            try CertificateFactory.parseTime("2030-01-01T00:00:00Z", now: now)
+                == Date(timeIntervalSince1970: 1_893_456_000)
+        )
+        #expect(
+            try CertificateFactory.parseTime("2030-01-01T02:00:00+02:00", now: now)
+                == Date(timeIntervalSince1970: 1_893_456_000)
+        )
+        #expect(
+            try CertificateFactory.parseTime("2030-01-01T00:00:00.5Z", now: now)
+                == Date(timeIntervalSince1970: 1_893_456_000.5)
+        )
     }
 
-    @Test("times that are neither durations nor RFC 3339 are refused", arguments: ["", "h", "5", "5x", "1h-5m", "tomorrow", "2030-01-01"])
+    @Test(
+        "times that are neither durations nor RFC 3339 are refused",
+        arguments: ["", "h", "5", "5x", "1h-5m", "tomorrow", "2030-01-01"]
+    )
     func badTimes(text: String) {
         let error = expectIdentityError(.invalidArgument) { try CertificateFactory.parseTime(text, now: now) }
         #expect(error?.message.contains("'\(text)'") == true)

@@ -36,7 +36,11 @@ struct CertificateSummaryTests {
         let other = try PKIFixture(now: now, rootSubject: "other")
         let summary = CertificateSummary.summarize(pki.issuer, roots: [other.root], now: now)
         #expect(summary.verification?.contains("not signed by any of the trust anchors ('CN=other')") == true)
-        let expired = CertificateSummary.summarize(pki.issuer, roots: [pki.root], now: now.addingTimeInterval(400 * 86400))
+        let expired = CertificateSummary.summarize(
+            pki.issuer,
+            roots: [pki.root],
+            now: now.addingTimeInterval(400 * 86400)
+        )
         #expect(expired.verification?.contains("expired at") == true)
     }
 
@@ -76,7 +80,10 @@ struct CertificateSummaryTests {
         let summary = CertificateSummary.summarize(pki.root, now: now)
         let data = try JSONEncoder().encode(summary)
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        for key in ["subject", "issuer", "serial", "sans", "notBefore", "notAfter", "isCA", "keyUsage", "keyType", "sha256Fingerprint"] {
+        for key in [
+            "subject", "issuer", "serial", "sans", "notBefore", "notAfter", "isCA", "keyUsage", "keyType",
+            "sha256Fingerprint",
+        ] {
             #expect(object[key] != nil, "missing \(key)")
         }
         #expect(try JSONDecoder().decode(CertificateSummary.self, from: data) == summary)

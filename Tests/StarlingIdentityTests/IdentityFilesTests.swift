@@ -21,7 +21,10 @@ struct IdentityFilesTests {
         try IdentityFiles.writeCertificate(pem: PEMFile.pem(pki.root), to: dir.path("root.crt"))
         #expect(try mode(dir.path("root.key")) == 0o600)
         #expect(try mode(dir.path("root.crt")) == 0o644)
-        #expect(try PEMFile.privateKey(pem: dir.read("root.key"), source: "root.key").rawRepresentation == pki.rootKey.rawRepresentation)
+        #expect(
+            try PEMFile.privateKey(pem: dir.read("root.key"), source: "root.key").rawRepresentation
+                == pki.rootKey.rawRepresentation
+        )
         #expect(try PEMFile.certificates(pem: dir.read("root.crt"), source: "root.crt") == [pki.root])
     }
 
@@ -45,13 +48,17 @@ struct IdentityFilesTests {
     func missingDirectory() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let error = expectIdentityError(.fileSystem) { try IdentityFiles.writeKey(pem: "x", to: dir.path("nope/root.key")) }
+        let error = expectIdentityError(.fileSystem) {
+            try IdentityFiles.writeKey(pem: "x", to: dir.path("nope/root.key"))
+        }
         #expect(error?.message.contains("directory \(dir.path("nope")) does not exist") == true)
     }
 
     @Test("a location that cannot be created is reported with the system's errno text")
     func unwritable() {
-        let error = expectIdentityError(.fileSystem) { try IdentityFiles.writeKey(pem: "x", to: "/proc/starling-test.key") }
+        let error = expectIdentityError(.fileSystem) {
+            try IdentityFiles.writeKey(pem: "x", to: "/proc/starling-test.key")
+        }
         #expect(error?.message.hasPrefix("cannot create /proc/starling-test.key: ") == true)
         #expect(error?.message.contains("(errno ") == true)
     }

@@ -46,7 +46,13 @@ struct IssuerTests {
     func cappedLifetime() throws {
         let pki = try PKIFixture(now: now)
         let late = pki.issuer.notValidAfter.addingTimeInterval(-3600)
-        let issuer = try Issuer(certificate: pki.issuer, key: pki.issuerKey, trust: pki.trust, trustDomain: "cluster.local", now: late)
+        let issuer = try Issuer(
+            certificate: pki.issuer,
+            key: pki.issuerKey,
+            trust: pki.trust,
+            trustDomain: "cluster.local",
+            now: late
+        )
         let chain = try issuer.certify(csrDER: WorkloadKey().csr(for: web).der, granted: web, now: late)
         #expect(chain[0].notValidAfter == pki.issuer.notValidAfter)
     }
@@ -57,7 +63,9 @@ struct IssuerTests {
         var der = try WorkloadKey().csr(for: web).der
         der[der.count - 1] ^= 0xFF
         der[der.count - 2] ^= 0x55
-        let error = expectIdentityError(.csrSignatureInvalid) { try pki.makeIssuer().certify(csrDER: der, granted: web, now: now) }
+        let error = expectIdentityError(.csrSignatureInvalid) {
+            try pki.makeIssuer().certify(csrDER: der, granted: web, now: now)
+        }
         #expect(error?.message.contains(web.dnsName) == true)
     }
 
@@ -66,9 +74,12 @@ struct IssuerTests {
         let pki = try PKIFixture(now: now)
         let good = try CertificateSigningRequest(derEncoded: WorkloadKey().csr(for: web).der)
         let swapped = try CertificateSigningRequest(
-            version: good.version, subject: good.subject,
+            version: good.version,
+            subject: good.subject,
             publicKey: .init(P256.Signing.PrivateKey().publicKey),
-            attributes: good.attributes, signatureAlgorithm: good.signatureAlgorithm, signature: good.signature
+            attributes: good.attributes,
+            signatureAlgorithm: good.signatureAlgorithm,
+            signature: good.signature
         )
         expectIdentityError(.csrSignatureInvalid) { try pki.makeIssuer().certify(csr: swapped, granted: web, now: now) }
     }
@@ -77,7 +88,9 @@ struct IssuerTests {
     func otherIdentity() throws {
         let pki = try PKIFixture(now: now)
         let der = try WorkloadKey().csr(for: api).der
-        let error = expectIdentityError(.identityNotGranted) { try pki.makeIssuer().certify(csrDER: der, granted: web, now: now) }
+        let error = expectIdentityError(.identityNotGranted) {
+            try pki.makeIssuer().certify(csrDER: der, granted: web, now: now)
+        }
         #expect(error?.message.contains(api.description) == true)
         #expect(error?.message.contains(web.description) == true)
     }
@@ -96,7 +109,9 @@ struct IssuerTests {
             attributes: .init([try .init(ExtensionRequest(extensions: extensions))]),
             signatureAlgorithm: .ecdsaWithSHA256
         )
-        let error = expectIdentityError(.identityNotGranted) { try pki.makeIssuer().certify(csr: csr, granted: web, now: now) }
+        let error = expectIdentityError(.identityNotGranted) {
+            try pki.makeIssuer().certify(csr: csr, granted: web, now: now)
+        }
         #expect(error?.message.contains("bank.example.com") == true)
     }
 
@@ -105,16 +120,26 @@ struct IssuerTests {
         let pki = try PKIFixture(now: now)
         let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
         let foreign = try CertificateSigningRequest(
-            version: .v1, subject: DistinguishedName { CommonName("root") }, privateKey: key, attributes: .init(),
+            version: .v1,
+            subject: DistinguishedName { CommonName("root") },
+            privateKey: key,
+            attributes: .init(),
             signatureAlgorithm: .ecdsaWithSHA256
         )
         expectIdentityError(.identityNotGranted) { try pki.makeIssuer().certify(csr: foreign, granted: web, now: now) }
         let empty = try CertificateSigningRequest(
-            version: .v1, subject: DistinguishedName(), privateKey: key, attributes: .init(), signatureAlgorithm: .ecdsaWithSHA256
+            version: .v1,
+            subject: DistinguishedName(),
+            privateKey: key,
+            attributes: .init(),
+            signatureAlgorithm: .ecdsaWithSHA256
         )
         expectIdentityError(.identityNotGranted) { try pki.makeIssuer().certify(csr: empty, granted: web, now: now) }
         let cnOnly = try CertificateSigningRequest(
-            version: .v1, subject: DistinguishedName { CommonName(web.dnsName) }, privateKey: key, attributes: .init(),
+            version: .v1,
+            subject: DistinguishedName { CommonName(web.dnsName) },
+            privateKey: key,
+            attributes: .init(),
             signatureAlgorithm: .ecdsaWithSHA256
         )
         #expect(try pki.makeIssuer().certify(csr: cnOnly, granted: web, now: now)[0].meshIdentities.first == web)
@@ -132,7 +157,9 @@ struct IssuerTests {
     @Test("garbage instead of a CSR is refused as malformed")
     func garbage() throws {
         let pki = try PKIFixture(now: now)
-        expectIdentityError(.malformedPEM) { try pki.makeIssuer().certify(csrDER: [0x30, 0x03, 0x02, 0x01, 0x00], granted: web, now: now) }
+        expectIdentityError(.malformedPEM) {
+            try pki.makeIssuer().certify(csrDER: [0x30, 0x03, 0x02, 0x01, 0x00], granted: web, now: now)
+        }
     }
 
     @Test("making an issuer validates it once: a bad issuer cannot be made")
@@ -140,10 +167,22 @@ struct IssuerTests {
         let pki = try PKIFixture(now: now)
         let other = try PKIFixture(now: now, rootSubject: "other")
         expectIdentityError(.chainInvalid) {
-            try Issuer(certificate: other.issuer, key: other.issuerKey, trust: pki.trust, trustDomain: "cluster.local", now: now)
+            try Issuer(
+                certificate: other.issuer,
+                key: other.issuerKey,
+                trust: pki.trust,
+                trustDomain: "cluster.local",
+                now: now
+            )
         }
         expectIdentityError(.keyMismatch) {
-            try Issuer(certificate: pki.issuer, key: other.issuerKey, trust: pki.trust, trustDomain: "cluster.local", now: now)
+            try Issuer(
+                certificate: pki.issuer,
+                key: other.issuerKey,
+                trust: pki.trust,
+                trustDomain: "cluster.local",
+                now: now
+            )
         }
     }
 
@@ -156,7 +195,11 @@ struct IssuerTests {
             for i in 0..<16 {
                 group.addTask {
                     let identity = MeshIdentity(namespace: "ns\(i)", serviceAccount: "sa")
-                    let chain = try issuer.certify(csrDER: WorkloadKey().csr(for: identity).der, granted: identity, now: now)
+                    let chain = try issuer.certify(
+                        csrDER: WorkloadKey().csr(for: identity).der,
+                        granted: identity,
+                        now: now
+                    )
                     return chain[0].meshIdentities.first == identity ? 1 : 0
                 }
             }

@@ -11,7 +11,14 @@ struct JoinTokenTests {
     let now = Date(timeIntervalSince1970: 1_800_000_000)
 
     func claims(audience: String = JoinToken.Audience.join, lifetime: TimeInterval = 3600) -> JoinToken.Claims {
-        JoinToken.Claims(namespace: "test", serviceAccount: "web", lifetime: lifetime, now: now, audience: audience, cluster: "workload1")
+        JoinToken.Claims(
+            namespace: "test",
+            serviceAccount: "web",
+            lifetime: lifetime,
+            now: now,
+            audience: audience,
+            cluster: "workload1"
+        )
     }
 
     @Test("a signed token verifies and returns its claims")
@@ -19,7 +26,12 @@ struct JoinTokenTests {
         let original = claims()
         let token = JoinToken.sign(original, key: key)
         #expect(token.split(separator: ".").count == 3)
-        let verified = try JoinToken.verify(token, key: key, audience: JoinToken.Audience.join, now: now.addingTimeInterval(10))
+        let verified = try JoinToken.verify(
+            token,
+            key: key,
+            audience: JoinToken.Audience.join,
+            now: now.addingTimeInterval(10)
+        )
         #expect(verified == original)
         #expect(verified.identity() == MeshIdentity(namespace: "test", serviceAccount: "web"))
         #expect(verified.expiresAt == verified.issuedAt + 3600)
@@ -51,7 +63,9 @@ struct JoinTokenTests {
     @Test("a token signed with another key is refused")
     func otherKey() {
         let token = JoinToken.sign(claims(), key: SymmetricKey(size: .bits256))
-        expectIdentityError(.tokenInvalid) { try JoinToken.verify(token, key: key, audience: JoinToken.Audience.join, now: now) }
+        expectIdentityError(.tokenInvalid) {
+            try JoinToken.verify(token, key: key, audience: JoinToken.Audience.join, now: now)
+        }
     }
 
     @Test("a token whose claims were edited is refused")
@@ -62,7 +76,9 @@ struct JoinTokenTests {
         forgedClaims.serviceAccount = "admin"
         let forgedPayload = JoinToken.sign(forgedClaims, key: SymmetricKey(size: .bits256)).split(separator: ".")[1]
         let forged = [parts[0], String(forgedPayload), parts[2]].joined(separator: ".")
-        expectIdentityError(.tokenInvalid) { try JoinToken.verify(forged, key: key, audience: JoinToken.Audience.join, now: now) }
+        expectIdentityError(.tokenInvalid) {
+            try JoinToken.verify(forged, key: key, audience: JoinToken.Audience.join, now: now)
+        }
     }
 
     @Test("a token with a flipped signature character is refused")
@@ -70,7 +86,9 @@ struct JoinTokenTests {
         var token = JoinToken.sign(claims(), key: key)
         let last = token.removeLast()
         token.append(last == "A" ? "B" : "A")
-        expectIdentityError(.tokenInvalid) { try JoinToken.verify(token, key: key, audience: JoinToken.Audience.join, now: now) }
+        expectIdentityError(.tokenInvalid) {
+            try JoinToken.verify(token, key: key, audience: JoinToken.Audience.join, now: now)
+        }
     }
 
     @Test("a token for another audience is refused")
@@ -80,7 +98,9 @@ struct JoinTokenTests {
             try JoinToken.verify(token, key: key, audience: JoinToken.Audience.join, now: now)
         }
         #expect(error?.message.contains("starling-link") == true)
-        #expect(throws: Never.self) { try JoinToken.verify(token, key: key, audience: JoinToken.Audience.link, now: now) }
+        #expect(throws: Never.self) {
+            try JoinToken.verify(token, key: key, audience: JoinToken.Audience.link, now: now)
+        }
     }
 
     @Test("alg none and other algorithms are refused")
@@ -96,17 +116,24 @@ struct JoinTokenTests {
             #expect(error?.message.contains(alg) == true)
         }
         let unsigned = [JoinToken.base64URL(Array(#"{"alg":"none"}"#.utf8)), parts[1], ""].joined(separator: ".")
-        expectIdentityError(.tokenInvalid) { try JoinToken.verify(unsigned, key: key, audience: JoinToken.Audience.join, now: now) }
+        expectIdentityError(.tokenInvalid) {
+            try JoinToken.verify(unsigned, key: key, audience: JoinToken.Audience.join, now: now)
+        }
     }
 
     @Test("garbage is refused as invalid", arguments: ["", "abc", "a.b", "a.b.c", "....", "eyJ.eyJ.sig!"])
     func garbage(token: String) {
-        expectIdentityError(.tokenInvalid) { try JoinToken.verify(token, key: key, audience: JoinToken.Audience.join, now: now) }
+        expectIdentityError(.tokenInvalid) {
+            try JoinToken.verify(token, key: key, audience: JoinToken.Audience.join, now: now)
+        }
     }
 
     @Test("surrounding whitespace (a token pasted from a file) is tolerated")
     func whitespace() throws {
         let token = JoinToken.sign(claims(), key: key)
-        #expect(try JoinToken.verify(" \(token)\n", key: key, audience: JoinToken.Audience.join, now: now).serviceAccount == "web")
+        #expect(
+            try JoinToken.verify(" \(token)\n", key: key, audience: JoinToken.Audience.join, now: now).serviceAccount
+                == "web"
+        )
     }
 }

@@ -23,8 +23,10 @@ struct OpenSSLInteropTests {
         let text = try dir.read("k.pem")
         #expect(text.contains("BEGIN EC PARAMETERS") && text.contains("BEGIN EC PRIVATE KEY"))
         let key = try PEMFile.privateKey(pem: text, source: "k.pem")
-        #expect(key.publicKey.pemRepresentation.trimmingCharacters(in: .whitespacesAndNewlines)
-            == (try opensslPublicKey("k.pem", in: dir)).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(
+            key.publicKey.pemRepresentation.trimmingCharacters(in: .whitespacesAndNewlines)
+                == (try opensslPublicKey("k.pem", in: dir)).trimmingCharacters(in: .whitespacesAndNewlines)
+        )
     }
 
     @Test("a SEC1 key from `openssl ecparam -genkey -noout` is read")
@@ -33,19 +35,26 @@ struct OpenSSLInteropTests {
         defer { dir.remove() }
         try OpenSSL.succeed(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "k.pem"], in: dir.url)
         let key = try PEMFile.privateKey(pem: dir.read("k.pem"), source: "k.pem")
-        #expect(key.publicKey.pemRepresentation.trimmingCharacters(in: .whitespacesAndNewlines)
-            == (try opensslPublicKey("k.pem", in: dir)).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(
+            key.publicKey.pemRepresentation.trimmingCharacters(in: .whitespacesAndNewlines)
+                == (try opensslPublicKey("k.pem", in: dir)).trimmingCharacters(in: .whitespacesAndNewlines)
+        )
     }
 
     @Test("a PKCS#8 key from `openssl genpkey -algorithm EC` is read")
     func pkcs8() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        try OpenSSL.succeed(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "k.pem"], in: dir.url)
+        try OpenSSL.succeed(
+            ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "k.pem"],
+            in: dir.url
+        )
         #expect(try dir.read("k.pem").hasPrefix("-----BEGIN PRIVATE KEY-----"))
         let key = try PEMFile.privateKey(pem: dir.read("k.pem"), source: "k.pem")
-        #expect(key.publicKey.pemRepresentation.trimmingCharacters(in: .whitespacesAndNewlines)
-            == (try opensslPublicKey("k.pem", in: dir)).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(
+            key.publicKey.pemRepresentation.trimmingCharacters(in: .whitespacesAndNewlines)
+                == (try opensslPublicKey("k.pem", in: dir)).trimmingCharacters(in: .whitespacesAndNewlines)
+        )
     }
 
     @Test("a key Starling writes is read by openssl as the same P-256 key")
@@ -57,30 +66,42 @@ struct OpenSSLInteropTests {
         try OpenSSL.succeed(["ec", "-in", "k.pem", "-check", "-noout"], in: dir.url)
         let text = try OpenSSL.succeed(["pkey", "-in", "k.pem", "-text", "-noout"], in: dir.url).stdout
         #expect(text.contains("prime256v1") || text.contains("P-256"))
-        #expect(key.publicKey.pemRepresentation.trimmingCharacters(in: .whitespacesAndNewlines)
-            == (try opensslPublicKey("k.pem", in: dir)).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(
+            key.publicKey.pemRepresentation.trimmingCharacters(in: .whitespacesAndNewlines)
+                == (try opensslPublicKey("k.pem", in: dir)).trimmingCharacters(in: .whitespacesAndNewlines)
+        )
     }
 
-    @Test("an RSA key is refused, saying it is RSA", arguments: [
-        ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "rsa.pem"],
-        ["genrsa", "-traditional", "-out", "rsa.pem", "2048"],
-    ])
+    @Test(
+        "an RSA key is refused, saying it is RSA",
+        arguments: [
+            ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "rsa.pem"],
+            ["genrsa", "-traditional", "-out", "rsa.pem", "2048"],
+        ]
+    )
     func rsa(arguments: [String]) throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         try OpenSSL.succeed(arguments, in: dir.url)
-        let error = expectIdentityError(.unsupportedKey) { try PEMFile.privateKey(pem: try dir.read("rsa.pem"), source: "rsa.pem") }
+        let error = expectIdentityError(.unsupportedKey) {
+            try PEMFile.privateKey(pem: try dir.read("rsa.pem"), source: "rsa.pem")
+        }
         #expect(error?.message.contains("rsa.pem holds an RSA private key") == true)
     }
 
-    @Test("EC keys on other curves are refused, naming the curve", arguments: [("secp384r1", "P-384"), ("secp256k1", "secp256k1"), ("secp521r1", "P-521")])
+    @Test(
+        "EC keys on other curves are refused, naming the curve",
+        arguments: [("secp384r1", "P-384"), ("secp256k1", "secp256k1"), ("secp521r1", "P-521")]
+    )
     func otherCurves(curve: String, name: String) throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         try OpenSSL.succeed(["ecparam", "-name", curve, "-genkey", "-noout", "-out", "sec1.pem"], in: dir.url)
         try OpenSSL.succeed(["pkcs8", "-topk8", "-nocrypt", "-in", "sec1.pem", "-out", "pkcs8.pem"], in: dir.url)
         for file in ["sec1.pem", "pkcs8.pem"] {
-            let error = expectIdentityError(.unsupportedKey) { try PEMFile.privateKey(pem: try dir.read(file), source: file) }
+            let error = expectIdentityError(.unsupportedKey) {
+                try PEMFile.privateKey(pem: try dir.read(file), source: file)
+            }
             #expect(error?.message.contains(name) == true, "\(file): \(error?.message ?? "")")
         }
     }
@@ -90,17 +111,26 @@ struct OpenSSLInteropTests {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         try OpenSSL.succeed(["genpkey", "-algorithm", "ED25519", "-out", "ed.pem"], in: dir.url)
-        let error = expectIdentityError(.unsupportedKey) { try PEMFile.privateKey(pem: try dir.read("ed.pem"), source: "ed.pem") }
+        let error = expectIdentityError(.unsupportedKey) {
+            try PEMFile.privateKey(pem: try dir.read("ed.pem"), source: "ed.pem")
+        }
         #expect(error?.message.contains("Ed25519") == true)
     }
 
-    @Test("a password-protected key is refused as encrypted", arguments: [["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-aes256", "-pass", "pass:secret"]])
+    @Test(
+        "a password-protected key is refused as encrypted",
+        arguments: [
+            ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-aes256", "-pass", "pass:secret"]
+        ]
+    )
     func encrypted(arguments: [String]) throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         try OpenSSL.succeed(arguments + ["-out", "enc.pem"], in: dir.url)
         #expect(try dir.read("enc.pem").contains("ENCRYPTED PRIVATE KEY"))
-        let error = expectIdentityError(.encryptedKey) { try PEMFile.privateKey(pem: try dir.read("enc.pem"), source: "enc.pem") }
+        let error = expectIdentityError(.encryptedKey) {
+            try PEMFile.privateKey(pem: try dir.read("enc.pem"), source: "enc.pem")
+        }
         #expect(error?.message.contains("pass an unencrypted key") == true)
     }
 
@@ -117,7 +147,10 @@ struct OpenSSLInteropTests {
         try OpenSSL.succeed(["verify", "-x509_strict", "-CAfile", "root.pem", "issuer.pem"], in: dir.url)
         for purpose in ["sslserver", "sslclient"] {
             let out = try OpenSSL.succeed(
-                ["verify", "-x509_strict", "-purpose", purpose, "-CAfile", "root.pem", "-untrusted", "issuer.pem", "leaf.pem"],
+                [
+                    "verify", "-x509_strict", "-purpose", purpose, "-CAfile", "root.pem", "-untrusted", "issuer.pem",
+                    "leaf.pem",
+                ],
                 in: dir.url
             )
             #expect(out.stdout.contains("leaf.pem: OK"))
@@ -139,7 +172,8 @@ struct OpenSSLInteropTests {
         defer { dir.remove() }
         let pki = try PKIFixture()
         try dir.write(PEMFile.pem(pki.root), to: "root.pem")
-        let out = try OpenSSL.succeed(["x509", "-in", "root.pem", "-noout", "-fingerprint", "-sha256"], in: dir.url).stdout
+        let out = try OpenSSL.succeed(["x509", "-in", "root.pem", "-noout", "-fingerprint", "-sha256"], in: dir.url)
+            .stdout
         #expect(out.contains(pki.root.sha256Fingerprint))
         let serial = try OpenSSL.succeed(["x509", "-in", "root.pem", "-noout", "-serial"], in: dir.url).stdout
         #expect(serial.lowercased().contains(pki.root.serialNumber.hex))
@@ -151,16 +185,31 @@ struct OpenSSLInteropTests {
         defer { dir.remove() }
         try OpenSSL.succeed(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "root.key"], in: dir.url)
         try OpenSSL.succeed(
-            ["req", "-x509", "-new", "-key", "root.key", "-subj", "/CN=openssl root", "-days", "30", "-out", "root.crt",
-             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+            [
+                "req", "-x509", "-new", "-key", "root.key", "-subj", "/CN=openssl root", "-days", "30", "-out",
+                "root.crt",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            ],
             in: dir.url
         )
-        try OpenSSL.succeed(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "issuer.key"], in: dir.url)
-        try OpenSSL.succeed(["req", "-new", "-key", "issuer.key", "-subj", "/CN=openssl issuer", "-out", "issuer.csr"], in: dir.url)
-        try dir.write("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n", to: "ext.cnf")
         try OpenSSL.succeed(
-            ["x509", "-req", "-in", "issuer.csr", "-CA", "root.crt", "-CAkey", "root.key", "-CAcreateserial", "-days", "10",
-             "-extfile", "ext.cnf", "-out", "issuer.crt"],
+            ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "issuer.key"],
+            in: dir.url
+        )
+        try OpenSSL.succeed(
+            ["req", "-new", "-key", "issuer.key", "-subj", "/CN=openssl issuer", "-out", "issuer.csr"],
+            in: dir.url
+        )
+        try dir.write(
+            "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n",
+            to: "ext.cnf"
+        )
+        try OpenSSL.succeed(
+            [
+                "x509", "-req", "-in", "issuer.csr", "-CA", "root.crt", "-CAkey", "root.key", "-CAcreateserial",
+                "-days", "10",
+                "-extfile", "ext.cnf", "-out", "issuer.crt",
+            ],
             in: dir.url
         )
         let trust = try TrustBundle(pem: dir.read("root.crt"), source: "root.crt")
@@ -187,18 +236,26 @@ struct OpenSSLInteropTests {
         let pki = try PKIFixture()
         try OpenSSL.succeed(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "w.key"], in: dir.url)
         try OpenSSL.succeed(
-            ["req", "-new", "-key", "w.key", "-subj", "/CN=\(web.dnsName)", "-addext", "subjectAltName=DNS:\(web.dnsName),URI:\(web.spiffeURI)",
-             "-out", "web.csr"],
+            [
+                "req", "-new", "-key", "w.key", "-subj", "/CN=\(web.dnsName)", "-addext",
+                "subjectAltName=DNS:\(web.dnsName),URI:\(web.spiffeURI)",
+                "-out", "web.csr",
+            ],
             in: dir.url
         )
         try OpenSSL.succeed(
-            ["req", "-new", "-key", "w.key", "-subj", "/CN=\(web.dnsName)", "-addext", "subjectAltName=DNS:\(api.dnsName)", "-out", "api.csr"],
+            [
+                "req", "-new", "-key", "w.key", "-subj", "/CN=\(web.dnsName)", "-addext",
+                "subjectAltName=DNS:\(api.dnsName)", "-out", "api.csr",
+            ],
             in: dir.url
         )
         let issuer = try pki.makeIssuer()
         let chain = try issuer.certify(csrPEM: dir.read("web.csr"), granted: web)
         #expect(chain[0].meshIdentities == [web, web])
-        let error = expectIdentityError(.identityNotGranted) { try issuer.certify(csrPEM: try dir.read("api.csr"), granted: web) }
+        let error = expectIdentityError(.identityNotGranted) {
+            try issuer.certify(csrPEM: try dir.read("api.csr"), granted: web)
+        }
         #expect(error?.message.contains(api.dnsName) == true)
     }
 
@@ -208,7 +265,9 @@ struct OpenSSLInteropTests {
         defer { dir.remove() }
         try dir.write(try WorkloadKey().csr(for: web).pem, to: "web.csr")
         let out = try OpenSSL.succeed(["req", "-in", "web.csr", "-verify", "-noout", "-text"], in: dir.url)
-        #expect(out.combined.contains("verify OK") || out.combined.contains("Certificate request self-signature verify OK"))
+        #expect(
+            out.combined.contains("verify OK") || out.combined.contains("Certificate request self-signature verify OK")
+        )
         #expect(out.stdout.contains("DNS:\(web.dnsName), URI:\(web.spiffeURI)"))
     }
 
@@ -225,9 +284,18 @@ struct OpenSSLInteropTests {
         )
         try IdentityFiles.writeCertificate(pem: PEMFile.pem(cert), to: dir.path("api.crt"))
         try IdentityFiles.writeKey(pem: PEMFile.pem(key), to: dir.path("api.key"))
-        try OpenSSL.succeed(["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", "api.crt", "api.crt"], in: dir.url)
-        try OpenSSL.succeed(["verify", "-purpose", "sslserver", "-verify_ip", "127.1.0.1", "-CAfile", "api.crt", "api.crt"], in: dir.url)
-        #expect(try OpenSSL.run(["verify", "-verify_ip", "127.1.0.2", "-CAfile", "api.crt", "api.crt"], in: dir.url).status != 0)
+        try OpenSSL.succeed(
+            ["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", "api.crt", "api.crt"],
+            in: dir.url
+        )
+        try OpenSSL.succeed(
+            ["verify", "-purpose", "sslserver", "-verify_ip", "127.1.0.1", "-CAfile", "api.crt", "api.crt"],
+            in: dir.url
+        )
+        #expect(
+            try OpenSSL.run(["verify", "-verify_ip", "127.1.0.2", "-CAfile", "api.crt", "api.crt"], in: dir.url).status
+                != 0
+        )
         try OpenSSL.succeed(["x509", "-in", "api.crt", "-noout", "-checkend", "3600"], in: dir.url)
     }
 
@@ -236,14 +304,20 @@ struct OpenSSLInteropTests {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let (cert, key) = try ServingCertificate.selfSigned(
-            commonName: "starling-controller", ipAddresses: ["127.0.0.1"], dnsNames: [], validity: 3600, now: Date()
+            commonName: "starling-controller",
+            ipAddresses: ["127.0.0.1"],
+            dnsNames: [],
+            validity: 3600,
+            now: Date()
         )
         try dir.write(PEMFile.pem(cert), to: "api.crt")
         try IdentityFiles.writeKey(pem: PEMFile.pem(key), to: dir.path("api.key"))
         let port = Int.random(in: 20000...40000)
         let server = Process()
         server.executableURL = URL(fileURLWithPath: OpenSSL.path ?? "/usr/bin/openssl")
-        server.arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", "api.crt", "-key", "api.key", "-www", "-naccept", "1"]
+        server.arguments = [
+            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", "api.crt", "-key", "api.key", "-www", "-naccept", "1",
+        ]
         server.currentDirectoryURL = dir.url
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
@@ -253,8 +327,11 @@ struct OpenSSLInteropTests {
         var result: OpenSSL.Output?
         for _ in 0..<50 where server.isRunning {
             let attempt = try OpenSSL.run(
-                ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", "api.crt", "-verify_return_error", "-verify_ip", "127.0.0.1",
-                 "-brief"],
+                [
+                    "s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", "api.crt", "-verify_return_error",
+                    "-verify_ip", "127.0.0.1",
+                    "-brief",
+                ],
                 in: dir.url
             )
             if attempt.combined.contains("Connection refused") || attempt.combined.contains("connect:errno") {

@@ -42,17 +42,25 @@ struct PEMFileTests {
 
     @Test("garbage is refused as not PEM")
     func garbage() {
-        let error = expectIdentityError(.malformedPEM) { try PEMFile.certificates(pem: "hello world", source: "root.crt") }
+        let error = expectIdentityError(.malformedPEM) {
+            try PEMFile.certificates(pem: "hello world", source: "root.crt")
+        }
         #expect(error?.message.contains("root.crt is not PEM") == true)
     }
 
     @Test("a block with broken base64 or DER is refused")
     func brokenBlock() {
         expectIdentityError(.malformedPEM) {
-            try PEMFile.certificates(pem: "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", source: "a.crt")
+            try PEMFile.certificates(
+                pem: "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+                source: "a.crt"
+            )
         }
         let error = expectIdentityError(.malformedPEM) {
-            try PEMFile.certificates(pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", source: "a.crt")
+            try PEMFile.certificates(
+                pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                source: "a.crt"
+            )
         }
         #expect(error?.message.contains("not a valid X.509 certificate") == true)
     }
@@ -75,7 +83,9 @@ struct PEMFileTests {
     @Test("a certificate given as a private key is refused, saying what it holds")
     func certificateInsteadOfKey() throws {
         let pki = try PKIFixture()
-        let error = expectIdentityError(.malformedPEM) { try PEMFile.privateKey(pem: PEMFile.pem(pki.root), source: "root.crt") }
+        let error = expectIdentityError(.malformedPEM) {
+            try PEMFile.privateKey(pem: PEMFile.pem(pki.root), source: "root.crt")
+        }
         #expect(error?.message == "root.crt holds a certificate, not a private key")
     }
 
@@ -84,7 +94,9 @@ struct PEMFileTests {
         let pki = try PKIFixture()
         let pem = PEMFile.pem(pki.issuer) + PEMFile.pem(pki.issuerKey)
         #expect(try PEMFile.certificates(pem: pem, source: "both.pem") == [pki.issuer])
-        #expect(try PEMFile.privateKey(pem: pem, source: "both.pem").rawRepresentation == pki.issuerKey.rawRepresentation)
+        #expect(
+            try PEMFile.privateKey(pem: pem, source: "both.pem").rawRepresentation == pki.issuerKey.rawRepresentation
+        )
     }
 
     @Test("an encrypted PKCS#8 key is refused, asking for an unencrypted one")
@@ -112,7 +124,8 @@ struct PEMFileTests {
     @Test("a SEC1 key naming another curve is refused, naming the curve")
     func otherCurveSEC1() {
         // ECPrivateKey { 1, 32 bytes, [0] secp256k1 }
-        let der: [UInt8] = [0x30, 0x2E, 0x02, 0x01, 0x01, 0x04, 0x20] + [UInt8](repeating: 7, count: 32)
+        let der: [UInt8] =
+            [0x30, 0x2E, 0x02, 0x01, 0x01, 0x04, 0x20] + [UInt8](repeating: 7, count: 32)
             + [0xA0, 0x07, 0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x0A]
         let pem = PEMBlock.encode(label: "EC PRIVATE KEY", der: der)
         let error = expectIdentityError(.unsupportedKey) { try PEMFile.privateKey(pem: pem, source: "k1.key") }

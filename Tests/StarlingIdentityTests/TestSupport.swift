@@ -53,9 +53,15 @@ enum OpenSSL {
 
     /// Runs openssl and fails the test with its output when it exits non-zero.
     @discardableResult
-    static func succeed(_ arguments: [String], in directory: URL, sourceLocation: SourceLocation = #_sourceLocation) throws -> Output {
+    static func succeed(_ arguments: [String], in directory: URL, sourceLocation: SourceLocation = #_sourceLocation)
+        throws -> Output
+    {
         let output = try run(arguments, in: directory)
-        #expect(output.status == 0, "openssl \(arguments.joined(separator: " ")) failed: \(output.combined)", sourceLocation: sourceLocation)
+        #expect(
+            output.status == 0,
+            "openssl \(arguments.joined(separator: " ")) failed: \(output.combined)",
+            sourceLocation: sourceLocation
+        )
         return output
     }
 }
@@ -99,7 +105,10 @@ struct PKIFixture {
 
     init(now: Date = Date(), rootSubject: String = "identity.starling.cluster.local") throws {
         self.now = now
-        (root, rootKey) = try CertificateFactory.create(CertificateRequest(subject: rootSubject, profile: .rootCA), now: now)
+        (root, rootKey) = try CertificateFactory.create(
+            CertificateRequest(subject: rootSubject, profile: .rootCA),
+            now: now
+        )
         (issuer, issuerKey) = try CertificateFactory.create(
             CertificateRequest(subject: rootSubject, profile: .intermediateCA, issuer: (root, rootKey)),
             now: now
@@ -125,7 +134,11 @@ func expectIdentityError<T>(
         Issue.record("expected IdentityError \(code), but nothing was thrown", sourceLocation: sourceLocation)
         return nil
     } catch let error as IdentityError {
-        #expect(error.code == code, "expected \(code), got \(error.code): \(error.message)", sourceLocation: sourceLocation)
+        #expect(
+            error.code == code,
+            "expected \(code), got \(error.code): \(error.message)",
+            sourceLocation: sourceLocation
+        )
         return error
     } catch {
         Issue.record("expected IdentityError \(code), got \(error)", sourceLocation: sourceLocation)

@@ -27,7 +27,10 @@ struct IssuerValidationTests {
         let error = expectIdentityError(.chainInvalid) {
             try pki.trust.validateIssuer(certificate: other.issuer, chain: [], key: other.issuerKey, now: now)
         }
-        #expect(error?.message.contains("is not signed by any of the trust anchors ('CN=identity.starling.cluster.local')") == true)
+        #expect(
+            error?.message.contains("is not signed by any of the trust anchors ('CN=identity.starling.cluster.local')")
+                == true
+        )
     }
 
     @Test("an issuer with the same subject as the anchor but another key is refused")
@@ -80,13 +83,20 @@ struct IssuerValidationTests {
     @Test("an issuer signed through an extra intermediate validates when that intermediate is given")
     func deeperChain() throws {
         let now = self.now
-        let (root, rootKey) = try CertificateFactory.create(CertificateRequest(subject: "root", profile: .rootCA), now: now)
+        let (root, rootKey) = try CertificateFactory.create(
+            CertificateRequest(subject: "root", profile: .rootCA),
+            now: now
+        )
         // A pathlen-unlimited middle CA (made as a root-profile cert re-signed by the root).
         let middleKey = P256.Signing.PrivateKey()
         let middle = try Certificate(
-            version: .v3, serialNumber: .random128(), publicKey: .init(middleKey.publicKey),
-            notValidBefore: now.addingTimeInterval(-60), notValidAfter: now.addingTimeInterval(86400 * 30),
-            issuer: root.subject, subject: DistinguishedName { CommonName("middle") },
+            version: .v3,
+            serialNumber: .random128(),
+            publicKey: .init(middleKey.publicKey),
+            notValidBefore: now.addingTimeInterval(-60),
+            notValidAfter: now.addingTimeInterval(86400 * 30),
+            issuer: root.subject,
+            subject: DistinguishedName { CommonName("middle") },
             signatureAlgorithm: .ecdsaWithSHA256,
             extensions: Certificate.Extensions { Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 1)) },
             issuerPrivateKey: .init(rootKey)
@@ -96,7 +106,9 @@ struct IssuerValidationTests {
             now: now
         )
         let trust = TrustBundle(anchors: [root])
-        expectIdentityError(.chainInvalid) { try trust.validateIssuer(certificate: issuer, chain: [], key: issuerKey, now: now) }
+        expectIdentityError(.chainInvalid) {
+            try trust.validateIssuer(certificate: issuer, chain: [], key: issuerKey, now: now)
+        }
         let status = try trust.validateIssuer(certificate: issuer, chain: [middle], key: issuerKey, now: now)
         #expect(status.path.count == 3)
     }
@@ -218,7 +230,13 @@ struct PolicyTests {
     @Test("MeshIdentityPolicy refuses another trust domain, two identities, or none")
     func meshRefuses() throws {
         #expect(!passes(MeshIdentityPolicy(trustDomain: "other").evaluate(leaf: try leaf(sans: [web.spiffeURI]))))
-        #expect(!passes(MeshIdentityPolicy(trustDomain: "cluster.local").evaluate(leaf: try leaf(sans: [web.dnsName, api.spiffeURI]))))
+        #expect(
+            !passes(
+                MeshIdentityPolicy(trustDomain: "cluster.local").evaluate(
+                    leaf: try leaf(sans: [web.dnsName, api.spiffeURI])
+                )
+            )
+        )
         #expect(!passes(MeshIdentityPolicy(trustDomain: "cluster.local").evaluate(leaf: try leaf(sans: []))))
     }
 

@@ -2,7 +2,7 @@ import StarlingCore
 import StarlingStore
 import Testing
 
-struct PerformanceTests {
+@Suite(.serialized) struct PerformanceTests {
     static let count = 10_000
 
     static func services() -> [Resource] {

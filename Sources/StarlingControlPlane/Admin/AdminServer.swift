@@ -1,7 +1,7 @@
-import Logging
-import NIOCore
+public import Logging
+public import NIOCore
 import NIOHTTP1
-import NIOPosix
+public import NIOPosix
 
 /// The admin HTTP endpoint of a component: `GET /ready`, `GET /live`, `GET /metrics`
 /// (Prometheus text). Small on purpose: one handler, three routes, no body parsing.

@@ -180,7 +180,7 @@ extension DestinationIndex.Snapshot {
         }
         let routesHere = (routes[authority.namespace] ?? [:]).values.sorted { $0.metadata.name < $1.metadata.name }
         for resource in routesHere {
-            guard let route = try? HTTPRouteSpec(resource), route.parentRefs.contains(authority.service),
+            guard let route = try? HTTPRouteSpec(resource), route.parentRefs.contains(where: { $0.name == authority.service }),
                 let rule = route.rules.first, !rule.backendRefs.isEmpty
             else { continue }
             return rule.backendRefs.map { ref in

@@ -1,11 +1,12 @@
 import GRPCCore
 import Logging
-public import StarlingAPI
+import StarlingAPI
 import StarlingCore
+import SwiftProtobuf
 
 /// Streams endpoint sets (`Get`) and routing profiles (`GetProfile`) to proxies. The first message
 /// is the current state; each change in the store sends what changed, within milliseconds.
-public struct DestinationService: Starling_V1_Destination.ServiceProtocol {
+struct DestinationService: Starling_V1_Destination.ServiceProtocol {
     let index: DestinationIndex
     let auth: Authenticator
     let clusterDomain: String
@@ -26,7 +27,7 @@ public struct DestinationService: Starling_V1_Destination.ServiceProtocol {
         return authority
     }
 
-    public func get(
+    func get(
         request: ServerRequest<Starling_V1_GetDestination>, context: ServerContext
     ) async throws -> StreamingServerResponse<Starling_V1_Update> {
         let authority = try authority(request)
@@ -64,7 +65,7 @@ public struct DestinationService: Starling_V1_Destination.ServiceProtocol {
         }
     }
 
-    public func getProfile(
+    func getProfile(
         request: ServerRequest<Starling_V1_GetDestination>, context: ServerContext
     ) async throws -> StreamingServerResponse<Starling_V1_DestinationProfile> {
         let authority = try authority(request)

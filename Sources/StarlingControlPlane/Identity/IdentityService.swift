@@ -1,15 +1,16 @@
 import Foundation
 import GRPCCore
 import Logging
-public import StarlingAPI
+import StarlingAPI
 import StarlingCore
+import SwiftProtobuf
 import StarlingIdentity
 import SwiftASN1
 import X509
 
 /// Signs workload certificates: only for the identity the caller's join token grants, with a
 /// CSR whose signature verifies, valid for 24 hours.
-public struct IdentityService: Starling_V1_Identity.ServiceProtocol {
+struct IdentityService: Starling_V1_Identity.ServiceProtocol {
     let identity: MeshIdentityState
     let auth: Authenticator
     let logger: Logger
@@ -22,7 +23,7 @@ public struct IdentityService: Starling_V1_Identity.ServiceProtocol {
         self.lifetime = lifetime
     }
 
-    public func certify(
+    func certify(
         request: ServerRequest<Starling_V1_CertifyRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_CertifyResponse> {
         var metadata = request.metadata

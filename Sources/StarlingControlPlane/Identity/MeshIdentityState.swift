@@ -1,24 +1,24 @@
-public import Foundation
+import Foundation
 import Logging
 import StarlingCore
-public import StarlingIdentity
+import StarlingIdentity
 import Synchronization
-public import X509
+import X509
 
 /// The mesh's identity configuration as the controller currently sees it: trust anchors and the
 /// issuer, loaded from the `MeshConfig` named `mesh` and the issuer `Secret` it points to.
-public struct MeshIdentityConfiguration: Sendable {
-    public var clusterName: String
-    public var trustDomain: String
-    public var trustAnchorsPEM: String
-    public var trust: TrustBundle
-    public var issuer: Issuer
-    public var issuerCertificate: Certificate
+struct MeshIdentityConfiguration: Sendable {
+    var clusterName: String
+    var trustDomain: String
+    var trustAnchorsPEM: String
+    var trust: TrustBundle
+    var issuer: Issuer
+    var issuerCertificate: Certificate
 }
 
 /// Follows the store and keeps the current `MeshIdentityConfiguration`. When a new configuration
 /// fails to load, the last good one stays in force and the problem is kept for `starling check`.
-public final class MeshIdentityState: Sendable {
+final class MeshIdentityState: Sendable {
     private struct State {
         var configuration: MeshIdentityConfiguration?
         var problem: String? = "identity is not configured: no MeshConfig \"mesh\" (run `starling install ... | starling apply -f -`)"
@@ -32,12 +32,12 @@ public final class MeshIdentityState: Sendable {
         self.logger = logger
     }
 
-    public var configuration: MeshIdentityConfiguration? { state.withLock { $0.configuration } }
+    var configuration: MeshIdentityConfiguration? { state.withLock { $0.configuration } }
     /// Why identity is not (or not freshly) configured; nil when all is well.
-    public var problem: String? { state.withLock { $0.problem } }
+    var problem: String? { state.withLock { $0.problem } }
 
     /// Loads now, then reloads on every MeshConfig or Secret change until cancelled.
-    public func run() async throws {
+    func run() async throws {
         var version = try await store.currentVersion()
         await reload()
         while !Task.isCancelled {
@@ -97,7 +97,7 @@ public final class MeshIdentityState: Sendable {
             throw IdentityStateError("MeshConfig mesh has an empty issuer certificate")
         }
         _ = try trust.validateIssuer(certificate: issuerCertificate, chain: Array(chain.dropFirst()), key: key, now: now)
-        let issuer = Issuer(
+        let issuer = try Issuer(
             certificate: issuerCertificate, chain: Array(chain.dropFirst()), key: key, trust: trust,
             trustDomain: spec.trustDomain)
         return MeshIdentityConfiguration(

@@ -1,15 +1,17 @@
 import Foundation
+@preconcurrency import Crypto
 import GRPCCore
 import Logging
-public import StarlingAPI
+import StarlingAPI
 import StarlingCore
+import SwiftProtobuf
 import StarlingIdentity
 
 /// Join tokens, workload registration with heartbeats, and the controller's status.
-public struct MeshService: Starling_V1_Mesh.ServiceProtocol {
+struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     let store: any ResourceStore
     let auth: Authenticator
-    let tokenKey: Crypto.SymmetricKey
+    let tokenKey: SymmetricKey
     let identity: MeshIdentityState
     let index: DestinationIndex
     let leases: WorkloadLeases
@@ -18,7 +20,7 @@ public struct MeshService: Starling_V1_Mesh.ServiceProtocol {
 
     static let maximumTokenTTL: Int64 = 365 * 86400
 
-    public func createToken(
+    func createToken(
         request: ServerRequest<Starling_V1_CreateTokenRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_CreateTokenResponse> {
         try auth.requireAdmin(request.metadata, for: "token create")
@@ -35,17 +37,16 @@ public struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         }
         let now = Date()
         let claims = JoinToken.Claims(
-            namespace: m.namespace, serviceAccount: m.serviceAccount, issuedAt: now,
-            expiresAt: now.addingTimeInterval(TimeInterval(ttl)), audience: JoinToken.workloadAudience,
-            cluster: configuration.clusterName)
+            namespace: m.namespace, serviceAccount: m.serviceAccount, lifetime: TimeInterval(ttl), now: now,
+            audience: JoinToken.Audience.join, cluster: configuration.clusterName)
         var response = Starling_V1_CreateTokenResponse()
         response.token = JoinToken.sign(claims, key: tokenKey)
-        response.expiresAt = Int64(claims.expiresAt.timeIntervalSince1970)
+        response.expiresAt = claims.expiresAt
         logger.info("join token created", metadata: ["namespace": "\(m.namespace)", "service-account": "\(m.serviceAccount)", "ttl": "\(ttl)s"])
         return ServerResponse(message: response)
     }
 
-    public func register(
+    func register(
         request: ServerRequest<Starling_V1_RegisterRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_RegisterResponse> {
         guard case .workload(let namespace, let serviceAccount) = try auth.authenticate(request.metadata) else {
@@ -97,7 +98,7 @@ public struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         return ServerResponse(message: response)
     }
 
-    public func heartbeat(
+    func heartbeat(
         request: ServerRequest<Starling_V1_HeartbeatRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_HeartbeatResponse> {
         let key = try workloadKey(request.metadata, request.message.namespace, request.message.name)
@@ -107,7 +108,7 @@ public struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         return ServerResponse(message: response)
     }
 
-    public func deregister(
+    func deregister(
         request: ServerRequest<Starling_V1_DeregisterRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_DeregisterResponse> {
         let key = try workloadKey(request.metadata, request.message.namespace, request.message.name)
@@ -131,7 +132,7 @@ public struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         }
     }
 
-    public func status(
+    func status(
         request: ServerRequest<Starling_V1_StatusRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_StatusResponse> {
         try auth.requireAdmin(request.metadata, for: "status")
@@ -155,6 +156,6 @@ enum Names {
     }
 }
 
-public enum StarlingVersion {
-    public static let current = "0.1.0"
+enum StarlingVersion {
+    static let current = "0.1.0"
 }

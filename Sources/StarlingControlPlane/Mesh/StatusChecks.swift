@@ -1,7 +1,9 @@
 import Foundation
 import StarlingAPI
 import StarlingCore
+import SwiftProtobuf
 import StarlingIdentity
+import X509
 
 /// The controller-side checks behind `starling check`: what only the controller can see.
 struct StatusChecks {

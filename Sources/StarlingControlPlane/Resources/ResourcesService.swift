@@ -1,10 +1,11 @@
 import GRPCCore
 import Logging
-public import StarlingAPI
-public import StarlingCore
+import StarlingAPI
+import StarlingCore
+import SwiftProtobuf
 
 /// The Resources API: apply / get / list / delete / watch over the cluster's store.
-public struct ResourcesService: Starling_V1_Resources.ServiceProtocol {
+struct ResourcesService: Starling_V1_Resources.ServiceProtocol {
     let store: any ResourceStore
     let auth: Authenticator
     let logger: Logger
@@ -15,7 +16,7 @@ public struct ResourcesService: Starling_V1_Resources.ServiceProtocol {
         self.logger = logger
     }
 
-    public func apply(
+    func apply(
         request: ServerRequest<Starling_V1_ApplyRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_ApplyResponse> {
         try auth.requireAdmin(request.metadata, for: "apply")
@@ -63,7 +64,7 @@ public struct ResourcesService: Starling_V1_Resources.ServiceProtocol {
         return implicit + resources
     }
 
-    public func get(
+    func get(
         request: ServerRequest<Starling_V1_GetRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_GetResponse> {
         try auth.requireAdmin(request.metadata, for: "get")
@@ -79,7 +80,7 @@ public struct ResourcesService: Starling_V1_Resources.ServiceProtocol {
         return ServerResponse(message: response)
     }
 
-    public func list(
+    func list(
         request: ServerRequest<Starling_V1_ListRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_ListResponse> {
         try auth.requireAdmin(request.metadata, for: "list")
@@ -99,7 +100,7 @@ public struct ResourcesService: Starling_V1_Resources.ServiceProtocol {
         return ServerResponse(message: response)
     }
 
-    public func delete(
+    func delete(
         request: ServerRequest<Starling_V1_DeleteRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_DeleteResponse> {
         try auth.requireAdmin(request.metadata, for: "delete")
@@ -116,7 +117,7 @@ public struct ResourcesService: Starling_V1_Resources.ServiceProtocol {
         return ServerResponse(message: response)
     }
 
-    public func watch(
+    func watch(
         request: ServerRequest<Starling_V1_WatchRequest>, context: ServerContext
     ) async throws -> StreamingServerResponse<Starling_V1_WatchEvent> {
         try auth.requireAdmin(request.metadata, for: "watch")

@@ -5,6 +5,7 @@ import Logging
 import StarlingAPI
 @testable import StarlingControlPlane
 import StarlingCore
+import SwiftProtobuf
 import Synchronization
 import Testing
 
@@ -236,21 +237,22 @@ private func stop(_ task: Task<Void, any Error>, within limit: Duration = .secon
 
 /// The task's result, or nil when it takes longer than `limit` (the task keeps running).
 func firstResult<T: Sendable>(of task: Task<T, any Error>, within limit: Duration) async -> Result<T, any Error>? {
-    let gate = Mutex<CheckedContinuation<Result<T, any Error>?, Never>?>(nil)
+    let once = ResumeOnce<Result<T, any Error>?>()
     return await withCheckedContinuation { continuation in
-        gate.withLock { $0 = continuation }
-        func finish(_ value: Result<T, any Error>?) {
-            gate.withLock { $0.take() }?.resume(returning: value)
-        }
-        Task {
-            let value = await task.result
-            finish(value)
-        }
+        once.set(continuation)
+        Task { once.resume(await task.result) }
         Task {
             try? await Task.sleep(for: limit)
-            finish(nil)
+            once.resume(nil)
         }
     }
+}
+
+/// Resumes a continuation once, whichever of several racing tasks gets there first.
+final class ResumeOnce<Value: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<Value, Never>?>(nil)
+    func set(_ c: CheckedContinuation<Value, Never>) { continuation.withLock { $0 = c } }
+    func resume(_ value: Value) { continuation.withLock { $0.take() }?.resume(returning: value) }
 }
 
 // MARK: - Streams
@@ -263,7 +265,10 @@ final class StreamInbox<Message: Sendable>: Sendable {
         var end: Result<Void, any Error>?
         var waiter: (id: Int, continuation: CheckedContinuation<Message, any Error>)?
         var nextID = 0
+        /// Waits whose deadline passed before they were registered.
+        var expired: Set<Int> = []
     }
+    private enum Now { case message(Message), end(any Error), expired, wait }
     private let state = Mutex(State())
     private let reader = Mutex<Task<Void, Never>?>(nil)
 
@@ -327,7 +332,10 @@ final class StreamInbox<Message: Sendable>: Sendable {
             try? await Task.sleep(for: limit)
             guard !Task.isCancelled else { return }
             let waiter = state.withLock { s -> CheckedContinuation<Message, any Error>? in
-                guard let w = s.waiter, w.id == id else { return nil }
+                guard let w = s.waiter, w.id == id else {
+                    s.expired.insert(id)
+                    return nil
+                }
                 s.waiter = nil
                 return w.continuation
             }
@@ -335,16 +343,17 @@ final class StreamInbox<Message: Sendable>: Sendable {
         }
         defer { timer.cancel() }
         return try await withCheckedThrowingContinuation { continuation in
-            enum Now { case message(Message), end(any Error), wait }
             let now = state.withLock { s -> Now in
                 if !s.buffer.isEmpty { return .message(s.buffer.removeFirst()) }
                 if let end = s.end { return .end(Self.endError(end)) }
+                if s.expired.remove(id) != nil { return .expired }
                 s.waiter = (id, continuation)
                 return .wait
             }
             switch now {
             case .message(let m): continuation.resume(returning: m)
             case .end(let e): continuation.resume(throwing: e)
+            case .expired: continuation.resume(throwing: HarnessError("no stream message within \(limit)"))
             case .wait: break
             }
         }

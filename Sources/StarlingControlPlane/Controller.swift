@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 public import Logging
+import StarlingObservability
 import NIOCore
 import StarlingAPI
 import StarlingCore

@@ -187,6 +187,7 @@ let harnessLogger: Logger = {
 func withController<T: Sendable>(
     workloadLease: Duration = .seconds(15),
     heartbeatInterval: Duration = .seconds(3),
+    metrics: @escaping @Sendable () -> String = { "" },
     _ body: (TestController) async throws -> T
 ) async throws -> T {
     let directory = FileManager.default.temporaryDirectory
@@ -195,7 +196,7 @@ func withController<T: Sendable>(
     let configuration = ControllerConfiguration(
         clusterName: "test", dataDirectory: directory, apiHost: "127.0.0.1", apiPort: 0,
         adminHost: "127.0.0.1", adminPort: 0, workloadLease: workloadLease, heartbeatInterval: heartbeatInterval)
-    let controller = Controller(configuration: configuration, logger: harnessLogger)
+    let controller = Controller(configuration: configuration, logger: harnessLogger, metrics: metrics)
 
     let (listening, announce) = AsyncStream<Controller.Listening>.makeStream()
     let task = Task {

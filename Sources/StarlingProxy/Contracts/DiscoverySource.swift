@@ -1,0 +1,10 @@
+/// What the balancer needs from service discovery: the current profile and endpoints of an
+/// authority. Implemented over the destination API's streams (`DestinationClient`), which keeps
+/// serving the last known answers while the controller is unreachable.
+public protocol DiscoverySource: Sendable {
+    /// The current profile of `authority`; the first call for an authority waits (bounded) for the
+    /// destination API's first answer.
+    func profile(_ authority: String) async throws(ProxyError) -> ServiceProfile
+    /// The current endpoints of `authority`, same waiting rule.
+    func endpoints(_ authority: String) async throws(ProxyError) -> EndpointSet
+}

@@ -1,0 +1,39 @@
+/// Chooses where one request (or one opaque connection) goes: applies the service's traffic
+/// split to choose a backend, then balances across that backend's endpoints.
+public protocol EndpointPicker: Sendable {
+    func pick(_ authority: String) async throws(ProxyError) -> Pick
+}
+
+/// The outcome of one request, reported back so the balancer learns latency and failures.
+public enum PickOutcome: Sendable {
+    case success(latency: Duration)
+    /// The endpoint failed (connect refused, reset, 5xx from the peer proxy itself).
+    case failure(latency: Duration)
+    /// The request ended without saying anything about the endpoint (cancelled by the client).
+    case abandoned
+}
+
+/// A chosen endpoint for one request, with the routing facts the data path needs.
+public struct Pick: Sendable {
+    public var endpoint: Endpoint
+    /// The backend service authority the split chose (for metrics and the gateway header).
+    public var backend: String
+    /// The request timeout from the service's profile.
+    public var timeout: Duration
+    /// True when the retry budget allows retrying this request once more.
+    public var mayRetry: @Sendable () -> Bool
+    /// Report how the request went; call exactly once.
+    public var complete: @Sendable (PickOutcome) -> Void
+
+    public init(
+        endpoint: Endpoint, backend: String, timeout: Duration,
+        mayRetry: @escaping @Sendable () -> Bool = { false },
+        complete: @escaping @Sendable (PickOutcome) -> Void = { _ in }
+    ) {
+        self.endpoint = endpoint
+        self.backend = backend
+        self.timeout = timeout
+        self.mayRetry = mayRetry
+        self.complete = complete
+    }
+}

@@ -1,0 +1,54 @@
+/// Why the proxy could not serve a request or connection. Mapped to an HTTP status and the
+/// `starling-error` response header in one place (`ProxyError.httpStatus`).
+public struct ProxyError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        public let name: String
+        public init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// The authority is not a known service (503).
+        public static let unknownService = Code("unknown-service")
+        /// The service has no live endpoints (503).
+        public static let noEndpoints = Code("no-endpoints")
+        /// The destination API has not answered yet and nothing is cached (503).
+        public static let discoveryUnavailable = Code("discovery-unavailable")
+        /// Connecting to the endpoint failed (502).
+        public static let connectFailed = Code("connect-failed")
+        /// The peer failed mTLS verification or named another identity (502).
+        public static let peerIdentityRejected = Code("peer-identity-rejected")
+        /// The request did not complete within its timeout (504).
+        public static let timeout = Code("timeout")
+        /// The request was malformed (400), too large (431/413).
+        public static let badRequest = Code("bad-request")
+        public static let headersTooLarge = Code("headers-too-large")
+        /// The peer or upstream broke the protocol (502).
+        public static let upstreamProtocol = Code("upstream-protocol-error")
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    public static func == (a: ProxyError, b: ProxyError) -> Bool { a.code == b.code }
+    public func hash(into h: inout Hasher) { h.combine(code) }
+
+    /// The HTTP status a client sees for this error.
+    public var httpStatus: Int {
+        switch code {
+        case .unknownService, .noEndpoints, .discoveryUnavailable: 503
+        case .timeout: 504
+        case .badRequest: 400
+        case .headersTooLarge: 431
+        default: 502
+        }
+    }
+
+    /// The response header naming the reason.
+    public static let headerName = "starling-error"
+}

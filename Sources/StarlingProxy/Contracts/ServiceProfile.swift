@@ -1,0 +1,47 @@
+/// How to route to one service, from the destination API's `GetProfile`.
+public struct ServiceProfile: Sendable, Hashable {
+    public struct Backend: Sendable, Hashable {
+        /// A service authority, e.g. `podinfo-workload2.test.svc.cluster.local:9898`.
+        public var authority: String
+        /// Milli-weight (SMI quantity): 50 → 50000.
+        public var weight: UInt64
+        public init(authority: String, weight: UInt64) {
+            self.authority = authority
+            self.weight = weight
+        }
+    }
+
+    /// `svc.ns.svc.cluster.local`
+    public var fullyQualifiedName: String
+    /// Weighted backends (TrafficSplit / HTTPRoute); empty means the service itself.
+    public var backends: [Backend]
+    /// Per-request timeout.
+    public var timeout: Duration
+    /// Fraction of requests that may be retries (e.g. 0.2), plus a floor per second.
+    public var retryRatio: Double
+    public var minRetriesPerSecond: Int
+    public var opaque: Bool
+
+    public init(
+        fullyQualifiedName: String, backends: [Backend] = [], timeout: Duration = .seconds(10),
+        retryRatio: Double = 0.2, minRetriesPerSecond: Int = 10, opaque: Bool = false
+    ) {
+        self.fullyQualifiedName = fullyQualifiedName
+        self.backends = backends
+        self.timeout = timeout
+        self.retryRatio = retryRatio
+        self.minRetriesPerSecond = minRetriesPerSecond
+        self.opaque = opaque
+    }
+}
+
+/// The endpoints of one service as last reported.
+public struct EndpointSet: Sendable, Hashable {
+    public var endpoints: Set<Endpoint>
+    /// False when the destination API says the service does not exist.
+    public var exists: Bool
+    public init(endpoints: Set<Endpoint> = [], exists: Bool = true) {
+        self.endpoints = endpoints
+        self.exists = exists
+    }
+}

@@ -1,0 +1,216 @@
+import Foundation
+import GRPCCore
+import StarlingAPI
+import StarlingCore
+import SwiftProtobuf
+import Testing
+
+/// The target is 100 ms from store change to stream update; CI machines are noisy, so the tests
+/// only require 1 s and print what they measured.
+private let updateDeadline: Duration = .seconds(1)
+
+extension StreamInbox where Message == Starling_V1_Update {
+    /// The next update that is not a NoEndpoints notice (skipped: the index may momentarily see a
+    /// service without its workloads when both are applied together).
+    func nextChange(within limit: Duration = .seconds(5)) async throws -> Starling_V1_Update {
+        while true {
+            let update = try await next(within: limit)
+            if case .noEndpoints = update.update { continue }
+            return update
+        }
+    }
+}
+
+/// Measures how long `body` takes.
+private func timed<T>(_ body: () async throws -> T) async rethrows -> (T, Duration) {
+    let clock = ContinuousClock()
+    let start = clock.now
+    let value = try await body()
+    return (value, clock.now - start)
+}
+
+private func destinationGet(_ api: APIClients, _ path: String) -> StreamInbox<Starling_V1_Update> {
+    StreamInbox { handler in
+        try await api.destination.get(.with { $0.path = path }, onResponse: handler)
+    }
+}
+
+private func profileGet(_ api: APIClients, _ path: String) -> StreamInbox<Starling_V1_DestinationProfile> {
+    StreamInbox { handler in
+        try await api.destination.getProfile(.with { $0.path = path }, onResponse: handler)
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct DestinationAPITests {
+    let webIdentity = "web.test.serviceaccount.identity.starling.cluster.local"
+
+    @Test func getStreamsTheMatchingWorkloadThenRemoveAndNoEndpointsWhenItIsDeleted() async throws {
+        try await withController { controller in
+            try await controller.withClients { api in
+                try await api.apply([
+                    TestResources.service("web", port: 80, targetPort: 8080),
+                    TestResources.workload("web-1", app: "web", address: "127.0.0.21", port: 4143, appPort: 8080, serviceAccount: "web"),
+                    // Not selected by the service.
+                    TestResources.workload("db-1", app: "db", address: "127.0.0.22", port: 4143, appPort: 8080),
+                ])
+                let updates = destinationGet(api, "web.test.svc.cluster.local:80")
+                defer { updates.cancel() }
+
+                let first = try await updates.nextChange()
+                guard case .add(let add) = first.update else {
+                    Issue.record("expected an add, got \(first)")
+                    return
+                }
+                try #require(add.addrs.count == 1)
+                let addr = add.addrs[0]
+                #expect(addr.ip == "127.0.0.21")
+                #expect(addr.port == 4143)
+                #expect(addr.identity == webIdentity)
+                #expect(addr.protocolHint == .h2)
+                #expect(addr.weight > 0)
+
+                let ((removal, notice), elapsed) = try await timed {
+                    _ = try await api.resources.delete(.with {
+                        $0.kind = "Workload"
+                        $0.namespace = "test"
+                        $0.name = "web-1"
+                    })
+                    return (try await updates.next(), try await updates.next())
+                }
+                print("destination: workload delete → remove + noEndpoints in \(elapsed.milliseconds) ms")
+                guard case .remove(let remove) = removal.update else {
+                    Issue.record("expected a remove, got \(removal)")
+                    return
+                }
+                #expect(remove.addrs.map(\.ip) == ["127.0.0.21"])
+                #expect(remove.addrs.map(\.port) == [4143])
+                guard case .noEndpoints(let none) = notice.update else {
+                    Issue.record("expected noEndpoints, got \(notice)")
+                    return
+                }
+                #expect(none.exists == true)
+                #expect(elapsed < updateDeadline, "took \(elapsed)")
+            }
+        }
+    }
+
+    @Test func getForAnUnknownServiceSaysNoEndpointsThenAddsWhenTheServiceAndWorkloadAppear() async throws {
+        try await withController { controller in
+            try await controller.withClients { api in
+                let updates = destinationGet(api, "web.test:80")
+                defer { updates.cancel() }
+
+                let first = try await updates.next()
+                guard case .noEndpoints(let none) = first.update else {
+                    Issue.record("expected noEndpoints, got \(first)")
+                    return
+                }
+                #expect(none.exists == false)
+
+                let (added, elapsed) = try await timed {
+                    try await api.apply([
+                        TestResources.service("web", port: 80, targetPort: 8080),
+                        TestResources.workload("web-1", app: "web", address: "127.0.0.31", port: 4143, appPort: 8080, serviceAccount: "web"),
+                    ])
+                    return try await updates.nextChange()
+                }
+                print("destination: service + workload apply → add in \(elapsed.milliseconds) ms")
+                guard case .add(let add) = added.update else {
+                    Issue.record("expected an add, got \(added)")
+                    return
+                }
+                #expect(add.addrs.map(\.ip) == ["127.0.0.31"])
+                #expect(add.addrs.first?.identity == webIdentity)
+                #expect(elapsed < updateDeadline, "took \(elapsed)")
+            }
+        }
+    }
+
+    @Test func getAddsASecondWorkloadWithoutRepeatingTheFirst() async throws {
+        try await withController { controller in
+            try await controller.withClients { api in
+                try await api.apply([
+                    TestResources.service("web"),
+                    TestResources.workload("web-1", app: "web", address: "127.0.0.41", serviceAccount: "web"),
+                ])
+                let updates = destinationGet(api, "web.test:80")
+                defer { updates.cancel() }
+                _ = try await updates.nextChange()
+
+                let (second, elapsed) = try await timed {
+                    try await api.apply([TestResources.workload("web-2", app: "web", address: "127.0.0.42", serviceAccount: "web")])
+                    return try await updates.next()
+                }
+                print("destination: second workload → add in \(elapsed.milliseconds) ms")
+                guard case .add(let add) = second.update else {
+                    Issue.record("expected an add, got \(second)")
+                    return
+                }
+                #expect(add.addrs.map(\.ip) == ["127.0.0.42"])
+                #expect(elapsed < updateDeadline, "took \(elapsed)")
+            }
+        }
+    }
+
+    @Test func getRefusesAPathThatIsNotAServiceAuthority() async throws {
+        try await withController { controller in
+            try await controller.withClients { api in
+                let error = await #expect(throws: RPCError.self) {
+                    try await api.destination.get(.with { $0.path = "not a service" }) { response in
+                        for try await _ in response.messages {}
+                    }
+                }
+                #expect(error?.code == .invalidArgument)
+            }
+        }
+    }
+
+    @Test func getProfileGivesWeightedOverridesFromATrafficSplitAndFollowsChanges() async throws {
+        try await withController { controller in
+            try await controller.withClients { api in
+                try await api.apply([
+                    TestResources.service("web"), TestResources.service("web-v1"), TestResources.service("web-v2"),
+                ])
+                try await api.apply([
+                    TestResources.trafficSplit("web-split", service: "web", backends: [("web-v1", 50), ("web-v2", 50)])
+                ])
+                let profiles = profileGet(api, "web.test.svc.cluster.local:80")
+                defer { profiles.cancel() }
+
+                // The first profile may predate the index seeing the split; wait for it.
+                var profile = try await profiles.next()
+                while profile.dstOverrides.isEmpty { profile = try await profiles.next() }
+                #expect(profile.fullyQualifiedName == "web.test.svc.cluster.local")
+                let overrides = Dictionary(uniqueKeysWithValues: profile.dstOverrides.map { ($0.authority, $0.weight) })
+                #expect(overrides == [
+                    "web-v1.test.svc.cluster.local:80": 50_000,
+                    "web-v2.test.svc.cluster.local:80": 50_000,
+                ])
+
+                let (changed, elapsed) = try await timed {
+                    try await api.apply([
+                        TestResources.trafficSplit("web-split", service: "web", backends: [("web-v1", 90), ("web-v2", 10)])
+                    ])
+                    return try await profiles.next()
+                }
+                print("destination: traffic split change → new profile in \(elapsed.milliseconds) ms")
+                #expect(changed.dstOverrides.map(\.weight) == [90_000, 10_000])
+                #expect(changed.dstOverrides.map(\.authority) == ["web-v1.test.svc.cluster.local:80", "web-v2.test.svc.cluster.local:80"])
+                #expect(elapsed < updateDeadline, "took \(elapsed)")
+
+                // A change elsewhere does not resend an identical profile.
+                try await api.apply([TestResources.service("unrelated")])
+                #expect(await profiles.staysQuiet(for: .milliseconds(300)))
+
+                _ = try await api.resources.delete(.with {
+                    $0.kind = "TrafficSplit"
+                    $0.namespace = "test"
+                    $0.name = "web-split"
+                })
+                let plain = try await profiles.next(within: updateDeadline)
+                #expect(plain.dstOverrides.isEmpty)
+            }
+        }
+    }
+}

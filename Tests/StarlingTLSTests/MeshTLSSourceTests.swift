@@ -1,0 +1,2 @@
+// Tests of StarlingTLS live in this target (MeshTLS*Tests.swift).
+import StarlingTLS

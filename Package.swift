@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
@@ -66,9 +67,61 @@ let package = Package(
             swiftSettings: settings
         ),
         .target(
+            name: "StarlingObservability",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: settings
+        ),
+        .target(
+            name: "StarlingTLS",
+            dependencies: [
+                "StarlingCore", "StarlingIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: settings
+        ),
+        .target(
+            name: "StarlingProxy",
+            dependencies: [
+                "StarlingCore", "StarlingIdentity", "StarlingTLS", "StarlingObservability", "StarlingAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: settings
+        ),
+        .target(
+            name: "StarlingDemoApps",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings
+        ),
+        .target(
             name: "StarlingControlPlane",
             dependencies: [
-                "StarlingCore", "StarlingIdentity", "StarlingAPI", "StarlingStore",
+                "StarlingCore", "StarlingIdentity", "StarlingAPI", "StarlingStore", "StarlingObservability",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -87,7 +140,8 @@ let package = Package(
         .target(
             name: "StarlingCLI",
             dependencies: [
-                "StarlingCore", "StarlingIdentity", "StarlingAPI", "StarlingControlPlane",
+                "StarlingCore", "StarlingIdentity", "StarlingAPI", "StarlingControlPlane", "StarlingProxy",
+                "StarlingDemoApps", "StarlingTLS", "StarlingObservability",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -108,6 +162,34 @@ let package = Package(
         ),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"], swiftSettings: settings),
         .testTarget(name: "StarlingIdentityTests", dependencies: ["StarlingIdentity"], swiftSettings: settings),
+        .testTarget(
+            name: "StarlingTLSTests",
+            dependencies: [
+                "StarlingTLS", "StarlingIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "StarlingProxyTests",
+            dependencies: [
+                "StarlingProxy", "StarlingTLS", "StarlingIdentity", "StarlingCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(name: "StarlingDemoAppsTests", dependencies: ["StarlingDemoApps"], swiftSettings: settings),
         .testTarget(name: "StarlingStoreTests", dependencies: ["StarlingStore"], swiftSettings: settings),
         .testTarget(
             name: "StarlingControlPlaneTests",

@@ -100,6 +100,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -119,9 +120,24 @@ let package = Package(
             swiftSettings: settings
         ),
         .target(
+            name: "StarlingMulticluster",
+            dependencies: [
+                "StarlingCore", "StarlingIdentity", "StarlingAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings
+        ),
+        .target(
             name: "StarlingControlPlane",
             dependencies: [
                 "StarlingCore", "StarlingIdentity", "StarlingAPI", "StarlingStore", "StarlingObservability",
+                "StarlingMulticluster",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -182,6 +198,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -190,6 +207,7 @@ let package = Package(
             swiftSettings: settings
         ),
         .testTarget(name: "StarlingDemoAppsTests", dependencies: ["StarlingDemoApps"], swiftSettings: settings),
+        .testTarget(name: "StarlingMulticlusterTests", dependencies: ["StarlingMulticluster", "StarlingCore"], swiftSettings: settings),
         .testTarget(name: "StarlingStoreTests", dependencies: ["StarlingStore"], swiftSettings: settings),
         .testTarget(
             name: "StarlingControlPlaneTests",

@@ -85,13 +85,27 @@ public enum Starling_V1_Mesh: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Gateways" metadata.
+        public enum Gateways: Sendable {
+            /// Request type for "Gateways".
+            public typealias Input = Starling_V1_GatewaysRequest
+            /// Response type for "Gateways".
+            public typealias Output = Starling_V1_GatewaysResponse
+            /// Descriptor for "Gateways".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "starling.v1.Mesh"),
+                method: "Gateways",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "starling.v1.Mesh" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateToken.descriptor,
             Register.descriptor,
             Heartbeat.descriptor,
             Deregister.descriptor,
-            Status.descriptor
+            Status.descriptor,
+            Gateways.descriptor
         ]
     }
 }
@@ -204,6 +218,25 @@ extension Starling_V1_Mesh {
             request: GRPCCore.StreamingServerRequest<Starling_V1_StatusRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Starling_V1_StatusResponse>
+
+        /// Handle the "Gateways" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admin only: the linked clusters' gateways as this cluster's probes see them, and the state
+        /// > of each service-mirror loop.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Starling_V1_GatewaysRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Starling_V1_GatewaysResponse` messages.
+        func gateways(
+            request: GRPCCore.StreamingServerRequest<Starling_V1_GatewaysRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Starling_V1_GatewaysResponse>
     }
 
     /// Service protocol for the "starling.v1.Mesh" service.
@@ -300,6 +333,25 @@ extension Starling_V1_Mesh {
             request: GRPCCore.ServerRequest<Starling_V1_StatusRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Starling_V1_StatusResponse>
+
+        /// Handle the "Gateways" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admin only: the linked clusters' gateways as this cluster's probes see them, and the state
+        /// > of each service-mirror loop.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Starling_V1_GatewaysRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Starling_V1_GatewaysResponse` message.
+        func gateways(
+            request: GRPCCore.ServerRequest<Starling_V1_GatewaysRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Starling_V1_GatewaysResponse>
     }
 
     /// Simple service protocol for the "starling.v1.Mesh" service.
@@ -394,6 +446,25 @@ extension Starling_V1_Mesh {
             request: Starling_V1_StatusRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Starling_V1_StatusResponse
+
+        /// Handle the "Gateways" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admin only: the linked clusters' gateways as this cluster's probes see them, and the state
+        /// > of each service-mirror loop.
+        ///
+        /// - Parameters:
+        ///   - request: A `Starling_V1_GatewaysRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Starling_V1_GatewaysResponse` to respond with.
+        func gateways(
+            request: Starling_V1_GatewaysRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Starling_V1_GatewaysResponse
     }
 }
 
@@ -456,6 +527,17 @@ extension Starling_V1_Mesh.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Starling_V1_Mesh.Method.Gateways.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Starling_V1_GatewaysRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Starling_V1_GatewaysResponse>(),
+            handler: { request, context in
+                try await self.gateways(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -511,6 +593,17 @@ extension Starling_V1_Mesh.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Starling_V1_StatusResponse> {
         let response = try await self.status(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func gateways(
+        request: GRPCCore.StreamingServerRequest<Starling_V1_GatewaysRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Starling_V1_GatewaysResponse> {
+        let response = try await self.gateways(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -579,6 +672,19 @@ extension Starling_V1_Mesh.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Starling_V1_StatusResponse> {
         return GRPCCore.ServerResponse<Starling_V1_StatusResponse>(
             message: try await self.status(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func gateways(
+        request: GRPCCore.ServerRequest<Starling_V1_GatewaysRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Starling_V1_GatewaysResponse> {
+        return GRPCCore.ServerResponse<Starling_V1_GatewaysResponse>(
+            message: try await self.gateways(
                 request: request.message,
                 context: context
             ),
@@ -706,6 +812,30 @@ extension Starling_V1_Mesh {
             deserializer: some GRPCCore.MessageDeserializer<Starling_V1_StatusResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_StatusResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Gateways" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admin only: the linked clusters' gateways as this cluster's probes see them, and the state
+        /// > of each service-mirror loop.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Starling_V1_GatewaysRequest` message.
+        ///   - serializer: A serializer for `Starling_V1_GatewaysRequest` messages.
+        ///   - deserializer: A deserializer for `Starling_V1_GatewaysResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func gateways<Result>(
+            request: GRPCCore.ClientRequest<Starling_V1_GatewaysRequest>,
+            serializer: some GRPCCore.MessageSerializer<Starling_V1_GatewaysRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Starling_V1_GatewaysResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_GatewaysResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -891,6 +1021,41 @@ extension Starling_V1_Mesh {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Gateways" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admin only: the linked clusters' gateways as this cluster's probes see them, and the state
+        /// > of each service-mirror loop.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Starling_V1_GatewaysRequest` message.
+        ///   - serializer: A serializer for `Starling_V1_GatewaysRequest` messages.
+        ///   - deserializer: A deserializer for `Starling_V1_GatewaysResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func gateways<Result>(
+            request: GRPCCore.ClientRequest<Starling_V1_GatewaysRequest>,
+            serializer: some GRPCCore.MessageSerializer<Starling_V1_GatewaysRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Starling_V1_GatewaysResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_GatewaysResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Starling_V1_Mesh.Method.Gateways.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1029,6 +1194,36 @@ extension Starling_V1_Mesh.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Starling_V1_StatusRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Starling_V1_StatusResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Gateways" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Admin only: the linked clusters' gateways as this cluster's probes see them, and the state
+    /// > of each service-mirror loop.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Starling_V1_GatewaysRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func gateways<Result>(
+        request: GRPCCore.ClientRequest<Starling_V1_GatewaysRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_GatewaysResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.gateways(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Starling_V1_GatewaysRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Starling_V1_GatewaysResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1189,6 +1384,40 @@ extension Starling_V1_Mesh.ClientProtocol {
             metadata: metadata
         )
         return try await self.status(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Gateways" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Admin only: the linked clusters' gateways as this cluster's probes see them, and the state
+    /// > of each service-mirror loop.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func gateways<Result>(
+        _ message: Starling_V1_GatewaysRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_GatewaysResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Starling_V1_GatewaysRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.gateways(
             request: request,
             options: options,
             onResponse: handleResponse

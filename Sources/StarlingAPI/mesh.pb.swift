@@ -31,6 +31,10 @@ public nonisolated struct Starling_V1_CreateTokenRequest: Sendable {
 
   public var ttlSeconds: Int64 = 0
 
+  /// "" or "join": a workload join token. "link": a link credential for the cluster named by
+  /// service_account, which may only list and watch exported services.
+  public var audience: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -208,13 +212,73 @@ public nonisolated struct Starling_V1_StatusResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Starling_V1_GatewaysRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Starling_V1_GatewayStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The linked (remote) cluster's name.
+  public var cluster: String = String()
+
+  public var alive: Bool = false
+
+  /// Mirrored services of that cluster.
+  public var numServices: UInt32 = 0
+
+  /// Probe round-trip latencies over the last minute, milliseconds; -1 when unknown.
+  public var latencyP50Ms: Double = 0
+
+  public var latencyP95Ms: Double = 0
+
+  public var latencyP99Ms: Double = 0
+
+  public var gatewayAddress: String = String()
+
+  /// The mirror loop: "running", "connecting", or "error: ...".
+  public var mirrorState: String = String()
+
+  /// Unix seconds of the last successful sync with the remote cluster; 0 when never.
+  public var lastSync: Int64 = 0
+
+  /// Unix seconds when the link credential expires; 0 when unknown.
+  public var credentialExpiresAt: Int64 = 0
+
+  public var lastProbeError: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Starling_V1_GatewaysResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var gateways: [Starling_V1_GatewayStatus] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "starling.v1"
 
 nonisolated extension Starling_V1_CreateTokenRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateTokenRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}service_account\0\u{3}ttl_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}service_account\0\u{3}ttl_seconds\0\u{1}audience\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -225,6 +289,7 @@ nonisolated extension Starling_V1_CreateTokenRequest: SwiftProtobuf.Message, Swi
       case 1: try { try decoder.decodeSingularStringField(value: &self.namespace) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.serviceAccount) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.ttlSeconds) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.audience) }()
       default: break
       }
     }
@@ -240,6 +305,9 @@ nonisolated extension Starling_V1_CreateTokenRequest: SwiftProtobuf.Message, Swi
     if self.ttlSeconds != 0 {
       try visitor.visitSingularInt64Field(value: self.ttlSeconds, fieldNumber: 3)
     }
+    if !self.audience.isEmpty {
+      try visitor.visitSingularStringField(value: self.audience, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -247,6 +315,7 @@ nonisolated extension Starling_V1_CreateTokenRequest: SwiftProtobuf.Message, Swi
     if lhs.namespace != rhs.namespace {return false}
     if lhs.serviceAccount != rhs.serviceAccount {return false}
     if lhs.ttlSeconds != rhs.ttlSeconds {return false}
+    if lhs.audience != rhs.audience {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -655,6 +724,135 @@ nonisolated extension Starling_V1_StatusResponse: SwiftProtobuf.Message, SwiftPr
     if lhs.nowMs != rhs.nowMs {return false}
     if lhs.checks != rhs.checks {return false}
     if lhs.trustAnchorsPem != rhs.trustAnchorsPem {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Starling_V1_GatewaysRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GatewaysRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Starling_V1_GatewaysRequest, rhs: Starling_V1_GatewaysRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Starling_V1_GatewayStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GatewayStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}alive\0\u{3}num_services\0\u{3}latency_p50_ms\0\u{3}latency_p95_ms\0\u{3}latency_p99_ms\0\u{3}gateway_address\0\u{3}mirror_state\0\u{3}last_sync\0\u{3}credential_expires_at\0\u{3}last_probe_error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.alive) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.numServices) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.latencyP50Ms) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.latencyP95Ms) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.latencyP99Ms) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.gatewayAddress) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.mirrorState) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.lastSync) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.credentialExpiresAt) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.lastProbeError) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cluster.isEmpty {
+      try visitor.visitSingularStringField(value: self.cluster, fieldNumber: 1)
+    }
+    if self.alive != false {
+      try visitor.visitSingularBoolField(value: self.alive, fieldNumber: 2)
+    }
+    if self.numServices != 0 {
+      try visitor.visitSingularUInt32Field(value: self.numServices, fieldNumber: 3)
+    }
+    if self.latencyP50Ms.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.latencyP50Ms, fieldNumber: 4)
+    }
+    if self.latencyP95Ms.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.latencyP95Ms, fieldNumber: 5)
+    }
+    if self.latencyP99Ms.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.latencyP99Ms, fieldNumber: 6)
+    }
+    if !self.gatewayAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.gatewayAddress, fieldNumber: 7)
+    }
+    if !self.mirrorState.isEmpty {
+      try visitor.visitSingularStringField(value: self.mirrorState, fieldNumber: 8)
+    }
+    if self.lastSync != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastSync, fieldNumber: 9)
+    }
+    if self.credentialExpiresAt != 0 {
+      try visitor.visitSingularInt64Field(value: self.credentialExpiresAt, fieldNumber: 10)
+    }
+    if !self.lastProbeError.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastProbeError, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Starling_V1_GatewayStatus, rhs: Starling_V1_GatewayStatus) -> Bool {
+    if lhs.cluster != rhs.cluster {return false}
+    if lhs.alive != rhs.alive {return false}
+    if lhs.numServices != rhs.numServices {return false}
+    if lhs.latencyP50Ms != rhs.latencyP50Ms {return false}
+    if lhs.latencyP95Ms != rhs.latencyP95Ms {return false}
+    if lhs.latencyP99Ms != rhs.latencyP99Ms {return false}
+    if lhs.gatewayAddress != rhs.gatewayAddress {return false}
+    if lhs.mirrorState != rhs.mirrorState {return false}
+    if lhs.lastSync != rhs.lastSync {return false}
+    if lhs.credentialExpiresAt != rhs.credentialExpiresAt {return false}
+    if lhs.lastProbeError != rhs.lastProbeError {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Starling_V1_GatewaysResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GatewaysResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}gateways\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.gateways) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.gateways.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.gateways, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Starling_V1_GatewaysResponse, rhs: Starling_V1_GatewaysResponse) -> Bool {
+    if lhs.gateways != rhs.gateways {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Metrics
-import Prometheus
 import StarlingControlPlane
 
 /// `starling controller`: the control plane of one cluster, in the foreground (systemd-friendly).
@@ -39,13 +37,8 @@ struct ControllerCommand: AsyncParsableCommand {
         let api = try HostPort.parse(apiAddress, flag: "--api-address")
         let admin = try HostPort.parse(adminAddress, flag: "--admin-address")
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        Observability.bootstrapLogging(level: level)
+        let metrics = Observability.bootstrapPrometheus()
         var logger = Logger(label: "starling.controller")
         logger[metadataKey: "cluster"] = "\(clusterName)"
 
@@ -54,11 +47,7 @@ struct ControllerCommand: AsyncParsableCommand {
                 clusterName: clusterName, dataDirectory: dataDir, apiHost: api.host, apiPort: api.port,
                 adminHost: admin.host, adminPort: admin.port),
             logger: logger,
-            metrics: {
-                var buffer: [UInt8] = []
-                registry.emit(into: &buffer)
-                return String(decoding: buffer, as: UTF8.self)
-            })
+            metrics: metrics)
         try await SignalScope.runUntilSignalled(logger: logger) {
             try await controller.run()
         }

@@ -10,6 +10,7 @@ public struct StarlingCommand: AsyncParsableCommand {
             CertsCommand.self,
             ControllerCommand.self,
             InstallCommand.self,
+            MulticlusterCommand.self,
             CheckCommand.self,
             ApplyCommand.self,
             GetCommand.self,

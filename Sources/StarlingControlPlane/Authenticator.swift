@@ -9,6 +9,9 @@ enum Caller: Sendable {
     case admin
     /// A workload holding a join token for one namespace and service account.
     case workload(namespace: String, serviceAccount: String)
+    /// A linked cluster's service mirror holding a link credential: it may list and watch
+    /// exported services, nothing else.
+    case link(cluster: String)
 }
 
 /// Turns `authorization: Bearer TOKEN` metadata into a `Caller`, or refuses the call.
@@ -33,7 +36,9 @@ struct Authenticator: Sendable {
         }
         if constantTimeEqual(token, adminToken) { return .admin }
         do throws(IdentityError) {
-            let claims = try JoinToken.verify(token, key: tokenKey, audience: JoinToken.Audience.join, now: now())
+            let claims = try JoinToken.verify(
+                token, key: tokenKey, audiences: [JoinToken.Audience.join, JoinToken.Audience.link], now: now())
+            if claims.audience == JoinToken.Audience.link { return .link(cluster: claims.serviceAccount) }
             return .workload(namespace: claims.namespace, serviceAccount: claims.serviceAccount)
         } catch {
             throw RPCError(code: .unauthenticated, message: "credential refused: \(error.message)")

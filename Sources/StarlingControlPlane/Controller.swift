@@ -6,6 +6,7 @@ import StarlingObservability
 import NIOCore
 import StarlingAPI
 import StarlingCore
+import StarlingMulticluster
 import StarlingStore
 
 /// The control plane of one cluster: the store, the gRPC API (resources, identity, destination,
@@ -35,7 +36,9 @@ public struct Controller: Sendable {
         let store = try SQLiteResourceStore(path: c.storePath)
         let auth = Authenticator(adminToken: credentials.adminToken, tokenKey: credentials.tokenKey)
         let identity = MeshIdentityState(store: store, logger: logger)
-        let index = DestinationIndex(store: store, logger: logger)
+        let multicluster = MulticlusterRegistry()
+        let index = DestinationIndex(store: store, multicluster: multicluster, logger: logger)
+        let mirrors = MulticlusterController(store: store, registry: multicluster, logger: logger)
         let leases = WorkloadLeases(store: store, lease: c.workloadLease, logger: logger)
 
         let services: [any RegistrableRPCService] = [
@@ -44,7 +47,7 @@ public struct Controller: Sendable {
             DestinationService(index: index, auth: auth, logger: logger),
             MeshService(
                 store: store, auth: auth, tokenKey: credentials.tokenKey, identity: identity, index: index,
-                leases: leases, configuration: c, logger: logger),
+                leases: leases, multicluster: multicluster, configuration: c, logger: logger),
         ]
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: c.apiHost, port: c.apiPort),
@@ -63,6 +66,7 @@ public struct Controller: Sendable {
                 group.addTask { try await identity.run() }
                 group.addTask { try await index.run() }
                 group.addTask { try await leases.run() }
+                group.addTask { try await mirrors.run() }
                 guard let address = try await transport.listeningAddress.ipv4 else {
                     throw ControllerError("the API did not bind an IPv4 address")
                 }

@@ -119,6 +119,16 @@ public enum JoinToken {
         audience: String,
         now: Date = Date()
     ) throws(IdentityError) -> Claims {
+        try verify(token, key: key, audiences: [audience], now: now)
+    }
+
+    /// Verifies `token` for any of `audiences`; the caller reads which from `Claims.audience`.
+    public static func verify(
+        _ token: String,
+        key: SymmetricKey,
+        audiences: Set<String>,
+        now: Date = Date()
+    ) throws(IdentityError) -> Claims {
         let trimmed = token.trimmingCharacters(in: .whitespacesAndNewlines)
         let parts = trimmed.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty else {
@@ -144,8 +154,8 @@ public enum JoinToken {
         else {
             throw invalid("the token claims are not valid (need ns, sa, iat, exp, jti, aud)")
         }
-        guard claims.audience == audience else {
-            throw invalid("the token is for audience '\(claims.audience)', not '\(audience)'")
+        guard audiences.contains(claims.audience) else {
+            throw invalid("the token is for audience '\(claims.audience)', not '\(audiences.sorted().joined(separator: "' or '"))'")
         }
         let nowSeconds = now.timeIntervalSince1970
         guard TimeInterval(claims.expiresAt) > nowSeconds else {

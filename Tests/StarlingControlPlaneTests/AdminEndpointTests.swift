@@ -1,4 +1,6 @@
 import Foundation
+import StarlingAPI
+import SwiftProtobuf
 import Testing
 
 @Suite(.timeLimit(.minutes(1)))
@@ -40,6 +42,27 @@ struct AdminEndpointTests {
             #expect(response.status == 404)
             let withQuery = try await httpGet(port: controller.adminPort, path: "/ready?verbose=1")
             #expect(withQuery.status == 200)
+        }
+    }
+
+    @Test(arguments: 1...20)
+    func cancellingTheControllerAfterAnRPCStopsItWithoutAnError(round: Int) async throws {
+        try await withController(strictShutdown: true) { controller in
+            try await controller.withClients { api in
+                _ = try await api.list("Namespace")
+            }
+        }
+    }
+
+    @Test func cancellingTheControllerWithAnOpenStreamStopsItWithoutAnError() async throws {
+        try await withController(strictShutdown: true) { controller in
+            try await controller.withClients { api in
+                let updates = StreamInbox<Starling_V1_Update> { handler in
+                    try await api.destination.get(.with { $0.path = "web.test:80" }, onResponse: handler)
+                }
+                _ = try await updates.next()
+                updates.cancel()
+            }
         }
     }
 

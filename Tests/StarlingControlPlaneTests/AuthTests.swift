@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import StarlingAPI
+@testable import StarlingControlPlane
 import StarlingCore
 import StarlingIdentity
 import SwiftProtobuf
@@ -42,7 +43,8 @@ struct AuthTests {
                 #expect(error?.code == .unauthenticated)
             }
             try await controller.withClients { api in
-                #expect(try await api.get("Service", "web", namespace: "test") == nil)
+                let found = try await api.get("Service", "web", namespace: "test")
+                #expect(found == nil)
             }
         }
     }
@@ -77,7 +79,8 @@ struct AuthTests {
                 #expect(mint?.code == .permissionDenied)
             }
             try await controller.withClients { api in
-                #expect(try await api.get("Service", "web", namespace: "test") == nil)
+                let found = try await api.get("Service", "web", namespace: "test")
+                #expect(found == nil)
             }
         }
     }

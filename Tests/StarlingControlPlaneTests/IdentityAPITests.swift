@@ -1,7 +1,6 @@
 import Foundation
 import GRPCCore
 import StarlingAPI
-@testable import StarlingCLI
 import StarlingCore
 import StarlingIdentity
 import SwiftASN1
@@ -28,21 +27,22 @@ struct TestPKI {
         issuerKeyPEM = PEMFile.pem(issuer.key)
     }
 
-    /// `starling install`'s documents for this PKI.
-    func installResources(clusterName: String = "test") throws -> [Resource] {
-        let dir = FileManager.default.temporaryDirectory
-            .appendingPathComponent("starling-pki-\(UUID().uuidString.prefix(8).lowercased())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        func write(_ text: String, _ name: String) throws -> String {
-            let url = dir.appendingPathComponent(name)
-            try Data(text.utf8).write(to: url)
-            return url.path
-        }
-        return try InstallCommand.resources(
-            anchorsFile: try write(rootPEM, "root.crt"), issuerFile: try write(issuerPEM, "issuer.crt"),
-            keyFile: try write(issuerKeyPEM, "issuer.key"), clusterName: clusterName, trustDomain: "cluster.local",
-            now: Date())
+    /// The documents `starling install` prints for this PKI (built here the way
+    /// `InstallCommand.resources` builds them): the namespace, the issuer secret, the MeshConfig.
+    func installResources(clusterName: String = "test") -> [Resource] {
+        let secret = Resource(
+            name: "starling-identity-issuer", namespace: "starling",
+            spec: SecretSpec(type: "kubernetes.io/tls", data: ["tls.crt": Array(issuerPEM.utf8), "tls.key": Array(issuerKeyPEM.utf8)]))
+        let mesh = Resource(
+            name: "mesh",
+            spec: MeshConfigSpec(
+                clusterName: clusterName, trustDomain: "cluster.local",
+                identity: MeshIdentitySettings(
+                    trustAnchorsPEM: rootPEM,
+                    issuer: MeshIssuer(
+                        certificatePEM: issuerPEM,
+                        keySecret: SecretReference(name: "starling-identity-issuer", namespace: "starling")))))
+        return [Resource(name: "starling", spec: NamespaceSpec()), secret, mesh]
     }
 }
 
@@ -50,7 +50,7 @@ extension TestController {
     /// Applies the install resources for `pki` and waits until the controller signs with it.
     func install(_ pki: TestPKI) async throws {
         try await withClients { api in
-            try await api.apply(try pki.installResources())
+            try await api.apply(pki.installResources())
             let configured = try await eventually(within: .seconds(5)) {
                 do {
                     _ = try await api.identity.certify(.with { $0.identity = "probe.test.serviceaccount.identity.starling.cluster.local" })

@@ -139,11 +139,11 @@ struct ResourcesAPITests {
     @Test func invalidDocumentIsRefusedNamingTheFieldPathAndNothingOfTheBatchIsStored() async throws {
         try await withController { controller in
             try await controller.withClients { api in
-                let good = ResourceEncoder.compactJSON(TestResources.service("good"))
-                let bad = #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"bad","namespace":"test"},"spec":{"ports":[{"port":70000}]}}"#
+                let goodDocument = ResourceEncoder.compactJSON(TestResources.service("good"))
+                let badDocument = #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"bad","namespace":"test"},"spec":{"ports":[{"port":70000}]}}"#
 
                 let error = await #expect(throws: RPCError.self) {
-                    try await api.apply([good, bad])
+                    try await api.apply([goodDocument, badDocument])
                 }
                 #expect(error?.code == .invalidArgument)
                 let message = error?.message ?? ""
@@ -151,9 +151,12 @@ struct ResourcesAPITests {
                 // The second document of the request is the bad one.
                 #expect(message.contains("document 2"), "message: \(message)")
 
-                #expect(try await api.get("Service", "good", namespace: "test") == nil)
-                #expect(try await api.get("Service", "bad", namespace: "test") == nil)
-                #expect(try await api.get("Namespace", "test") == nil)
+                let good = try await api.get("Service", "good", namespace: "test")
+                let bad = try await api.get("Service", "bad", namespace: "test")
+                let namespace = try await api.get("Namespace", "test")
+                #expect(good == nil)
+                #expect(bad == nil)
+                #expect(namespace == nil)
             }
         }
     }

@@ -46,6 +46,17 @@ struct WorkloadLeaseTests {
         }
     }
 
+    @Test func registerReportsSubSecondLeaseAndHeartbeatIntervalsExactly() async throws {
+        try await withController(workloadLease: .milliseconds(1500), heartbeatInterval: .milliseconds(500)) { controller in
+            let token = try await controller.joinToken(namespace: "shop", serviceAccount: "web")
+            let response = try await controller.withClients(.token(token)) { api in
+                try await api.mesh.register(registration("web-1", address: "127.0.0.56"))
+            }
+            #expect(response.leaseMs == 1_500)
+            #expect(response.heartbeatIntervalMs == 500)
+        }
+    }
+
     @Test func registerWithTheAdminCredentialIsRefused() async throws {
         try await withController { controller in
             try await controller.withClients { api in
@@ -77,33 +88,35 @@ struct WorkloadLeaseTests {
             try await controller.withClients(.token(token)) { workload in
                 let registered = try await workload.mesh.register(registration("web-1", address: "127.0.0.52"))
                 #expect(registered.leaseMs == 2_000)
-                #expect(registered.heartbeatIntervalMs == 500)
 
                 // Heartbeat for longer than one lease: the workload must stay.
                 let clock = ContinuousClock()
                 let keepUntil = clock.now.advanced(by: .seconds(3))
+                var lastBeat = clock.now
                 while clock.now < keepUntil {
+                    try await Task.sleep(for: .milliseconds(500))
                     let beat = try await workload.mesh.heartbeat(.with {
                         $0.namespace = "shop"
                         $0.name = "web-1"
                     })
+                    lastBeat = clock.now
                     #expect(beat.known)
-                    try await Task.sleep(for: .milliseconds(500))
                 }
                 try await controller.withClients { admin in
-                    #expect(try await admin.get("Workload", "web-1", namespace: "shop") != nil)
+                    let found = try await admin.get("Workload", "web-1", namespace: "shop")
+                    #expect(found != nil, "the workload expired although it sent heartbeats")
                 }
 
-                // Stop: the reaper removes it.
-                let stopped = clock.now
+                // Stop: the reaper removes it within the lease (+ 2 s) of the last heartbeat.
+                let deadline = lastBeat.advanced(by: lease + .seconds(2))
                 let gone = try await controller.withClients { admin in
-                    try await eventually(within: lease + .seconds(2)) {
+                    try await eventually(within: deadline - clock.now) {
                         try await admin.get("Workload", "web-1", namespace: "shop") == nil
                     }
                 }
-                let elapsed = clock.now - stopped
+                let elapsed = clock.now - lastBeat
                 print("workload lease: removed \(elapsed.milliseconds) ms after the last heartbeat (lease \(lease))")
-                #expect(gone, "the workload was still there \(elapsed) after its last heartbeat")
+                #expect(gone, "the workload was still there \(elapsed) after its last heartbeat (lease \(lease))")
 
                 // A late heartbeat is told the workload is unknown (so the proxy registers again).
                 let late = try await workload.mesh.heartbeat(.with {
@@ -131,7 +144,8 @@ struct WorkloadLeaseTests {
                 #expect(!beat.known)
             }
             try await controller.withClients { admin in
-                #expect(try await admin.get("Workload", "web-1", namespace: "shop") == nil)
+                let found = try await admin.get("Workload", "web-1", namespace: "shop")
+                #expect(found == nil)
             }
         }
     }
@@ -160,7 +174,8 @@ struct WorkloadLeaseTests {
                 #expect(beat?.code == .permissionDenied)
             }
             try await controller.withClients { admin in
-                #expect(try await admin.get("Workload", "web-1", namespace: "beta") != nil)
+                let found = try await admin.get("Workload", "web-1", namespace: "beta")
+                #expect(found != nil)
             }
         }
     }

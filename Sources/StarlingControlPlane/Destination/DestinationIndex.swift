@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import StarlingCore
+import StarlingMulticluster
 import Synchronization
 
 /// One endpoint of a service as the destination API reports it.
@@ -10,6 +11,8 @@ struct Endpoint: Sendable, Hashable {
     var identity: String?
     var opaque: Bool
     var labels: [String: String]
+    /// For mirrored services: the authority to name to the remote gateway.
+    var authorityOverride: String? = nil
 }
 
 /// An in-memory view of the services, workloads and traffic splits in the store, kept current by
@@ -22,6 +25,8 @@ final class DestinationIndex: Sendable {
         var workloads: [String: [String: Resource]] = [:]  // namespace → name → Workload
         var splits: [String: [String: Resource]] = [:]  // namespace → name → TrafficSplit
         var routes: [String: [String: Resource]] = [:]  // namespace → name → HTTPRoute
+        /// Liveness of linked clusters' gateways (for mirrored services).
+        var isGatewayAlive: @Sendable (String) -> Bool = { _ in true }
     }
 
     static let kinds: Set<String> = ["Service", "Workload", "TrafficSplit", "HTTPRoute"]
@@ -30,19 +35,30 @@ final class DestinationIndex: Sendable {
     private let subscribers = Mutex<[UUID: AsyncStream<Int64>.Continuation]>([:])
     private let ready = Mutex(false)
     private let store: any ResourceStore
+    private let multicluster: MulticlusterRegistry
     private let logger: Logger
 
-    init(store: any ResourceStore, logger: Logger) {
+    init(store: any ResourceStore, multicluster: MulticlusterRegistry = MulticlusterRegistry(), logger: Logger) {
         self.store = store
+        self.multicluster = multicluster
         self.logger = logger
     }
 
-    var snapshot: Snapshot { state.withLock { $0 } }
+    var snapshot: Snapshot {
+        var s = state.withLock { $0 }
+        s.isGatewayAlive = multicluster.isAlive
+        return s
+    }
     var isReady: Bool { ready.withLock { $0 } }
 
     /// Lists everything, then follows the store's changes until cancelled. Re-lists when the
     /// watch falls too far behind.
     func run() async throws {
+        // Gateway liveness changes move mirrored services' endpoints: wake every stream.
+        let liveness = Task { [multicluster] in
+            for await _ in multicluster.changes() { self.notify(self.snapshot.version) }
+        }
+        defer { liveness.cancel() }
         while !Task.isCancelled {
             let version = try await relist()
             do {
@@ -134,6 +150,9 @@ extension DestinationIndex.Snapshot {
             let service = try? ServiceSpec(serviceResource)
         else { return nil }
         let servicePort = self.servicePort(service, authority.port)
+        if serviceResource.metadata.labels[MirrorLabels.mirroredService] == "true" {
+            return mirrorEndpoints(serviceResource, servicePort: servicePort ?? service.ports.first)
+        }
         let targetPort = servicePort.flatMap { $0.targetPort } ?? servicePort?.port ?? authority.port
         let opaque = servicePort.map(Self.isOpaque) ?? false
         let selector = service.effectiveSelector(serviceName: authority.service)
@@ -155,6 +174,20 @@ extension DestinationIndex.Snapshot {
                     labels: ["workload": workload.metadata.name, "namespace": authority.namespace]))
         }
         return result
+    }
+
+    /// A mirror's one endpoint: the remote cluster's gateway, asked for the remote authority —
+    /// or none while that gateway is dead, so splits shift its share elsewhere.
+    func mirrorEndpoints(_ mirror: Resource, servicePort: ServicePort?) -> Set<Endpoint> {
+        let a = mirror.metadata.annotations
+        guard let cluster = mirror.metadata.labels[MirrorLabels.clusterName], isGatewayAlive(cluster),
+            let address = a[MirrorLabels.gatewayAddress], let port = a[MirrorLabels.gatewayPort].flatMap(Int.init),
+            let remote = a[MirrorLabels.remoteService]
+        else { return [] }
+        let remoteAuthority = remote + (servicePort.map { ":\($0.port)" } ?? "")
+        return [Endpoint(
+            ip: address, port: port, identity: a[MirrorLabels.gatewayIdentity], opaque: servicePort.map(Self.isOpaque) ?? false,
+            labels: ["cluster": cluster, "gateway": "\(address):\(port)"], authorityOverride: remoteAuthority)]
     }
 
     func servicePort(_ service: ServiceSpec, _ port: Int?) -> ServicePort? {

@@ -20,7 +20,9 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
     }
 
     private func authority(_ request: ServerRequest<Starling_V1_GetDestination>) throws(RPCError) -> Authority {
-        _ = try auth.authenticate(request.metadata)
+        if case .link = try auth.authenticate(request.metadata) {
+            throw RPCError(code: .permissionDenied, message: "a link credential cannot use the destination API")
+        }
         guard let authority = Authority(request.message.path, clusterDomain: clusterDomain) else {
             throw RPCError(code: .invalidArgument, message: "\"\(request.message.path)\" is not a service authority (expected svc.ns[.svc.\(clusterDomain)][:port])")
         }
@@ -116,6 +118,7 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
             $0.identity = e.identity ?? ""
             $0.protocolHint = e.opaque ? .opaque : (e.identity == nil ? .unknown : .h2)
             $0.metricLabels = e.labels
+            $0.authorityOverride = e.authorityOverride ?? ""
         }
     }
 }

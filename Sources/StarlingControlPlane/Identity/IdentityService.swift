@@ -43,6 +43,8 @@ struct IdentityService: Starling_V1_Identity.ServiceProtocol {
             granted = requested
         case .workload(let namespace, let serviceAccount):
             granted = MeshIdentity(namespace: namespace, serviceAccount: serviceAccount, trustDomain: configuration.trustDomain)
+        case .link:
+            throw RPCError(code: .permissionDenied, message: "a link credential cannot obtain certificates")
         }
         guard requested == granted, requested.trustDomain == configuration.trustDomain else {
             logger.warning("certify refused: identity not granted", metadata: ["requested": "\(requested)", "granted": "\(granted)", "peer": "\(context.remotePeer)"])

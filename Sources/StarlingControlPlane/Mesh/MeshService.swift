@@ -6,6 +6,7 @@ import StarlingAPI
 import StarlingCore
 import SwiftProtobuf
 import StarlingIdentity
+import StarlingMulticluster
 
 /// Join tokens, workload registration with heartbeats, and the controller's status.
 struct MeshService: Starling_V1_Mesh.ServiceProtocol {
@@ -15,6 +16,7 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     let identity: MeshIdentityState
     let index: DestinationIndex
     let leases: WorkloadLeases
+    let multicluster: MulticlusterRegistry
     let configuration: ControllerConfiguration
     let logger: Logger
 
@@ -31,14 +33,18 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         guard Names.isDNSLabel(m.serviceAccount) else {
             throw RPCError(code: .invalidArgument, message: "service account \"\(m.serviceAccount)\" is not a valid name (lowercase letters, digits and '-', at most 63)")
         }
-        let ttl = m.ttlSeconds == 0 ? 86400 : m.ttlSeconds
+        let isLink = m.audience == "link"
+        guard m.audience.isEmpty || m.audience == "join" || isLink else {
+            throw RPCError(code: .invalidArgument, message: "audience \"\(m.audience)\" is not join or link")
+        }
+        let ttl = m.ttlSeconds == 0 ? (isLink ? 30 * 86400 : 86400) : m.ttlSeconds
         guard ttl > 0, ttl <= Self.maximumTokenTTL else {
             throw RPCError(code: .invalidArgument, message: "ttl \(ttl)s is out of range (1s to 8760h)")
         }
         let now = Date()
         let claims = JoinToken.Claims(
             namespace: m.namespace, serviceAccount: m.serviceAccount, lifetime: TimeInterval(ttl), now: now,
-            audience: JoinToken.Audience.join, cluster: configuration.clusterName)
+            audience: isLink ? JoinToken.Audience.link : JoinToken.Audience.join, cluster: configuration.clusterName)
         var response = Starling_V1_CreateTokenResponse()
         response.token = JoinToken.sign(claims, key: tokenKey)
         response.expiresAt = claims.expiresAt
@@ -129,6 +135,8 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
                 throw RPCError(code: .permissionDenied, message: "a join token for namespace \(ns) cannot act on workloads in \(namespace)")
             }
             return ResourceKey(kind: "Workload", namespace: namespace, name: name)
+        case .link:
+            throw RPCError(code: .permissionDenied, message: "a link credential cannot act on workloads")
         }
     }
 
@@ -143,6 +151,32 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         response.checks = await StatusChecks(store: store, identity: identity, index: index).run()
         response.storeVersion = (try? await store.currentVersion()) ?? 0
         response.trustAnchorsPem = identity.configuration?.trustAnchorsPEM ?? ""
+        return ServerResponse(message: response)
+    }
+}
+
+extension MeshService {
+    func gateways(
+        request: ServerRequest<Starling_V1_GatewaysRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Starling_V1_GatewaysResponse> {
+        try auth.requireAdmin(request.metadata, for: "multicluster gateways")
+        let now = ContinuousClock.now
+        var response = Starling_V1_GatewaysResponse()
+        response.gateways = multicluster.statuses().map { s in
+            .with {
+                $0.cluster = s.cluster
+                $0.alive = s.health.alive
+                $0.numServices = UInt32(s.mirroredServices)
+                $0.latencyP50Ms = s.latencies.percentileMilliseconds(50, now: now) ?? -1
+                $0.latencyP95Ms = s.latencies.percentileMilliseconds(95, now: now) ?? -1
+                $0.latencyP99Ms = s.latencies.percentileMilliseconds(99, now: now) ?? -1
+                $0.gatewayAddress = s.gatewayAddress
+                $0.mirrorState = s.mirrorState
+                $0.lastSync = Int64(s.lastSync?.timeIntervalSince1970 ?? 0)
+                $0.credentialExpiresAt = Int64(s.credentialExpiresAt?.timeIntervalSince1970 ?? 0)
+                $0.lastProbeError = s.lastProbeError ?? ""
+            }
+        }
         return ServerResponse(message: response)
     }
 }

@@ -83,9 +83,10 @@ struct ResourcesService: Starling_V1_Resources.ServiceProtocol {
     func list(
         request: ServerRequest<Starling_V1_ListRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_ListResponse> {
-        try auth.requireAdmin(request.metadata, for: "list")
+        let caller = try auth.authenticate(request.metadata)
         let kind = try ResourceKinds.resolve(request.message.kind)
-        let selector = try ResourceKinds.selector(request.message.labelSelector)
+        var selector = try ResourceKinds.selector(request.message.labelSelector)
+        if case .link = caller { selector = try Self.exportedOnly(kind, selector) } else { try auth.requireAdmin(request.metadata, for: "list") }
         let namespace: String? =
             kind.namespaced && !request.message.allNamespaces ? request.message.namespace.orDefault : nil
         // Read the version first: a change between the two reads is then seen again by a watch
@@ -117,19 +118,49 @@ struct ResourcesService: Starling_V1_Resources.ServiceProtocol {
         return ServerResponse(message: response)
     }
 
+    /// What a link credential may read: services carrying the export label, further narrowed
+    /// by the caller's selector.
+    static let exportLabel = LabelSelector.Requirement.equals("mirror.starling.io/exported", "true")
+
+    static func exportedOnly(_ kind: ResourceKind, _ selector: LabelSelector?) throws(RPCError) -> LabelSelector {
+        guard kind.name == "Service" else {
+            throw RPCError(code: .permissionDenied, message: "a link credential may only read services")
+        }
+        return LabelSelector(requirements: [exportLabel] + (selector?.requirements ?? []))
+    }
+
     func watch(
         request: ServerRequest<Starling_V1_WatchRequest>, context: ServerContext
     ) async throws -> StreamingServerResponse<Starling_V1_WatchEvent> {
-        try auth.requireAdmin(request.metadata, for: "watch")
+        let caller = try auth.authenticate(request.metadata)
         let kinds = try request.message.kinds.map { try ResourceKinds.resolve($0).name }
-        let selector = try ResourceKinds.selector(request.message.labelSelector)
+        var selector = try ResourceKinds.selector(request.message.labelSelector)
+        if case .link = caller {
+            guard kinds == ["Service"] else {
+                throw RPCError(code: .permissionDenied, message: "a link credential may only watch services")
+            }
+            selector = try Self.exportedOnly(.service, selector)
+        } else {
+            try auth.requireAdmin(request.metadata, for: "watch")
+        }
         let namespace = request.message.namespace.isEmpty ? nil : request.message.namespace
         let events = store.watch(kinds: kinds.isEmpty ? nil : Set(kinds), fromVersion: request.message.fromVersion)
+        let isLink = if case .link = caller { true } else { false }
+        let filter = selector
         return StreamingServerResponse { writer in
             do {
                 for try await event in events {
                     if let namespace, event.resource.metadata.namespace != namespace { continue }
-                    if let selector, !selector.matches(event.resource.metadata.labels) { continue }
+                    var event = event
+                    if let filter, !filter.matches(event.resource.metadata.labels) {
+                        // A service mirror must learn that a service stopped being exported:
+                        // tell it the service is gone, naming nothing but its key.
+                        guard isLink else { continue }
+                        event = WatchEvent(kind: .deleted, resource: Resource(
+                            apiVersion: event.resource.apiVersion, kind: event.resource.kind,
+                            metadata: ObjectMeta(name: event.resource.metadata.name, namespace: event.resource.metadata.namespace)),
+                            version: event.version)
+                    }
                     var message = Starling_V1_WatchEvent()
                     message.type = event.kind.rawValue
                     message.resourceJson = ResourceEncoder.compactJSON(event.resource)

@@ -1,0 +1,46 @@
+import Foundation
+import GRPCCore
+import Logging
+import StarlingAPI
+import SwiftProtobuf
+
+/// Registers a workload with its join token and keeps it registered: heartbeats at the interval
+/// the controller asks for, registering again when the controller has forgotten it (a restart),
+/// riding out controller outages.
+enum Registration {
+    static func keepRegistered(
+        _ context: ResolvedContext, name: String, address: String, inboundPort: Int, appPort: Int,
+        labels: [String: String], logger: Logger
+    ) async throws {
+        var request = Starling_V1_RegisterRequest()
+        request.name = name
+        request.address = address
+        request.ports = [.with { $0.name = "http"; $0.port = UInt32(inboundPort); $0.appPort = UInt32(appPort) }]
+        request.labels = labels
+        var registered: Starling_V1_RegisterResponse?
+        while !Task.isCancelled {
+            do {
+                try await ControllerClient.with(context, timeout: .seconds(5)) { client in
+                    if registered == nil {
+                        registered = try await client.mesh.register(request)
+                        logger.notice("workload registered", metadata: ["workload": "\(registered?.namespace ?? "")/\(name)"])
+                    }
+                    while !Task.isCancelled, let current = registered {
+                        try await Task.sleep(for: .milliseconds(max(200, current.heartbeatIntervalMs)))
+                        let answer = try await client.mesh.heartbeat(.with { $0.namespace = current.namespace; $0.name = name })
+                        if !answer.known {
+                            logger.notice("the controller forgot this workload; registering again")
+                            registered = nil
+                            return
+                        }
+                    }
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("registration with the controller failed; retrying", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}

@@ -176,6 +176,22 @@ let package = Package(
             dependencies: ["StarlingCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: settings
         ),
+        .executableTarget(
+            name: "starling-bench",
+            dependencies: [
+                "StarlingCore", "StarlingIdentity", "StarlingAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Sources/StarlingBench",
+            swiftSettings: settings
+        ),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"], swiftSettings: settings),
         .testTarget(name: "StarlingIdentityTests", dependencies: ["StarlingIdentity"], swiftSettings: settings),
         .testTarget(
@@ -201,12 +217,17 @@ let package = Package(
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: settings
         ),
-        .testTarget(name: "StarlingDemoAppsTests", dependencies: ["StarlingDemoApps"], swiftSettings: settings),
+        .testTarget(
+            name: "StarlingDemoAppsTests",
+            dependencies: ["StarlingDemoApps", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings
+        ),
         .testTarget(name: "StarlingMulticlusterTests", dependencies: ["StarlingMulticluster", "StarlingCore"], swiftSettings: settings),
         .testTarget(name: "StarlingStoreTests", dependencies: ["StarlingStore"], swiftSettings: settings),
         .testTarget(
@@ -214,6 +235,9 @@ let package = Package(
             dependencies: [
                 "StarlingControlPlane", "StarlingCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),

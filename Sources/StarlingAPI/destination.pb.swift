@@ -237,6 +237,13 @@ public nonisolated struct Starling_V1_DestinationProfile: Sendable {
 
   public var opaqueProtocol: Bool = false
 
+  /// The service carries the export label: a gateway may forward to it.
+  public var exported: Bool = false
+
+  /// The service is a mirror of another cluster's service: a gateway never forwards to it
+  /// (that would be a loop).
+  public var mirrored: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -593,7 +600,7 @@ nonisolated extension Starling_V1_RetryBudget: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DestinationProfile"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}fully_qualified_name\0\u{3}dst_overrides\0\u{3}timeout_ms\0\u{3}retry_budget\0\u{3}opaque_protocol\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}fully_qualified_name\0\u{3}dst_overrides\0\u{3}timeout_ms\0\u{3}retry_budget\0\u{3}opaque_protocol\0\u{1}exported\0\u{1}mirrored\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -606,6 +613,8 @@ nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, Swi
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.timeoutMs) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._retryBudget) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.opaqueProtocol) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.exported) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.mirrored) }()
       default: break
       }
     }
@@ -631,6 +640,12 @@ nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, Swi
     if self.opaqueProtocol != false {
       try visitor.visitSingularBoolField(value: self.opaqueProtocol, fieldNumber: 5)
     }
+    if self.exported != false {
+      try visitor.visitSingularBoolField(value: self.exported, fieldNumber: 6)
+    }
+    if self.mirrored != false {
+      try visitor.visitSingularBoolField(value: self.mirrored, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -640,6 +655,8 @@ nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, Swi
     if lhs.timeoutMs != rhs.timeoutMs {return false}
     if lhs._retryBudget != rhs._retryBudget {return false}
     if lhs.opaqueProtocol != rhs.opaqueProtocol {return false}
+    if lhs.exported != rhs.exported {return false}
+    if lhs.mirrored != rhs.mirrored {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -14,6 +14,9 @@ struct CheckCommand: AsyncParsableCommand {
     @Flag(help: "Checks to run before installing the mesh.")
     var pre = false
 
+    @Flag(help: "Also check links to other clusters: credentials, trust anchors, mirrors, gateways.")
+    var multicluster = false
+
     @Option(name: .shortAndLong, help: "Output: table (default) or json.")
     var output: OutputFormat = .table
 
@@ -83,6 +86,11 @@ struct CheckCommand: AsyncParsableCommand {
             }
         } catch let error as CLIError {
             add("starling-controller", "reachable", "error", error.message, error.hint)
+        }
+        if multicluster {
+            for r in await MulticlusterChecks(context: resolved).run() {
+                add("starling-multicluster", r.name, r.status, r.message, r.hint)
+            }
         }
         try report(results)
     }

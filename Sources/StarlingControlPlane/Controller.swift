@@ -76,8 +76,8 @@ public struct Controller: Sendable {
                 ])
                 onListening(Listening(apiPort: address.port, adminPort: admin.port))
             }
-        } catch is CancellationError {
-            // Asked to stop.
+        } catch where Task.isCancelled {
+            // Asked to stop: the gRPC server may report the cancellation as a transport error.
         } catch {
             await admin.close()
             try? store.close()

@@ -2,6 +2,7 @@ import GRPCCore
 import Logging
 import StarlingAPI
 import StarlingCore
+import StarlingMulticluster
 import SwiftProtobuf
 
 /// Streams endpoint sets (`Get`) and routing profiles (`GetProfile`) to proxies. The first message
@@ -106,6 +107,10 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
             let port = snapshot.servicePort(service, authority.port)
         {
             profile.opaqueProtocol = DestinationIndex.Snapshot.isOpaque(port)
+        }
+        if let resource = snapshot.services[authority.namespace]?[authority.service] {
+            profile.exported = resource.metadata.labels[MirrorLabels.exported] == "true"
+            profile.mirrored = resource.metadata.labels[MirrorLabels.mirroredService] == "true"
         }
         return profile
     }

@@ -22,6 +22,10 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
 
     static let maximumTokenTTL: Int64 = 365 * 86400
 
+    static func milliseconds(_ d: Duration) -> Int64 {
+        d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+    }
+
     func createToken(
         request: ServerRequest<Starling_V1_CreateTokenRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_CreateTokenResponse> {
@@ -99,8 +103,8 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         var response = Starling_V1_RegisterResponse()
         response.namespace = namespace
         response.name = m.name
-        response.heartbeatIntervalMs = Int64(configuration.heartbeatInterval.components.seconds * 1000)
-        response.leaseMs = Int64(configuration.workloadLease.components.seconds * 1000)
+        response.heartbeatIntervalMs = Self.milliseconds(configuration.heartbeatInterval)
+        response.leaseMs = Self.milliseconds(configuration.workloadLease)
         return ServerResponse(message: response)
     }
 

@@ -28,7 +28,7 @@ struct ResourcesService: Starling_V1_Resources.ServiceProtocol {
                 resources += decoded.map { $0.defaultingNamespace() }
             } catch {
                 var error = error
-                if error.documentIndex == nil { error.documentIndex = index }
+                error.documentIndex = index
                 throw RPCError(code: .invalidArgument, message: error.description)
             }
         }

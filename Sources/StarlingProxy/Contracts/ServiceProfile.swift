@@ -21,11 +21,18 @@ public struct ServiceProfile: Sendable, Hashable {
     public var retryRatio: Double
     public var minRetriesPerSecond: Int
     public var opaque: Bool
+    /// The service is exported (a gateway may forward to it).
+    public var exported: Bool
+    /// The service is a mirror of another cluster's (a gateway never forwards to it).
+    public var mirrored: Bool
 
     public init(
         fullyQualifiedName: String, backends: [Backend] = [], timeout: Duration = .seconds(10),
-        retryRatio: Double = 0.2, minRetriesPerSecond: Int = 10, opaque: Bool = false
+        retryRatio: Double = 0.2, minRetriesPerSecond: Int = 10, opaque: Bool = false,
+        exported: Bool = false, mirrored: Bool = false
     ) {
+        self.exported = exported
+        self.mirrored = mirrored
         self.fullyQualifiedName = fullyQualifiedName
         self.backends = backends
         self.timeout = timeout

@@ -1,0 +1,68 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+
+
+/// One or more HTTP/2 connections to a controller, made the way `starling` makes its own: TLS with
+/// the controller's certificate pinned as the only root, and the context's bearer token on every
+/// call. Each `GRPCClient` owns one transport, so `count` clients give `count` TCP connections.
+enum ControllerConnections {
+    /// Connects `count` clients to the controller of `context`, runs `body` with them, then shuts
+    /// them down (after `body` returns or throws; in-flight calls should be finished or cancelled
+    /// by then, since graceful shutdown waits for them).
+    static func with<T: Sendable>(
+        _ context: ControllerContext,
+        count: Int,
+        _ body: ([GRPCClient<HTTP2ClientTransport.Posix>]) async throws -> T
+    ) async throws -> T {
+        var clients: [GRPCClient<HTTP2ClientTransport.Posix>] = []
+        for _ in 0..<count {
+            let transport = try HTTP2ClientTransport.Posix(
+                target: context.isIPv6 ? .ipv6(address: context.host, port: context.port) : .ipv4(address: context.host, port: context.port),
+                transportSecurity: .tls {
+                    $0.trustRoots = .certificates([.bytes(Array(context.caPEM.utf8), format: .pem)])
+                },
+                config: .defaults {
+                    $0.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.1)
+                }
+            )
+            clients.append(GRPCClient(transport: transport, interceptors: [BearerTokenInterceptor(token: context.token)]))
+        }
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in clients {
+                group.addTask { try await client.runConnections() }
+            }
+            let outcome: Result<T, any Error>
+            do {
+                outcome = .success(try await body(clients))
+            } catch {
+                outcome = .failure(error)
+            }
+            for client in clients { client.beginGracefulShutdown() }
+            try await group.waitForAll()
+            return try outcome.get()
+        }
+    }
+
+    /// Call options for unary calls: a deadline, so a dead controller fails the run instead of
+    /// hanging it.
+    static func unary(timeout: Duration = .seconds(30)) -> CallOptions {
+        var options = CallOptions.defaults
+        options.timeout = timeout
+        return options
+    }
+}
+
+/// Sends `authorization: Bearer TOKEN` with every call (the controller's `Authenticator` reads it).
+struct BearerTokenInterceptor: ClientInterceptor {
+    let token: String
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingClientRequest<Input>,
+        context: ClientContext,
+        next: (StreamingClientRequest<Input>, ClientContext) async throws -> StreamingClientResponse<Output>
+    ) async throws -> StreamingClientResponse<Output> {
+        var request = request
+        request.metadata.replaceOrAddString("Bearer \(token)", forKey: "authorization")
+        return try await next(request, context)
+    }
+}

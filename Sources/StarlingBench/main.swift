@@ -1,0 +1,2 @@
+// `starling-bench`: control-plane benchmarks that print their figures (see bench/control-plane.sh).
+await BenchCommand.start()

@@ -1,0 +1,146 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import StarlingAPI
+import StarlingCore
+import StarlingMulticluster
+import SwiftProtobuf
+
+/// The checks of `starling check --multicluster`: each Link is valid; the remote API answers the
+/// link credential; the credential is not about to expire; both clusters serve the same trust
+/// anchors; the mirror loops run; each gateway is alive; each mirror belongs to a Link and has
+/// endpoints.
+struct MulticlusterChecks {
+    struct Result {
+        var name: String
+        var status: String
+        var message: String
+        var hint: String?
+    }
+
+    let context: ResolvedContext
+
+    func run() async -> [Result] {
+        var results: [Result] = []
+        func add(_ name: String, _ ok: Bool, _ message: String, _ hint: String? = nil, warning: Bool = false) {
+            results.append(Result(name: name, status: ok ? "ok" : (warning ? "warning" : "error"), message: message, hint: ok ? nil : hint))
+        }
+        do {
+            try await ControllerClient.with(context) { client in
+                let links = try await client.resources.list(.with { $0.kind = "Link"; $0.allNamespaces = true }).resourcesJson
+                    .map { try ResourceDecoder.decodeStored($0) }
+                let status = try await client.mesh.status(.init())
+                let gateways = Dictionary(try await client.mesh.gateways(.init()).gateways.map { ($0.cluster, $0) }, uniquingKeysWith: { a, _ in a })
+                if links.isEmpty {
+                    add("links", false, "no Links: this cluster is not linked to any other",
+                        "run `starling multicluster link --cluster-name NAME --config REMOTE | starling apply -f -`", warning: true)
+                }
+                var linkedClusters = Set<String>()
+                for resource in links {
+                    let name = resource.metadata.name
+                    guard let link = try? LinkSpec(resource) else {
+                        add("link-valid", false, "Link \(name) is invalid", "apply the output of `starling multicluster link` again")
+                        continue
+                    }
+                    linkedClusters.insert(link.targetClusterName)
+                    add("link-valid", true, "Link \(name) is valid (cluster \(link.targetClusterName))")
+                    let secret = try? await client.resources.get(.with {
+                        $0.kind = "Secret"; $0.namespace = resource.metadata.namespace ?? MirrorLabels.namespace; $0.name = link.credentialsSecret
+                    })
+                    guard let secretJSON = secret?.resourceJson, let spec = try? SecretSpec(ResourceDecoder.decodeStored(secretJSON)),
+                        let token = spec.string("token"), let ca = spec.string("ca.crt")
+                    else {
+                        add("link-credential", false, "Link \(name): credentials secret \(link.credentialsSecret) is missing", "link again")
+                        continue
+                    }
+                    let reach = await Self.remoteAnswers(link: link, token: token, caPEM: ca)
+                    add("remote-api", reach == nil, reach.map { "cluster \(link.targetClusterName): remote API refused or unreachable: \($0)" }
+                        ?? "cluster \(link.targetClusterName): remote API answers the link credential",
+                        "check that \(link.apiAddress) is reachable and link again if the credential was revoked")
+                    if let expiry = spec.string("expires-at").flatMap(Double.init) {
+                        let days = (expiry - Date().timeIntervalSince1970) / 86400
+                        add("credential-expiry", days > 7, days > 7 ? "cluster \(link.targetClusterName): link credential valid for \(Int(days)) more days"
+                            : "cluster \(link.targetClusterName): link credential expires in \(max(0, Int(days))) days",
+                            "link again to replace the credential (no downtime)", warning: days > 0)
+                    }
+                    if let anchors = spec.string("trust-anchors.pem") {
+                        add("trust-anchors", anchors == status.trustAnchorsPem,
+                            anchors == status.trustAnchorsPem ? "cluster \(link.targetClusterName) serves the same trust anchors"
+                                : "cluster \(link.targetClusterName) serves different trust anchors",
+                            "install both clusters with the same --identity-trust-anchors-file, then link again")
+                    }
+                    let gateway = gateways[link.targetClusterName]
+                    add("mirror-loop", gateway?.mirrorState == "running",
+                        "cluster \(link.targetClusterName): service mirror \(gateway?.mirrorState ?? "not running")",
+                        "see the controller log; the mirror retries on its own")
+                    add("gateway-alive", gateway?.alive == true,
+                        gateway?.alive == true ? "cluster \(link.targetClusterName): gateway \(link.gatewayAddress):\(link.gatewayPort) is alive"
+                            : "cluster \(link.targetClusterName): gateway \(link.gatewayAddress):\(link.gatewayPort) is not answering probes (\(gateway?.lastProbeError ?? "no probe yet"))",
+                        "is `starling multicluster install` applied in \(link.targetClusterName) and its controller running?")
+                }
+                let mirrors = try await client.resources.list(.with {
+                    $0.kind = "Service"; $0.allNamespaces = true; $0.labelSelector = "\(MirrorLabels.mirroredService)=true"
+                }).resourcesJson.map { try ResourceDecoder.decodeStored($0) }
+                for mirror in mirrors {
+                    let cluster = mirror.metadata.labels[MirrorLabels.clusterName] ?? ""
+                    let name = "\(mirror.metadata.namespace ?? "default")/\(mirror.metadata.name)"
+                    add("mirror-link", linkedClusters.contains(cluster), "mirror \(name) belongs to the Link of cluster \(cluster)",
+                        "a mirror without a Link is a leftover: unlink/link again or delete it")
+                    let has = await Self.hasEndpoints(client, mirror)
+                    add("mirror-endpoints", has, has ? "mirror \(name) has endpoints" : "mirror \(name) has no endpoints",
+                        "the gateway of \(cluster) may be dead: `starling multicluster gateways`")
+                }
+            }
+        } catch {
+            add("multicluster", false, "multicluster checks could not run: \(error)", "is the controller reachable? `starling check`")
+        }
+        return results
+    }
+
+    static func hasEndpoints(_ client: ControllerClient, _ mirror: Resource) async -> Bool {
+        let path = "\(mirror.metadata.name).\(mirror.metadata.namespace ?? "default").svc.cluster.local"
+        return (try? await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await client.destination.get(.with { $0.path = path }) { response in
+                    for try await update in response.messages {
+                        if case .add(let set)? = update.update, !set.addrs.isEmpty { return true }
+                        if case .noEndpoints? = update.update { return false }
+                    }
+                    return false
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(3))
+                return false
+            }
+            let first = try await group.next() ?? false
+            group.cancelAll()
+            return first
+        }) ?? false
+    }
+
+    /// Lists exported services from the remote API with the link credential; nil when it answers.
+    static func remoteAnswers(link: LinkSpec, token: String, caPEM: String) async -> String? {
+        guard let colon = link.apiAddress.lastIndex(of: ":"), let port = Int(link.apiAddress[link.apiAddress.index(after: colon)...]) else {
+            return "apiAddress \(link.apiAddress) is not HOST:PORT"
+        }
+        do {
+            let transport = try HTTP2ClientTransport.Posix(
+                target: .ipv4(address: String(link.apiAddress[..<colon]), port: port),
+                transportSecurity: .tls { $0.trustRoots = .certificates([.bytes(Array(caPEM.utf8), format: .pem)]) })
+            return try await withGRPCClient(transport: transport) { grpc in
+                var metadata = Metadata()
+                metadata.addString("Bearer \(token)", forKey: "authorization")
+                var options = CallOptions.defaults
+                options.timeout = .seconds(5)
+                _ = try await Starling_V1_Resources.Client(wrapping: grpc).list(
+                    .with { $0.kind = "Service"; $0.allNamespaces = true }, metadata: metadata, options: options)
+                return nil
+            }
+        } catch let error as RPCError {
+            return "\(error.code): \(error.message)"
+        } catch {
+            return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import Logging
+import StarlingCore
+import StarlingProxy
+
+/// `starling proxy`: the sidecar in the foreground (systemd-friendly). `starling run` starts the
+/// same proxy in-process; this command is for operators wiring it up themselves.
+struct ProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy", abstract: "Run the sidecar proxy: inbound mTLS, outbound routing, admin.")
+
+    @Option(help: "The controller's API address HOST:PORT.")
+    var controller: String
+
+    @Option(help: "PEM file of the controller's API certificate (the context's certificate-authority-data).")
+    var controllerCAFile: String
+
+    @Option(help: "File holding the join token (from `starling token create`).")
+    var tokenFile: String
+
+    @Option(name: [.short, .customLong("namespace")], help: "The workload's namespace (must match the token).")
+    var namespace: String
+
+    @Option(help: "The workload's service account (must match the token).")
+    var serviceAccount: String = "default"
+
+    @Option(help: "Trust domain of identities.")
+    var trustDomain: String = "cluster.local"
+
+    @Option(help: "Address the proxy listens on (the workload's address).")
+    var listenAddress: String = "127.0.0.1"
+
+    @Option var inboundPort: Int = 4143
+    @Option var outboundPort: Int = 4140
+    @Option var adminPort: Int = 4191
+
+    @Option(help: "Host of the application (inbound traffic goes there).")
+    var appHost: String = "127.0.0.1"
+
+    @Option(name: .customLong("app-port"), help: "An application port (repeatable; the first is the default).")
+    var appPorts: [Int] = []
+
+    @Option(name: .customLong("outbound-tcp"), help: "Opaque TCP binding SVC.NS:PORT=LOCAL_ADDR:LOCAL_PORT (repeatable).")
+    var outboundTCP: [String] = []
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        _ = try HostPort.parse(controller, flag: "--controller")
+        for binding in outboundTCP { _ = try OpaqueBindingFlag.parse(binding) }
+        guard !appPorts.isEmpty else { throw ValidationError("give at least one --app-port") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a log level") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        Observability.bootstrapLogging(level: level)
+        let metrics = Observability.bootstrapPrometheus()
+        let controller = try HostPort.parse(controller, flag: "--controller")
+        let caPEM = try InputFile.read(controllerCAFile)
+        let token = try InputFile.read(tokenFile).trimmingCharacters(in: .whitespacesAndNewlines)
+        let logger = Logger(label: "starling.proxy")
+        let proxy = Proxy(
+            configuration: ProxyConfiguration(
+                controllerHost: controller.host, controllerPort: controller.port, controllerCertificatePEM: caPEM,
+                token: token,
+                identity: MeshIdentity(namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain),
+                listenHost: listenAddress, inboundPort: inboundPort, outboundPort: outboundPort, adminPort: adminPort,
+                appHost: appHost, appPorts: appPorts, opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse)),
+            logger: logger,
+            metrics: metrics)
+        try await SignalScope.runUntilSignalled(logger: logger) {
+            try await proxy.run()
+        }
+    }
+}

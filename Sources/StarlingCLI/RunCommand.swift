@@ -1,0 +1,160 @@
+import ArgumentParser
+import Foundation
+import GRPCCore
+import Logging
+import StarlingAPI
+import SwiftProtobuf
+import StarlingCore
+import StarlingProxy
+
+/// `starling run -n NS --service SVC --port P [--service-account SA] -- CMD...`: universal mode's
+/// "inject". Gets a join token, starts the proxy (in this process), starts CMD with
+/// `http_proxy` pointing at the outbound listener, registers the workload once CMD listens on
+/// its port, keeps it alive with heartbeats, forwards signals, deregisters on exit and exits
+/// with CMD's status.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run a command as a meshed workload: proxy, registration, and the app.")
+
+    @OptionGroup var context: ContextOptions
+
+    @Option(name: [.short, .customLong("namespace")], help: "The workload's namespace.")
+    var namespace: String
+
+    @Option(help: "The service this workload serves (created if missing, selecting app=SERVICE).")
+    var service: String
+
+    @Option(help: "The application's port.")
+    var port: Int
+
+    @Option(help: "The workload's service account.")
+    var serviceAccount: String = "default"
+
+    @Option(help: "The workload's address (default: a free address in the cluster's loopback range).")
+    var address: String?
+
+    @Option(help: "The service port's app protocol (http, or opaque for databases).")
+    var appProtocol: String?
+
+    @Option(name: .customLong("outbound-tcp"), help: "Opaque TCP binding SVC.NS:PORT=LOCAL_ADDR:LOCAL_PORT (repeatable).")
+    var outboundTCP: [String] = []
+
+    @Option(help: "Log level of the proxy.")
+    var logLevel: String = "notice"
+
+    @Argument(parsing: .postTerminator, help: "The command to run (after --).")
+    var command: [String]
+
+    func validate() throws {
+        guard !command.isEmpty else { throw ValidationError("give the command to run after --") }
+        guard (1...65535).contains(port) else { throw ValidationError("--port \(port) is not a port") }
+        for binding in outboundTCP { _ = try OpaqueBindingFlag.parse(binding) }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a log level") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .notice
+        Observability.bootstrapLogging(level: level)
+        let metrics = Observability.bootstrapPrometheus()
+        let logger = Logger(label: "starling.run")
+        let resolved = try context.resolve()
+        let proxyPorts = (inbound: 4143, outbound: 4140, admin: 4191)
+        let workloadAddress = try address ?? WorkloadAddress.allocate(
+            controllerHost: resolved.serverHost, ports: [proxyPorts.inbound, proxyPorts.outbound, proxyPorts.admin, port])
+        let (namespace, service, port, serviceAccount, appProtocol) = (self.namespace, self.service, self.port, self.serviceAccount, self.appProtocol)
+
+        // Token and service, with the admin credential.
+        let token = try await ControllerClient.with(resolved) { client in
+            var request = Starling_V1_CreateTokenRequest()
+            request.namespace = namespace
+            request.serviceAccount = serviceAccount
+            request.ttlSeconds = 7 * 86400
+            let token = try await client.mesh.createToken(request).token
+            try await Self.ensureService(client, namespace: namespace, service: service, port: port, appProtocol: appProtocol)
+            return token
+        }
+        var registrationContext = resolved
+        registrationContext.token = token
+        let workloadContext = registrationContext
+        let trustDomain = try await ControllerClient.with(resolved) { client in
+            try await client.resources.get(.with { $0.kind = "MeshConfig"; $0.name = "mesh" })
+        }.resourceJson
+        let domain = (try? MeshConfigSpec(ResourceDecoder.decodeStored(trustDomain)).trustDomain) ?? "cluster.local"
+
+        let proxy = Proxy(
+            configuration: ProxyConfiguration(
+                controllerHost: resolved.serverHost, controllerPort: resolved.serverPort,
+                controllerCertificatePEM: resolved.caPEM, token: token,
+                identity: MeshIdentity(namespace: namespace, serviceAccount: serviceAccount, trustDomain: domain),
+                listenHost: workloadAddress, inboundPort: proxyPorts.inbound, outboundPort: proxyPorts.outbound,
+                adminPort: proxyPorts.admin, appHost: workloadAddress, appPorts: [port],
+                opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse)),
+            logger: Logger(label: "starling.proxy"), metrics: metrics)
+        let proxyURL = "http://\(workloadAddress):\(proxyPorts.outbound)"
+        var environment = ProcessInfo.processInfo.environment
+        environment["http_proxy"] = proxyURL
+        environment["HTTP_PROXY"] = proxyURL
+        environment["no_proxy"] = "localhost,127.0.0.1"
+        environment["STARLING_WORKLOAD_ADDRESS"] = workloadAddress
+        environment["STARLING_NAMESPACE"] = namespace
+        environment["STARLING_SERVICE"] = service
+        environment["STARLING_CLUSTER"] = resolved.clusterName
+        environment["PORT"] = "\(port)"
+        let name = "\(service)-\(String(UUID().uuidString.lowercased().prefix(5)))"
+        let command = self.command
+
+        let status: Int32 = try await withThrowingTaskGroup(of: Int32?.self) { group in
+            group.addTask {
+                try await proxy.run()
+                return nil
+            }
+            try await proxy.waitUntilReady(timeout: .seconds(30))
+            let child = try ChildProcess.start(command, environment: environment)
+            logger.notice("workload started", metadata: ["workload": "\(namespace)/\(name)", "address": "\(workloadAddress)", "pid": "\(child.pid)"])
+            group.addTask {
+                guard await WorkloadAddress.waitUntilListening(host: workloadAddress, port: port, timeout: .seconds(60)) else {
+                    logger.error("the application never listened on \(workloadAddress):\(port); it is not registered")
+                    return nil
+                }
+                try await Registration.keepRegistered(
+                    workloadContext, name: name, address: workloadAddress, inboundPort: proxyPorts.inbound,
+                    appPort: port, labels: ["app": service], logger: logger)
+                return nil
+            }
+            let exit = await child.waitForExit()
+            try? await ControllerClient.with(workloadContext, timeout: .seconds(3)) { client in
+                _ = try await client.mesh.deregister(.with { $0.namespace = namespace; $0.name = name })
+            }
+            group.cancelAll()
+            return exit
+        } ?? 0
+        throw ExitCode(status)
+    }
+
+    static func ensureService(_ client: ControllerClient, namespace: String, service: String, port: Int, appProtocol: String?) async throws {
+        do {
+            _ = try await client.resources.get(.with { $0.kind = "Service"; $0.namespace = namespace; $0.name = service })
+            return
+        } catch let error as RPCError where error.code == .notFound {}
+        let spec = ServiceSpec(ports: [ServicePort(name: "http", port: port, appProtocol: appProtocol)])
+        let resource = Resource(name: service, namespace: namespace, spec: spec)
+        _ = try await client.resources.apply(.with {
+            $0.resourcesJson = [ResourceEncoder.compactJSON(resource)]
+            $0.source = "starling run"
+        })
+    }
+}
+
+/// `--outbound-tcp SVC.NS:PORT=LOCAL_ADDR:LOCAL_PORT`
+enum OpaqueBindingFlag {
+    static func parse(_ text: String) throws(ValidationError) -> ProxyConfiguration.OpaqueBinding {
+        let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let colon = parts[1].lastIndex(of: ":"),
+            let listenPort = Int(parts[1][parts[1].index(after: colon)...]), (1...65535).contains(listenPort),
+            parts[0].contains(":")
+        else {
+            throw ValidationError("--outbound-tcp \"\(text)\" is not SVC.NS:PORT=LOCAL_ADDR:LOCAL_PORT (e.g. postgres.db:5432=127.0.0.1:15432)")
+        }
+        return .init(authority: parts[0], listenHost: String(parts[1][..<colon]), listenPort: listenPort)
+    }
+}

@@ -1,0 +1,210 @@
+public import NIOHPACK
+public import NIOHTTP1
+
+/// Converts request and response heads between HTTP/1.x (`HTTPRequestHead`/`HTTPResponseHead`) and
+/// HTTP/2 header lists (`HPACKHeaders` with pseudo-header fields), for a proxy that carries HTTP/1
+/// over HTTP/2 and back.
+///
+/// Every conversion drops hop-by-hop fields (``HopByHopHeaders``); HTTP/2 names are lower-case.
+/// Pseudo-headers come first, as RFC 9113 §8.3 requires.
+public enum HTTPHeadConversion {
+    /// Why a head cannot be converted.
+    public struct ConversionError: Error, Sendable, Hashable, CustomStringConvertible {
+        public var message: String
+        public init(_ message: String) { self.message = message }
+        public var description: String { message }
+    }
+
+    // MARK: - HTTP/1 → HTTP/2
+
+    /// HTTP/2 request headers for an HTTP/1 request head.
+    ///
+    /// - Parameters:
+    ///   - head: the request as the client sent it (origin-form or absolute-form target).
+    ///   - authority: the `:authority` to send (the `Host` or the absolute-form target's authority).
+    ///   - scheme: `:scheme`, `http` for plain clients.
+    /// - Returns: pseudo-headers `:method`, `:scheme`, `:authority`, `:path` (origin-form; `*` for
+    ///   `OPTIONS *`), then the remaining lower-case fields without `host` and hop-by-hop fields.
+    public static func http2RequestHeaders(
+        from head: HTTPRequestHead, authority: String, scheme: String = "http"
+    ) -> HPACKHeaders {
+        var fields = head.headers
+        HopByHopHeaders.remove(from: &fields)
+        var result = HPACKHeaders()
+        result.add(name: ":method", value: head.method.rawValue)
+        result.add(name: ":scheme", value: scheme)
+        result.add(name: ":authority", value: authority)
+        result.add(name: ":path", value: originFormPath(head.uri))
+        for (name, value) in fields {
+            let lower = name.lowercased()
+            if lower == "host" { continue }
+            result.add(name: lower, value: value)
+        }
+        return result
+    }
+
+    /// HTTP/2 response headers for an HTTP/1 response head (`:status` first).
+    public static func http2ResponseHeaders(from head: HTTPResponseHead) -> HPACKHeaders {
+        var fields = head.headers
+        HopByHopHeaders.remove(from: &fields)
+        var result = HPACKHeaders()
+        result.add(name: ":status", value: String(head.status.code))
+        for (name, value) in fields {
+            result.add(name: name.lowercased(), value: value)
+        }
+        return result
+    }
+
+    /// HTTP/2 trailers from HTTP/1 chunked trailers (lower-case, hop-by-hop removed).
+    public static func http2Trailers(from trailers: HTTPHeaders) -> HPACKHeaders {
+        var fields = trailers
+        HopByHopHeaders.remove(from: &fields)
+        var result = HPACKHeaders()
+        for (name, value) in fields { result.add(name: name.lowercased(), value: value) }
+        return result
+    }
+
+    // MARK: - HTTP/2 → HTTP/1
+
+    /// An HTTP/1.1 request head for HTTP/2 request headers: `:path` becomes the target, `:authority`
+    /// the `Host` field; other pseudo-headers are dropped.
+    public static func http1RequestHead(
+        from headers: HPACKHeaders, version: HTTPVersion = .http1_1
+    ) throws(ConversionError) -> HTTPRequestHead {
+        guard let method = headers.first(name: ":method"), !method.isEmpty else {
+            throw ConversionError("the request has no :method")
+        }
+        let path = headers.first(name: ":path") ?? (method == "OPTIONS" ? "*" : "/")
+        var fields = HTTPHeaders()
+        if let authority = headers.first(name: ":authority") ?? headers.first(name: "host") {
+            fields.add(name: "host", value: authority)
+        }
+        for (name, value, _) in headers where !name.hasPrefix(":") && name != "host" {
+            fields.add(name: name, value: value)
+        }
+        HopByHopHeaders.remove(from: &fields)
+        return HTTPRequestHead(version: version, method: HTTPMethod(rawValue: method), uri: path, headers: fields)
+    }
+
+    /// An HTTP/1 response head for HTTP/2 response headers, framed for the client:
+    ///
+    /// - no body (HEAD request, 1xx, 204, 304): `content-length` kept as the peer sent it, no
+    ///   `transfer-encoding`;
+    /// - a `content-length` from the peer: kept;
+    /// - otherwise HTTP/1.1 clients get `transfer-encoding: chunked`, HTTP/1.0 clients get a
+    ///   close-delimited body (`connection: close`).
+    ///
+    /// Build the HTTP/1 encoder with `automaticallySetFramingHeaders = false`: this function does
+    /// the framing (NIO's automatic framing would chunk a HEAD response).
+    public static func http1ResponseHead(
+        from headers: HPACKHeaders, requestMethod: HTTPMethod, version: HTTPVersion
+    ) throws(ConversionError) -> HTTPResponseHead {
+        guard let statusText = headers.first(name: ":status"), let code = Int(statusText), (100...999).contains(code)
+        else {
+            throw ConversionError("the response has no valid :status")
+        }
+        var fields = HTTPHeaders()
+        for (name, value, _) in headers where !name.hasPrefix(":") {
+            fields.add(name: name, value: value)
+        }
+        HopByHopHeaders.remove(from: &fields)
+        let status = HTTPResponseStatus(statusCode: code)
+        let bodyless = requestMethod == .HEAD || (100..<200).contains(code) || code == 204 || code == 304
+        if !bodyless && !fields.contains(name: "content-length") {
+            if version.major == 1 && version.minor >= 1 {
+                fields.add(name: "transfer-encoding", value: "chunked")
+            } else {
+                fields.add(name: "connection", value: "close")
+            }
+        }
+        return HTTPResponseHead(version: version, status: status, headers: fields)
+    }
+
+    /// HTTP/1 trailers from HTTP/2 trailers (pseudo-headers dropped).
+    public static func http1Trailers(from trailers: HPACKHeaders) -> HTTPHeaders {
+        var fields = HTTPHeaders()
+        for (name, value, _) in trailers where !name.hasPrefix(":") {
+            fields.add(name: name, value: value)
+        }
+        HopByHopHeaders.remove(from: &fields)
+        return fields
+    }
+
+    // MARK: - Targets
+
+    /// The origin-form of a request target: the path and query of an absolute-form target,
+    /// the target itself otherwise (`/` when empty).
+    public static func originFormPath(_ target: String) -> String {
+        if target == "*" || target.hasPrefix("/") { return target }
+        guard let split = RequestTarget(target) else { return target.isEmpty ? "/" : target }
+        return split.path
+    }
+}
+
+/// A request target split into authority and path: absolute-form (`http://host:port/path?q`) or
+/// authority-form (`host:port`, as CONNECT uses).
+public struct RequestTarget: Sendable, Hashable {
+    /// The scheme, lower-case (`http`), nil for authority-form.
+    public var scheme: String?
+    /// `host[:port]` as written.
+    public var authority: String
+    /// The path and query, `/` when the target has none.
+    public var path: String
+
+    /// Parses an absolute-form target; nil for origin-form or malformed targets.
+    public init?(_ target: String) {
+        guard let schemeEnd = target.firstRange(of: "://") else { return nil }
+        let scheme = target[..<schemeEnd.lowerBound].lowercased()
+        guard !scheme.isEmpty, scheme.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == "." })
+        else { return nil }
+        let rest = target[schemeEnd.upperBound...]
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        var authority = rest[..<authorityEnd]
+        // Strip userinfo: never part of the routing authority.
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        guard !authority.isEmpty, !authority.contains(where: { $0 == " " || $0 == "\t" }) else { return nil }
+        var path = String(rest[authorityEnd...])
+        if let fragment = path.firstIndex(of: "#") { path = String(path[..<fragment]) }
+        if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
+        self.scheme = scheme
+        self.authority = String(authority)
+        self.path = path
+    }
+}
+
+/// `host[:port]` split into its parts, with the port defaulted.
+public struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host`, `host:port`, `[v6]` or `[v6]:port`; nil when the port is not 1…65535 or the
+    /// host is empty.
+    public init?(_ text: String, defaultPort: Int) {
+        var host = Substring(text)
+        var port = defaultPort
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return nil }
+            let after = host[host.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":"), let p = Int(after.dropFirst()) else { return nil }
+                port = p
+            }
+            host = host[host.index(after: host.startIndex)..<close]
+        } else if let colon = host.lastIndex(of: ":") {
+            guard let p = Int(host[host.index(after: colon)...]) else { return nil }
+            port = p
+            host = host[..<colon]
+        }
+        guard !host.isEmpty, (1...65535).contains(port) else { return nil }
+        self.host = host.lowercased()
+        self.port = port
+    }
+
+    /// `host:port` (IPv6 hosts in brackets).
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}

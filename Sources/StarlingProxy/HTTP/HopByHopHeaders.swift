@@ -1,0 +1,70 @@
+public import NIOHPACK
+public import NIOHTTP1
+
+/// Connection-specific ("hop-by-hop") header fields, which a proxy must not forward (RFC 9110
+/// §7.6.1) and which HTTP/2 forbids outright (RFC 9113 §8.2.2).
+///
+/// Besides the fixed list, every field named in a `Connection` header is hop-by-hop too.
+/// `te` is the one exception HTTP/2 keeps: `te: trailers` (gRPC sends it) survives.
+public enum HopByHopHeaders {
+    /// The fixed hop-by-hop names, lower-case.
+    public static let names: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+        "transfer-encoding", "upgrade", "te", "trailer",
+    ]
+
+    /// Lower-case names listed in the `Connection` header values (`Connection: close, x-foo`).
+    static func connectionNominated<S: Sequence>(_ values: S) -> Set<String> where S.Element == String {
+        var nominated = Set<String>()
+        for value in values {
+            for token in value.split(separator: ",") {
+                let name = token.trimmingASCIIWhitespace().lowercased()
+                if !name.isEmpty { nominated.insert(name) }
+            }
+        }
+        return nominated
+    }
+
+    /// Whether a `te` value may cross into HTTP/2: only `trailers`.
+    static func isTrailersOnly(_ value: String) -> Bool {
+        value.trimmingASCIIWhitespace().lowercased() == "trailers"
+    }
+
+    /// Removes hop-by-hop fields from HTTP/1 headers, keeping `te: trailers`.
+    public static func remove(from headers: inout HTTPHeaders) {
+        let nominated = connectionNominated(headers["connection"])
+        let keepTrailers = headers["te"].contains(where: isTrailersOnly)
+        var result = HTTPHeaders()
+        for (name, value) in headers {
+            let lower = name.lowercased()
+            if names.contains(lower) || nominated.contains(lower) { continue }
+            result.add(name: name, value: value)
+        }
+        if keepTrailers { result.add(name: "te", value: "trailers") }
+        headers = result
+    }
+
+    /// Removes hop-by-hop fields from HTTP/2 headers, keeping `te: trailers`.
+    public static func remove(from headers: inout HPACKHeaders) {
+        let nominated = connectionNominated(headers["connection"])
+        let keepTrailers = headers["te"].contains(where: isTrailersOnly)
+        var result = HPACKHeaders()
+        for (name, value, indexing) in headers {
+            let lower = name.lowercased()
+            if names.contains(lower) || nominated.contains(lower) { continue }
+            result.add(name: name, value: value, indexing: indexing)
+        }
+        if keepTrailers { result.add(name: "te", value: "trailers") }
+        headers = result
+    }
+}
+
+extension StringProtocol {
+    /// The text without leading and trailing spaces and tabs.
+    func trimmingASCIIWhitespace() -> Substring {
+        var sub = Substring(self)
+        while let first = sub.first, first == " " || first == "\t" { sub.removeFirst() }
+        while let last = sub.last, last == " " || last == "\t" { sub.removeLast() }
+        return sub
+    }
+}

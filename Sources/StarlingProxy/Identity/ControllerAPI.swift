@@ -1,0 +1,63 @@
+import GRPCCore
+public import GRPCNIOTransportHTTP2Posix
+
+/// Where and how the proxy reaches its controller's API: gRPC over TLS pinned to the controller's
+/// own certificate, with the workload's join token.
+public struct ControllerAPI: Sendable, CustomStringConvertible {
+    /// The controller's API host (an IP address or a DNS name).
+    public var host: String
+    /// The controller's API port (8086 by default).
+    public var port: Int
+    /// The controller's API certificate (PEM), pinned as the only trust root.
+    public var certificatePEM: String
+    /// The workload's join token: sent in `CertifyRequest.token` and as `authorization: Bearer`.
+    public var token: String
+
+    public init(host: String, port: Int = 8086, certificatePEM: String, token: String) {
+        self.host = host
+        self.port = port
+        self.certificatePEM = certificatePEM
+        self.token = token
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// A transport to the controller. Unary calls get `unaryTimeout` as their deadline so that an
+    /// unreachable controller fails a call instead of hanging it; streams run as long as they are
+    /// read. The transport reconnects by itself with the given backoff.
+    func makeTransport(unaryTimeout: Duration = .seconds(10)) throws -> HTTP2ClientTransport.Posix {
+        let target: any ResolvableTarget
+        if host.contains(":") {
+            target = .ipv6(address: host, port: port)
+        } else if host.split(separator: ".").count == 4, host.allSatisfy({ $0.isNumber || $0 == "." }) {
+            target = .ipv4(address: host, port: port)
+        } else {
+            target = .dns(host: host, port: port)
+        }
+        return try HTTP2ClientTransport.Posix(
+            target: target,
+            transportSecurity: .tls {
+                $0.trustRoots = .certificates([.bytes(Array(certificatePEM.utf8), format: .pem)])
+            },
+            config: .defaults {
+                $0.backoff = .init(initial: .milliseconds(100), max: .seconds(2), multiplier: 1.6, jitter: 0.2)
+            },
+            serviceConfig: ServiceConfig(methodConfig: [
+                MethodConfig(names: [.init(service: "starling.v1.Identity")], timeout: unaryTimeout)
+            ]))
+    }
+}
+
+/// Sends `authorization: Bearer TOKEN` with every call.
+struct BearerTokenInterceptor: ClientInterceptor {
+    let token: String
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingClientRequest<Input>, context: ClientContext,
+        next: (StreamingClientRequest<Input>, ClientContext) async throws -> StreamingClientResponse<Output>
+    ) async throws -> StreamingClientResponse<Output> {
+        var request = request
+        request.metadata.replaceOrAddString("Bearer \(token)", forKey: "authorization")
+        return try await next(request, context)
+    }
+}

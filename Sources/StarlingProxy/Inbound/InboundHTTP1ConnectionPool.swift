@@ -1,0 +1,79 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// Kept-alive HTTP/1.1 connections to the application, per app port and event loop.
+///
+/// A connection lives on the event loop of the HTTP/2 stream that uses it, so the stream and the
+/// connection hand bytes to each other without hopping threads. A connection serves one exchange
+/// at a time: it is leased by ``acquire(port:on:)`` and comes back with ``release(_:port:)`` only
+/// after a complete exchange whose response allowed keep-alive.
+final class InboundHTTP1ConnectionPool: Sendable {
+    private struct Key: Hashable {
+        var port: Int
+        var loop: ObjectIdentifier
+    }
+
+    private let host: String
+    private let connectTimeout: TimeAmount
+    private let idleTimeout: TimeAmount
+    private let maxIdlePerKey: Int
+    private let idle = Mutex<[Key: [any Channel]]>([:])
+
+    init(host: String, connectTimeout: TimeAmount, idleTimeout: TimeAmount, maxIdlePerKey: Int) {
+        self.host = host
+        self.connectTimeout = connectTimeout
+        self.idleTimeout = idleTimeout
+        self.maxIdlePerKey = maxIdlePerKey
+    }
+
+    /// A connection to the application's `port` on `eventLoop`: an idle one if there is one, else
+    /// a new one. The future fails when connecting fails.
+    func acquire(port: Int, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
+        let key = Key(port: port, loop: ObjectIdentifier(eventLoop))
+        while let channel = idle.withLock({ $0[key]?.popLast() }) {
+            if channel.isActive { return eventLoop.makeSucceededFuture(channel) }
+        }
+        let idleTimeout = idleTimeout
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(ChannelOptions.autoRead, value: false)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(InboundAppHTTP1Handler(idleTimeout: idleTimeout))
+                }
+            }
+            .connect(host: host, port: port)
+    }
+
+    /// Returns a connection after a complete exchange; it is closed instead when too many are idle.
+    func release(_ channel: any Channel, port: Int) {
+        let key = Key(port: port, loop: ObjectIdentifier(channel.eventLoop))
+        let kept = idle.withLock { idle -> Bool in
+            guard channel.isActive, idle[key, default: []].count < maxIdlePerKey else { return false }
+            idle[key, default: []].append(channel)
+            return true
+        }
+        guard kept else {
+            channel.close(promise: nil)
+            return
+        }
+        channel.closeFuture.whenComplete { _ in
+            self.idle.withLock { idle in
+                idle[key]?.removeAll { $0 === channel }
+            }
+        }
+    }
+
+    /// Closes every idle connection (at shutdown).
+    func closeAll() {
+        let channels = idle.withLock { idle -> [any Channel] in
+            defer { idle = [:] }
+            return idle.values.flatMap { $0 }
+        }
+        for channel in channels { channel.close(promise: nil) }
+    }
+}

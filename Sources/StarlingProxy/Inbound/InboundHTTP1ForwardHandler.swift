@@ -1,0 +1,270 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Forwards one HTTP/2 stream's request (already converted to HTTP/1 parts by
+/// `HTTP2FramePayloadToHTTP1ServerCodec`) to the application over a pooled HTTP/1.1 connection,
+/// and relays the response back.
+///
+/// Bodies stream both ways with backpressure: the stream is read only while the application
+/// connection is writable, and the application only while the stream is writable.
+final class InboundHTTP1ForwardHandler: ChannelDuplexHandler, InboundHTTP1AppOwner {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let environment: InboundStreamEnvironment
+    private let appPort: Int
+    private var logger: Logger
+    private var recorder: InboundRequestRecorder
+    private var machine = InboundHTTP1ForwardStateMachine()
+    private var context: ChannelHandlerContext?
+    private var app: (channel: any Channel, handler: InboundAppHTTP1Handler)?
+    private var responseKeepAlive = true
+    /// A read is owed to the stream once the application connection drains.
+    private var streamReadWaiting = false
+    /// A read is owed to the application once the stream drains.
+    private var appReadWaiting = false
+
+    init(environment: InboundStreamEnvironment, appPort: Int, authority: String, logger: Logger) {
+        self.environment = environment
+        self.appPort = appPort
+        self.logger = logger
+        self.recorder = InboundRequestRecorder(authority: authority, client: environment.client)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: - Stream side
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var part = unwrapInboundIn(data)
+        if case .head(var head) = part {
+            // The codec reports the stream's version (2.0); the application gets HTTP/1.1.
+            head.version = .http1_1
+            part = .head(head)
+        }
+        switch machine.requestReceived(part) {
+        case .connect:
+            connect(context: context)
+        case .hold, .drop:
+            break
+        case .forward(let part):
+            app?.handler.send(clientPart(part))
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard let app else { return }
+        app.handler.flush()
+        readStreamIfPossible(context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, appReadWaiting {
+            appReadWaiting = false
+            app?.handler.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if machine.streamClosed(), let app {
+            // The exchange is cut short; the connection may hold half of it.
+            app.handler.endLease()
+            app.channel.close(promise: nil)
+        }
+        app = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("inbound HTTP/1 stream failed", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is InboundDrainEvent { return }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func readStreamIfPossible(context: ChannelHandlerContext) {
+        guard machine.wantsRequestBody else { return }
+        if app?.handler.isWritable ?? false {
+            context.read()
+        } else {
+            streamReadWaiting = true
+        }
+    }
+
+    // MARK: - Connecting
+
+    private func connect(context: ChannelHandlerContext) {
+        let pool = environment.http1Pool
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        pool.acquire(port: appPort, on: context.eventLoop).whenComplete { result in
+            let handler = loopBound.value
+            switch result {
+            case .success(let channel):
+                handler.connected(channel)
+            case .failure(let error):
+                handler.connectFailed(error)
+            }
+        }
+    }
+
+    private func connected(_ channel: any Channel) {
+        guard let context else {
+            channel.close(promise: nil)
+            return
+        }
+        switch machine.connected() {
+        case .discard:
+            channel.close(promise: nil)
+        case .send(let held, let readMore):
+            let handler: InboundAppHTTP1Handler
+            do {
+                handler = try channel.pipeline.syncOperations.handler(type: InboundAppHTTP1Handler.self)
+            } catch {
+                channel.close(promise: nil)
+                _ = machine.appFailed()
+                respondWithError(context: context, ProxyError(.connectFailed, "the application connection is unusable"))
+                return
+            }
+            handler.lease(to: self)
+            app = (channel, handler)
+            for part in held { handler.send(clientPart(part)) }
+            handler.flush()
+            handler.read()
+            if readMore { readStreamIfPossible(context: context) }
+        }
+    }
+
+    private func connectFailed(_ error: any Error) {
+        guard machine.connectFailed(), let context else { return }
+        let host = environment.configuration.appHost
+        logger.debug("connecting to the application failed", metadata: ["error": "\(error)"])
+        respondWithError(
+            context: context,
+            ProxyError(.connectFailed, "connecting to the application at \(host):\(appPort) failed: \(error)")
+        )
+    }
+
+    // MARK: - Application side
+
+    func appReceived(_ part: HTTPClientResponsePart) {
+        guard let context else { return }
+        if case .head(let head) = part {
+            responseKeepAlive = head.isKeepAlive
+        }
+        switch machine.responseReceived(part, keepAlive: responseKeepAlive) {
+        case .drop:
+            break
+        case .forward(let part):
+            write(part, context: context)
+        case .finish(let part, let disposal, let resetStream):
+            write(part, context: context)
+            context.flush()
+            finishExchange(disposal)
+            if resetStream {
+                // The caller is still sending a body nobody will read.
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    func appReadComplete() {
+        guard let context else { return }
+        context.flush()
+        guard machine.wantsResponse else { return }
+        if context.channel.isWritable {
+            app?.handler.read()
+        } else {
+            appReadWaiting = true
+        }
+    }
+
+    func appWritabilityChanged(isWritable: Bool) {
+        guard isWritable, streamReadWaiting, let context else { return }
+        streamReadWaiting = false
+        readStreamIfPossible(context: context)
+    }
+
+    func appFailed(_ error: (any Error)?) {
+        guard let context else { return }
+        let app = self.app
+        self.app = nil
+        app?.channel.close(promise: nil)
+        switch machine.appFailed() {
+        case .none:
+            break
+        case .respondWithError:
+            let reason = error.map { "\($0)" } ?? "it closed the connection"
+            logger.debug("the application failed before responding", metadata: ["error": "\(reason)"])
+            respondWithError(
+                context: context,
+                ProxyError(.upstreamProtocol, "the application failed before responding: \(reason)")
+            )
+        case .resetStream:
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func write(_ part: HTTPClientResponsePart, context: ChannelHandlerContext) {
+        switch part {
+        case .head(var head):
+            HopByHopHeaders.remove(from: &head.headers)
+            recorder.responded(status: Int(head.status.code))
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+        case .body(let body):
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        case .end(let trailers):
+            context.write(wrapOutboundOut(.end(trailers)), promise: nil)
+        }
+    }
+
+    private func finishExchange(_ disposal: InboundHTTP1ForwardStateMachine.Disposal) {
+        guard let app else { return }
+        self.app = nil
+        app.handler.endLease()
+        switch disposal {
+        case .reuse:
+            environment.http1Pool.release(app.channel, port: appPort)
+        case .close:
+            app.channel.close(promise: nil)
+        }
+    }
+
+    private func respondWithError(context: ChannelHandlerContext, _ error: ProxyError) {
+        let status = HTTPResponseStatus(statusCode: error.httpStatus)
+        var headers = HTTPHeaders()
+        headers.add(name: ProxyError.headerName, value: error.code.name)
+        headers.add(name: "content-length", value: "0")
+        recorder.responded(status: error.httpStatus)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        // Whatever the caller still sends has nowhere to go: end the stream after the answer.
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension InboundHTTP1ForwardHandler: Sendable {}
+
+/// The same request part, typed for an HTTP/1 client pipeline.
+private func clientPart(_ part: HTTPServerRequestPart) -> HTTPClientRequestPart {
+    switch part {
+    case .head(let head): .head(head)
+    case .body(let body): .body(.byteBuffer(body))
+    case .end(let trailers): .end(trailers)
+    }
+}

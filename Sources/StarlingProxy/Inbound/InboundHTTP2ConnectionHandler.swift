@@ -1,0 +1,125 @@
+import Logging
+import NIOCore
+import NIOHTTP2
+
+/// Manages one inbound HTTP/2 connection as a whole (the root stream, after `NIOHTTP2Handler`):
+/// counts open streams, closes the connection after ``InboundProxy/Configuration/idleTimeout``
+/// without any, and on drain sends GOAWAY naming the last stream it accepted, then closes once
+/// those streams have finished.
+final class InboundHTTP2ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    private let idleTimeout: TimeAmount
+    private let logger: Logger
+    private var context: ChannelHandlerContext?
+    private var openStreams = 0
+    private var lastStreamID = HTTP2StreamID.rootStream
+    private var draining = false
+    private var idleTimer: Scheduled<Void>?
+
+    init(idleTimeout: TimeAmount, logger: Logger) {
+        self.idleTimeout = idleTimeout
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        startIdleTimer()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        self.context = nil
+    }
+
+    // MARK: - Streams (from ``InboundHTTP2StreamTracker``)
+
+    func streamOpened(_ id: HTTP2StreamID) {
+        openStreams += 1
+        if id > lastStreamID { lastStreamID = id }
+        idleTimer?.cancel()
+        idleTimer = nil
+    }
+
+    func streamClosed(_ id: HTTP2StreamID) {
+        openStreams -= 1
+        guard openStreams == 0 else { return }
+        if draining {
+            context?.close(promise: nil)
+        } else {
+            startIdleTimer()
+        }
+    }
+
+    private func startIdleTimer() {
+        guard let context, openStreams == 0, !draining else { return }
+        idleTimer?.cancel()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(in: idleTimeout) {
+            let handler = loopBound.value
+            handler.logger.debug("closing an idle inbound connection")
+            handler.goAway()
+        }
+    }
+
+    /// Sends GOAWAY (no error, naming the last accepted stream); closes now if nothing is open.
+    private func goAway() {
+        guard let context, !draining else { return }
+        draining = true
+        idleTimer?.cancel()
+        idleTimer = nil
+        let frame = HTTP2Frame(
+            streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        if openStreams == 0 {
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: - Events
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Root-stream frames (SETTINGS, PING, GOAWAY) are NIOHTTP2's business.
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case is InboundDrainEvent:
+            goAway()
+        case ChannelEvent.inputClosed:
+            // The caller is done sending; HTTP/2 has no use for a half-open connection.
+            context.close(promise: nil)
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("inbound HTTP/2 connection failed", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable)
+extension InboundHTTP2ConnectionHandler: Sendable {}
+
+/// Tells the connection handler about stream creation and closure (NIOHTTP2 calls it on the
+/// connection's event loop).
+struct InboundHTTP2StreamTracker: NIOHTTP2StreamDelegate {
+    let handler: NIOLoopBound<InboundHTTP2ConnectionHandler>
+
+    func streamCreated(_ id: HTTP2StreamID, channel: any Channel) {
+        handler.value.streamOpened(id)
+    }
+
+    func streamClosed(_ id: HTTP2StreamID, channel: any Channel) {
+        handler.value.streamClosed(id)
+    }
+}

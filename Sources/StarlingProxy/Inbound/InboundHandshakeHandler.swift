@@ -1,0 +1,124 @@
+import Logging
+import NIOCore
+import NIOTLS
+import StarlingCore
+import StarlingTLS
+
+/// Watches an inbound connection's TLS handshake, right after the `NIOSSLServerHandler`.
+///
+/// Its one job is the outcome: on success it reads the verified peer identity and the agreed
+/// ALPN protocol, hands the channel to `established` (which builds the rest of the pipeline)
+/// and removes itself; on failure — handshake error, no mesh identity, no ALPN, timeout, drain —
+/// it logs one line with the peer address and the reason, counts it, and closes.
+final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    /// Builds the pipeline for an established connection; throwing closes it.
+    typealias Established = (_ channel: any Channel, _ alpn: String, _ peer: MeshIdentity) throws -> Void
+
+    private let timeout: TimeAmount
+    private let logger: Logger
+    private let established: Established
+    private var timer: Scheduled<Void>?
+    private var finished = false
+
+    init(timeout: TimeAmount, logger: Logger, established: @escaping Established) {
+        self.timeout = timeout
+        self.logger = logger
+        self.established = established
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { startTimer(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    private func startTimer(context: ChannelHandlerContext) {
+        guard timer == nil, !finished else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: timeout) {
+            let (handler, context) = loopBound.value
+            handler.refuse(context: context, .timeout, detail: "the TLS handshake did not finish within \(handler.timeout)")
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Application data only flows after the handshake, when this handler is gone.
+        context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is InboundDrainEvent {
+            refuse(context: context, .closed, detail: "the proxy is shutting down")
+            return
+        }
+        guard !finished, case .handshakeCompleted(let negotiated)? = event as? TLSUserEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        guard let peer = MeshTLS.peerIdentity(in: context.pipeline.syncOperations) else {
+            refuse(context: context, .noMeshIdentity, detail: "the client certificate names no single mesh identity")
+            return
+        }
+        guard let alpn = negotiated, alpn == "h2" || alpn == MeshHeaders.opaqueALPN else {
+            refuse(context: context, .alpn, detail: "ALPN \(negotiated ?? "none") is neither h2 nor \(MeshHeaders.opaqueALPN)")
+            return
+        }
+        finished = true
+        timer?.cancel()
+        timer = nil
+        do {
+            try established(context.channel, alpn, peer)
+            context.fireUserInboundEventTriggered(event)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        } catch {
+            logger.error(
+                "could not set up the inbound connection",
+                metadata: ["client_identity": "\(peer)", "alpn": "\(alpn)", "error": "\(error)"]
+            )
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard !finished else {
+            context.fireErrorCaught(error)
+            return
+        }
+        refuse(context: context, InboundHandshakeFailure.classify(error), detail: "\(error)")
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !finished {
+            refuse(context: context, .closed, detail: "the caller closed the connection during the TLS handshake")
+        }
+        context.fireChannelInactive()
+    }
+
+    private func refuse(context: ChannelHandlerContext, _ reason: InboundHandshakeFailure.Reason, detail: String) {
+        guard !finished else { return }
+        finished = true
+        timer?.cancel()
+        timer = nil
+        InboundMetrics.handshakeFailed(reason)
+        // A caller that just goes away is not worth a notice; a refused caller is.
+        let level: Logger.Level = reason == .closed ? .debug : .notice
+        logger.log(level: level, "refused inbound connection", metadata: ["reason": "\(reason.rawValue)", "error": "\(detail)"])
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension InboundHandshakeHandler: Sendable {}
+
+/// Fired down every inbound connection's pipeline when the proxy begins a graceful shutdown.
+struct InboundDrainEvent: Sendable {}

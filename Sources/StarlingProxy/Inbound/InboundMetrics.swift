@@ -1,0 +1,51 @@
+import Metrics
+import NIOCore
+import StarlingCore
+
+/// The inbound side's metrics (swift-metrics API only; the command that starts the proxy picks
+/// the backend). Names and dimensions are stable: dashboards and `starling viz stat` read them.
+enum InboundMetrics {
+    static let requestsTotal = "starling_proxy_requests_total"
+    static let responseLatency = "starling_proxy_response_latency_seconds"
+    static let tcpOpenTotal = "starling_proxy_tcp_open_total"
+    static let tcpCloseTotal = "starling_proxy_tcp_close_total"
+    static let tcpBytesTotal = "starling_proxy_tcp_bytes_total"
+    static let handshakeFailuresTotal = "starling_proxy_tls_handshake_failures_total"
+
+    private static let direction = ("direction", "inbound")
+
+    /// One HTTP response (or proxy-generated error response) sent back to a caller.
+    static func recordResponse(authority: String, status: Int, client: MeshIdentity, latency: Duration) {
+        Counter(
+            label: requestsTotal,
+            dimensions: [
+                direction, ("authority", authority), ("status_code", String(status)), ("tls", "true"),
+                ("client_identity", client.dnsName),
+            ]
+        ).increment()
+        Metrics.Timer(label: responseLatency, dimensions: [direction]).recordNanoseconds(TimeAmount(latency).nanoseconds)
+    }
+
+    static func connectionOpened() {
+        Counter(label: tcpOpenTotal, dimensions: [direction]).increment()
+    }
+
+    static func connectionClosed() {
+        Counter(label: tcpCloseTotal, dimensions: [direction]).increment()
+    }
+
+    /// Which way opaque bytes went: from the calling proxy to the application, or back.
+    enum Flow: String {
+        case toApplication = "to_app"
+        case fromApplication = "from_app"
+    }
+
+    static func bytes(_ count: Int, _ flow: Flow) {
+        guard count > 0 else { return }
+        Counter(label: tcpBytesTotal, dimensions: [direction, ("flow", flow.rawValue)]).increment(by: count)
+    }
+
+    static func handshakeFailed(_ reason: InboundHandshakeFailure.Reason) {
+        Counter(label: handshakeFailuresTotal, dimensions: [direction, ("reason", reason.rawValue)]).increment()
+    }
+}

@@ -1,0 +1,230 @@
+public import Logging
+public import NIOCore
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import StarlingCore
+public import StarlingTLS
+
+/// The proxy's inbound listener: terminates mTLS from other proxies, records the caller's
+/// verified identity, and forwards to the application.
+///
+/// Stages of a connection, in order (each set up in ``makeConnectionPipeline``):
+/// 1. accept: register for drain, count, attach the peer address to the logger;
+/// 2. TLS 1.3 with a required client certificate from `tls` (refusals are logged once each);
+/// 3. identity: the verified peer's mesh identity (connections without one are closed);
+/// 4. protocol by ALPN: `h2` → one HTTP/2 server connection whose streams are routed per request
+///    (HTTP/1.1 to the application when the caller's app spoke HTTP/1, h2c otherwise);
+///    `starling-opaque` → transport header, then bytes spliced to the application port.
+public struct InboundProxy: Sendable {
+    public var configuration: Configuration
+    /// The workload's TLS material (renewed certificates apply to new connections).
+    public var tls: any MeshTLSSource
+    public var logger: Logger
+    /// The event loops connections run on (NIO's shared singleton group unless given).
+    public var eventLoopGroup: any EventLoopGroup
+
+    public init(
+        configuration: Configuration,
+        tls: any MeshTLSSource,
+        logger: Logger,
+        eventLoopGroup: (any EventLoopGroup)? = nil
+    ) {
+        self.configuration = configuration
+        self.tls = tls
+        self.logger = logger
+        self.eventLoopGroup = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
+    }
+
+    /// Listens until the task is cancelled, then drains: stops accepting, lets open connections
+    /// finish their requests (HTTP/2 callers get GOAWAY) for up to
+    /// ``Configuration/drainTimeout``, closes whatever is left, and returns.
+    ///
+    /// - Parameter onBound: called once with the bound port when the listener is ready.
+    /// - Throws: when the listener cannot bind.
+    public func run(onBound: (Int) -> Void) async throws {
+        let configuration = configuration
+        let registry = InboundConnectionRegistry()
+        let http1Pool = InboundHTTP1ConnectionPool(
+            host: configuration.appHost,
+            connectTimeout: TimeAmount(configuration.appConnectTimeout),
+            idleTimeout: TimeAmount(configuration.appConnectionIdleTimeout),
+            maxIdlePerKey: configuration.maxIdleAppConnectionsPerPort
+        )
+        let http2Connections = InboundHTTP2AppConnections(
+            host: configuration.appHost,
+            connectTimeout: TimeAmount(configuration.appConnectTimeout),
+            maxHeaderListSize: configuration.maxHeaderListSize
+        )
+        let setup = ConnectionSetup(
+            configuration: configuration, tls: tls, logger: logger, registry: registry, http1Pool: http1Pool,
+            http2Connections: http2Connections)
+
+        let server: any Channel
+        do {
+            server = try await ServerBootstrap(group: eventLoopGroup)
+                .serverChannelOption(ChannelOptions.backlog, value: 256)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try setup.accept(channel) }
+                }
+                .bind(host: configuration.listenHost, port: configuration.listenPort)
+                .get()
+        } catch {
+            throw InboundProxyError(
+                "could not listen on \(configuration.listenHost):\(configuration.listenPort)", cause: error)
+        }
+        let port = server.localAddress?.port ?? configuration.listenPort
+        logger.info(
+            "inbound proxy listening",
+            metadata: ["address": "\(configuration.listenHost):\(port)", "identity": "\(tls.identity)"])
+        onBound(port)
+
+        await withTaskCancellationHandler {
+            try? await server.closeFuture.get()
+        } onCancel: {
+            server.close(promise: nil)
+        }
+
+        let open = registry.count
+        logger.info("inbound proxy draining", metadata: ["connections": "\(open)"])
+        let loop = eventLoopGroup.any()
+        let deadline = loop.scheduleTask(in: TimeAmount(configuration.drainTimeout)) {
+            registry.closeAll()
+        }
+        try? await registry.drain(on: loop).get()
+        deadline.cancel()
+        http1Pool.closeAll()
+        http2Connections.closeAll()
+        logger.info("inbound proxy stopped")
+    }
+}
+
+/// Why the inbound proxy could not run.
+public struct InboundProxyError: Error, CustomStringConvertible {
+    public var message: String
+    public var cause: (any Error)?
+
+    init(_ message: String, cause: (any Error)? = nil) {
+        self.message = message
+        self.cause = cause
+    }
+
+    public var description: String {
+        cause.map { "\(message): \($0)" } ?? message
+    }
+}
+
+// MARK: - Connection pipeline
+
+extension InboundProxy {
+    /// Everything a new connection's pipeline is built from.
+    struct ConnectionSetup: Sendable {
+        let configuration: Configuration
+        let tls: any MeshTLSSource
+        let logger: Logger
+        let registry: InboundConnectionRegistry
+        let http1Pool: InboundHTTP1ConnectionPool
+        let http2Connections: InboundHTTP2AppConnections
+
+        /// Stage 1–2: accept and start the TLS handshake.
+        func accept(_ channel: any Channel) throws {
+            var logger = logger
+            logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")"
+            guard registry.register(channel) else {
+                logger.debug("refused a connection while draining")
+                channel.close(promise: nil)
+                return
+            }
+            InboundMetrics.connectionOpened()
+            channel.closeFuture.whenComplete { _ in InboundMetrics.connectionClosed() }
+
+            let sslHandler: NIOSSLServerHandler
+            do {
+                sslHandler = try makeServerHandler()
+            } catch {
+                InboundMetrics.handshakeFailed(.localConfiguration)
+                logger.error("no TLS server context; refusing the connection", metadata: ["error": "\(error)"])
+                channel.close(promise: nil)
+                return
+            }
+            let connectionLogger = logger
+            let handshake = InboundHandshakeHandler(
+                timeout: TimeAmount(configuration.handshakeTimeout), logger: logger
+            ) { channel, alpn, peer in
+                var logger = connectionLogger
+                logger[metadataKey: "client_identity"] = "\(peer)"
+                if alpn == MeshHeaders.opaqueALPN {
+                    try configureOpaque(channel, logger: logger)
+                } else {
+                    try configureHTTP2(channel, peer: peer, logger: logger)
+                }
+            }
+            try channel.pipeline.syncOperations.addHandler(sslHandler)
+            try channel.pipeline.syncOperations.addHandler(handshake)
+        }
+
+        /// A `MeshTLS` verifies the caller inside the handshake (anchors, expiry, mesh identity);
+        /// any other source gets its server context's own chain verification, and the identity
+        /// rule is checked after the handshake.
+        private func makeServerHandler() throws -> NIOSSLServerHandler {
+            if let mesh = tls as? MeshTLS {
+                return try mesh.makeServerHandler()
+            }
+            return NIOSSLServerHandler(context: try tls.serverContext())
+        }
+
+        /// Stage 4, `h2`.
+        private func configureHTTP2(_ channel: any Channel, peer: MeshIdentity, logger: Logger) throws {
+            var connection = NIOHTTP2Handler.ConnectionConfiguration()
+            connection.initialSettings = [
+                HTTP2Setting(parameter: .maxConcurrentStreams, value: configuration.maxConcurrentStreams),
+                HTTP2Setting(parameter: .maxHeaderListSize, value: configuration.maxHeaderListSize),
+                HTTP2Setting(parameter: .initialWindowSize, value: 65_535),
+                HTTP2Setting(parameter: .enablePush, value: 0),
+            ]
+            // Rapid reset (CVE-2023-44487) and CONTINUATION floods: NIOHTTP2's rate limits on
+            // resets, stream errors and control frames, a cap on sequential CONTINUATION frames
+            // and on recently reset streams, and the glitch counter all stay on at NIOHTTP2's
+            // defaults (which is what those settings are for); the buffered control frame cap is
+            // tightened to bound memory per connection.
+            connection.maximumBufferedControlFrames = 1000
+            var streams = NIOHTTP2Handler.StreamConfiguration()
+            streams.streamResetFrameRateLimit.maximumCount = 200
+            streams.streamResetFrameRateLimit.windowLength = .seconds(30)
+            streams.streamErrorRateLimit.maximumCount = 200
+            streams.streamErrorRateLimit.windowLength = .seconds(30)
+
+            let environment = InboundStreamEnvironment(
+                configuration: configuration, client: peer, logger: logger, http1Pool: http1Pool,
+                http2Connections: http2Connections)
+            let connectionHandler = InboundHTTP2ConnectionHandler(
+                idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger)
+            let tracker = InboundHTTP2StreamTracker(
+                handler: NIOLoopBound(connectionHandler, eventLoop: channel.eventLoop))
+            _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                mode: .server, connectionConfiguration: connection, streamConfiguration: streams,
+                streamDelegate: tracker
+            ) { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+                    try stream.pipeline.syncOperations.addHandler(InboundStreamRouterHandler(environment: environment))
+                }
+            }
+            try channel.pipeline.syncOperations.addHandler(connectionHandler)
+            logger.debug("inbound HTTP/2 connection established")
+        }
+
+        /// Stage 4, `starling-opaque`.
+        private func configureOpaque(_ channel: any Channel, logger: Logger) throws {
+            // Opaque TCP respects half-close (an HTTP/2 connection has no use for it): the TLS
+            // handler then reports the caller's close_notify or FIN as input closed.
+            try channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+            try channel.pipeline.syncOperations.addHandler(
+                InboundOpaqueHandler(configuration: configuration, logger: logger))
+            logger.debug("inbound opaque connection established")
+        }
+    }
+}

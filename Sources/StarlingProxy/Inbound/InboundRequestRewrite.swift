@@ -1,0 +1,45 @@
+import NIOHPACK
+import StarlingCore
+
+/// Where one inbound HTTP/2 request goes and what the application sees of its headers: the
+/// mesh's own headers (`starling-target`, `starling-orig-proto`) are consumed, and
+/// `starling-client-id` carries the verified caller (replacing whatever the caller sent).
+struct InboundRequestRewrite: Sendable, Hashable {
+    /// How to speak to the application.
+    enum AppProtocol: Sendable, Hashable {
+        /// The caller's application spoke HTTP/1.x: restore HTTP/1.1 towards the application.
+        case http1
+        /// The caller's application spoke HTTP/2 (gRPC, h2c): forward as HTTP/2 prior knowledge.
+        case http2
+    }
+
+    /// The application port the request goes to.
+    var appPort: Int
+    var appProtocol: AppProtocol
+    /// The service authority the caller named (`starling-target`), else the request's
+    /// `:authority`; for metrics and logs.
+    var authority: String
+    /// The request headers to send to the application.
+    var headers: HPACKHeaders
+
+    init(_ incoming: HPACKHeaders, client: MeshIdentity, configuration: InboundProxy.Configuration) {
+        let target = incoming.first(name: MeshHeaders.target)
+        let originalProtocol = incoming.first(name: MeshHeaders.originalProtocol)
+        self.appPort = configuration.appPort(forTarget: target)
+        self.appProtocol = Self.isHTTP1(originalProtocol) ? .http1 : .http2
+        self.authority = target ?? incoming.first(name: ":authority") ?? ""
+
+        var headers = incoming
+        headers.remove(name: MeshHeaders.target)
+        headers.remove(name: MeshHeaders.originalProtocol)
+        headers.remove(name: MeshHeaders.clientIdentity)
+        headers.add(name: MeshHeaders.clientIdentity, value: client.dnsName)
+        self.headers = headers
+    }
+
+    /// True for `HTTP/1.0` and `HTTP/1.1` (any case); anything else is treated as HTTP/2.
+    static func isHTTP1(_ value: String?) -> Bool {
+        guard let value else { return false }
+        return value.uppercased().hasPrefix("HTTP/1")
+    }
+}

@@ -1,0 +1,15 @@
+import Logging
+import StarlingCore
+
+/// What every stage of one inbound connection's streams needs: the listener's configuration,
+/// the caller's verified identity, the connection's logger and the shared application
+/// connections.
+struct InboundStreamEnvironment: Sendable {
+    var configuration: InboundProxy.Configuration
+    /// The verified identity of the calling workload.
+    var client: MeshIdentity
+    /// Carries the connection's metadata (peer address, client identity).
+    var logger: Logger
+    var http1Pool: InboundHTTP1ConnectionPool
+    var http2Connections: InboundHTTP2AppConnections
+}

@@ -1,0 +1,161 @@
+import Logging
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+import NIOPosix
+import StarlingCore
+
+/// The routing core of the outbound proxy, shared by the HTTP/1 and HTTP/2 front ends: picks an
+/// endpoint for each request, connects (pooled HTTP/2 over mTLS for meshed endpoints, a plain
+/// HTTP/1.1 connection otherwise), adds the mesh headers, runs the exchange, and answers
+/// failures with `ProxyError.httpStatus` + `starling-error`.
+///
+/// Order of stages: pick → connect (one retry of an idempotent body-less request on connect
+/// failure, when the retry budget allows, with a fresh pick) → rewrite headers → exchange with
+/// the pick's timeout → report the outcome to the balancer and metrics.
+struct OutboundForwarder: Sendable {
+    /// What the client's connection must do after a forwarded request.
+    enum Disposition: Sendable {
+        /// A complete response (the upstream's or an error) went out.
+        case responded
+        /// The response broke off after its head; the client connection or stream must be closed.
+        case aborted
+    }
+
+    let picker: any EndpointPicker
+    let pool: PeerConnectionPool
+    let dialer: PeerDialer
+    let logger: Logger
+
+    func forward(
+        _ request: OutboundRequest, sink: some OutboundResponseSink,
+        sendBody: (any UpstreamBodyWriter) async throws -> Void
+    ) async -> Disposition {
+        var retried = false
+        while true {
+            let pick: Pick
+            do {
+                pick = try await picker.pick(request.routingAuthority)
+            } catch {
+                return await respond(error, to: request, pick: nil, sink: sink)
+            }
+            let started = ContinuousClock.now
+            let upstream: Upstream
+            do {
+                upstream = try await connect(pick)
+            } catch {
+                pick.complete(.failure(latency: ContinuousClock.now - started))
+                if !retried, request.isRetryable, pick.mayRetry() {
+                    retried = true
+                    logger.debug(
+                        "retrying after connect failure",
+                        metadata: ["authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
+                    continue
+                }
+                return await respond(error, to: request, pick: pick, sink: sink)
+            }
+            let headers = meshHeaders(for: request, pick: pick)
+            let result = await runExchange(
+                upstream: upstream, headers: headers, hasBody: request.hasBody, timeout: pick.timeout, sink: sink,
+                sendBody: sendBody)
+            switch result {
+            case .responded(let status, _, let latency):
+                // A 5xx from the peer proxy itself (it names its error) counts against the endpoint.
+                pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
+                record(request, pick: pick, status: status, latency: latency)
+                logger.debug(
+                    "forwarded",
+                    metadata: [
+                        "authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "status": "\(status)",
+                        "latency": "\(latency)",
+                    ])
+                return .responded
+            case .failed(let error, let headSent, let errorResponded):
+                pick.complete(.failure(latency: ContinuousClock.now - started))
+                if headSent {
+                    logger.warning(
+                        "response broke off",
+                        metadata: ["authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
+                    return .aborted
+                }
+                if errorResponded {
+                    record(request, pick: pick, status: error.httpStatus, latency: nil)
+                    logger.warning(
+                        "request failed",
+                        metadata: ["authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
+                    return .responded
+                }
+                return await respond(error, to: request, pick: pick, sink: sink)
+            }
+        }
+    }
+
+    /// The request headers as the upstream gets them. Meshed: the client's own mesh headers are
+    /// replaced by `starling-target` (and `starling-orig-proto` for HTTP/1 clients). Plain
+    /// endpoints get no mesh headers at all.
+    func meshHeaders(for request: OutboundRequest, pick: Pick) -> HPACKHeaders {
+        var headers = request.headers
+        headers.remove(name: MeshHeaders.target)
+        headers.remove(name: MeshHeaders.originalProtocol)
+        guard pick.endpoint.identity != nil else { return headers }
+        headers.add(name: MeshHeaders.target, value: pick.endpoint.authorityOverride ?? pick.backend)
+        if let original = request.originalProtocol {
+            headers.add(name: MeshHeaders.originalProtocol, value: original)
+        }
+        return headers
+    }
+
+    private func connect(_ pick: Pick) async throws(ProxyError) -> Upstream {
+        if pick.endpoint.identity != nil {
+            let connection = try await pool.connection(to: pick.endpoint, timeout: pick.timeout)
+            return .http2(try await connection.openStream())
+        }
+        let dialed = try await dialer.dial(
+            pick.endpoint, alpn: [], group: MultiThreadedEventLoopGroup.singleton, timeout: pick.timeout
+        ) { channel in
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+        }
+        do {
+            let channel = dialed.channel
+            return .http1(
+                try await channel.eventLoop.submit {
+                    try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                        wrappingChannelSynchronously: channel)
+                }.get())
+        } catch {
+            dialed.channel.close(promise: nil)
+            throw ProxyError(.connectFailed, "setting up HTTP/1.1 to \(pick.endpoint) failed: \(error)")
+        }
+    }
+
+    private func respond(
+        _ error: ProxyError, to request: OutboundRequest, pick: Pick?, sink: some OutboundResponseSink
+    ) async -> Disposition {
+        let metadata: Logger.Metadata = [
+            "authority": "\(request.authority)", "error": "\(error)",
+            "endpoint": "\(pick.map { "\($0.endpoint)" } ?? "-")",
+        ]
+        switch error.code {
+        case .unknownService, .badRequest, .headersTooLarge:
+            logger.debug("request refused", metadata: metadata)
+        default:
+            logger.warning("request failed", metadata: metadata)
+        }
+        record(request, pick: pick, status: error.httpStatus, latency: nil)
+        do {
+            try await sink.error(error, abortRequest: false)
+            return .responded
+        } catch {
+            return .aborted
+        }
+    }
+
+    private func record(_ request: OutboundRequest, pick: Pick?, status: Int, latency: Duration?) {
+        OutboundMetrics.record(
+            OutboundMetrics.Request(
+                authority: request.authority, targetService: pick?.backend ?? request.routingAuthority,
+                backend: pick?.backend, statusCode: status, tls: pick?.endpoint.identity != nil,
+                peerIdentity: pick?.endpoint.identity?.dnsName),
+            latency: latency)
+    }
+}

@@ -1,0 +1,217 @@
+public import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+import Synchronization
+
+/// The outbound side of the sidecar: everything the workload sends goes through it.
+///
+/// - The outbound listener accepts forward-proxy HTTP/1 (`http_proxy=`), HTTP/2 prior knowledge
+///   (h2c, gRPC) and transparently captured connections (iptables `REDIRECT`, routed by
+///   `SO_ORIGINAL_DST`). Protocol detection waits at most `detectionTimeout`; undetectable
+///   traffic is closed, unless it was captured transparently, in which case it is forwarded opaque.
+/// - Each opaque binding has its own listener and skips detection (server-speaks-first protocols).
+///
+/// HTTP requests to meshed endpoints travel over one pooled HTTP/2 mTLS connection per endpoint.
+public struct OutboundProxy: Sendable {
+    public var configuration: Configuration
+    public var runtime: Runtime
+
+    public init(configuration: Configuration, runtime: Runtime) {
+        self.configuration = configuration
+        self.runtime = runtime
+    }
+
+    /// An accepted connection and, once detection finished, what it turned out to be.
+    struct AcceptedConnection: Sendable {
+        var channel: any Channel
+        var outcome: EventLoopFuture<Accepted>
+    }
+
+    /// What the listener made of an accepted connection.
+    enum Accepted: Sendable {
+        case http1(OutboundHTTP1Server.Connection, originalDestination: String?)
+        case http2(OutboundHTTP2Server.Multiplexer, channel: any Channel, originalDestination: String?)
+        case opaque(any Channel, originalDestination: String)
+        case rejected(any Channel, reason: String)
+    }
+
+    /// Binds the listeners, reports the outbound listener's port through `onBound`, and serves
+    /// until the task is cancelled. Shutdown is graceful: the listeners close at once, requests in
+    /// flight get up to `drainGracePeriod` to finish, then the remaining connections are closed.
+    public func run(onBound: @Sendable (Int) -> Void = { _ in }) async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let configuration = self.configuration
+        let logger = runtime.logger
+        let dialer = PeerDialer(tls: runtime.tls, connectTimeout: configuration.connectTimeout)
+        let pool = PeerConnectionPool(dialer: dialer, group: group, idleTimeout: configuration.peerIdleTimeout)
+        let forwarder = OutboundForwarder(picker: runtime.picker, pool: pool, dialer: dialer, logger: logger)
+        let registry = ConnectionRegistry()
+        let http1 = OutboundHTTP1Server(
+            forwarder: forwarder, maximumHeaderBytes: configuration.maximumHeaderBytes,
+            draining: { registry.isDraining })
+        let http2 = OutboundHTTP2Server(forwarder: forwarder)
+        let opaque = OutboundOpaque(picker: runtime.picker, dialer: dialer)
+
+        let listener = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .bind(host: configuration.listenHost, port: configuration.listenPort) { channel in
+                channel.eventLoop.makeSucceededFuture(
+                    AcceptedConnection(channel: channel, outcome: Self.accept(channel, configuration: configuration)))
+            }
+        var opaqueListeners: [(OpaqueBinding, NIOAsyncChannel<any Channel, Never>)] = []
+        do {
+            for binding in configuration.opaqueBindings {
+                let channel = try await ServerBootstrap(group: group)
+                    .serverChannelOption(.backlog, value: 256)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelOption(.allowRemoteHalfClosure, value: true)
+                    .childChannelOption(.autoRead, value: false)
+                    .bind(host: binding.listenHost, port: binding.listenPort) { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(ConnectionMetricsHandler())
+                            return channel as any Channel
+                        }
+                    }
+                opaqueListeners.append((binding, channel))
+                logger.info(
+                    "opaque binding listening",
+                    metadata: ["service": "\(binding.service)", "address": "\(channel.channel.localAddress.map { "\($0)" } ?? "?")"])
+            }
+        } catch {
+            try? await listener.channel.close()
+            for (_, channel) in opaqueListeners { try? await channel.channel.close() }
+            throw error
+        }
+        let port = listener.channel.localAddress?.port ?? configuration.listenPort
+        logger.info("outbound proxy listening", metadata: ["address": "\(configuration.listenHost):\(port)"])
+        onBound(port)
+
+        let serverChannels: [any Channel] = [listener.channel] + opaqueListeners.map { $0.1.channel }
+        do {
+            try await withTaskCancellationHandler {
+                try await withThrowingDiscardingTaskGroup { tasks in
+                    tasks.addTask {
+                        try await listener.executeThenClose { inbound in
+                            for try await accepted in inbound {
+                                registry.start(channel: accepted.channel) {
+                                    await Self.serve(
+                                        accepted.outcome, logger: logger, http1: http1, http2: http2, opaque: opaque)
+                                }
+                            }
+                        }
+                    }
+                    for (binding, server) in opaqueListeners {
+                        tasks.addTask {
+                            try await server.executeThenClose { inbound in
+                                for try await client in inbound {
+                                    registry.start(channel: client) {
+                                        var connectionLogger = logger
+                                        connectionLogger[metadataKey: "client"] = "\(client.remoteAddress.map { "\($0)" } ?? "?")"
+                                        await opaque.serve(client, authority: binding.service, logger: connectionLogger)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            } onCancel: {
+                for channel in serverChannels { channel.close(promise: nil) }
+            }
+        } catch is CancellationError {
+            // Shutdown requested: fall through to draining.
+        } catch where Task.isCancelled {
+            // The listeners closed because of the shutdown.
+        }
+        logger.info("outbound proxy draining", metadata: ["connections": "\(registry.count)"])
+        await registry.drain(grace: configuration.drainGracePeriod)
+        await pool.close()
+        logger.info("outbound proxy stopped")
+    }
+
+    /// The pipeline of a newly accepted outbound connection: metrics, then protocol detection;
+    /// the returned future resolves once the protocol handlers are in place.
+    static func accept(_ channel: any Channel, configuration: Configuration) -> EventLoopFuture<Accepted> {
+        let metrics = ConnectionMetricsHandler()
+        let detector = ProtocolDetectionHandler(
+            eventLoop: channel.eventLoop, timeout: TimeAmount(configuration.detectionTimeout))
+        do {
+            try channel.pipeline.syncOperations.addHandler(metrics)
+            try channel.pipeline.syncOperations.addHandler(detector)
+        } catch {
+            channel.close(promise: nil)
+            return channel.eventLoop.makeSucceededFuture(.rejected(channel, reason: "pipeline setup failed: \(error)"))
+        }
+        let metricsBound = NIOLoopBound(metrics, eventLoop: channel.eventLoop)
+        let detectorBound = NIOLoopBound(detector, eventLoop: channel.eventLoop)
+        let original = OriginalDestination.of(channel).map { $0.flatMap(OriginalDestination.authority(of:)) }
+        return original.and(detector.outcome).flatMap { originalDestination, outcome -> EventLoopFuture<Accepted> in
+          do {
+            let sync = channel.pipeline.syncOperations
+            let accepted: Accepted
+            switch outcome {
+            case .detected(.http1):
+                metricsBound.value.kind = "http1"
+                accepted = .http1(
+                    try OutboundHTTP1Server.configure(channel, configuration: configuration),
+                    originalDestination: originalDestination)
+            case .detected(.http2):
+                metricsBound.value.kind = "http2"
+                accepted = .http2(
+                    try OutboundHTTP2Server.configure(channel, configuration: configuration), channel: channel,
+                    originalDestination: originalDestination)
+            case .detected(.unknown), .timedOut:
+                guard let originalDestination else {
+                    return channel.eventLoop.makeSucceededFuture(.rejected(
+                        channel,
+                        reason: outcome == .timedOut
+                            ? "no request within \(configuration.detectionTimeout)" : "not HTTP/1 or HTTP/2"))
+                }
+                metricsBound.value.kind = "opaque"
+                try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+                // The detector stays: it replays the bytes it holds once the splice is in place.
+                return channel.eventLoop.makeSucceededFuture(.opaque(channel, originalDestination: originalDestination))
+            case .closed:
+                return channel.eventLoop.makeSucceededFuture(.rejected(channel, reason: "closed before sending a request"))
+            }
+            return sync.removeHandler(detectorBound.value).map { accepted }
+          } catch {
+            return channel.eventLoop.makeFailedFuture(error)
+          }
+        }.flatMapErrorThrowing { error in
+            channel.close(promise: nil)
+            return .rejected(channel, reason: "protocol setup failed: \(error)")
+        }
+    }
+
+    static func serve(
+        _ accepted: EventLoopFuture<Accepted>, logger: Logger, http1: OutboundHTTP1Server,
+        http2: OutboundHTTP2Server, opaque: OutboundOpaque
+    ) async {
+        guard let accepted = try? await accepted.get() else { return }
+        var logger = logger
+        switch accepted {
+        case .http1(let connection, let originalDestination):
+            logger[metadataKey: "client"] = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"
+            await http1.serve(connection, originalDestination: originalDestination, logger: logger)
+        case .http2(let multiplexer, let channel, let originalDestination):
+            logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+            await http2.serve(multiplexer, originalDestination: originalDestination, logger: logger)
+            try? await channel.close()
+        case .opaque(let channel, let originalDestination):
+            logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+            await opaque.serve(channel, authority: originalDestination, logger: logger)
+        case .rejected(let channel, let reason):
+            logger.debug(
+                "closed an outbound connection",
+                metadata: ["client": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
+            try? await channel.close()
+        }
+    }
+}
+

@@ -1,0 +1,103 @@
+import Foundation
+public import Logging
+import StarlingObservability
+import StarlingTLS
+import Synchronization
+
+/// The sidecar: gets its identity from the controller, follows the destination API, and runs
+/// the inbound (mTLS) and outbound listeners and the admin endpoint until cancelled.
+///
+/// Start-up order: admin first (so `/live` answers and `/ready` says why it is not ready), then
+/// the identity; the listeners open once a certificate is in hand, because the inbound side
+/// cannot accept and the outbound side cannot dial without one.
+public final class Proxy: Sendable {
+    public let configuration: ProxyConfiguration
+    private let logger: Logger
+    private let metrics: @Sendable () -> String
+    private let state = Mutex(State())
+
+    private struct State {
+        var inboundPort: Int?
+        var outboundPort: Int?
+        var adminPort: Int?
+        var failure: String?
+    }
+
+    public init(configuration: ProxyConfiguration, logger: Logger, metrics: @escaping @Sendable () -> String = { "" }) {
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "workload"] = "\(configuration.identity)"
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// The bound ports once both listeners are up.
+    public struct Ports: Sendable {
+        public var inbound: Int
+        public var outbound: Int
+        public var admin: Int
+    }
+
+    public var ports: Ports? {
+        state.withLock { s in
+            guard let i = s.inboundPort, let o = s.outboundPort, let a = s.adminPort else { return nil }
+            return Ports(inbound: i, outbound: o, admin: a)
+        }
+    }
+
+    /// Waits until the listeners are up (identity obtained), or throws with the reason.
+    public func waitUntilReady(timeout: Duration) async throws {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while ContinuousClock.now < deadline {
+            if ports != nil { return }
+            if let failure = state.withLock({ $0.failure }) { throw ProxyStartError(message: failure) }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ProxyStartError(message: "the proxy was not ready within \(timeout) (no certificate from the controller?)")
+    }
+
+    public func run() async throws {
+        let c = configuration
+        let controller = ControllerAPI(
+            host: c.controllerHost, port: c.controllerPort, certificatePEM: c.controllerCertificatePEM, token: c.token)
+        let identity = IdentityClient(configuration: .init(controller: controller, identity: c.identity), logger: logger)
+        let discovery = DestinationClient(configuration: .init(controller: controller), logger: logger)
+        let picker = MeshPicker(discovery: discovery, logger: logger)
+        let admin = try await AdminServer(
+            host: c.listenHost, port: c.adminPort,
+            routes: .init(
+                readiness: { [weak self] in self?.ports == nil ? "waiting for the workload certificate" : nil },
+                metrics: metrics))
+        state.withLock { $0.adminPort = admin.port }
+        defer { Task { await admin.close() } }
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await identity.run() }
+                group.addTask { try await discovery.run() }
+                let tls = try await identity.waitUntilReady(timeout: .seconds(60))
+                let inbound = InboundProxy(
+                    configuration: .init(
+                        listenHost: c.listenHost, listenPort: c.inboundPort, appHost: c.appHost, appPorts: Set(c.appPorts),
+                        defaultAppPort: c.appPorts.first ?? 80),
+                    tls: tls, logger: logger)
+                let outbound = OutboundProxy(
+                    configuration: .init(
+                        listenHost: c.listenHost, listenPort: c.outboundPort,
+                        opaqueBindings: c.opaqueBindings.map {
+                            .init(service: $0.authority, listenHost: $0.listenHost, listenPort: $0.listenPort)
+                        }),
+                    runtime: .init(picker: picker, tls: tls, logger: logger))
+                group.addTask { try await inbound.run { port in self.state.withLock { $0.inboundPort = port } } }
+                group.addTask { try await outbound.run { port in self.state.withLock { $0.outboundPort = port } } }
+            }
+        } catch {
+            state.withLock { $0.failure = "\(error)" }
+            throw error
+        }
+    }
+}
+
+public struct ProxyStartError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

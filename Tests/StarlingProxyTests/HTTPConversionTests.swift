@@ -1,0 +1,114 @@
+import NIOHPACK
+import NIOHTTP1
+import StarlingProxy
+import Testing
+
+struct HTTPConversionTests {
+    @Test func http1RequestBecomesHTTP2WithoutHopByHopHeaders() {
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: "podinfo.test:9898")
+        headers.add(name: "Connection", value: "keep-alive, X-Drop")
+        headers.add(name: "Keep-Alive", value: "timeout=5")
+        headers.add(name: "Proxy-Connection", value: "keep-alive")
+        headers.add(name: "Upgrade", value: "websocket")
+        headers.add(name: "TE", value: "trailers")
+        headers.add(name: "X-Drop", value: "1")
+        headers.add(name: "Accept", value: "*/*")
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "http://podinfo.test:9898/a?b=c", headers: headers)
+        let h2 = HTTPHeadConversion.http2RequestHeaders(from: head, authority: "podinfo.test:9898")
+        #expect(Array(h2.map(\.name).prefix(4)) == [":method", ":scheme", ":authority", ":path"])
+        #expect(h2.first(name: ":path") == "/a?b=c")
+        #expect(h2.first(name: "accept") == "*/*")
+        #expect(h2.first(name: "te") == "trailers")
+        for name in ["connection", "keep-alive", "proxy-connection", "upgrade", "x-drop", "host"] {
+            #expect(h2.first(name: name) == nil, "\(name)")
+        }
+    }
+
+    @Test func teOtherThanTrailersIsDropped() {
+        var headers = HPACKHeaders()
+        headers.add(name: "te", value: "gzip")
+        HopByHopHeaders.remove(from: &headers)
+        #expect(headers.isEmpty)
+    }
+
+    @Test func responseWithoutLengthIsChunkedForHTTP11AndCloseDelimitedForHTTP10() throws {
+        let h2: HPACKHeaders = [":status": "200", "content-type": "text/plain"]
+        let chunked = try HTTPHeadConversion.http1ResponseHead(from: h2, requestMethod: .GET, version: .http1_1)
+        #expect(chunked.status == .ok)
+        #expect(chunked.headers["transfer-encoding"] == ["chunked"])
+        let old = try HTTPHeadConversion.http1ResponseHead(from: h2, requestMethod: .GET, version: .http1_0)
+        #expect(old.headers["transfer-encoding"].isEmpty)
+        #expect(old.headers["connection"] == ["close"])
+        let head = try HTTPHeadConversion.http1ResponseHead(from: h2, requestMethod: .HEAD, version: .http1_1)
+        #expect(head.headers["transfer-encoding"].isEmpty)
+        let sized = try HTTPHeadConversion.http1ResponseHead(
+            from: [":status": "404", "content-length": "3"], requestMethod: .GET, version: .http1_1)
+        #expect(sized.headers["content-length"] == ["3"])
+        #expect(sized.headers["transfer-encoding"].isEmpty)
+    }
+
+    @Test func http2RequestBecomesHTTP1WithHost() throws {
+        let head = try HTTPHeadConversion.http1RequestHead(
+            from: [":method": "POST", ":scheme": "http", ":authority": "svc:80", ":path": "/x", "content-length": "2"])
+        #expect(head.method == .POST)
+        #expect(head.uri == "/x")
+        #expect(head.headers["host"] == ["svc:80"])
+        #expect(head.headers["content-length"] == ["2"])
+        #expect(throws: HTTPHeadConversion.ConversionError.self) {
+            try HTTPHeadConversion.http1RequestHead(from: [":path": "/"])
+        }
+    }
+
+    @Test func targetsAndAuthoritiesParse() throws {
+        let target = try #require(RequestTarget("http://user@podinfo.test:9898?q=1#frag"))
+        #expect(target.authority == "podinfo.test:9898")
+        #expect(target.path == "/?q=1")
+        #expect(RequestTarget("/origin/form") == nil)
+        #expect(HostPort("podinfo.test", defaultPort: 80)?.description == "podinfo.test:80")
+        #expect(HostPort("[::1]:8080", defaultPort: 80)?.description == "[::1]:8080")
+        #expect(HostPort("host:99999", defaultPort: 80) == nil)
+        #expect(HostPort(":80", defaultPort: 80) == nil)
+    }
+
+    @Test func requestValidationRefusesAmbiguousFraming() throws {
+        func head(_ fields: [(String, String)], version: HTTPVersion = .http1_1) -> HTTPRequestHead {
+            HTTPRequestHead(version: version, method: .POST, uri: "/", headers: HTTPHeaders(fields))
+        }
+        #expect(try HTTP1RequestValidation.validate(head([]), maximumHeaderBytes: 1024) == .none)
+        #expect(try HTTP1RequestValidation.validate(head([("Content-Length", "5")]), maximumHeaderBytes: 1024) == .contentLength(5))
+        #expect(try HTTP1RequestValidation.validate(head([("Content-Length", "5"), ("content-length", "5")]), maximumHeaderBytes: 1024) == .contentLength(5))
+        #expect(try HTTP1RequestValidation.validate(head([("Transfer-Encoding", "chunked")]), maximumHeaderBytes: 1024) == .chunked)
+        let refused: [[(String, String)]] = [
+            [("Content-Length", "5"), ("Transfer-Encoding", "chunked")],
+            [("Content-Length", "5"), ("Content-Length", "6")],
+            [("Content-Length", "5, 6")],
+            [("Content-Length", "-1")],
+            [("Content-Length", "0x10")],
+            [("Transfer-Encoding", "gzip")],
+            [("Transfer-Encoding", "chunked, chunked")],
+        ]
+        for fields in refused {
+            #expect(throws: ProxyError(.badRequest, "")) {
+                try HTTP1RequestValidation.validate(head(fields), maximumHeaderBytes: 1024)
+            }
+        }
+        #expect(throws: ProxyError(.badRequest, "")) {
+            try HTTP1RequestValidation.validate(head([("Transfer-Encoding", "chunked")], version: .http1_0), maximumHeaderBytes: 1024)
+        }
+        #expect(throws: ProxyError(.headersTooLarge, "")) {
+            try HTTP1RequestValidation.validate(head([("X", String(repeating: "a", count: 2000))]), maximumHeaderBytes: 1024)
+        }
+    }
+
+    @Test func timeoutStateMachineArmsOnFirstByteAndCancelsOnHead() {
+        var machine = HTTP1ServerTimeoutStateMachine()
+        #expect(machine.bytesRead() == .armHeaderTimer)
+        #expect(machine.bytesRead() == .none)
+        #expect(machine.headReceived() == .cancelHeaderTimer)
+        #expect(machine.bytesRead() == .none)
+        #expect(machine.responseCompleted() == .none)
+        #expect(machine.state == .idle)
+        #expect(machine.bytesRead() == .armHeaderTimer)
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import NIOCore
+import NIOHPACK
+import StarlingCore
+import StarlingProxy
+import StarlingTLS
+import Testing
+
+/// The outbound listener as an HTTP/1 forward proxy, against a real mTLS HTTP/2 peer.
+struct OutboundHTTP1Tests {
+    let pki: OutboundTestPKI
+    let clientTLS: MeshTLS
+
+    init() throws {
+        pki = try OutboundTestPKI()
+        clientTLS = try pki.tls(clientIdentity)
+    }
+
+    private func picker(peer: TestPeer, identity: MeshIdentity = serverIdentity, timeout: Duration = .seconds(5))
+        -> FixedPicker
+    {
+        FixedPicker(
+            endpoints: ["podinfo.test:9898": Endpoint(host: "127.0.0.1", port: peer.port, identity: identity)],
+            timeout: timeout)
+    }
+
+    @Test func absoluteFormRequestReachesThePeerAsHTTP2WithMeshHeaders() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let response = try await withOutboundProxy(picker: picker(peer: peer), tls: clientTLS) { port in
+            try await rawExchange(
+                port: port,
+                send: "GET http://podinfo.test:9898/hello?x=1 HTTP/1.1\r\nHost: podinfo.test:9898\r\nConnection: close\r\nX-Custom: yes\r\n\r\n")
+        }
+        #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(response.lowercased().contains("transfer-encoding: chunked"))
+        #expect(response.contains("echo:"))
+        let seen = try #require(peer.seen.received.first)
+        #expect(seen.headers.first(name: ":path") == "/hello?x=1")
+        #expect(seen.headers.first(name: ":authority") == "podinfo.test:9898")
+        #expect(seen.headers.first(name: ":method") == "GET")
+        #expect(seen.headers.first(name: "starling-target") == "podinfo.test.svc.cluster.local:9898")
+        #expect(seen.headers.first(name: "starling-orig-proto") == "HTTP/1.1")
+        #expect(seen.headers.first(name: "x-custom") == "yes")
+        #expect(seen.headers.first(name: "connection") == nil)
+    }
+
+    @Test func requestBodyStreamsToThePeerAndKeepAliveServesASecondRequest() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let response = try await withOutboundProxy(picker: picker(peer: peer), tls: clientTLS) { port in
+            try await rawExchange(
+                port: port,
+                send: "POST /submit HTTP/1.1\r\nHost: podinfo.test:9898\r\nContent-Length: 5\r\n\r\nhello"
+                    + "POST /chunked HTTP/1.1\r\nHost: podinfo.test:9898\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        }
+        #expect(response.components(separatedBy: "HTTP/1.1 200 OK").count == 3)
+        #expect(response.contains("echo:hello"))
+        #expect(response.contains("echo:abc"))
+        #expect(peer.seen.received.map(\.body).sorted() == ["abc", "hello"])
+    }
+
+    @Test func smugglingAttemptIsRefusedAndNeverForwarded() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let responses = try await withOutboundProxy(picker: picker(peer: peer), tls: clientTLS) { port in
+            [
+                try await rawExchange(
+                    port: port,
+                    send: "POST / HTTP/1.1\r\nHost: podinfo.test:9898\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: podinfo.test:9898\r\n\r\n"),
+                try await rawExchange(
+                    port: port,
+                    send: "POST / HTTP/1.1\r\nHost: podinfo.test:9898\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"),
+            ]
+        }
+        for response in responses {
+            #expect(response.hasPrefix("HTTP/1.1 400"), "\(response)")
+        }
+        #expect(peer.seen.received.isEmpty)
+    }
+
+    @Test func oversizedHeadersGet431() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let big = String(repeating: "a", count: 65 * 1024)
+        let response = try await withOutboundProxy(picker: picker(peer: peer), tls: clientTLS) { port in
+            try await rawExchange(port: port, send: "GET / HTTP/1.1\r\nHost: podinfo.test:9898\r\nX-Big: \(big)\r\n\r\n")
+        }
+        #expect(response.hasPrefix("HTTP/1.1 431"), "\(response.prefix(200))")
+        #expect(response.contains("starling-error: headers-too-large"))
+        #expect(peer.seen.received.isEmpty)
+    }
+
+    @Test func unknownServiceGets503WithTheErrorHeader() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let response = try await withOutboundProxy(picker: picker(peer: peer), tls: clientTLS) { port in
+            try await rawExchange(port: port, send: "GET http://nothing.here:80/ HTTP/1.1\r\nHost: nothing.here\r\nConnection: close\r\n\r\n")
+        }
+        #expect(response.hasPrefix("HTTP/1.1 503"))
+        #expect(response.contains("starling-error: unknown-service"))
+    }
+
+    @Test func peerWithAnotherIdentityGets502PeerIdentityRejected() async throws {
+        let impostor = try await TestPeer.start(tls: try pki.tls(MeshIdentity(namespace: "evil", serviceAccount: "impostor")))
+        defer { Task { await impostor.close() } }
+        let response = try await withOutboundProxy(picker: picker(peer: impostor), tls: clientTLS) { port in
+            try await rawExchange(port: port, send: "GET / HTTP/1.1\r\nHost: podinfo.test:9898\r\nConnection: close\r\n\r\n")
+        }
+        #expect(response.hasPrefix("HTTP/1.1 502"), "\(response)")
+        #expect(response.contains("starling-error: peer-identity-rejected"))
+        #expect(impostor.seen.received.isEmpty)
+    }
+
+    @Test func slowPeerGets504Timeout() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity), delay: .seconds(3))
+        defer { Task { await peer.close() } }
+        let started = ContinuousClock.now
+        let response = try await withOutboundProxy(
+            picker: picker(peer: peer, timeout: .milliseconds(300)), tls: clientTLS
+        ) { port in
+            try await rawExchange(port: port, send: "GET / HTTP/1.1\r\nHost: podinfo.test:9898\r\nConnection: close\r\n\r\n")
+        }
+        #expect(response.hasPrefix("HTTP/1.1 504"), "\(response)")
+        #expect(response.contains("starling-error: timeout"))
+        #expect(ContinuousClock.now - started < .seconds(3))
+    }
+
+    @Test func malformedRequestLineGets400() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let response = try await withOutboundProxy(picker: picker(peer: peer), tls: clientTLS) { port in
+            try await rawExchange(port: port, send: "GET /\u{01}bad HTTP/1.1 junk\r\n\r\n")
+        }
+        #expect(response.hasPrefix("HTTP/1.1 400"), "\(response)")
+    }
+
+    @Test func realCurlThroughTheForwardProxy() async throws {
+        guard let curl = ["/usr/bin/curl", "/bin/curl", "/usr/local/bin/curl"].first(where: {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }) else {
+            print("skipping: curl is not installed")
+            return
+        }
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let output = try await withOutboundProxy(picker: picker(peer: peer), tls: clientTLS) { port in
+            try await Task.detached {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: curl)
+                process.arguments = ["-sS", "-i", "--max-time", "5", "-x", "http://127.0.0.1:\(port)", "http://podinfo.test:9898/"]
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                process.standardError = pipe
+                try process.run()
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                return String(decoding: data, as: UTF8.self)
+            }.value
+        }
+        #expect(output.hasPrefix("HTTP/1.1 200"), "\(output)")
+        #expect(output.contains("echo:"))
+        #expect(peer.seen.received.first?.headers.first(name: "starling-orig-proto") == "HTTP/1.1")
+    }
+}

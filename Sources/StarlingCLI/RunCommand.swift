@@ -59,8 +59,11 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Logger(label: "starling.run")
         let resolved = try context.resolve()
         let proxyPorts = (inbound: 4143, outbound: 4140, admin: 4191)
+        let claims = (StarlingPaths.home(environment: ProcessInfo.processInfo.environment) as NSString).appendingPathComponent("workloads")
         let workloadAddress = try address ?? WorkloadAddress.allocate(
-            controllerHost: resolved.serverHost, ports: [proxyPorts.inbound, proxyPorts.outbound, proxyPorts.admin, port])
+            controllerHost: resolved.serverHost, ports: [proxyPorts.inbound, proxyPorts.outbound, proxyPorts.admin, port],
+            claims: claims)
+        defer { if address == nil { WorkloadAddress.release(workloadAddress, in: claims) } }
         let (namespace, service, port, serviceAccount, appProtocol) = (self.namespace, self.service, self.port, self.serviceAccount, self.appProtocol)
 
         // Token and service, with the admin credential.

@@ -4,8 +4,11 @@ import Foundation
 /// cluster's range (`127.N.0.0/16`, the controller being `127.N.0.1`), so that every workload can
 /// use the default proxy ports (4143 inbound, 4140 outbound, 4191 admin) without collisions.
 enum WorkloadAddress {
-    /// The first address `127.N.1.K` whose proxy ports are all free.
-    static func allocate(controllerHost: String, ports: [Int]) throws -> String {
+    /// The first address `127.N.1.K` whose proxy ports are all free and that no other live
+    /// `starling run` has claimed. Claims are files `DIR/ADDRESS` holding the claimer's pid, made
+    /// with O_EXCL, so two workloads starting at the same moment never get the same address.
+    static func allocate(controllerHost: String, ports: [Int], claims directory: String) throws -> String {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let octets = controllerHost.split(separator: ".").compactMap { Int($0) }
         guard octets.count == 4, octets[0] == 127 else {
             throw CLIError(
@@ -15,10 +18,36 @@ enum WorkloadAddress {
         for third in 1...254 {
             for fourth in 1...254 {
                 let candidate = "127.\(octets[1]).\(third).\(fourth)"
-                if ports.allSatisfy({ isFree(host: candidate, port: $0) }) { return candidate }
+                guard ports.allSatisfy({ isFree(host: candidate, port: $0) }) else { continue }
+                if claim(candidate, in: directory) { return candidate }
             }
         }
         throw CLIError("no free workload address left in 127.\(octets[1]).0.0/16", hint: "stop some workloads or pass --address")
+    }
+
+    /// Claims `address` for this process; a claim left by a dead process is taken over.
+    static func claim(_ address: String, in directory: String) -> Bool {
+        let path = (directory as NSString).appendingPathComponent(address)
+        for _ in 0..<2 {
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+            if fd >= 0 {
+                let pid = "\(getpid())\n"
+                _ = pid.withCString { write(fd, $0, strlen($0)) }
+                close(fd)
+                return true
+            }
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+                let owner = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                kill(owner, 0) != 0, errno == ESRCH
+            else { return false }
+            unlink(path)
+        }
+        return false
+    }
+
+    /// Gives up this process's claim on `address`.
+    static func release(_ address: String, in directory: String) {
+        unlink((directory as NSString).appendingPathComponent(address))
     }
 
     /// True when `host:port` can be bound right now.

@@ -54,7 +54,11 @@ public struct Controller: Sendable {
             transportSecurity: .tls(
                 certificateChain: [.bytes(Array(credentials.apiCertificatePEM.utf8), format: .pem)],
                 privateKey: .bytes(Array(credentials.apiKeyPEM.utf8), format: .pem)),
-            config: .defaults { $0.rpc.maxRequestPayloadSize = 64 * 1024 * 1024 })
+            config: .defaults {
+                $0.rpc.maxRequestPayloadSize = 64 * 1024 * 1024
+                // Proxies hold one Destination stream per service they call.
+                $0.http2.maxConcurrentStreams = 4096
+            })
         let server = GRPCServer(transport: transport, services: services, interceptors: [MetricsInterceptor()])
 
         let admin = try await AdminServer(

@@ -113,14 +113,14 @@ struct DiscoveryClientTests {
     }
 
     @Test func anAuthorityTheAPIRefusesDoesNotExist() async throws {
-        let service = FakeDestinationService(invalid: ["example.com:80"])
+        let service = FakeDestinationService(invalid: ["api.example.com:443"])
         let controller = try await FakeController.start([service], credentials: credentials)
         let client = discovery(port: controller.port)
         let running = Task { try await client.run() }
         defer { running.cancel() }
 
-        #expect(try await client.endpoints("example.com:80") == EndpointSet(endpoints: [], exists: false))
-        #expect(try await client.profile("example.com:80").backends.isEmpty)
+        #expect(try await client.endpoints("api.example.com:443") == EndpointSet(endpoints: [], exists: false))
+        #expect(try await client.profile("api.example.com:443").backends.isEmpty)
         await controller.stop()
     }
 

@@ -15,7 +15,8 @@ struct DiscoveryRecordTests {
         ("web.test.svc:8080", "web.test.svc.cluster.local:8080"),
         ("web.test.svc.cluster.local:8080", "web.test.svc.cluster.local:8080"),
         ("Web.Test.SVC.cluster.local.:8080", "web.test.svc.cluster.local:8080"),
-        ("example.com:80", "example.com:80"),
+        ("api.example.com:443", "api.example.com:443"),
+        ("example.com:80", "example.com.svc.cluster.local:80"),
         ("localhost", "localhost"),
         ("web", "web"),
     ])

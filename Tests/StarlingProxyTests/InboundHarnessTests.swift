@@ -127,13 +127,10 @@ struct InboundCapturingLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-        function: String, line: UInt
-    ) {
+    func log(event: LogEvent) {
         var merged = self.metadata
-        if let metadata { merged.merge(metadata) { $1 } }
-        capture.append(.init(level: level, message: "\(message)", metadata: merged.mapValues { "\($0)" }))
+        if let metadata = event.metadata { merged.merge(metadata) { $1 } }
+        capture.append(.init(level: event.level, message: "\(event.message)", metadata: merged.mapValues { "\($0)" }))
     }
 }
 
@@ -238,10 +235,18 @@ final class InboundHTTP1EchoHandler: ChannelInboundHandler {
             headers.add(name: "echo-path", value: head.uri)
             headers.add(name: "echo-method", value: head.method.rawValue)
             headers.add(name: "content-length", value: String(body.readableBytes))
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            let response = HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)
+            let body = self.body
             self.head = nil
+            // `echo-delay-ms` makes a slow application.
+            let delay = head.headers.first(name: "echo-delay-ms").flatMap(Int64.init) ?? 0
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(delay)) {
+                let (handler, context) = loopBound.value
+                context.write(handler.wrapOutboundOut(.head(response)), promise: nil)
+                context.write(handler.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+                context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
+            }
         }
     }
 }

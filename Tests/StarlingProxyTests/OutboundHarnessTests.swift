@@ -43,7 +43,7 @@ struct OutboundTestPKI: Sendable {
     func tls(_ identity: MeshIdentity) throws -> MeshTLS {
         let key = WorkloadKey()
         let chain = try issuer.certify(csrDER: key.csr(for: identity).der, granted: identity)
-        return try MeshTLS(chain: chain, key: key.privateKey, trustAnchors: [root])
+        return try MeshTLS(chain: chain, key: key.privateKey, trustAnchors: [root], onRejected: { print("REJECTED \($0)") })
     }
 }
 
@@ -135,7 +135,12 @@ final class TestPeerALPNHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        print("ALPN read decided=\(decided)")
         if decided { context.fireChannelRead(data) } else { buffered.append(data) }
+    }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        print("PEER error \(error)")
+        context.fireErrorCaught(error)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -232,6 +237,7 @@ final class TestPeerOpaqueEchoHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
+        print("PEER read \(bytes.readableBytes) headerRead=\(headerRead)")
         if headerRead {
             context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
             return
@@ -248,6 +254,7 @@ final class TestPeerOpaqueEchoHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        print("PEER event \(event)")
         if case .inputClosed? = event as? ChannelEvent { context.close(mode: .output, promise: nil) }
         context.fireUserInboundEventTriggered(event)
     }

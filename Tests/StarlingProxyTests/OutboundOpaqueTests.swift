@@ -28,7 +28,7 @@ struct OutboundOpaqueTests {
             configuration: configuration, picker: picker, tls: try pki.tls(clientIdentity)
         ) { _ in
             // Half-close after sending: the echo comes back and then the connection ends.
-            try await rawExchange(port: bindingPort, send: "\u{0}\u{0}\u{0}\u{8}startup!", halfClose: false, timeout: .seconds(2))
+            try await rawExchange(port: bindingPort, send: "\u{0}\u{0}\u{0}\u{8}startup!", halfClose: true)
         }
         #expect(echoed == "\u{0}\u{0}\u{0}\u{8}startup!")
         #expect(peer.seen.opaqueAuthorities == ["db.test.svc.cluster.local:5432"])

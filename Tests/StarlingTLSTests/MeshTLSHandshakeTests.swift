@@ -139,7 +139,8 @@ struct MeshTLSHandshakeTests {
         }
         _ = try? await connection.handshake.get()
         #expect(try await listener.outcomes.wait(for: 1) == [.failed])
-        #expect(try await connection.echo("hello") == nil, "the server closes the connection")
+        let echoed: String?? = try? await connection.echo("hello")
+        #expect(echoed == nil || echoed! == nil, "the server closes the connection")
     }
 
     @Test func meshServerHandlerRejectsCertificateWithoutMeshIdentity() async throws {

@@ -1,5 +1,5 @@
 import GRPCCore
-public import GRPCNIOTransportHTTP2Posix
+import GRPCNIOTransportHTTP2Posix
 
 /// Where and how the proxy reaches its controller's API: gRPC over TLS pinned to the controller's
 /// own certificate, with the workload's join token.

@@ -46,7 +46,7 @@ final class InboundHTTP2ConnectionHandler: ChannelInboundHandler {
         openStreams -= 1
         guard openStreams == 0 else { return }
         if draining {
-            context?.close(promise: nil)
+            closeAfterPendingWrites()
         } else {
             startIdleTimer()
         }
@@ -69,11 +69,25 @@ final class InboundHTTP2ConnectionHandler: ChannelInboundHandler {
         draining = true
         idleTimer?.cancel()
         idleTimer = nil
+        logger.debug(
+            "sending GOAWAY", metadata: ["open_streams": "\(openStreams)", "last_stream_id": "\(lastStreamID)"])
         let frame = HTTP2Frame(
             streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
         if openStreams == 0 {
-            context.close(promise: nil)
+            closeAfterPendingWrites()
+        }
+    }
+
+    /// Closes once what is already written has gone out. A stream counts as closed as soon as its
+    /// last frame is written, which may be before that frame was flushed.
+    private func closeAfterPendingWrites() {
+        guard let context else { return }
+        context.flush()
+        let channel = context.channel
+        context.eventLoop.execute {
+            channel.flush()
+            channel.close(promise: nil)
         }
     }
 

@@ -17,13 +17,16 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
     typealias Established = (_ channel: any Channel, _ alpn: String, _ peer: MeshIdentity) throws -> Void
 
     private let timeout: TimeAmount
+    private let trustDomain: String
     private let logger: Logger
     private let established: Established
     private var timer: Scheduled<Void>?
     private var finished = false
 
-    init(timeout: TimeAmount, logger: Logger, established: @escaping Established) {
+    /// - Parameter trustDomain: callers must be identities of this trust domain.
+    init(timeout: TimeAmount, trustDomain: String, logger: Logger, established: @escaping Established) {
         self.timeout = timeout
+        self.trustDomain = trustDomain
         self.logger = logger
         self.established = established
     }
@@ -67,6 +70,12 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
         }
         guard let peer = MeshTLS.peerIdentity(in: context.pipeline.syncOperations) else {
             refuse(context: context, .noMeshIdentity, detail: "the client certificate names no single mesh identity")
+            return
+        }
+        guard peer.trustDomain == trustDomain else {
+            refuse(
+                context: context, .noMeshIdentity,
+                detail: "the client identity \(peer) is not in trust domain \(trustDomain)")
             return
         }
         guard let alpn = negotiated, alpn == "h2" || alpn == MeshHeaders.opaqueALPN else {

@@ -151,7 +151,7 @@ extension InboundProxy {
             }
             let connectionLogger = logger
             let handshake = InboundHandshakeHandler(
-                timeout: TimeAmount(configuration.handshakeTimeout), logger: logger
+                timeout: TimeAmount(configuration.handshakeTimeout), trustDomain: tls.identity.trustDomain, logger: logger
             ) { channel, alpn, peer in
                 var logger = connectionLogger
                 logger[metadataKey: "client_identity"] = "\(peer)"
@@ -165,14 +165,15 @@ extension InboundProxy {
             try channel.pipeline.syncOperations.addHandler(handshake)
         }
 
-        /// A `MeshTLS` verifies the caller inside the handshake (anchors, expiry, mesh identity);
-        /// any other source gets its server context's own chain verification, and the identity
-        /// rule is checked after the handshake.
+        /// BoringSSL verifies the caller's chain to the anchors (signatures, CA rules, expiry,
+        /// certificate required) synchronously inside the handshake; the mesh identity is read
+        /// and checked once it completes (``InboundHandshakeHandler``).
+        ///
+        /// `MeshTLS.makeServerHandler()` would verify with an asynchronous callback instead; it is
+        /// not used because a TLS 1.3 caller may send data and FIN right after its Finished, and
+        /// NIOSSL drops a connection whose EOF arrives while that callback is still running.
         private func makeServerHandler() throws -> NIOSSLServerHandler {
-            if let mesh = tls as? MeshTLS {
-                return try mesh.makeServerHandler()
-            }
-            return NIOSSLServerHandler(context: try tls.serverContext())
+            NIOSSLServerHandler(context: try tls.serverContext())
         }
 
         /// Stage 4, `h2`.

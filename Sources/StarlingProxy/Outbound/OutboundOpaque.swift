@@ -11,7 +11,9 @@ struct OutboundOpaque: Sendable {
     let picker: any EndpointPicker
     let dialer: PeerDialer
 
-    /// Connects `client` (added to its pipeline: nothing; `autoRead` off until spliced) to `authority`.
+    /// Connects `client` to `authority`. The client's pipeline either ends in an unlinked
+    /// ``SpliceHandler`` (declared bindings: it holds early bytes and a half-close until linked) or
+    /// has `autoRead` off with the protocol detector holding its first bytes (transparent capture).
     func serve(_ client: any Channel, authority: String, logger: Logger) async {
         let pick: Pick
         do {
@@ -47,15 +49,22 @@ struct OutboundOpaque: Sendable {
             }
             let upstreamChannel = upstream.channel
             try await client.eventLoop.submit {
-                let clientSplice = SpliceHandler()
-                try client.pipeline.syncOperations.addHandler(clientSplice)
+                let clientSplice: SpliceHandler
+                if let existing = try? client.pipeline.syncOperations.handler(type: SpliceHandler.self) {
+                    clientSplice = existing
+                } else {
+                    clientSplice = SpliceHandler()
+                    try client.pipeline.syncOperations.addHandler(clientSplice)
+                }
                 let upstreamSplice = try upstreamChannel.pipeline.syncOperations.handler(type: SpliceHandler.self)
                 SpliceHandler.link(clientSplice, upstreamSplice)
                 // A transparently captured connection still holds its first bytes in the detector.
                 if let detector = try? client.pipeline.syncOperations.handler(type: ProtocolDetectionHandler.self) {
                     client.pipeline.syncOperations.removeHandler(detector, promise: nil)
                 }
-                client.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in client.close(promise: nil) }
+                if client.syncOptions.map({ (try? $0.getOption(ChannelOptions.autoRead)) == false }) ?? false {
+                    client.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in client.close(promise: nil) }
+                }
             }.get()
         } catch {
             logger.warning(

@@ -71,10 +71,11 @@ public struct OutboundProxy: Sendable {
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                     .childChannelOption(.allowRemoteHalfClosure, value: true)
-                    .childChannelOption(.autoRead, value: false)
                     .bind(host: binding.listenHost, port: binding.listenPort) { channel in
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(ConnectionMetricsHandler())
+                            // Holds the first bytes (and a half-close) until the upstream is linked.
+                            try channel.pipeline.syncOperations.addHandler(SpliceHandler())
                             return channel as any Channel
                         }
                     }

@@ -20,6 +20,7 @@ final class SpliceHandler: ChannelDuplexHandler {
     private var early: [ByteBuffer] = []
     private var context: ChannelHandlerContext?
     private var pendingRead = false
+    private var closedBeforeLink = false
     private var inputClosed = false
     private var outputClosed = false
     /// Bytes read from this side's channel (for metrics).
@@ -36,6 +37,15 @@ final class SpliceHandler: ChannelDuplexHandler {
         b.partner = a
         a.deliverEarly()
         b.deliverEarly()
+        // A side that closed before linking takes its partner down (or half-closes it).
+        for (side, other) in [(a, b), (b, a)] {
+            print("SPLICE link ctx=\(side.context != nil) closedBefore=\(side.closedBeforeLink) inputClosed=\(side.inputClosed) early=\(side.early.count)")
+            if side.context == nil || side.closedBeforeLink {
+                other.partnerClosed()
+            } else if side.inputClosed {
+                other.closeOutputFromPartner()
+            }
+        }
         // Either side may have been asked to read before the partner existed.
         a.resumeReadIfNeeded()
         b.resumeReadIfNeeded()
@@ -72,6 +82,7 @@ final class SpliceHandler: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
             inputClosed = true
+            // Unlinked: link(_:_:) passes the half-close on.
             partner?.closeOutputFromPartner()
             closeIfDone()
         }
@@ -80,6 +91,7 @@ final class SpliceHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         onClose(bytesRead)
+        if partner == nil { closedBeforeLink = true }
         let partner = self.partner
         self.partner = nil
         partner?.partnerClosed()
@@ -87,6 +99,7 @@ final class SpliceHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        print("SPLICE error \(error)")
         context.close(promise: nil)
     }
 
@@ -129,25 +142,39 @@ final class SpliceHandler: ChannelDuplexHandler {
     }
 
     private func closeOutputFromPartner() {
+        print("SPLICE closeOutputFromPartner")
         guard let context, !outputClosed else { return }
         outputClosed = true
-        context.flush()
         let channel = context.channel
-        context.close(mode: .output).whenFailure { _ in
-            // A channel that cannot half-close (or already lost its output) closes fully.
-            channel.close(promise: nil)
+        afterPendingWrites(context) {
+            channel.close(mode: .output).whenFailure { _ in
+                // A channel that cannot half-close (or already lost its output) closes fully.
+                channel.close(promise: nil)
+            }
         }
         closeIfDone()
     }
 
     private func partnerClosed() {
+        print("SPLICE partnerClosed")
         partner = nil
-        context?.close(promise: nil)
+        guard let context else { return }
+        let channel = context.channel
+        afterPendingWrites(context) { channel.close(promise: nil) }
+    }
+
+    /// Runs `action` once everything written so far has been written out: a close right after
+    /// a write would otherwise drop bytes the partner delivered in the same read burst.
+    private func afterPendingWrites(_ context: ChannelHandlerContext, _ action: @escaping @Sendable () -> Void) {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { _ in action() }
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: promise)
     }
 
     private func closeIfDone() {
         guard inputClosed, outputClosed, let context else { return }
-        context.close(promise: nil)
+        let channel = context.channel
+        afterPendingWrites(context) { channel.close(promise: nil) }
     }
 }
 

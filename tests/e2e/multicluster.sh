@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# End to end: DESIGN.md's walkthrough, command by command, on loopback ranges: two clusters with
+# a shared root, the mesh and the multicluster gateway installed in both, linked both ways,
+# podinfo in both, export, mirror, the SMI split 50/50 across clusters; then the gateway's
+# failover and recovery, unexport, and PostgreSQL queried across clusters through the mesh.
+# Prints "N passed, N failed"; exits non-zero on any failure.
+#
+#   tests/e2e/multicluster.sh [path/to/starling]
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+STARLING=${1:-$root/.build/debug/starling}
+[ -x "$STARLING" ] || { echo "no starling binary at $STARLING (swift build first)"; exit 2; }
+STARLING=$(cd "$(dirname "$STARLING")" && pwd)/$(basename "$STARLING")
+
+work=$(mktemp -d /tmp/starling-mc.XXXXXX)
+export STARLING_HOME=$work/home
+unset STARLING_CONFIG
+passed=0; failed=0; pids=()
+ok()   { passed=$((passed + 1)); echo "  ✓ $*"; }
+bad()  { failed=$((failed + 1)); echo "  × $*"; }
+step() { echo; echo "== $*"; }
+expect_ok() { local d=$1; shift; if out=$("$@" 2>&1); then ok "$d"; else bad "$d"; echo "$out" | sed 's/^/      /' | tail -15; fi; }
+# eventually DESC SECONDS CMD...: the command succeeds within SECONDS
+eventually() {
+  local d=$1 t=$2; shift 2; local end=$((SECONDS + t))
+  while [ $SECONDS -lt $end ]; do if "$@" >/dev/null 2>&1; then ok "$d"; return 0; fi; sleep 0.5; done
+  bad "$d (not within ${t}s)"; "$@" 2>&1 | sed 's/^/      /' | tail -5; return 1
+}
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  sleep 1
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  "$STARLING" cluster delete workload1 >/dev/null 2>&1
+  "$STARLING" cluster delete workload2 >/dev/null 2>&1
+  [ -n "${pgdir:-}" ] && su postgres -c "$pgbin/pg_ctl -D $pgdir stop -m immediate" >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+S() { "$STARLING" "$@"; }
+W1() { STARLING_CONFIG=$work/configs/workload1 "$STARLING" "$@"; }
+W2() { STARLING_CONFIG=$work/configs/workload2 "$STARLING" "$@"; }
+
+step "clusters, certificates, install"
+expect_ok "cluster create workload1" S cluster create workload1
+expect_ok "cluster create workload2" S cluster create workload2
+mkdir -p configs
+S cluster credentials workload1 --export-file configs/workload1 >/dev/null
+S cluster credentials workload2 --export-file configs/workload2 >/dev/null
+S certs create identity.starling.cluster.local root.crt root.key --profile root-ca --no-password --insecure >/dev/null
+S certs create identity.starling.cluster.local issuer.crt issuer.key --profile intermediate-ca --not-after 8760h \
+  --no-password --insecure --ca root.crt --ca-key root.key >/dev/null
+for c in W1 W2; do
+  $c install --identity-trust-anchors-file root.crt --identity-issuer-certificate-file issuer.crt \
+    --identity-issuer-key-file issuer.key | $c apply -f - >/dev/null
+  expect_ok "check ($c)" $c check
+  expect_ok "multicluster install ($c)" bash -c "STARLING_CONFIG=$work/configs/$([ $c = W1 ] && echo workload1 || echo workload2) '$STARLING' multicluster install | STARLING_CONFIG=$work/configs/$([ $c = W1 ] && echo workload1 || echo workload2) '$STARLING' apply -f -"
+done
+
+step "link both ways"
+expect_ok "link workload1 -> workload2" bash -c "STARLING_CONFIG=$work/configs/workload1 '$STARLING' multicluster link --cluster-name workload2 --config $work/configs/workload2 | STARLING_CONFIG=$work/configs/workload1 '$STARLING' apply -f -"
+expect_ok "link workload2 -> workload1" bash -c "STARLING_CONFIG=$work/configs/workload2 '$STARLING' multicluster link --cluster-name workload1 --config $work/configs/workload1 | STARLING_CONFIG=$work/configs/workload2 '$STARLING' apply -f -"
+eventually "workload1 sees workload2's gateway alive" 20 bash -c "STARLING_CONFIG=$work/configs/workload1 '$STARLING' multicluster gateways | grep -E '^workload2 +True'"
+W1 multicluster gateways
+
+step "podinfo in both clusters, a client in workload1"
+W1 run -n test --service podinfo --port 9898 -- "$STARLING" demo-app podinfo --message "greetings from workload1" > podinfo1.log 2>&1 & pids+=($!)
+W2 run -n test --service podinfo --port 9898 -- "$STARLING" demo-app podinfo --message "greetings from workload2" > podinfo2.log 2>&1 & pids+=($!)
+eventually "podinfo registered in workload1" 60 bash -c "STARLING_CONFIG=$work/configs/workload1 '$STARLING' get wl -n test | grep -q podinfo"
+eventually "podinfo registered in workload2" 60 bash -c "STARLING_CONFIG=$work/configs/workload2 '$STARLING' get wl -n test | grep -q podinfo"
+addr1=$(sed -n 's/.*address=\([0-9.]*\).*/\1/p' podinfo1.log | head -1)
+proxy1="http://$addr1:4140"
+
+step "export, mirror, split"
+expect_ok "label svc podinfo exported (workload2)" W2 label svc -n test podinfo mirror.starling.io/exported=true
+start=$(date +%s%N)
+if eventually "mirror podinfo-workload2 appears in workload1" 10 bash -c "STARLING_CONFIG=$work/configs/workload1 '$STARLING' get svc -n test | grep -q podinfo-workload2"; then
+  echo "      export → mirror visible in $(( ($(date +%s%N) - start) / 1000000 )) ms (polled every 500 ms)"
+fi
+eventually "the mirror answers through the gateway" 20 bash -c "curl -sf -m 5 -x $proxy1 http://podinfo-workload2.test:9898/ | grep -q workload2"
+cat > split.yaml <<'YAML'
+apiVersion: split.smi-spec.io/v1alpha1
+kind: TrafficSplit
+metadata:
+  name: podinfo
+  namespace: test
+spec:
+  service: podinfo
+  backends:
+  - service: podinfo
+    weight: 50
+  - service: podinfo-workload2
+    weight: 50
+YAML
+expect_ok "apply split.yaml (verbatim SMI v1alpha1)" W1 apply -f split.yaml
+sleep 1
+w1=0; w2=0; errs=0
+for i in $(seq 400); do
+  body=$(curl -s -m 5 -x "$proxy1" http://podinfo.test:9898/) || { errs=$((errs + 1)); continue; }
+  case "$body" in *'"cluster":"workload2"'*|*'"cluster": "workload2"'*) w2=$((w2 + 1));; *'"cluster"'*) w1=$((w1 + 1));; *) errs=$((errs + 1));; esac
+done
+echo "      400 calls: workload1=$w1 workload2=$w2 errors=$errs"
+# 99 % binomial bounds for n=400, p=0.5: 200 ± 2.576*10 → [175, 225]
+if [ $errs = 0 ] && [ $w1 -ge 175 ] && [ $w1 -le 225 ]; then ok "the split lands 50/50 within 99 % binomial bounds"; else bad "the split is off: $w1/$w2 ($errs errors)"; fi
+
+step "gateway failover"
+gw2=$(cat "$STARLING_HOME/clusters/workload2/controller.pid")
+W2 multicluster uninstall >/dev/null
+eventually "workload1 sees workload2's gateway dead" 15 bash -c "STARLING_CONFIG=$work/configs/workload1 '$STARLING' multicluster gateways | grep -E '^workload2 +False'"
+w2=0; errs=0
+for i in $(seq 50); do
+  body=$(curl -s -m 5 -x "$proxy1" http://podinfo.test:9898/) || { errs=$((errs + 1)); continue; }
+  case "$body" in *workload2*) w2=$((w2 + 1));; *workload1*) ;; *) errs=$((errs + 1));; esac
+done
+[ $errs = 0 ] && [ $w2 = 0 ] && ok "every call lands locally while the gateway is dead" || bad "during failover: $w2 calls went to workload2, $errs failed"
+W2 multicluster install | W2 apply -f - >/dev/null
+eventually "the gateway recovers" 20 bash -c "STARLING_CONFIG=$work/configs/workload1 '$STARLING' multicluster gateways | grep -E '^workload2 +True'"
+eventually "calls reach workload2 again" 20 bash -c "for i in 1 2 3 4 5 6 7 8 9 10; do curl -s -m 5 -x $proxy1 http://podinfo.test:9898/; done | grep -q workload2"
+
+step "the gateway forwards only what was exported"
+W2 run -n test --service secret --port 9999 -- "$STARLING" demo-app podinfo --port 9999 --message private > secret2.log 2>&1 & pids+=($!)
+eventually "an unexported service registers in workload2" 60 bash -c "STARLING_CONFIG=$work/configs/workload2 '$STARLING' get wl -n test | grep -q secret"
+gwaddr=$(STARLING_CONFIG=$work/configs/workload1 "$STARLING" get link -n starling-multicluster workload2 -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["spec"]["gatewayAddress"])')
+if openssl s_client -connect "$gwaddr:4143" -tls1_3 -alpn h2 </dev/null 2>&1 | grep -qiE "alert|error|no peer certificate|handshake failure|certificate required"; then
+  ok "the gateway refuses a caller without a mesh certificate"
+else bad "the gateway accepted a caller without a mesh certificate"; fi
+
+step "unexport"
+expect_ok "unlabel (workload2)" W2 label svc -n test podinfo mirror.starling.io/exported-
+eventually "mirror podinfo-workload2 is gone from workload1 within 2 s" 2 bash -c "! STARLING_CONFIG=$work/configs/workload1 '$STARLING' get svc -n test | grep -q podinfo-workload2"
+
+step "PostgreSQL across clusters"
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+if [ -z "$pgbin" ] || ! command -v psql >/dev/null; then
+  echo "  - skipped: PostgreSQL server not installed (apt-get install postgresql)"
+else
+  pgdir=$work/pg; mkdir -p "$pgdir"; chown postgres "$pgdir"
+  su postgres -c "$pgbin/initdb -D $pgdir -A trust >/dev/null" && \
+  su postgres -c "$pgbin/pg_ctl -D $pgdir -o '-p 5433 -k /tmp -c listen_addresses=127.2.200.1' -l $pgdir/log start >/dev/null"
+  W2 run -n db --service postgres --port 5433 --address 127.2.200.1 --app-protocol opaque -- sleep 100000 > pg2.log 2>&1 & pids+=($!)
+  eventually "postgres registered in workload2" 60 bash -c "STARLING_CONFIG=$work/configs/workload2 '$STARLING' get wl -n db | grep -q postgres"
+  W2 label svc -n db postgres mirror.starling.io/exported=true >/dev/null
+  eventually "mirror postgres-workload2 in workload1" 10 bash -c "STARLING_CONFIG=$work/configs/workload1 '$STARLING' get svc -n db | grep -q postgres-workload2"
+  W1 run -n db --service psql-client --port 7001 --outbound-tcp postgres-workload2.db:5433=127.0.0.1:15433 -- sleep 100000 > psql1.log 2>&1 & pids+=($!)
+  sleep 5
+  if out=$(psql -h 127.0.0.1 -p 15433 -U postgres -c "select 'across-clusters' as hello" 2>&1) && grep -q across-clusters <<<"$out"; then
+    ok "psql in workload1 queries PostgreSQL in workload2 through the mesh"
+  else bad "psql across clusters"; echo "$out" | sed 's/^/      /' | tail -5; fi
+fi
+
+echo
+echo "multicluster e2e: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -43,7 +43,7 @@ struct OutboundTestPKI: Sendable {
     func tls(_ identity: MeshIdentity) throws -> MeshTLS {
         let key = WorkloadKey()
         let chain = try issuer.certify(csrDER: key.csr(for: identity).der, granted: identity)
-        return try MeshTLS(chain: chain, key: key.privateKey, trustAnchors: [root], onRejected: { print("REJECTED \($0)") })
+        return try MeshTLS(chain: chain, key: key.privateKey, trustAnchors: [root])
     }
 }
 
@@ -135,12 +135,7 @@ final class TestPeerALPNHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        print("ALPN read decided=\(decided)")
         if decided { context.fireChannelRead(data) } else { buffered.append(data) }
-    }
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        print("PEER error \(error)")
-        context.fireErrorCaught(error)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -237,7 +232,6 @@ final class TestPeerOpaqueEchoHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        print("PEER read \(bytes.readableBytes) headerRead=\(headerRead)")
         if headerRead {
             context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
             return
@@ -254,7 +248,6 @@ final class TestPeerOpaqueEchoHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        print("PEER event \(event)")
         if case .inputClosed? = event as? ChannelEvent { context.close(mode: .output, promise: nil) }
         context.fireUserInboundEventTriggered(event)
     }
@@ -288,7 +281,12 @@ func withOutboundProxy<T: Sendable>(
 
 /// Sends raw bytes to 127.0.0.1:`port` and returns everything received until the server closes
 /// (or `timeout`).
-func rawExchange(port: Int, send: String, halfClose: Bool = false, timeout: Duration = .seconds(5)) async throws -> String {
+///
+/// `halfClose`: shut down the sending side once `awaitBeforeHalfClose` bytes came back (a FIN
+/// sent while the peer still verifies our certificate aborts its TLS handshake in NIOSSL).
+func rawExchange(
+    port: Int, send: String, halfClose: Bool = false, awaitBeforeHalfClose: Int = 0, timeout: Duration = .seconds(5)
+) async throws -> String {
     let collector = ByteCollector()
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .channelOption(.allowRemoteHalfClosure, value: true)
@@ -297,7 +295,13 @@ func rawExchange(port: Int, send: String, halfClose: Bool = false, timeout: Dura
         }
         .connect(host: "127.0.0.1", port: port).get()
     try await channel.writeAndFlush(ByteBuffer(string: send))
-    if halfClose { try await channel.close(mode: .output) }
+    if halfClose {
+        let deadline = ContinuousClock.now + timeout
+        while collector.count < awaitBeforeHalfClose, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try await channel.close(mode: .output)
+    }
     let closed = channel.closeFuture
     let deadline = channel.eventLoop.scheduleTask(in: TimeAmount.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)) {
         channel.close(promise: nil)
@@ -310,6 +314,7 @@ func rawExchange(port: Int, send: String, halfClose: Bool = false, timeout: Dura
 final class ByteCollector: Sendable {
     private let bytes = Mutex(ByteBuffer())
     var text: String { bytes.withLock { String(buffer: $0) } }
+    var count: Int { bytes.withLock { $0.readableBytes } }
     func append(_ buffer: ByteBuffer) {
         var buffer = buffer
         bytes.withLock { $0.writeBuffer(&buffer) }

@@ -24,13 +24,17 @@ struct OutboundOpaqueTests {
         configuration.opaqueBindings = [
             OutboundProxy.OpaqueBinding(service: "db.test:5432", listenHost: "127.0.0.1", listenPort: bindingPort)
         ]
+        let started = ContinuousClock.now
         let echoed = try await withOutboundProxy(
             configuration: configuration, picker: picker, tls: try pki.tls(clientIdentity)
         ) { _ in
-            // Half-close after sending: the echo comes back and then the connection ends.
-            try await rawExchange(port: bindingPort, send: "\u{0}\u{0}\u{0}\u{8}startup!", halfClose: true)
+            // Half-close once the echo is back: the half-close travels to the peer, which closes its
+            // side, and the connection ends (rawExchange returns on close, not on its timeout).
+            try await rawExchange(
+                port: bindingPort, send: "\u{0}\u{0}\u{0}\u{8}startup!", halfClose: true, awaitBeforeHalfClose: 12)
         }
         #expect(echoed == "\u{0}\u{0}\u{0}\u{8}startup!")
+        #expect(ContinuousClock.now - started < .seconds(4))
         #expect(peer.seen.opaqueAuthorities == ["db.test.svc.cluster.local:5432"])
     }
 

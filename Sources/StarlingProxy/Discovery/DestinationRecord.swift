@@ -86,6 +86,6 @@ struct DestinationRecord: Sendable, Hashable {
             retryRatio: message.hasRetryBudget ? Double(message.retryBudget.retryRatio) : defaults.retryRatio,
             minRetriesPerSecond: message.hasRetryBudget
                 ? Int(message.retryBudget.minRetriesPerSecond) : defaults.minRetriesPerSecond,
-            opaque: message.opaqueProtocol)
+            opaque: message.opaqueProtocol, exported: message.exported, mirrored: message.mirrored)
     }
 }

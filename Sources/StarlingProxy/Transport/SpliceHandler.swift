@@ -39,7 +39,6 @@ final class SpliceHandler: ChannelDuplexHandler {
         b.deliverEarly()
         // A side that closed before linking takes its partner down (or half-closes it).
         for (side, other) in [(a, b), (b, a)] {
-            print("SPLICE link ctx=\(side.context != nil) closedBefore=\(side.closedBeforeLink) inputClosed=\(side.inputClosed) early=\(side.early.count)")
             if side.context == nil || side.closedBeforeLink {
                 other.partnerClosed()
             } else if side.inputClosed {
@@ -99,7 +98,6 @@ final class SpliceHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        print("SPLICE error \(error)")
         context.close(promise: nil)
     }
 
@@ -142,7 +140,6 @@ final class SpliceHandler: ChannelDuplexHandler {
     }
 
     private func closeOutputFromPartner() {
-        print("SPLICE closeOutputFromPartner")
         guard let context, !outputClosed else { return }
         outputClosed = true
         let channel = context.channel
@@ -156,7 +153,6 @@ final class SpliceHandler: ChannelDuplexHandler {
     }
 
     private func partnerClosed() {
-        print("SPLICE partnerClosed")
         partner = nil
         guard let context else { return }
         let channel = context.channel

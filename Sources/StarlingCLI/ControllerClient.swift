@@ -37,7 +37,7 @@ struct ControllerClient {
                         .init(service: "starling.v1.Resources", method: "List"),
                         .init(service: "starling.v1.Resources", method: "Delete"),
                     ],
-                    timeout: timeout)
+                    timeout: timeout, maxRequestMessageBytes: 64 * 1024 * 1024, maxResponseMessageBytes: 64 * 1024 * 1024)
             ]))
         do {
             return try await withGRPCClient(

@@ -163,6 +163,29 @@ sleep 1.5
 S apply -f workload.yaml >/dev/null
 if wait $dest; then ok "Destination.Get from grpcio streams the new endpoint"; else bad "Destination.Get"; cat dest.log; fi
 
+step "a controller killed in the middle of a large apply"
+python3 - > many.yaml <<'PY'
+for i in range(20000):
+    print(f"---\napiVersion: v1\nkind: Service\nmetadata: {{name: bulk-{i}, namespace: bulk}}\nspec:\n  ports: [{{port: 80}}]")
+PY
+pid=$(cat "$STARLING_HOME/clusters/workload1/controller.pid")
+S apply -f many.yaml > apply.log 2>&1 &
+applier=$!
+for i in $(seq 100); do grep -q "applied [0-9]" apply.log && break; sleep 0.1; done
+kill -9 "$pid"
+wait $applier; status=$?
+[ $status != 0 ] && ok "the interrupted apply fails" || bad "the interrupted apply claimed success"
+grep -q "not applied" apply.log && ok "the CLI says what was not applied" || { bad "the CLI did not say what was not applied"; tail -3 apply.log; }
+"$STARLING" controller --cluster-name workload1 --data-dir "$STARLING_HOME/clusters/workload1/data" \
+  --api-address 127.1.0.1:8086 --admin-address 127.1.0.1:9990 >> restart.log 2>&1 &
+echo $! > "$STARLING_HOME/clusters/workload1/controller.pid"
+for i in $(seq 100); do curl -sf http://127.1.0.1:9990/ready >/dev/null && break; sleep 0.2; done
+count=$(S get svc -n bulk -o name | wc -l)
+if [ $((count % 500)) = 0 ] && [ "$count" -lt 20000 ]; then ok "after restart the store holds whole batches only ($count services)"; else bad "after restart the store holds $count services (not whole batches)"; fi
+expect_ok "the same apply, run again, completes" S apply -f many.yaml
+count=$(S get svc -n bulk -o name | wc -l)
+[ "$count" = 20000 ] && ok "all 20000 services stored" || bad "$count services stored after the re-apply"
+
 step "cleanup"
 expect_ok "cluster delete workload1" S cluster delete workload1
 expect_ok "cluster delete workload2" S cluster delete workload2

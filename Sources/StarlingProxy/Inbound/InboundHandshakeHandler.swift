@@ -20,14 +20,22 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
     private let trustDomain: String
     private let logger: Logger
     private let established: Established
+    private let onRefused: (InboundHandshakeFailure.Reason) -> Void
     private var timer: Scheduled<Void>?
     private var finished = false
 
-    /// - Parameter trustDomain: callers must be identities of this trust domain.
-    init(timeout: TimeAmount, trustDomain: String, logger: Logger, established: @escaping Established) {
+    /// - Parameters:
+    ///   - trustDomain: callers must be identities of this trust domain.
+    ///   - onRefused: counts a refusal (the inbound proxy's handshake-failure metric unless given).
+    init(
+        timeout: TimeAmount, trustDomain: String, logger: Logger,
+        onRefused: @escaping (InboundHandshakeFailure.Reason) -> Void = InboundMetrics.handshakeFailed,
+        established: @escaping Established
+    ) {
         self.timeout = timeout
         self.trustDomain = trustDomain
         self.logger = logger
+        self.onRefused = onRefused
         self.established = established
     }
 
@@ -118,7 +126,7 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
         finished = true
         timer?.cancel()
         timer = nil
-        InboundMetrics.handshakeFailed(reason)
+        onRefused(reason)
         // A caller that just goes away is not worth a notice; a refused caller is.
         let level: Logger.Level = reason == .closed ? .debug : .notice
         logger.log(level: level, "refused inbound connection", metadata: ["reason": "\(reason.rawValue)", "error": "\(detail)"])

@@ -3,7 +3,10 @@ import StarlingCore
 
 /// Where one inbound HTTP/2 request goes and what the application sees of its headers: the
 /// mesh's own headers (`starling-target`, `starling-orig-proto`) are consumed, and
-/// `starling-client-id` carries the verified caller (replacing whatever the caller sent).
+/// `starling-client-id` carries the verified caller (replacing whatever the caller sent). From a
+/// multicluster gateway, the caller is the one the gateway verified (`starling-forwarded-client-id`,
+/// with its cluster in `starling-client-cluster`); from any other peer the forwarded headers are
+/// dropped unread.
 struct InboundRequestRewrite: Sendable, Hashable {
     /// How to speak to the application.
     enum AppProtocol: Sendable, Hashable {
@@ -33,8 +36,29 @@ struct InboundRequestRewrite: Sendable, Hashable {
         headers.remove(name: MeshHeaders.target)
         headers.remove(name: MeshHeaders.originalProtocol)
         headers.remove(name: MeshHeaders.clientIdentity)
-        headers.add(name: MeshHeaders.clientIdentity, value: client.dnsName)
+        headers.add(name: MeshHeaders.clientIdentity, value: Self.callerIdentity(incoming, peer: client))
+        if client.isGateway, incoming.first(name: GatewayHeaders.forwardedClientIdentity) != nil {
+            // Through a gateway: the application sees the original caller's cluster too.
+            headers.remove(name: GatewayHeaders.clientCluster)
+            headers.add(
+                name: GatewayHeaders.clientCluster,
+                value: incoming.first(name: GatewayHeaders.forwardedClientCluster) ?? GatewayHeaders.unknownCluster)
+        }
+        // Only a gateway may vouch for another caller, and only to this proxy: never pass them on.
+        for name in headers.map(\.name) where name.lowercased().hasPrefix(GatewayHeaders.forwardedPrefix) {
+            headers.remove(name: name)
+        }
+        headers.remove(name: GatewayHeaders.hops)
         self.headers = headers
+    }
+
+    /// The identity the application is told called it: the verified peer, or — when the peer is a
+    /// multicluster gateway that names the caller it verified — that caller.
+    static func callerIdentity(_ incoming: HPACKHeaders, peer: MeshIdentity) -> String {
+        guard peer.isGateway, let forwarded = incoming.first(name: GatewayHeaders.forwardedClientIdentity),
+            let caller = MeshIdentity(dnsName: forwarded)
+        else { return peer.dnsName }
+        return caller.dnsName
     }
 
     /// True for `HTTP/1.0` and `HTTP/1.1` (any case); anything else is treated as HTTP/2.

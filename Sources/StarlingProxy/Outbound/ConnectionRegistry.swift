@@ -35,6 +35,9 @@ final class ConnectionRegistry: Sendable {
 
     var count: Int { state.withLock { $0.connections.count } }
 
+    /// The channels of the connections being served (e.g. to tell them a drain began).
+    var channels: [any Channel] { state.withLock { $0.connections.values.map(\.channel) } }
+
     /// Waits up to `grace` for every connection to finish, then closes the rest and waits for
     /// their tasks.
     func drain(grace: Duration) async {

@@ -26,6 +26,8 @@ struct OutboundForwarder: Sendable {
     let pool: PeerConnectionPool
     let dialer: PeerDialer
     let logger: Logger
+    /// This cluster's name, sent to peers as `starling-client-cluster` when configured.
+    var clusterName: String? = nil
 
     func forward(
         _ request: OutboundRequest, sink: some OutboundResponseSink,
@@ -99,6 +101,8 @@ struct OutboundForwarder: Sendable {
         headers.remove(name: MeshHeaders.originalProtocol)
         guard pick.endpoint.identity != nil else { return headers }
         headers.add(name: MeshHeaders.target, value: pick.endpoint.authorityOverride ?? pick.backend)
+        headers.remove(name: GatewayHeaders.clientCluster)
+        if let clusterName { headers.add(name: GatewayHeaders.clientCluster, value: clusterName) }
         if let original = request.originalProtocol {
             headers.add(name: MeshHeaders.originalProtocol, value: original)
         }

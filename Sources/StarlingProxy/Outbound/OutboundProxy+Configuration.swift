@@ -53,14 +53,19 @@ extension OutboundProxy {
         public var maximumConcurrentStreams: Int
         /// How long a shutdown waits for in-flight requests before closing connections (default 10 s).
         public var drainGracePeriod: Duration
+        /// This cluster's name; when set, mesh requests carry it as `starling-client-cluster`
+        /// (a remote cluster's gateway passes it on to the serving workload). Default nil.
+        public var clusterName: String?
 
         public init(
             listenHost: String = "127.0.0.1", listenPort: Int = 4140, opaqueBindings: [OpaqueBinding] = [],
             detectionTimeout: Duration = .seconds(1), maximumHeaderBytes: Int = 64 * 1024,
             headerReadTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60),
             peerIdleTimeout: Duration = .seconds(60), connectTimeout: Duration = .seconds(5),
-            maximumConcurrentStreams: Int = 250, drainGracePeriod: Duration = .seconds(10)
+            maximumConcurrentStreams: Int = 250, drainGracePeriod: Duration = .seconds(10),
+            clusterName: String? = nil
         ) {
+            self.clusterName = clusterName
             self.listenHost = listenHost
             self.listenPort = listenPort
             self.opaqueBindings = opaqueBindings

@@ -46,7 +46,8 @@ public struct OutboundProxy: Sendable {
         let logger = runtime.logger
         let dialer = PeerDialer(tls: runtime.tls, connectTimeout: configuration.connectTimeout)
         let pool = PeerConnectionPool(dialer: dialer, group: group, idleTimeout: configuration.peerIdleTimeout)
-        let forwarder = OutboundForwarder(picker: runtime.picker, pool: pool, dialer: dialer, logger: logger)
+        let forwarder = OutboundForwarder(
+            picker: runtime.picker, pool: pool, dialer: dialer, logger: logger, clusterName: configuration.clusterName)
         let registry = ConnectionRegistry()
         let http1 = OutboundHTTP1Server(
             forwarder: forwarder, maximumHeaderBytes: configuration.maximumHeaderBytes,

@@ -213,6 +213,7 @@ let package = Package(
             name: "StarlingProxyTests",
             dependencies: [
                 "StarlingProxy", "StarlingTLS", "StarlingIdentity", "StarlingCore", "StarlingAPI",
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -48,8 +48,20 @@ struct ControllerCommand: AsyncParsableCommand {
                 adminHost: admin.host, adminPort: admin.port),
             logger: logger,
             metrics: metrics)
+        let (clusterName, dataDir, controllerLogger) = (self.clusterName, self.dataDir, logger)
         try await SignalScope.runUntilSignalled(logger: logger) {
-            try await controller.run()
+            try await withThrowingDiscardingTaskGroup { group in
+                let (listening, announce) = AsyncStream<Controller.Listening>.makeStream()
+                group.addTask { try await controller.run { announce.yield($0) } }
+                // Once the API is up, the gateway runs whenever multicluster is installed.
+                for await ports in listening {
+                    let supervisor = GatewaySupervisor(
+                        clusterName: clusterName, apiHost: api.host, apiPort: ports.apiPort, dataDirectory: dataDir,
+                        logger: controllerLogger, metrics: metrics)
+                    group.addTask { try await supervisor.run() }
+                    break
+                }
+            }
         }
     }
 }

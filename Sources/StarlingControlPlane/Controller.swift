@@ -66,7 +66,7 @@ public struct Controller: Sendable {
             routes: .init(readiness: { index.isReady ? nil : "destination index loading" }, metrics: metrics))
         do {
             try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await server.serve() }
+                group.addTask { try await Self.serveUntilCancelled(server) }
                 group.addTask { try await identity.run() }
                 group.addTask { try await index.run() }
                 group.addTask { try await leases.run() }
@@ -90,6 +90,25 @@ public struct Controller: Sendable {
         await admin.close()
         try? store.close()
         logger.info("controller stopped", metadata: ["cluster": "\(c.clusterName)"])
+    }
+}
+
+extension Controller {
+    /// Serves until the calling task is cancelled, then stops gracefully: the listener closes
+    /// first and open RPCs get a moment to finish before they are cancelled. Cancelling
+    /// `serve()` directly can catch a just-accepted connection before it is served, which trips
+    /// an assertion in NIO's async writer (apple/swift-nio#3481).
+    static func serveUntilCancelled<T: ServerTransport>(_ server: GRPCServer<T>, grace: Duration = .seconds(1)) async throws {
+        let serving = Task { try await server.serve() }
+        try await withTaskCancellationHandler {
+            try await serving.value
+        } onCancel: {
+            server.beginGracefulShutdown()
+            Task {
+                try? await Task.sleep(for: grace)
+                serving.cancel()
+            }
+        }
     }
 }
 

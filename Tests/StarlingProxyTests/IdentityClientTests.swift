@@ -96,7 +96,7 @@ struct IdentityClientTests {
         let running = Task { try await identity.run() }
         defer { running.cancel() }
 
-        let error = await #expect(throws: ProxyError.self) { try await identity.waitUntilReady(timeout: .seconds(1)) }
+        let error = await #expect(throws: ProxyError.self) { try await identity.waitUntilReady(timeout: .seconds(4)) }
         #expect(error?.code == .identityUnavailable)
         #expect(error?.message.contains("unknown join token") == true)
         #expect(identity.tls == nil)

@@ -41,10 +41,12 @@ struct FakeControllerCredentials: Sendable {
 final class FakeController: Sendable {
     let port: Int
     private let task: Task<Void, any Error>
+    private let shutdown: @Sendable () -> Void
 
-    private init(port: Int, task: Task<Void, any Error>) {
+    private init(port: Int, task: Task<Void, any Error>, shutdown: @escaping @Sendable () -> Void) {
         self.port = port
         self.task = task
+        self.shutdown = shutdown
     }
 
     /// Starts the services on `port` (0: any free port).
@@ -62,14 +64,19 @@ final class FakeController: Sendable {
             guard let bound = try await transport.listeningAddress.ipv4?.port else {
                 throw ControlPlaneFakeError("the fake controller bound no IPv4 address")
             }
-            return FakeController(port: bound, task: task)
+            return FakeController(port: bound, task: task, shutdown: { server.beginGracefulShutdown() })
         } catch {
             task.cancel()
             throw error
         }
     }
 
+    /// Stops gracefully first (the listener closes), then cancels what is left: cancelling
+    /// `serve()` outright can catch a just-accepted connection and trip NIO's async-writer
+    /// assertion (apple/swift-nio#3481).
     func stop() async {
+        shutdown()
+        try? await Task.sleep(for: .milliseconds(200))
         task.cancel()
         _ = await task.result
     }

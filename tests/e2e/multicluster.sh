@@ -33,7 +33,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
   "$STARLING" cluster delete workload1 >/dev/null 2>&1
   "$STARLING" cluster delete workload2 >/dev/null 2>&1
-  [ -n "${pgdir:-}" ] && su postgres -c "$pgbin/pg_ctl -D $pgdir stop -m immediate" >/dev/null 2>&1
+  [ -n "${pgdir:-}" ] && { su postgres -c "$pgbin/pg_ctl -D $pgdir stop -m immediate" >/dev/null 2>&1; rm -rf "$pgdir"; }
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -135,7 +135,7 @@ pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if [ -z "$pgbin" ] || ! command -v psql >/dev/null; then
   echo "  - skipped: PostgreSQL server not installed (apt-get install postgresql)"
 else
-  pgdir=$work/pg; mkdir -p "$pgdir"; chown postgres "$pgdir"
+  pgdir=$(mktemp -d /tmp/starling-pg.XXXXXX); chown postgres "$pgdir"
   su postgres -c "$pgbin/initdb -D $pgdir -A trust >/dev/null" && \
   su postgres -c "$pgbin/pg_ctl -D $pgdir -o '-p 5433 -k /tmp -c listen_addresses=127.2.200.1' -l $pgdir/log start >/dev/null"
   W2 run -n db --service postgres --port 5433 --address 127.2.200.1 --app-protocol opaque -- sleep 100000 > pg2.log 2>&1 & pids+=($!)

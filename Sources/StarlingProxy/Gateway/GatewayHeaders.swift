@@ -1,4 +1,4 @@
-import StarlingCore
+public import StarlingCore
 
 /// Header names of the multicluster path: what the calling proxy adds, what the gateway adds
 /// when it forwards, and what the serving inbound proxy reads (only from a gateway peer).

@@ -41,11 +41,12 @@ enum OutboundMetrics {
         }
     }
 
-    static func connectionOpened(kind: String) {
-        Counter(label: tcpOpenTotal, dimensions: [direction, ("protocol", kind)]).increment()
+    static func connectionOpened() {
+        Counter(label: tcpOpenTotal, dimensions: [direction]).increment()
     }
 
     static func connectionClosed(kind: String, bytesRead: Int, bytesWritten: Int) {
+        // The protocol is known only after detection, so it labels closes, not opens.
         Counter(label: tcpCloseTotal, dimensions: [direction, ("protocol", kind)]).increment()
         Counter(label: tcpBytesTotal, dimensions: [direction, ("io", "read")]).increment(by: bytesRead)
         Counter(label: tcpBytesTotal, dimensions: [direction, ("io", "write")]).increment(by: bytesWritten)
@@ -96,7 +97,7 @@ final class ConnectionMetricsHandler: ChannelDuplexHandler {
     private func opened() {
         guard !open else { return }
         open = true
-        OutboundMetrics.connectionOpened(kind: "accepted")
+        OutboundMetrics.connectionOpened()
     }
 }
 

@@ -152,43 +152,50 @@ public struct OutboundProxy: Sendable {
         let metricsBound = NIOLoopBound(metrics, eventLoop: channel.eventLoop)
         let detectorBound = NIOLoopBound(detector, eventLoop: channel.eventLoop)
         let original = OriginalDestination.of(channel).map { $0.flatMap(OriginalDestination.authority(of:)) }
-        return original.and(detector.outcome).flatMap { originalDestination, outcome -> EventLoopFuture<Accepted> in
-          do {
-            let sync = channel.pipeline.syncOperations
-            let accepted: Accepted
-            switch outcome {
-            case .detected(.http1):
-                metricsBound.value.kind = "http1"
-                accepted = .http1(
-                    try OutboundHTTP1Server.configure(channel, configuration: configuration),
-                    originalDestination: originalDestination)
-            case .detected(.http2):
-                metricsBound.value.kind = "http2"
-                accepted = .http2(
-                    try OutboundHTTP2Server.configure(channel, configuration: configuration), channel: channel,
-                    originalDestination: originalDestination)
-            case .detected(.unknown), .timedOut:
-                guard let originalDestination else {
-                    return channel.eventLoop.makeSucceededFuture(.rejected(
-                        channel,
-                        reason: outcome == .timedOut
-                            ? "no request within \(configuration.detectionTimeout)" : "not HTTP/1 or HTTP/2"))
-                }
-                metricsBound.value.kind = "opaque"
-                try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
-                // The detector stays: it replays the bytes it holds once the splice is in place.
-                return channel.eventLoop.makeSucceededFuture(.opaque(channel, originalDestination: originalDestination))
-            case .closed:
-                return channel.eventLoop.makeSucceededFuture(.rejected(channel, reason: "closed before sending a request"))
-            }
-            return sync.removeHandler(detectorBound.value).map { accepted }
-          } catch {
-            return channel.eventLoop.makeFailedFuture(error)
-          }
+        return original.and(detector.outcome).flatMap { originalDestination, outcome in
+            channel.eventLoop.makeCompletedFuture {
+                try configureDetected(
+                    outcome, channel: channel, originalDestination: originalDestination, configuration: configuration,
+                    metrics: metricsBound.value, detector: detectorBound.value)
+            }.flatMap { $0 }
         }.flatMapErrorThrowing { error in
             channel.close(promise: nil)
             return .rejected(channel, reason: "protocol setup failed: \(error)")
         }
+    }
+
+    /// Builds the pipeline for the detected protocol (on the event loop). The detector is removed
+    /// (replaying what it held) for HTTP; for opaque traffic it stays until the splice is in place.
+    private static func configureDetected(
+        _ outcome: ProtocolDetectionHandler.Outcome, channel: any Channel, originalDestination: String?,
+        configuration: Configuration, metrics: ConnectionMetricsHandler, detector: ProtocolDetectionHandler
+    ) throws -> EventLoopFuture<Accepted> {
+        let accepted: Accepted
+        switch outcome {
+        case .detected(.http1):
+            metrics.kind = "http1"
+            accepted = .http1(
+                try OutboundHTTP1Server.configure(channel, configuration: configuration),
+                originalDestination: originalDestination)
+        case .detected(.http2):
+            metrics.kind = "http2"
+            accepted = .http2(
+                try OutboundHTTP2Server.configure(channel, configuration: configuration), channel: channel,
+                originalDestination: originalDestination)
+        case .detected(.unknown), .timedOut:
+            guard let originalDestination else {
+                let reason =
+                    outcome == .timedOut
+                    ? "no request within \(configuration.detectionTimeout)" : "not HTTP/1 or HTTP/2"
+                return channel.eventLoop.makeSucceededFuture(.rejected(channel, reason: reason))
+            }
+            metrics.kind = "opaque"
+            try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+            return channel.eventLoop.makeSucceededFuture(.opaque(channel, originalDestination: originalDestination))
+        case .closed:
+            return channel.eventLoop.makeSucceededFuture(.rejected(channel, reason: "closed before sending a request"))
+        }
+        return channel.pipeline.syncOperations.removeHandler(detector).map { accepted }
     }
 
     static func serve(

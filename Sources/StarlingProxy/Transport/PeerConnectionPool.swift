@@ -3,6 +3,7 @@ public import NIOCore
 public import NIOHTTP2
 public import NIOPosix
 import StarlingCore
+import Synchronization
 
 /// The HTTP/2 connections to peer proxies: one per endpoint (address + expected identity), shared
 /// by all requests to it, opened on first use, replaced when closed or GOAWAY'd, and closed by

@@ -1,0 +1,124 @@
+import Foundation
+import GRPCCore
+import Logging
+import StarlingAPI
+import StarlingCore
+import StarlingMulticluster
+import StarlingObservability
+import StarlingProxy
+import SwiftProtobuf
+
+/// Runs the multicluster gateway inside `starling controller` while the gateway service that
+/// `starling multicluster install` applies exists, and stops it when it is deleted
+/// (`multicluster uninstall`). The gateway is the proxy in gateway mode: it gets its own
+/// identity (`starling-gateway.starling-multicluster...`) from this controller and follows this
+/// controller's destination API, like any proxy — through the API, so the control-plane library
+/// never imports the data plane.
+struct GatewaySupervisor: Sendable {
+    var clusterName: String
+    var apiHost: String
+    var apiPort: Int
+    var dataDirectory: String
+    var logger: Logger
+    var metrics: @Sendable () -> String
+
+    struct Desired: Equatable {
+        var address: String
+        var port: Int
+        var probePort: Int
+        var trustDomain: String
+    }
+
+    func run() async throws {
+        let token = try String(contentsOfFile: (dataDirectory as NSString).appendingPathComponent("admin-token"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let certificate = try String(contentsOfFile: (dataDirectory as NSString).appendingPathComponent("api.crt"), encoding: .utf8)
+        let context = ResolvedContext(
+            name: clusterName, clusterName: clusterName, serverHost: apiHost, serverPort: apiPort, adminServer: nil,
+            caPEM: certificate, token: token, configPath: "")
+        var running: (desired: Desired, task: Task<Void, Never>)?
+        defer { running?.task.cancel() }
+        while !Task.isCancelled {
+            let desired = try? await ControllerClient.with(context, timeout: .seconds(5)) { client in
+                try await Self.desired(client, context: context)
+            }
+            if running?.desired != desired {
+                if let current = running {
+                    current.task.cancel()
+                    _ = await current.task.value
+                    logger.notice("gateway stopped", metadata: ["gateway": "\(current.desired.address):\(current.desired.port)"])
+                    running = nil
+                }
+                if let desired = desired ?? nil {
+                    let controller = ControllerAPI(host: apiHost, port: apiPort, certificatePEM: certificate, token: token)
+                    let task = Task { await serve(desired, controller: controller) }
+                    running = (desired, task)
+                }
+            }
+            try await Task.sleep(for: .seconds(2))
+        }
+    }
+
+    /// The gateway the store asks for: nil when multicluster is not installed.
+    static func desired(_ client: ControllerClient, context: ResolvedContext) async throws -> Desired? {
+        let service: Resource
+        do {
+            service = try ResourceDecoder.decodeStored(try await client.resources.get(.with {
+                $0.kind = "Service"; $0.namespace = MirrorLabels.namespace; $0.name = MulticlusterCommand.gatewayServiceName
+            }).resourceJson)
+        } catch let error as RPCError where error.code == .notFound {
+            return nil
+        }
+        let mesh = try? MeshConfigSpec(ResourceDecoder.decodeStored(try await client.resources.get(.with {
+            $0.kind = "MeshConfig"; $0.name = "mesh"
+        }).resourceJson))
+        guard let mesh else { return nil }  // no identity yet: nothing to serve with
+        let spec = try ServiceSpec(service)
+        return Desired(
+            address: service.metadata.annotations[MulticlusterCommand.gatewayAddressAnnotation] ?? context.serverHost,
+            port: spec.port(named: "mc-gateway")?.port ?? 4143, probePort: spec.port(named: "mc-probe")?.port ?? 4191,
+            trustDomain: mesh.trustDomain)
+    }
+
+    private func serve(_ desired: Desired, controller: ControllerAPI) async {
+        let identity = MeshIdentity(namespace: MirrorLabels.namespace, serviceAccount: MirrorLabels.gatewayServiceAccount, trustDomain: desired.trustDomain)
+        var gatewayLogger = self.logger
+        gatewayLogger[metadataKey: "component"] = "gateway"
+        let logger = gatewayLogger
+        let identityClient = IdentityClient(configuration: .init(controller: controller, identity: identity), logger: logger)
+        let discovery = DestinationClient(configuration: .init(controller: controller), logger: logger)
+        let picker = MeshPicker(discovery: discovery, logger: logger)
+        do {
+            let ready = ReadyFlag()
+            let probe = try await AdminServer(
+                host: desired.address, port: desired.probePort,
+                routes: .init(readiness: { ready.isSet ? nil : "gateway starting" }, metrics: metrics))
+            defer { Task { await probe.close() } }
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await identityClient.run() }
+                group.addTask { try await discovery.run() }
+                let tls = try await identityClient.waitUntilReady(timeout: .seconds(60))
+                let gateway = GatewayProxy(
+                    configuration: .init(listenHost: desired.address, listenPort: desired.port),
+                    tls: tls, discovery: discovery, picker: picker, clusterName: clusterName, logger: logger)
+                group.addTask {
+                    try await gateway.run { port in
+                        ready.set()
+                        logger.notice("gateway started", metadata: ["gateway": "\(desired.address):\(port)", "probe": "\(desired.address):\(desired.probePort)", "identity": "\(identity)"])
+                    }
+                }
+            }
+        } catch where Task.isCancelled {
+        } catch {
+            logger.error("gateway failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// A flag set once, read from any thread.
+final class ReadyFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() { lock.lock(); value = true; lock.unlock() }
+}

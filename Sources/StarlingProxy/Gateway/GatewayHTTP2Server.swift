@@ -1,0 +1,272 @@
+import Logging
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import StarlingCore
+
+/// The gateway's `h2` side: every stream a calling proxy opens is admitted
+/// (``GatewayAdmission``) and forwarded as a stream on the pooled mTLS HTTP/2 connection to a
+/// local workload, with the caller's verified identity passed on.
+///
+/// Order of stages per stream: target and hop check → profile (exported, not a mirror) → pick →
+/// connect → rewrite headers (``forwardedHeaders(_:peer:)``) → exchange with the pick's timeout
+/// (bodies streamed both ways with backpressure, trailers kept) → report the outcome to the
+/// balancer and metrics.
+struct GatewayHTTP2Server: Sendable {
+    typealias Stream = NIOAsyncChannel<HTTP2Frame.FramePayload, HTTP2Frame.FramePayload>
+    typealias Multiplexer = NIOHTTP2Handler.AsyncStreamMultiplexer<Stream>
+
+    let discovery: any DiscoverySource
+    let picker: any EndpointPicker
+    let pool: PeerConnectionPool
+
+    /// Adds the HTTP/2 server handlers to an established `h2` connection (call on its event loop).
+    static func configure(_ channel: any Channel, configuration: GatewayProxy.Configuration) throws -> Multiplexer {
+        var http2 = NIOHTTP2Handler.Configuration()
+        http2.connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: configuration.maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: configuration.maxHeaderListSize),
+            HTTP2Setting(parameter: .enablePush, value: 0),
+        ]
+        // Rapid reset and CONTINUATION floods: NIOHTTP2's limits stay on, the reset and error
+        // rate limits are set explicitly (as on the inbound side).
+        http2.connection.maximumBufferedControlFrames = 1000
+        http2.stream.streamResetFrameRateLimit.maximumCount = 200
+        http2.stream.streamResetFrameRateLimit.windowLength = .seconds(30)
+        http2.stream.streamErrorRateLimit.maximumCount = 200
+        http2.stream.streamErrorRateLimit.windowLength = .seconds(30)
+        let activity = HTTP2ConnectionActivity()
+        let multiplexer = try channel.pipeline.syncOperations.configureAsyncHTTP2Pipeline(
+            mode: .server, streamDelegate: activity, configuration: http2
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture { try Stream(wrappingChannelSynchronously: stream) }
+        }
+        try channel.pipeline.syncOperations.addHandler(
+            HTTP2ConnectionLivenessHandler(activity: activity, idleTimeout: TimeAmount(configuration.idleTimeout)))
+        try channel.pipeline.syncOperations.addHandler(GatewayHTTP2DrainHandler(activity: activity))
+        return multiplexer
+    }
+
+    /// Serves the connection's streams until it closes.
+    func serve(_ multiplexer: Multiplexer, peer: MeshIdentity, logger: Logger) async {
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                for try await stream in multiplexer.inbound {
+                    group.addTask { await serveStream(stream, peer: peer, logger: logger) }
+                }
+            }
+        } catch {
+            logger.debug("gateway HTTP/2 connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func serveStream(_ stream: Stream, peer: MeshIdentity, logger: Logger) async {
+        try? await stream.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            guard case .headers(let first)? = try await frames.next() else { return }
+            let sink = HTTP2ResponseSink(outbound: outbound)
+            let target = first.headers.first(name: MeshHeaders.target)
+            var logger = logger
+            logger[metadataKey: "target"] = "\(target ?? "-")"
+            let admitted: String
+            switch GatewayAdmission.check(target: target, hops: first.headers.first(name: GatewayHeaders.hops)) {
+            case .failure(let refusal):
+                try await refuse(refusal, target: target ?? "-", peer: peer, sink: sink, logger: logger)
+                return
+            case .success(let target):
+                admitted = target
+            }
+            let profile: ServiceProfile
+            do throws(ProxyError) {
+                profile = try await discovery.profile(admitted)
+            } catch {
+                try await fail(error, target: admitted, peer: peer, pick: nil, sink: sink, logger: logger)
+                return
+            }
+            if let refusal = GatewayAdmission.check(target: admitted, profile: profile) {
+                try await refuse(refusal, target: admitted, peer: peer, sink: sink, logger: logger)
+                return
+            }
+            try await forward(
+                first, target: admitted, peer: peer, sink: sink, logger: logger,
+                sendBody: { writer in try await Self.relayRequestBody(from: &frames, to: writer) })
+        }
+    }
+
+    /// Picks a local endpoint, connects and runs the exchange.
+    private func forward(
+        _ first: HTTP2Frame.FramePayload.Headers, target: String, peer: MeshIdentity, sink: HTTP2ResponseSink,
+        logger: Logger, sendBody: (any UpstreamBodyWriter) async throws -> Void
+    ) async throws {
+        let pick: Pick
+        do throws(ProxyError) {
+            pick = try await picker.pick(target)
+        } catch {
+            try await fail(error, target: target, peer: peer, pick: nil, sink: sink, logger: logger)
+            return
+        }
+        let started = ContinuousClock.now
+        let stream: PeerConnection.Stream
+        do throws(ProxyError) {
+            guard pick.endpoint.identity != nil else {
+                throw ProxyError(.connectFailed, "\(pick.endpoint) of \(target) is not meshed; the gateway forwards over mTLS only")
+            }
+            let connection = try await pool.connection(to: pick.endpoint, timeout: pick.timeout)
+            stream = try await connection.openStream()
+        } catch {
+            pick.complete(.failure(latency: ContinuousClock.now - started))
+            try await fail(error, target: target, peer: peer, pick: pick, sink: sink, logger: logger)
+            return
+        }
+        let result = await runExchange(
+            upstream: .http2(stream), headers: Self.forwardedHeaders(first.headers, peer: peer), hasBody: !first.endStream,
+            timeout: pick.timeout, sink: sink, sendBody: sendBody)
+        switch result {
+        case .responded(let status, _, let latency):
+            pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
+            GatewayMetrics.request(target: target, status: status, client: peer.dnsName)
+            logger.debug(
+                "forwarded through the gateway",
+                metadata: ["endpoint": "\(pick.endpoint)", "status": "\(status)", "latency": "\(latency)"])
+        case .failed(let error, let headSent, let errorResponded):
+            pick.complete(.failure(latency: ContinuousClock.now - started))
+            if headSent {
+                logger.warning("response broke off", metadata: ["endpoint": "\(pick.endpoint)", "error": "\(error)"])
+                throw error
+            }
+            if errorResponded {
+                GatewayMetrics.request(target: target, status: error.httpStatus, client: peer.dnsName)
+                logger.warning("request failed", metadata: ["endpoint": "\(pick.endpoint)", "error": "\(error)"])
+                return
+            }
+            try await fail(error, target: target, peer: peer, pick: pick, sink: sink, logger: logger)
+        }
+    }
+
+    /// The request headers the local workload's inbound proxy gets: the caller's own headers
+    /// (`starling-target` and `starling-orig-proto` kept), whatever the caller claimed about
+    /// forwarding dropped, and the gateway's hop marker, the caller's verified identity and the
+    /// caller's cluster (as it named it) added.
+    static func forwardedHeaders(_ incoming: HPACKHeaders, peer: MeshIdentity) -> HPACKHeaders {
+        var headers = incoming
+        HopByHopHeaders.remove(from: &headers)
+        let cluster = incoming.first(name: GatewayHeaders.clientCluster) ?? GatewayHeaders.unknownCluster
+        for name in headers.map(\.name) where name.lowercased().hasPrefix(GatewayHeaders.forwardedPrefix) {
+            headers.remove(name: name)
+        }
+        headers.remove(name: MeshHeaders.clientIdentity)
+        headers.remove(name: GatewayHeaders.clientCluster)
+        headers.remove(name: GatewayHeaders.hops)
+        headers.add(name: GatewayHeaders.hops, value: "1")
+        headers.add(name: GatewayHeaders.forwardedClientIdentity, value: peer.dnsName)
+        headers.add(name: GatewayHeaders.forwardedClientCluster, value: cluster)
+        return headers
+    }
+
+    /// Copies the caller's request body (and trailers) to the workload, one frame at a time.
+    private static func relayRequestBody(
+        from frames: inout NIOAsyncChannelInboundStream<HTTP2Frame.FramePayload>.AsyncIterator,
+        to writer: any UpstreamBodyWriter
+    ) async throws {
+        while let payload = try await frames.next() {
+            switch payload {
+            case .data(let data):
+                if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
+                    try await writer.body(buffer)
+                }
+                if data.endStream {
+                    try await writer.end(nil)
+                    return
+                }
+            case .headers(let trailers):
+                try await writer.end(trailers.headers)
+                return
+            case .rstStream:
+                throw ProxyError(.badRequest, "the caller reset the stream")
+            default:
+                continue
+            }
+        }
+        throw ProxyError(.badRequest, "the caller's stream ended inside the request body")
+    }
+
+    // MARK: - Responses of the gateway itself
+
+    private func refuse(
+        _ refusal: GatewayRefusal, target: String, peer: MeshIdentity, sink: HTTP2ResponseSink, logger: Logger
+    ) async throws {
+        GatewayMetrics.refused(reason: refusal.reason)
+        GatewayMetrics.request(target: target, status: refusal.status, client: peer.dnsName)
+        logger.notice("gateway refused a request", metadata: ["reason": "\(refusal.reason)", "error": "\(refusal.message)"])
+        let body = ByteBuffer(string: "\(refusal.message)\n")
+        let headers: HPACKHeaders = [
+            ":status": String(refusal.status), ProxyError.headerName: refusal.code.name,
+            "content-type": "text/plain; charset=utf-8", "content-length": String(body.readableBytes),
+        ]
+        try await sink.outbound.write(.headers(.init(headers: headers)))
+        try await sink.outbound.write(.data(.init(data: .byteBuffer(body), endStream: true)))
+    }
+
+    private func fail(
+        _ error: ProxyError, target: String, peer: MeshIdentity, pick: Pick?, sink: HTTP2ResponseSink, logger: Logger
+    ) async throws {
+        let metadata: Logger.Metadata = ["endpoint": "\(pick.map { "\($0.endpoint)" } ?? "-")", "error": "\(error)"]
+        switch error.code {
+        case .unknownService, .badRequest:
+            logger.debug("gateway request refused", metadata: metadata)
+        default:
+            logger.warning("gateway request failed", metadata: metadata)
+        }
+        GatewayMetrics.request(target: target, status: error.httpStatus, client: peer.dnsName)
+        try await sink.error(error, abortRequest: false)
+    }
+}
+
+/// Sits after the HTTP/2 handler of a gateway connection: when the gateway drains
+/// (``InboundDrainEvent``) it sends GOAWAY and closes the connection once its open streams
+/// have finished.
+final class GatewayHTTP2DrainHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias InboundOut = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    private let activity: HTTP2ConnectionActivity
+    private var check: RepeatedTask?
+
+    init(activity: HTTP2ConnectionActivity) {
+        self.activity = activity
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        check?.cancel()
+        check = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is InboundDrainEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        guard check == nil else { return }
+        let goAway = HTTP2Frame(
+            streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
+        context.writeAndFlush(wrapOutboundOut(goAway), promise: nil)
+        let activity = self.activity
+        let channel = context.channel
+        check = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(50)) { task in
+            if activity.openStreams == 0 {
+                task.cancel()
+                channel.close(promise: nil)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        check?.cancel()
+        check = nil
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable)
+extension GatewayHTTP2DrainHandler: Sendable {}

@@ -1,0 +1,220 @@
+public import Logging
+public import NIOCore
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import StarlingCore
+public import StarlingTLS
+
+/// The multicluster gateway: the proxy in gateway mode (`starling gateway`, or hosted by the
+/// controller). Calling proxies of linked clusters reach the services this cluster exports
+/// through it.
+///
+/// Stages of a connection, in order:
+/// 1. accept: track for drain, attach the peer address to the logger;
+/// 2. TLS 1.3 with a required client certificate chaining to the mesh's anchors; the peer must
+///    carry a mesh identity of our trust domain (refusals logged once each, counted in
+///    `starling_gateway_refused_total`);
+/// 3. by ALPN: `h2` → each stream names its target in `starling-target` and is admitted and
+///    forwarded on its own (``GatewayHTTP2Server``); `starling-opaque` → the transport header
+///    names the target, then the connection is admitted and spliced (``GatewayOpaque``).
+///
+/// Admission (``GatewayAdmission``): a target must be named, must not have passed a gateway
+/// already, and must be an exported service that is not itself a mirror. Admitted traffic goes
+/// over mTLS to a local endpoint (requiring its identity), with the caller's verified identity
+/// and cluster passed on in `starling-forwarded-client-*` headers.
+public struct GatewayProxy: Sendable {
+    public var configuration: Configuration
+    /// The gateway's own TLS material
+    /// (`starling-gateway.starling-multicluster.serviceaccount.identity.starling.TRUST_DOMAIN`).
+    public var tls: any MeshTLSSource
+    /// Profiles (exported, mirrored) of the targets callers name.
+    public var discovery: any DiscoverySource
+    /// Chooses the local endpoint of each request or connection.
+    public var picker: any EndpointPicker
+    /// This cluster's name (for logs).
+    public var clusterName: String
+    public var logger: Logger
+    /// The event loops connections run on (NIO's shared singleton group unless given).
+    public var eventLoopGroup: any EventLoopGroup
+
+    public init(
+        configuration: Configuration,
+        tls: any MeshTLSSource,
+        discovery: any DiscoverySource,
+        picker: any EndpointPicker,
+        clusterName: String,
+        logger: Logger,
+        eventLoopGroup: (any EventLoopGroup)? = nil
+    ) {
+        self.configuration = configuration
+        self.tls = tls
+        self.discovery = discovery
+        self.picker = picker
+        self.clusterName = clusterName
+        self.logger = logger
+        self.eventLoopGroup = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
+    }
+
+    /// Listens until the task is cancelled, then drains: stops accepting, sends HTTP/2 callers
+    /// GOAWAY and lets requests in flight finish for up to ``Configuration/drainTimeout``, closes
+    /// whatever is left, and returns.
+    ///
+    /// - Parameter onBound: called once with the bound port when the listener is ready.
+    /// - Throws: when the listener cannot bind.
+    public func run(onBound: @Sendable (Int) -> Void = { _ in }) async throws {
+        let configuration = configuration
+        var logger = logger
+        logger[metadataKey: "cluster"] = "\(clusterName)"
+        let dialer = PeerDialer(tls: tls, connectTimeout: configuration.connectTimeout)
+        let pool = PeerConnectionPool(dialer: dialer, group: eventLoopGroup, idleTimeout: configuration.peerIdleTimeout)
+        let http2 = GatewayHTTP2Server(discovery: discovery, picker: picker, pool: pool)
+        let opaque = GatewayOpaque(discovery: discovery, picker: picker, dialer: dialer)
+        let registry = ConnectionRegistry()
+        let setup = ConnectionSetup(configuration: configuration, tls: tls, logger: logger)
+
+        let listener: NIOAsyncChannel<Accepted, Never>
+        do {
+            listener = try await ServerBootstrap(group: eventLoopGroup)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .bind(host: configuration.listenHost, port: configuration.listenPort) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        Accepted(channel: channel, outcome: setup.accept(channel))
+                    }
+                }
+        } catch {
+            throw GatewayProxyError(
+                "could not listen on \(configuration.listenHost):\(configuration.listenPort)", cause: error)
+        }
+        let port = listener.channel.localAddress?.port ?? configuration.listenPort
+        logger.info(
+            "gateway listening", metadata: ["address": "\(configuration.listenHost):\(port)", "identity": "\(tls.identity)"])
+        onBound(port)
+
+        let serverChannel = listener.channel
+        do {
+            try await withTaskCancellationHandler {
+                try await listener.executeThenClose { inbound in
+                    for try await accepted in inbound {
+                        registry.start(channel: accepted.channel) {
+                            await Self.serve(accepted, http2: http2, opaque: opaque)
+                        }
+                    }
+                }
+            } onCancel: {
+                serverChannel.close(promise: nil)
+            }
+        } catch is CancellationError {
+            // Shutdown requested: fall through to draining.
+        } catch where Task.isCancelled {
+            // The listener closed because of the shutdown.
+        }
+        logger.info("gateway draining", metadata: ["connections": "\(registry.count)"])
+        for channel in registry.channels {
+            channel.pipeline.fireUserInboundEventTriggered(InboundDrainEvent())
+        }
+        await registry.drain(grace: configuration.drainTimeout)
+        await pool.close()
+        logger.info("gateway stopped")
+    }
+
+    /// An accepted connection and, once its handshake (and for opaque TCP its transport header)
+    /// is done, what it carries.
+    struct Accepted: Sendable {
+        var channel: any Channel
+        var outcome: EventLoopFuture<Established>
+    }
+
+    /// What an admitted-for-handshake connection turned out to be.
+    enum Established: Sendable {
+        case http2(GatewayHTTP2Server.Multiplexer, peer: MeshIdentity, logger: Logger)
+        case opaque(target: String, peer: MeshIdentity, logger: Logger)
+    }
+
+    static func serve(_ accepted: Accepted, http2: GatewayHTTP2Server, opaque: GatewayOpaque) async {
+        // A refused handshake or transport header closed the connection and logged why.
+        guard let established = try? await accepted.outcome.get() else { return }
+        switch established {
+        case .http2(let multiplexer, let peer, let logger):
+            await http2.serve(multiplexer, peer: peer, logger: logger)
+            try? await accepted.channel.close()
+        case .opaque(let target, let peer, let logger):
+            await opaque.serve(accepted.channel, target: target, peer: peer, logger: logger)
+        }
+    }
+}
+
+/// Why the gateway could not run.
+public struct GatewayProxyError: Error, CustomStringConvertible {
+    public var message: String
+    public var cause: (any Error)?
+
+    init(_ message: String, cause: (any Error)? = nil) {
+        self.message = message
+        self.cause = cause
+    }
+
+    public var description: String {
+        cause.map { "\(message): \($0)" } ?? message
+    }
+}
+
+// MARK: - Connection pipeline
+
+extension GatewayProxy {
+    /// Everything a new connection's pipeline is built from.
+    struct ConnectionSetup: Sendable {
+        let configuration: Configuration
+        let tls: any MeshTLSSource
+        let logger: Logger
+
+        /// Stages 1–3 (call on the channel's event loop). The future fails when the connection
+        /// was refused or closed before it was established.
+        func accept(_ channel: any Channel) -> EventLoopFuture<Established> {
+            let promise = channel.eventLoop.makePromise(of: Established.self)
+            channel.closeFuture.whenComplete { _ in promise.fail(ChannelError.alreadyClosed) }
+            var logger = logger
+            logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")"
+            do {
+                let ssl = NIOSSLServerHandler(context: try tls.serverContext())
+                let connectionLogger = logger
+                let configuration = configuration
+                let handshake = InboundHandshakeHandler(
+                    timeout: TimeAmount(configuration.handshakeTimeout), trustDomain: tls.identity.trustDomain,
+                    logger: logger, onRefused: { GatewayMetrics.refused(reason: $0.rawValue) }
+                ) { channel, alpn, peer in
+                    var logger = connectionLogger
+                    logger[metadataKey: "client_identity"] = "\(peer)"
+                    if alpn == MeshHeaders.opaqueALPN {
+                        GatewayMetrics.connection(protocol: "opaque")
+                        let header = channel.eventLoop.makePromise(of: String.self)
+                        try GatewayOpaque.configure(
+                            channel, timeout: configuration.transportHeaderTimeout, logger: logger, header: header)
+                        let connectionLogger = logger
+                        header.futureResult.whenComplete { result in
+                            switch result {
+                            case .success(let target):
+                                promise.succeed(.opaque(target: target, peer: peer, logger: connectionLogger))
+                            case .failure(let error):
+                                promise.fail(error)
+                            }
+                        }
+                    } else {
+                        GatewayMetrics.connection(protocol: "h2")
+                        let multiplexer = try GatewayHTTP2Server.configure(channel, configuration: configuration)
+                        promise.succeed(.http2(multiplexer, peer: peer, logger: logger))
+                    }
+                }
+                try channel.pipeline.syncOperations.addHandler(ssl)
+                try channel.pipeline.syncOperations.addHandler(handshake)
+            } catch {
+                GatewayMetrics.refused(reason: InboundHandshakeFailure.Reason.localConfiguration.rawValue)
+                logger.error("could not set up a gateway connection; refusing it", metadata: ["error": "\(error)"])
+                channel.close(promise: nil)
+            }
+            return promise.futureResult
+        }
+    }
+}

@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --build-tests
-swift test --skip-build
+# Serially: the suite is fast (under a minute) and its real-socket tests keep their time bounds
+# on a loaded 2-core machine.
+swift test --skip-build --no-parallel
 tests/e2e/control-plane.sh .build/debug/starling
 tests/e2e/multicluster.sh .build/debug/starling
+tests/e2e/multicluster-netns.sh .build/debug/starling
+tests/e2e/data-plane.sh .build/debug/starling

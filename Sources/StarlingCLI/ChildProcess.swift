@@ -2,45 +2,59 @@ import Foundation
 
 /// A child command started by `starling run`: SIGTERM and SIGINT sent to starling are forwarded
 /// to it, and its exit status becomes starling's.
+///
+/// Spawned with `posix_spawn` and default signal dispositions and an empty signal mask: this
+/// process ignores SIGTERM/SIGINT (it forwards them) and its threads block signals, and both
+/// would otherwise be inherited across exec — a child that can never be stopped.
 final class ChildProcess: @unchecked Sendable {
-    private let process: Process
+    let pid: pid_t
     private var signalSources: [any DispatchSourceSignal] = []
 
-    var pid: Int32 { process.processIdentifier }
-
-    private init(process: Process) { self.process = process }
+    private init(pid: pid_t) { self.pid = pid }
 
     static func start(_ command: [String], environment: [String: String]) throws -> ChildProcess {
-        let process = Process()
         let executable = try resolve(command[0], path: environment["PATH"] ?? "/usr/bin:/bin")
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(command.dropFirst())
-        process.environment = environment
-        let child = ChildProcess(process: process)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT] { sigaddset(&defaults, signal) }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        posix_spawnattr_setflags(&attributes, Int16(Int32(POSIX_SPAWN_SETSIGDEF) | Int32(POSIX_SPAWN_SETSIGMASK)))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + command.dropFirst()).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, nil, &attributes, argv, envp)
+        guard result == 0 else {
+            throw CLIError("cannot start \(command[0]): \(String(cString: strerror(result)))")
+        }
+        let child = ChildProcess(pid: pid)
         for signo in [SIGTERM, SIGINT] {
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
-            source.setEventHandler { [weak child] in
-                if let pid = child?.process.processIdentifier, pid > 0 { kill(pid, signo) }
-            }
+            source.setEventHandler { kill(pid, signo) }
             source.resume()
             child.signalSources.append(source)
-        }
-        do {
-            try process.run()
-        } catch {
-            throw CLIError("cannot start \(command[0]): \(error.localizedDescription)")
         }
         return child
     }
 
     /// Waits for the child to exit; returns its exit status (128 + signal when killed).
     func waitForExit() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { [process] in
-                process.waitUntilExit()
-                let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-                continuation.resume(returning: status)
+        let pid = self.pid
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                continuation.resume(returning: code)
             }
         }
     }

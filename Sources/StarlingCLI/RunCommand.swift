@@ -108,7 +108,7 @@ struct RunCommand: AsyncParsableCommand {
 
         let status: Int32 = try await withThrowingTaskGroup(of: Int32?.self) { group in
             group.addTask {
-                try await proxy.run()
+                do { try await proxy.run() } catch where Task.isCancelled {}
                 return nil
             }
             try await proxy.waitUntilReady(timeout: .seconds(30))
@@ -119,7 +119,7 @@ struct RunCommand: AsyncParsableCommand {
                     logger.error("the application never listened on \(workloadAddress):\(port); it is not registered")
                     return nil
                 }
-                try await Registration.keepRegistered(
+                try? await Registration.keepRegistered(
                     workloadContext, name: name, address: workloadAddress, inboundPort: proxyPorts.inbound,
                     appPort: port, labels: ["app": service], logger: logger)
                 return nil

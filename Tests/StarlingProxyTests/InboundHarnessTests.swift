@@ -379,11 +379,18 @@ struct InboundTestClient: Sendable {
         body: String? = nil, timeout: Duration = .seconds(5)
     ) async throws -> InboundTestResponse {
         let promise = channel.eventLoop.makePromise(of: InboundTestResponse.self)
-        let stream = try await multiplexer.createStreamChannel { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(InboundResponseCollector(promise: promise))
-            }
-        }.get()
+        let stream: any Channel
+        do {
+            stream = try await multiplexer.createStreamChannel { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(InboundResponseCollector(promise: promise))
+                }
+            }.get()
+        } catch {
+            // A refused connection fails stream creation: the promise must not leak.
+            promise.fail(error)
+            throw error
+        }
         var headers: HPACKHeaders = [":method": method, ":path": path, ":scheme": "https", ":authority": authority]
         for (name, value) in extra { headers.add(name: name, value: value) }
         if let body {

@@ -40,10 +40,15 @@ struct InboundRoutingTests {
         #expect(rewrite.headers.first(name: ":authority") == "podinfo.test:9898")
     }
 
-    @Test func aRequestWithoutTheOriginalProtocolHeaderStaysHTTP2() {
-        let incoming: HPACKHeaders = [":method": "POST", ":path": "/svc/M", ":authority": "grpc:50051", ":scheme": "https"]
+    @Test func aGRPCRequestStaysHTTP2AndAPlainHTTP2RequestReachesTheAppAsHTTP1() {
+        let incoming: HPACKHeaders = [
+            ":method": "POST", ":path": "/svc/M", ":authority": "grpc:50051", ":scheme": "https",
+            "content-type": "application/grpc+proto",
+        ]
         let rewrite = InboundRequestRewrite(incoming, client: client, configuration: configuration)
         #expect(rewrite.appProtocol == .http2)
+        let plain: HPACKHeaders = [":method": "GET", ":path": "/", ":authority": "web:8080", ":scheme": "http"]
+        #expect(InboundRequestRewrite(plain, client: client, configuration: configuration).appProtocol == .http1)
         #expect(rewrite.appPort == 8080)
         #expect(rewrite.authority == "grpc:50051")
         #expect(InboundRequestRewrite.isHTTP1("HTTP/1.0"))

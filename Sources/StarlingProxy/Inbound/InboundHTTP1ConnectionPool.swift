@@ -53,19 +53,14 @@ final class InboundHTTP1ConnectionPool: Sendable {
     func release(_ channel: any Channel, port: Int) {
         let key = Key(port: port, loop: ObjectIdentifier(channel.eventLoop))
         let kept = idle.withLock { idle -> Bool in
+            // Connections the app closed while idle are dropped here and in `acquire`; no
+            // per-release close callback, which would pile up on a long-lived connection.
+            idle[key]?.removeAll { !$0.isActive }
             guard channel.isActive, idle[key, default: []].count < maxIdlePerKey else { return false }
             idle[key, default: []].append(channel)
             return true
         }
-        guard kept else {
-            channel.close(promise: nil)
-            return
-        }
-        channel.closeFuture.whenComplete { _ in
-            self.idle.withLock { idle in
-                idle[key]?.removeAll { $0 === channel }
-            }
-        }
+        if !kept { channel.close(promise: nil) }
     }
 
     /// Closes every idle connection (at shutdown).

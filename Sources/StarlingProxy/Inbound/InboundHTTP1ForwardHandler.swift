@@ -75,8 +75,10 @@ final class InboundHTTP1ForwardHandler: ChannelDuplexHandler, InboundHTTP1AppOwn
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if machine.streamClosed(), let app {
-            // The exchange is cut short; the connection may hold half of it.
+        _ = machine.streamClosed()
+        if let app {
+            // The stream ended before its exchange finished: the app connection may hold half
+            // of it, so it is closed — never left leased and open (that leaked connections).
             app.handler.endLease()
             app.channel.close(promise: nil)
         }

@@ -29,7 +29,10 @@ struct InboundRequestRewrite: Sendable, Hashable {
         let target = incoming.first(name: MeshHeaders.target)
         let originalProtocol = incoming.first(name: MeshHeaders.originalProtocol)
         self.appPort = configuration.appPort(forTarget: target)
-        self.appProtocol = Self.isHTTP1(originalProtocol) ? .http1 : .http2
+        // HTTP/2 end to end only for gRPC, which needs it (trailers); other HTTP/2 requests reach
+        // the application as HTTP/1.1, which every HTTP server speaks.
+        let isGRPC = incoming.first(name: "content-type")?.lowercased().hasPrefix("application/grpc") ?? false
+        self.appProtocol = Self.isHTTP1(originalProtocol) || !isGRPC ? .http1 : .http2
         self.authority = target ?? incoming.first(name: ":authority") ?? ""
 
         var headers = incoming

@@ -32,6 +32,15 @@ protocol OutboundResponseSink: Sendable {
     /// An error response instead of the upstream's, before any head went out. `abortRequest`:
     /// the request body was not fully read, so stop reading it (HTTP/1: close after responding).
     func error(_ error: ProxyError, abortRequest: Bool) async throws
+    /// A response that is only a head (HTTP/2 "trailers-only", as gRPC errors are).
+    func headOnly(_ headers: HPACKHeaders) async throws
+}
+
+extension OutboundResponseSink {
+    func headOnly(_ headers: HPACKHeaders) async throws {
+        try await head(headers)
+        try await end(nil)
+    }
 }
 
 /// Where the request body goes: the upstream stream or connection.
@@ -254,11 +263,11 @@ private func pumpHTTP2Response(
                 if (100..<200).contains(status) { continue }
                 guard phase.markHeadSent(status: status) else { return }
                 headSent = true
-                try await sink.head(frame.headers)
                 if frame.endStream {
-                    try await sink.end(nil)
+                    try await sink.headOnly(frame.headers)
                     return
                 }
+                try await sink.head(frame.headers)
             } else {
                 try await sink.end(frame.headers)
                 return

@@ -51,6 +51,8 @@ struct OutboundHTTP1Server: Sendable {
                         try? await Self.writeError(refusal, version: .http1_1, close: true, to: outbound)
                         return
                     }
+                    // A request without a body is handled at its head; its `.end` arrives after.
+                    if case .end? = part { continue }
                     guard case .head(let head)? = part else { return }
                     channel.triggerUserOutboundEvent(HTTP1ServerTimeoutEvent.requestHeadReceived, promise: nil)
                     let keepAlive = try await handle(

@@ -117,6 +117,13 @@ struct HTTP2ResponseSink: OutboundResponseSink {
         try await outbound.write(.data(.init(data: .byteBuffer(data))))
     }
 
+    /// Trailers-only: one HEADERS frame that ends the stream, so `grpc-status` stays a trailer.
+    func headOnly(_ headers: HPACKHeaders) async throws {
+        var headers = headers
+        HopByHopHeaders.remove(from: &headers)
+        try await outbound.write(.headers(.init(headers: headers, endStream: true)))
+    }
+
     func end(_ trailers: HPACKHeaders?) async throws {
         if let trailers, !trailers.isEmpty {
             try await outbound.write(.headers(.init(headers: trailers, endStream: true)))

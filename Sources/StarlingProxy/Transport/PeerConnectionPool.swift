@@ -58,10 +58,19 @@ public actor PeerConnectionPool {
             let idleTimeout = self.idleTimeout
             let configuration = self.configuration
             let task = Task<PeerConnection, any Error> {
-                let dialed = try await dialer.dial(endpoint, alpn: ["h2"], group: group, timeout: timeout)
-                return try await dialed.channel.eventLoop.submit {
-                    try PeerConnection.configure(dialed.channel, idleTimeout: idleTimeout, configuration: configuration)
-                }.get()
+                // HTTP/2 goes in when the channel is created, behind TLS: the peer's SETTINGS
+                // follow its handshake at once and would be lost if the handlers came later.
+                let configured = Mutex<PeerConnection?>(nil)
+                let dialed = try await dialer.dial(endpoint, alpn: ["h2"], group: group, timeout: timeout) { channel in
+                    let connection = try PeerConnection.configure(
+                        channel, idleTimeout: idleTimeout, configuration: configuration)
+                    configured.withLock { $0 = connection }
+                }
+                guard let connection = configured.withLock({ $0 }) else {
+                    dialed.channel.close(promise: nil)
+                    throw ProxyError(.connectFailed, "HTTP/2 was not set up on the connection to \(endpoint)")
+                }
+                return connection
             }
             entries[key] = .connecting(task)
             return try await wait(for: task, key: key)

@@ -1,0 +1,418 @@
+#!/usr/bin/env bash
+# Data-plane benchmark: a Starling proxy pair against an HAProxy pair and against no proxy at all,
+# in front of the same nginx, all on loopback. Prints one table (medians of 3 runs) with the
+# ratios, then the issue's targets with pass/fail.
+#
+#   bench/proxy-pair.sh                 build release (starling), then measure (about 4-5 minutes
+#                                       after the build on 2 cores)
+#   SKIP_BUILD=1 bench/proxy-pair.sh    reuse .build/release/starling
+#   SKIP_BUILD=1 BIN_DIR=DIR bench/proxy-pair.sh   use DIR/starling
+#   HOLD=SECONDS ...                    keep the setup up that long before measuring (to poke at it)
+#   PROFILE=1 ...                       add a perf profile of both Starling proxies (one extra
+#                                       throughput run; needs `perf`)
+#
+# Paths (every address in one loopback /16, 127.70.0.0/16 unless RANGE_OCTET says otherwise):
+#   direct    wrk -> nginx                                                (A.10.1:8080)
+#   starling  wrk -> outbound of the `client` workload (A.10.2:4140, Host: web.bench:8080)
+#                 -> mTLS 1.3, HTTP/2 -> inbound of the `web` workload (A.10.1:4143) -> nginx
+#   haproxy   wrk -> haproxy A (A.20.1:8080, plain HTTP/1.1)
+#                 -> `ssl crt client.pem ca-file root.pem verify required alpn h2`, TLS 1.3 only
+#                 -> haproxy B (A.20.2:8443, `ssl crt server.pem ca-file root.pem verify required`)
+#                 -> nginx
+# The HAProxy pair uses the mesh's own PKI: the root and intermediate made with
+# `starling certs create` (the ones `starling install` gets), and ECDSA P-256 leaves signed by the
+# intermediate with openssl, each side verifying the other's certificate (B asks for a client
+# certificate; A checks B's chain and name).
+#
+# Figures, each measured 3 times, interleaved across the paths (median printed):
+#   req/s        wrk -t2 -c50 -d10s, HTTP/1.1 keep-alive (after a 2 s warm-up per path)
+#   p50/p99/p99.9  at a fixed rate: wrk -t2 -c10 -d10s paced by proxy-pair/wrk.lua to 1,000 req/s
+#                in all (each wrk thread sends on a fixed schedule, 2 ms apart, whatever the
+#                responses do; wrk's own latency histogram, from writing a request to its response;
+#                a request waits for a free connection, so coordinated omission is only partly
+#                avoided). wrk rather than h2load: h2load stops using an HTTP/1.1 connection the
+#                server closes, wrk reconnects.
+#   CPU-ms/1k    utime+stime of each proxy process (/proc/PID/stat) across a throughput run,
+#                divided by the requests wrk completed; "out+in" = client side + server side
+#   RSS          VmRSS of each proxy process, idle (routes checked, before any load) and after
+#                all runs. A Starling proxy is the `starling run` process (proxy in-process).
+#
+# Exit status: 0 when every target is met, 1 when one is missed, 2 when the benchmark could not run.
+# Load is bounded (every run has a duration) and only ever sent to 127.0.0.0/8. The cluster, the
+# processes started here and the temporary directory are removed on exit.
+#
+# On a shared, noisy 2-core machine wrk, nginx and both proxies of a pair compete for the same two
+# cores: figures move by tens of percent between runs; compare paths within one run.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+# --- knobs ---
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-10}            # seconds per throughput and per latency run
+WRK_THREADS=${WRK_THREADS:-2}
+WRK_CONNECTIONS=${WRK_CONNECTIONS:-50}
+RATE=${RATE:-1000}                  # fixed-rate load, requests/s in all
+RATE_CONNECTIONS=${RATE_CONNECTIONS:-10}  # connections sharing it
+NGINX_WORKERS=${NGINX_WORKERS:-1}
+BODY_BYTES=${BODY_BYTES:-100}
+RANGE_OCTET=${RANGE_OCTET:-70}
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  echo "== building release (starling)"
+  (cd "$root" && swift build -c release --product starling)
+fi
+STARLING=${BIN_DIR:-$root/.build/release}/starling
+[ -x "$STARLING" ] || { echo "no binary at $STARLING (build with swift build -c release --product starling)"; exit 2; }
+for tool in wrk haproxy nginx openssl curl ss; do
+  command -v "$tool" >/dev/null 2>&1 || command -v "/usr/sbin/$tool" >/dev/null 2>&1 || {
+    echo "missing $tool: apt-get install -y wrk haproxy nginx-light openssl curl iproute2"; exit 2; }
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+
+work=$(mktemp -d /tmp/starling-proxy-pair.XXXXXX)
+chmod 755 "$work"
+export STARLING_HOME=$work/home
+unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY
+cluster=proxypair
+cluster_created=0
+pids=()
+fail() { echo "benchmark failed: $*" >&2; exit 2; }
+cleanup() {
+  set +e
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for _ in $(seq 20); do
+    alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break; sleep 0.3
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  if [ "$cluster_created" = 1 ]; then "$STARLING" cluster delete "$cluster" >/dev/null 2>&1; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+cd "$work"
+
+# --- helpers ---
+rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+hwm_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# cpu_ticks PID: utime + stime (fields 14, 15; the command name in field 2 has no spaces here)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+clk_tck=$(getconf CLK_TCK)
+# median of the arguments (numbers); empty when none
+median() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+# wait_for DESC SECONDS CMD...
+wait_for() {
+  local d=$1 t=$2; shift 2; local end=$((SECONDS + t))
+  until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || fail "$d (not within ${t}s)"; sleep 0.3; done
+}
+free_address() { ! (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# --- addresses ---
+for n in $(seq "$RANGE_OCTET" 99); do
+  if free_address "127.$n.0.1" 8086 && free_address "127.$n.0.1" 9990 && free_address "127.$n.10.1" 4143 \
+    && free_address "127.$n.20.1" 8080; then
+    RANGE_OCTET=$n; break
+  fi
+  [ "$n" = 99 ] && fail "no free loopback range in 127.$RANGE_OCTET-99.0.0/16"
+done
+net=127.$RANGE_OCTET
+web_addr=$net.10.1 web_port=8080         # nginx, and the `web` workload's proxy
+client_addr=$net.10.2 client_port=8081   # the `client` workload (a placeholder app) and its outbound
+ha_a=$net.20.1 ha_a_port=8080            # haproxy A (client side)
+ha_b=$net.20.2 ha_b_port=8443            # haproxy B (server side)
+authority=web.bench:$web_port
+
+echo "== cluster on $net.0.0/16, $("$STARLING" --version 2>/dev/null || echo starling) from $STARLING"
+cluster_created=1
+"$STARLING" cluster create "$cluster" --address-range "$net.0.0/16" >/dev/null || fail "cluster create"
+"$STARLING" cluster credentials "$cluster" --export-file "$work/config" >/dev/null || fail "cluster credentials"
+export STARLING_CONFIG=$work/config
+"$STARLING" certs create identity.starling.cluster.local root.crt root.key --profile root-ca \
+  --no-password --insecure >/dev/null || fail "certs create root"
+"$STARLING" certs create identity.starling.cluster.local issuer.crt issuer.key --profile intermediate-ca \
+  --not-after 8760h --no-password --insecure --ca root.crt --ca-key root.key >/dev/null || fail "certs create issuer"
+"$STARLING" install --identity-trust-anchors-file root.crt --identity-issuer-certificate-file issuer.crt \
+  --identity-issuer-key-file issuer.key > install.yaml || fail "install"
+"$STARLING" apply -f install.yaml >/dev/null || fail "apply of the install manifest"
+"$STARLING" check >/dev/null 2>&1 || { "$STARLING" check || true; fail "starling check"; }
+
+echo "== nginx on $web_addr:$web_port ($NGINX_WORKERS worker, $BODY_BYTES-byte body)"
+body=$(head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x')
+mkdir -p nginx/tmp
+cat > nginx/nginx.conf <<EOF
+worker_processes $NGINX_WORKERS;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/tmp/body;
+  proxy_temp_path $work/nginx/tmp/proxy;
+  fastcgi_temp_path $work/nginx/tmp/fastcgi;
+  uwsgi_temp_path $work/nginx/tmp/uwsgi;
+  scgi_temp_path $work/nginx/tmp/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  server {
+    listen $web_addr:$web_port reuseport backlog=1024;
+    location / { default_type text/plain; return 200 "$body"; }
+  }
+}
+EOF
+"$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" > nginx/out.log 2>&1 & pids+=($!)
+wait_for "nginx answers" 10 curl -sf -m 1 "http://$web_addr:$web_port/"
+
+echo "== Starling pair: workloads web (in front of nginx) and client"
+"$STARLING" run -n bench --service web --port "$web_port" --address "$web_addr" -- sleep 100000 > web.log 2>&1 & pids+=($!)
+web_pid=$!
+"$STARLING" run -n bench --service client --port "$client_port" --address "$client_addr" -- \
+  python3 -c "import socket, time; s = socket.create_server(('$client_addr', $client_port)); time.sleep(100000)" \
+  > client.log 2>&1 & pids+=($!)
+client_pid=$!
+for log in web.log client.log; do
+  wait_for "workload started ($log)" 60 grep -q "address=" "$log"
+  child=$(sed -n 's/.*pid=\([0-9]*\).*/\1/p' "$log" | head -1)
+  [ -n "$child" ] && pids+=("$child")
+done
+wait_for "the web workload is registered" 60 bash -c "'$STARLING' get wl -n bench | grep -q '^web'"
+wait_for "the client's outbound routes $authority" 60 \
+  bash -c "curl -sf -m 2 -H 'Host: $authority' http://$client_addr:4140/ | grep -q '^x'"
+echo "proxies: client (outbound) pid $client_pid at $client_addr, web (inbound) pid $web_pid at $web_addr"
+
+echo "== HAProxy pair ($("$HAPROXY" -v | head -1 | awk '{print $1, $3}'))"
+# Leaves: ECDSA P-256, signed by the mesh's intermediate; both usable as client and server.
+leaf() {
+  local name=$1 san=$2
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$name.key" 2>/dev/null
+  openssl req -new -key "$name.key" -subj "/CN=$name" -out "$name.csr" 2>/dev/null
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=%s\n' "$san" > "$name.ext"
+  openssl x509 -req -in "$name.csr" -CA issuer.crt -CAkey issuer.key -CAcreateserial -days 2 -sha256 \
+    -extfile "$name.ext" -out "$name.crt" 2>/dev/null || fail "openssl x509 ($name)"
+  cat "$name.crt" issuer.crt "$name.key" > "$name.pem"
+  openssl verify -CAfile root.crt -untrusted issuer.crt "$name.crt" >/dev/null || fail "the $name leaf does not verify"
+}
+leaf server DNS:web.bench
+leaf client DNS:client.bench
+cp root.crt root.pem
+cat > haproxy-a.cfg <<EOF
+global
+  maxconn 4096
+  ssl-default-server-options ssl-min-ver TLSv1.3
+defaults
+  mode http
+  option http-keep-alive
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+frontend a
+  bind $ha_a:$ha_a_port
+  default_backend b
+backend b
+  http-reuse always
+  server b $ha_b:$ha_b_port ssl crt $work/client.pem ca-file $work/root.pem verify required verifyhost web.bench sni str(web.bench) alpn h2
+EOF
+cat > haproxy-b.cfg <<EOF
+global
+  maxconn 4096
+  ssl-default-bind-options ssl-min-ver TLSv1.3
+defaults
+  mode http
+  option http-keep-alive
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+frontend b
+  bind $ha_b:$ha_b_port ssl crt $work/server.pem ca-file $work/root.pem verify required alpn h2,http/1.1
+  default_backend web
+backend web
+  http-reuse always
+  server web $web_addr:$web_port
+EOF
+for c in a b; do "$HAPROXY" -c -q -f "haproxy-$c.cfg" || fail "haproxy-$c.cfg"; done
+"$HAPROXY" -db -f haproxy-b.cfg > haproxy-b.log 2>&1 & pids+=($!)
+hb_pid=$!
+"$HAPROXY" -db -f haproxy-a.cfg > haproxy-a.log 2>&1 & pids+=($!)
+ha_pid=$!
+wait_for "haproxy A answers through B (logs: $(cat haproxy-a.log haproxy-b.log | tr '\n' ' '))" 10 bash -c "curl -sf -m 2 http://$ha_a:$ha_a_port/ | grep -q '^x'"
+# The wire between A and B: TLS 1.3, h2, and B refuses a caller without a client certificate.
+tls_line=$(openssl s_client -connect "$ha_b:$ha_b_port" -cert client.crt -key client.key -CAfile root.pem \
+  -servername web.bench -alpn h2 </dev/null 2>/dev/null | grep -E "^(New|ALPN)" | tr '\n' ' ' || true)
+echo "haproxy A pid $ha_pid, B pid $hb_pid; A->B: $tls_line"
+if curl -s -m 2 -k --tls-max 1.3 "https://$ha_b:$ha_b_port/" >/dev/null 2>&1; then
+  fail "haproxy B answered a caller without a client certificate"
+fi
+
+if [ "${HOLD:-0}" != 0 ]; then
+  echo "HOLD: everything stays up for $HOLD s (work dir $work); Starling: curl -H 'Host: $authority' http://$client_addr:4140/"
+  sleep "$HOLD" & wait $!
+fi
+
+# --- measurements ---
+paths=(direct starling haproxy)
+declare -A url host proxies
+url[direct]=http://$web_addr:$web_port/;      host[direct]=""
+url[starling]=http://$client_addr:4140/;       host[starling]=$authority
+url[haproxy]=http://$ha_a:$ha_a_port/;         host[haproxy]=""
+proxies[direct]=""
+proxies[starling]="$client_pid $web_pid"
+proxies[haproxy]="$ha_pid $hb_pid"
+declare -A rps cpu p50 p99 p999 rss_idle rss_after rss_peak errors closes fds app_conns
+sleep 1
+for p in starling haproxy; do
+  set -- ${proxies[$p]}
+  rss_idle[$p]="$(rss_mb "$1")/$(rss_mb "$2")"
+done
+lua=$here/proxy-pair/wrk.lua
+
+# wrk_run PATH SECONDS CONNECTIONS OUTFILE [rate R]: wrk with wrk.lua (HTTP/1.1 keep-alive)
+wrk_run() {
+  local p=$1 s=$2 c=$3 out=$4; shift 4
+  local hdr=() extra=()
+  [ -n "${host[$p]}" ] && hdr=(-H "Host: ${host[$p]}")
+  [ $# -gt 0 ] && extra=(-- "$@" "$WRK_THREADS")
+  wrk -t"$WRK_THREADS" -c"$c" -d"${s}s" --timeout 5s "${hdr[@]}" -s "$lua" "${url[$p]}" "${extra[@]}" > "$out" 2>&1 || true
+}
+# field NAME FILE: a value from wrk.lua's result line
+field() { awk -v n="$1" '$1 == "result" { for (i = 2; i < NF; i += 2) if ($i == n) print $(i + 1) }' "$2" | tail -1; }
+# tally PATH FILE: adds the run's failures and server-side closes; sets note for the run line
+tally() {
+  local p=$1 f=$2 bad cl
+  bad=$(( $(field status_errors "$f") + $(field timeouts "$f") + $(field connect_errors "$f") + $(field write_errors "$f") ))
+  cl=$(field read_errors "$f")
+  errors[$p]=$(( ${errors[$p]:-0} + bad )); closes[$p]=$(( ${closes[$p]:-0} + cl ))
+  note=""
+  [ "$bad" != 0 ] && note+="  ($bad failed)"
+  [ "$cl" != 0 ] && note+="  ($cl connections closed by the server side)"
+  return 0
+}
+
+echo
+echo "== warm-up (2 s per path)"
+for p in "${paths[@]}"; do wrk_run "$p" 2 "$WRK_CONNECTIONS" "warm-$p.out"; done
+
+echo "== throughput: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${DURATION}s, $RUNS runs per path, interleaved"
+for run in $(seq "$RUNS"); do
+  for p in "${paths[@]}"; do
+    out=tp-$p-$run.out
+    before=(); for pid in ${proxies[$p]}; do before+=("$(cpu_ticks "$pid")"); done
+    wrk_run "$p" "$DURATION" "$WRK_CONNECTIONS" "$out"
+    after=(); for pid in ${proxies[$p]}; do after+=("$(cpu_ticks "$pid")"); done
+    reqs=$(field requests "$out")
+    r=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+    [ -n "$r" ] && [ -n "$reqs" ] || { cat "$out"; fail "wrk on $p"; }
+    line="run $run  $(printf '%-9s' "$p") $(printf '%8s' "$r") req/s"
+    i=0
+    for pid in ${proxies[$p]}; do
+      ms=$(awk -v a="${before[$i]}" -v b="${after[$i]}" -v n="$reqs" -v t="$clk_tck" 'BEGIN { printf "%.1f", (b - a) * 1000 / t / (n / 1000) }')
+      eval "cpu_${p}_$i+=(\"$ms\")"
+      line+="  cpu[$([ $i = 0 ] && echo out || echo in)] $ms ms/1k"
+      i=$((i + 1))
+    done
+    eval "rps_$p+=(\"$r\")"
+    tally "$p" "$out"; echo "$line$note"
+  done
+done
+
+echo "== latency at $RATE req/s: wrk -t$WRK_THREADS -c$RATE_CONNECTIONS -d${DURATION}s paced by wrk.lua, $RUNS runs per path, interleaved"
+for run in $(seq "$RUNS"); do
+  for p in "${paths[@]}"; do
+    out=lat-$p-$run.out
+    wrk_run "$p" "$DURATION" "$RATE_CONNECTIONS" "$out" rate "$RATE"
+    n=$(field requests "$out")
+    [ -n "$n" ] || { cat "$out"; fail "paced wrk on $p"; }
+    a=$(awk -v v="$(field p50_us "$out")" 'BEGIN { printf "%.3f", v / 1000 }')
+    b=$(awk -v v="$(field p99_us "$out")" 'BEGIN { printf "%.3f", v / 1000 }')
+    c=$(awk -v v="$(field p999_us "$out")" 'BEGIN { printf "%.3f", v / 1000 }')
+    eval "p50_$p+=(\"$a\"); p99_$p+=(\"$b\"); p999_$p+=(\"$c\")"
+    achieved=$(awk -v n="$n" -v d="$DURATION" 'BEGIN { printf "%.0f", n / d }')
+    tally "$p" "$out"; echo "run $run  $(printf '%-9s' "$p") p50 $a  p99 $b  p99.9 $c ms  ($achieved req/s achieved)$note"
+  done
+done
+
+sleep 1
+for p in starling haproxy; do
+  set -- ${proxies[$p]}
+  rss_after[$p]="$(rss_mb "$1")/$(rss_mb "$2")"
+  rss_peak[$p]="$(hwm_mb "$1")/$(hwm_mb "$2")"
+  fds[$p]="$(ls "/proc/$1/fd" | wc -l)/$(ls "/proc/$2/fd" | wc -l)"
+  # connections the server-side proxy holds open to nginx
+  app_conns[$p]=$(ss -tnp state established "( dst $web_addr and dport = :$web_port )" 2>/dev/null | grep -c "pid=$2," || true)
+done
+
+if [ "${PROFILE:-0}" = 1 ]; then
+  echo
+  echo "== profile: perf record -g on both Starling proxies during one ${DURATION}s throughput run"
+  if command -v perf >/dev/null 2>&1; then
+    perf record -F 499 -g -o perf-out.data -p "$client_pid" -- sleep "$DURATION" >/dev/null 2>&1 &
+    po=$!
+    perf record -F 499 -g -o perf-in.data -p "$web_pid" -- sleep "$DURATION" >/dev/null 2>&1 &
+    pi=$!
+    wrk_run starling "$DURATION" "$WRK_CONNECTIONS" profile.out
+    wait $po $pi || true
+    for side in out in; do
+      echo "-- $side: top symbols (self)"
+      perf report -i "perf-$side.data" --no-children --sort dso,sym --stdio 2>/dev/null \
+        | grep -E '^ +[0-9]' | head -25 | sed 's/^/   /' || true
+    done
+  else
+    echo "(perf not installed)"
+  fi
+fi
+
+# --- table ---
+for p in "${paths[@]}"; do
+  eval "rps[$p]=\$(median \"\${rps_$p[@]}\")"
+  eval "p50[$p]=\$(median \"\${p50_$p[@]}\"); p99[$p]=\$(median \"\${p99_$p[@]}\"); p999[$p]=\$(median \"\${p999_$p[@]}\")"
+  if [ -n "${proxies[$p]}" ]; then
+    eval "cpu[$p]=\"\$(median \"\${cpu_${p}_0[@]}\")+\$(median \"\${cpu_${p}_1[@]}\")\""
+  else
+    cpu[$p]="-"; rss_idle[$p]="-"; rss_after[$p]="-"
+  fi
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+label() { case $1 in direct) echo "direct (wrk->nginx)";; starling) echo "Starling pair";; haproxy) echo "HAProxy pair (h2)";; esac; }
+echo
+printf '%-20s %8s %8s %8s %8s %8s %8s %13s %13s %13s\n' "path" "req/s" "/direct" "/haproxy" "p50 ms" "p99 ms" "p99.9 ms" "CPU-ms/1k" "RSS idle MB" "RSS after MB"
+printf '%-20s %8s %8s %8s %8s %8s %8s %13s %13s %13s\n' "" "" "" "" "@$RATE/s" "@$RATE/s" "@$RATE/s" "out+in" "out/in" "out/in"
+for p in "${paths[@]}"; do
+  printf '%-20s %8s %8s %8s %8s %8s %8s %13s %13s %13s\n' "$(label "$p")" "${rps[$p]}" \
+    "$(ratio "${rps[$p]}" "${rps[direct]}")" "$(ratio "${rps[$p]}" "${rps[haproxy]}")" \
+    "${p50[$p]}" "${p99[$p]}" "${p999[$p]}" "${cpu[$p]}" "${rss_idle[$p]}" "${rss_after[$p]}"
+done
+echo "(medians of $RUNS runs; p50/p99/p99.9 at a fixed $RATE req/s; CPU = utime+stime per 1,000 requests of the throughput runs)"
+for p in "${paths[@]}"; do
+  printf '  %-9s failed requests %s, connections closed by the server side %s' "$p" "${errors[$p]:-0}" "${closes[$p]:-0}"
+  [ -n "${proxies[$p]}" ] && printf '; peak RSS out/in %s MB; open fds out/in %s; connections to nginx held by the server-side proxy %s' \
+    "${rss_peak[$p]}" "${fds[$p]}" "${app_conns[$p]}"
+  echo
+done
+
+# --- targets ---
+missed=0
+verdict() { if [ "$1" = 1 ]; then echo pass; else missed=1; echo FAIL; fi; }
+tp_ratio=$(ratio "${rps[starling]}" "${rps[haproxy]}")
+added_s=$(awk -v a="${p99[starling]}" -v d="${p99[direct]}" 'BEGIN { printf "%.3f", a - d }')
+added_h=$(awk -v a="${p99[haproxy]}" -v d="${p99[direct]}" 'BEGIN { printf "%.3f", a - d }')
+rss_max=$(echo "${rss_after[starling]}" | tr '/' '\n' | sort -g | tail -1)
+echo
+printf '%-58s %-22s %s\n' "target" "value" "result"
+printf '%-58s %-22s %s\n' "Starling pair throughput >= HAProxy pair's" "${tp_ratio}x" \
+  "$(verdict "$(awk -v r="$tp_ratio" 'BEGIN { print (r >= 1) }')")"
+printf '%-58s %-22s %s\n' "p99 added at $RATE req/s <= HAProxy pair's ($added_h ms)" "$added_s ms" \
+  "$(verdict "$(awk -v a="$added_s" -v b="$added_h" 'BEGIN { print (a <= b) }')")"
+printf '%-58s %-22s %s\n' "RSS per Starling proxy after load < 30 MB" "${rss_after[starling]} MB" \
+  "$(verdict "$(awk -v r="$rss_max" 'BEGIN { print (r < 30) }')")"
+defect=$(awk -v r="$tp_ratio" 'BEGIN { print (r < 0.5) }')
+printf '%-58s %-22s %s\n' "defect if Starling throughput < 0.5x HAProxy pair's" "${tp_ratio}x" \
+  "$([ "$defect" = 1 ] && echo "DEFECT" || echo "no defect")"
+[ "$defect" = 1 ] && missed=1
+[ "${errors[starling]:-0}${errors[haproxy]:-0}${errors[direct]:-0}" = 000 ] || echo "warning: some requests failed (see above)"
+[ "${closes[starling]:-0}" = 0 ] || echo "note: the Starling outbound closed the client's keep-alive connection ${closes[starling]} times (wrk reconnects; HTTP/1.1 keep-alive is not kept)"
+echo
+echo "(machine: $(nproc) CPUs, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg); wrk, nginx and the proxies share them)"
+exit $missed

@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# End to end: the data plane with real clients through a proxy pair, on one local cluster (dp1,
+# 127.60.0.0/16, loopback only): curl over HTTP/1.1 and h2c, gRPC with Python's grpcio (caller
+# identity, error statuses in trailers), psql over an opaque TCP binding, openssl s_client
+# against the mTLS port, a peer presenting the wrong identity, an SMI TrafficSplit 80/20, the
+# controller killed for 30 s under load, bad input at the outbound listener, and a real
+# Prometheus scraping a proxy. Prints "data-plane e2e: N passed, N failed"; exits non-zero on
+# any failure. Helpers live in tests/e2e/data-plane/.
+#
+#   tests/e2e/data-plane.sh [path/to/starling]
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+dp=$here/data-plane
+STARLING=${1:-$root/.build/debug/starling}
+[ -x "$STARLING" ] || { echo "no starling binary at $STARLING (swift build first)"; exit 2; }
+STARLING=$(cd "$(dirname "$STARLING")" && pwd)/$(basename "$STARLING")
+
+cluster=dp1
+range=127.60.0.0/16
+ctl=127.60.0.1            # the controller's address in that range
+pg_addr=127.60.200.1      # PostgreSQL's workload address
+prom_addr=127.60.250.1    # Prometheus's listen address
+trust=identity.starling.cluster.local
+work=$(mktemp -d /tmp/starling-dp.XXXXXX)
+export STARLING_HOME=$work/home
+unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+passed=0; failed=0; skipped=0; pids=()
+ok()   { passed=$((passed + 1)); echo "  ✓ $*"; }
+bad()  { failed=$((failed + 1)); echo "  × $*"; }
+skip() { skipped=$((skipped + 1)); echo "  - $*"; }
+step() { echo; echo "== $*"; }
+show() { sed 's/^/      /' | tail -"${1:-8}"; }
+# expect_ok DESC CMD...: the command succeeds
+expect_ok() { local d=$1; shift; if out=$("$@" 2>&1); then ok "$d"; else bad "$d"; echo "$out" | show 15; fi; }
+# eventually DESC SECONDS CMD...: the command succeeds within SECONDS
+eventually() {
+  local d=$1 t=$2; shift 2; local end=$((SECONDS + t))
+  while [ $SECONDS -lt $end ]; do if "$@" >/dev/null 2>&1; then ok "$d"; return 0; fi; sleep 0.5; done
+  bad "$d (not within ${t}s)"; "$@" 2>&1 | show 5; return 1
+}
+# matches DESC PATTERN TEXT: TEXT matches the extended regex PATTERN
+matches() { if grep -qaE -- "$2" <<<"$3"; then ok "$1"; else bad "$1 (no /$2/)"; echo "$3" | show; fi; }
+cleanup() {
+  [ -n "${load_stop:-}" ] && touch "$load_stop"
+  # `starling run` forwards SIGTERM to its command, but a command that inherited a blocked
+  # SIGTERM (sleep, python3) never sees it: stop the commands by their logged pid too.
+  local kids p i alive
+  kids=$(grep -h 'workload started' "$work"/*.log 2>/dev/null | sed -n 's/.* pid=\([0-9][0-9]*\).*/\1/p')
+  for p in "${pids[@]}" $kids; do kill "$p" 2>/dev/null; done
+  for i in $(seq 16); do
+    alive=0; for p in "${pids[@]}" $kids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break; sleep 0.5
+  done
+  for p in "${pids[@]}" $kids; do kill -9 "$p" 2>/dev/null; done
+  [ -n "${pgdir:-}" ] && { (cd / && su postgres -c "$pgbin/pg_ctl -D $pgdir stop -m immediate") >/dev/null 2>&1; rm -rf "$pgdir"; }
+  "$STARLING" cluster delete "$cluster" >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+cd "$work"
+S() { timeout 30 "$STARLING" "$@"; }
+# start_workload LOG ARGS...: `starling run ARGS...` in the background, output to LOG
+start_workload() { local log=$1; shift; "$STARLING" run "$@" > "$log" 2>&1 & pids+=($!); disown $!; }
+# address_of LOG: the workload address `starling run` logged (waits up to 30 s)
+address_of() {
+  local a i
+  for i in $(seq 60); do
+    a=$(sed -n 's/.*address=\([0-9.]*\).*/\1/p' "$1" | head -1)
+    [ -n "$a" ] && { echo "$a"; return 0; }
+    sleep 0.5
+  done
+  return 1
+}
+registered() { S get wl -n "$1" | grep -q "^$2-"; }
+
+step "cluster $cluster ($range), mesh installed"
+expect_ok "cluster create $cluster --address-range $range" S cluster create "$cluster" --address-range "$range"
+S certs create "$trust" root.crt root.key --profile root-ca --no-password --insecure >/dev/null
+S certs create "$trust" issuer.crt issuer.key --profile intermediate-ca --not-after 8760h \
+  --no-password --insecure --ca root.crt --ca-key root.key >/dev/null
+expect_ok "install | apply" bash -c "timeout 30 '$STARLING' install --identity-trust-anchors-file root.crt \
+  --identity-issuer-certificate-file issuer.crt --identity-issuer-key-file issuer.key | timeout 30 '$STARLING' apply -f -"
+expect_ok "check" S check
+
+step "workloads"
+start_workload podinfo.log -n test --service podinfo --service-account podinfo --port 9898 -- \
+  "$STARLING" demo-app podinfo --message "podinfo in dp1"
+start_workload curl.log -n test --service curl --service-account curl --port 7001 -- sleep 100000
+start_workload greeter.log -n test --service greeter --service-account greeter --port 50051 -- python3 "$dp/greeter.py" serve
+start_workload podinfo-a.log -n test --service podinfo-a --port 9898 -- "$STARLING" demo-app podinfo --message podinfo-a
+start_workload podinfo-b.log -n test --service podinfo-b --port 9898 -- "$STARLING" demo-app podinfo --message podinfo-b
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+if [ -n "$pgbin" ] && command -v psql >/dev/null && id postgres >/dev/null 2>&1; then
+  pgdir=$(mktemp -d /tmp/starling-dp-pg.XXXXXX); chown postgres "$pgdir"
+  if (cd / && su postgres -c "$pgbin/initdb -D $pgdir -A trust >/dev/null 2>&1") && \
+     (cd / && su postgres -c "timeout 30 $pgbin/pg_ctl -D $pgdir -w -o '-p 5433 -k $pgdir -c listen_addresses=$pg_addr' -l $pgdir/log start >/dev/null"); then
+    start_workload postgres.log -n db --service postgres --port 5433 --address "$pg_addr" --app-protocol opaque -- sleep 100000
+    start_workload psql-client.log -n db --service psql-client --port 7002 \
+      --outbound-tcp postgres.db:5433=127.0.0.1:15439 -- sleep 100000
+  else
+    bad "PostgreSQL did not start"; tail -5 "$pgdir/log" 2>/dev/null | show
+  fi
+fi
+caddr=$(address_of curl.log) || { bad "the curl workload never started"; show < curl.log; }
+paddr=$(address_of podinfo.log) || { bad "podinfo never started"; show < podinfo.log; }
+proxy=http://$caddr:4140
+curl_id=curl.test.serviceaccount.$trust
+for w in podinfo greeter podinfo-a podinfo-b; do eventually "$w registered" 45 registered test "$w"; done
+
+# Prometheus runs from here on, scraping the curl workload's proxy, and is queried at the end.
+step "Prometheus (started now, queried at the end)"
+prom=""
+if ! command -v prometheus >/dev/null && [ "$(id -u)" = 0 ]; then
+  DEBIAN_FRONTEND=noninteractive timeout 150 apt-get install -y -qq prometheus >/dev/null 2>&1
+fi
+if command -v prometheus >/dev/null; then
+  cat > prometheus.yml <<YAML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+- job_name: starling-proxy
+  metrics_path: /metrics
+  static_configs:
+  - targets: ['$caddr:4191']
+YAML
+  prometheus --config.file=prometheus.yml --storage.tsdb.path="$work/prom-data" \
+    --web.listen-address=$prom_addr:19090 > prometheus.log 2>&1 & pids+=($!); prom=$!; disown $!
+  eventually "Prometheus is ready on $prom_addr:19090" 30 curl -sf -m 2 "http://$prom_addr:19090/-/ready"
+else
+  skip "skipped: prometheus not installable (apt-get install prometheus)"
+fi
+
+step "1. curl through the mesh: HTTP/1.1 and h2c"
+body=$(curl -s -m 5 -w '\n%{http_code}' -x "$proxy" http://podinfo.test:9898/)
+code=${body##*$'\n'}; body=${body%$'\n'*}
+[ "$code" = 200 ] && ok "curl -x $proxy http://podinfo.test:9898/ → 200" || { bad "HTTP/1.1 through the mesh → $code"; echo "$body" | show; }
+client=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("client", ""))' "$body" 2>/dev/null)
+[ "$client" = "$curl_id" ] && ok "podinfo's JSON names the caller: client=$client" || { bad "podinfo's client is '$client', not $curl_id"; echo "$body" | show; }
+out=$(timeout 30 python3 "$dp/traffic.py" split --reuse --proxy "$caddr:4140" --url http://podinfo.test:9898/ -n 3 2>&1)
+matches "three GETs on one HTTP/1.1 keep-alive connection (Python http.client) all → 200" '^errors 0$' "$out"
+out=$(curl -s -m 5 -i --http2-prior-knowledge -H 'Host: podinfo.test:9898' "http://$caddr:4140/" 2>&1)
+matches "h2c (prior knowledge) to the outbound listener, Host podinfo.test:9898 → 200" '^HTTP/2 200' "$out"
+
+step "2. gRPC (Python grpcio) through the proxy pair"
+out=$(timeout 30 python3 "$dp/greeter.py" call --target "$caddr:4140" --authority greeter.test:50051 --name mesh 2>&1)
+matches "SayHello via :authority greeter.test:50051 succeeds" '^status=OK' "$out"
+matches "the reply carries the caller identity the server saw ($curl_id)" "client_id=$curl_id( |$)" "$out"
+matches "the server's trailing metadata reaches the client" "greeter-trailer': 'kept'" "$out"
+matches "the server logged starling-client-id metadata" "starling-client-id=$curl_id" "$(cat greeter.log)"
+out=$(timeout 30 python3 "$dp/greeter.py" call --target "$caddr:4140" --authority greeter.test:50051 --name missing --expect-code NOT_FOUND 2>&1)
+matches "a NOT_FOUND status from the server stays NOT_FOUND end to end" "^status=NOT_FOUND details='no greeting for missing'" "$out"
+
+step "3. psql through an opaque TCP binding"
+if [ -z "${pgdir:-}" ]; then
+  skip "skipped: PostgreSQL server not installed (apt-get install postgresql)"
+else
+  eventually "postgres registered" 45 registered db postgres
+  out=""
+  for i in $(seq 20); do
+    out=$(PGCONNECT_TIMEOUT=5 timeout 10 psql -h 127.0.0.1 -p 15439 -U postgres -At -c "select 'through-the-mesh', 1" 2>&1) && break
+    sleep 0.5
+  done
+  matches "psql -h 127.0.0.1 -p 15439 -c 'select 1' through postgres.db:5433" '^through-the-mesh\|1$' "$out"
+fi
+
+step "4. openssl s_client against the inbound mTLS port"
+ca=$work/ca.pem
+python3 - "$STARLING_HOME/config" "$ca" <<'PY'
+import base64, sys, yaml
+ctx = yaml.safe_load(open(sys.argv[1]))["contexts"][0]
+open(sys.argv[2], "wb").write(base64.b64decode(ctx["certificate-authority-data"]))
+PY
+out=$( (sleep 2) | timeout 15 openssl s_client -connect "$paddr:4143" -tls1_3 -alpn h2 -CAfile root.crt 2>&1 | tr -d '\0')
+matches "the server speaks TLSv1.3" 'Protocol *: TLSv1\.3|New, TLSv1\.3' "$out"
+matches "without a client certificate the server refuses (alert)" 'alert certificate required|alert handshake failure|alert bad certificate' "$out"
+token=$(S token create --namespace test --service-account tester --ttl 1h)
+if timeout 30 python3 "$here/grpc_client.py" certify --server "$ctl:8086" --ca "$ca" --token "$token" \
+     --identity "tester.test.serviceaccount.$trust" --out certs > certify.log 2>&1; then
+  out=$( (sleep 2) | timeout 15 openssl s_client -connect "$paddr:4143" -tls1_3 -alpn h2 -CAfile root.crt \
+    -cert certs/leaf.pem -key certs/leaf.key -cert_chain certs/chain.pem 2>&1 | tr -d '\0'; exit "${PIPESTATUS[0]}"); rc=$?
+  matches "with a mesh certificate the handshake completes: Verification: OK" '^Verification: OK' "$out"
+  matches "…negotiating h2 over TLSv1.3" 'ALPN protocol: h2' "$out"
+  if [ $rc = 0 ] && ! grep -qaE 'alert|errno|:error:' <<<"$out"; then ok "…and no alert from the server"; else bad "the server sent an alert to a mesh client (rc=$rc)"; echo "$out" | grep -aE 'alert|error' | show; fi
+  matches "the server presents podinfo's identity" "subject=CN ?= ?podinfo\.test\.serviceaccount" "$out"
+else
+  bad "could not get a mesh certificate (starling token create + grpc_client.py certify)"; show < certify.log
+fi
+
+step "5. a peer presenting another identity is refused"
+cat > imposter.yaml <<YAML
+apiVersion: v1
+kind: Service
+metadata:
+  name: imposter
+  namespace: test
+spec:
+  ports:
+  - port: 9898
+---
+apiVersion: starling.io/v1alpha1
+kind: Workload
+metadata:
+  name: imposter-1
+  namespace: test
+  labels: {app: imposter}
+spec:
+  address: $paddr
+  ports:
+  - {port: 4143, appPort: 9898}
+  identity: other.test.serviceaccount.$trust
+YAML
+expect_ok "apply a Workload claiming other.test… at podinfo's inbound address" S apply -f imposter.yaml
+imposter() { curl -s -m 5 -i -x "$proxy" http://imposter.test:9898/ 2>&1; }
+eventually "imposter.test is known to the caller's proxy (no longer 503)" 15 bash -c "! curl -s -m 5 -o /dev/null -w '%{http_code}' -x $proxy http://imposter.test:9898/ | grep -q 503"
+out=$(imposter)
+matches "a call to imposter.test → 502" '^HTTP/1\.1 502' "$out"
+matches "…with starling-error: peer-identity-rejected" '^starling-error: peer-identity-rejected' "$(tr -d '\r' <<<"$out")"
+grep -qa 'podinfo in dp1' <<<"$out" && bad "the call reached podinfo despite the identity mismatch" || ok "podinfo's answer never reached the caller"
+
+step "6. SMI TrafficSplit 80/20 in the cluster"
+cat > split.yaml <<'YAML'
+apiVersion: v1
+kind: Service
+metadata:
+  name: podinfo-root
+  namespace: test
+spec:
+  ports:
+  - port: 9898
+---
+apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata:
+  name: podinfo-root
+  namespace: test
+spec:
+  service: podinfo-root
+  backends:
+  - service: podinfo-a
+    weight: 80
+  - service: podinfo-b
+    weight: 20
+YAML
+expect_ok "apply podinfo-root (no workloads) and its TrafficSplit (v1alpha2, 80/20)" S apply -f split.yaml
+eventually "podinfo-root answers through the split" 15 bash -c "curl -sf -m 5 -x $proxy http://podinfo-root.test:9898/ | grep -q podinfo-"
+out=$(timeout 90 python3 "$dp/traffic.py" split --proxy "$caddr:4140" --url http://podinfo-root.test:9898/ -n 1000 2>split.err)
+a=$(awk '$1 == "podinfo-a" {print $2}' <<<"$out"); b=$(awk '$1 == "podinfo-b" {print $2}' <<<"$out")
+errs=$(awk '$1 == "errors" {print $2}' <<<"$out")
+a=${a:-0}; b=${b:-0}; errs=${errs:-1000}
+echo "      1000 requests: podinfo-a=$a podinfo-b=$b errors=$errs"
+# ±5 % of 80/20: podinfo-a gets 750…850 of 1000 (binomial sd ≈ 12.6, so that is ±4 sd)
+if [ "$errs" = 0 ] && [ $((a + b)) = 1000 ] && [ "$a" -ge 750 ] && [ "$a" -le 850 ]; then
+  ok "the split lands 80/20 within ±5 % ($a/$b)"
+else bad "the split is off: podinfo-a=$a podinfo-b=$b errors=$errs"; echo "$out" | show; show < split.err; fi
+
+step "8. bad input at the outbound listener"
+raw() { timeout 15 python3 "$dp/traffic.py" raw "$@" 2>&1; }
+matches "Content-Length with Transfer-Encoding → 400" '^HTTP/1\.1 400' "$(raw --host "$caddr" --port 4140 --case conflict)"
+out=$(raw --host "$caddr" --port 4140 --case bigheader)
+matches "a 70 KiB header → 431" '^HTTP/1\.1 431' "$out"
+out=$(raw --host "$caddr" --port 4140 --case unknown)
+matches "an unknown authority → 503" '^HTTP/1\.1 503' "$out"
+matches "…with starling-error" '^starling-error: ' "$out"
+matches "plaintext HTTP to the mTLS port 4143 → connection closed, no answer" '^closed' "$(raw --host "$paddr" --port 4143 --case plaintext)"
+matches "the outbound listener still serves after the bad input" '^HTTP/1\.1 200' "$(curl -s -m 5 -i -x "$proxy" http://podinfo.test:9898/)"
+
+step "7. the controller killed for 30 s under load"
+load_stop=$work/load.stop
+timeout 120 python3 "$dp/traffic.py" load --proxy "$caddr:4140" --url http://podinfo.test:9898/ --rate 10 \
+  --stop-file "$load_stop" > load.log 2>&1 &
+loader=$!
+sleep 3
+cpid=$(cat "$STARLING_HOME/clusters/$cluster/controller.pid")
+kill -9 "$cpid" && ok "controller (pid $cpid) killed with SIGKILL"
+sleep 30
+"$STARLING" controller --cluster-name "$cluster" --data-dir "$STARLING_HOME/clusters/$cluster/data" \
+  --api-address "$ctl:8086" --admin-address "$ctl:9990" >> controller-restart.log 2>&1 &
+echo $! > "$STARLING_HOME/clusters/$cluster/controller.pid"
+eventually "the controller restarts and is ready" 30 curl -sf -m 2 "http://$ctl:9990/ready"
+sleep 3
+touch "$load_stop"; wait $loader
+total=$(awk '$1 == "requests" {print $2}' load.log); lfailed=$(awk '$1 == "requests" {print $4}' load.log)
+echo "      $(head -1 load.log) (10 req/s, a new connection each, across the outage)"
+if [ -n "$total" ] && [ "$total" -ge 300 ] && [ "$lfailed" = 0 ]; then
+  ok "no request to podinfo.test failed while the controller was down ($total requests)"
+else bad "requests during the outage: ${total:-?} sent, ${lfailed:-?} failed"; show 10 < load.log; fi
+expect_ok "check passes after the restart" S check
+
+step "9. Prometheus scrapes a proxy"
+if [ -n "$prom" ]; then
+  q() { curl -s -m 5 "http://$prom_addr:19090/api/v1/query?query=starling_proxy_requests_total"; }
+  nonempty() { q | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(not (d["status"] == "success" and d["data"]["result"]))'; }
+  if eventually "query starling_proxy_requests_total returns a non-empty result" 15 nonempty; then
+    series=$(q | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(len(r), "series, e.g.", r[0]["metric"].get("authority"), r[0]["metric"].get("status_code"), r[0]["value"][1])')
+    echo "      $series"
+  fi
+  up=$(curl -s -m 5 "http://$prom_addr:19090/api/v1/query?query=up" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["result"][0]["value"][1])' 2>/dev/null)
+  [ "$up" = 1 ] && ok "the scrape target $caddr:4191 is up" || bad "the scrape target is not up (up=$up)"
+fi
+
+step "cleanup"
+expect_ok "cluster delete $cluster" S cluster delete "$cluster"
+
+echo
+if [ "$skipped" -gt 0 ]; then echo "data-plane e2e: $passed passed, $failed failed, $skipped skipped"
+else echo "data-plane e2e: $passed passed, $failed failed"; fi
+[ "$failed" = 0 ]

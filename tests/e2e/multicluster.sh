@@ -65,8 +65,8 @@ eventually "workload1 sees workload2's gateway alive" 20 bash -c "STARLING_CONFI
 W1 multicluster gateways
 
 step "podinfo in both clusters, a client in workload1"
-W1 run -n test --service podinfo --port 9898 -- "$STARLING" demo-app podinfo --message "greetings from workload1" > podinfo1.log 2>&1 & pids+=($!)
-W2 run -n test --service podinfo --port 9898 -- "$STARLING" demo-app podinfo --message "greetings from workload2" > podinfo2.log 2>&1 & pids+=($!)
+STARLING_CONFIG=$work/configs/workload1 "$STARLING" run -n test --service podinfo --port 9898 -- "$STARLING" demo-app podinfo --message "greetings from workload1" > podinfo1.log 2>&1 & pids+=($!)
+STARLING_CONFIG=$work/configs/workload2 "$STARLING" run -n test --service podinfo --port 9898 -- "$STARLING" demo-app podinfo --message "greetings from workload2" > podinfo2.log 2>&1 & pids+=($!)
 eventually "podinfo registered in workload1" 60 bash -c "STARLING_CONFIG=$work/configs/workload1 '$STARLING' get wl -n test | grep -q podinfo"
 eventually "podinfo registered in workload2" 60 bash -c "STARLING_CONFIG=$work/configs/workload2 '$STARLING' get wl -n test | grep -q podinfo"
 addr1=$(sed -n 's/.*address=\([0-9.]*\).*/\1/p' podinfo1.log | head -1)
@@ -119,7 +119,7 @@ eventually "the gateway recovers" 20 bash -c "STARLING_CONFIG=$work/configs/work
 eventually "calls reach workload2 again" 20 bash -c "for i in 1 2 3 4 5 6 7 8 9 10; do curl -s -m 5 -x $proxy1 http://podinfo.test:9898/; done | grep -q workload2"
 
 step "the gateway forwards only what was exported"
-W2 run -n test --service secret --port 9999 -- "$STARLING" demo-app podinfo --port 9999 --message private > secret2.log 2>&1 & pids+=($!)
+STARLING_CONFIG=$work/configs/workload2 "$STARLING" run -n test --service secret --port 9999 -- "$STARLING" demo-app podinfo --port 9999 --message private > secret2.log 2>&1 & pids+=($!)
 eventually "an unexported service registers in workload2" 60 bash -c "STARLING_CONFIG=$work/configs/workload2 '$STARLING' get wl -n test | grep -q secret"
 gwaddr=$(STARLING_CONFIG=$work/configs/workload1 "$STARLING" get link -n starling-multicluster workload2 -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["spec"]["gatewayAddress"])')
 if openssl s_client -connect "$gwaddr:4143" -tls1_3 -alpn h2 </dev/null 2>&1 | grep -qiE "alert|error|no peer certificate|handshake failure|certificate required"; then
@@ -138,11 +138,11 @@ else
   pgdir=$(mktemp -d /tmp/starling-pg.XXXXXX); chown postgres "$pgdir"
   su postgres -c "$pgbin/initdb -D $pgdir -A trust >/dev/null" && \
   su postgres -c "$pgbin/pg_ctl -D $pgdir -o '-p 5433 -k /tmp -c listen_addresses=127.2.200.1' -l $pgdir/log start >/dev/null"
-  W2 run -n db --service postgres --port 5433 --address 127.2.200.1 --app-protocol opaque -- sleep 100000 > pg2.log 2>&1 & pids+=($!)
+  STARLING_CONFIG=$work/configs/workload2 "$STARLING" run -n db --service postgres --port 5433 --address 127.2.200.1 --app-protocol opaque -- sleep 100000 > pg2.log 2>&1 & pids+=($!)
   eventually "postgres registered in workload2" 60 bash -c "STARLING_CONFIG=$work/configs/workload2 '$STARLING' get wl -n db | grep -q postgres"
   W2 label svc -n db postgres mirror.starling.io/exported=true >/dev/null
   eventually "mirror postgres-workload2 in workload1" 10 bash -c "STARLING_CONFIG=$work/configs/workload1 '$STARLING' get svc -n db | grep -q postgres-workload2"
-  W1 run -n db --service psql-client --port 7001 --outbound-tcp postgres-workload2.db:5433=127.0.0.1:15433 -- sleep 100000 > psql1.log 2>&1 & pids+=($!)
+  STARLING_CONFIG=$work/configs/workload1 "$STARLING" run -n db --service psql-client --port 7001 --outbound-tcp postgres-workload2.db:5433=127.0.0.1:15433 -- sleep 100000 > psql1.log 2>&1 & pids+=($!)
   sleep 5
   if out=$(psql -h 127.0.0.1 -p 15433 -U postgres -c "select 'across-clusters' as hello" 2>&1) && grep -q across-clusters <<<"$out"; then
     ok "psql in workload1 queries PostgreSQL in workload2 through the mesh"

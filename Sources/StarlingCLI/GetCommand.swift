@@ -85,11 +85,13 @@ enum ResourceTable {
     private static func columns(_ kind: String, wide: Bool) -> ([String], (Resource) -> [String]) {
         switch kind {
         case "Service":
-            return (["NAME", "PORTS", "ENDPOINTS-SELECTOR", "AGE"] + (wide ? ["LABELS"] : []), { r in
+            return (["NAME", "PORTS", "ENDPOINTS", "AGE"] + (wide ? ["LABELS"] : []), { r in
                 let spec = try? ServiceSpec(r)
                 let ports = spec?.ports.map { p in "\(p.port)\(p.targetPort.map { ":\($0)" } ?? "")/\(p.appProtocol ?? p.protocol)" }
                 let selector = spec?.effectiveSelector(serviceName: r.metadata.name)
-                return [r.metadata.name, ports?.joined(separator: ",") ?? "<invalid>", labels(selector ?? [:]), Age.since(r.metadata.creationTimestamp)]
+                let endpoints = r.metadata.labels["mirror.starling.io/mirrored-service"] == "true"
+                    ? "<mirror of \(r.metadata.labels["mirror.starling.io/cluster-name"] ?? "?")>" : labels(selector ?? [:])
+                return [r.metadata.name, ports?.joined(separator: ",") ?? "<invalid>", endpoints, Age.since(r.metadata.creationTimestamp)]
                     + (wide ? [labels(r.metadata.labels)] : [])
             })
         case "Workload":

@@ -30,6 +30,8 @@ public struct MulticlusterController: Sendable {
             do {
                 for try await event in store.watch(kinds: ["Link", "Secret"], fromVersion: version) {
                     version = event.version
+                    // Only links and their credentials matter, not every secret of the cluster.
+                    if event.resource.kind == "Secret", event.resource.metadata.namespace != MirrorLabels.namespace { continue }
                     if event.kind == .deleted, event.resource.kind == "Link" {
                         try await removeMirrors(of: event.resource)
                     }
@@ -53,7 +55,9 @@ public struct MulticlusterController: Sendable {
             }
             let secretKey = ResourceKey(kind: "Secret", namespace: resource.metadata.namespace ?? MirrorLabels.namespace, name: spec.credentialsSecret)
             let secret = try await store.get(secretKey).flatMap { try? SecretSpec($0) }
-            let fingerprint = "\(resource.metadata.resourceVersion ?? 0)/\(secret.map { "\($0.data)" } ?? "none")"
+            // Deterministic: a restart happens only when the Link or its credentials really change.
+            let credentials = secret.map { $0.data.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";") }
+            let fingerprint = "\(resource.metadata.resourceVersion ?? 0)/\(credentials ?? "none")"
             if let existing = current[name], existing.fingerprint == fingerprint {
                 next[name] = existing
                 continue

@@ -54,7 +54,8 @@ enum FrontendPage {
       if (cluster === "error") return "#8a8f9c";
       let h = 0;
       for (const c of cluster) h = (h * 31 + c.codePointAt(0)) % 360;
-      return "hsl(" + h + ", 62%, 45%)";
+      // Spread neighbours (workload1, workload2) far apart on the colour wheel.
+      return "hsl(" + ((h * 137) % 360) + ", 62%, 45%)";
     }
     function cell(text, cls) {
       const td = document.createElement("td");

@@ -104,6 +104,24 @@ echo "      400 calls: workload1=$w1 workload2=$w2 errors=$errs"
 # 99 % binomial bounds for n=400, p=0.5: 200 ± 2.576*10 → [175, 225]
 if [ $errs = 0 ] && [ $w1 -ge 175 ] && [ $w1 -le 225 ]; then ok "the split lands 50/50 within 99 % binomial bounds"; else bad "the split is off: $w1/$w2 ($errs errors)"; fi
 
+step "the frontend in a headless browser"
+STARLING_CONFIG=$work/configs/workload1 "$STARLING" run -n test --service frontend --port 8080 -- "$STARLING" demo-app frontend --upstream http://podinfo.test:9898/ > frontend.log 2>&1 & pids+=($!)
+browser=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$browser" ]; then
+  echo "  - skipped: no chromium (apt-get install chromium)"
+else
+  eventually "the frontend is up" 60 bash -c "grep -q 'frontend listening' $work/frontend.log"
+  faddr=$(sed -n 's/.*address=\([0-9.]*\).*/\1/p' frontend.log | head -1)
+  sleep 6   # let it call podinfo a few times through the split
+  timeout 60 "$browser" --headless --no-sandbox --disable-gpu --window-size=1200,900 --virtual-time-budget=4000 \
+    --screenshot="$work/frontend.png" "http://$faddr:8080/" >/dev/null 2>&1
+  dom=$(timeout 60 "$browser" --headless --no-sandbox --disable-gpu --virtual-time-budget=4000 --dump-dom "http://$faddr:8080/" 2>/dev/null)
+  if grep -q "greetings from workload1" <<<"$dom" && grep -q "greetings from workload2" <<<"$dom"; then
+    ok "the page Chromium rendered shows answers from both clusters"
+  else bad "the rendered page lacks answers from both clusters"; echo "$dom" | head -c 600 | sed 's/^/      /'; fi
+  [ -s "$work/frontend.png" ] && { mkdir -p /tmp/starling-e2e-artifacts; cp "$work/frontend.png" /tmp/starling-e2e-artifacts/; ok "screenshot saved to /tmp/starling-e2e-artifacts/frontend.png"; } || bad "no screenshot"
+fi
+
 step "gateway failover"
 gw2=$(cat "$STARLING_HOME/clusters/workload2/controller.pid")
 W2 multicluster uninstall >/dev/null

@@ -94,6 +94,9 @@ struct GatewaySupervisor: Sendable {
                 host: desired.address, port: desired.probePort,
                 routes: .init(readiness: { ready.isSet ? nil : "gateway starting" }, metrics: metrics))
             defer { Task { await probe.close() } }
+            // Stopping: the probe says "not ready" at once, so linked clusters fail over while
+            // the gateway drains its open connections.
+            try await withTaskCancellationHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await identityClient.run() }
                 group.addTask { try await discovery.run() }
@@ -108,6 +111,9 @@ struct GatewaySupervisor: Sendable {
                     }
                 }
             }
+            } onCancel: {
+                ready.clear()
+            }
         } catch where Task.isCancelled {
         } catch {
             logger.error("gateway failed", metadata: ["error": "\(error)"])
@@ -121,4 +127,5 @@ final class ReadyFlag: @unchecked Sendable {
     private var value = false
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
     func set() { lock.lock(); value = true; lock.unlock() }
+    func clear() { lock.lock(); value = false; lock.unlock() }
 }

@@ -125,7 +125,7 @@ fi
 step "gateway failover"
 gw2=$(cat "$STARLING_HOME/clusters/workload2/controller.pid")
 W2 multicluster uninstall >/dev/null
-eventually "workload1 sees workload2's gateway dead" 15 bash -c "STARLING_CONFIG=$work/configs/workload1 '$STARLING' multicluster gateways | grep -E '^workload2 +False'"
+eventually "workload1 sees workload2's gateway dead" 25 bash -c "STARLING_CONFIG=$work/configs/workload1 '$STARLING' multicluster gateways | grep -E '^workload2 +False'"
 w2=0; errs=0
 for i in $(seq 50); do
   body=$(curl -s -m 5 -x "$proxy1" http://podinfo.test:9898/) || { errs=$((errs + 1)); continue; }

@@ -27,6 +27,19 @@ enum ClusterProcess {
     /// Starts `executable` with `arguments` in a new session (no controlling terminal, not killed by
     /// the shell's SIGHUP or Ctrl-C), stdin from `/dev/null`, stdout and stderr appended to `logPath`,
     /// and no other inherited file descriptors. Returns its pid.
+    /// Default dispositions and an empty signal mask for a spawned child: the parent (this CLI)
+    /// may ignore or block signals the child must react to, and both are inherited across exec.
+    static func setDefaultSignals(_ attributes: inout posix_spawnattr_t, extraFlags: Int32 = 0) {
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT] { sigaddset(&defaults, signal) }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        posix_spawnattr_setflags(&attributes, Int16(extraFlags | Int32(POSIX_SPAWN_SETSIGDEF) | Int32(POSIX_SPAWN_SETSIGMASK)))
+    }
+
     static func spawnDetached(executable: String, arguments: [String], logPath: String) throws(CLIError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         var attributes = posix_spawnattr_t()
@@ -41,17 +54,7 @@ enum ClusterProcess {
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         closeInheritedDescriptors(&actions)
 
-        // Default dispositions and an empty mask: the parent (this CLI) may ignore or block signals
-        // the controller must react to, and both are inherited across exec.
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT] { sigaddset(&defaults, signal) }
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        let flags = posixSpawnSetSID | Int32(POSIX_SPAWN_SETSIGDEF) | Int32(POSIX_SPAWN_SETSIGMASK)
-        posix_spawnattr_setflags(&attributes, Int16(flags))
+        setDefaultSignals(&attributes, extraFlags: posixSpawnSetSID)
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }

@@ -121,12 +121,12 @@ struct MulticlusterChecks {
 
     /// Lists exported services from the remote API with the link credential; nil when it answers.
     static func remoteAnswers(link: LinkSpec, token: String, caPEM: String) async -> String? {
-        guard let colon = link.apiAddress.lastIndex(of: ":"), let port = Int(link.apiAddress[link.apiAddress.index(after: colon)...]) else {
+        guard let (host, port) = NetworkAddress.splitHostPort(link.apiAddress) else {
             return "apiAddress \(link.apiAddress) is not HOST:PORT"
         }
         do {
             let transport = try HTTP2ClientTransport.Posix(
-                target: .ipv4(address: String(link.apiAddress[..<colon]), port: port),
+                target: .ipv4(address: host, port: port),
                 transportSecurity: .tls { $0.trustRoots = .certificates([.bytes(Array(caPEM.utf8), format: .pem)]) })
             return try await withGRPCClient(transport: transport) { grpc in
                 var metadata = Metadata()

@@ -148,16 +148,12 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// `--outbound-tcp SVC.NS:PORT=LOCAL_ADDR:LOCAL_PORT`
+/// `--outbound-tcp SVC.NS:PORT=LOCAL_ADDR:LOCAL_PORT`, parsed by the proxy's own flag parser.
 enum OpaqueBindingFlag {
-    static func parse(_ text: String) throws(ValidationError) -> ProxyConfiguration.OpaqueBinding {
-        let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let colon = parts[1].lastIndex(of: ":"),
-            let listenPort = Int(parts[1][parts[1].index(after: colon)...]), (1...65535).contains(listenPort),
-            parts[0].contains(":")
-        else {
+    static func parse(_ text: String) throws(ValidationError) -> OutboundProxy.OpaqueBinding {
+        guard let binding = OutboundProxy.OpaqueBinding(flag: text) else {
             throw ValidationError("--outbound-tcp \"\(text)\" is not SVC.NS:PORT=LOCAL_ADDR:LOCAL_PORT (e.g. postgres.db:5432=127.0.0.1:15432)")
         }
-        return .init(authority: parts[0], listenHost: String(parts[1][..<colon]), listenPort: listenPort)
+        return binding
     }
 }

@@ -83,9 +83,7 @@ public final class Proxy: Sendable {
                 let outbound = OutboundProxy(
                     configuration: .init(
                         listenHost: c.listenHost, listenPort: c.outboundPort,
-                        opaqueBindings: c.opaqueBindings.map {
-                            .init(service: $0.authority, listenHost: $0.listenHost, listenPort: $0.listenPort)
-                        }),
+                        opaqueBindings: c.opaqueBindings),
                     runtime: .init(picker: picker, tls: tls, logger: logger))
                 group.addTask { try await inbound.run { port in self.state.withLock { $0.inboundPort = port } } }
                 group.addTask { try await outbound.run { port in self.state.withLock { $0.outboundPort = port } } }

@@ -21,24 +21,12 @@ public struct ProxyConfiguration: Sendable {
     public var appHost: String
     public var appPorts: [Int]
     /// Opaque TCP bindings: a local address per remote service port (databases).
-    public var opaqueBindings: [OpaqueBinding]
-
-    public struct OpaqueBinding: Sendable, Hashable {
-        /// `svc.ns:PORT` (or the fully qualified form).
-        public var authority: String
-        public var listenHost: String
-        public var listenPort: Int
-        public init(authority: String, listenHost: String, listenPort: Int) {
-            self.authority = authority
-            self.listenHost = listenHost
-            self.listenPort = listenPort
-        }
-    }
+    public var opaqueBindings: [OutboundProxy.OpaqueBinding]
 
     public init(
         controllerHost: String, controllerPort: Int, controllerCertificatePEM: String, token: String,
         identity: MeshIdentity, listenHost: String = "127.0.0.1", inboundPort: Int = 4143, outboundPort: Int = 4140,
-        adminPort: Int = 4191, appHost: String = "127.0.0.1", appPorts: [Int] = [], opaqueBindings: [OpaqueBinding] = []
+        adminPort: Int = 4191, appHost: String = "127.0.0.1", appPorts: [Int] = [], opaqueBindings: [OutboundProxy.OpaqueBinding] = []
     ) {
         self.controllerHost = controllerHost
         self.controllerPort = controllerPort

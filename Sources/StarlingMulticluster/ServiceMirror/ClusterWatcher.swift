@@ -50,7 +50,7 @@ struct ClusterWatcher: Sendable {
     }
 
     private func syncAndFollow() async throws {
-        guard let (host, port) = Self.splitHostPort(link.apiAddress) else {
+        guard let (host, port) = NetworkAddress.splitHostPort(link.apiAddress) else {
             throw MirrorError("link \(link.targetClusterName): apiAddress \"\(link.apiAddress)\" is not HOST:PORT")
         }
         let transport = try HTTP2ClientTransport.Posix(
@@ -129,11 +129,6 @@ struct ClusterWatcher: Sendable {
                 logger.info("mirror removed", metadata: ["mirror": "\(key)"])
             }
         }
-    }
-
-    static func splitHostPort(_ s: String) -> (String, Int)? {
-        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]) else { return nil }
-        return (String(s[..<colon]), port)
     }
 }
 

@@ -104,8 +104,9 @@ extension Certificate.SerialNumber {
             let word = generator.next() as UInt64
             for j in 0..<8 { bytes[i + j] = UInt8(truncatingIfNeeded: word >> (j * 8)) }
         }
-        bytes[0] &= 0x7F  // a positive INTEGER
-        if bytes.allSatisfy({ $0 == 0 }) { bytes[15] = 1 }
+        // A positive INTEGER whose first byte is never zero: a zero first byte would be dropped,
+        // leaving a first byte that may have its high bit set — a negative serial (1 in 128).
+        bytes[0] = (bytes[0] & 0x3F) | 0x40
         return Certificate.SerialNumber(bytes: bytes)
     }
 

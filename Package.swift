@@ -175,7 +175,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "starling",
-            dependencies: ["StarlingCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "StarlingCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: settings
         ),
         .executableTarget(

@@ -75,14 +75,16 @@ final class InboundHTTP1ForwardHandler: ChannelDuplexHandler, InboundHTTP1AppOwn
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        _ = machine.streamClosed()
-        if let app {
+        // Only an exchange still under way makes the app connection unusable. The stream also
+        // closes while its last response frame is flushed (`finish`), before the connection went
+        // back to the pool: closing it then cost one TCP connection to the app per request.
+        if machine.streamClosed(), let app {
             // The stream ended before its exchange finished: the app connection may hold half
             // of it, so it is closed — never left leased and open (that leaked connections).
             app.handler.endLease()
             app.channel.close(promise: nil)
+            self.app = nil
         }
-        app = nil
         context.fireChannelInactive()
     }
 
@@ -172,8 +174,8 @@ final class InboundHTTP1ForwardHandler: ChannelDuplexHandler, InboundHTTP1AppOwn
             write(part, context: context)
         case .finish(let part, let disposal, let resetStream):
             write(part, context: context)
-            context.flush()
             finishExchange(disposal)
+            context.flush()
             if resetStream {
                 // The caller is still sending a body nobody will read.
                 context.close(promise: nil)

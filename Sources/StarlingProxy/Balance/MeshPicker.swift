@@ -81,16 +81,8 @@ public final class MeshPicker: EndpointPicker {
         let profile = try await discovery.profile(authority)
         if profile.backends.isEmpty {
             let set = try await discovery.endpoints(authority)
-            guard set.exists else {
-                throw ProxyError(.unknownService, "\(authority) is not a known service")
-            }
-            guard !set.endpoints.isEmpty else {
-                throw ProxyError(.noEndpoints, "\(authority) has no endpoints")
-            }
-            let (backend, choice) = try choose(authority: authority, profile: profile, sets: [(authority, set.endpoints)])
-            return makePick(authority: authority, profile: profile, backend: backend, choice: choice)
+            return try pick(authority: authority, profile: profile, single: set)
         }
-
         var sets: [(String, Set<Endpoint>)] = []
         sets.reserveCapacity(profile.backends.count)
         var failures = 0
@@ -109,6 +101,39 @@ public final class MeshPicker: EndpointPicker {
         }
         if failures == profile.backends.count, let firstError { throw firstError }
         let (backend, choice) = try choose(authority: authority, profile: profile, sets: sets)
+        return makePick(authority: authority, profile: profile, backend: backend, choice: choice)
+    }
+
+    public func pickNow(_ authority: String) -> Result<Pick, ProxyError>? {
+        guard let profile = discovery.cachedProfile(authority) else { return nil }
+        do throws(ProxyError) {
+            if profile.backends.isEmpty {
+                guard let set = discovery.cachedEndpoints(authority) else { return nil }
+                return .success(try pick(authority: authority, profile: profile, single: set))
+            }
+            var sets: [(String, Set<Endpoint>)] = []
+            sets.reserveCapacity(profile.backends.count)
+            for backend in profile.backends {
+                // A backend not answered for yet: `pick` waits for it (or treats it as empty).
+                guard let set = discovery.cachedEndpoints(backend.authority) else { return nil }
+                sets.append((backend.authority, set.exists ? set.endpoints : []))
+            }
+            let (backend, choice) = try choose(authority: authority, profile: profile, sets: sets)
+            return .success(makePick(authority: authority, profile: profile, backend: backend, choice: choice))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// A pick for a service without a split.
+    private func pick(authority: String, profile: ServiceProfile, single set: EndpointSet) throws(ProxyError) -> Pick {
+        guard set.exists else {
+            throw ProxyError(.unknownService, "\(authority) is not a known service")
+        }
+        guard !set.endpoints.isEmpty else {
+            throw ProxyError(.noEndpoints, "\(authority) has no endpoints")
+        }
+        let (backend, choice) = try choose(authority: authority, profile: profile, sets: [(authority, set.endpoints)])
         return makePick(authority: authority, profile: profile, backend: backend, choice: choice)
     }
 

@@ -7,4 +7,13 @@ public protocol DiscoverySource: Sendable {
     func profile(_ authority: String) async throws(ProxyError) -> ServiceProfile
     /// The current endpoints of `authority`, same waiting rule.
     func endpoints(_ authority: String) async throws(ProxyError) -> EndpointSet
+    /// The profile of `authority` if discovery has answered for it, without waiting.
+    func cachedProfile(_ authority: String) -> ServiceProfile?
+    /// The endpoints of `authority` if discovery has answered for it, without waiting.
+    func cachedEndpoints(_ authority: String) -> EndpointSet?
+}
+
+extension DiscoverySource {
+    public func cachedProfile(_ authority: String) -> ServiceProfile? { nil }
+    public func cachedEndpoints(_ authority: String) -> EndpointSet? { nil }
 }

@@ -2,6 +2,14 @@
 /// split to choose a backend, then balances across that backend's endpoints.
 public protocol EndpointPicker: Sendable {
     func pick(_ authority: String) async throws(ProxyError) -> Pick
+    /// The same choice without waiting, from what discovery already knows; nil when `pick` would
+    /// have to wait for discovery (the caller then uses `pick`). Channel handlers use this on
+    /// every request and `pick` only for an authority's first.
+    func pickNow(_ authority: String) -> Result<Pick, ProxyError>?
+}
+
+extension EndpointPicker {
+    public func pickNow(_ authority: String) -> Result<Pick, ProxyError>? { nil }
 }
 
 /// The outcome of one request, reported back so the balancer learns latency and failures.

@@ -91,6 +91,14 @@ public final class DestinationClient: DiscoverySource {
         try await read(authority, what: "profile") { $0.profile }
     }
 
+    public func cachedProfile(_ authority: String) -> ServiceProfile? {
+        lookup(AuthorityKey.normalize(authority, clusterDomain: configuration.clusterDomain)) { $0.profile }
+    }
+
+    public func cachedEndpoints(_ authority: String) -> EndpointSet? {
+        lookup(AuthorityKey.normalize(authority, clusterDomain: configuration.clusterDomain)) { $0.endpoints }
+    }
+
     // MARK: - Observing
 
     /// Yields each time the cached answer for `authority` changes (endpoints or profile). Starts

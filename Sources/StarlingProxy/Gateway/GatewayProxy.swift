@@ -116,7 +116,7 @@ public struct GatewayProxy: Sendable {
             channel.pipeline.fireUserInboundEventTriggered(InboundDrainEvent())
         }
         await registry.drain(grace: configuration.drainTimeout)
-        await pool.close()
+        pool.close()
         logger.info("gateway stopped")
     }
 

@@ -154,7 +154,7 @@ struct OutboundForwarder: Sendable {
         }
     }
 
-    private func record(_ request: OutboundRequest, pick: Pick?, status: Int, latency: Duration?) {
+    func record(_ request: OutboundRequest, pick: Pick?, status: Int, latency: Duration?) {
         OutboundMetrics.record(
             OutboundMetrics.Request(
                 authority: request.authority, targetService: pick?.backend ?? request.routingAuthority,

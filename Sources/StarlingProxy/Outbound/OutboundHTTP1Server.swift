@@ -4,8 +4,10 @@ import NIOHPACK
 import NIOHTTP1
 import Synchronization
 
-/// The HTTP/1 front end of the outbound listener: a forward proxy. Reads one request at a time
-/// (pipelined requests wait their turn), validates it, and hands it to the forwarder.
+/// The task-based HTTP/1 front end of the outbound listener: a forward proxy. Reads one request
+/// at a time (pipelined requests wait their turn), validates it, and hands it to the forwarder.
+/// ``OutboundHTTP1ForwardHandler`` serves connections first and hands a connection over to this
+/// server when a request goes to a plain (not meshed) endpoint.
 ///
 /// Routing: the authority of an absolute-form target (`GET http://svc.ns:9898/ HTTP/1.1`, what
 /// `http_proxy=` clients send), else the `Host` field; port 80 when none is given. A transparently
@@ -17,8 +19,20 @@ struct OutboundHTTP1Server: Sendable {
     let maximumHeaderBytes: Int
     let draining: @Sendable () -> Bool
 
-    /// Adds the HTTP/1 server handlers after protocol detection (call on the event loop).
-    static func configure(_ channel: any Channel, configuration: OutboundProxy.Configuration) throws -> Connection {
+    /// Adds the HTTP/1 server handlers after protocol detection, with
+    /// ``OutboundHTTP1ForwardHandler`` serving the requests (call on the event loop).
+    static func configure(
+        _ channel: any Channel, configuration: OutboundProxy.Configuration,
+        environment: OutboundHTTP1ForwardHandler.Environment, originalDestination: String?, logger: Logger
+    ) throws {
+        try addCodec(channel, configuration: configuration)
+        try channel.pipeline.syncOperations.addHandler(
+            OutboundHTTP1ForwardHandler(
+                environment: environment, originalDestination: originalDestination, logger: logger))
+    }
+
+    /// The HTTP/1 server codec with its limits and timeouts (call on the event loop).
+    private static func addCodec(_ channel: any Channel, configuration: OutboundProxy.Configuration) throws {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = configuration.maximumHeaderBytes
         limits.maxHeaderFieldSize = configuration.maximumHeaderBytes
@@ -32,7 +46,6 @@ struct OutboundHTTP1Server: Sendable {
         try sync.addHandler(HTTPResponseEncoder(configuration: encoderConfiguration))
         try sync.addHandler(
             ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits)))
-        return try Connection(wrappingChannelSynchronously: channel)
     }
 
     func serve(_ connection: Connection, originalDestination: String?, logger: Logger) async {

@@ -31,7 +31,8 @@ public struct OutboundProxy: Sendable {
 
     /// What the listener made of an accepted connection.
     enum Accepted: Sendable {
-        case http1(OutboundHTTP1Server.Connection, originalDestination: String?)
+        /// Served by channel handlers until it closes.
+        case http1(any Channel)
         case http2(OutboundHTTP2Server.Multiplexer, channel: any Channel, originalDestination: String?)
         case opaque(any Channel, originalDestination: String)
         case rejected(any Channel, reason: String)
@@ -54,6 +55,14 @@ public struct OutboundProxy: Sendable {
             draining: { registry.isDraining })
         let http2 = OutboundHTTP2Server(forwarder: forwarder)
         let opaque = OutboundOpaque(picker: runtime.picker, dialer: dialer)
+        let http1Environment = OutboundHTTP1ForwardHandler.Environment(
+            forwarder: forwarder, maximumHeaderBytes: configuration.maximumHeaderBytes,
+            draining: { registry.isDraining },
+            handOff: { connection, originalDestination in
+                var connectionLogger = logger
+                connectionLogger[metadataKey: "client"] = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"
+                await http1.serve(connection, originalDestination: originalDestination, logger: connectionLogger)
+            })
 
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -62,7 +71,10 @@ public struct OutboundProxy: Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .bind(host: configuration.listenHost, port: configuration.listenPort) { channel in
                 channel.eventLoop.makeSucceededFuture(
-                    AcceptedConnection(channel: channel, outcome: Self.accept(channel, configuration: configuration)))
+                    AcceptedConnection(
+                        channel: channel,
+                        outcome: Self.accept(
+                            channel, configuration: configuration, http1: http1Environment, logger: logger)))
             }
         var opaqueListeners: [(OpaqueBinding, NIOAsyncChannel<any Channel, Never>)] = []
         do {
@@ -102,8 +114,7 @@ public struct OutboundProxy: Sendable {
                         try await listener.executeThenClose { inbound in
                             for try await accepted in inbound {
                                 registry.start(channel: accepted.channel) {
-                                    await Self.serve(
-                                        accepted.outcome, logger: logger, http1: http1, http2: http2, opaque: opaque)
+                                    await Self.serve(accepted.outcome, logger: logger, http2: http2, opaque: opaque)
                                 }
                             }
                         }
@@ -132,13 +143,16 @@ public struct OutboundProxy: Sendable {
         }
         logger.info("outbound proxy draining", metadata: ["connections": "\(registry.count)"])
         await registry.drain(grace: configuration.drainGracePeriod)
-        await pool.close()
+        pool.close()
         logger.info("outbound proxy stopped")
     }
 
     /// The pipeline of a newly accepted outbound connection: metrics, then protocol detection;
     /// the returned future resolves once the protocol handlers are in place.
-    static func accept(_ channel: any Channel, configuration: Configuration) -> EventLoopFuture<Accepted> {
+    static func accept(
+        _ channel: any Channel, configuration: Configuration, http1: OutboundHTTP1ForwardHandler.Environment,
+        logger: Logger
+    ) -> EventLoopFuture<Accepted> {
         let metrics = ConnectionMetricsHandler()
         let detector = ProtocolDetectionHandler(
             eventLoop: channel.eventLoop, timeout: TimeAmount(configuration.detectionTimeout))
@@ -156,7 +170,7 @@ public struct OutboundProxy: Sendable {
             channel.eventLoop.makeCompletedFuture {
                 try configureDetected(
                     outcome, channel: channel, originalDestination: originalDestination, configuration: configuration,
-                    metrics: metricsBound.value, detector: detectorBound.value)
+                    http1: http1, logger: logger, metrics: metricsBound.value, detector: detectorBound.value)
             }.flatMap { $0 }
         }.flatMapErrorThrowing { error in
             channel.close(promise: nil)
@@ -168,15 +182,19 @@ public struct OutboundProxy: Sendable {
     /// (replaying what it held) for HTTP; for opaque traffic it stays until the splice is in place.
     private static func configureDetected(
         _ outcome: ProtocolDetectionHandler.Outcome, channel: any Channel, originalDestination: String?,
-        configuration: Configuration, metrics: ConnectionMetricsHandler, detector: ProtocolDetectionHandler
+        configuration: Configuration, http1: OutboundHTTP1ForwardHandler.Environment, logger: Logger,
+        metrics: ConnectionMetricsHandler, detector: ProtocolDetectionHandler
     ) throws -> EventLoopFuture<Accepted> {
         let accepted: Accepted
         switch outcome {
         case .detected(.http1):
             metrics.kind = "http1"
-            accepted = .http1(
-                try OutboundHTTP1Server.configure(channel, configuration: configuration),
-                originalDestination: originalDestination)
+            var connectionLogger = logger
+            connectionLogger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+            try OutboundHTTP1Server.configure(
+                channel, configuration: configuration, environment: http1, originalDestination: originalDestination,
+                logger: connectionLogger)
+            accepted = .http1(channel)
         case .detected(.http2):
             metrics.kind = "http2"
             accepted = .http2(
@@ -199,15 +217,14 @@ public struct OutboundProxy: Sendable {
     }
 
     static func serve(
-        _ accepted: EventLoopFuture<Accepted>, logger: Logger, http1: OutboundHTTP1Server,
-        http2: OutboundHTTP2Server, opaque: OutboundOpaque
+        _ accepted: EventLoopFuture<Accepted>, logger: Logger, http2: OutboundHTTP2Server, opaque: OutboundOpaque
     ) async {
         guard let accepted = try? await accepted.get() else { return }
         var logger = logger
         switch accepted {
-        case .http1(let connection, let originalDestination):
-            logger[metadataKey: "client"] = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"
-            await http1.serve(connection, originalDestination: originalDestination, logger: logger)
+        case .http1(let channel):
+            // Its handlers serve it (or hand it to the task-based server); tracked until closed.
+            try? await channel.closeFuture.get()
         case .http2(let multiplexer, let channel, let originalDestination):
             logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
             await http2.serve(multiplexer, originalDestination: originalDestination, logger: logger)

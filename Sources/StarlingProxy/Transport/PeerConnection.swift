@@ -8,6 +8,8 @@ public struct PeerConnection: Sendable {
 
     public let channel: any Channel
     let multiplexer: NIOHTTP2Handler.AsyncStreamMultiplexer<Void>
+    /// The same multiplexer for channel handlers, usable on the connection's event loop only.
+    let handlerMultiplexer: NIOLoopBound<NIOHTTP2Handler.StreamMultiplexer>
     let activity: HTTP2ConnectionActivity
 
     /// False once the connection closed or the peer sent GOAWAY; the pool then replaces it.
@@ -26,6 +28,14 @@ public struct PeerConnection: Sendable {
         }
     }
 
+    /// Opens a new request stream whose pipeline `initialize` sets up (a channel handler's path:
+    /// no task, no async channel). Call on the connection's event loop.
+    func createStream(
+        promise: EventLoopPromise<any Channel>, _ initialize: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) {
+        handlerMultiplexer.value.createStreamChannel(promise: promise, initialize)
+    }
+
     /// Makes the HTTP/2 client side on an established (TLS, ALPN `h2`) channel. Call on the
     /// channel's event loop.
     static func configure(
@@ -40,6 +50,9 @@ public struct PeerConnection: Sendable {
         }
         try channel.pipeline.syncOperations.addHandler(
             HTTP2ConnectionLivenessHandler(activity: activity, idleTimeout: idleTimeout))
-        return PeerConnection(channel: channel, multiplexer: multiplexer, activity: activity)
+        let handlerMultiplexer = try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
+        return PeerConnection(
+            channel: channel, multiplexer: multiplexer,
+            handlerMultiplexer: NIOLoopBound(handlerMultiplexer, eventLoop: channel.eventLoop), activity: activity)
     }
 }

@@ -1,0 +1,721 @@
+import Logging
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+import NIOHTTP2
+
+/// The HTTP/1 front end of the outbound listener (a forward proxy), as a channel handler: each
+/// request is validated, routed (`EndpointPicker.pickNow`), and sent as one stream on the pooled
+/// HTTP/2 mTLS connection to the chosen peer that lives on this connection's event loop; the
+/// response comes back through ``OutboundStreamHandler``. No task, no thread hop per request.
+///
+/// One request at a time: reads stop at a request's end and resume once its response is out
+/// (parts of a pipelined request that were already decoded wait in `queued`). Request bodies
+/// are read only while the stream is writable, responses only while the client is.
+///
+/// Routing: the authority of an absolute-form target (`GET http://svc.ns:9898/ HTTP/1.1`, what
+/// `http_proxy=` clients send), else `Host`; port 80 when none is given. A transparently captured
+/// connection routes by its original destination instead.
+///
+/// A request routed to a plain endpoint (one outside the mesh) hands the whole connection to the
+/// task-based ``OutboundHTTP1Server``, which replays it: such endpoints are rare and not worth a
+/// second handler-based HTTP/1 client.
+final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// What every connection's handler shares.
+    struct Environment: Sendable {
+        var forwarder: OutboundForwarder
+        var maximumHeaderBytes: Int
+        var draining: @Sendable () -> Bool
+        /// Serves a connection handed off to the task-based server (plain endpoints).
+        var handOff: @Sendable (OutboundHTTP1Server.Connection, _ originalDestination: String?) async -> Void
+    }
+
+    /// The request being served.
+    private struct Request {
+        var head: HTTPRequestHead
+        var outbound: OutboundRequest
+        /// Parts read before the stream was open (body, end), in order.
+        var held: [HTTPServerRequestPart] = []
+        var requestDone: Bool
+        var retried = false
+    }
+
+    /// The exchange with the peer once its stream is open.
+    private struct Exchange {
+        var stream: OutboundStreamHandler
+        var pick: Pick
+        var started: ContinuousClock.Instant
+        var timeout: Scheduled<Void>?
+        var status: Int?
+        /// The response says `connection: close`, or the connection must close after it.
+        var closeAfter = false
+    }
+
+    private enum State {
+        case idle
+        /// Picking an endpoint, connecting or opening a stream; the client is not read.
+        case routing(Request)
+        case exchanging(Request, Exchange)
+        /// The connection belongs to the task-based server now; everything passes through.
+        case handedOff
+        case closed
+    }
+
+    private let environment: Environment
+    private let originalDestination: String?
+    private var logger: Logger
+    private var state = State.idle
+    private var context: ChannelHandlerContext?
+    /// Parts of the next request(s), decoded in the same read as the current one's end.
+    private var queued: CircularBuffer<HTTPServerRequestPart> = []
+    /// Reads are held while routing, between a request's end and its response's end, and while
+    /// the stream cannot take more body.
+    private var readsPaused = false
+    private var readPending = false
+
+    init(environment: Environment, originalDestination: String?, logger: Logger) {
+        self.environment = environment
+        self.originalDestination = originalDestination
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: - Reads
+
+    func read(context: ChannelHandlerContext) {
+        if readsPaused {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+
+    private func pauseReads() {
+        readsPaused = true
+    }
+
+    private func resumeReads() {
+        guard readsPaused else { return }
+        readsPaused = false
+        if readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    // MARK: - Client side
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .handedOff = state {
+            context.fireChannelRead(data)
+            return
+        }
+        let part = unwrapInboundIn(data)
+        // Parts wait behind those already queued, in order.
+        if queued.isEmpty {
+            process(part, context: context)
+        } else {
+            queued.append(part)
+        }
+    }
+
+    /// Whether the next client part belongs to the current request (or starts one).
+    private var takesParts: Bool {
+        switch state {
+        case .idle: true
+        case .routing(let request), .exchanging(let request, _): !request.requestDone
+        case .handedOff, .closed: false
+        }
+    }
+
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch state {
+        case .idle:
+            received(part, context: context)
+        case .routing(var request):
+            if request.requestDone {
+                queued.append(part)
+            } else {
+                request.held.append(part)
+                if case .end = part { request.requestDone = true }
+                state = .routing(request)
+            }
+        case .exchanging(var request, let exchange):
+            if request.requestDone {
+                queued.append(part)
+                return
+            }
+            switch part {
+            case .head:
+                // The decoder never sends a head inside a body; a safety net.
+                streamFailed(ProxyError(.badRequest, "a request head arrived inside a request body"))
+            case .body(let buffer):
+                exchange.stream.write(.data(.init(data: .byteBuffer(buffer))))
+            case .end(let trailers):
+                request.requestDone = true
+                state = .exchanging(request, exchange)
+                // A body-less request ended with its HEADERS frame already.
+                if request.outbound.hasBody {
+                    exchange.stream.writeEnd(trailers.map(HTTPHeadConversion.http2Trailers(from:)))
+                }
+                pauseReads()
+            }
+        case .handedOff, .closed:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        switch state {
+        case .exchanging(let request, let exchange):
+            exchange.stream.flush()
+            if !request.requestDone && !exchange.stream.isWritable { pauseReads() }
+        case .handedOff:
+            context.fireChannelReadComplete()
+        default:
+            break
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .exchanging(_, let exchange) = state, context.channel.isWritable {
+            exchange.stream.clientBecameWritable()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let previous = state
+        state = .closed
+        switch previous {
+        case .exchanging(_, let exchange):
+            exchange.timeout?.cancel()
+            exchange.stream.detach()
+            exchange.stream.close()
+            exchange.pick.complete(.abandoned)
+        case .handedOff:
+            break
+        default:
+            break
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case .handedOff = state {
+            context.fireErrorCaught(error)
+            return
+        }
+        // The decoder refused the bytes: answer once (if no response is under way), then close.
+        switch state {
+        case .idle, .routing:
+            let refusal = OutboundHTTP1Server.refusal(for: error)
+            logger.debug("refused a malformed request", metadata: ["error": "\(error)"])
+            closeConnection(after: writeError(refusal, version: .http1_1, close: true, context: context), context: context)
+        default:
+            logger.debug("client connection failed", metadata: ["error": "\(error)"])
+            closeConnection(after: nil, context: context)
+        }
+    }
+
+    /// A part that starts a new request (state `.idle`).
+    private func received(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        // A request without a body ends with its head; its `.end` arrives after.
+        guard case .head(var head) = part else { return }
+        context.triggerUserOutboundEvent(HTTP1ServerTimeoutEvent.requestHeadReceived, promise: nil)
+        let framing: HTTP1RequestValidation.BodyFraming
+        let authority: String
+        let routing: String
+        do {
+            framing = try HTTP1RequestValidation.validate(head, maximumHeaderBytes: environment.maximumHeaderBytes)
+            (authority, routing) = try OutboundHTTP1Server.authority(of: head)
+        } catch {
+            // Framing is unknown or untrusted: never forward, never reuse the connection.
+            closeConnection(after: writeError(error, version: head.version, close: true, context: context), context: context)
+            return
+        }
+        if head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            head.headers.remove(name: "expect")
+            if framing != .none {
+                context.writeAndFlush(
+                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
+        }
+        let outbound = OutboundRequest(
+            headers: HTTPHeadConversion.http2RequestHeaders(from: head, authority: authority),
+            routingAuthority: originalDestination ?? routing, authority: authority, method: head.method.rawValue,
+            originalProtocol: head.version == .http1_1 ? "HTTP/1.1" : "HTTP/\(head.version.major).\(head.version.minor)",
+            hasBody: framing != .none)
+        // Body-less requests still send `.end`; it is held (and dropped) like a body's.
+        state = .routing(Request(head: head, outbound: outbound, requestDone: false))
+        pauseReads()
+        route(context: context)
+    }
+
+    // MARK: - Routing
+
+    private func route(context: ChannelHandlerContext) {
+        guard case .routing(let request) = state else { return }
+        let authority = request.outbound.routingAuthority
+        if let result = environment.forwarder.picker.pickNow(authority) {
+            picked(result, context: context)
+            return
+        }
+        // The authority's first request waits for discovery, off the event loop.
+        let picker = environment.forwarder.picker
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let promise = context.eventLoop.makePromise(of: Pick.self)
+        promise.completeWithTask { try await picker.pick(authority) }
+        promise.futureResult.whenComplete { result in
+            let (handler, context) = loopBound.value
+            handler.picked(result.mapError { ($0 as? ProxyError) ?? ProxyError(.discoveryUnavailable, "\($0)") }, context: context)
+        }
+    }
+
+    private func picked(_ result: Result<Pick, ProxyError>, context: ChannelHandlerContext) {
+        guard case .routing(let request) = state else {
+            if case .success(let pick) = result { pick.complete(.abandoned) }
+            return
+        }
+        let pick: Pick
+        switch result {
+        case .failure(let error):
+            respond(error, pick: nil, context: context)
+            return
+        case .success(let chosen):
+            pick = chosen
+        }
+        guard pick.endpoint.identity != nil else {
+            pick.complete(.abandoned)
+            handOff(context: context)
+            return
+        }
+        let started = ContinuousClock.now
+        let pool = environment.forwarder.pool
+        if let connection = pool.readyConnection(to: pick.endpoint, on: context.eventLoop) {
+            openStream(on: connection, pick: pick, started: started, context: context)
+            return
+        }
+        _ = request
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        pool.connection(to: pick.endpoint, on: context.eventLoop, timeout: pick.timeout).whenComplete { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success(let connection):
+                handler.openStream(on: connection, pick: pick, started: started, context: context)
+            case .failure(let error):
+                handler.connectFailed(
+                    (error as? ProxyError) ?? ProxyError(.connectFailed, "\(error)"), pick: pick, started: started,
+                    context: context)
+            }
+        }
+    }
+
+    private func connectFailed(_ error: ProxyError, pick: Pick, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
+        guard case .routing(var request) = state else {
+            pick.complete(.abandoned)
+            return
+        }
+        pick.complete(.failure(latency: ContinuousClock.now - started))
+        if !request.retried, request.outbound.isRetryable, pick.mayRetry() {
+            request.retried = true
+            state = .routing(request)
+            logger.debug(
+                "retrying after connect failure",
+                metadata: ["authority": "\(request.outbound.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
+            route(context: context)
+            return
+        }
+        respond(error, pick: pick, context: context)
+    }
+
+    private func openStream(on connection: PeerConnection, pick: Pick, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
+        guard case .routing = state else {
+            pick.complete(.abandoned)
+            return
+        }
+        let stream = OutboundStreamHandler(owner: self)
+        let promise = context.eventLoop.makePromise(of: (any Channel).self)
+        let loopBound = NIOLoopBound((self, context, stream), eventLoop: context.eventLoop)
+        connection.createStream(promise: promise) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(loopBound.value.2)
+            }
+        }
+        promise.futureResult.whenComplete { result in
+            let (handler, context, stream) = loopBound.value
+            switch result {
+            case .success:
+                handler.streamOpened(stream, pick: pick, started: started, context: context)
+            case .failure(let error):
+                stream.detach()
+                handler.connectFailed(
+                    ProxyError(.connectFailed, "opening a stream to \(pick.endpoint) failed: \(error)"), pick: pick,
+                    started: started, context: context)
+            }
+        }
+    }
+
+    private func streamOpened(_ stream: OutboundStreamHandler, pick: Pick, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
+        guard case .routing(var request) = state else {
+            stream.detach()
+            stream.close()
+            pick.complete(.abandoned)
+            return
+        }
+        let headers = environment.forwarder.meshHeaders(for: request.outbound, pick: pick)
+        let hasBody = request.outbound.hasBody
+        stream.write(.headers(.init(headers: headers, endStream: !hasBody)))
+        let held = request.held
+        request.held = []
+        if hasBody {
+            for part in held {
+                switch part {
+                case .body(let buffer): stream.write(.data(.init(data: .byteBuffer(buffer))))
+                case .end(let trailers): stream.writeEnd(trailers.map(HTTPHeadConversion.http2Trailers(from:)))
+                case .head: break
+                }
+            }
+        }
+        stream.flush()
+        var exchange = Exchange(stream: stream, pick: pick, started: started)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let timeout = pick.timeout
+        exchange.timeout = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+            let (handler, context) = loopBound.value
+            handler.timedOut(after: timeout, stream: stream, context: context)
+        }
+        state = .exchanging(request, exchange)
+        if !request.requestDone && stream.isWritable { resumeReads() }
+    }
+
+    private func handOff(context: ChannelHandlerContext) {
+        guard case .routing(let request) = state else { return }
+        state = .handedOff
+        let replay = [HTTPServerRequestPart.head(request.head)] + request.held + Array(queued)
+        queued = []
+        let connection: OutboundHTTP1Server.Connection
+        do {
+            connection = try OutboundHTTP1Server.Connection(wrappingChannelSynchronously: context.channel)
+        } catch {
+            logger.warning("could not hand the connection over", metadata: ["error": "\(error)"])
+            closeConnection(after: nil, context: context)
+            return
+        }
+        let environment = self.environment
+        let originalDestination = self.originalDestination
+        Task { await environment.handOff(connection, originalDestination) }
+        for part in replay { context.fireChannelRead(wrapInboundOut(part)) }
+        context.fireChannelReadComplete()
+        readsPaused = false
+        if readPending {
+            readPending = false
+            context.read()
+        }
+    }
+
+    // MARK: - Stream side (called by ``OutboundStreamHandler`` on this event loop)
+
+    func streamReceived(_ payload: HTTP2Frame.FramePayload) {
+        guard let context, case .exchanging(let request, var exchange) = state else { return }
+        switch payload {
+        case .headers(let frame):
+            if exchange.status == nil {
+                guard let status = frame.headers.first(name: ":status").flatMap(Int.init) else {
+                    streamFailed(ProxyError(.upstreamProtocol, "the peer's response has no valid :status"))
+                    return
+                }
+                if (100..<200).contains(status) { return }
+                exchange.timeout?.cancel()
+                exchange.timeout = nil
+                let head: HTTPResponseHead
+                do {
+                    head = try HTTPHeadConversion.http1ResponseHead(
+                        from: frame.headers, requestMethod: request.head.method, version: request.head.version)
+                } catch {
+                    streamFailed(ProxyError(.upstreamProtocol, "\(error)"))
+                    return
+                }
+                exchange.status = status
+                if head.headers["connection"].contains(where: { $0.lowercased() == "close" }) {
+                    exchange.closeAfter = true
+                }
+                state = .exchanging(request, exchange)
+                context.write(wrapOutboundOut(.head(head)), promise: nil)
+                if frame.endStream { finish(trailers: nil, context: context) }
+            } else {
+                finish(trailers: HTTPHeadConversion.http1Trailers(from: frame.headers), context: context)
+            }
+        case .data(let frame):
+            guard exchange.status != nil else {
+                streamFailed(ProxyError(.upstreamProtocol, "the peer sent data before its response head"))
+                return
+            }
+            if request.head.method != .HEAD, case .byteBuffer(let buffer) = frame.data, buffer.readableBytes > 0 {
+                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            }
+            if frame.endStream { finish(trailers: nil, context: context) }
+        case .rstStream(let code):
+            streamFailed(ProxyError(.upstreamProtocol, "the peer reset the stream (\(code))"))
+        default:
+            break
+        }
+    }
+
+    func streamReadComplete() {
+        guard let context, case .exchanging = state else { return }
+        context.flush()
+    }
+
+    /// Whether the stream may read more of the response (the client keeps up).
+    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+
+    func streamWritable() {
+        guard case .exchanging(let request, _) = state, !request.requestDone else { return }
+        resumeReads()
+    }
+
+    /// The stream closed or failed before the response ended.
+    func streamFailed(_ error: ProxyError) {
+        guard let context, case .exchanging(let request, let exchange) = state else { return }
+        exchange.timeout?.cancel()
+        exchange.stream.detach()
+        exchange.stream.close()
+        exchange.pick.complete(.failure(latency: ContinuousClock.now - exchange.started))
+        if exchange.status != nil {
+            logger.warning(
+                "response broke off",
+                metadata: ["authority": "\(request.outbound.authority)", "endpoint": "\(exchange.pick.endpoint)", "error": "\(error)"])
+            state = .closed
+            context.flush()
+            context.close(promise: nil)
+            return
+        }
+        state = .routing(request)
+        respond(error, pick: exchange.pick, context: context)
+    }
+
+    private func timedOut(after timeout: Duration, stream: OutboundStreamHandler, context: ChannelHandlerContext) {
+        guard case .exchanging(let request, let exchange) = state, exchange.stream === stream, exchange.status == nil
+        else { return }
+        exchange.stream.detach()
+        exchange.stream.close()
+        exchange.pick.complete(.failure(latency: ContinuousClock.now - exchange.started))
+        state = .routing(request)
+        respond(ProxyError(.timeout, "no response within \(timeout)"), pick: exchange.pick, context: context)
+    }
+
+    /// The response ended: complete it, then serve the next request or close.
+    private func finish(trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        guard case .exchanging(let request, let exchange) = state, let status = exchange.status else { return }
+        exchange.stream.detach()
+        let latency = ContinuousClock.now - exchange.started
+        // A 5xx from the peer proxy itself (it names its error) counts against the endpoint.
+        exchange.pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
+        environment.forwarder.record(request.outbound, pick: exchange.pick, status: status, latency: latency)
+        if logger.logLevel <= .debug {
+            logger.debug(
+                "forwarded",
+                metadata: [
+                    "authority": "\(request.outbound.authority)", "endpoint": "\(exchange.pick.endpoint)",
+                    "status": "\(status)", "latency": "\(latency)",
+                ])
+        }
+        // An unread request body cannot be skipped safely: close after answering early.
+        let keepAlive =
+            request.requestDone && !exchange.closeAfter && request.head.isKeepAlive && !environment.draining()
+        if !request.requestDone { exchange.stream.close() }
+        if keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            nextRequest(after: nil, context: context)
+        } else {
+            nextRequest(after: context.writeAndFlush(wrapOutboundOut(.end(trailers))), context: context)
+        }
+    }
+
+    // MARK: - Answers of the proxy's own
+
+    /// Answers `error` for the current request (state `.routing`), then goes on like `finish`.
+    private func respond(_ error: ProxyError, pick: Pick?, context: ChannelHandlerContext) {
+        guard case .routing(let request) = state else { return }
+        let metadata: Logger.Metadata = [
+            "authority": "\(request.outbound.authority)", "error": "\(error)",
+            "endpoint": "\(pick.map { "\($0.endpoint)" } ?? "-")",
+        ]
+        switch error.code {
+        case .unknownService, .badRequest, .headersTooLarge:
+            logger.debug("request refused", metadata: metadata)
+        default:
+            logger.warning("request failed", metadata: metadata)
+        }
+        environment.forwarder.record(request.outbound, pick: pick, status: error.httpStatus, latency: nil)
+        let close = !request.requestDone || environment.draining() || !request.head.isKeepAlive
+        let written = writeError(error, version: request.head.version, close: close, context: context)
+        nextRequest(after: close ? written : nil, context: context)
+    }
+
+    /// Writes an error response; the future completes when its last part went out.
+    private func writeError(
+        _ error: ProxyError, version: HTTPVersion, close: Bool, context: ChannelHandlerContext
+    ) -> EventLoopFuture<Void> {
+        context.write(wrapOutboundOut(.head(OutboundErrorResponse.http1Head(error, version: version, close: close))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(OutboundErrorResponse.body(error)))), promise: nil)
+        return context.writeAndFlush(wrapOutboundOut(.end(nil)))
+    }
+
+    /// After a response: the next request, or — when `closing` is given — closing the connection
+    /// once that last write went out.
+    private func nextRequest(after closing: EventLoopFuture<Void>?, context: ChannelHandlerContext) {
+        context.triggerUserOutboundEvent(HTTP1ServerTimeoutEvent.responseCompleted, promise: nil)
+        if let closing {
+            closeConnection(after: closing, context: context)
+            return
+        }
+        state = .idle
+        drainQueued(context: context)
+        if case .idle = state { resumeReads() }
+    }
+
+    /// Hands what the last read already decoded to the current request, as far as it belongs to it.
+    private func drainQueued(context: ChannelHandlerContext) {
+        while takesParts, let part = queued.popFirst() {
+            process(part, context: context)
+        }
+    }
+
+    /// Closes the connection, after `written` completes when given (a close drops unwritten data).
+    private func closeConnection(after written: EventLoopFuture<Void>?, context: ChannelHandlerContext) {
+        state = .closed
+        queued = []
+        guard let written else {
+            context.close(promise: nil)
+            return
+        }
+        let channel = context.channel
+        written.whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+@available(*, unavailable)
+extension OutboundHTTP1ForwardHandler: Sendable {}
+
+/// The handler of one request stream on a pooled peer connection: hands the response frames to
+/// the ``OutboundHTTP1ForwardHandler`` that opened it (same event loop) and carries out its writes.
+/// Reads of the response wait while the client cannot take more.
+final class OutboundStreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    private var owner: OutboundHTTP1ForwardHandler?
+    private var context: ChannelHandlerContext?
+    private var readPending = false
+    /// Frames written before the stream channel was set up.
+    private var pendingWrites: [HTTP2Frame.FramePayload] = []
+    private var pendingFlush = false
+
+    init(owner: OutboundHTTP1ForwardHandler) {
+        self.owner = owner
+    }
+
+    /// The exchange is over: nothing more goes to the owner.
+    func detach() {
+        owner = nil
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        for payload in pendingWrites { context.write(wrapOutboundOut(payload), promise: nil) }
+        pendingWrites = []
+        if pendingFlush { context.flush() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? true }
+
+    func write(_ payload: HTTP2Frame.FramePayload) {
+        guard let context else {
+            pendingWrites.append(payload)
+            return
+        }
+        context.write(wrapOutboundOut(payload), promise: nil)
+    }
+
+    /// Ends the request: trailers, or an empty DATA frame with END_STREAM.
+    func writeEnd(_ trailers: HPACKHeaders?) {
+        if let trailers, !trailers.isEmpty {
+            write(.headers(.init(headers: trailers, endStream: true)))
+        } else {
+            write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+        }
+    }
+
+    func flush() {
+        guard let context else {
+            pendingFlush = true
+            return
+        }
+        context.flush()
+    }
+
+    func close() {
+        context?.close(promise: nil)
+    }
+
+    func clientBecameWritable() {
+        guard readPending, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let owner, !owner.clientIsWritable {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        owner?.streamReceived(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        owner?.streamReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { owner?.streamWritable() }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let owner = self.owner
+        self.owner = nil
+        owner?.streamFailed(ProxyError(.upstreamProtocol, "the peer closed the stream before the response ended"))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let owner = self.owner
+        self.owner = nil
+        owner?.streamFailed(ProxyError(.upstreamProtocol, "the stream to the peer failed: \(error)"))
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension OutboundStreamHandler: Sendable {}

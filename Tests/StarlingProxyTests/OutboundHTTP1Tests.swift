@@ -60,6 +60,63 @@ struct OutboundHTTP1Tests {
         #expect(peer.seen.received.map(\.body).sorted() == ["abc", "hello"])
     }
 
+    @Test(arguments: [false, true])
+    func keepAliveRequestsRouteWithOrWithoutWaitingForThePicker(answersNow: Bool) async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        var fixed = picker(peer: peer)
+        fixed.answersNow = answersNow
+        let outcomes = fixed.outcomes
+        let response = try await withOutboundProxy(picker: fixed, tls: clientTLS) { port in
+            try await rawExchange(
+                port: port,
+                send: "GET /one HTTP/1.1\r\nHost: podinfo.test:9898\r\n\r\n"
+                    + "HEAD /two HTTP/1.1\r\nHost: podinfo.test:9898\r\n\r\n"
+                    + "POST /three HTTP/1.1\r\nHost: podinfo.test:9898\r\nContent-Length: 3\r\nConnection: close\r\n\r\nxyz")
+        }
+        #expect(response.components(separatedBy: "HTTP/1.1 200 OK").count == 4)
+        // The HEAD response carries no body; GET and POST get theirs, in order.
+        #expect(response.components(separatedBy: "echo:").count == 3)
+        #expect(response.hasSuffix("echo:xyz\r\n0\r\n\r\n"))
+        #expect(peer.seen.received.map { $0.headers.first(name: ":path") ?? "" } == ["/one", "/two", "/three"])
+        #expect(outcomes.successes == 3)
+    }
+
+    @Test func expectContinueGets100BeforeTheBodyIsSent() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let response = try await withOutboundProxy(picker: picker(peer: peer), tls: clientTLS) { port in
+            try await rawExchange(
+                port: port,
+                send: "PUT /upload HTTP/1.1\r\nHost: podinfo.test:9898\r\nContent-Length: 4\r\nExpect: 100-continue\r\nConnection: close\r\n\r\ndata")
+        }
+        #expect(response.hasPrefix("HTTP/1.1 100 Continue\r\n"))
+        #expect(response.contains("HTTP/1.1 200 OK\r\n"))
+        #expect(response.contains("echo:data"))
+        #expect(peer.seen.received.first?.headers.first(name: "expect") == nil)
+    }
+
+    @Test func aPlainEndpointIsServedOverHTTP1() async throws {
+        // An endpoint outside the mesh (no identity): the connection is handed to the task-based
+        // server, which forwards plain HTTP/1.1 — the request read so far is replayed to it.
+        let app = try await startInboundHTTP1App()
+        defer { Task { await app.close() } }
+        let fixed = FixedPicker(
+            endpoints: ["plain.test:80": Endpoint(host: "127.0.0.1", port: app.port)], answersNow: true)
+        let response = try await withOutboundProxy(picker: fixed, tls: clientTLS) { port in
+            try await rawExchange(
+                port: port,
+                send: "POST /a HTTP/1.1\r\nHost: plain.test\r\nContent-Length: 5\r\n\r\nhello"
+                    + "GET /b HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n")
+        }
+        #expect(response.components(separatedBy: "HTTP/1.1 200 OK").count == 3)
+        #expect(response.contains("echo-path: /a"))
+        #expect(response.contains("echo-path: /b"))
+        #expect(response.contains("hello"))
+        // Plain endpoints get no mesh headers.
+        #expect(response.contains("echo-target: none"))
+    }
+
     @Test func smugglingAttemptIsRefusedAndNeverForwarded() async throws {
         let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
         defer { Task { await peer.close() } }

@@ -52,9 +52,25 @@ struct FixedPicker: EndpointPicker {
     var endpoints: [String: Endpoint]
     var backend: String = "podinfo.test.svc.cluster.local:9898"
     var timeout: Duration = .seconds(5)
+    /// Answers `pickNow` too (as `MeshPicker` does once discovery has answered), so the channel
+    /// handlers route without a task; otherwise only the async `pick`.
+    var answersNow = false
     let outcomes = OutcomeLog()
 
+    func pickNow(_ authority: String) -> Result<Pick, ProxyError>? {
+        guard answersNow else { return nil }
+        do throws(ProxyError) {
+            return .success(try choose(authority))
+        } catch {
+            return .failure(error)
+        }
+    }
+
     func pick(_ authority: String) async throws(ProxyError) -> Pick {
+        try choose(authority)
+    }
+
+    private func choose(_ authority: String) throws(ProxyError) -> Pick {
         guard let endpoint = endpoints[authority] else {
             throw ProxyError(.unknownService, "\(authority) is not a known service")
         }
@@ -69,6 +85,9 @@ final class OutcomeLog: Sendable {
     private let items = Mutex<[PickOutcome]>([])
     func append(_ outcome: PickOutcome) { items.withLock { $0.append(outcome) } }
     var count: Int { items.withLock { $0.count } }
+    var successes: Int {
+        items.withLock { $0.count { if case .success = $0 { true } else { false } } }
+    }
 }
 
 /// What the test peer saw.
@@ -204,6 +223,7 @@ final class TestPeerEchoStreamHandler: ChannelInboundHandler {
     private func respond(context: ChannelHandlerContext, trailers: HPACKHeaders?) {
         recorder.record(PeerRecorder.Request(headers: headers, body: body, trailers: trailers))
         let wantsTrailers = headers["te"].contains("trailers")
+        let isHead = headers.first(name: ":method") == "HEAD"
         let body = "echo:\(self.body)"
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         let (seconds, attos) = delay.components
@@ -211,6 +231,12 @@ final class TestPeerEchoStreamHandler: ChannelInboundHandler {
         context.eventLoop.scheduleTask(in: wait) {
             let context = loopBound.value
             context.write(Self.wrapOutboundOut(.headers(.init(headers: [":status": "200", "content-type": "text/plain"]))), promise: nil)
+            if isHead {
+                // A HEAD response has no body (RFC 9110 §9.3.2); the headers end the stream.
+                context.write(Self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: nil)
+                context.flush()
+                return
+            }
             context.write(Self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer(string: body)), endStream: !wantsTrailers))), promise: nil)
             if wantsTrailers {
                 context.write(Self.wrapOutboundOut(.headers(.init(headers: ["grpc-status": "0"], endStream: true))), promise: nil)

@@ -39,8 +39,12 @@ final class InboundStreamRouterHandler: ChannelInboundHandler {
             headers.headers, client: environment.client, configuration: environment.configuration)
         headers.headers = rewrite.headers
         var logger = environment.logger
-        logger[metadataKey: "authority"] = "\(rewrite.authority)"
-        logger[metadataKey: "app_port"] = "\(rewrite.appPort)"
+        // Only debug lines read these; setting metadata re-renders the handler's metadata, which
+        // costs more than the rest of the routing on every request.
+        if logger.logLevel <= .debug {
+            logger[metadataKey: "authority"] = "\(rewrite.authority)"
+            logger[metadataKey: "app_port"] = "\(rewrite.appPort)"
+        }
         do {
             let stage: any ChannelHandler
             switch rewrite.appProtocol {

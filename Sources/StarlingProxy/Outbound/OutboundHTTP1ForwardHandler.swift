@@ -9,9 +9,10 @@ import NIOHTTP2
 /// HTTP/2 mTLS connection to the chosen peer that lives on this connection's event loop; the
 /// response comes back through ``OutboundStreamHandler``. No task, no thread hop per request.
 ///
-/// One request at a time: reads stop at a request's end and resume once its response is out
-/// (parts of a pipelined request that were already decoded wait in `queued`). Request bodies
-/// are read only while the stream is writable, responses only while the client is.
+/// One request at a time: parts of a pipelined request wait in `queued` until the current
+/// response is out, and reads stop once `maximumQueuedParts` wait (not at every request's end:
+/// toggling read interest costs two `epoll_ctl` calls a request). Request bodies are read only
+/// while the stream is writable, responses only while the client is.
 ///
 /// Routing: the authority of an absolute-form target (`GET http://svc.ns:9898/ HTTP/1.1`, what
 /// `http_proxy=` clients send), else `Host`; port 80 when none is given. A transparently captured
@@ -73,8 +74,9 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     /// Parts of the next request(s), decoded in the same read as the current one's end.
     private var queued: CircularBuffer<HTTPServerRequestPart> = []
-    /// Reads are held while routing, between a request's end and its response's end, and while
-    /// the stream cannot take more body.
+    private static let maximumQueuedParts = 16
+    /// Reads are held while routing, while `queued` is full, and while the stream cannot take
+    /// more body.
     private var readsPaused = false
     private var readPending = false
 
@@ -107,7 +109,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
     }
 
     private func resumeReads() {
-        guard readsPaused else { return }
+        guard readsPaused, queued.count < Self.maximumQueuedParts else { return }
         readsPaused = false
         if readPending, let context {
             readPending = false
@@ -127,8 +129,13 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         if queued.isEmpty {
             process(part, context: context)
         } else {
-            queued.append(part)
+            enqueue(part)
         }
+    }
+
+    private func enqueue(_ part: HTTPServerRequestPart) {
+        queued.append(part)
+        if queued.count >= Self.maximumQueuedParts { pauseReads() }
     }
 
     /// Whether the next client part belongs to the current request (or starts one).
@@ -146,7 +153,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
             received(part, context: context)
         case .routing(var request):
             if request.requestDone {
-                queued.append(part)
+                enqueue(part)
             } else {
                 request.held.append(part)
                 if case .end = part { request.requestDone = true }
@@ -154,7 +161,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
             }
         case .exchanging(var request, let exchange):
             if request.requestDone {
-                queued.append(part)
+                enqueue(part)
                 return
             }
             switch part {
@@ -170,7 +177,6 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
                 if request.outbound.hasBody {
                     exchange.stream.writeEnd(trailers.map(HTTPHeadConversion.http2Trailers(from:)))
                 }
-                pauseReads()
             }
         case .handedOff, .closed:
             break
@@ -398,7 +404,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
             handler.timedOut(after: timeout, stream: stream, context: context)
         }
         state = .exchanging(request, exchange)
-        if !request.requestDone && stream.isWritable { resumeReads() }
+        if stream.isWritable { resumeReads() }
     }
 
     private func handOff(context: ChannelHandlerContext) {

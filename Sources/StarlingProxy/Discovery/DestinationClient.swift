@@ -67,6 +67,9 @@ public final class DestinationClient: DiscoverySource {
     struct State {
         var entries: [String: Entry] = [:]
         var nextID: UInt64 = 0
+        /// Authorities as applications spell them → their cache keys (normalizing costs more
+        /// than the lookup; the hot path asks for the same few spellings on every request).
+        var keys: [String: String] = [:]
     }
 
     public let configuration: Configuration
@@ -92,11 +95,31 @@ public final class DestinationClient: DiscoverySource {
     }
 
     public func cachedProfile(_ authority: String) -> ServiceProfile? {
-        lookup(AuthorityKey.normalize(authority, clusterDomain: configuration.clusterDomain)) { $0.profile }
+        cachedLookup(authority) { $0.profile }
     }
 
     public func cachedEndpoints(_ authority: String) -> EndpointSet? {
-        lookup(AuthorityKey.normalize(authority, clusterDomain: configuration.clusterDomain)) { $0.endpoints }
+        cachedLookup(authority) { $0.endpoints }
+    }
+
+    /// `lookup` for an authority as the application spelled it, normalized through a memo.
+    private func cachedLookup<T>(_ authority: String, _ extract: (DestinationRecord) -> T?) -> T? {
+        let now = ContinuousClock.now
+        let clusterDomain = configuration.clusterDomain
+        return state.withLock { state in
+            let key: String
+            if let known = state.keys[authority] {
+                key = known
+            } else {
+                key = AuthorityKey.normalize(authority, clusterDomain: clusterDomain)
+                // Bounded: spellings come from applications.
+                if state.keys.count >= 4096 { state.keys.removeAll(keepingCapacity: true) }
+                state.keys[authority] = key
+            }
+            if state.entries[key] == nil { createEntry(key, in: &state, now: now) }
+            state.entries[key]!.lastUsed = now
+            return extract(state.entries[key]!.record)
+        }
     }
 
     // MARK: - Observing

@@ -63,7 +63,11 @@ public final class HTTP1ServerTimeoutHandler: ChannelDuplexHandler {
     private let headerTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private var machine = HTTP1ServerTimeoutStateMachine()
-    private var headerTimer: Scheduled<Void>?
+    /// When the head being read must be complete; nil while no head is being read.
+    private var headerDeadline: NIODeadline?
+    /// One check at a time, re-armed from the deadline: arming and disarming on every request
+    /// only move `headerDeadline` (scheduling and cancelling a timer per request cost more).
+    private var headerCheck: Scheduled<Void>?
     private var idleTimer: Scheduled<Void>?
     private var lastActivity = NIODeadline.now()
 
@@ -77,7 +81,7 @@ public final class HTTP1ServerTimeoutHandler: ChannelDuplexHandler {
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
-        headerTimer?.cancel()
+        headerCheck?.cancel()
         idleTimer?.cancel()
     }
 
@@ -110,14 +114,25 @@ public final class HTTP1ServerTimeoutHandler: ChannelDuplexHandler {
         case .none:
             break
         case .armHeaderTimer:
-            headerTimer?.cancel()
-            let channel = context.channel
-            headerTimer = context.eventLoop.scheduleTask(in: headerTimeout) {
-                channel.close(promise: nil)
-            }
+            let deadline = NIODeadline.now() + headerTimeout
+            headerDeadline = deadline
+            if headerCheck == nil { scheduleHeaderCheck(context: context, at: deadline) }
         case .cancelHeaderTimer:
-            headerTimer?.cancel()
-            headerTimer = nil
+            headerDeadline = nil
+        }
+    }
+
+    private func scheduleHeaderCheck(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        headerCheck = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            handler.headerCheck = nil
+            guard let due = handler.headerDeadline else { return }
+            if NIODeadline.now() >= due {
+                context.close(promise: nil)
+            } else {
+                handler.scheduleHeaderCheck(context: context, at: due)
+            }
         }
     }
 

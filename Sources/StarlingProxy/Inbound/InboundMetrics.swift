@@ -14,16 +14,26 @@ enum InboundMetrics {
 
     private static let direction = ("direction", "inbound")
 
+    private struct ResponseKey: Hashable, Sendable {
+        var authority: String
+        var status: Int
+        var client: MeshIdentity
+    }
+
+    private static let responseCounters = MetricHandleCache<ResponseKey, Counter>()
+    private static let latencyTimer = Metrics.Timer(label: responseLatency, dimensions: [direction])
+
     /// One HTTP response (or proxy-generated error response) sent back to a caller.
     static func recordResponse(authority: String, status: Int, client: MeshIdentity, latency: Duration) {
-        Counter(
-            label: requestsTotal,
-            dimensions: [
-                direction, ("authority", authority), ("status_code", String(status)), ("tls", "true"),
-                ("client_identity", client.dnsName),
-            ]
-        ).increment()
-        Metrics.Timer(label: responseLatency, dimensions: [direction]).recordNanoseconds(TimeAmount(latency).nanoseconds)
+        responseCounters.handle(ResponseKey(authority: authority, status: status, client: client)) {
+            Counter(
+                label: requestsTotal,
+                dimensions: [
+                    direction, ("authority", authority), ("status_code", String(status)), ("tls", "true"),
+                    ("client_identity", client.dnsName),
+                ])
+        }.increment()
+        latencyTimer.recordNanoseconds(TimeAmount(latency).nanoseconds)
     }
 
     static func connectionOpened() {

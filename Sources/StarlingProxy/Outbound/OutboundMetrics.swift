@@ -13,7 +13,7 @@ enum OutboundMetrics {
     static let direction = ("direction", "outbound")
 
     /// One request's outcome, counted when its response head went out (or its error response).
-    struct Request {
+    struct Request: Hashable, Sendable {
         var authority: String
         var targetService: String
         var backend: String?
@@ -22,22 +22,34 @@ enum OutboundMetrics {
         var peerIdentity: String?
     }
 
+    private struct LatencyKey: Hashable, Sendable {
+        var targetService: String
+        var statusCode: Int
+    }
+
+    private static let requestCounters = MetricHandleCache<Request, Counter>()
+    private static let latencyTimers = MetricHandleCache<LatencyKey, Metrics.Timer>()
+
     static func record(_ request: Request, latency: Duration?) {
-        var dimensions = [
-            direction,
-            ("authority", request.authority),
-            ("target_service", request.targetService),
-            ("status_code", String(request.statusCode)),
-            ("tls", request.tls ? "true" : "false"),
-            ("peer_identity", request.peerIdentity ?? ""),
-        ]
-        if let backend = request.backend { dimensions.append(("backend", backend)) }
-        Counter(label: requestsTotal, dimensions: dimensions).increment()
+        requestCounters.handle(request) {
+            var dimensions = [
+                direction,
+                ("authority", request.authority),
+                ("target_service", request.targetService),
+                ("status_code", String(request.statusCode)),
+                ("tls", request.tls ? "true" : "false"),
+                ("peer_identity", request.peerIdentity ?? ""),
+            ]
+            if let backend = request.backend { dimensions.append(("backend", backend)) }
+            return Counter(label: requestsTotal, dimensions: dimensions)
+        }.increment()
         if let latency {
-            Metrics.Timer(
-                label: responseLatency,
-                dimensions: [direction, ("target_service", request.targetService), ("status_code", String(request.statusCode))]
-            ).record(duration: latency)
+            let key = LatencyKey(targetService: request.targetService, statusCode: request.statusCode)
+            latencyTimers.handle(key) {
+                Metrics.Timer(
+                    label: responseLatency,
+                    dimensions: [direction, ("target_service", key.targetService), ("status_code", String(key.statusCode))])
+            }.record(duration: latency)
         }
     }
 

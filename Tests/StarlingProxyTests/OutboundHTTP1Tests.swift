@@ -148,6 +148,55 @@ struct OutboundHTTP1Tests {
         #expect(peer.seen.received.isEmpty)
     }
 
+    /// Slowloris: a head that never completes is cut off after the header timeout, also when it
+    /// is the second request of a kept-alive connection; an idle connection between requests is
+    /// governed by the (longer) idle timeout only.
+    @Test func aHeadThatNeverCompletesIsCutOffAfterTheHeaderTimeout() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let configuration = OutboundProxy.Configuration(
+            listenHost: "127.0.0.1", listenPort: 0, headerReadTimeout: .milliseconds(400), idleTimeout: .seconds(30),
+            drainGracePeriod: .milliseconds(200))
+        let (first, second, elapsed) = try await withOutboundProxy(
+            configuration: configuration, picker: picker(peer: peer), tls: clientTLS
+        ) { port in
+            let started = ContinuousClock.now
+            let first = try await rawExchange(
+                port: port, send: "GET / HTTP/1.1\r\nHost: podinfo.test:9898\r\nX-Slow: a", timeout: .seconds(5))
+            let firstElapsed = ContinuousClock.now - started
+            // A complete request, then a second head that stalls.
+            let second = try await rawExchange(
+                port: port,
+                send: "GET /ok HTTP/1.1\r\nHost: podinfo.test:9898\r\n\r\nGET /stall HTTP/1.1\r\nHost: podi",
+                timeout: .seconds(5))
+            return (first, second, firstElapsed)
+        }
+        #expect(first.isEmpty, "\(first.prefix(200))")
+        #expect(elapsed >= Duration.milliseconds(350) && elapsed < Duration.seconds(3), "closed after \(elapsed)")
+        #expect(second.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(second.components(separatedBy: "HTTP/1.1 ").count == 2)
+        #expect(peer.seen.received.map { $0.headers.first(name: ":path") ?? "" } == ["/ok"])
+    }
+
+    @Test func anIdleKeptAliveConnectionOutlivesTheHeaderTimeout() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let configuration = OutboundProxy.Configuration(
+            listenHost: "127.0.0.1", listenPort: 0, headerReadTimeout: .milliseconds(200),
+            idleTimeout: .milliseconds(1500), drainGracePeriod: .milliseconds(200))
+        let (response, elapsed) = try await withOutboundProxy(
+            configuration: configuration, picker: picker(peer: peer), tls: clientTLS
+        ) { port in
+            let started = ContinuousClock.now
+            let response = try await rawExchange(
+                port: port, send: "GET / HTTP/1.1\r\nHost: podinfo.test:9898\r\n\r\n", timeout: .seconds(8))
+            return (response, ContinuousClock.now - started)
+        }
+        #expect(response.hasPrefix("HTTP/1.1 200 OK"))
+        // Closed by the idle timeout (1.5 s), not by the header timeout (0.2 s).
+        #expect(elapsed >= Duration.milliseconds(1400) && elapsed < Duration.seconds(6), "closed after \(elapsed)")
+    }
+
     @Test func unknownServiceGets503WithTheErrorHeader() async throws {
         let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
         defer { Task { await peer.close() } }

@@ -24,7 +24,11 @@ final class InboundAppHTTP1Handler: ChannelDuplexHandler {
     private let idleTimeout: TimeAmount
     private var context: ChannelHandlerContext?
     private var owner: (any InboundHTTP1AppOwner)?
-    private var idleTimer: Scheduled<Void>?
+    /// Since when the connection is idle in the pool; nil while leased.
+    private var idleSince: NIODeadline?
+    /// One check at a time, re-armed from `idleSince` (a timer scheduled and cancelled per
+    /// exchange cost more than the exchange's own bookkeeping).
+    private var idleCheck: Scheduled<Void>?
 
     init(idleTimeout: TimeAmount) {
         self.idleTimeout = idleTimeout
@@ -36,14 +40,13 @@ final class InboundAppHTTP1Handler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
-        idleTimer?.cancel()
+        idleCheck?.cancel()
     }
 
     // MARK: - Lease
 
     func lease(to owner: any InboundHTTP1AppOwner) {
-        idleTimer?.cancel()
-        idleTimer = nil
+        idleSince = nil
         self.owner = owner
     }
 
@@ -51,9 +54,25 @@ final class InboundAppHTTP1Handler: ChannelDuplexHandler {
     func endLease() {
         owner = nil
         guard let context else { return }
-        let channel = context.channel
-        idleTimer = context.eventLoop.scheduleTask(in: idleTimeout) { channel.close(promise: nil) }
+        let now = NIODeadline.now()
+        idleSince = now
+        if idleCheck == nil { scheduleIdleCheck(context: context, at: now + idleTimeout) }
         context.read()
+    }
+
+    private func scheduleIdleCheck(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            handler.idleCheck = nil
+            guard let since = handler.idleSince else { return }
+            let due = since + handler.idleTimeout
+            if NIODeadline.now() >= due {
+                context.close(promise: nil)
+            } else {
+                handler.scheduleIdleCheck(context: context, at: due)
+            }
+        }
     }
 
     func send(_ part: HTTPClientRequestPart) {
@@ -90,7 +109,7 @@ final class InboundAppHTTP1Handler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
+        idleCheck?.cancel()
         let owner = self.owner
         self.owner = nil
         owner?.appFailed(nil)

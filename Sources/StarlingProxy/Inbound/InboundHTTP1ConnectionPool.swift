@@ -52,11 +52,16 @@ final class InboundHTTP1ConnectionPool: Sendable {
     /// Returns a connection after a complete exchange; it is closed instead when too many are idle.
     func release(_ channel: any Channel, port: Int) {
         let key = Key(port: port, loop: ObjectIdentifier(channel.eventLoop))
+        guard channel.isActive else {
+            channel.close(promise: nil)
+            return
+        }
         let kept = idle.withLock { idle -> Bool in
-            // Connections the app closed while idle are dropped here and in `acquire`; no
+            // Connections the app closed while idle are dropped in `acquire`, and here only when
+            // the list is full (a scan on every release would cost more than the exchange); no
             // per-release close callback, which would pile up on a long-lived connection.
-            idle[key]?.removeAll { !$0.isActive }
-            guard channel.isActive, idle[key, default: []].count < maxIdlePerKey else { return false }
+            if idle[key, default: []].count >= maxIdlePerKey { idle[key]?.removeAll { !$0.isActive } }
+            guard idle[key, default: []].count < maxIdlePerKey else { return false }
             idle[key, default: []].append(channel)
             return true
         }

@@ -13,6 +13,15 @@ public enum HopByHopHeaders {
         "transfer-encoding", "upgrade", "te", "trailer",
     ]
 
+    /// Whether `name` (any case) is one of the fixed hop-by-hop names. Most names are ruled out
+    /// by their length alone, without lower-casing them.
+    static func isFixedName(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2, 7, 10, 16, 17, 18, 19: names.contains(name.lowercased())
+        default: false
+        }
+    }
+
     /// Lower-case names listed in the `Connection` header values (`Connection: close, x-foo`).
     static func connectionNominated<S: Sequence>(_ values: S) -> Set<String> where S.Element == String {
         var nominated = Set<String>()
@@ -32,12 +41,14 @@ public enum HopByHopHeaders {
 
     /// Removes hop-by-hop fields from HTTP/1 headers, keeping `te: trailers`.
     public static func remove(from headers: inout HTTPHeaders) {
+        // Nominated names come with a `Connection` field, itself a fixed name: without any fixed
+        // name there is nothing to remove (most requests and responses).
+        guard headers.contains(where: { isFixedName($0.name) }) else { return }
         let nominated = connectionNominated(headers["connection"])
         let keepTrailers = headers["te"].contains(where: isTrailersOnly)
         var result = HTTPHeaders()
         for (name, value) in headers {
-            let lower = name.lowercased()
-            if names.contains(lower) || nominated.contains(lower) { continue }
+            if isFixedName(name) || (!nominated.isEmpty && nominated.contains(name.lowercased())) { continue }
             result.add(name: name, value: value)
         }
         if keepTrailers { result.add(name: "te", value: "trailers") }
@@ -46,12 +57,12 @@ public enum HopByHopHeaders {
 
     /// Removes hop-by-hop fields from HTTP/2 headers, keeping `te: trailers`.
     public static func remove(from headers: inout HPACKHeaders) {
+        guard headers.contains(where: { isFixedName($0.name) }) else { return }
         let nominated = connectionNominated(headers["connection"])
         let keepTrailers = headers["te"].contains(where: isTrailersOnly)
         var result = HPACKHeaders()
         for (name, value, indexing) in headers {
-            let lower = name.lowercased()
-            if names.contains(lower) || nominated.contains(lower) { continue }
+            if isFixedName(name) || (!nominated.isEmpty && nominated.contains(name.lowercased())) { continue }
             result.add(name: name, value: value, indexing: indexing)
         }
         if keepTrailers { result.add(name: "te", value: "trailers") }

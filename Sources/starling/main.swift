@@ -2,11 +2,18 @@ import NIOCore
 import NIOPosix
 import StarlingCLI
 
-// The data-plane commands run their Swift tasks on NIO's event loop threads: without this,
-// every request hops between Swift's cooperative pool and the event loop that owns its sockets
-// (two thread switches per await on a channel). Done before any task starts, for the commands
-// that host a proxy only; the others keep Swift's default executor.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The data-plane commands (`proxy`, `run`) run on one event loop thread by default, as a
+// sidecar should (Linkerd's proxy defaults to one core too); STARLING_PROXY_THREADS=N gives it N.
+// Their Swift tasks run on those threads as well: without that, every `await` on a channel hops
+// between Swift's cooperative pool and the event loop that owns the socket. Both must be set
+// before anything uses NIO's singleton group; the other commands keep NIO's and Swift's defaults.
 if let command = CommandLine.arguments.dropFirst().first, ["proxy", "run"].contains(command) {
+    let threads = getenv("STARLING_PROXY_THREADS").flatMap { Int(String(cString: $0)) } ?? 1
+    NIOSingletons.groupLoopCountSuggestion = max(1, min(threads, 64))
     NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 }
 

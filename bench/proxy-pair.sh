@@ -97,6 +97,9 @@ cd "$work"
 # --- helpers ---
 rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 hwm_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# private memory: RSS less file-backed pages (the binary and libraries, shared by every process
+# that maps them)
+anon_mb() { awk '/^RssAnon:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 # cpu_ticks PID: utime + stime (fields 14, 15; the command name in field 2 has no spaces here)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 clk_tck=$(getconf CLK_TCK)
@@ -261,7 +264,7 @@ url[haproxy]=http://$ha_a:$ha_a_port/;         host[haproxy]=""
 proxies[direct]=""
 proxies[starling]="$client_pid $web_pid"
 proxies[haproxy]="$ha_pid $hb_pid"
-declare -A rps cpu p50 p99 p999 rss_idle rss_after rss_peak errors closes fds app_conns
+declare -A rps cpu p50 p99 p999 rss_idle rss_after rss_peak rss_anon errors closes fds app_conns
 sleep 1
 for p in starling haproxy; do
   set -- ${proxies[$p]}
@@ -339,6 +342,7 @@ for p in starling haproxy; do
   set -- ${proxies[$p]}
   rss_after[$p]="$(rss_mb "$1")/$(rss_mb "$2")"
   rss_peak[$p]="$(hwm_mb "$1")/$(hwm_mb "$2")"
+  rss_anon[$p]="$(anon_mb "$1")/$(anon_mb "$2")"
   fds[$p]="$(ls "/proc/$1/fd" | wc -l)/$(ls "/proc/$2/fd" | wc -l)"
   # connections the server-side proxy holds open to nginx
   app_conns[$p]=$(ss -tnp state established "( dst $web_addr and dport = :$web_port )" 2>/dev/null | grep -c "pid=$2," || true)
@@ -389,24 +393,27 @@ for p in "${paths[@]}"; do
   printf '  %-9s failed requests %s, connections closed by the server side %s' "$p" "${errors[$p]:-0}" "${closes[$p]:-0}"
   [ -n "${proxies[$p]}" ] && printf '; peak RSS out/in %s MB; open fds out/in %s; connections to nginx held by the server-side proxy %s' \
     "${rss_peak[$p]}" "${fds[$p]}" "${app_conns[$p]}"
+  [ -n "${proxies[$p]}" ] && printf '; private (anonymous) RSS after load out/in %s MB' "${rss_anon[$p]}"
   echo
 done
 
 # --- targets ---
 missed=0
-verdict() { if [ "$1" = 1 ]; then echo pass; else missed=1; echo FAIL; fi; }
+# verdict OK: pass/FAIL (callers also set `missed` outside the command substitution)
+verdict() { if [ "$1" = 1 ]; then echo pass; else echo FAIL; fi; }
 tp_ratio=$(ratio "${rps[starling]}" "${rps[haproxy]}")
 added_s=$(awk -v a="${p99[starling]}" -v d="${p99[direct]}" 'BEGIN { printf "%.3f", a - d }')
 added_h=$(awk -v a="${p99[haproxy]}" -v d="${p99[direct]}" 'BEGIN { printf "%.3f", a - d }')
 rss_max=$(echo "${rss_after[starling]}" | tr '/' '\n' | sort -g | tail -1)
 echo
 printf '%-58s %-22s %s\n' "target" "value" "result"
-printf '%-58s %-22s %s\n' "Starling pair throughput >= HAProxy pair's" "${tp_ratio}x" \
-  "$(verdict "$(awk -v r="$tp_ratio" 'BEGIN { print (r >= 1) }')")"
-printf '%-58s %-22s %s\n' "p99 added at $RATE req/s <= HAProxy pair's ($added_h ms)" "$added_s ms" \
-  "$(verdict "$(awk -v a="$added_s" -v b="$added_h" 'BEGIN { print (a <= b) }')")"
-printf '%-58s %-22s %s\n' "RSS per Starling proxy after load < 30 MB" "${rss_after[starling]} MB" \
-  "$(verdict "$(awk -v r="$rss_max" 'BEGIN { print (r < 30) }')")"
+ok_tp=$(awk -v r="$tp_ratio" 'BEGIN { print (r >= 1) }')
+ok_p99=$(awk -v a="$added_s" -v b="$added_h" 'BEGIN { print (a <= b) }')
+ok_rss=$(awk -v r="$rss_max" 'BEGIN { print (r < 30) }')
+for ok in "$ok_tp" "$ok_p99" "$ok_rss"; do [ "$ok" = 1 ] || missed=1; done
+printf '%-58s %-22s %s\n' "Starling pair throughput >= HAProxy pair's" "${tp_ratio}x" "$(verdict "$ok_tp")"
+printf '%-58s %-22s %s\n' "p99 added at $RATE req/s <= HAProxy pair's ($added_h ms)" "$added_s ms" "$(verdict "$ok_p99")"
+printf '%-58s %-22s %s\n' "RSS per Starling proxy after load < 30 MB" "${rss_after[starling]} MB" "$(verdict "$ok_rss")"
 defect=$(awk -v r="$tp_ratio" 'BEGIN { print (r < 0.5) }')
 printf '%-58s %-22s %s\n' "defect if Starling throughput < 0.5x HAProxy pair's" "${tp_ratio}x" \
   "$([ "$defect" = 1 ] && echo "DEFECT" || echo "no defect")"

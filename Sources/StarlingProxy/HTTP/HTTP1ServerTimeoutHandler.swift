@@ -63,11 +63,8 @@ public final class HTTP1ServerTimeoutHandler: ChannelDuplexHandler {
     private let headerTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private var machine = HTTP1ServerTimeoutStateMachine()
-    /// When the head being read must be complete; nil while no head is being read.
-    private var headerDeadline: NIODeadline?
-    /// One check at a time, re-armed from the deadline: arming and disarming on every request
-    /// only move `headerDeadline` (scheduling and cancelling a timer per request cost more).
-    private var headerCheck: Scheduled<Void>?
+    /// The head being read must be complete by its deadline (armed and disarmed every request).
+    private var headerCheck: DeadlineCheck?
     private var idleTimer: Scheduled<Void>?
     private var lastActivity = NIODeadline.now()
 
@@ -77,11 +74,14 @@ public final class HTTP1ServerTimeoutHandler: ChannelDuplexHandler {
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        headerCheck = DeadlineCheck(eventLoop: context.eventLoop) { channel.close(promise: nil) }
         scheduleIdleCheck(context: context, after: idleTimeout)
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         headerCheck?.cancel()
+        headerCheck = nil
         idleTimer?.cancel()
     }
 
@@ -114,25 +114,9 @@ public final class HTTP1ServerTimeoutHandler: ChannelDuplexHandler {
         case .none:
             break
         case .armHeaderTimer:
-            let deadline = NIODeadline.now() + headerTimeout
-            headerDeadline = deadline
-            if headerCheck == nil { scheduleHeaderCheck(context: context, at: deadline) }
+            headerCheck?.arm(in: headerTimeout)
         case .cancelHeaderTimer:
-            headerDeadline = nil
-        }
-    }
-
-    private func scheduleHeaderCheck(context: ChannelHandlerContext, at deadline: NIODeadline) {
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        headerCheck = context.eventLoop.scheduleTask(deadline: deadline) {
-            let (handler, context) = loopBound.value
-            handler.headerCheck = nil
-            guard let due = handler.headerDeadline else { return }
-            if NIODeadline.now() >= due {
-                context.close(promise: nil)
-            } else {
-                handler.scheduleHeaderCheck(context: context, at: due)
-            }
+            headerCheck?.disarm()
         }
     }
 

@@ -24,11 +24,8 @@ final class InboundAppHTTP1Handler: ChannelDuplexHandler {
     private let idleTimeout: TimeAmount
     private var context: ChannelHandlerContext?
     private var owner: (any InboundHTTP1AppOwner)?
-    /// Since when the connection is idle in the pool; nil while leased.
-    private var idleSince: NIODeadline?
-    /// One check at a time, re-armed from `idleSince` (a timer scheduled and cancelled per
-    /// exchange cost more than the exchange's own bookkeeping).
-    private var idleCheck: Scheduled<Void>?
+    /// Closes the connection once idle in the pool for `idleTimeout` (re-armed every exchange).
+    private var idleCheck: DeadlineCheck?
 
     init(idleTimeout: TimeAmount) {
         self.idleTimeout = idleTimeout
@@ -36,17 +33,20 @@ final class InboundAppHTTP1Handler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        let channel = context.channel
+        idleCheck = DeadlineCheck(eventLoop: context.eventLoop) { channel.close(promise: nil) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         idleCheck?.cancel()
+        idleCheck = nil
     }
 
     // MARK: - Lease
 
     func lease(to owner: any InboundHTTP1AppOwner) {
-        idleSince = nil
+        idleCheck?.disarm()
         self.owner = owner
     }
 
@@ -54,25 +54,8 @@ final class InboundAppHTTP1Handler: ChannelDuplexHandler {
     func endLease() {
         owner = nil
         guard let context else { return }
-        let now = NIODeadline.now()
-        idleSince = now
-        if idleCheck == nil { scheduleIdleCheck(context: context, at: now + idleTimeout) }
+        idleCheck?.arm(in: idleTimeout)
         context.read()
-    }
-
-    private func scheduleIdleCheck(context: ChannelHandlerContext, at deadline: NIODeadline) {
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        idleCheck = context.eventLoop.scheduleTask(deadline: deadline) {
-            let (handler, context) = loopBound.value
-            handler.idleCheck = nil
-            guard let since = handler.idleSince else { return }
-            let due = since + handler.idleTimeout
-            if NIODeadline.now() >= due {
-                context.close(promise: nil)
-            } else {
-                handler.scheduleIdleCheck(context: context, at: due)
-            }
-        }
     }
 
     func send(_ part: HTTPClientRequestPart) {

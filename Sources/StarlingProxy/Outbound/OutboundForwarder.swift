@@ -135,6 +135,18 @@ struct OutboundForwarder: Sendable {
     private func respond(
         _ error: ProxyError, to request: OutboundRequest, pick: Pick?, sink: some OutboundResponseSink
     ) async -> Disposition {
+        failed(request, error: error, pick: pick, logger: logger)
+        do {
+            try await sink.error(error, abortRequest: false)
+            return .responded
+        } catch {
+            return .aborted
+        }
+    }
+
+    /// A request the proxy answers with `error` itself: logged once (refusals of bad or unknown
+    /// requests at debug level, failures as warnings) and counted.
+    func failed(_ request: OutboundRequest, error: ProxyError, pick: Pick?, logger: Logger) {
         let metadata: Logger.Metadata = [
             "authority": "\(request.authority)", "error": "\(error)",
             "endpoint": "\(pick.map { "\($0.endpoint)" } ?? "-")",
@@ -146,12 +158,6 @@ struct OutboundForwarder: Sendable {
             logger.warning("request failed", metadata: metadata)
         }
         record(request, pick: pick, status: error.httpStatus, latency: nil)
-        do {
-            try await sink.error(error, abortRequest: false)
-            return .responded
-        } catch {
-            return .aborted
-        }
     }
 
     func record(_ request: OutboundRequest, pick: Pick?, status: Int, latency: Duration?) {

@@ -556,17 +556,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
     /// Answers `error` for the current request (state `.routing`), then goes on like `finish`.
     private func respond(_ error: ProxyError, pick: Pick?, context: ChannelHandlerContext) {
         guard case .routing(let request) = state else { return }
-        let metadata: Logger.Metadata = [
-            "authority": "\(request.outbound.authority)", "error": "\(error)",
-            "endpoint": "\(pick.map { "\($0.endpoint)" } ?? "-")",
-        ]
-        switch error.code {
-        case .unknownService, .badRequest, .headersTooLarge:
-            logger.debug("request refused", metadata: metadata)
-        default:
-            logger.warning("request failed", metadata: metadata)
-        }
-        environment.forwarder.record(request.outbound, pick: pick, status: error.httpStatus, latency: nil)
+        environment.forwarder.failed(request.outbound, error: error, pick: pick, logger: logger)
         let close = !request.requestDone || environment.draining() || !request.head.isKeepAlive
         let written = writeError(error, version: request.head.version, close: close, context: context)
         nextRequest(after: close ? written : nil, context: context)

@@ -153,6 +153,46 @@ struct DestinationAPITests {
         }
     }
 
+    /// Transparent capture routes by the original destination, a workload's address and app port.
+    @Test func getResolvesAWorkloadAddressAndPortToThatWorkloadsInbound() async throws {
+        try await withController { controller in
+            try await controller.withClients { api in
+                try await api.apply([
+                    TestResources.workload("web-1", app: "web", address: "127.0.0.31", port: 4143, appPort: 8080, serviceAccount: "web"),
+                    TestResources.workload("db-1", app: "db", address: "127.0.0.32", port: 4143, appPort: 8080),
+                ])
+                let updates = destinationGet(api, "127.0.0.31:8080")
+                defer { updates.cancel() }
+                let first = try await updates.nextChange()
+                guard case .add(let add) = first.update else {
+                    Issue.record("expected an add, got \(first)")
+                    return
+                }
+                try #require(add.addrs.count == 1)
+                #expect(add.addrs[0].ip == "127.0.0.31")
+                #expect(add.addrs[0].port == 4143)
+                #expect(add.addrs[0].identity == webIdentity)
+
+                // No workload listens there: the address does not exist.
+                let unknown = destinationGet(api, "127.0.0.31:9999")
+                defer { unknown.cancel() }
+                let notice = try await unknown.next(within: .seconds(5))
+                guard case .noEndpoints(let none) = notice.update else {
+                    Issue.record("expected NoEndpoints, got \(notice)")
+                    return
+                }
+                #expect(!none.exists)
+
+                let profiles = profileGet(api, "127.0.0.31:8080")
+                defer { profiles.cancel() }
+                let profile = try await profiles.next(within: .seconds(5))
+                #expect(profile.fullyQualifiedName == "127.0.0.31:8080")
+                #expect(profile.dstOverrides.isEmpty)
+                #expect(profile.timeoutMs == 10_000)
+            }
+        }
+    }
+
     @Test func getRefusesAPathThatIsNotAServiceAuthority() async throws {
         try await withController { controller in
             try await controller.withClients { api in

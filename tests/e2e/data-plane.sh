@@ -55,6 +55,7 @@ cleanup() {
   for p in "${pids[@]}" $kids; do kill -9 "$p" 2>/dev/null; done
   [ -n "${pgdir:-}" ] && { (cd / && su postgres -c "$pgbin/pg_ctl -D $pgdir stop -m immediate") >/dev/null 2>&1; rm -rf "$pgdir"; }
   "$STARLING" cluster delete "$cluster" >/dev/null 2>&1
+  [ -n "${nft_table:-}" ] && nft delete table ip "$nft_table" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -297,6 +298,41 @@ if [ -n "$prom" ]; then
   fi
   up=$(curl -s -m 5 "http://$prom_addr:19090/api/v1/query?query=up" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["result"][0]["value"][1])' 2>/dev/null)
   [ "$up" = 1 ] && ok "the scrape target $caddr:4191 is up" || bad "the scrape target is not up (up=$up)"
+fi
+
+step "10. transparent capture: nftables DNAT to the outbound listener, routed by SO_ORIGINAL_DST"
+# A client that knows nothing of the mesh connects to podinfo's own address and port; a NAT rule
+# (what an init container's iptables rules do in Kubernetes) sends the connection to the curl
+# workload's outbound listener, which reads the original destination (SO_ORIGINAL_DST; the Host
+# names nothing) and routes to that workload over mTLS. Only connections from one source address are captured, so the proxies'
+# own connections (and the inbound's to podinfo) are not.
+if [ "$(id -u)" != 0 ] || ! command -v nft >/dev/null; then
+  skip "skipped: transparent capture needs root and nft (apt-get install nftables)"
+else
+  capture_src=127.60.250.9
+  nft_table=starling_e2e_capture_$$
+  if nft add table ip "$nft_table" \
+    && nft "add chain ip $nft_table out { type nat hook output priority -100; }" \
+    && nft add rule ip "$nft_table" out ip saddr "$capture_src" ip daddr "$paddr" tcp dport 9898 dnat to "$caddr:4140"; then
+    ok "nft: connections from $capture_src to $paddr:9898 are DNATed to $caddr:4140"
+    # Step 5's imposter claimed podinfo's address too; only podinfo may answer there now.
+    S delete -f imposter.yaml >/dev/null 2>&1
+    # The Host names nothing in the mesh: only the original destination can route this.
+    captured() { curl -s -m 5 --interface "$capture_src" -H 'Host: not-a-service.invalid' -w '\n%{http_code}' "http://$paddr:9898/"; }
+    for _ in $(seq 20); do body=$(captured); [ "${body##*$'\n'}" = 200 ] && break; sleep 0.5; done
+    code=${body##*$'\n'}; body=${body%$'\n'*}
+    client=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("client", ""))' "$body" 2>/dev/null)
+    if [ "$code" = 200 ] && [ "$client" = "$curl_id" ]; then
+      ok "a plain curl to $paddr:9898 went through the mesh (podinfo saw client=$client)"
+    else
+      bad "captured request → $code, client '$client' (expected 200 from $curl_id)"; echo "$body" | show
+    fi
+    out=$(curl -s -m 5 "http://$caddr:4191/metrics" | grep 'starling_proxy_requests_total' | grep "target_service=\"$paddr:9898\"" | head -1)
+    matches "the outbound proxy counted it for the original destination $paddr:9898" 'status_code="200"' "$out"
+    nft delete table ip "$nft_table" && nft_table=""
+  else
+    bad "could not install the nft capture rule"
+  fi
 fi
 
 step "cleanup"

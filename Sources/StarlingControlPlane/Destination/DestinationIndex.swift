@@ -176,6 +176,29 @@ extension DestinationIndex.Snapshot {
         return result
     }
 
+    /// The workloads listening on `host:port` (their application port), for connections captured
+    /// transparently and routed by their original destination; nil when no workload has that
+    /// address and port.
+    func endpoints(atAddress host: String, port: Int) -> Set<Endpoint>? {
+        var found = false
+        var result = Set<Endpoint>()
+        for (namespace, byName) in workloads {
+            for workload in byName.values {
+                guard let spec = try? WorkloadSpec(workload), spec.address == host,
+                    let entry = spec.ports.first(where: { ($0.appPort ?? $0.port) == port })
+                else { continue }
+                found = true
+                guard spec.ready else { continue }
+                let opaque = entry.protocol.map { ["opaque", "tcp"].contains($0.lowercased()) } ?? false
+                result.insert(
+                    Endpoint(
+                        ip: spec.address, port: entry.port, identity: spec.identity, opaque: opaque,
+                        labels: ["workload": workload.metadata.name, "namespace": namespace]))
+            }
+        }
+        return found ? result : nil
+    }
+
     /// A mirror's one endpoint: the remote cluster's gateway, asked for the remote authority —
     /// or none while that gateway is dead, so splits shift its share elsewhere.
     func mirrorEndpoints(_ mirror: Resource, servicePort: ServicePort?) -> Set<Endpoint> {

@@ -20,27 +20,42 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
         self.logger = logger
     }
 
-    private func authority(_ request: ServerRequest<Starling_V1_GetDestination>) throws(RPCError) -> Authority {
+    /// What a destination request names: a service, or — for a connection captured transparently
+    /// and routed by its original destination — a workload's `address:port`.
+    enum Target: Sendable {
+        case service(Authority)
+        case address(host: String, port: Int)
+    }
+
+    private func target(_ request: ServerRequest<Starling_V1_GetDestination>) throws(RPCError) -> Target {
         if case .link = try auth.authenticate(request.metadata) {
             throw RPCError(code: .permissionDenied, message: "a link credential cannot use the destination API")
         }
-        guard let authority = Authority(request.message.path, clusterDomain: clusterDomain) else {
-            throw RPCError(code: .invalidArgument, message: "\"\(request.message.path)\" is not a service authority (expected svc.ns[.svc.\(clusterDomain)][:port])")
+        let path = request.message.path
+        if let (host, port) = NetworkAddress.splitHostPort(path), NetworkAddress.isIPAddress(host) {
+            return .address(host: host, port: port)
         }
-        return authority
+        guard let authority = Authority(path, clusterDomain: clusterDomain) else {
+            throw RPCError(code: .invalidArgument, message: "\"\(path)\" is not a service authority (expected svc.ns[.svc.\(clusterDomain)][:port]) or a workload's address:port")
+        }
+        return .service(authority)
     }
 
     func get(
         request: ServerRequest<Starling_V1_GetDestination>, context: ServerContext
     ) async throws -> StreamingServerResponse<Starling_V1_Update> {
-        let authority = try authority(request)
+        let target = try target(request)
         let changes = index.changes()
         return StreamingServerResponse { writer in
             var sent = Set<Endpoint>()
             // The `exists` value of the last NoEndpoints sent; nil while endpoints are known.
             var lastNotice: Bool? = nil
             for await _ in changes {
-                let current = index.snapshot.endpoints(of: authority)
+                let current: Set<Endpoint>? =
+                    switch target {
+                    case .service(let authority): index.snapshot.endpoints(of: authority)
+                    case .address(let host, let port): index.snapshot.endpoints(atAddress: host, port: port)
+                    }
                 let now = current ?? []
                 let removed = sent.subtracting(now)
                 let added = now.subtracting(sent)
@@ -71,12 +86,16 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
     func getProfile(
         request: ServerRequest<Starling_V1_GetDestination>, context: ServerContext
     ) async throws -> StreamingServerResponse<Starling_V1_DestinationProfile> {
-        let authority = try authority(request)
+        let target = try target(request)
         let changes = index.changes()
         return StreamingServerResponse { writer in
             var last: Starling_V1_DestinationProfile?
             for await _ in changes {
-                let profile = profile(for: authority, in: index.snapshot)
+                let profile: Starling_V1_DestinationProfile =
+                    switch target {
+                    case .service(let authority): profile(for: authority, in: index.snapshot)
+                    case .address(let host, let port): addressProfile(host: host, port: port)
+                    }
                 if profile != last {
                     try await writer.write(profile)
                     last = profile
@@ -87,7 +106,7 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
     }
 
     func profile(for authority: Authority, in snapshot: DestinationIndex.Snapshot) -> Starling_V1_DestinationProfile {
-        var profile = Starling_V1_DestinationProfile()
+        var profile = Self.defaultProfile
         profile.fullyQualifiedName = Authority(service: authority.service, namespace: authority.namespace, port: nil)
             .fullyQualified(clusterDomain: clusterDomain)
         profile.dstOverrides = snapshot.backends(of: authority, clusterDomain: clusterDomain).map { backend in
@@ -95,12 +114,6 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
                 $0.authority = backend.authority
                 $0.weight = backend.weight
             }
-        }
-        profile.timeoutMs = 10_000
-        profile.retryBudget = .with {
-            $0.retryRatio = 0.2
-            $0.minRetriesPerSecond = 10
-            $0.ttlMs = 10_000
         }
         if let resource = snapshot.services[authority.namespace]?[authority.service],
             let service = try? ServiceSpec(resource),
@@ -113,6 +126,23 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
             profile.mirrored = resource.metadata.labels[MirrorLabels.mirroredService] == "true"
         }
         return profile
+    }
+
+    /// A workload address has no split and no route: the defaults only.
+    func addressProfile(host: String, port: Int) -> Starling_V1_DestinationProfile {
+        var profile = Self.defaultProfile
+        profile.fullyQualifiedName = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        return profile
+    }
+
+    /// Request timeout and retry budget every profile starts from.
+    static let defaultProfile = Starling_V1_DestinationProfile.with {
+        $0.timeoutMs = 10_000
+        $0.retryBudget = .with {
+            $0.retryRatio = 0.2
+            $0.minRetriesPerSecond = 10
+            $0.ttlMs = 10_000
+        }
     }
 
     static func address(_ e: Endpoint) -> Starling_V1_WeightedAddr {

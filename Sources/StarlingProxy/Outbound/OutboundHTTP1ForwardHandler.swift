@@ -291,7 +291,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
     }
 
     private func picked(_ result: Result<Pick, ProxyError>, context: ChannelHandlerContext) {
-        guard case .routing(let request) = state else {
+        guard case .routing = state else {
             if case .success(let pick) = result { pick.complete(.abandoned) }
             return
         }
@@ -314,7 +314,6 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
             openStream(on: connection, pick: pick, started: started, context: context)
             return
         }
-        _ = request
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         pool.connection(to: pick.endpoint, on: context.eventLoop, timeout: pick.timeout).whenComplete { result in
             let (handler, context) = loopBound.value

@@ -62,11 +62,9 @@ rows=()
 row() { rows+=("$1|$2|$3|$4|$5|$6"); }
 # result NAME FILE: the value of `result NAME VALUE UNIT` printed by starling-bench
 result() { awk -v n="$1" '$1 == "result" && $2 == n { print $3 }' "$2" | tail -1; }
-# rss_mb PID: the resident set of PID in MB (VmRSS from /proc/PID/status)
-rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-hwm_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 now_ns() { date +%s%N; }
-fail() { echo "benchmark failed: $*" >&2; exit 2; }
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 # --- 1. identity, in-process, one core ---
 echo

@@ -102,15 +102,11 @@ export STARLING_HOME=$work/home
 unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY
 clusters=()
 pids=()
-fail() { echo "benchmark failed: $*" >&2; exit 2; }
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 cleanup() {
   set +e
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for _ in $(seq 20); do
-    alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break; sleep 0.3
-  done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  stop_pids
   for c in "${clusters[@]}"; do "$STARLING" cluster delete "$c" >/dev/null 2>&1; done
   rm -rf "$work"
 }
@@ -119,13 +115,7 @@ trap 'exit 130' INT TERM
 cd "$work"
 
 # --- helpers ---
-median() { printf '%s\n' "$@" | grep -E '^-?[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 maxof() { printf '%s\n' "$@" | grep -E '^-?[0-9.]+$' | sort -g | tail -1; }
-wait_for() {
-  local d=$1 t=$2; shift 2; local end=$((SECONDS + t))
-  until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || fail "$d (not within ${t}s)"; sleep 0.3; done
-}
-free_address() { ! (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 range_free() {
   local n=$1
   free_address "127.$n.0.1" 8086 && free_address "127.$n.0.1" 9990 && free_address "127.$n.0.1" 4143 \

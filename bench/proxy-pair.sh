@@ -78,15 +78,11 @@ unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY
 cluster=proxypair
 cluster_created=0
 pids=()
-fail() { echo "benchmark failed: $*" >&2; exit 2; }
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 cleanup() {
   set +e
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for _ in $(seq 20); do
-    alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break; sleep 0.3
-  done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  stop_pids
   if [ "$cluster_created" = 1 ]; then "$STARLING" cluster delete "$cluster" >/dev/null 2>&1; fi
   rm -rf "$work"
 }
@@ -95,22 +91,9 @@ trap 'exit 130' INT TERM
 cd "$work"
 
 # --- helpers ---
-rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-hwm_mb() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-# private memory: RSS less file-backed pages (the binary and libraries, shared by every process
-# that maps them)
-anon_mb() { awk '/^RssAnon:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 # cpu_ticks PID: utime + stime (fields 14, 15; the command name in field 2 has no spaces here)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 clk_tck=$(getconf CLK_TCK)
-# median of the arguments (numbers); empty when none
-median() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-# wait_for DESC SECONDS CMD...
-wait_for() {
-  local d=$1 t=$2; shift 2; local end=$((SECONDS + t))
-  until "$@" >/dev/null 2>&1; do [ $SECONDS -lt $end ] || fail "$d (not within ${t}s)"; sleep 0.3; done
-}
-free_address() { ! (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # --- addresses ---
 for n in $(seq "$RANGE_OCTET" 99); do

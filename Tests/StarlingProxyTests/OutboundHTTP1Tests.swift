@@ -82,6 +82,29 @@ struct OutboundHTTP1Tests {
         #expect(outcomes.successes == 3)
     }
 
+    /// Bodies far larger than HTTP/2's 64 KiB windows stream both ways: the upload is read only
+    /// as the stream takes it, the echoed download only as the client takes it.
+    @Test func largeBodiesStreamBothWaysThroughFlowControl() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let size = 2 * 1024 * 1024
+        let payload = String(repeating: "0123456789abcdef", count: size / 16)
+        let response = try await withOutboundProxy(picker: picker(peer: peer), tls: clientTLS) { port in
+            try await rawExchange(
+                port: port,
+                send: "POST /upload HTTP/1.1\r\nHost: podinfo.test:9898\r\nContent-Length: \(size)\r\nConnection: close\r\n\r\n"
+                    + payload,
+                timeout: .seconds(20))
+        }
+        #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(peer.seen.received.first?.body.count == size)
+        // The echo comes back chunked: strip the framing and compare the bytes.
+        let body = response.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+        let unchunked = body.split(separator: "\r\n").enumerated().filter { $0.offset % 2 == 1 }.map(\.element).joined()
+        #expect(unchunked.count == size + "echo:".count)
+        #expect(unchunked.hasSuffix(String(payload.suffix(64))))
+    }
+
     @Test func expectContinueGets100BeforeTheBodyIsSent() async throws {
         let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
         defer { Task { await peer.close() } }

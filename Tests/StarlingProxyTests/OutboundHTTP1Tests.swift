@@ -105,6 +105,24 @@ struct OutboundHTTP1Tests {
         #expect(unchunked.hasSuffix(String(payload.suffix(64))))
     }
 
+    /// A HEAD response is complete at its head: a peer that sends a body anyway (a protocol
+    /// error NIO refuses on the stream) neither hangs the client nor leaks into the next response.
+    @Test func aHeadResponseEndsWithItsHeadEvenIfThePeerSendsABody() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let started = ContinuousClock.now
+        let response = try await withOutboundProxy(picker: picker(peer: peer), tls: clientTLS) { port in
+            try await rawExchange(
+                port: port,
+                send: "HEAD /h HTTP/1.1\r\nHost: podinfo.test:9898\r\nX-Test-Body-On-Head: 1\r\n\r\n"
+                    + "GET /g HTTP/1.1\r\nHost: podinfo.test:9898\r\nConnection: close\r\n\r\n")
+        }
+        let elapsed = ContinuousClock.now - started
+        #expect(response.components(separatedBy: "HTTP/1.1 200 OK").count == 3, "\(response)")
+        #expect(response.components(separatedBy: "echo:").count == 2)
+        #expect(elapsed < Duration.seconds(3), "took \(elapsed)")
+    }
+
     @Test func expectContinueGets100BeforeTheBodyIsSent() async throws {
         let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
         defer { Task { await peer.close() } }

@@ -223,7 +223,8 @@ final class TestPeerEchoStreamHandler: ChannelInboundHandler {
     private func respond(context: ChannelHandlerContext, trailers: HPACKHeaders?) {
         recorder.record(PeerRecorder.Request(headers: headers, body: body, trailers: trailers))
         let wantsTrailers = headers["te"].contains("trailers")
-        let isHead = headers.first(name: ":method") == "HEAD"
+        // `x-test-body-on-head` makes a misbehaving peer that sends a body with a HEAD response.
+        let isHead = headers.first(name: ":method") == "HEAD" && !headers.contains(name: "x-test-body-on-head")
         let body = "echo:\(self.body)"
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         let (seconds, attos) = delay.components

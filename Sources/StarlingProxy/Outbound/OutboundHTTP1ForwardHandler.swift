@@ -459,7 +459,14 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
                 }
                 state = .exchanging(request, exchange)
                 context.write(wrapOutboundOut(.head(head)), promise: nil)
-                if frame.endStream { finish(trailers: nil, context: context) }
+                // A response that cannot have a body is complete with its head, whatever else
+                // the peer sends on the stream (the detached stream drains until it closes).
+                let bodyless = request.head.method == .HEAD || status == 204 || status == 304
+                if frame.endStream {
+                    finish(trailers: nil, context: context)
+                } else if bodyless {
+                    finish(trailers: nil, streamEnded: false, context: context)
+                }
             } else {
                 finish(trailers: HTTPHeadConversion.http1Trailers(from: frame.headers), context: context)
             }
@@ -523,9 +530,12 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
     }
 
     /// The response ended: complete it, then serve the next request or close.
-    private func finish(trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+    /// - Parameter streamEnded: false when the response ended before its stream (a bodyless
+    /// response whose END_STREAM is still to come): the stream is then left to drain, bounded.
+    private func finish(trailers: HTTPHeaders?, streamEnded: Bool = true, context: ChannelHandlerContext) {
         guard case .exchanging(let request, let exchange) = state, let status = exchange.status else { return }
         exchange.stream.detach()
+        if !streamEnded { exchange.stream.closeUnlessEnded(within: TimeAmount(exchange.pick.timeout)) }
         let latency = ContinuousClock.now - exchange.started
         // A 5xx from the peer proxy itself (it names its error) counts against the endpoint.
         exchange.pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
@@ -670,6 +680,15 @@ final class OutboundStreamHandler: ChannelDuplexHandler {
 
     func close() {
         context?.close(promise: nil)
+    }
+
+    /// Lets the (detached) stream end by itself, reading and dropping what still comes; closes it
+    /// if it has not ended after `limit` (a peer that never ends it must not hold a stream).
+    func closeUnlessEnded(within limit: TimeAmount) {
+        guard let context else { return }
+        let channel = context.channel
+        let deadline = context.eventLoop.scheduleTask(in: limit) { channel.close(promise: nil) }
+        channel.closeFuture.whenComplete { _ in deadline.cancel() }
     }
 
     func clientBecameWritable() {

@@ -51,7 +51,6 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         var stream: OutboundStreamHandler
         var pick: Pick
         var started: ContinuousClock.Instant
-        var timeout: Scheduled<Void>?
         var status: Int?
         /// The response says `connection: close`, or the connection must close after it.
         var closeAfter = false
@@ -71,6 +70,9 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
     private let originalDestination: String?
     private var logger: Logger
     private var state = State.idle
+    /// The current request's wait for its response head (one re-armed check per connection,
+    /// not a timer per request).
+    private var responseTimeout: DeadlineCheck?
     private var context: ChannelHandlerContext?
     /// Parts of the next request(s), decoded in the same read as the current one's end.
     private var queued: CircularBuffer<HTTPServerRequestPart> = []
@@ -88,10 +90,17 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        responseTimeout = DeadlineCheck(eventLoop: context.eventLoop) {
+            let (handler, context) = loopBound.value
+            handler.timedOut(context: context)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        responseTimeout?.cancel()
+        responseTimeout = nil
     }
 
     // MARK: - Reads
@@ -207,7 +216,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         state = .closed
         switch previous {
         case .exchanging(_, let exchange):
-            exchange.timeout?.cancel()
+            responseTimeout?.disarm()
             exchange.stream.detach()
             exchange.stream.close()
             exchange.pick.complete(.abandoned)
@@ -239,33 +248,23 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
     /// A part that starts a new request (state `.idle`).
     private func received(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         // A request without a body ends with its head; its `.end` arrives after.
-        guard case .head(var head) = part else { return }
+        guard case .head(let head) = part else { return }
         context.triggerUserOutboundEvent(HTTP1ServerTimeoutEvent.requestHeadReceived, promise: nil)
-        let framing: HTTP1RequestValidation.BodyFraming
-        let authority: String
-        let routing: String
+        let prepared: OutboundHTTP1Server.Prepared
         do {
-            framing = try HTTP1RequestValidation.validate(head, maximumHeaderBytes: environment.maximumHeaderBytes)
-            (authority, routing) = try OutboundHTTP1Server.authority(of: head)
+            prepared = try OutboundHTTP1Server.prepare(
+                head, maximumHeaderBytes: environment.maximumHeaderBytes, originalDestination: originalDestination)
         } catch {
             // Framing is unknown or untrusted: never forward, never reuse the connection.
             closeConnection(after: writeError(error, version: head.version, close: true, context: context), context: context)
             return
         }
-        if head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-            head.headers.remove(name: "expect")
-            if framing != .none {
-                context.writeAndFlush(
-                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-            }
+        if prepared.sendContinue {
+            context.writeAndFlush(
+                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
-        let outbound = OutboundRequest(
-            headers: HTTPHeadConversion.http2RequestHeaders(from: head, authority: authority),
-            routingAuthority: originalDestination ?? routing, authority: authority, method: head.method.rawValue,
-            originalProtocol: head.version == .http1_1 ? "HTTP/1.1" : "HTTP/\(head.version.major).\(head.version.minor)",
-            hasBody: framing != .none)
         // Body-less requests still send `.end`; it is held (and dropped) like a body's.
-        state = .routing(Request(head: head, outbound: outbound, requestDone: false))
+        state = .routing(Request(head: prepared.head, outbound: prepared.request, requestDone: false))
         pauseReads()
         route(context: context)
     }
@@ -395,13 +394,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
             }
         }
         stream.flush()
-        var exchange = Exchange(stream: stream, pick: pick, started: started)
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let timeout = pick.timeout
-        exchange.timeout = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
-            let (handler, context) = loopBound.value
-            handler.timedOut(after: timeout, stream: stream, context: context)
-        }
+        let exchange = Exchange(stream: stream, pick: pick, started: started)
+        responseTimeout?.arm(in: TimeAmount(pick.timeout))
         state = .exchanging(request, exchange)
         if stream.isWritable { resumeReads() }
     }
@@ -443,8 +437,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
                     return
                 }
                 if (100..<200).contains(status) { return }
-                exchange.timeout?.cancel()
-                exchange.timeout = nil
+                responseTimeout?.disarm()
                 let head: HTTPResponseHead
                 do {
                     head = try HTTPHeadConversion.http1ResponseHead(
@@ -502,7 +495,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
     /// The stream closed or failed before the response ended.
     func streamFailed(_ error: ProxyError) {
         guard let context, case .exchanging(let request, let exchange) = state else { return }
-        exchange.timeout?.cancel()
+        responseTimeout?.disarm()
         exchange.stream.detach()
         exchange.stream.close()
         exchange.pick.complete(.failure(latency: ContinuousClock.now - exchange.started))
@@ -519,9 +512,9 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         respond(error, pick: exchange.pick, context: context)
     }
 
-    private func timedOut(after timeout: Duration, stream: OutboundStreamHandler, context: ChannelHandlerContext) {
-        guard case .exchanging(let request, let exchange) = state, exchange.stream === stream, exchange.status == nil
-        else { return }
+    private func timedOut(context: ChannelHandlerContext) {
+        guard case .exchanging(let request, let exchange) = state, exchange.status == nil else { return }
+        let timeout = exchange.pick.timeout
         exchange.stream.detach()
         exchange.stream.close()
         exchange.pick.complete(.failure(latency: ContinuousClock.now - exchange.started))
@@ -627,9 +620,6 @@ final class OutboundStreamHandler: ChannelDuplexHandler {
     private var owner: OutboundHTTP1ForwardHandler?
     private var context: ChannelHandlerContext?
     private var readPending = false
-    /// Frames written before the stream channel was set up.
-    private var pendingWrites: [HTTP2Frame.FramePayload] = []
-    private var pendingFlush = false
 
     init(owner: OutboundHTTP1ForwardHandler) {
         self.owner = owner
@@ -642,9 +632,6 @@ final class OutboundStreamHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        for payload in pendingWrites { context.write(wrapOutboundOut(payload), promise: nil) }
-        pendingWrites = []
-        if pendingFlush { context.flush() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -653,12 +640,9 @@ final class OutboundStreamHandler: ChannelDuplexHandler {
 
     var isWritable: Bool { context?.channel.isWritable ?? true }
 
+    /// Writes to the stream (set up before the owner learns of it; gone once it closed).
     func write(_ payload: HTTP2Frame.FramePayload) {
-        guard let context else {
-            pendingWrites.append(payload)
-            return
-        }
-        context.write(wrapOutboundOut(payload), promise: nil)
+        context?.write(wrapOutboundOut(payload), promise: nil)
     }
 
     /// Ends the request: trailers, or an empty DATA frame with END_STREAM.
@@ -671,11 +655,7 @@ final class OutboundStreamHandler: ChannelDuplexHandler {
     }
 
     func flush() {
-        guard let context else {
-            pendingFlush = true
-            return
-        }
-        context.flush()
+        context?.flush()
     }
 
     func close() {

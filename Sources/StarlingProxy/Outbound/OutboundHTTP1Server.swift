@@ -86,29 +86,18 @@ struct OutboundHTTP1Server: Sendable {
         outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, channel: any Channel,
         originalDestination: String?
     ) async throws -> Bool {
-        let framing: HTTP1RequestValidation.BodyFraming
-        let authority: String
-        let routing: String
+        let prepared: Prepared
         do {
-            framing = try HTTP1RequestValidation.validate(head, maximumHeaderBytes: maximumHeaderBytes)
-            (authority, routing) = try Self.authority(of: head)
+            prepared = try Self.prepare(head, maximumHeaderBytes: maximumHeaderBytes, originalDestination: originalDestination)
         } catch {
             // Framing is unknown or untrusted: never forward, never reuse the connection.
             try await Self.writeError(error, version: head.version, close: true, to: outbound)
             return false
         }
-        var head = head
-        if head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-            head.headers.remove(name: "expect")
-            if framing != .none {
-                try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
-            }
+        let (request, head, framing) = (prepared.request, prepared.head, prepared.framing)
+        if prepared.sendContinue {
+            try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
         }
-        let version = "HTTP/\(head.version.major).\(head.version.minor)"
-        let request = OutboundRequest(
-            headers: HTTPHeadConversion.http2RequestHeaders(from: head, authority: authority),
-            routingAuthority: originalDestination ?? routing, authority: authority, method: head.method.rawValue,
-            originalProtocol: version, hasBody: framing != .none)
         let requestRead = RequestReadState(done: framing == .none)
         let sink = HTTP1ResponseSink(
             outbound: outbound, channel: channel, method: head.method, version: head.version,
@@ -132,6 +121,37 @@ struct OutboundHTTP1Server: Sendable {
         }
         guard case .responded = disposition, finished, !sink.closesConnection else { return false }
         return head.isKeepAlive
+    }
+
+    /// A validated HTTP/1 request, ready to forward.
+    struct Prepared {
+        var request: OutboundRequest
+        /// The head as it goes on (`Expect: 100-continue` answered here, so removed).
+        var head: HTTPRequestHead
+        var framing: HTTP1RequestValidation.BodyFraming
+        /// Answer `100 Continue` before reading the body.
+        var sendContinue: Bool
+    }
+
+    /// Validates a request head (framing, size, authority) and converts it to the HTTP/2 form
+    /// the forwarder sends; shared by this server and ``OutboundHTTP1ForwardHandler``.
+    static func prepare(
+        _ head: HTTPRequestHead, maximumHeaderBytes: Int, originalDestination: String?
+    ) throws(ProxyError) -> Prepared {
+        let framing = try HTTP1RequestValidation.validate(head, maximumHeaderBytes: maximumHeaderBytes)
+        let (authority, routing) = try authority(of: head)
+        var head = head
+        var sendContinue = false
+        if head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            head.headers.remove(name: "expect")
+            sendContinue = framing != .none
+        }
+        let request = OutboundRequest(
+            headers: HTTPHeadConversion.http2RequestHeaders(from: head, authority: authority),
+            routingAuthority: originalDestination ?? routing, authority: authority, method: head.method.rawValue,
+            originalProtocol: head.version == .http1_1 ? "HTTP/1.1" : "HTTP/\(head.version.major).\(head.version.minor)",
+            hasBody: framing != .none)
+        return Prepared(request: request, head: head, framing: framing, sendContinue: sendContinue)
     }
 
     /// The `:authority` to send and the routing authority (`host:port`, port 80 by default).

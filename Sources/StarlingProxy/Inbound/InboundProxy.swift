@@ -204,6 +204,7 @@ extension InboundProxy {
                 idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger)
             let tracker = InboundHTTP2StreamTracker(
                 handler: NIOLoopBound(connectionHandler, eventLoop: channel.eventLoop))
+            try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
             _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                 mode: .server, connectionConfiguration: connection, streamConfiguration: streams,
                 streamDelegate: tracker

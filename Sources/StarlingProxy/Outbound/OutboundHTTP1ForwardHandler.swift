@@ -10,9 +10,10 @@ import NIOHTTP2
 /// response comes back through ``OutboundStreamHandler``. No task, no thread hop per request.
 ///
 /// One request at a time: parts of a pipelined request wait in `queued` until the current
-/// response is out, and reads stop once `maximumQueuedParts` wait (not at every request's end:
-/// toggling read interest costs two `epoll_ctl` calls a request). Request bodies are read only
-/// while the stream is writable, responses only while the client is.
+/// response is out, and reads stop once `maximumQueuedParts` wait, or once as many body parts
+/// wait for the stream to open (not at every request's start or end: toggling read interest
+/// costs two `epoll_ctl` calls a request). Request bodies are read only while the stream is
+/// writable, responses only while the client is.
 ///
 /// Routing: the authority of an absolute-form target (`GET http://svc.ns:9898/ HTTP/1.1`, what
 /// `http_proxy=` clients send), else `Host`; port 80 when none is given. A transparently captured
@@ -58,7 +59,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
 
     private enum State {
         case idle
-        /// Picking an endpoint, connecting or opening a stream; the client is not read.
+        /// Picking an endpoint, connecting or opening a stream; parts read meanwhile are held.
         case routing(Request)
         case exchanging(Request, Exchange)
         /// The connection belongs to the task-based server now; everything passes through.
@@ -77,8 +78,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
     /// Parts of the next request(s), decoded in the same read as the current one's end.
     private var queued: CircularBuffer<HTTPServerRequestPart> = []
     private static let maximumQueuedParts = 16
-    /// Reads are held while routing, while `queued` is full, and while the stream cannot take
-    /// more body.
+    /// Reads are held while `queued` or a routing request's `held` is full, and while the stream
+    /// cannot take more body.
     private var readsPaused = false
     private var readPending = false
 
@@ -167,6 +168,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
                 request.held.append(part)
                 if case .end = part { request.requestDone = true }
                 state = .routing(request)
+                if request.held.count >= Self.maximumQueuedParts { pauseReads() }
             }
         case .exchanging(var request, let exchange):
             if request.requestDone {
@@ -265,7 +267,6 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         }
         // Body-less requests still send `.end`; it is held (and dropped) like a body's.
         state = .routing(Request(head: prepared.head, outbound: prepared.request, requestDone: false))
-        pauseReads()
         route(context: context)
     }
 

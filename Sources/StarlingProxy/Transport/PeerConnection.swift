@@ -42,6 +42,7 @@ public struct PeerConnection: Sendable {
         _ channel: any Channel, idleTimeout: TimeAmount, configuration: NIOHTTP2Handler.Configuration
     ) throws -> PeerConnection {
         let activity = HTTP2ConnectionActivity()
+        try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
         let multiplexer = try channel.pipeline.syncOperations.configureAsyncHTTP2Pipeline(
             mode: .client, streamDelegate: activity, configuration: configuration
         ) { stream in

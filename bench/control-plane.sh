@@ -19,6 +19,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 # --- knobs (the defaults are the issue's figures) ---
 IDENTITY_CSRS=${IDENTITY_CSRS:-4000}        # in-process CSRs per run (3 runs, median)
@@ -34,8 +36,7 @@ STORE_SERVICES=${STORE_SERVICES:-10000}
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "== building release (starling, starling-bench)"
-  # Two commands: with two --product flags SwiftPM builds only the last.
-  (cd "$root" && swift build -c release --product starling && swift build -c release --product starling-bench)
+  release_build starling starling-bench
 fi
 bin=${BIN_DIR:-$root/.build/${BUILD:-release}}
 STARLING=$bin/starling
@@ -63,8 +64,6 @@ row() { rows+=("$1|$2|$3|$4|$5|$6"); }
 # result NAME FILE: the value of `result NAME VALUE UNIT` printed by starling-bench
 result() { awk -v n="$1" '$1 == "result" && $2 == n { print $3 }' "$2" | tail -1; }
 now_ns() { date +%s%N; }
-# shellcheck source=bench/lib.sh
-. "$here/lib.sh"
 
 # --- 1. identity, in-process, one core ---
 echo

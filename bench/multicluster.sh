@@ -70,6 +70,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 # --- knobs ---
 RUNS=${RUNS:-3}
@@ -85,10 +87,10 @@ RANGE_OCTET=${RANGE_OCTET:-80}
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "== building release (starling)"
-  (cd "$root" && swift build -c release --product starling)
+  release_build starling
 fi
 STARLING=${BIN_DIR:-$root/.build/release}/starling
-[ -x "$STARLING" ] || { echo "no binary at $STARLING (build with swift build -c release --product starling)"; exit 2; }
+[ -x "$STARLING" ] || { echo "no binary at $STARLING (build with bench/lib.sh release_build, or swift build -c release --static-swift-stdlib --product starling)"; exit 2; }
 STARLING=$(cd "$(dirname "$STARLING")" && pwd)/$(basename "$STARLING")
 for tool in wrk curl python3; do
   command -v "$tool" >/dev/null 2>&1 || { echo "missing $tool: apt-get install -y wrk curl python3"; exit 2; }
@@ -102,8 +104,6 @@ export STARLING_HOME=$work/home
 unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY
 clusters=()
 pids=()
-# shellcheck source=bench/lib.sh
-. "$here/lib.sh"
 cleanup() {
   set +e
   stop_pids

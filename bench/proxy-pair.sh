@@ -46,6 +46,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 # --- knobs ---
 RUNS=${RUNS:-3}
@@ -60,10 +62,10 @@ RANGE_OCTET=${RANGE_OCTET:-70}
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "== building release (starling)"
-  (cd "$root" && swift build -c release --product starling)
+  release_build starling
 fi
 STARLING=${BIN_DIR:-$root/.build/release}/starling
-[ -x "$STARLING" ] || { echo "no binary at $STARLING (build with swift build -c release --product starling)"; exit 2; }
+[ -x "$STARLING" ] || { echo "no binary at $STARLING (build with bench/lib.sh release_build, or swift build -c release --static-swift-stdlib --product starling)"; exit 2; }
 for tool in wrk haproxy nginx openssl curl ss; do
   command -v "$tool" >/dev/null 2>&1 || command -v "/usr/sbin/$tool" >/dev/null 2>&1 || {
     echo "missing $tool: apt-get install -y wrk haproxy nginx-light openssl curl iproute2"; exit 2; }
@@ -78,8 +80,6 @@ unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY
 cluster=proxypair
 cluster_created=0
 pids=()
-# shellcheck source=bench/lib.sh
-. "$here/lib.sh"
 cleanup() {
   set +e
   stop_pids

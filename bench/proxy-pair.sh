@@ -7,6 +7,9 @@
 #                                       after the build on 2 cores)
 #   SKIP_BUILD=1 bench/proxy-pair.sh    reuse .build/release/starling
 #   SKIP_BUILD=1 BIN_DIR=DIR bench/proxy-pair.sh   use DIR/starling
+#   COMPARE_BIN=/abs/path/starling ...   adds a second Starling pair run by that binary (another
+#                                       build), measured interleaved with the others: the way to
+#                                       compare two builds on a noisy machine (same run, same load)
 #   HOLD=SECONDS ...                    keep the setup up that long before measuring (to poke at it)
 #   PROFILE=1 ...                       add a perf profile of both Starling proxies (one extra
 #                                       throughput run; needs `perf`)
@@ -109,6 +112,11 @@ client_addr=$net.10.2 client_port=8081   # the `client` workload (a placeholder 
 ha_a=$net.20.1 ha_a_port=8080            # haproxy A (client side)
 ha_b=$net.20.2 ha_b_port=8443            # haproxy B (server side)
 authority=web.bench:$web_port
+compare_web_addr=$net.10.3 compare_client_addr=$net.10.4   # the COMPARE_BIN pair's workloads
+compare_authority=webb.bench:$web_port
+if [ -n "${COMPARE_BIN:-}" ]; then
+  [ -x "$COMPARE_BIN" ] || { echo "COMPARE_BIN: no executable at $COMPARE_BIN"; exit 2; }
+fi
 
 echo "== cluster on $net.0.0/16, $("$STARLING" --version 2>/dev/null || echo starling) from $STARLING"
 cluster_created=1
@@ -144,6 +152,7 @@ http {
   keepalive_timeout 300s;
   server {
     listen $web_addr:$web_port reuseport backlog=1024;
+    listen $compare_web_addr:$web_port reuseport backlog=1024;
     location / { default_type text/plain; return 200 "$body"; }
   }
 }
@@ -151,22 +160,37 @@ EOF
 "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" > nginx/out.log 2>&1 & pids+=($!)
 wait_for "nginx answers" 10 curl -sf -m 1 "http://$web_addr:$web_port/"
 
+# start_pair BIN WEB_SERVICE WEB_ADDR CLIENT_SERVICE CLIENT_ADDR: two workloads run by BIN, the web
+# one's proxy in front of nginx at WEB_ADDR, the client one's outbound at CLIENT_ADDR:4140; waits
+# until that outbound routes to nginx, then sets pair_web_pid and pair_client_pid.
+start_pair() {
+  local bin=$1 web=$2 waddr=$3 client=$4 caddr=$5 log child
+  "$bin" run -n bench --service "$web" --port "$web_port" --address "$waddr" -- sleep 100000 > "$web.log" 2>&1 & pids+=($!)
+  pair_web_pid=$!
+  "$bin" run -n bench --service "$client" --port "$client_port" --address "$caddr" -- \
+    python3 -c "import socket, time; s = socket.create_server(('$caddr', $client_port)); time.sleep(100000)" \
+    > "$client.log" 2>&1 & pids+=($!)
+  pair_client_pid=$!
+  for log in "$web.log" "$client.log"; do
+    wait_for "workload started ($log)" 60 grep -q "address=" "$log"
+    child=$(sed -n 's/.*pid=\([0-9]*\).*/\1/p' "$log" | head -1)
+    [ -n "$child" ] && pids+=("$child")
+  done
+  wait_for "the $web workload is registered" 60 bash -c "'$STARLING' get wl -n bench | grep -q '^$web[ -]'"
+  wait_for "the $client outbound routes $web.bench:$web_port" 60 \
+    bash -c "curl -sf -m 2 -H 'Host: $web.bench:$web_port' http://$caddr:4140/ | grep -q '^x'"
+}
+
 echo "== Starling pair: workloads web (in front of nginx) and client"
-"$STARLING" run -n bench --service web --port "$web_port" --address "$web_addr" -- sleep 100000 > web.log 2>&1 & pids+=($!)
-web_pid=$!
-"$STARLING" run -n bench --service client --port "$client_port" --address "$client_addr" -- \
-  python3 -c "import socket, time; s = socket.create_server(('$client_addr', $client_port)); time.sleep(100000)" \
-  > client.log 2>&1 & pids+=($!)
-client_pid=$!
-for log in web.log client.log; do
-  wait_for "workload started ($log)" 60 grep -q "address=" "$log"
-  child=$(sed -n 's/.*pid=\([0-9]*\).*/\1/p' "$log" | head -1)
-  [ -n "$child" ] && pids+=("$child")
-done
-wait_for "the web workload is registered" 60 bash -c "'$STARLING' get wl -n bench | grep -q '^web'"
-wait_for "the client's outbound routes $authority" 60 \
-  bash -c "curl -sf -m 2 -H 'Host: $authority' http://$client_addr:4140/ | grep -q '^x'"
+start_pair "$STARLING" web "$web_addr" client "$client_addr"
+web_pid=$pair_web_pid client_pid=$pair_client_pid
 echo "proxies: client (outbound) pid $client_pid at $client_addr, web (inbound) pid $web_pid at $web_addr"
+if [ -n "${COMPARE_BIN:-}" ]; then
+  echo "== second Starling pair, run by $COMPARE_BIN: workloads webb and clientb"
+  start_pair "$COMPARE_BIN" webb "$compare_web_addr" clientb "$compare_client_addr"
+  compare_web_pid=$pair_web_pid compare_client_pid=$pair_client_pid
+  echo "proxies: clientb (outbound) pid $compare_client_pid at $compare_client_addr, webb (inbound) pid $compare_web_pid"
+fi
 
 echo "== HAProxy pair ($("$HAPROXY" -v | head -1 | awk '{print $1, $3}'))"
 # Leaves: ECDSA P-256, signed by the mesh's intermediate; both usable as client and server.
@@ -247,9 +271,15 @@ url[haproxy]=http://$ha_a:$ha_a_port/;         host[haproxy]=""
 proxies[direct]=""
 proxies[starling]="$client_pid $web_pid"
 proxies[haproxy]="$ha_pid $hb_pid"
+if [ -n "${COMPARE_BIN:-}" ]; then
+  paths+=(compare)
+  url[compare]=http://$compare_client_addr:4140/; host[compare]=$compare_authority
+  proxies[compare]="$compare_client_pid $compare_web_pid"
+fi
 declare -A rps cpu p50 p99 p999 rss_idle rss_after rss_peak rss_anon errors closes fds app_conns
 sleep 1
-for p in starling haproxy; do
+for p in "${paths[@]}"; do
+  [ -n "${proxies[$p]}" ] || continue
   set -- ${proxies[$p]}
   rss_idle[$p]="$(rss_mb "$1")/$(rss_mb "$2")"
 done
@@ -321,14 +351,16 @@ for run in $(seq "$RUNS"); do
 done
 
 sleep 1
-for p in starling haproxy; do
+for p in "${paths[@]}"; do
+  [ -n "${proxies[$p]}" ] || continue
   set -- ${proxies[$p]}
   rss_after[$p]="$(rss_mb "$1")/$(rss_mb "$2")"
   rss_peak[$p]="$(hwm_mb "$1")/$(hwm_mb "$2")"
   rss_anon[$p]="$(anon_mb "$1")/$(anon_mb "$2")"
   fds[$p]="$(ls "/proc/$1/fd" | wc -l)/$(ls "/proc/$2/fd" | wc -l)"
   # connections the server-side proxy holds open to nginx
-  app_conns[$p]=$(ss -tnp state established "( dst $web_addr and dport = :$web_port )" 2>/dev/null | grep -c "pid=$2," || true)
+  dst=$web_addr; [ "$p" = compare ] && dst=$compare_web_addr
+  app_conns[$p]=$(ss -tnp state established "( dst $dst and dport = :$web_port )" 2>/dev/null | grep -c "pid=$2," || true)
 done
 
 if [ "${PROFILE:-0}" = 1 ]; then
@@ -362,7 +394,7 @@ for p in "${paths[@]}"; do
   fi
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-label() { case $1 in direct) echo "direct (wrk->nginx)";; starling) echo "Starling pair";; haproxy) echo "HAProxy pair (h2)";; esac; }
+label() { case $1 in direct) echo "direct (wrk->nginx)";; starling) echo "Starling pair";; haproxy) echo "HAProxy pair (h2)";; compare) echo "Starling COMPARE_BIN";; esac; }
 echo
 printf '%-20s %8s %8s %8s %8s %8s %8s %13s %13s %13s\n' "path" "req/s" "/direct" "/haproxy" "p50 ms" "p99 ms" "p99.9 ms" "CPU-ms/1k" "RSS idle MB" "RSS after MB"
 printf '%-20s %8s %8s %8s %8s %8s %8s %13s %13s %13s\n' "" "" "" "" "@$RATE/s" "@$RATE/s" "@$RATE/s" "out+in" "out/in" "out/in"

@@ -153,7 +153,8 @@ public struct RequestTarget: Sendable, Hashable {
 
     /// Parses an absolute-form target; nil for origin-form or malformed targets.
     public init?(_ target: String) {
-        guard let schemeEnd = target.firstRange(of: "://") else { return nil }
+        // Origin-form (`/path`), what nearly every request carries: no scheme to look for.
+        guard target.utf8.first != UInt8(ascii: "/"), let schemeEnd = target.firstRange(of: "://") else { return nil }
         let scheme = target[..<schemeEnd.lowerBound].lowercased()
         guard !scheme.isEmpty, scheme.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == "." })
         else { return nil }

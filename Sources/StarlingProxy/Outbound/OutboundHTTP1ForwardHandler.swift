@@ -37,24 +37,37 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         var handOff: @Sendable (OutboundHTTP1Server.Connection, _ originalDestination: String?) async -> Void
     }
 
-    /// The request being served.
-    private struct Request {
-        var head: HTTPRequestHead
-        var outbound: OutboundRequest
+    /// The request being served. A class, as is `Exchange`: the state is read on every frame,
+    /// and matching an enum case copies its payload (a struct's every field retained each time).
+    private final class Request {
+        let head: HTTPRequestHead
+        let outbound: OutboundRequest
         /// Parts read before the stream was open (body, end), in order.
         var held: [HTTPServerRequestPart] = []
         var requestDone: Bool
         var retried = false
+
+        init(head: HTTPRequestHead, outbound: OutboundRequest, requestDone: Bool) {
+            self.head = head
+            self.outbound = outbound
+            self.requestDone = requestDone
+        }
     }
 
     /// The exchange with the peer once its stream is open.
-    private struct Exchange {
-        var stream: OutboundStreamHandler
-        var pick: Pick
-        var started: ContinuousClock.Instant
+    private final class Exchange {
+        let stream: OutboundStreamHandler
+        let pick: Pick
+        let started: ContinuousClock.Instant
         var status: Int?
         /// The response says `connection: close`, or the connection must close after it.
         var closeAfter = false
+
+        init(stream: OutboundStreamHandler, pick: Pick, started: ContinuousClock.Instant) {
+            self.stream = stream
+            self.pick = pick
+            self.started = started
+        }
     }
 
     private enum State {
@@ -161,7 +174,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         switch state {
         case .idle:
             received(part, context: context)
-        case .routing(var request):
+        case .routing(let request):
             if request.requestDone {
                 enqueue(part)
             } else {
@@ -170,7 +183,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
                 state = .routing(request)
                 if request.held.count >= Self.maximumQueuedParts { pauseReads() }
             }
-        case .exchanging(var request, let exchange):
+        case .exchanging(let request, let exchange):
             if request.requestDone {
                 enqueue(part)
                 return
@@ -329,7 +342,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
     }
 
     private func connectFailed(_ error: ProxyError, pick: Pick, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
-        guard case .routing(var request) = state else {
+        guard case .routing(let request) = state else {
             pick.complete(.abandoned)
             return
         }
@@ -374,7 +387,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
     }
 
     private func streamOpened(_ stream: OutboundStreamHandler, pick: Pick, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
-        guard case .routing(var request) = state else {
+        guard case .routing(let request) = state else {
             stream.detach()
             stream.close()
             pick.complete(.abandoned)
@@ -429,7 +442,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
     // MARK: - Stream side (called by ``OutboundStreamHandler`` on this event loop)
 
     func streamReceived(_ payload: HTTP2Frame.FramePayload) {
-        guard let context, case .exchanging(let request, var exchange) = state else { return }
+        guard let context, case .exchanging(let request, let exchange) = state else { return }
         switch payload {
         case .headers(let frame):
             if exchange.status == nil {

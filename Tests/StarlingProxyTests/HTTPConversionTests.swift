@@ -1,6 +1,6 @@
 import NIOHPACK
 import NIOHTTP1
-import StarlingProxy
+@testable import StarlingProxy
 import Testing
 
 struct HTTPConversionTests {
@@ -23,6 +23,31 @@ struct HTTPConversionTests {
         for name in ["connection", "keep-alive", "proxy-connection", "upgrade", "x-drop", "host"] {
             #expect(h2.first(name: name) == nil, "\(name)")
         }
+    }
+
+    /// The response side (HTTP/1 from the application): nginx's `Connection: keep-alive` and
+    /// whatever `Connection` names go, in any case; the other fields stay in their order.
+    @Test func http1ResponseLosesItsHopByHopFieldsInPlace() {
+        var headers = HTTPHeaders([
+            ("Server", "nginx"), ("Connection", "keep-alive, X-Private"), ("Content-Length", "100"),
+            ("Keep-Alive", "timeout=5"), ("x-private", "secret"), ("TE", "trailers"), ("Date", "today"),
+        ])
+        HopByHopHeaders.remove(from: &headers)
+        #expect(headers.map(\.name) == ["Server", "Content-Length", "Date", "te"])
+        #expect(headers.first(name: "te") == "trailers")
+
+        var plain = HTTPHeaders([("content-type", "text/plain"), ("content-length", "2")])
+        HopByHopHeaders.remove(from: &plain)
+        #expect(plain.map(\.name) == ["content-type", "content-length"])
+    }
+
+    @Test func asciiCaseInsensitivePrefixes() {
+        #expect("Starling-Forwarded-Client-Id".hasASCIICaseInsensitivePrefix("starling-forwarded-client-"))
+        #expect("application/GRPC+proto".hasASCIICaseInsensitivePrefix("application/grpc"))
+        #expect("http/1.1".hasASCIICaseInsensitivePrefix("HTTP/1"))
+        #expect(!"HTTP/2".hasASCIICaseInsensitivePrefix("HTTP/1"))
+        #expect(!"starling".hasASCIICaseInsensitivePrefix("starling-forwarded"))
+        #expect("anything".hasASCIICaseInsensitivePrefix(""))
     }
 
     @Test func teOtherThanTrailersIsDropped() {

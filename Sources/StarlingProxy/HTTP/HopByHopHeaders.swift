@@ -42,17 +42,16 @@ public enum HopByHopHeaders {
     /// Removes hop-by-hop fields from HTTP/1 headers, keeping `te: trailers`.
     public static func remove(from headers: inout HTTPHeaders) {
         // Nominated names come with a `Connection` field, itself a fixed name: without any fixed
-        // name there is nothing to remove (most requests and responses).
+        // name there is nothing to remove (most requests).
         guard headers.contains(where: { isFixedName($0.name) }) else { return }
         let nominated = connectionNominated(headers["connection"])
         let keepTrailers = headers["te"].contains(where: isTrailersOnly)
-        var result = HTTPHeaders()
-        for (name, value) in headers {
-            if isFixedName(name) || (!nominated.isEmpty && nominated.contains(name.lowercased())) { continue }
-            result.add(name: name, value: value)
-        }
-        if keepTrailers { result.add(name: "te", value: "trailers") }
-        headers = result
+        // Removed in place, name by name: a response usually carries one such field
+        // (`Connection: keep-alive`), and rebuilding the whole list cost more than the rest.
+        var doomed = nominated
+        for (name, _) in headers where isFixedName(name) { doomed.insert(name.lowercased()) }
+        for name in doomed { headers.remove(name: name) }
+        if keepTrailers { headers.add(name: "te", value: "trailers") }
     }
 
     /// Removes hop-by-hop fields from HTTP/2 headers, keeping `te: trailers`.
@@ -71,6 +70,21 @@ public enum HopByHopHeaders {
 }
 
 extension StringProtocol {
+    /// Whether the text starts with `prefix`, ASCII letters compared without case (no
+    /// lower-cased copy is made).
+    func hasASCIICaseInsensitivePrefix(_ prefix: String) -> Bool {
+        var text = utf8.makeIterator()
+        for expected in prefix.utf8 {
+            guard let byte = text.next() else { return false }
+            if byte != expected && Self.asciiLowercased(byte) != Self.asciiLowercased(expected) { return false }
+        }
+        return true
+    }
+
+    private static func asciiLowercased(_ byte: UInt8) -> UInt8 {
+        (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) ? byte | 0x20 : byte
+    }
+
     /// The text without leading and trailing spaces and tabs.
     func trimmingASCIIWhitespace() -> Substring {
         var sub = Substring(self)

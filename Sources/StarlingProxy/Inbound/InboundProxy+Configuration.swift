@@ -82,7 +82,8 @@ extension InboundProxy {
         static func port(of authority: String) -> Int? {
             guard let colon = authority.lastIndex(of: ":") else { return nil }
             let digits = authority[authority.index(after: colon)...]
-            guard !digits.isEmpty, digits.count <= 5, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+            guard !digits.isEmpty, digits.utf8.count <= 5,
+                digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
                 let port = Int(digits), (1...65535).contains(port)
             else { return nil }
             return port

@@ -31,7 +31,7 @@ struct InboundRequestRewrite: Sendable, Hashable {
         self.appPort = configuration.appPort(forTarget: target)
         // HTTP/2 end to end only for gRPC, which needs it (trailers); other HTTP/2 requests reach
         // the application as HTTP/1.1, which every HTTP server speaks.
-        let isGRPC = incoming.first(name: "content-type")?.lowercased().hasPrefix("application/grpc") ?? false
+        let isGRPC = incoming.first(name: "content-type")?.hasASCIICaseInsensitivePrefix("application/grpc") ?? false
         self.appProtocol = Self.isHTTP1(originalProtocol) || !isGRPC ? .http1 : .http2
         self.authority = target ?? incoming.first(name: ":authority") ?? ""
 
@@ -48,8 +48,11 @@ struct InboundRequestRewrite: Sendable, Hashable {
                 value: incoming.first(name: GatewayHeaders.forwardedClientCluster) ?? GatewayHeaders.unknownCluster)
         }
         // Only a gateway may vouch for another caller, and only to this proxy: never pass them on.
-        for name in headers.map(\.name) where name.lowercased().hasPrefix(GatewayHeaders.forwardedPrefix) {
-            headers.remove(name: name)
+        // (Checked without lower-casing every name: this runs on every request.)
+        if headers.contains(where: { $0.name.hasASCIICaseInsensitivePrefix(GatewayHeaders.forwardedPrefix) }) {
+            for name in headers.map(\.name) where name.hasASCIICaseInsensitivePrefix(GatewayHeaders.forwardedPrefix) {
+                headers.remove(name: name)
+            }
         }
         headers.remove(name: GatewayHeaders.hops)
         self.headers = headers
@@ -67,6 +70,6 @@ struct InboundRequestRewrite: Sendable, Hashable {
     /// True for `HTTP/1.0` and `HTTP/1.1` (any case); anything else is treated as HTTP/2.
     static func isHTTP1(_ value: String?) -> Bool {
         guard let value else { return false }
-        return value.uppercased().hasPrefix("HTTP/1")
+        return value.hasASCIICaseInsensitivePrefix("HTTP/1")
     }
 }

@@ -377,6 +377,8 @@ if [ "${PROFILE:-0}" = 1 ]; then
       echo "-- $side: top symbols (self)"
       perf report -i "perf-$side.data" --no-children --sort dso,sym --stdio 2>/dev/null \
         | grep -E '^ +[0-9]' | head -25 | sed 's/^/   /' || true
+      echo "-- $side: by module, allocation and reference counting charged to their caller"
+      "$here/profile-modules.py" "perf-$side.data" 2>/dev/null | sed 's/^/   /' || true
     done
   else
     echo "(perf not installed)"

@@ -180,7 +180,6 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
             } else {
                 request.held.append(part)
                 if case .end = part { request.requestDone = true }
-                state = .routing(request)
                 if request.held.count >= Self.maximumQueuedParts { pauseReads() }
             }
         case .exchanging(let request, let exchange):
@@ -196,7 +195,6 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
                 exchange.stream.write(.data(.init(data: .byteBuffer(buffer))))
             case .end(let trailers):
                 request.requestDone = true
-                state = .exchanging(request, exchange)
                 // A body-less request ended with its HEADERS frame already.
                 if request.outbound.hasBody {
                     exchange.stream.writeEnd(trailers.map(HTTPHeadConversion.http2Trailers(from:)))
@@ -349,7 +347,6 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         pick.complete(.failure(latency: ContinuousClock.now - started))
         if !request.retried, request.outbound.isRetryable, pick.mayRetry() {
             request.retried = true
-            state = .routing(request)
             logger.debug(
                 "retrying after connect failure",
                 metadata: ["authority": "\(request.outbound.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
@@ -464,7 +461,6 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
                 if head.headers["connection"].contains(where: { $0.lowercased() == "close" }) {
                     exchange.closeAfter = true
                 }
-                state = .exchanging(request, exchange)
                 context.write(wrapOutboundOut(.head(head)), promise: nil)
                 // A response that cannot have a body is complete with its head, whatever else
                 // the peer sends on the stream (the detached stream drains until it closes).

@@ -197,6 +197,43 @@ struct InboundHTTP2AbuseTests {
 
     // MARK: - Helpers
 
+    /// A connection with no open stream for the idle timeout gets GOAWAY (no error, naming the
+    /// last stream it served) and is closed; each request in between moves the deadline (one
+    /// re-armed check per connection, not a timer per request).
+    @Test func anIdleConnectionGetsGoAwayAfterTheIdleTimeoutCountedFromItsLastStream() async throws {
+        let app = try await startRequestCountingHTTP1App()
+        defer { Task { await app.server.close() } }
+        var configuration = InboundProxy.Configuration(appPorts: [app.server.port], defaultAppPort: app.server.port)
+        configuration.idleTimeout = .milliseconds(600)
+        let context = clientContext
+        try await withInboundProxy(configuration: configuration, tls: serverTLS) { port in
+            let peer = try await RawHTTP2Peer.connect(port: port, context: context)
+            try await peer.startHTTP2()
+            // Three requests 400 ms apart: each comes before the previous one's idle deadline.
+            for (index, streamID) in [UInt32(1), 3, 5].enumerated() {
+                if index > 0 { try await Task.sleep(for: .milliseconds(400)) }
+                var request = ByteBuffer()
+                request.writeRawHTTP2Frame(
+                    type: RawFrameType.headers, flags: RawFrameFlags.endStream | RawFrameFlags.endHeaders,
+                    streamID: streamID, payload: Self.getRequestHeaderBlock(path: "/idle-\(streamID)"))
+                try await peer.send(request)
+                let served = await peer.waitUntil(timeout: .seconds(5)) { $0.responseHeaderBlocks[streamID] != nil }
+                try #require(served, "stream \(streamID) was not answered")
+                #expect(!peer.observations.isClosed, "closed while requests kept coming")
+            }
+            let lastAnswer = ContinuousClock.now
+            let closed = await peer.waitUntil(timeout: .seconds(5)) { $0.isClosed }
+            try #require(closed, "an idle connection was never closed")
+            let state = peer.observations.snapshot
+            #expect(state.goAway?.errorCode == 0)
+            #expect(state.goAway?.lastStreamID == 5)
+            let idleFor = try #require(state.closedAt) - lastAnswer
+            #expect(idleFor >= .milliseconds(500) && idleFor < .seconds(3), "closed after \(idleFor)")
+            #expect(app.counter.value == 3)
+            await peer.close()
+        }
+    }
+
     /// A new mTLS HTTP/2 connection with a mesh certificate gets a normal GET answered with 200
     /// by the application.
     private func expectAWellBehavedCallerIsServed(port: Int) async throws {

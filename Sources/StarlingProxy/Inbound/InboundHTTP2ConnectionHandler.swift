@@ -16,7 +16,9 @@ final class InboundHTTP2ConnectionHandler: ChannelInboundHandler {
     private var openStreams = 0
     private var lastStreamID = HTTP2StreamID.rootStream
     private var draining = false
-    private var idleTimer: Scheduled<Void>?
+    /// Armed whenever no stream is open. One check per connection, re-armed, not a timer
+    /// scheduled and cancelled each time the last stream closes (at low load: every request).
+    private var idleCheck: DeadlineCheck?
 
     init(idleTimeout: TimeAmount, logger: Logger) {
         self.idleTimeout = idleTimeout
@@ -25,11 +27,18 @@ final class InboundHTTP2ConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        startIdleTimer()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleCheck = DeadlineCheck(eventLoop: context.eventLoop) {
+            let handler = loopBound.value
+            handler.logger.debug("closing an idle inbound connection")
+            handler.goAway()
+        }
+        armIdleCheck()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
+        idleCheck?.cancel()
+        idleCheck = nil
         self.context = nil
     }
 
@@ -38,8 +47,7 @@ final class InboundHTTP2ConnectionHandler: ChannelInboundHandler {
     func streamOpened(_ id: HTTP2StreamID) {
         openStreams += 1
         if id > lastStreamID { lastStreamID = id }
-        idleTimer?.cancel()
-        idleTimer = nil
+        idleCheck?.disarm()
     }
 
     func streamClosed(_ id: HTTP2StreamID) {
@@ -48,27 +56,20 @@ final class InboundHTTP2ConnectionHandler: ChannelInboundHandler {
         if draining {
             closeAfterPendingWrites()
         } else {
-            startIdleTimer()
+            armIdleCheck()
         }
     }
 
-    private func startIdleTimer() {
-        guard let context, openStreams == 0, !draining else { return }
-        idleTimer?.cancel()
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        idleTimer = context.eventLoop.scheduleTask(in: idleTimeout) {
-            let handler = loopBound.value
-            handler.logger.debug("closing an idle inbound connection")
-            handler.goAway()
-        }
+    private func armIdleCheck() {
+        guard openStreams == 0, !draining else { return }
+        idleCheck?.arm(in: idleTimeout)
     }
 
     /// Sends GOAWAY (no error, naming the last accepted stream); closes now if nothing is open.
     private func goAway() {
         guard let context, !draining else { return }
         draining = true
-        idleTimer?.cancel()
-        idleTimer = nil
+        idleCheck?.disarm()
         logger.debug(
             "sending GOAWAY", metadata: ["open_streams": "\(openStreams)", "last_stream_id": "\(lastStreamID)"])
         let frame = HTTP2Frame(
@@ -115,8 +116,8 @@ final class InboundHTTP2ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        idleTimer = nil
+        idleCheck?.cancel()
+        idleCheck = nil
         context.fireChannelInactive()
     }
 }

@@ -2,7 +2,8 @@
 // frames over a real mTLS connection on loopback: rapid reset (CVE-2023-44487) and a CONTINUATION
 // flood (CVE-2024-27316 class). Each attack must end with the inbound sending GOAWAY
 // ENHANCE_YOUR_CALM and closing the connection long before the attack is over, and the inbound
-// must still serve a well-behaved caller afterwards.
+// must still serve a well-behaved caller afterwards. A connection held open without streams
+// (the cheap way to hoard connections) must get GOAWAY after the idle timeout.
 //
 // What the inbound is expected to enforce (InboundProxy.ConnectionSetup.configureHTTP2):
 // - at most 200 RST_STREAM frames from the caller per 30 s window
@@ -52,13 +53,7 @@ struct InboundHTTP2AbuseTests {
     /// takes all 5,000. At most 100 PINGs are sent, half NIOHTTP2's control frame budget, so that
     /// limit cannot be what ends the connection.
     @Test func rapidResetEndsTheConnectionEarlyAndTheInboundStillServes() async throws {
-        let app = try await startRequestCountingHTTP1App()
-        defer { Task { await app.server.close() } }
-        let configuration = InboundProxy.Configuration(appPorts: [app.server.port], defaultAppPort: app.server.port)
-        let context = clientContext
-        try await withInboundProxy(configuration: configuration, tls: serverTLS) { port in
-            let peer = try await RawHTTP2Peer.connect(port: port, context: context)
-            try await peer.startHTTP2()
+        try await withRawCaller { peer, port, counter in
 
             // First, one of the attack's requests left alone: it is a valid request the
             // application answers (so the attack is made of real requests).
@@ -75,7 +70,7 @@ struct InboundHTTP2AbuseTests {
             let response = try decoder.decodeHeaders(from: &responseBlock)
             #expect(response.first(name: ":status") == "200")
             #expect(response.first(name: "echo-path") == "/rapid-reset")
-            #expect(app.counter.value == 1)
+            #expect(counter.value == 1)
 
             let streamLimit = 5_000
             let batchSize = 50
@@ -127,7 +122,7 @@ struct InboundHTTP2AbuseTests {
             // Requests still being forwarded when the connection closed get a moment to land.
             // (The request on stream 1 was not part of the attack.)
             try await Task.sleep(for: .milliseconds(300))
-            let appRequests = app.counter.value - 1
+            let appRequests = counter.value - 1
             #expect(appRequests <= Self.resetLimit + 1, "the application saw \(appRequests) requests")
             #expect(appRequests < streamsSent)
 
@@ -146,13 +141,7 @@ struct InboundHTTP2AbuseTests {
     /// block size check, not the CONTINUATION limit, would end the connection (with
     /// PROTOCOL_ERROR, so the GOAWAY code tells the two apart too).
     @Test func aContinuationFloodEndsTheConnectionQuicklyAndTheInboundStillServes() async throws {
-        let app = try await startRequestCountingHTTP1App()
-        defer { Task { await app.server.close() } }
-        let configuration = InboundProxy.Configuration(appPorts: [app.server.port], defaultAppPort: app.server.port)
-        let context = clientContext
-        try await withInboundProxy(configuration: configuration, tls: serverTLS) { port in
-            let peer = try await RawHTTP2Peer.connect(port: port, context: context)
-            try await peer.startHTTP2()
+        try await withRawCaller { peer, port, counter in
 
             let frameLimit = 10_000
             let framesPerWrite = 10
@@ -188,27 +177,20 @@ struct InboundHTTP2AbuseTests {
             let closedAfter = state.closedAt.map { $0 - start }
             #expect(closedAfter.map { $0 < .seconds(2) } == true, "closed after \(String(describing: closedAfter))")
             // The header block never completed, so no request may have reached the application.
-            #expect(app.counter.value == 0)
+            #expect(counter.value == 0)
 
             try await expectAWellBehavedCallerIsServed(port: port)
-            #expect(app.counter.value == 1)
+            #expect(counter.value == 1)
         }
     }
 
-    // MARK: - Helpers
+    // MARK: - Idle connections
 
     /// A connection with no open stream for the idle timeout gets GOAWAY (no error, naming the
     /// last stream it served) and is closed; each request in between moves the deadline (one
     /// re-armed check per connection, not a timer per request).
     @Test func anIdleConnectionGetsGoAwayAfterTheIdleTimeoutCountedFromItsLastStream() async throws {
-        let app = try await startRequestCountingHTTP1App()
-        defer { Task { await app.server.close() } }
-        var configuration = InboundProxy.Configuration(appPorts: [app.server.port], defaultAppPort: app.server.port)
-        configuration.idleTimeout = .milliseconds(600)
-        let context = clientContext
-        try await withInboundProxy(configuration: configuration, tls: serverTLS) { port in
-            let peer = try await RawHTTP2Peer.connect(port: port, context: context)
-            try await peer.startHTTP2()
+        try await withRawCaller(idleTimeout: .milliseconds(600)) { peer, _, counter in
             // Three requests 400 ms apart: each comes before the previous one's idle deadline.
             for (index, streamID) in [UInt32(1), 3, 5].enumerated() {
                 if index > 0 { try await Task.sleep(for: .milliseconds(400)) }
@@ -229,8 +211,28 @@ struct InboundHTTP2AbuseTests {
             #expect(state.goAway?.lastStreamID == 5)
             let idleFor = try #require(state.closedAt) - lastAnswer
             #expect(idleFor >= .milliseconds(500) && idleFor < .seconds(3), "closed after \(idleFor)")
-            #expect(app.counter.value == 3)
+            #expect(counter.value == 3)
             await peer.close()
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// An inbound in front of a request-counting HTTP/1 application, and a raw HTTP/2 caller with
+    /// a mesh certificate connected to it, past the preface and the SETTINGS exchange.
+    private func withRawCaller(
+        idleTimeout: Duration? = nil,
+        _ body: @Sendable (_ peer: RawHTTP2Peer, _ port: Int, _ counter: RequestCounter) async throws -> Void
+    ) async throws {
+        let app = try await startRequestCountingHTTP1App()
+        defer { Task { await app.server.close() } }
+        var configuration = InboundProxy.Configuration(appPorts: [app.server.port], defaultAppPort: app.server.port)
+        if let idleTimeout { configuration.idleTimeout = idleTimeout }
+        let context = clientContext
+        try await withInboundProxy(configuration: configuration, tls: serverTLS) { port in
+            let peer = try await RawHTTP2Peer.connect(port: port, context: context)
+            try await peer.startHTTP2()
+            try await body(peer, port, app.counter)
         }
     }
 

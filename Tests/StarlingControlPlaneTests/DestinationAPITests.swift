@@ -9,6 +9,13 @@ import Testing
 /// only require 1 s and print what they measured.
 private let updateDeadline: Duration = .seconds(1)
 
+extension Starling_V1_Update {
+    /// The endpoints this update adds; nil for any other kind of update.
+    var addSet: Starling_V1_AddSet? {
+        if case .add(let add) = update { add } else { nil }
+    }
+}
+
 extension StreamInbox where Message == Starling_V1_Update {
     /// The next update that is not a NoEndpoints notice (skipped: the index may momentarily see a
     /// service without its workloads when both are applied together).
@@ -58,10 +65,7 @@ struct DestinationAPITests {
                 defer { updates.cancel() }
 
                 let first = try await updates.nextChange()
-                guard case .add(let add) = first.update else {
-                    Issue.record("expected an add, got \(first)")
-                    return
-                }
+                let add = try #require(first.addSet, "expected an add, got \(first)")
                 try #require(add.addrs.count == 1)
                 let addr = add.addrs[0]
                 #expect(addr.ip == "127.0.0.21")
@@ -116,10 +120,7 @@ struct DestinationAPITests {
                     return try await updates.nextChange()
                 }
                 print("destination: service + workload apply → add in \(elapsed.milliseconds) ms")
-                guard case .add(let add) = added.update else {
-                    Issue.record("expected an add, got \(added)")
-                    return
-                }
+                let add = try #require(added.addSet, "expected an add, got \(added)")
                 #expect(add.addrs.map(\.ip) == ["127.0.0.31"])
                 #expect(add.addrs.first?.identity == webIdentity)
                 #expect(elapsed < updateDeadline, "took \(elapsed)")
@@ -143,10 +144,7 @@ struct DestinationAPITests {
                     return try await updates.next()
                 }
                 print("destination: second workload → add in \(elapsed.milliseconds) ms")
-                guard case .add(let add) = second.update else {
-                    Issue.record("expected an add, got \(second)")
-                    return
-                }
+                let add = try #require(second.addSet, "expected an add, got \(second)")
                 #expect(add.addrs.map(\.ip) == ["127.0.0.42"])
                 #expect(elapsed < updateDeadline, "took \(elapsed)")
             }
@@ -164,10 +162,7 @@ struct DestinationAPITests {
                 let updates = destinationGet(api, "127.0.0.31:8080")
                 defer { updates.cancel() }
                 let first = try await updates.nextChange()
-                guard case .add(let add) = first.update else {
-                    Issue.record("expected an add, got \(first)")
-                    return
-                }
+                let add = try #require(first.addSet, "expected an add, got \(first)")
                 try #require(add.addrs.count == 1)
                 #expect(add.addrs[0].ip == "127.0.0.31")
                 #expect(add.addrs[0].port == 4143)

@@ -193,10 +193,7 @@ struct WorkloadLeaseTests {
                 defer { updates.cancel() }
                 _ = try await api.mesh.register(registration("web-1", address: "127.0.0.55"))
                 let added = try await updates.nextChange()
-                guard case .add(let add) = added.update else {
-                    Issue.record("expected an add, got \(added)")
-                    return
-                }
+                let add = try #require(added.addSet, "expected an add, got \(added)")
                 #expect(add.addrs.map(\.ip) == ["127.0.0.55"])
                 #expect(add.addrs.map(\.port) == [4143])
                 #expect(add.addrs.first?.identity == "web.shop.serviceaccount.identity.starling.cluster.local")

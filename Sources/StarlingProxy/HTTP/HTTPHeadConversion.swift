@@ -36,7 +36,7 @@ public enum HTTPHeadConversion {
         result.add(name: ":authority", value: authority)
         result.add(name: ":path", value: originFormPath(head.uri))
         for (name, value) in fields {
-            let lower = name.lowercased()
+            let lower = http2Name(name)
             if lower == "host" { continue }
             result.add(name: lower, value: value)
         }
@@ -50,7 +50,7 @@ public enum HTTPHeadConversion {
         var result = HPACKHeaders()
         result.add(name: ":status", value: String(head.status.code))
         for (name, value) in fields {
-            result.add(name: name.lowercased(), value: value)
+            result.add(name: http2Name(name), value: value)
         }
         return result
     }
@@ -60,8 +60,17 @@ public enum HTTPHeadConversion {
         var fields = trailers
         HopByHopHeaders.remove(from: &fields)
         var result = HPACKHeaders()
-        for (name, value) in fields { result.add(name: name.lowercased(), value: value) }
+        for (name, value) in fields { result.add(name: http2Name(name), value: value) }
         return result
+    }
+
+    /// `name` lower-cased for HTTP/2; the same string when it has no upper-case ASCII letter
+    /// (no copy, and no Unicode case mapping for the common case).
+    static func http2Name(_ name: String) -> String {
+        for byte in name.utf8 where byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") {
+            return name.lowercased()
+        }
+        return name
     }
 
     // MARK: - HTTP/2 → HTTP/1

@@ -1,17 +1,22 @@
 import Logging
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
+import NIOHTTP2
 
-/// Forwards one HTTP/2 stream's request (already converted to HTTP/1 parts by
-/// `HTTP2FramePayloadToHTTP1ServerCodec`) to the application over a pooled HTTP/1.1 connection,
+/// Forwards one HTTP/2 stream's request to the application over a pooled HTTP/1.1 connection,
 /// and relays the response back.
+///
+/// The handler converts between the stream's frames and HTTP/1 parts itself (no codec in the
+/// stream's pipeline: one handler less on every frame and every stream). The response's last
+/// frame carries END_STREAM: a body part followed by the end goes out as one DATA frame, a head
+/// followed by the end (no body) as one HEADERS frame.
 ///
 /// Bodies stream both ways with backpressure: the stream is read only while the application
 /// connection is writable, and the application only while the stream is writable.
-final class InboundHTTP1ForwardHandler: ChannelDuplexHandler, InboundHTTP1AppOwner {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOwner {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
 
     private let environment: InboundStreamEnvironment
     private let appPort: Int
@@ -25,6 +30,11 @@ final class InboundHTTP1ForwardHandler: ChannelDuplexHandler, InboundHTTP1AppOwn
     private var streamReadWaiting = false
     /// A read is owed to the application once the stream drains.
     private var appReadWaiting = false
+    /// Whether the request head has arrived (a later HEADERS frame carries trailers).
+    private var requestHeadSeen = false
+    /// The response frame not written yet: it is held until the next part shows whether it is
+    /// the last (then it carries END_STREAM) or the application's read ends.
+    private var heldResponse: HTTP2Frame.FramePayload?
 
     init(environment: InboundStreamEnvironment, appPort: Int, authority: String, logger: Logger) {
         self.environment = environment
@@ -44,12 +54,32 @@ final class InboundHTTP1ForwardHandler: ChannelDuplexHandler, InboundHTTP1AppOwn
     // MARK: - Stream side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var part = unwrapInboundIn(data)
-        if case .head(var head) = part {
-            // The codec reports the stream's version (2.0); the application gets HTTP/1.1.
-            head.version = .http1_1
-            part = .head(head)
+        switch unwrapInboundIn(data) {
+        case .headers(let headers) where !requestHeadSeen:
+            requestHeadSeen = true
+            let head: HTTPRequestHead
+            do {
+                head = try HTTPHeadConversion.http1RequestHead(from: headers.headers)
+            } catch {
+                respondWithError(context: context, ProxyError(.badRequest, "\(error)"))
+                return
+            }
+            received(.head(head), context: context)
+            if headers.endStream { received(.end(nil), context: context) }
+        case .headers(let trailers):
+            received(.end(HTTPHeadConversion.http1Trailers(from: trailers.headers)), context: context)
+        case .data(let data):
+            if case .byteBuffer(let body) = data.data, body.readableBytes > 0 {
+                received(.body(body), context: context)
+            }
+            if data.endStream { received(.end(nil), context: context) }
+        default:
+            // Resets close the stream (channelInactive); other frames mean nothing to HTTP/1.
+            break
         }
+    }
+
+    private func received(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch machine.requestReceived(part) {
         case .connect:
             connect(context: context)
@@ -185,6 +215,7 @@ final class InboundHTTP1ForwardHandler: ChannelDuplexHandler, InboundHTTP1AppOwn
 
     func appReadComplete() {
         guard let context else { return }
+        writeHeldResponse(context: context)
         context.flush()
         guard machine.wantsResponse else { return }
         if context.channel.isWritable {
@@ -222,17 +253,41 @@ final class InboundHTTP1ForwardHandler: ChannelDuplexHandler, InboundHTTP1AppOwn
 
     // MARK: - Helpers
 
+    /// Writes the response frame held so far and holds `part`'s frame; an end completes the held
+    /// frame (END_STREAM) instead of sending an empty DATA frame after it.
     private func write(_ part: HTTPClientResponsePart, context: ChannelHandlerContext) {
         switch part {
-        case .head(var head):
-            HopByHopHeaders.remove(from: &head.headers)
+        case .head(let head):
             recorder.responded(status: Int(head.status.code))
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            writeHeldResponse(context: context)
+            heldResponse = .headers(.init(headers: HTTPHeadConversion.http2ResponseHeaders(from: head)))
         case .body(let body):
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        case .end(let trailers):
-            context.write(wrapOutboundOut(.end(trailers)), promise: nil)
+            writeHeldResponse(context: context)
+            heldResponse = .data(.init(data: .byteBuffer(body)))
+        case .end(let trailers?) where !trailers.isEmpty:
+            writeHeldResponse(context: context)
+            context.write(
+                wrapOutboundOut(.headers(.init(headers: HTTPHeadConversion.http2Trailers(from: trailers), endStream: true))),
+                promise: nil)
+        case .end:
+            switch heldResponse {
+            case .headers(var headers):
+                headers.endStream = true
+                heldResponse = .headers(headers)
+            case .data(var data):
+                data.endStream = true
+                heldResponse = .data(data)
+            default:
+                heldResponse = .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))
+            }
+            writeHeldResponse(context: context)
         }
+    }
+
+    private func writeHeldResponse(context: ChannelHandlerContext) {
+        guard let held = heldResponse else { return }
+        heldResponse = nil
+        context.write(wrapOutboundOut(held), promise: nil)
     }
 
     private func finishExchange(_ disposal: InboundHTTP1ForwardStateMachine.Disposal) {
@@ -248,16 +303,15 @@ final class InboundHTTP1ForwardHandler: ChannelDuplexHandler, InboundHTTP1AppOwn
     }
 
     private func respondWithError(context: ChannelHandlerContext, _ error: ProxyError) {
-        let status = HTTPResponseStatus(statusCode: error.httpStatus)
-        var headers = HTTPHeaders()
+        var headers = HPACKHeaders()
+        headers.add(name: ":status", value: String(error.httpStatus))
         headers.add(name: ProxyError.headerName, value: error.code.name)
         headers.add(name: "content-length", value: "0")
         recorder.responded(status: error.httpStatus)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        heldResponse = nil
         // Whatever the caller still sends has nowhere to go: end the stream after the answer.
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
-        }
+        context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: headers, endStream: true))))
+            .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 }
 

@@ -211,7 +211,8 @@ extension InboundProxy {
             ) { stream in
                 stream.eventLoop.makeCompletedFuture {
                     try stream.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
-                    try stream.pipeline.syncOperations.addHandler(InboundStreamRouterHandler(environment: environment))
+                    try stream.pipeline.syncOperations.addHandler(
+                        InboundStreamRouterHandler(environment: environment), name: "router")
                 }
             }
             try channel.pipeline.syncOperations.addHandler(connectionHandler)

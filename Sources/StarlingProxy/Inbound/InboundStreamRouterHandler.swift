@@ -49,16 +49,14 @@ final class InboundStreamRouterHandler: ChannelInboundHandler {
             let stage: any ChannelHandler
             switch rewrite.appProtocol {
             case .http1:
-                try context.pipeline.syncOperations.addHandler(
-                    HTTP2FramePayloadToHTTP1ServerCodec(), position: .after(self))
                 stage = InboundHTTP1ForwardHandler(
                     environment: environment, appPort: rewrite.appPort, authority: rewrite.authority, logger: logger)
-                try context.pipeline.syncOperations.addHandler(stage, position: .last)
             case .http2:
                 stage = InboundHTTP2ForwardHandler(
                     environment: environment, appPort: rewrite.appPort, authority: rewrite.authority, logger: logger)
-                try context.pipeline.syncOperations.addHandler(stage, position: .after(self))
             }
+            // Named: an unnamed handler gets a generated name, a string formatted per stream.
+            try context.pipeline.syncOperations.addHandler(stage, name: "forward", position: .after(self))
         } catch {
             logger.debug("could not set up the inbound stream", metadata: ["error": "\(error)"])
             context.close(promise: nil)

@@ -96,6 +96,17 @@ struct HTTPConversionTests {
         #expect(HostPort(":80", defaultPort: 80) == nil)
     }
 
+    /// The per-request fast path must agree with the parser on every spelling it accepts, and
+    /// hand the parser everything else.
+    @Test(arguments: [
+        "web.bench:8080", "Web.Bench:8080", "web.bench", "web.bench:08080", "web.bench:", ":80", "web.bench:0",
+        "web.bench:65536", "web.bench:65535", "[::1]:8080", "[::1]", "a:b:80", "10.0.0.1:80", "web_1.ns:9",
+        "wéb.ns:80", "web.ns:80x", "web.ns:123456",
+    ])
+    func canonicalAuthoritiesMatchTheParser(text: String) {
+        #expect(HostPort.canonical(text, defaultPort: 80) == HostPort(text, defaultPort: 80)?.description)
+    }
+
     @Test func requestValidationRefusesAmbiguousFraming() throws {
         func head(_ fields: [(String, String)], version: HTTPVersion = .http1_1) -> HTTPRequestHead {
             HTTPRequestHead(version: version, method: .POST, uri: "/", headers: HTTPHeaders(fields))

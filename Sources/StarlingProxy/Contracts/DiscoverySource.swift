@@ -11,9 +11,15 @@ public protocol DiscoverySource: Sendable {
     func cachedProfile(_ authority: String) -> ServiceProfile?
     /// The endpoints of `authority` if discovery has answered for it, without waiting.
     func cachedEndpoints(_ authority: String) -> EndpointSet?
+    /// Both, in one look-up (the per-request path of a service without a split): the profile if
+    /// discovery has answered for `authority`, with its endpoints if those are known too.
+    func cachedProfileAndEndpoints(_ authority: String) -> (profile: ServiceProfile, endpoints: EndpointSet?)?
 }
 
 extension DiscoverySource {
     public func cachedProfile(_ authority: String) -> ServiceProfile? { nil }
     public func cachedEndpoints(_ authority: String) -> EndpointSet? { nil }
+    public func cachedProfileAndEndpoints(_ authority: String) -> (profile: ServiceProfile, endpoints: EndpointSet?)? {
+        cachedProfile(authority).map { ($0, cachedEndpoints(authority)) }
+    }
 }

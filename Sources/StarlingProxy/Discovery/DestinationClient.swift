@@ -102,8 +102,13 @@ public final class DestinationClient: DiscoverySource {
         cachedLookup(authority) { $0.endpoints }
     }
 
-    /// `lookup` for an authority as the application spelled it, normalized through a memo.
-    private func cachedLookup<T>(_ authority: String, _ extract: (DestinationRecord) -> T?) -> T? {
+    public func cachedProfileAndEndpoints(_ authority: String) -> (profile: ServiceProfile, endpoints: EndpointSet?)? {
+        cachedLookup(authority) { record in record.profile.map { ($0, record.endpoints) } }
+    }
+
+    /// `lookup` for an authority as the application spelled it, normalized through a memo. One
+    /// hash of each key per call: this runs on every request.
+    private func cachedLookup<T: Sendable>(_ authority: String, _ extract: (DestinationRecord) -> T?) -> T? {
         let now = ContinuousClock.now
         let clusterDomain = configuration.clusterDomain
         return state.withLock { state in
@@ -116,9 +121,7 @@ public final class DestinationClient: DiscoverySource {
                 if state.keys.count >= 4096 { state.keys.removeAll(keepingCapacity: true) }
                 state.keys[authority] = key
             }
-            if state.entries[key] == nil { createEntry(key, in: &state, now: now) }
-            state.entries[key]!.lastUsed = now
-            return extract(state.entries[key]!.record)
+            return touch(key, in: &state, now: now, extract)
         }
     }
 
@@ -190,13 +193,22 @@ public final class DestinationClient: DiscoverySource {
 
     /// The cached value for `key`, touching the entry; creates the entry (and asks `run()` for its
     /// streams) when there is none.
-    private func lookup<T>(_ key: String, _ extract: (DestinationRecord) -> T?) -> T? {
+    private func lookup<T: Sendable>(_ key: String, _ extract: (DestinationRecord) -> T?) -> T? {
         let now = ContinuousClock.now
-        return state.withLock { state in
-            if state.entries[key] == nil { createEntry(key, in: &state, now: now) }
-            state.entries[key]!.lastUsed = now
-            return extract(state.entries[key]!.record)
+        return state.withLock { state in touch(key, in: &state, now: now, extract) }
+    }
+
+    /// Under the lock: the cached value for `key`, touching the entry (one hash of the key: this
+    /// runs on every request); creates the entry when there is none.
+    private func touch<T: Sendable>(
+        _ key: String, in state: inout State, now: ContinuousClock.Instant, _ extract: (DestinationRecord) -> T?
+    ) -> T? {
+        guard let index = state.entries.index(forKey: key) else {
+            createEntry(key, in: &state, now: now)
+            return extract(DestinationRecord())
         }
+        state.entries.values[index].lastUsed = now
+        return extract(state.entries.values[index].record)
     }
 
     /// A stream of change notices for `key`, and a function that ends it early.

@@ -217,4 +217,36 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
 
     /// `host:port` (IPv6 hosts in brackets).
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// `text` in the form ``description`` gives (lower-case `host:port`), with the port defaulted;
+    /// nil when it does not parse. An authority already in that form is returned as it is, found
+    /// with one pass over its bytes (the per-request case: `Host: web.ns:8080`).
+    public static func canonical(_ text: String, defaultPort: Int) -> String? {
+        var colons = 0
+        var digitsAfterColon = 0
+        var port = 0
+        var plain = true
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: ":"):
+                colons += 1
+            case UInt8(ascii: "0")...UInt8(ascii: "9") where colons == 1:
+                // A leading zero is spelled differently by `description`.
+                if digitsAfterColon == 0 && byte == UInt8(ascii: "0") { plain = false }
+                digitsAfterColon += 1
+                port = port &* 10 &+ Int(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                if colons == 1 { plain = false }
+            default:
+                plain = false
+            }
+        }
+        if plain, colons == 1, (1...5).contains(digitsAfterColon), (1...65535).contains(port),
+            text.utf8.first != UInt8(ascii: ":")
+        {
+            return text
+        }
+        return HostPort(text, defaultPort: defaultPort)?.description
+    }
 }

@@ -165,7 +165,7 @@ struct OutboundForwarder: Sendable {
             OutboundMetrics.Request(
                 authority: request.authority, targetService: pick?.backend ?? request.routingAuthority,
                 backend: pick?.backend, statusCode: status, tls: pick?.endpoint.identity != nil,
-                peerIdentity: pick?.endpoint.identity?.dnsName),
+                peerIdentity: pick?.endpoint.identity),
             latency: latency)
     }
 }

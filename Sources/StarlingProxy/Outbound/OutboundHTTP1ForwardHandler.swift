@@ -366,7 +366,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         let loopBound = NIOLoopBound((self, context, stream), eventLoop: context.eventLoop)
         connection.createStream(promise: promise) { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(loopBound.value.2)
+                // Named: an unnamed handler gets a generated name, a string formatted per stream.
+                try channel.pipeline.syncOperations.addHandler(loopBound.value.2, name: "stream")
             }
         }
         promise.futureResult.whenComplete { result in

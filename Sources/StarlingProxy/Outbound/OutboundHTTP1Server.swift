@@ -171,10 +171,10 @@ struct OutboundHTTP1Server: Sendable {
         } else {
             throw ProxyError(.badRequest, "the request target '\(head.uri.prefix(64))' is malformed")
         }
-        guard let hostPort = HostPort(written, defaultPort: 80) else {
+        guard let routing = HostPort.canonical(written, defaultPort: 80) else {
             throw ProxyError(.badRequest, "the authority '\(written.prefix(64))' is not host[:port]")
         }
-        return (written, hostPort.description)
+        return (written, routing)
     }
 
     /// The error a decoder failure maps to: 431 for oversized heads, 400 otherwise.

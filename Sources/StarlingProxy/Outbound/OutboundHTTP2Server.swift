@@ -69,13 +69,13 @@ struct OutboundHTTP2Server: Sendable {
             HopByHopHeaders.remove(from: &headers)
             let method = headers.first(name: ":method") ?? ""
             guard let authority = headers.first(name: ":authority") ?? headers.first(name: "host"),
-                let hostPort = HostPort(authority, defaultPort: 80)
+                let routing = HostPort.canonical(authority, defaultPort: 80)
             else {
                 try await sink.error(ProxyError(.badRequest, "the request has no usable :authority"), abortRequest: true)
                 return
             }
             let request = OutboundRequest(
-                headers: headers, routingAuthority: originalDestination ?? hostPort.description, authority: authority,
+                headers: headers, routingAuthority: originalDestination ?? routing, authority: authority,
                 method: method, originalProtocol: nil, hasBody: !first.endStream)
             _ = await forwarder.forward(request, sink: sink) { writer in
                 while let payload = try await frames.next() {

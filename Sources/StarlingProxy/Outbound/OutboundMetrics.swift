@@ -1,5 +1,6 @@
 import Metrics
 import NIOCore
+import StarlingCore
 
 /// The outbound proxy's metrics (swift-metrics; the starting command bootstraps Prometheus).
 /// Every name and dimension the outbound side emits is here.
@@ -19,7 +20,8 @@ enum OutboundMetrics {
         var backend: String?
         var statusCode: Int
         var tls: Bool
-        var peerIdentity: String?
+        /// Spelled out (`dnsName`) only when the counter is made.
+        var peerIdentity: MeshIdentity?
     }
 
     private struct LatencyKey: Hashable, Sendable {
@@ -38,7 +40,7 @@ enum OutboundMetrics {
                 ("target_service", request.targetService),
                 ("status_code", String(request.statusCode)),
                 ("tls", request.tls ? "true" : "false"),
-                ("peer_identity", request.peerIdentity ?? ""),
+                ("peer_identity", request.peerIdentity?.dnsName ?? ""),
             ]
             if let backend = request.backend { dimensions.append(("backend", backend)) }
             return Counter(label: requestsTotal, dimensions: dimensions)

@@ -17,6 +17,9 @@ struct EndpointBalancer {
         var endpoint: Endpoint
         var generation: UInt64
         var dispatch: FailureAccrual.Dispatch
+        /// Where the entry was when chosen (found again without hashing the endpoint, unless the
+        /// entries were rebuilt meanwhile).
+        var index: Int
     }
 
     struct Settings {
@@ -101,7 +104,8 @@ struct EndpointBalancer {
         }
         let dispatch = entries[index].accrual.dispatch(at: now)
         entries[index].load.start()
-        return Choice(endpoint: entries[index].endpoint, generation: entries[index].generation, dispatch: dispatch)
+        return Choice(
+            endpoint: entries[index].endpoint, generation: entries[index].generation, dispatch: dispatch, index: index)
     }
 
     /// Records how a request chosen with `choice` went.
@@ -109,7 +113,12 @@ struct EndpointBalancer {
         _ choice: Choice, outcome: PickOutcome, at now: ContinuousClock.Instant,
         using random: inout some RandomNumberGenerator
     ) -> FailureAccrual.Transition {
-        guard let index = positions[choice.endpoint], entries[index].generation == choice.generation else {
+        let index: Int
+        if choice.index < entries.count, entries[choice.index].generation == choice.generation {
+            index = choice.index
+        } else if let moved = positions[choice.endpoint], entries[moved].generation == choice.generation {
+            index = moved
+        } else {
             return .none
         }
         switch outcome {

@@ -36,13 +36,33 @@ public final class MeshPicker: EndpointPicker {
         }
     }
 
-    private struct Budget {
+    /// One backend's balancer. A reference, so that a pick's completion reaches it without a
+    /// look-up by name; only touched under the picker's lock (hence unchecked).
+    private final class Backend: @unchecked Sendable {
+        var balancer: EndpointBalancer
+        init(now: ContinuousClock.Instant) { balancer = EndpointBalancer(now: now) }
+    }
+
+    /// One service's retry budget; same rules as ``Backend``.
+    private final class Budget: @unchecked Sendable {
         var budget: RetryBudget
         var lastUsed: ContinuousClock.Instant
+        init(budget: RetryBudget, lastUsed: ContinuousClock.Instant) {
+            self.budget = budget
+            self.lastUsed = lastUsed
+        }
+    }
+
+    /// What one pick chose, for its completion.
+    private struct Chosen {
+        var name: String
+        var backend: Backend
+        var choice: EndpointBalancer.Choice
+        var budget: Budget
     }
 
     private struct State {
-        var backends: [String: EndpointBalancer] = [:]
+        var backends: [String: Backend] = [:]
         var budgets: [String: Budget] = [:]
         var random: any RandomNumberGenerator
         var nextGeneration: UInt64 = 0
@@ -100,8 +120,7 @@ public final class MeshPicker: EndpointPicker {
             }
         }
         if failures == profile.backends.count, let firstError { throw firstError }
-        let (backend, choice) = try choose(authority: authority, profile: profile, sets: sets)
-        return makePick(authority: authority, profile: profile, backend: backend, choice: choice)
+        return makePick(profile: profile, try choose(authority: authority, profile: profile, sets: sets))
     }
 
     public func pickNow(_ authority: String) -> Result<Pick, ProxyError>? {
@@ -118,8 +137,7 @@ public final class MeshPicker: EndpointPicker {
                 guard let set = discovery.cachedEndpoints(backend.authority) else { return nil }
                 sets.append((backend.authority, set.exists ? set.endpoints : []))
             }
-            let (backend, choice) = try choose(authority: authority, profile: profile, sets: sets)
-            return .success(makePick(authority: authority, profile: profile, backend: backend, choice: choice))
+            return .success(makePick(profile: profile, try choose(authority: authority, profile: profile, sets: sets)))
         } catch {
             return .failure(error)
         }
@@ -133,93 +151,101 @@ public final class MeshPicker: EndpointPicker {
         guard !set.endpoints.isEmpty else {
             throw ProxyError(.noEndpoints, "\(authority) has no endpoints")
         }
-        let (backend, choice) = try choose(authority: authority, profile: profile, sets: [(authority, set.endpoints)])
-        return makePick(authority: authority, profile: profile, backend: backend, choice: choice)
+        return makePick(profile: profile, try choose(authority: authority, profile: profile, sets: [(authority, set.endpoints)]))
     }
 
     // MARK: - Choosing
 
     /// Under the lock: refreshes the balancers of the candidate backends, chooses a backend by
     /// weight among those with live endpoints (or, when none has any, among those with ejected
-    /// ones), chooses its endpoint and deposits into the service's retry budget.
+    /// ones), chooses its endpoint and deposits into the service's retry budget. Each name is
+    /// looked up once (this runs on every request).
     private func choose(
         authority: String, profile: ServiceProfile, sets: [(String, Set<Endpoint>)]
-    ) throws(ProxyError) -> (String, EndpointBalancer.Choice) {
+    ) throws(ProxyError) -> Chosen {
         let now = now()
         let settings = settings
-        let result: Result<(String, EndpointBalancer.Choice), ProxyError> = state.withLock { state in
+        let result: Result<Chosen, ProxyError> = state.withLock { state in
             sweepIfDue(&state, now: now)
-            for (backend, endpoints) in sets {
-                if endpoints.isEmpty {
-                    state.backends[backend]?.update([], settings: settings, now: now, nextGeneration: &state.nextGeneration)
+            var last: Backend?
+            for (name, endpoints) in sets {
+                let backend: Backend?
+                if let existing = state.backends[name] {
+                    backend = existing
+                } else if endpoints.isEmpty {
+                    backend = nil
                 } else {
-                    state.backends[backend, default: EndpointBalancer(now: now)]
-                        .update(endpoints, settings: settings, now: now, nextGeneration: &state.nextGeneration)
+                    let created = Backend(now: now)
+                    state.backends[name] = created
+                    backend = created
                 }
+                backend?.balancer.update(endpoints, settings: settings, now: now, nextGeneration: &state.nextGeneration)
+                last = backend
             }
-            let chosen: Int
+            let name: String
+            let backend: Backend
             if sets.count == 1 {
-                chosen = 0
+                guard let last else {
+                    return .failure(ProxyError(.noEndpoints, "\(sets[0].0) has no endpoints"))
+                }
+                (name, backend) = (sets[0].0, last)
             } else {
                 let weights = profile.backends.lazy.map(\.weight)
                 let live = WeightedChoice.choose(
                     weights: weights,
-                    isAvailable: { state.backends[sets[$0].0]?.hasLiveEndpoints(at: now) ?? false },
+                    isAvailable: { state.backends[sets[$0].0]?.balancer.hasLiveEndpoints(at: now) ?? false },
                     using: &state.random)
                 let anyEndpoint = live ?? WeightedChoice.choose(
                     weights: weights,
-                    isAvailable: { !(state.backends[sets[$0].0]?.isEmpty ?? true) },
+                    isAvailable: { !(state.backends[sets[$0].0]?.balancer.isEmpty ?? true) },
                     using: &state.random)
-                guard let index = anyEndpoint else {
+                guard let index = anyEndpoint, let chosen = state.backends[sets[index].0] else {
                     let names = sets.map(\.0).joined(separator: ", ")
                     return .failure(ProxyError(.noEndpoints, "no backend of \(authority) has endpoints (\(names))"))
                 }
-                chosen = index
+                (name, backend) = (sets[index].0, chosen)
             }
-            let backend = sets[chosen].0
-            guard let choice = state.backends[backend]?.choose(at: now, using: &state.random) else {
-                return .failure(ProxyError(.noEndpoints, "\(backend) has no endpoints"))
+            guard let choice = backend.balancer.choose(at: now, using: &state.random) else {
+                return .failure(ProxyError(.noEndpoints, "\(name) has no endpoints"))
             }
-            let budget = state.budgets[authority]
-            var updated = budget ?? Budget(
-                budget: RetryBudget(
-                    ratio: profile.retryRatio, minRetriesPerSecond: profile.minRetriesPerSecond,
-                    window: configuration.retryWindow, now: now),
-                lastUsed: now)
-            updated.budget.ratio = profile.retryRatio
-            updated.budget.minRetriesPerSecond = profile.minRetriesPerSecond
-            updated.budget.deposit(at: now)
-            updated.lastUsed = now
-            state.budgets[authority] = updated
-            return .success((backend, choice))
+            let budget: Budget
+            if let existing = state.budgets[authority] {
+                budget = existing
+                budget.budget.ratio = profile.retryRatio
+                budget.budget.minRetriesPerSecond = profile.minRetriesPerSecond
+            } else {
+                budget = Budget(
+                    budget: RetryBudget(
+                        ratio: profile.retryRatio, minRetriesPerSecond: profile.minRetriesPerSecond,
+                        window: configuration.retryWindow, now: now),
+                    lastUsed: now)
+                state.budgets[authority] = budget
+            }
+            budget.budget.deposit(at: now)
+            budget.lastUsed = now
+            return .success(Chosen(name: name, backend: backend, choice: choice, budget: budget))
         }
         return try result.get()
     }
 
-    private func makePick(
-        authority: String, profile: ServiceProfile, backend: String, choice: EndpointBalancer.Choice
-    ) -> Pick {
+    private func makePick(profile: ServiceProfile, _ chosen: Chosen) -> Pick {
         Pick(
-            endpoint: choice.endpoint, backend: backend, timeout: profile.timeout,
-            mayRetry: { [self] in withdrawRetry(authority: authority) },
-            complete: { [self] outcome in complete(backend: backend, choice: choice, outcome: outcome) })
+            endpoint: chosen.choice.endpoint, backend: chosen.name, timeout: profile.timeout,
+            mayRetry: { [self] in withdrawRetry(chosen.budget) },
+            complete: { [self] outcome in complete(chosen, outcome: outcome) })
     }
 
     // MARK: - Feedback
 
-    private func withdrawRetry(authority: String) -> Bool {
+    private func withdrawRetry(_ budget: Budget) -> Bool {
         let now = now()
-        return state.withLock { state in
-            guard state.budgets[authority] != nil else { return false }
-            return state.budgets[authority]!.budget.withdraw(at: now)
-        }
+        return state.withLock { _ in budget.budget.withdraw(at: now) }
     }
 
-    private func complete(backend: String, choice: EndpointBalancer.Choice, outcome: PickOutcome) {
+    private func complete(_ chosen: Chosen, outcome: PickOutcome) {
         let now = now()
         let transition = state.withLock { state -> FailureAccrual.Transition in
-            guard state.backends[backend] != nil else { return .none }
-            return state.backends[backend]!.complete(choice, outcome: outcome, at: now, using: &state.random)
+            chosen.backend.balancer.complete(chosen.choice, outcome: outcome, at: now, using: &state.random)
         }
         switch transition {
         case .none: break
@@ -227,13 +253,13 @@ public final class MeshPicker: EndpointPicker {
             logger.warning(
                 "endpoint ejected after failures",
                 metadata: [
-                    "backend": "\(backend)", "endpoint": "\(choice.endpoint)",
+                    "backend": "\(chosen.name)", "endpoint": "\(chosen.choice.endpoint)",
                     "backoff_ms": "\(backoff.components.seconds * 1000 + backoff.components.attoseconds / 1_000_000_000_000_000)",
                 ])
         case .restored:
             logger.info(
                 "endpoint restored after a successful probe",
-                metadata: ["backend": "\(backend)", "endpoint": "\(choice.endpoint)"])
+                metadata: ["backend": "\(chosen.name)", "endpoint": "\(chosen.choice.endpoint)"])
         }
     }
 
@@ -244,7 +270,9 @@ public final class MeshPicker: EndpointPicker {
         guard now - state.lastSweep >= .seconds(60) else { return }
         state.lastSweep = now
         let expiry = configuration.idleExpiry
-        state.backends = state.backends.filter { now - $0.value.lastUsed < expiry || $0.value.pending > 0 }
+        state.backends = state.backends.filter {
+            now - $0.value.balancer.lastUsed < expiry || $0.value.balancer.pending > 0
+        }
         state.budgets = state.budgets.filter { now - $0.value.lastUsed < expiry }
     }
 }

@@ -6,7 +6,14 @@ import Synchronization
 /// Bounded: when `limit` keys are held, the cache starts over (handles stay registered in the
 /// backend either way; only the shortcut is dropped).
 final class MetricHandleCache<Key: Hashable & Sendable, Handle: AnyObject & Sendable>: Sendable {
-    private let handles = Mutex<[Key: Handle]>([:])
+    private struct State {
+        var handles: [Key: Handle] = [:]
+        /// The last key asked for: consecutive requests usually share their dimensions, and
+        /// comparing keys costs less than hashing one (several strings each).
+        var last: (key: Key, handle: Handle)?
+    }
+
+    private let state = Mutex(State())
     private let limit: Int
 
     init(limit: Int = 4096) {
@@ -14,11 +21,18 @@ final class MetricHandleCache<Key: Hashable & Sendable, Handle: AnyObject & Send
     }
 
     func handle(_ key: Key, make: () -> Handle) -> Handle {
-        if let handle = handles.withLock({ $0[key] }) { return handle }
+        let found = state.withLock { state -> Handle? in
+            if let last = state.last, last.key == key { return last.handle }
+            guard let handle = state.handles[key] else { return nil }
+            state.last = (key, handle)
+            return handle
+        }
+        if let found { return found }
         let handle = make()
-        handles.withLock { handles in
-            if handles.count >= limit { handles.removeAll(keepingCapacity: true) }
-            handles[key] = handle
+        state.withLock { state in
+            if state.handles.count >= limit { state.handles.removeAll(keepingCapacity: true) }
+            state.handles[key] = handle
+            state.last = (key, handle)
         }
         return handle
     }

@@ -39,6 +39,20 @@ struct HTTPConversionTests {
         var plain = HTTPHeaders([("content-type", "text/plain"), ("content-length", "2")])
         HopByHopHeaders.remove(from: &plain)
         #expect(plain.map(\.name) == ["content-type", "content-length"])
+
+        // The common case (a lone `Connection: keep-alive` or `close`) takes a shorter path; it
+        // must remove exactly the same.
+        for value in ["keep-alive", " Keep-Alive ", "close", "CLOSE"] {
+            var lone = HTTPHeaders([("Server", "nginx"), ("Connection", value), ("Content-Length", "2")])
+            HopByHopHeaders.remove(from: &lone)
+            #expect(lone.map(\.name) == ["Server", "Content-Length"], "Connection: \(value)")
+        }
+        var twice = HTTPHeaders([("Connection", "close"), ("connection", "x-a"), ("X-A", "1"), ("B", "2")])
+        HopByHopHeaders.remove(from: &twice)
+        #expect(twice.map(\.name) == ["B"])
+        var upgrade = HTTPHeaders([("Connection", "keep-alive"), ("Upgrade", "h2c"), ("B", "2")])
+        HopByHopHeaders.remove(from: &upgrade)
+        #expect(upgrade.map(\.name) == ["B"])
     }
 
     @Test func asciiCaseInsensitivePrefixes() {

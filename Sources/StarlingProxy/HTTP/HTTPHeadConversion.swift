@@ -31,6 +31,7 @@ public enum HTTPHeadConversion {
         var fields = head.headers
         HopByHopHeaders.remove(from: &fields)
         var result = HPACKHeaders()
+        result.reserveCapacity(fields.count + 4)
         result.add(name: ":method", value: head.method.rawValue)
         result.add(name: ":scheme", value: scheme)
         result.add(name: ":authority", value: authority)
@@ -48,6 +49,7 @@ public enum HTTPHeadConversion {
         var fields = head.headers
         HopByHopHeaders.remove(from: &fields)
         var result = HPACKHeaders()
+        result.reserveCapacity(fields.count + 1)
         result.add(name: ":status", value: String(head.status.code))
         for (name, value) in fields {
             result.add(name: http2Name(name), value: value)

@@ -14,12 +14,30 @@ public enum HopByHopHeaders {
     ]
 
     /// Whether `name` (any case) is one of the fixed hop-by-hop names. Most names are ruled out
-    /// by their length alone, without lower-casing them.
+    /// by their length alone; the others are compared without making a lower-cased copy.
     static func isFixedName(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2, 7, 10, 16, 17, 18, 19: names.contains(name.lowercased())
-        default: false
+        let length = name.utf8.count
+        switch length {
+        case 2, 7, 10, 16, 17, 18, 19:
+            return names.contains { $0.utf8.count == length && name.hasASCIICaseInsensitivePrefix($0) }
+        default:
+            return false
         }
+    }
+
+    /// Whether the fields' only hop-by-hop field is a `Connection` naming no other field
+    /// (`keep-alive` or `close`): what almost every HTTP/1.1 response carries.
+    private static func onlyPlainConnection(_ headers: HTTPHeaders) -> Bool {
+        var plain = false
+        for (name, value) in headers where isFixedName(name) {
+            guard !plain, name.utf8.count == 10, name.hasASCIICaseInsensitivePrefix("connection") else { return false }
+            let token = value.trimmingASCIIWhitespace()
+            guard (token.utf8.count == 10 && token.hasASCIICaseInsensitivePrefix("keep-alive"))
+                || (token.utf8.count == 5 && token.hasASCIICaseInsensitivePrefix("close"))
+            else { return false }
+            plain = true
+        }
+        return plain
     }
 
     /// Lower-case names listed in the `Connection` header values (`Connection: close, x-foo`).
@@ -44,6 +62,10 @@ public enum HopByHopHeaders {
         // Nominated names come with a `Connection` field, itself a fixed name: without any fixed
         // name there is nothing to remove (most requests).
         guard headers.contains(where: { isFixedName($0.name) }) else { return }
+        if onlyPlainConnection(headers) {
+            headers.remove(name: "connection")
+            return
+        }
         let nominated = connectionNominated(headers["connection"])
         let keepTrailers = headers["te"].contains(where: isTrailersOnly)
         // Removed in place, name by name: a response usually carries one such field

@@ -31,10 +31,7 @@ final class InboundHTTP1ConnectionPool: Sendable {
     /// A connection to the application's `port` on `eventLoop`: an idle one if there is one, else
     /// a new one. The future fails when connecting fails.
     func acquire(port: Int, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
-        let key = Key(port: port, loop: ObjectIdentifier(eventLoop))
-        while let channel = idle.withLock({ $0[key]?.popLast() }) {
-            if channel.isActive { return eventLoop.makeSucceededFuture(channel) }
-        }
+        if let channel = idleConnection(port: port, on: eventLoop) { return eventLoop.makeSucceededFuture(channel) }
         let idleTimeout = idleTimeout
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
@@ -47,6 +44,16 @@ final class InboundHTTP1ConnectionPool: Sendable {
                 }
             }
             .connect(host: host, port: port)
+    }
+
+    /// An idle connection to the application's `port` on `eventLoop`, leased, if there is one
+    /// (the per-request path: no future, no callback).
+    func idleConnection(port: Int, on eventLoop: any EventLoop) -> (any Channel)? {
+        let key = Key(port: port, loop: ObjectIdentifier(eventLoop))
+        while let channel = idle.withLock({ $0[key]?.popLast() }) {
+            if channel.isActive { return channel }
+        }
+        return nil
     }
 
     /// Returns a connection after a complete exchange; it is closed instead when too many are idle.

@@ -141,6 +141,10 @@ final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOw
 
     private func connect(context: ChannelHandlerContext) {
         let pool = environment.http1Pool
+        if let channel = pool.idleConnection(port: appPort, on: context.eventLoop) {
+            connected(channel)
+            return
+        }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         pool.acquire(port: appPort, on: context.eventLoop).whenComplete { result in
             let handler = loopBound.value

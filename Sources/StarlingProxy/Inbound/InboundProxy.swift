@@ -198,7 +198,7 @@ extension InboundProxy {
             streams.streamErrorRateLimit.windowLength = .seconds(30)
 
             let environment = InboundStreamEnvironment(
-                configuration: configuration, client: peer, logger: logger, http1Pool: http1Pool,
+                configuration: configuration, client: peer, clientName: peer.dnsName, logger: logger, http1Pool: http1Pool,
                 http2Connections: http2Connections)
             let connectionHandler = InboundHTTP2ConnectionHandler(
                 idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger)

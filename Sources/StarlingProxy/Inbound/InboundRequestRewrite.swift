@@ -25,7 +25,11 @@ struct InboundRequestRewrite: Sendable, Hashable {
     /// The request headers to send to the application.
     var headers: HPACKHeaders
 
-    init(_ incoming: HPACKHeaders, client: MeshIdentity, configuration: InboundProxy.Configuration) {
+    /// - Parameter clientName: `client.dnsName` when the caller has it at hand (computed otherwise).
+    init(
+        _ incoming: HPACKHeaders, client: MeshIdentity, clientName: String? = nil,
+        configuration: InboundProxy.Configuration
+    ) {
         let target = incoming.first(name: MeshHeaders.target)
         let originalProtocol = incoming.first(name: MeshHeaders.originalProtocol)
         self.appPort = configuration.appPort(forTarget: target)
@@ -39,7 +43,7 @@ struct InboundRequestRewrite: Sendable, Hashable {
         headers.remove(name: MeshHeaders.target)
         headers.remove(name: MeshHeaders.originalProtocol)
         headers.remove(name: MeshHeaders.clientIdentity)
-        headers.add(name: MeshHeaders.clientIdentity, value: Self.callerIdentity(incoming, peer: client))
+        headers.add(name: MeshHeaders.clientIdentity, value: Self.callerIdentity(incoming, peer: client, peerName: clientName))
         if client.isGateway, incoming.first(name: GatewayHeaders.forwardedClientIdentity) != nil {
             // Through a gateway: the application sees the original caller's cluster too.
             headers.remove(name: GatewayHeaders.clientCluster)
@@ -60,10 +64,10 @@ struct InboundRequestRewrite: Sendable, Hashable {
 
     /// The identity the application is told called it: the verified peer, or — when the peer is a
     /// multicluster gateway that names the caller it verified — that caller.
-    static func callerIdentity(_ incoming: HPACKHeaders, peer: MeshIdentity) -> String {
+    static func callerIdentity(_ incoming: HPACKHeaders, peer: MeshIdentity, peerName: String? = nil) -> String {
         guard peer.isGateway, let forwarded = incoming.first(name: GatewayHeaders.forwardedClientIdentity),
             let caller = MeshIdentity(dnsName: forwarded)
-        else { return peer.dnsName }
+        else { return peerName ?? peer.dnsName }
         return caller.dnsName
     }
 

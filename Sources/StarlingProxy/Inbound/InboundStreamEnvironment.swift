@@ -8,6 +8,8 @@ struct InboundStreamEnvironment: Sendable {
     var configuration: InboundProxy.Configuration
     /// The verified identity of the calling workload.
     var client: MeshIdentity
+    /// `client.dnsName`, spelled once per connection (every request carries it to the app).
+    var clientName: String
     /// Carries the connection's metadata (peer address, client identity).
     var logger: Logger
     var http1Pool: InboundHTTP1ConnectionPool

@@ -36,7 +36,8 @@ final class InboundStreamRouterHandler: ChannelInboundHandler {
         }
         routed = true
         let rewrite = InboundRequestRewrite(
-            headers.headers, client: environment.client, configuration: environment.configuration)
+            headers.headers, client: environment.client, clientName: environment.clientName,
+            configuration: environment.configuration)
         headers.headers = rewrite.headers
         var logger = environment.logger
         // Only debug lines read these; setting metadata re-renders the handler's metadata, which

@@ -55,6 +55,23 @@ struct HTTPConversionTests {
         #expect(upgrade.map(\.name) == ["B"])
     }
 
+    /// The copy-free walk over end-to-end fields keeps exactly what removal keeps.
+    @Test func endToEndFieldsAreWhatRemovalKeeps() {
+        let lists: [[(String, String)]] = [
+            [("content-type", "text/plain"), ("content-length", "2")],
+            [("Server", "nginx"), ("Connection", "keep-alive"), ("Content-Length", "2")],
+            [("Connection", "close, X-A"), ("X-A", "1"), ("B", "2"), ("TE", "trailers")],
+            [("Connection", "keep-alive"), ("Keep-Alive", "timeout=5"), ("Transfer-Encoding", "chunked"), ("B", "2")],
+        ]
+        for list in lists {
+            var removed = HTTPHeaders(list)
+            HopByHopHeaders.remove(from: &removed)
+            var walked: [String] = []
+            HopByHopHeaders.forEachEndToEnd(HTTPHeaders(list)) { name, value in walked.append("\(name)=\(value)") }
+            #expect(walked == removed.map { "\($0.name)=\($0.value)" }, "\(list)")
+        }
+    }
+
     @Test func asciiCaseInsensitivePrefixes() {
         #expect("Starling-Forwarded-Client-Id".hasASCIICaseInsensitivePrefix("starling-forwarded-client-"))
         #expect("application/GRPC+proto".hasASCIICaseInsensitivePrefix("application/grpc"))

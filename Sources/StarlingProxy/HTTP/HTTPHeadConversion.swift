@@ -28,30 +28,25 @@ public enum HTTPHeadConversion {
     public static func http2RequestHeaders(
         from head: HTTPRequestHead, authority: String, scheme: String = "http"
     ) -> HPACKHeaders {
-        var fields = head.headers
-        HopByHopHeaders.remove(from: &fields)
         var result = HPACKHeaders()
-        result.reserveCapacity(fields.count + 4)
+        result.reserveCapacity(head.headers.count + 4)
         result.add(name: ":method", value: head.method.rawValue)
         result.add(name: ":scheme", value: scheme)
         result.add(name: ":authority", value: authority)
         result.add(name: ":path", value: originFormPath(head.uri))
-        for (name, value) in fields {
+        HopByHopHeaders.forEachEndToEnd(head.headers) { name, value in
             let lower = http2Name(name)
-            if lower == "host" { continue }
-            result.add(name: lower, value: value)
+            if lower != "host" { result.add(name: lower, value: value) }
         }
         return result
     }
 
     /// HTTP/2 response headers for an HTTP/1 response head (`:status` first).
     public static func http2ResponseHeaders(from head: HTTPResponseHead) -> HPACKHeaders {
-        var fields = head.headers
-        HopByHopHeaders.remove(from: &fields)
         var result = HPACKHeaders()
-        result.reserveCapacity(fields.count + 1)
+        result.reserveCapacity(head.headers.count + 1)
         result.add(name: ":status", value: String(head.status.code))
-        for (name, value) in fields {
+        HopByHopHeaders.forEachEndToEnd(head.headers) { name, value in
             result.add(name: http2Name(name), value: value)
         }
         return result
@@ -59,10 +54,8 @@ public enum HTTPHeadConversion {
 
     /// HTTP/2 trailers from HTTP/1 chunked trailers (lower-case, hop-by-hop removed).
     public static func http2Trailers(from trailers: HTTPHeaders) -> HPACKHeaders {
-        var fields = trailers
-        HopByHopHeaders.remove(from: &fields)
         var result = HPACKHeaders()
-        for (name, value) in fields { result.add(name: http2Name(name), value: value) }
+        HopByHopHeaders.forEachEndToEnd(trailers) { name, value in result.add(name: http2Name(name), value: value) }
         return result
     }
 
@@ -87,6 +80,7 @@ public enum HTTPHeadConversion {
         }
         let path = headers.first(name: ":path") ?? (method == "OPTIONS" ? "*" : "/")
         var fields = HTTPHeaders()
+        fields.reserveCapacity(headers.count)
         if let authority = headers.first(name: ":authority") ?? headers.first(name: "host") {
             fields.add(name: "host", value: authority)
         }
@@ -115,6 +109,7 @@ public enum HTTPHeadConversion {
             throw ConversionError("the response has no valid :status")
         }
         var fields = HTTPHeaders()
+        fields.reserveCapacity(headers.count + 1)
         for (name, value, _) in headers where !name.hasPrefix(":") {
             fields.add(name: name, value: value)
         }

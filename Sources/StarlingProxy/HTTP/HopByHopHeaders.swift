@@ -76,6 +76,20 @@ public enum HopByHopHeaders {
         if keepTrailers { headers.add(name: "te", value: "trailers") }
     }
 
+    /// Calls `body` with each field of `headers` that `remove(from:)` would keep, in order, without
+    /// copying the list in the common cases (no hop-by-hop field, or a lone plain `Connection`).
+    static func forEachEndToEnd(_ headers: HTTPHeaders, _ body: (_ name: String, _ value: String) -> Void) {
+        if !headers.contains(where: { isFixedName($0.name) }) {
+            for (name, value) in headers { body(name, value) }
+        } else if onlyPlainConnection(headers) {
+            for (name, value) in headers where !isFixedName(name) { body(name, value) }
+        } else {
+            var fields = headers
+            remove(from: &fields)
+            for (name, value) in fields { body(name, value) }
+        }
+    }
+
     /// Removes hop-by-hop fields from HTTP/2 headers, keeping `te: trailers`.
     public static func remove(from headers: inout HPACKHeaders) {
         guard headers.contains(where: { isFixedName($0.name) }) else { return }

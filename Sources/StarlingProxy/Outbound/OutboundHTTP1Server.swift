@@ -163,9 +163,15 @@ struct OutboundHTTP1Server: Sendable {
             }
             written = target.authority
         } else if head.uri.hasPrefix("/") || head.uri == "*" {
-            let hosts = head.headers["host"]
-            guard hosts.count == 1, let host = hosts.first, !host.isEmpty else {
-                throw ProxyError(.badRequest, "the request has \(hosts.count) Host fields; exactly one is required")
+            // Counted in place (the subscript would build an array on every request).
+            var hosts = 0
+            var host = ""
+            for field in head.headers where field.name.utf8.count == 4 && field.name.hasASCIICaseInsensitivePrefix("host") {
+                hosts += 1
+                host = field.value
+            }
+            guard hosts == 1, !host.isEmpty else {
+                throw ProxyError(.badRequest, "the request has \(hosts) Host fields; exactly one is required")
             }
             written = host
         } else {

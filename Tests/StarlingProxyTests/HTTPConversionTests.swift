@@ -72,6 +72,20 @@ struct HTTPConversionTests {
         }
     }
 
+    @Test func fixedHopByHopNamesAreRecognisedInAnyCase() {
+        let fixed = [
+            "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+            "transfer-encoding", "upgrade", "te", "trailer",
+        ]
+        for name in fixed {
+            #expect(HopByHopHeaders.isFixedName(name), "\(name)")
+            #expect(HopByHopHeaders.isFixedName(name.uppercased()), "\(name)")
+        }
+        for name in ["trailers", "t", "tk", "content-length", "connectionx", "upgrades", "proxy-authorisation", ""] {
+            #expect(!HopByHopHeaders.isFixedName(name), "\(name)")
+        }
+    }
+
     @Test func asciiCaseInsensitivePrefixes() {
         #expect("Starling-Forwarded-Client-Id".hasASCIICaseInsensitivePrefix("starling-forwarded-client-"))
         #expect("application/GRPC+proto".hasASCIICaseInsensitivePrefix("application/grpc"))

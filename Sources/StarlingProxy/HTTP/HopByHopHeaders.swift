@@ -7,21 +7,20 @@ public import NIOHTTP1
 /// Besides the fixed list, every field named in a `Connection` header is hop-by-hop too.
 /// `te` is the one exception HTTP/2 keeps: `te: trailers` (gRPC sends it) survives.
 public enum HopByHopHeaders {
-    /// The fixed hop-by-hop names, lower-case.
-    public static let names: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-        "transfer-encoding", "upgrade", "te", "trailer",
-    ]
-
-    /// Whether `name` (any case) is one of the fixed hop-by-hop names. Most names are ruled out
-    /// by their length alone; the others are compared without making a lower-cased copy.
+    /// Whether `name` (any case) is one of the fixed hop-by-hop names: `connection`, `keep-alive`,
+    /// `proxy-connection`, `proxy-authenticate`, `proxy-authorization`, `transfer-encoding`,
+    /// `upgrade`, `te`, `trailer`. Most names are ruled out by their length alone; the others are
+    /// compared without making a lower-cased copy (this runs on every header of every request).
     static func isFixedName(_ name: String) -> Bool {
-        let length = name.utf8.count
-        switch length {
-        case 2, 7, 10, 16, 17, 18, 19:
-            return names.contains { $0.utf8.count == length && name.hasASCIICaseInsensitivePrefix($0) }
-        default:
-            return false
+        switch name.utf8.count {
+        case 2: name.hasASCIICaseInsensitivePrefix("te")
+        case 7: name.hasASCIICaseInsensitivePrefix("upgrade") || name.hasASCIICaseInsensitivePrefix("trailer")
+        case 10: name.hasASCIICaseInsensitivePrefix("connection") || name.hasASCIICaseInsensitivePrefix("keep-alive")
+        case 16: name.hasASCIICaseInsensitivePrefix("proxy-connection")
+        case 17: name.hasASCIICaseInsensitivePrefix("transfer-encoding")
+        case 18: name.hasASCIICaseInsensitivePrefix("proxy-authenticate")
+        case 19: name.hasASCIICaseInsensitivePrefix("proxy-authorization")
+        default: false
         }
     }
 

@@ -80,13 +80,17 @@ extension InboundProxy {
 
         /// The port of `host:port` (or `[v6]:port`); nil when there is none.
         static func port(of authority: String) -> Int? {
-            guard let colon = authority.lastIndex(of: ":") else { return nil }
-            let digits = authority[authority.index(after: colon)...]
-            guard !digits.isEmpty, digits.utf8.count <= 5,
-                digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-                let port = Int(digits), (1...65535).contains(port)
-            else { return nil }
-            return port
+            // Bytes, not characters: this runs on every request.
+            let bytes = authority.utf8
+            guard let colon = bytes.lastIndex(of: UInt8(ascii: ":")) else { return nil }
+            let digits = bytes[bytes.index(after: colon)...]
+            guard !digits.isEmpty, digits.count <= 5 else { return nil }
+            var port = 0
+            for byte in digits {
+                guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+                port = port * 10 + Int(byte - UInt8(ascii: "0"))
+            }
+            return (1...65535).contains(port) ? port : nil
         }
     }
 }

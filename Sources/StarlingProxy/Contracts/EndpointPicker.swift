@@ -22,16 +22,19 @@ public enum PickOutcome: Sendable {
 }
 
 /// A chosen endpoint for one request, with the routing facts the data path needs.
-public struct Pick: Sendable {
-    public var endpoint: Endpoint
+///
+/// A class: a request's pick travels through several closures and states, and each copy of a
+/// struct retained every field (strings, identity, two closures) on every request.
+public final class Pick: Sendable {
+    public let endpoint: Endpoint
     /// The backend service authority the split chose (for metrics and the gateway header).
-    public var backend: String
+    public let backend: String
     /// The request timeout from the service's profile.
-    public var timeout: Duration
+    public let timeout: Duration
     /// True when the retry budget allows retrying this request once more.
-    public var mayRetry: @Sendable () -> Bool
+    public let mayRetry: @Sendable () -> Bool
     /// Report how the request went; call exactly once.
-    public var complete: @Sendable (PickOutcome) -> Void
+    public let complete: @Sendable (PickOutcome) -> Void
 
     public init(
         endpoint: Endpoint, backend: String, timeout: Duration,

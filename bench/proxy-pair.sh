@@ -172,7 +172,8 @@ start_pair() {
     > "$client.log" 2>&1 & pids+=($!)
   pair_client_pid=$!
   for log in "$web.log" "$client.log"; do
-    wait_for "workload started ($log)" 60 grep -q "address=" "$log"
+    ( wait_for "workload started ($log)" 60 grep -q "address=" "$log" ) 2>/dev/null ||
+      fail "a workload did not start within 60 s; the end of $log: $(tail -5 "$log" | tr '\n' ' ')"
     child=$(sed -n 's/.*pid=\([0-9]*\).*/\1/p' "$log" | head -1)
     [ -n "$child" ] && pids+=("$child")
   done

@@ -407,6 +407,14 @@ for p in "${paths[@]}"; do
     "${p50[$p]}" "${p99[$p]}" "${p999[$p]}" "${cpu[$p]}" "${rss_idle[$p]}" "${rss_after[$p]}"
 done
 echo "(medians of $RUNS runs; p50/p99/p99.9 at a fixed $RATE req/s; CPU = utime+stime per 1,000 requests of the throughput runs)"
+# The ratio run by run (the two pairs of a run are measured back to back): its spread is the
+# measurement's noise, which the medians above hide.
+per_run=""
+for i in $(seq 0 $((RUNS - 1))); do
+  eval "s=\${rps_starling[$i]} h=\${rps_haproxy[$i]}"
+  per_run+=" $(ratio "$s" "$h")x"
+done
+echo "Starling/HAProxy throughput run by run:$per_run"
 for p in "${paths[@]}"; do
   printf '  %-9s failed requests %s, connections closed by the server side %s' "$p" "${errors[$p]:-0}" "${closes[$p]:-0}"
   [ -n "${proxies[$p]}" ] && printf '; peak RSS out/in %s MB; open fds out/in %s; connections to nginx held by the server-side proxy %s' \

@@ -29,10 +29,9 @@ public enum HopByHopHeaders {
     private static func onlyPlainConnection(_ headers: HTTPHeaders) -> Bool {
         var plain = false
         for (name, value) in headers where isFixedName(name) {
-            guard !plain, name.utf8.count == 10, name.hasASCIICaseInsensitivePrefix("connection") else { return false }
+            guard !plain, name.isASCIICaseInsensitiveEqual(to: "connection") else { return false }
             let token = value.trimmingASCIIWhitespace()
-            guard (token.utf8.count == 10 && token.hasASCIICaseInsensitivePrefix("keep-alive"))
-                || (token.utf8.count == 5 && token.hasASCIICaseInsensitivePrefix("close"))
+            guard token.isASCIICaseInsensitiveEqual(to: "keep-alive") || token.isASCIICaseInsensitiveEqual(to: "close")
             else { return false }
             plain = true
         }
@@ -114,6 +113,11 @@ extension StringProtocol {
             if byte != expected && Self.asciiLowercased(byte) != Self.asciiLowercased(expected) { return false }
         }
         return true
+    }
+
+    /// Whether the text equals `other`, ASCII letters compared without case.
+    func isASCIICaseInsensitiveEqual(to other: String) -> Bool {
+        utf8.count == other.utf8.count && hasASCIICaseInsensitivePrefix(other)
     }
 
     private static func asciiLowercased(_ byte: UInt8) -> UInt8 {

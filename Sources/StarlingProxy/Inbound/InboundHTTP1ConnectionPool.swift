@@ -7,7 +7,7 @@ import Synchronization
 ///
 /// A connection lives on the event loop of the HTTP/2 stream that uses it, so the stream and the
 /// connection hand bytes to each other without hopping threads. A connection serves one exchange
-/// at a time: it is leased by ``acquire(port:on:)`` and comes back with ``release(_:port:)`` only
+/// at a time: it is leased by ``idleConnection(port:on:)`` or ``connect(port:on:)`` and comes back with ``release(_:port:)`` only
 /// after a complete exchange whose response allowed keep-alive.
 final class InboundHTTP1ConnectionPool: Sendable {
     private struct Key: Hashable {
@@ -34,10 +34,9 @@ final class InboundHTTP1ConnectionPool: Sendable {
         self.maxIdlePerKey = maxIdlePerKey
     }
 
-    /// A connection to the application's `port` on `eventLoop`: an idle one if there is one, else
-    /// a new one. The future fails when connecting fails.
-    func acquire(port: Int, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
-        if let channel = idleConnection(port: port, on: eventLoop) { return eventLoop.makeSucceededFuture(channel) }
+    /// A new connection to the application's `port` on `eventLoop` (for when ``idleConnection(port:on:)``
+    /// had none), leased. The future fails when connecting fails.
+    func connect(port: Int, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
         let idleTimeout = idleTimeout
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)

@@ -146,7 +146,7 @@ final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOw
             return
         }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        pool.acquire(port: appPort, on: context.eventLoop).whenComplete { result in
+        pool.connect(port: appPort, on: context.eventLoop).whenComplete { result in
             let handler = loopBound.value
             switch result {
             case .success(let channel):

@@ -166,7 +166,7 @@ struct OutboundHTTP1Server: Sendable {
             // Counted in place (the subscript would build an array on every request).
             var hosts = 0
             var host = ""
-            for field in head.headers where field.name.utf8.count == 4 && field.name.hasASCIICaseInsensitivePrefix("host") {
+            for field in head.headers where field.name.isASCIICaseInsensitiveEqual(to: "host") {
                 hosts += 1
                 host = field.value
             }

@@ -296,6 +296,14 @@ final class InboundGRPCLikeStreamHandler: ChannelInboundHandler {
             let values = requestHeaders[name]
             return values.isEmpty ? "none" : values.joined(separator: ",")
         }
+        if requestHeaders.first(name: ":path")?.hasSuffix("/Missing") ?? false {
+            // A trailers-only response, as gRPC servers send an error: one HEADERS frame.
+            let only: HPACKHeaders = [
+                ":status": "200", "content-type": "application/grpc", "grpc-status": "5", "grpc-message": "not here",
+            ]
+            context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: only, endStream: true))), promise: nil)
+            return
+        }
         let head: HPACKHeaders = [
             ":status": "200", "content-type": "application/grpc", "echo-client-id": seen("starling-client-id"),
             "echo-target": seen("starling-target"), "echo-orig-proto": seen("starling-orig-proto"),

@@ -79,8 +79,9 @@ struct InboundProxyTests {
                 }
                 #expect(count == 20)
             }
-            // And a large body streams through without being refused.
-            let big = String(repeating: "x", count: 300_000)
+            // And a body far larger than a stream's 64 KiB window streams through both ways:
+            // the stream's credit follows the application connection, and back.
+            let big = String(repeating: "x", count: 3 * 1024 * 1024)
             let response = try await client.send(
                 method: "POST", authority: "podinfo.test", headers: [("starling-orig-proto", "HTTP/1.0")], body: big)
             #expect(response.status == 200)
@@ -127,6 +128,39 @@ struct InboundProxyTests {
                 #expect(response.header("echo-target") == "none")
                 #expect(response.trailers?.first(name: "grpc-status") == "0")
                 #expect(response.trailers?.first(name: "grpc-message") == "ok")
+            }
+            // A message far larger than a stream's window: credit flows as the app stream takes it.
+            let big = String(repeating: "g", count: 2 * 1024 * 1024)
+            let response = try await client.send(
+                method: "POST", path: "/pkg.Service/Method", authority: "grpc.test:\(app.port)",
+                headers: [
+                    ("content-type", "application/grpc"), ("te", "trailers"),
+                    ("starling-target", "grpc.test.svc.cluster.local:\(app.port)"),
+                ],
+                body: big)
+            #expect(response.body.count == big.count)
+            #expect(response.trailers?.first(name: "grpc-status") == "0")
+        }
+    }
+
+    @Test func aTrailersOnlyResponseComesBackAsOneHeadersFrame() async throws {
+        let app = try await startInboundH2CApp()
+        defer { Task { await app.close() } }
+        let configuration = InboundProxy.Configuration(appPorts: [app.port], defaultAppPort: 1)
+        try await withInboundProxy(configuration: configuration, tls: serverTLS) { port in
+            let client = try await meshClient(port: port)
+            defer { Task { await client.close() } }
+            for _ in 0..<3 {
+                let response = try await client.send(
+                    method: "POST", path: "/pkg.Service/Missing", authority: "grpc.test:\(app.port)",
+                    headers: [
+                        ("content-type", "application/grpc"), ("te", "trailers"),
+                        ("starling-target", "grpc.test.svc.cluster.local:\(app.port)"),
+                    ],
+                    body: "message")
+                #expect(response.status == 200, "\(response.header(ProxyError.headerName) ?? "")")
+                #expect(response.header("grpc-status") == "5")
+                #expect(response.header("grpc-message") == "not here")
             }
         }
     }

@@ -2,9 +2,9 @@ import NIOHTTP1
 
 /// The life of one request forwarded from an HTTP/2 stream to an HTTP/1.1 application connection.
 ///
-/// Request parts that arrive while the connection is being set up are held (at most what one
-/// read delivered: the stream is not read again until the connection is there, so HTTP/2 flow
-/// control bounds them). The exchange ends when the response has ended — the connection goes back
+/// Request parts that arrive while the connection is being set up are held (at most one stream
+/// window: the stream's credit is withheld until the connection is there, so HTTP/2 flow control
+/// bounds them). The exchange ends when the response has ended — the connection goes back
 /// to the pool only when the request had been sent completely too and the response allows it.
 struct InboundHTTP1ForwardStateMachine {
     enum State {

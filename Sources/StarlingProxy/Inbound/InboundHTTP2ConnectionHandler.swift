@@ -2,11 +2,11 @@ import Logging
 import NIOCore
 import NIOHTTP2
 
-/// Manages one inbound HTTP/2 connection as a whole (the root stream, after `NIOHTTP2Handler`):
+/// Manages one inbound HTTP/2 connection as a whole (the root stream, after the stream dispatcher):
 /// counts open streams, closes the connection after ``InboundProxy/Configuration/idleTimeout``
 /// without any, and on drain sends GOAWAY naming the last stream it accepted, then closes once
 /// those streams have finished.
-final class InboundHTTP2ConnectionHandler: ChannelInboundHandler {
+final class InboundHTTP2ConnectionHandler: ChannelInboundHandler, HTTP2StreamObserver {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
@@ -42,7 +42,7 @@ final class InboundHTTP2ConnectionHandler: ChannelInboundHandler {
         self.context = nil
     }
 
-    // MARK: - Streams (from ``InboundHTTP2StreamTracker``)
+    // MARK: - Streams (from the connection's ``HTTP2StreamDispatcher``)
 
     func streamOpened(_ id: HTTP2StreamID) {
         openStreams += 1
@@ -124,17 +124,3 @@ final class InboundHTTP2ConnectionHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension InboundHTTP2ConnectionHandler: Sendable {}
-
-/// Tells the connection handler about stream creation and closure (NIOHTTP2 calls it on the
-/// connection's event loop).
-struct InboundHTTP2StreamTracker: NIOHTTP2StreamDelegate {
-    let handler: NIOLoopBound<InboundHTTP2ConnectionHandler>
-
-    func streamCreated(_ id: HTTP2StreamID, channel: any Channel) {
-        handler.value.streamOpened(id)
-    }
-
-    func streamClosed(_ id: HTTP2StreamID, channel: any Channel) {
-        handler.value.streamClosed(id)
-    }
-}

@@ -202,20 +202,13 @@ extension InboundProxy {
                 http2Connections: http2Connections)
             let connectionHandler = InboundHTTP2ConnectionHandler(
                 idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger)
-            let tracker = InboundHTTP2StreamTracker(
-                handler: NIOLoopBound(connectionHandler, eventLoop: channel.eventLoop))
-            try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
-            _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                mode: .server, connectionConfiguration: connection, streamConfiguration: streams,
-                streamDelegate: tracker
-            ) { stream in
-                stream.eventLoop.makeCompletedFuture {
-                    try stream.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
-                    try stream.pipeline.syncOperations.addHandler(
-                        InboundStreamRouterHandler(environment: environment), name: "router")
-                }
-            }
-            try channel.pipeline.syncOperations.addHandler(connectionHandler)
+            let router = InboundStreamRouter(environment: environment)
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandler(FlushCoalescingHandler())
+            try sync.addHandler(
+                NIOHTTP2Handler(mode: .server, connectionConfiguration: connection, streamConfiguration: streams))
+            try sync.addHandler(HTTP2StreamDispatcher(observer: connectionHandler, accept: router.accept))
+            try sync.addHandler(connectionHandler)
             logger.debug("inbound HTTP/2 connection established")
         }
 

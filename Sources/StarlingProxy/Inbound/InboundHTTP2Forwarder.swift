@@ -6,52 +6,43 @@ import NIOHTTP2
 /// Forwards one inbound HTTP/2 stream to a stream on the application's h2c connection and relays
 /// the response — headers, data and trailers (gRPC's status lives there) — back.
 ///
-/// Frames move one for one with backpressure: each side is read only while the other is
-/// writable. Frames that arrive while the application stream is being opened are held (one
-/// read's worth, bounded by HTTP/2 flow control).
-final class InboundHTTP2ForwardHandler: ChannelInboundHandler, InboundHTTP2AppOwner {
-    typealias InboundIn = HTTP2Frame.FramePayload
-    typealias OutboundOut = HTTP2Frame.FramePayload
-
+/// Frames move one for one with backpressure: the caller's stream gets credit only while the
+/// application stream is writable, and the application stream is read only while the caller's
+/// is. Frames that arrive while the application stream is being opened are held (at most one
+/// stream window: credit is withheld meanwhile).
+final class InboundHTTP2Forwarder: HTTP2FrameStreamOwner, InboundHTTP2AppOwner {
     private enum State {
         case connecting(held: [HTTP2Frame.FramePayload])
         case forwarding(InboundAppHTTP2StreamHandler)
         case done
     }
 
+    private let stream: HTTP2FrameStream
     private let environment: InboundStreamEnvironment
     private let appPort: Int
     private let logger: Logger
     private var recorder: InboundRequestRecorder
-    private var context: ChannelHandlerContext?
     private var state: State = .connecting(held: [])
     private var requestEnded = false
     private var responseStarted = false
     private var responseEnded = false
-    private var streamReadWaiting = false
     private var appReadWaiting = false
     private var connectStarted = false
 
-    init(environment: InboundStreamEnvironment, appPort: Int, authority: String, logger: Logger) {
+    init(
+        stream: HTTP2FrameStream, environment: InboundStreamEnvironment, appPort: Int, authority: String, logger: Logger
+    ) {
+        self.stream = stream
         self.environment = environment
         self.appPort = appPort
         self.logger = logger
         self.recorder = InboundRequestRecorder(authority: authority, client: environment.client)
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
+        stream.isReceiving = false
     }
 
     // MARK: - Caller side
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let payload = unwrapInboundIn(data)
-        guard Self.isRelayed(payload) else { return }
+    func streamReceived(_ payload: HTTP2Frame.FramePayload) {
         if Self.endsStream(payload) { requestEnded = true }
         switch state {
         case .connecting(var held):
@@ -59,7 +50,7 @@ final class InboundHTTP2ForwardHandler: ChannelInboundHandler, InboundHTTP2AppOw
             state = .connecting(held: held)
             if !connectStarted {
                 connectStarted = true
-                connect(context: context)
+                connect()
             }
         case .forwarding(let app):
             app.send(payload)
@@ -68,53 +59,32 @@ final class InboundHTTP2ForwardHandler: ChannelInboundHandler, InboundHTTP2AppOw
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    func streamReadComplete() {
         guard case .forwarding(let app) = state else { return }
         app.flush()
-        readStreamIfPossible(context: context, app: app)
+        stream.isReceiving = !requestEnded && app.isWritable
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, appReadWaiting, case .forwarding(let app) = state {
+    func streamWritable() {
+        if appReadWaiting, case .forwarding(let app) = state {
             appReadWaiting = false
             app.read()
         }
-        context.fireChannelWritabilityChanged()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    func streamClosed(reason: HTTP2ErrorCode?) {
         if case .forwarding(let app) = state {
             // Closing an open stream resets it; a finished one is already closed.
             app.close()
         }
         state = .done
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("inbound HTTP/2 stream failed", metadata: ["error": "\(error)"])
-        context.close(promise: nil)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is InboundDrainEvent { return }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    private func readStreamIfPossible(context: ChannelHandlerContext, app: InboundAppHTTP2StreamHandler) {
-        guard !requestEnded else { return }
-        if app.isWritable {
-            context.read()
-        } else {
-            streamReadWaiting = true
-        }
     }
 
     // MARK: - Opening the application stream
 
-    private func connect(context: ChannelHandlerContext) {
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
+    private func connect() {
+        let eventLoop = stream.eventLoop
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
         environment.http2Connections.openStream(port: appPort, on: eventLoop) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
@@ -122,45 +92,43 @@ final class InboundHTTP2ForwardHandler: ChannelInboundHandler, InboundHTTP2AppOw
                 try stream.pipeline.syncOperations.addHandler(handler)
             }
         }.whenComplete { result in
-            let handler = loopBound.value
+            let forwarder = loopBound.value
             switch result {
             case .success(let stream):
-                handler.opened(stream)
+                forwarder.opened(stream)
             case .failure(let error):
-                handler.openFailed(error)
+                forwarder.openFailed(error)
             }
         }
     }
 
-    private func opened(_ stream: any Channel) {
-        guard case .connecting(let held) = state, let context,
-            let app = try? stream.pipeline.syncOperations.handler(type: InboundAppHTTP2StreamHandler.self)
+    private func opened(_ appStream: any Channel) {
+        guard case .connecting(let held) = state,
+            let app = try? appStream.pipeline.syncOperations.handler(type: InboundAppHTTP2StreamHandler.self)
         else {
-            stream.close(promise: nil)
+            appStream.close(promise: nil)
             return
         }
         state = .forwarding(app)
         for payload in held { app.send(payload) }
         app.flush()
         app.read()
-        readStreamIfPossible(context: context, app: app)
+        stream.isReceiving = !requestEnded && app.isWritable
     }
 
     private func openFailed(_ error: any Error) {
-        guard case .connecting = state, let context else { return }
+        guard case .connecting = state else { return }
         state = .done
         let host = environment.configuration.appHost
         logger.debug("opening an HTTP/2 stream to the application failed", metadata: ["error": "\(error)"])
         respondWithError(
-            context: context,
-            ProxyError(.connectFailed, "connecting to the application at \(host):\(appPort) failed: \(error)")
-        )
+            ProxyError(.connectFailed, "connecting to the application at \(host):\(appPort) failed: \(error)"))
     }
 
     // MARK: - Application side
 
     func appReceived(_ payload: HTTP2Frame.FramePayload) {
-        guard let context, case .forwarding = state, Self.isRelayed(payload) else { return }
+        guard case .forwarding = state, Self.isRelayed(payload) else { return }
         // Interim (1xx) responses are relayed as they are; the final status is the one recorded.
         if case .headers(let headers) = payload, !responseStarted,
             let status = headers.headers.first(name: ":status").flatMap(Int.init), status >= 200
@@ -168,15 +136,21 @@ final class InboundHTTP2ForwardHandler: ChannelInboundHandler, InboundHTTP2AppOw
             responseStarted = true
             recorder.responded(status: status)
         }
-        if Self.endsStream(payload) { responseEnded = true }
-        context.write(wrapOutboundOut(payload), promise: nil)
+        guard Self.endsStream(payload) else {
+            stream.write(payload)
+            return
+        }
+        // The last frame may close the stream as it is written, and with it this exchange
+        // (no read-complete follows): it goes out at once.
+        responseEnded = true
+        stream.write(payload)
+        stream.flush()
     }
 
     func appReadComplete() {
-        guard let context else { return }
-        context.flush()
+        stream.flush()
         guard case .forwarding(let app) = state, !responseEnded else { return }
-        if context.channel.isWritable {
+        if stream.isWritable {
             app.read()
         } else {
             appReadWaiting = true
@@ -184,39 +158,43 @@ final class InboundHTTP2ForwardHandler: ChannelInboundHandler, InboundHTTP2AppOw
     }
 
     func appWritabilityChanged(isWritable: Bool) {
-        guard isWritable, streamReadWaiting, let context, case .forwarding(let app) = state else { return }
-        streamReadWaiting = false
-        readStreamIfPossible(context: context, app: app)
+        guard case .forwarding = state else { return }
+        stream.isReceiving = isWritable && !requestEnded
     }
 
     func appClosed(_ error: (any Error)?) {
-        guard case .forwarding = state, let context else { return }
+        guard case .forwarding = state else { return }
         state = .done
-        if responseEnded { return }
+        if responseEnded {
+            // The application's close can come before the end of its read: what it sent last
+            // goes out now. If the caller is still sending, nobody reads it any more: the answer
+            // is complete, so the reset asks it to stop without an error (as the app did).
+            stream.flush()
+            if !requestEnded { stream.reset(.noError) }
+            return
+        }
         if responseStarted {
-            context.close(promise: nil)
+            stream.reset(.cancel)
         } else {
             let reason = error.map { "\($0)" } ?? "the application reset the stream"
-            respondWithError(context: context, ProxyError(.upstreamProtocol, "the application failed before responding: \(reason)"))
+            respondWithError(ProxyError(.upstreamProtocol, "the application failed before responding: \(reason)"))
         }
     }
 
     // MARK: - Helpers
 
-    private func respondWithError(context: ChannelHandlerContext, _ error: ProxyError) {
+    private func respondWithError(_ error: ProxyError) {
         recorder.responded(status: error.httpStatus)
         let headers: HPACKHeaders = [
             ":status": String(error.httpStatus), ProxyError.headerName: error.code.name, "content-length": "0",
         ]
-        let requestEnded = requestEnded
-        context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: headers, endStream: true))))
-            .assumeIsolated().whenComplete { _ in
-                // The caller may still be sending a body nobody will read.
-                if !requestEnded { context.close(promise: nil) }
-            }
+        stream.write(.headers(.init(headers: headers, endStream: true)))
+        stream.flush()
+        // The caller may still be sending a body nobody will read.
+        if !requestEnded { stream.reset(.noError) }
     }
 
-    /// Only HEADERS and DATA carry the exchange; stream channels handle the rest themselves.
+    /// Only HEADERS and DATA carry the exchange; NIOHTTP2 handles the rest itself.
     static func isRelayed(_ payload: HTTP2Frame.FramePayload) -> Bool {
         switch payload {
         case .headers, .data: true
@@ -234,4 +212,4 @@ final class InboundHTTP2ForwardHandler: ChannelInboundHandler, InboundHTTP2AppOw
 }
 
 @available(*, unavailable)
-extension InboundHTTP2ForwardHandler: Sendable {}
+extension InboundHTTP2Forwarder: Sendable {}

@@ -7,82 +7,78 @@ import NIOHTTP2
 /// Forwards one HTTP/2 stream's request to the application over a pooled HTTP/1.1 connection,
 /// and relays the response back.
 ///
-/// The handler converts between the stream's frames and HTTP/1 parts itself (no codec in the
-/// stream's pipeline: one handler less on every frame and every stream). The response's last
-/// frame carries END_STREAM: a body part followed by the end goes out as one DATA frame, a head
+/// It converts between the stream's frames and HTTP/1 parts itself. The response's last frame
+/// carries END_STREAM: a body part followed by the end goes out as one DATA frame, a head
 /// followed by the end (no body) as one HEADERS frame.
 ///
-/// Bodies stream both ways with backpressure: the stream is read only while the application
-/// connection is writable, and the application only while the stream is writable.
-final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOwner {
-    typealias InboundIn = HTTP2Frame.FramePayload
-    typealias OutboundOut = HTTP2Frame.FramePayload
-
+/// Bodies stream both ways with backpressure: the stream's credit flows only while the
+/// application connection is writable, and the application is read only while the stream is
+/// writable.
+final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, InboundHTTP1AppOwner {
+    private let stream: HTTP2FrameStream
     private let environment: InboundStreamEnvironment
     private let appPort: Int
     private var logger: Logger
     private var recorder: InboundRequestRecorder
     private var machine = InboundHTTP1ForwardStateMachine()
-    private var context: ChannelHandlerContext?
     private var app: (channel: any Channel, handler: InboundAppHTTP1Handler)?
     private var responseKeepAlive = true
-    /// A read is owed to the stream once the application connection drains.
-    private var streamReadWaiting = false
     /// A read is owed to the application once the stream drains.
     private var appReadWaiting = false
     /// Whether the request head has arrived (a later HEADERS frame carries trailers).
     private var requestHeadSeen = false
+    /// Whether the caller ended its side of the stream.
+    private var requestEnded = false
     /// The response frame not written yet: it is held until the next part shows whether it is
     /// the last (then it carries END_STREAM) or the application's read ends.
     private var heldResponse: HTTP2Frame.FramePayload?
 
-    init(environment: InboundStreamEnvironment, appPort: Int, authority: String, logger: Logger) {
+    init(
+        stream: HTTP2FrameStream, environment: InboundStreamEnvironment, appPort: Int, authority: String, logger: Logger
+    ) {
+        self.stream = stream
         self.environment = environment
         self.appPort = appPort
         self.logger = logger
         self.recorder = InboundRequestRecorder(authority: authority, client: environment.client)
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
+        // Nothing takes the request's body until the application connection is there.
+        stream.isReceiving = false
     }
 
     // MARK: - Stream side
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+    func streamReceived(_ payload: HTTP2Frame.FramePayload) {
+        switch payload {
         case .headers(let headers) where !requestHeadSeen:
             requestHeadSeen = true
+            if headers.endStream { requestEnded = true }
             let head: HTTPRequestHead
             do {
                 head = try HTTPHeadConversion.http1RequestHead(from: headers.headers)
             } catch {
-                respondWithError(context: context, ProxyError(.badRequest, "\(error)"))
+                respondWithError(ProxyError(.badRequest, "\(error)"))
                 return
             }
-            received(.head(head), context: context)
-            if headers.endStream { received(.end(nil), context: context) }
+            received(.head(head))
+            if headers.endStream { received(.end(nil)) }
         case .headers(let trailers):
-            received(.end(HTTPHeadConversion.http1Trailers(from: trailers.headers)), context: context)
+            requestEnded = true
+            received(.end(HTTPHeadConversion.http1Trailers(from: trailers.headers)))
         case .data(let data):
+            if data.endStream { requestEnded = true }
             if case .byteBuffer(let body) = data.data, body.readableBytes > 0 {
-                received(.body(body), context: context)
+                received(.body(body))
             }
-            if data.endStream { received(.end(nil), context: context) }
+            if data.endStream { received(.end(nil)) }
         default:
-            // Resets close the stream (channelInactive); other frames mean nothing to HTTP/1.
             break
         }
     }
 
-    private func received(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    private func received(_ part: HTTPServerRequestPart) {
         switch machine.requestReceived(part) {
         case .connect:
-            connect(context: context)
+            connect()
         case .hold, .drop:
             break
         case .forward(let part):
@@ -90,24 +86,23 @@ final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOw
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    func streamReadComplete() {
         guard let app else { return }
         app.handler.flush()
-        readStreamIfPossible(context: context)
+        updateReceiving()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, appReadWaiting {
+    func streamWritable() {
+        if appReadWaiting {
             appReadWaiting = false
             app?.handler.read()
         }
-        context.fireChannelWritabilityChanged()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    func streamClosed(reason: HTTP2ErrorCode?) {
         // Only an exchange still under way makes the app connection unusable. The stream also
-        // closes while its last response frame is flushed (`finish`), before the connection went
-        // back to the pool: closing it then cost one TCP connection to the app per request.
+        // closes once its last response frame is written (`finish`), after the connection went
+        // back to the pool: closing it then would cost one TCP connection to the app per request.
         if machine.streamClosed(), let app {
             // The stream ended before its exchange finished: the app connection may hold half
             // of it, so it is closed — never left leased and open (that leaked connections).
@@ -115,53 +110,36 @@ final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOw
             app.channel.close(promise: nil)
             self.app = nil
         }
-        context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("inbound HTTP/1 stream failed", metadata: ["error": "\(error)"])
-        context.close(promise: nil)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is InboundDrainEvent { return }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    private func readStreamIfPossible(context: ChannelHandlerContext) {
-        guard machine.wantsRequestBody else { return }
-        if app?.handler.isWritable ?? false {
-            context.read()
-        } else {
-            streamReadWaiting = true
-        }
+    /// The stream's credit flows while the request body is wanted and the application connection
+    /// can take it.
+    private func updateReceiving() {
+        stream.isReceiving = machine.wantsRequestBody && (app?.handler.isWritable ?? false)
     }
 
     // MARK: - Connecting
 
-    private func connect(context: ChannelHandlerContext) {
+    private func connect() {
         let pool = environment.http1Pool
-        if let channel = pool.idleConnection(port: appPort, on: context.eventLoop) {
+        let eventLoop = stream.eventLoop
+        if let channel = pool.idleConnection(port: appPort, on: eventLoop) {
             connected(channel)
             return
         }
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        pool.connect(port: appPort, on: context.eventLoop).whenComplete { result in
-            let handler = loopBound.value
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        pool.connect(port: appPort, on: eventLoop).whenComplete { result in
+            let forwarder = loopBound.value
             switch result {
             case .success(let channel):
-                handler.connected(channel)
+                forwarder.connected(channel)
             case .failure(let error):
-                handler.connectFailed(error)
+                forwarder.connectFailed(error)
             }
         }
     }
 
     private func connected(_ channel: any Channel) {
-        guard let context else {
-            channel.close(promise: nil)
-            return
-        }
         switch machine.connected() {
         case .discard:
             channel.close(promise: nil)
@@ -172,7 +150,7 @@ final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOw
             } catch {
                 channel.close(promise: nil)
                 _ = machine.appFailed()
-                respondWithError(context: context, ProxyError(.connectFailed, "the application connection is unusable"))
+                respondWithError(ProxyError(.connectFailed, "the application connection is unusable"))
                 return
             }
             handler.lease(to: self)
@@ -180,24 +158,21 @@ final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOw
             for part in held { handler.send(clientPart(part)) }
             handler.flush()
             handler.read()
-            if readMore { readStreamIfPossible(context: context) }
+            if readMore { updateReceiving() }
         }
     }
 
     private func connectFailed(_ error: any Error) {
-        guard machine.connectFailed(), let context else { return }
+        guard machine.connectFailed() else { return }
         let host = environment.configuration.appHost
         logger.debug("connecting to the application failed", metadata: ["error": "\(error)"])
         respondWithError(
-            context: context,
-            ProxyError(.connectFailed, "connecting to the application at \(host):\(appPort) failed: \(error)")
-        )
+            ProxyError(.connectFailed, "connecting to the application at \(host):\(appPort) failed: \(error)"))
     }
 
     // MARK: - Application side
 
     func appReceived(_ part: HTTPClientResponsePart) {
-        guard let context else { return }
         if case .head(let head) = part {
             responseKeepAlive = head.isKeepAlive
         }
@@ -205,24 +180,24 @@ final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOw
         case .drop:
             break
         case .forward(let part):
-            write(part, context: context)
+            write(part)
         case .finish(let part, let disposal, let resetStream):
-            write(part, context: context)
+            write(part)
             finishExchange(disposal)
-            context.flush()
+            stream.flush()
             if resetStream {
-                // The caller is still sending a body nobody will read.
-                context.close(promise: nil)
+                // The caller is still sending a body nobody will read: the response is
+                // complete, so the reset asks it to stop without an error (RFC 9113, 8.1).
+                stream.reset(.noError)
             }
         }
     }
 
     func appReadComplete() {
-        guard let context else { return }
-        writeHeldResponse(context: context)
-        context.flush()
+        writeHeldResponse()
+        stream.flush()
         guard machine.wantsResponse else { return }
-        if context.channel.isWritable {
+        if stream.isWritable {
             app?.handler.read()
         } else {
             appReadWaiting = true
@@ -230,13 +205,10 @@ final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOw
     }
 
     func appWritabilityChanged(isWritable: Bool) {
-        guard isWritable, streamReadWaiting, let context else { return }
-        streamReadWaiting = false
-        readStreamIfPossible(context: context)
+        updateReceiving()
     }
 
     func appFailed(_ error: (any Error)?) {
-        guard let context else { return }
         let app = self.app
         self.app = nil
         app?.channel.close(promise: nil)
@@ -246,12 +218,9 @@ final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOw
         case .respondWithError:
             let reason = error.map { "\($0)" } ?? "it closed the connection"
             logger.debug("the application failed before responding", metadata: ["error": "\(reason)"])
-            respondWithError(
-                context: context,
-                ProxyError(.upstreamProtocol, "the application failed before responding: \(reason)")
-            )
+            respondWithError(ProxyError(.upstreamProtocol, "the application failed before responding: \(reason)"))
         case .resetStream:
-            context.close(promise: nil)
+            stream.reset(.cancel)
         }
     }
 
@@ -259,20 +228,18 @@ final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOw
 
     /// Writes the response frame held so far and holds `part`'s frame; an end completes the held
     /// frame (END_STREAM) instead of sending an empty DATA frame after it.
-    private func write(_ part: HTTPClientResponsePart, context: ChannelHandlerContext) {
+    private func write(_ part: HTTPClientResponsePart) {
         switch part {
         case .head(let head):
             recorder.responded(status: Int(head.status.code))
-            writeHeldResponse(context: context)
+            writeHeldResponse()
             heldResponse = .headers(.init(headers: HTTPHeadConversion.http2ResponseHeaders(from: head)))
         case .body(let body):
-            writeHeldResponse(context: context)
+            writeHeldResponse()
             heldResponse = .data(.init(data: .byteBuffer(body)))
         case .end(let trailers?) where !trailers.isEmpty:
-            writeHeldResponse(context: context)
-            context.write(
-                wrapOutboundOut(.headers(.init(headers: HTTPHeadConversion.http2Trailers(from: trailers), endStream: true))),
-                promise: nil)
+            writeHeldResponse()
+            stream.write(.headers(.init(headers: HTTPHeadConversion.http2Trailers(from: trailers), endStream: true)))
         case .end:
             switch heldResponse {
             case .headers(var headers):
@@ -284,14 +251,14 @@ final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOw
             default:
                 heldResponse = .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))
             }
-            writeHeldResponse(context: context)
+            writeHeldResponse()
         }
     }
 
-    private func writeHeldResponse(context: ChannelHandlerContext) {
+    private func writeHeldResponse() {
         guard let held = heldResponse else { return }
         heldResponse = nil
-        context.write(wrapOutboundOut(held), promise: nil)
+        stream.write(held)
     }
 
     private func finishExchange(_ disposal: InboundHTTP1ForwardStateMachine.Disposal) {
@@ -306,21 +273,23 @@ final class InboundHTTP1ForwardHandler: ChannelInboundHandler, InboundHTTP1AppOw
         }
     }
 
-    private func respondWithError(context: ChannelHandlerContext, _ error: ProxyError) {
+    private func respondWithError(_ error: ProxyError) {
         var headers = HPACKHeaders()
         headers.add(name: ":status", value: String(error.httpStatus))
         headers.add(name: ProxyError.headerName, value: error.code.name)
         headers.add(name: "content-length", value: "0")
         recorder.responded(status: error.httpStatus)
         heldResponse = nil
-        // Whatever the caller still sends has nowhere to go: end the stream after the answer.
-        context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: headers, endStream: true))))
-            .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        stream.write(.headers(.init(headers: headers, endStream: true)))
+        stream.flush()
+        // Whatever the caller still sends has nowhere to go: the answer is complete, so the
+        // reset asks it to stop without an error.
+        if !requestEnded { stream.reset(.noError) }
     }
 }
 
 @available(*, unavailable)
-extension InboundHTTP1ForwardHandler: Sendable {}
+extension InboundHTTP1Forwarder: Sendable {}
 
 /// The same request part, typed for an HTTP/1 client pipeline.
 private func clientPart(_ part: HTTPServerRequestPart) -> HTTPClientRequestPart {

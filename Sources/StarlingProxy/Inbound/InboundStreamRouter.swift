@@ -1,0 +1,40 @@
+import Logging
+import NIOCore
+import NIOHTTP2
+
+/// Serves each stream a caller opens on an inbound HTTP/2 connection: reads the request's
+/// HEADERS, decides where the request goes (``InboundRequestRewrite``) and hands the stream, with
+/// the rewritten headers, to the forwarder for the application's protocol.
+struct InboundStreamRouter {
+    let environment: InboundStreamEnvironment
+
+    /// The ``HTTP2StreamDispatcher/Accept`` of an inbound connection.
+    func accept(
+        _ stream: HTTP2FrameStream, _ first: HTTP2Frame.FramePayload.Headers
+    ) -> (any HTTP2FrameStreamOwner, HTTP2Frame.FramePayload)? {
+        var headers = first
+        let rewrite = InboundRequestRewrite(
+            headers.headers, client: environment.client, clientName: environment.clientName,
+            configuration: environment.configuration)
+        headers.headers = rewrite.headers
+        var logger = environment.logger
+        // Only debug lines read these; setting metadata re-renders the logger's metadata, which
+        // costs more than the rest of the routing on every request.
+        if logger.logLevel <= .debug {
+            logger[metadataKey: "authority"] = "\(rewrite.authority)"
+            logger[metadataKey: "app_port"] = "\(rewrite.appPort)"
+        }
+        let forwarder: any HTTP2FrameStreamOwner
+        switch rewrite.appProtocol {
+        case .http1:
+            forwarder = InboundHTTP1Forwarder(
+                stream: stream, environment: environment, appPort: rewrite.appPort, authority: rewrite.authority,
+                logger: logger)
+        case .http2:
+            forwarder = InboundHTTP2Forwarder(
+                stream: stream, environment: environment, appPort: rewrite.appPort, authority: rewrite.authority,
+                logger: logger)
+        }
+        return (forwarder, .headers(headers))
+    }
+}

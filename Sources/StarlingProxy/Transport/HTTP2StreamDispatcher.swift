@@ -1,0 +1,360 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+
+/// What the user of one ``HTTP2FrameStream`` is told, on the connection's event loop.
+protocol HTTP2FrameStreamOwner: AnyObject {
+    /// A HEADERS or DATA frame of the stream (NIOHTTP2 and the dispatcher handle the others).
+    func streamReceived(_ payload: HTTP2Frame.FramePayload)
+    /// The end of one read from the connection that delivered frames to this stream.
+    func streamReadComplete()
+    /// The stream can take writes again, after ``HTTP2FrameStream/isWritable`` was false.
+    func streamWritable()
+    /// The stream is gone: both sides ended it, either side reset it, or the connection closed.
+    /// Nothing written afterwards goes out.
+    func streamClosed(reason: HTTP2ErrorCode?)
+}
+
+/// Told when streams open and close (the connection's idle and drain accounting).
+protocol HTTP2StreamObserver: AnyObject {
+    func streamOpened(_ id: HTTP2StreamID)
+    func streamClosed(_ id: HTTP2StreamID)
+}
+
+/// Runs an HTTP/2 connection's streams without a child channel each: NIOHTTP2's handler works
+/// in frame mode, and this handler, right after it, hands each stream's frames to its
+/// ``HTTP2FrameStream``, keeps each stream's writability and returns flow-control credit.
+///
+/// A child channel per stream (NIOHTTP2's multiplexer) costs a channel, a pipeline, a handler
+/// context and a promise per write, and was a third of the proxy's allocations per request. The
+/// rules it kept are kept here (docs/data-plane.md, "Frame-mode connections"):
+/// - **Credit.** A stream's DATA is credited back once it has been taken; while its owner says it
+///   cannot take more (``HTTP2FrameStream/isReceiving`` false) credit is withheld, so a fast
+///   sender is held by HTTP/2 flow control, at most one window (64 KiB) per stream. The
+///   connection's credit always flows: one slow stream must not stall the others.
+/// - **Writability.** A stream is writable while the connection is and its DATA still waiting in
+///   NIOHTTP2 (for the peer's window) is under ``highWatermark``.
+/// - **Window updates wait for the end of the read.** A write into NIOHTTP2's handler while it
+///   delivers a frame makes it fire the events that frame caused (such as the stream's close)
+///   before the frame itself has reached this handler.
+///
+/// Server side: a HEADERS frame on a new stream ID asks `accept` for the stream's owner. Client
+/// side: ``openStream(owner:)`` numbers the streams. Only the connection's event loop calls in.
+final class HTTP2StreamDispatcher: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias InboundOut = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    /// Decides what serves a stream the peer opened, given its first HEADERS: the owner and the
+    /// frame to hand it (the headers, possibly rewritten); nil resets the stream.
+    typealias Accept = (HTTP2FrameStream, HTTP2Frame.FramePayload.Headers) -> (
+        any HTTP2FrameStreamOwner, HTTP2Frame.FramePayload
+    )?
+
+    /// Credit is returned once half of a window has been taken.
+    static let windowSize = 65_535
+    static let highWatermark = 65_536
+    static let lowWatermark = 32_768
+
+    private let accept: Accept?
+    private weak var observer: (any HTTP2StreamObserver)?
+    private var context: ChannelHandlerContext?
+    private var streams: [HTTP2StreamID: HTTP2FrameStream] = [:]
+    /// Client side: the ID the next stream gets. Server side: the highest ID accepted.
+    private var streamIDs: HTTP2StreamID
+    private var connectionTaken = 0
+    private var pendingCredit: [(HTTP2StreamID, Int)] = []
+    private var readTouched: [HTTP2FrameStream] = []
+    private var inRead = false
+    /// Client side: set when stream IDs ran out or the peer sent GOAWAY.
+    private(set) var isExhausted = false
+
+    /// A server-side dispatcher: `accept` serves each stream the peer opens.
+    init(observer: (any HTTP2StreamObserver)?, accept: @escaping Accept) {
+        self.accept = accept
+        self.observer = observer
+        self.streamIDs = .rootStream
+    }
+
+    /// A client-side dispatcher: streams come from ``openStream(owner:)``.
+    init(observer: (any HTTP2StreamObserver)?) {
+        self.accept = nil
+        self.observer = observer
+        self.streamIDs = HTTP2StreamID(1)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    var openStreams: Int { streams.count }
+
+    // MARK: - Client side
+
+    /// A new stream for a request; nil when the connection cannot take one (closed, going away,
+    /// or out of stream IDs: the caller then needs another connection).
+    func openStream(owner: any HTTP2FrameStreamOwner) -> HTTP2FrameStream? {
+        guard accept == nil, let context, !isExhausted else { return nil }
+        let id = streamIDs
+        if Int32(id) > Int32.max - 2 {
+            isExhausted = true
+        } else {
+            streamIDs = HTTP2StreamID(Int32(id) + 2)
+        }
+        let stream = HTTP2FrameStream(id: id, dispatcher: self, eventLoop: context.eventLoop)
+        stream.owner = owner
+        streams[id] = stream
+        observer?.streamOpened(id)
+        return stream
+    }
+
+    // MARK: - From the streams
+
+    fileprivate var isConnectionWritable: Bool { context?.channel.isWritable ?? false }
+
+    fileprivate func write(_ payload: HTTP2Frame.FramePayload, on stream: HTTP2FrameStream) {
+        guard let context else { return }
+        let frame = HTTP2Frame(streamID: stream.id, payload: payload)
+        // DATA that more DATA may follow counts against the stream's writability until NIOHTTP2
+        // has sent it on; a stream's last frame needs no accounting.
+        if case .data(let data) = payload, !data.endStream, data.data.readableBytes > 0 {
+            let size = data.data.readableBytes
+            stream.buffered += size
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            context.write(wrapOutboundOut(frame), promise: promise)
+            let loopBound = NIOLoopBound((self, stream), eventLoop: context.eventLoop)
+            promise.futureResult.whenComplete { _ in
+                let (dispatcher, stream) = loopBound.value
+                dispatcher.sent(size, on: stream)
+            }
+            return
+        }
+        context.write(wrapOutboundOut(frame), promise: nil)
+    }
+
+    fileprivate func flush() {
+        context?.flush()
+    }
+
+    private func sent(_ size: Int, on stream: HTTP2FrameStream) {
+        stream.buffered -= size
+        if stream.waitsForWritable, stream.buffered <= Self.lowWatermark, isConnectionWritable {
+            stream.waitsForWritable = false
+            stream.owner?.streamWritable()
+        }
+    }
+
+    /// `count` bytes of the stream's DATA were taken: the credit is returned at the end of the
+    /// read, or at once outside one.
+    fileprivate func taken(_ count: Int, on stream: HTTP2FrameStream) {
+        stream.taken += count
+        guard stream.taken >= Self.windowSize / 2 else { return }
+        pendingCredit.append((stream.id, stream.taken))
+        stream.taken = 0
+        if !inRead { writePendingCredit() }
+    }
+
+    private func writePendingCredit() {
+        guard !pendingCredit.isEmpty, let context else { return }
+        for (id, credit) in pendingCredit where id == .rootStream || streams[id] != nil {
+            context.write(
+                wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: credit))),
+                promise: nil)
+        }
+        pendingCredit.removeAll(keepingCapacity: true)
+        context.flush()
+    }
+
+    // MARK: - Connection events
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        if frame.streamID == .rootStream {
+            if case .goAway = frame.payload, accept == nil { isExhausted = true }
+            context.fireChannelRead(data)
+            return
+        }
+        inRead = true
+        let stream: HTTP2FrameStream
+        var payload = frame.payload
+        if let known = streams[frame.streamID] {
+            stream = known
+        } else {
+            // NIOHTTP2 has checked the stream's state: a frame for an unknown stream is a new
+            // stream's HEADERS (server side) or a late frame for one already gone.
+            guard let accept, frame.streamID > streamIDs, case .headers(let headers) = payload else { return }
+            streamIDs = frame.streamID
+            stream = HTTP2FrameStream(id: frame.streamID, dispatcher: self, eventLoop: context.eventLoop)
+            streams[frame.streamID] = stream
+            observer?.streamOpened(frame.streamID)
+            guard let (owner, first) = accept(stream, headers) else {
+                stream.reset(.refusedStream)
+                return
+            }
+            stream.owner = owner
+            payload = first
+        }
+        if case .data(let data) = payload {
+            // The flow-controlled length counts padding and the pad length octet.
+            let length = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
+            connectionTaken += length
+            if connectionTaken >= Self.windowSize / 2 {
+                pendingCredit.append((.rootStream, connectionTaken))
+                connectionTaken = 0
+            }
+            // After END_STREAM nothing more comes: the stream needs no credit back.
+            if length > 0, !data.endStream {
+                if stream.isReceiving {
+                    taken(length, on: stream)
+                } else {
+                    stream.withheld += length
+                }
+            }
+        }
+        switch payload {
+        case .headers, .data:
+            if !stream.readTouched {
+                stream.readTouched = true
+                readTouched.append(stream)
+            }
+            stream.owner?.streamReceived(payload)
+        default:
+            // RST_STREAM arrives as the stream's close; WINDOW_UPDATE, PRIORITY: NIOHTTP2's.
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inRead = false
+        if !readTouched.isEmpty {
+            let touched = readTouched
+            readTouched.removeAll(keepingCapacity: true)
+            for stream in touched {
+                stream.readTouched = false
+                stream.owner?.streamReadComplete()
+            }
+        }
+        writePendingCredit()
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let closed = event as? StreamClosedEvent {
+            if let stream = streams.removeValue(forKey: closed.streamID) {
+                observer?.streamClosed(closed.streamID)
+                stream.closed(reason: closed.reason)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A stream error has already reset its stream (and the close event follows); the
+        // connection carries on. Connection errors go on to the handlers that close it.
+        if error is NIOHTTP2Errors.StreamError { return }
+        context.fireErrorCaught(error)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            for stream in streams.values where stream.waitsForWritable && stream.buffered <= Self.lowWatermark {
+                stream.waitsForWritable = false
+                stream.owner?.streamWritable()
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isExhausted = true
+        let open = streams
+        streams = [:]
+        for (id, stream) in open {
+            observer?.streamClosed(id)
+            stream.closed(reason: .cancel)
+        }
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable)
+extension HTTP2StreamDispatcher: Sendable {}
+
+/// One stream of an ``HTTP2StreamDispatcher`` connection: what a stream channel offered its
+/// handler, without the channel.
+final class HTTP2FrameStream {
+    let id: HTTP2StreamID
+    let eventLoop: any EventLoop
+    private let dispatcher: HTTP2StreamDispatcher
+    /// Cleared when the stream closes (the owner usually holds the stream: the cycle ends there).
+    fileprivate(set) var owner: (any HTTP2FrameStreamOwner)?
+    private(set) var isClosed = false
+
+    fileprivate var taken = 0
+    fileprivate var withheld = 0
+    fileprivate var buffered = 0
+    fileprivate var waitsForWritable = false
+    fileprivate var readTouched = false
+
+    fileprivate init(id: HTTP2StreamID, dispatcher: HTTP2StreamDispatcher, eventLoop: any EventLoop) {
+        self.id = id
+        self.dispatcher = dispatcher
+        self.eventLoop = eventLoop
+    }
+
+    /// Whether the owner takes more DATA now; while false the stream's credit is withheld, and
+    /// setting it again returns what was withheld.
+    var isReceiving = true {
+        didSet {
+            guard isReceiving, !oldValue, withheld > 0, !isClosed else { return }
+            let credit = withheld
+            withheld = 0
+            dispatcher.taken(credit, on: self)
+        }
+    }
+
+    /// False while the connection cannot take writes or too much of this stream's DATA waits for
+    /// the peer's window; ``HTTP2FrameStreamOwner/streamWritable()`` follows when that changes.
+    var isWritable: Bool {
+        guard !isClosed else { return false }
+        if buffered < HTTP2StreamDispatcher.highWatermark, dispatcher.isConnectionWritable { return true }
+        waitsForWritable = true
+        return false
+    }
+
+    func write(_ payload: HTTP2Frame.FramePayload) {
+        guard !isClosed else { return }
+        dispatcher.write(payload, on: self)
+    }
+
+    func flush() {
+        dispatcher.flush()
+    }
+
+    /// Resets the stream (RST_STREAM) unless it has already closed, and flushes.
+    func reset(_ code: HTTP2ErrorCode = .cancel) {
+        guard !isClosed else { return }
+        dispatcher.write(.rstStream(code), on: self)
+        dispatcher.flush()
+    }
+
+    /// Stops telling the owner anything (it has finished with the stream).
+    func detach() {
+        owner = nil
+    }
+
+    fileprivate func closed(reason: HTTP2ErrorCode?) {
+        isClosed = true
+        let owner = self.owner
+        self.owner = nil
+        owner?.streamClosed(reason: reason)
+    }
+}
+
+@available(*, unavailable)
+extension HTTP2FrameStream: Sendable {}

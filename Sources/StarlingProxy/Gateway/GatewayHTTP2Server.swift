@@ -106,7 +106,7 @@ struct GatewayHTTP2Server: Sendable {
             return
         }
         let started = ContinuousClock.now
-        let stream: PeerConnection.Stream
+        let stream: PeerStream
         do throws(ProxyError) {
             guard pick.endpoint.identity != nil else {
                 throw ProxyError(.connectFailed, "\(pick.endpoint) of \(target) is not meshed; the gateway forwards over mTLS only")

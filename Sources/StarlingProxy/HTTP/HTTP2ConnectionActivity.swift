@@ -3,8 +3,8 @@ public import NIOHTTP2
 import Synchronization
 
 /// Tracks the liveness of one HTTP/2 connection: how many streams are open, since when it has
-/// been idle, and whether the peer sent GOAWAY. Fed by NIOHTTP2 (as the stream delegate) and by
-/// ``HTTP2ConnectionLivenessHandler``; read from any thread.
+/// been idle, and whether the peer sent GOAWAY. Fed by NIOHTTP2 (as the stream delegate) or an
+/// ``HTTP2StreamDispatcher``, and by ``HTTP2ConnectionLivenessHandler``; read from any thread.
 public final class HTTP2ConnectionActivity: NIOHTTP2StreamDelegate, Sendable {
     private struct State {
         var openStreams = 0
@@ -17,17 +17,11 @@ public final class HTTP2ConnectionActivity: NIOHTTP2StreamDelegate, Sendable {
     public init() {}
 
     public func streamCreated(_ id: HTTP2StreamID, channel: any Channel) {
-        state.withLock {
-            $0.openStreams += 1
-            $0.idleSince = nil
-        }
+        streamOpened(id)
     }
 
     public func streamClosed(_ id: HTTP2StreamID, channel: any Channel) {
-        state.withLock {
-            $0.openStreams = max(0, $0.openStreams - 1)
-            if $0.openStreams == 0 { $0.idleSince = .now() }
-        }
+        streamClosed(id)
     }
 
     /// Streams currently open.
@@ -40,6 +34,23 @@ public final class HTTP2ConnectionActivity: NIOHTTP2StreamDelegate, Sendable {
 
     /// When the connection has had no open stream since; nil while streams are open.
     public var idleSince: NIODeadline? { state.withLock { $0.idleSince } }
+}
+
+/// Fed by an ``HTTP2StreamDispatcher`` (a frame-mode connection).
+extension HTTP2ConnectionActivity: HTTP2StreamObserver {
+    func streamOpened(_ id: HTTP2StreamID) {
+        state.withLock {
+            $0.openStreams += 1
+            $0.idleSince = nil
+        }
+    }
+
+    func streamClosed(_ id: HTTP2StreamID) {
+        state.withLock {
+            $0.openStreams = max(0, $0.openStreams - 1)
+            if $0.openStreams == 0 { $0.idleSince = .now() }
+        }
+    }
 }
 
 /// Sits after `NIOHTTP2Handler` on a connection channel: records a GOAWAY from the peer in the

@@ -107,30 +107,34 @@ final class ExchangePhase: Sendable {
 /// The upstream of one request: a stream on a peer's HTTP/2 connection (meshed), or a plain
 /// HTTP/1.1 connection (endpoints outside the mesh).
 enum Upstream: Sendable {
-    case http2(PeerConnection.Stream)
+    case http2(PeerStream)
     case http1(NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>)
 
-    var channel: any Channel {
+    /// Ends the exchange early: resets the stream, or closes the connection.
+    func close() {
         switch self {
-        case .http2(let stream): stream.channel
-        case .http1(let connection): connection.channel
+        case .http2(let stream): stream.close()
+        case .http1(let connection): connection.channel.close(promise: nil)
+        }
+    }
+
+    var peerDescription: String {
+        switch self {
+        case .http2(let stream): stream.peerDescription
+        case .http1(let connection): connection.channel.remoteAddress.map { "\($0)" } ?? "the upstream"
         }
     }
 }
 
 struct HTTP2UpstreamBodyWriter: UpstreamBodyWriter {
-    let outbound: NIOAsyncChannelOutboundWriter<HTTP2Frame.FramePayload>
+    let stream: PeerStream
 
     func body(_ data: ByteBuffer) async throws {
-        try await outbound.write(.data(.init(data: .byteBuffer(data))))
+        try await stream.write(.data(.init(data: .byteBuffer(data))))
     }
 
     func end(_ trailers: HPACKHeaders?) async throws {
-        if let trailers, !trailers.isEmpty {
-            try await outbound.write(.headers(.init(headers: trailers, endStream: true)))
-        } else {
-            try await outbound.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
-        }
+        try await stream.write(.requestEnd(trailers))
     }
 }
 
@@ -159,25 +163,24 @@ func runExchange(
 ) async -> ExchangeResult {
     let phase = ExchangePhase(hasBody: hasBody)
     let started = ContinuousClock.now
-    let upstreamChannel = upstream.channel
     do {
         switch upstream {
         case .http2(let stream):
-            return try await stream.executeThenClose { inbound, outbound in
-                try await outbound.write(.headers(.init(headers: headers, endStream: !hasBody)))
-                return try await exchangeBody(
-                    phase: phase, started: started, timeout: timeout, sink: sink, upstreamChannel: upstreamChannel,
-                    hasBody: hasBody, writer: HTTP2UpstreamBodyWriter(outbound: outbound),
-                    sendBody: sendBody
-                ) { try await pumpHTTP2Response(inbound, sink: sink, phase: phase) }
-            }
+            // A stream both sides ended is closed already; one still open is reset.
+            defer { stream.close() }
+            try await stream.write(.headers(.init(headers: headers, endStream: !hasBody)))
+            return try await exchangeBody(
+                phase: phase, started: started, timeout: timeout, sink: sink, upstream: upstream,
+                hasBody: hasBody, writer: HTTP2UpstreamBodyWriter(stream: stream),
+                sendBody: sendBody
+            ) { try await pumpHTTP2Response(stream.inbound, sink: sink, phase: phase) }
         case .http1(let connection):
             let head = try HTTPHeadConversion.http1RequestHead(from: headers)
             return try await connection.executeThenClose { inbound, outbound in
                 try await outbound.write(.head(head))
                 if !hasBody { try await outbound.write(.end(nil)) }
                 return try await exchangeBody(
-                    phase: phase, started: started, timeout: timeout, sink: sink, upstreamChannel: upstreamChannel,
+                    phase: phase, started: started, timeout: timeout, sink: sink, upstream: upstream,
                     hasBody: hasBody, writer: HTTP1UpstreamBodyWriter(outbound: outbound),
                     sendBody: sendBody
                 ) { try await pumpHTTP1Response(inbound, sink: sink, phase: phase) }
@@ -186,7 +189,7 @@ func runExchange(
     } catch {
         let proxyError =
             (error as? ProxyError)
-            ?? ProxyError(.upstreamProtocol, "the exchange with \(upstreamChannel.remoteAddress.map { "\($0)" } ?? "the upstream") failed: \(error)")
+            ?? ProxyError(.upstreamProtocol, "the exchange with \(upstream.peerDescription) failed: \(error)")
         switch phase.current {
         case .awaitingHead: return .failed(proxyError, headSent: false, errorResponded: false)
         case .headSent: return .failed(proxyError, headSent: true, errorResponded: false)
@@ -202,7 +205,7 @@ private enum ExchangeTask: Sendable {
 
 private func exchangeBody(
     phase: ExchangePhase, started: ContinuousClock.Instant, timeout: Duration, sink: some OutboundResponseSink,
-    upstreamChannel: any Channel, hasBody: Bool, writer: some UpstreamBodyWriter,
+    upstream: Upstream, hasBody: Bool, writer: some UpstreamBodyWriter,
     sendBody: (any UpstreamBodyWriter) async throws -> Void,
     pump: @escaping @Sendable () async throws -> Void
 ) async throws -> ExchangeResult {
@@ -216,7 +219,7 @@ private func exchangeBody(
             if phase.markTimedOut() {
                 let unread = !phase.isRequestRead
                 try? await sink.error(ProxyError(.timeout, "no response within \(timeout)"), abortRequest: unread)
-                upstreamChannel.close(promise: nil)
+                upstream.close()
                 throw ProxyError(.timeout, "no response within \(timeout)")
             }
             return .watchdog
@@ -229,7 +232,7 @@ private func exchangeBody(
                 // The upstream may have answered (and closed) before taking the whole body; the
                 // response pump decides the outcome. The caller sees the body as unread.
                 if case .awaitingHead = phase.current, !(error is ProxyError) {
-                    upstreamChannel.close(promise: nil)
+                    upstream.close()
                 }
                 if let error = error as? ProxyError { throw error }
             }
@@ -249,7 +252,7 @@ private func exchangeBody(
 
 /// Streams an HTTP/2 response to `sink`. Informational (1xx) heads are dropped.
 private func pumpHTTP2Response(
-    _ inbound: NIOAsyncChannelInboundStream<HTTP2Frame.FramePayload>, sink: some OutboundResponseSink,
+    _ inbound: PeerStream.Inbound, sink: some OutboundResponseSink,
     phase: ExchangePhase
 ) async throws {
     var headSent = false

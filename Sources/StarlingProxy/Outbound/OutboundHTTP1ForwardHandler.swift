@@ -7,13 +7,14 @@ import NIOHTTP2
 /// The HTTP/1 front end of the outbound listener (a forward proxy), as a channel handler: each
 /// request is validated, routed (`EndpointPicker.pickNow`), and sent as one stream on the pooled
 /// HTTP/2 mTLS connection to the chosen peer that lives on this connection's event loop; the
-/// response comes back through ``OutboundStreamHandler``. No task, no thread hop per request.
+/// response comes back from the connection's ``HTTP2StreamDispatcher``. No task, no thread hop,
+/// no stream channel per request.
 ///
 /// One request at a time: parts of a pipelined request wait in `queued` until the current
 /// response is out, and reads stop once `maximumQueuedParts` wait, or once as many body parts
 /// wait for the stream to open (not at every request's start or end: toggling read interest
 /// costs two `epoll_ctl` calls a request). Request bodies are read only while the stream is
-/// writable, responses only while the client is.
+/// writable; the response's credit flows only while the client is.
 ///
 /// Routing: the authority of an absolute-form target (`GET http://svc.ns:9898/ HTTP/1.1`, what
 /// `http_proxy=` clients send), else `Host`; port 80 when none is given. A transparently captured
@@ -22,7 +23,7 @@ import NIOHTTP2
 /// A request routed to a plain endpoint (one outside the mesh) hands the whole connection to the
 /// task-based ``OutboundHTTP1Server``, which replays it: such endpoints are rare and not worth a
 /// second handler-based HTTP/1 client.
-final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
+final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -56,14 +57,14 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
 
     /// The exchange with the peer once its stream is open.
     private final class Exchange {
-        let stream: OutboundStreamHandler
+        let stream: HTTP2FrameStream
         let pick: Pick
         let started: ContinuousClock.Instant
         var status: Int?
         /// The response says `connection: close`, or the connection must close after it.
         var closeAfter = false
 
-        init(stream: OutboundStreamHandler, pick: Pick, started: ContinuousClock.Instant) {
+        init(stream: HTTP2FrameStream, pick: Pick, started: ContinuousClock.Instant) {
             self.stream = stream
             self.pick = pick
             self.started = started
@@ -197,7 +198,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
                 request.requestDone = true
                 // A body-less request ended with its HEADERS frame already.
                 if request.outbound.hasBody {
-                    exchange.stream.writeEnd(trailers.map(HTTPHeadConversion.http2Trailers(from:)))
+                    exchange.stream.write(.requestEnd(trailers.map(HTTPHeadConversion.http2Trailers(from:))))
                 }
             }
         case .handedOff, .closed:
@@ -219,7 +220,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if case .exchanging(_, let exchange) = state, context.channel.isWritable {
-            exchange.stream.clientBecameWritable()
+            exchange.stream.isReceiving = true
         }
         context.fireChannelWritabilityChanged()
     }
@@ -231,7 +232,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         case .exchanging(_, let exchange):
             responseTimeout?.disarm()
             exchange.stream.detach()
-            exchange.stream.close()
+            exchange.stream.reset()
             exchange.pick.complete(.abandoned)
         case .handedOff:
             break
@@ -361,33 +362,19 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
             pick.complete(.abandoned)
             return
         }
-        let stream = OutboundStreamHandler(owner: self)
-        let promise = context.eventLoop.makePromise(of: (any Channel).self)
-        let loopBound = NIOLoopBound((self, context, stream), eventLoop: context.eventLoop)
-        connection.createStream(promise: promise) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                // Named: an unnamed handler gets a generated name, a string formatted per stream.
-                try channel.pipeline.syncOperations.addHandler(loopBound.value.2, name: "stream")
-            }
+        guard let stream = connection.openFrameStream(owner: self) else {
+            connectFailed(
+                ProxyError(.connectFailed, "the connection to \(pick.endpoint) takes no new stream"), pick: pick,
+                started: started, context: context)
+            return
         }
-        promise.futureResult.whenComplete { result in
-            let (handler, context, stream) = loopBound.value
-            switch result {
-            case .success:
-                handler.streamOpened(stream, pick: pick, started: started, context: context)
-            case .failure(let error):
-                stream.detach()
-                handler.connectFailed(
-                    ProxyError(.connectFailed, "opening a stream to \(pick.endpoint) failed: \(error)"), pick: pick,
-                    started: started, context: context)
-            }
-        }
+        streamOpened(stream, pick: pick, started: started, context: context)
     }
 
-    private func streamOpened(_ stream: OutboundStreamHandler, pick: Pick, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
+    private func streamOpened(_ stream: HTTP2FrameStream, pick: Pick, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
         guard case .routing(let request) = state else {
             stream.detach()
-            stream.close()
+            stream.reset()
             pick.complete(.abandoned)
             return
         }
@@ -400,7 +387,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
             for part in held {
                 switch part {
                 case .body(let buffer): stream.write(.data(.init(data: .byteBuffer(buffer))))
-                case .end(let trailers): stream.writeEnd(trailers.map(HTTPHeadConversion.http2Trailers(from:)))
+                case .end(let trailers): stream.write(.requestEnd(trailers.map(HTTPHeadConversion.http2Trailers(from:))))
                 case .head: break
                 }
             }
@@ -437,7 +424,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         }
     }
 
-    // MARK: - Stream side (called by ``OutboundStreamHandler`` on this event loop)
+    // MARK: - Stream side (called by the connection's ``HTTP2StreamDispatcher`` on this event loop)
 
     func streamReceived(_ payload: HTTP2Frame.FramePayload) {
         guard let context, case .exchanging(let request, let exchange) = state else { return }
@@ -483,24 +470,28 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
                 context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             }
             if frame.endStream { finish(trailers: nil, context: context) }
-        case .rstStream(let code):
-            streamFailed(ProxyError(.upstreamProtocol, "the peer reset the stream (\(code))"))
         default:
             break
         }
     }
 
     func streamReadComplete() {
-        guard let context, case .exchanging = state else { return }
+        guard let context, case .exchanging(_, let exchange) = state else { return }
         context.flush()
+        // The response's credit flows while the client keeps up.
+        exchange.stream.isReceiving = context.channel.isWritable
     }
-
-    /// Whether the stream may read more of the response (the client keeps up).
-    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
 
     func streamWritable() {
         guard case .exchanging(let request, _) = state, !request.requestDone else { return }
         resumeReads()
+    }
+
+    func streamClosed(reason: HTTP2ErrorCode?) {
+        streamFailed(
+            ProxyError(
+                .upstreamProtocol,
+                "the peer closed the stream before the response ended (\(reason.map { "\($0)" } ?? "no error"))"))
     }
 
     /// The stream closed or failed before the response ended.
@@ -508,7 +499,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         guard let context, case .exchanging(let request, let exchange) = state else { return }
         responseTimeout?.disarm()
         exchange.stream.detach()
-        exchange.stream.close()
+        exchange.stream.reset()
         exchange.pick.complete(.failure(latency: ContinuousClock.now - exchange.started))
         if exchange.status != nil {
             logger.warning(
@@ -527,7 +518,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         guard case .exchanging(let request, let exchange) = state, exchange.status == nil else { return }
         let timeout = exchange.pick.timeout
         exchange.stream.detach()
-        exchange.stream.close()
+        exchange.stream.reset()
         exchange.pick.complete(.failure(latency: ContinuousClock.now - exchange.started))
         state = .routing(request)
         respond(ProxyError(.timeout, "no response within \(timeout)"), pick: exchange.pick, context: context)
@@ -539,7 +530,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
     private func finish(trailers: HTTPHeaders?, streamEnded: Bool = true, context: ChannelHandlerContext) {
         guard case .exchanging(let request, let exchange) = state, let status = exchange.status else { return }
         exchange.stream.detach()
-        if !streamEnded { exchange.stream.closeUnlessEnded(within: TimeAmount(exchange.pick.timeout)) }
+        if !streamEnded { exchange.stream.resetUnlessClosed(after: TimeAmount(exchange.pick.timeout)) }
         let latency = ContinuousClock.now - exchange.started
         // A 5xx from the peer proxy itself (it names its error) counts against the endpoint.
         exchange.pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
@@ -555,7 +546,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
         // An unread request body cannot be skipped safely: close after answering early.
         let keepAlive =
             request.requestDone && !exchange.closeAfter && request.head.isKeepAlive && !environment.draining()
-        if !request.requestDone { exchange.stream.close() }
+        if !request.requestDone { exchange.stream.reset() }
         if keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
             nextRequest(after: nil, context: context)
@@ -619,108 +610,3 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler {
 
 @available(*, unavailable)
 extension OutboundHTTP1ForwardHandler: Sendable {}
-
-/// The handler of one request stream on a pooled peer connection: hands the response frames to
-/// the ``OutboundHTTP1ForwardHandler`` that opened it (same event loop) and carries out its writes.
-/// Reads of the response wait while the client cannot take more.
-final class OutboundStreamHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTP2Frame.FramePayload
-    typealias OutboundIn = HTTP2Frame.FramePayload
-    typealias OutboundOut = HTTP2Frame.FramePayload
-
-    private var owner: OutboundHTTP1ForwardHandler?
-    private var context: ChannelHandlerContext?
-    private var readPending = false
-
-    init(owner: OutboundHTTP1ForwardHandler) {
-        self.owner = owner
-    }
-
-    /// The exchange is over: nothing more goes to the owner.
-    func detach() {
-        owner = nil
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-    }
-
-    var isWritable: Bool { context?.channel.isWritable ?? true }
-
-    /// Writes to the stream (set up before the owner learns of it; gone once it closed).
-    func write(_ payload: HTTP2Frame.FramePayload) {
-        context?.write(wrapOutboundOut(payload), promise: nil)
-    }
-
-    /// Ends the request: trailers, or an empty DATA frame with END_STREAM.
-    func writeEnd(_ trailers: HPACKHeaders?) {
-        if let trailers, !trailers.isEmpty {
-            write(.headers(.init(headers: trailers, endStream: true)))
-        } else {
-            write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
-        }
-    }
-
-    func flush() {
-        context?.flush()
-    }
-
-    func close() {
-        context?.close(promise: nil)
-    }
-
-    /// Lets the (detached) stream end by itself, reading and dropping what still comes; closes it
-    /// if it has not ended after `limit` (a peer that never ends it must not hold a stream).
-    func closeUnlessEnded(within limit: TimeAmount) {
-        guard let context else { return }
-        let channel = context.channel
-        let deadline = context.eventLoop.scheduleTask(in: limit) { channel.close(promise: nil) }
-        channel.closeFuture.whenComplete { _ in deadline.cancel() }
-    }
-
-    func clientBecameWritable() {
-        guard readPending, let context else { return }
-        readPending = false
-        context.read()
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if let owner, !owner.clientIsWritable {
-            readPending = true
-            return
-        }
-        context.read()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        owner?.streamReceived(unwrapInboundIn(data))
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        owner?.streamReadComplete()
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { owner?.streamWritable() }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        let owner = self.owner
-        self.owner = nil
-        owner?.streamFailed(ProxyError(.upstreamProtocol, "the peer closed the stream before the response ended"))
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let owner = self.owner
-        self.owner = nil
-        owner?.streamFailed(ProxyError(.upstreamProtocol, "the stream to the peer failed: \(error)"))
-        context.close(promise: nil)
-    }
-}
-
-@available(*, unavailable)
-extension OutboundStreamHandler: Sendable {}

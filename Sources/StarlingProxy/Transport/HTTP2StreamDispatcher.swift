@@ -343,9 +343,19 @@ final class HTTP2FrameStream {
         dispatcher.flush()
     }
 
-    /// Stops telling the owner anything (it has finished with the stream).
+    /// Stops telling the owner anything (it has finished with the stream); whatever still arrives
+    /// is taken and dropped.
     func detach() {
         owner = nil
+        isReceiving = true
+    }
+
+    /// Resets the stream if it has not closed within `limit` (a detached stream left to end by
+    /// itself: a peer that never ends it must not hold it).
+    func resetUnlessClosed(after limit: TimeAmount) {
+        guard !isClosed else { return }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        eventLoop.scheduleTask(in: limit) { bound.value.reset() }
     }
 
     fileprivate func closed(reason: HTTP2ErrorCode?) {
@@ -358,3 +368,13 @@ final class HTTP2FrameStream {
 
 @available(*, unavailable)
 extension HTTP2FrameStream: Sendable {}
+
+extension HTTP2Frame.FramePayload {
+    /// The frame that ends a request: its trailers, or an empty DATA frame with END_STREAM.
+    static func requestEnd(_ trailers: HPACKHeaders?) -> Self {
+        if let trailers, !trailers.isEmpty {
+            return .headers(.init(headers: trailers, endStream: true))
+        }
+        return .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))
+    }
+}

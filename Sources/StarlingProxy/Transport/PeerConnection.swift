@@ -1,39 +1,49 @@
 public import NIOCore
 public import NIOHTTP2
 
-/// One multiplexed HTTP/2 connection to a peer proxy, shared by every request to that endpoint.
+/// One HTTP/2 connection to a peer proxy, shared by every request to that endpoint on one event
+/// loop. NIOHTTP2 runs in frame mode under an ``HTTP2StreamDispatcher``: requests are streams
+/// without a channel each.
 public struct PeerConnection: Sendable {
-    /// A request stream on the connection.
-    public typealias Stream = NIOAsyncChannel<HTTP2Frame.FramePayload, HTTP2Frame.FramePayload>
-
     public let channel: any Channel
-    let multiplexer: NIOHTTP2Handler.AsyncStreamMultiplexer<Void>
-    /// The same multiplexer for channel handlers, usable on the connection's event loop only.
-    let handlerMultiplexer: NIOLoopBound<NIOHTTP2Handler.StreamMultiplexer>
+    let dispatcher: NIOLoopBound<HTTP2StreamDispatcher>
     let activity: HTTP2ConnectionActivity
 
-    /// False once the connection closed or the peer sent GOAWAY; the pool then replaces it.
+    /// False once the connection closed, the peer sent GOAWAY or its stream IDs ran out; the
+    /// pool then replaces it.
     public var isUsable: Bool { channel.isActive && !activity.isGoingAway }
 
-    /// Opens a new request stream.
-    ///
-    /// - Throws: `ProxyError.connectFailed` when the connection can take no new stream.
-    public func openStream() async throws(ProxyError) -> Stream {
-        do {
-            return try await multiplexer.openStream { channel in
-                channel.eventLoop.makeCompletedFuture { try Stream(wrappingChannelSynchronously: channel) }
-            }
-        } catch {
-            throw ProxyError(.connectFailed, "opening a stream to \(channel.remoteAddress.map { "\($0)" } ?? "the peer") failed: \(error)")
-        }
+    /// Opens a stream for a channel handler (`owner`); nil when the connection takes no new
+    /// stream. Call on the connection's event loop.
+    func openFrameStream(owner: any HTTP2FrameStreamOwner) -> HTTP2FrameStream? {
+        let dispatcher = self.dispatcher.value
+        let stream = dispatcher.openStream(owner: owner)
+        if dispatcher.isExhausted { activity.markGoingAway() }
+        return stream
     }
 
-    /// Opens a new request stream whose pipeline `initialize` sets up (a channel handler's path:
-    /// no task, no async channel). Call on the connection's event loop.
-    func createStream(
-        promise: EventLoopPromise<any Channel>, _ initialize: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
-    ) {
-        handlerMultiplexer.value.createStreamChannel(promise: promise, initialize)
+    /// Opens a new request stream for a task.
+    ///
+    /// - Throws: `ProxyError.connectFailed` when the connection can take no new stream.
+    public func openStream() async throws(ProxyError) -> PeerStream {
+        let dispatcher = self.dispatcher
+        let activity = self.activity
+        let peer = channel.remoteAddress.map { "\($0)" } ?? "the peer"
+        let eventLoop = channel.eventLoop
+        let opened: PeerStream?
+        do {
+            opened = try await eventLoop.submit {
+                let stream = PeerStream.open(on: dispatcher.value, eventLoop: eventLoop, peerDescription: peer)
+                if dispatcher.value.isExhausted { activity.markGoingAway() }
+                return stream
+            }.get()
+        } catch {
+            throw ProxyError(.connectFailed, "opening a stream to \(peer) failed: \(error)")
+        }
+        guard let opened else {
+            throw ProxyError(.connectFailed, "opening a stream to \(peer) failed: the connection takes no new stream")
+        }
+        return opened
     }
 
     /// Makes the HTTP/2 client side on an established (TLS, ALPN `h2`) channel. Call on the
@@ -42,18 +52,17 @@ public struct PeerConnection: Sendable {
         _ channel: any Channel, idleTimeout: TimeAmount, configuration: NIOHTTP2Handler.Configuration
     ) throws -> PeerConnection {
         let activity = HTTP2ConnectionActivity()
-        try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
-        let multiplexer = try channel.pipeline.syncOperations.configureAsyncHTTP2Pipeline(
-            mode: .client, streamDelegate: activity, configuration: configuration
-        ) { stream in
-            // The peer may not push; refuse any stream it tries to open.
-            stream.close()
-        }
-        try channel.pipeline.syncOperations.addHandler(
-            HTTP2ConnectionLivenessHandler(activity: activity, idleTimeout: idleTimeout))
-        let handlerMultiplexer = try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
+        // A client-side dispatcher serves no stream the peer opens (push is refused).
+        let dispatcher = HTTP2StreamDispatcher(observer: activity)
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(FlushCoalescingHandler())
+        try sync.addHandler(
+            NIOHTTP2Handler(
+                mode: .client, connectionConfiguration: configuration.connection,
+                streamConfiguration: configuration.stream))
+        try sync.addHandler(dispatcher)
+        try sync.addHandler(HTTP2ConnectionLivenessHandler(activity: activity, idleTimeout: idleTimeout))
         return PeerConnection(
-            channel: channel, multiplexer: multiplexer,
-            handlerMultiplexer: NIOLoopBound(handlerMultiplexer, eventLoop: channel.eventLoop), activity: activity)
+            channel: channel, dispatcher: NIOLoopBound(dispatcher, eventLoop: channel.eventLoop), activity: activity)
     }
 }

@@ -11,7 +11,7 @@ struct InboundStreamRouter {
     /// The ``HTTP2StreamDispatcher/Accept`` of an inbound connection.
     func accept(
         _ stream: HTTP2FrameStream, _ first: HTTP2Frame.FramePayload.Headers
-    ) -> (any HTTP2FrameStreamOwner, HTTP2Frame.FramePayload)? {
+    ) -> (any HTTP2FrameStreamOwner, HTTP2Frame.FramePayload) {
         var headers = first
         let rewrite = InboundRequestRewrite(
             headers.headers, client: environment.client, clientName: environment.clientName,

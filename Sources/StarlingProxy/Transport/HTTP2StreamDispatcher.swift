@@ -31,7 +31,10 @@ protocol HTTP2StreamObserver: AnyObject {
 /// - **Credit.** A stream's DATA is credited back once it has been taken; while its owner says it
 ///   cannot take more (``HTTP2FrameStream/isReceiving`` false) credit is withheld, so a fast
 ///   sender is held by HTTP/2 flow control, at most one window (64 KiB) per stream. The
-///   connection's credit always flows: one slow stream must not stall the others.
+///   connection's credit always flows (one slow stream must not stall the others) and follows
+///   the window NIOHTTP2 reports, which also counts DATA it dropped for streams already gone.
+/// - **A reset closes the stream at once.** NIOHTTP2 reports no close for a stream whose HEADERS
+///   still wait for the peer's concurrency limit; the stream is closed here when it is reset.
 /// - **Writability.** A stream is writable while the connection is and its DATA still waiting in
 ///   NIOHTTP2 (for the peer's window) is under ``highWatermark``.
 /// - **Window updates wait for the end of the read.** A write into NIOHTTP2's handler while it
@@ -46,10 +49,10 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
     typealias OutboundOut = HTTP2Frame
 
     /// Decides what serves a stream the peer opened, given its first HEADERS: the owner and the
-    /// frame to hand it (the headers, possibly rewritten); nil resets the stream.
+    /// frame to hand it (the headers, possibly rewritten).
     typealias Accept = (HTTP2FrameStream, HTTP2Frame.FramePayload.Headers) -> (
         any HTTP2FrameStreamOwner, HTTP2Frame.FramePayload
-    )?
+    )
 
     /// Credit is returned once half of a window has been taken.
     static let windowSize = 65_535
@@ -62,7 +65,8 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
     private var streams: [HTTP2StreamID: HTTP2FrameStream] = [:]
     /// Client side: the ID the next stream gets. Server side: the highest ID accepted.
     private var streamIDs: HTTP2StreamID
-    private var connectionTaken = 0
+    /// The connection's receive window as NIOHTTP2 last reported it.
+    private var connectionWindow = HTTP2StreamDispatcher.windowSize
     private var pendingCredit: [(HTTP2StreamID, Int)] = []
     private var readTouched: [HTTP2FrameStream] = []
     private var inRead = false
@@ -76,11 +80,12 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
         self.streamIDs = .rootStream
     }
 
-    /// A client-side dispatcher: streams come from ``openStream(owner:)``.
-    init(observer: (any HTTP2StreamObserver)?) {
+    /// A client-side dispatcher: streams come from ``openStream(owner:)``, numbered from
+    /// `firstStreamID` (tests start near the end of the ID space).
+    init(observer: (any HTTP2StreamObserver)?, firstStreamID: HTTP2StreamID = HTTP2StreamID(1)) {
         self.accept = nil
         self.observer = observer
-        self.streamIDs = HTTP2StreamID(1)
+        self.streamIDs = firstStreamID
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -159,6 +164,10 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
     }
 
     private func writePendingCredit() {
+        if connectionWindow <= Self.windowSize / 2 {
+            pendingCredit.append((.rootStream, Self.windowSize - connectionWindow))
+            connectionWindow = Self.windowSize
+        }
         guard !pendingCredit.isEmpty, let context else { return }
         for (id, credit) in pendingCredit where id == .rootStream || streams[id] != nil {
             context.write(
@@ -191,22 +200,14 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
             stream = HTTP2FrameStream(id: frame.streamID, dispatcher: self, eventLoop: context.eventLoop)
             streams[frame.streamID] = stream
             observer?.streamOpened(frame.streamID)
-            guard let (owner, first) = accept(stream, headers) else {
-                stream.reset(.refusedStream)
-                return
-            }
+            let (owner, first) = accept(stream, headers)
             stream.owner = owner
             payload = first
         }
         if case .data(let data) = payload {
-            // The flow-controlled length counts padding and the pad length octet.
+            // The flow-controlled length counts padding and the pad length octet. After
+            // END_STREAM nothing more comes: the stream needs no credit back.
             let length = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
-            connectionTaken += length
-            if connectionTaken >= Self.windowSize / 2 {
-                pendingCredit.append((.rootStream, connectionTaken))
-                connectionTaken = 0
-            }
-            // After END_STREAM nothing more comes: the stream needs no credit back.
             if length > 0, !data.endStream {
                 if stream.isReceiving {
                     taken(length, on: stream)
@@ -244,13 +245,21 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let closed = event as? StreamClosedEvent {
-            if let stream = streams.removeValue(forKey: closed.streamID) {
-                observer?.streamClosed(closed.streamID)
-                stream.closed(reason: closed.reason)
-            }
+            streamEnded(closed.streamID, reason: closed.reason)
             return
         }
+        if let window = event as? NIOHTTP2WindowUpdatedEvent, window.streamID == .rootStream,
+            let inbound = window.inboundWindowSize
+        {
+            connectionWindow = inbound
+        }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    fileprivate func streamEnded(_ id: HTTP2StreamID, reason: HTTP2ErrorCode?) {
+        guard let stream = streams.removeValue(forKey: id) else { return }
+        observer?.streamClosed(id)
+        stream.closed(reason: reason)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -336,11 +345,13 @@ final class HTTP2FrameStream {
         dispatcher.flush()
     }
 
-    /// Resets the stream (RST_STREAM) unless it has already closed, and flushes.
+    /// Resets the stream (RST_STREAM) unless it has already closed, flushes, and closes it: the
+    /// owner is told (``HTTP2FrameStreamOwner/streamClosed(reason:)``) before this returns.
     func reset(_ code: HTTP2ErrorCode = .cancel) {
         guard !isClosed else { return }
         dispatcher.write(.rstStream(code), on: self)
         dispatcher.flush()
+        dispatcher.streamEnded(id, reason: code)
     }
 
     /// Stops telling the owner anything (it has finished with the stream); whatever still arrives
@@ -359,6 +370,7 @@ final class HTTP2FrameStream {
     }
 
     fileprivate func closed(reason: HTTP2ErrorCode?) {
+        guard !isClosed else { return }
         isClosed = true
         let owner = self.owner
         self.owner = nil

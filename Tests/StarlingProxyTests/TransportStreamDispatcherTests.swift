@@ -1,0 +1,206 @@
+import NIOCore
+import NIOEmbedded
+import NIOHPACK
+import NIOHTTP2
+import Testing
+
+@testable import StarlingProxy
+
+/// The frame-mode stream dispatcher against a real NIOHTTP2 server, both in memory: the cases
+/// where the dispatcher itself must do what NIOHTTP2's stream channels used to.
+@Suite struct TransportStreamDispatcherTests {
+    @Test func aStreamResetWhileQueuedBehindThePeersLimitClosesAtOnce() throws {
+        let pair = try DispatcherPair(serverMaxConcurrentStreams: 1)
+        let first = RecordingOwner()
+        let a = try #require(pair.dispatcher.openStream(owner: first))
+        a.write(.headers(.init(headers: requestHeaders)))
+        a.flush()
+        try pair.interact()
+        // The server allows one stream: NIOHTTP2 holds the second one's HEADERS back.
+        let second = RecordingOwner()
+        let b = try #require(pair.dispatcher.openStream(owner: second))
+        b.write(.headers(.init(headers: requestHeaders)))
+        b.flush()
+        try pair.interact()
+        #expect(pair.activity.openStreams == 2)
+        b.reset()
+        try pair.interact()
+        // NIOHTTP2 reports no close for a stream it never sent; the dispatcher closes it itself.
+        #expect(second.closedReason == .some(.cancel))
+        #expect(pair.activity.openStreams == 1)
+        #expect(pair.dispatcher.openStreams == 1)
+        #expect(first.closedReason == nil)
+    }
+
+    @Test func creditForDataDroppedOnAResetStreamIsReturnedToTheConnection() throws {
+        let pair = try DispatcherPair()
+        let first = RecordingOwner()
+        let a = try #require(pair.dispatcher.openStream(owner: first))
+        a.write(.headers(.init(headers: requestHeaders, endStream: true)))
+        a.flush()
+        try pair.interact()
+        let aID = try #require(pair.server.streamIDs.first)
+        // The client gives up on the stream while the server is still sending: the server's DATA
+        // crosses the reset, and NIOHTTP2 drops it on arrival (it still counts against the
+        // connection's window).
+        a.reset()
+        try pair.server.send(.headers(.init(headers: [":status": "200"])), on: aID)
+        try pair.server.send(.data(.init(data: .byteBuffer(ByteBuffer(repeating: 1, count: 60_000)))), on: aID)
+        try pair.interact()
+        #expect(first.received.isEmpty)
+        // A second stream gets a whole window's worth again only if that credit came back.
+        let second = RecordingOwner()
+        let b = try #require(pair.dispatcher.openStream(owner: second))
+        b.write(.headers(.init(headers: requestHeaders, endStream: true)))
+        b.flush()
+        try pair.interact()
+        let bID = try #require(pair.server.streamIDs.last)
+        try pair.server.send(.headers(.init(headers: [":status": "200"])), on: bID)
+        try pair.server.send(
+            .data(.init(data: .byteBuffer(ByteBuffer(repeating: 2, count: 60_000)), endStream: true)), on: bID)
+        try pair.interact()
+        #expect(second.bodyBytes == 60_000)
+        #expect(second.ended)
+    }
+
+    @Test func aStreamWhoseOwnerHoldsBackGetsNoMoreThanItsWindow() throws {
+        let pair = try DispatcherPair()
+        let owner = RecordingOwner()
+        let stream = try #require(pair.dispatcher.openStream(owner: owner))
+        stream.write(.headers(.init(headers: requestHeaders, endStream: true)))
+        stream.flush()
+        try pair.interact()
+        let id = try #require(pair.server.streamIDs.first)
+        stream.isReceiving = false
+        try pair.server.send(.headers(.init(headers: [":status": "200"])), on: id)
+        try pair.server.send(
+            .data(.init(data: .byteBuffer(ByteBuffer(repeating: 3, count: 200_000)), endStream: true)), on: id)
+        try pair.interact()
+        // Credit is withheld: the server can send one stream window and no more.
+        #expect(owner.bodyBytes == HTTP2StreamDispatcher.windowSize)
+        stream.isReceiving = true
+        try pair.interact()
+        #expect(owner.bodyBytes == 200_000)
+        #expect(owner.ended)
+    }
+
+    @Test func runningOutOfStreamIDsMarksTheConnectionExhausted() throws {
+        let pair = try DispatcherPair(firstStreamID: HTTP2StreamID(Int32.max - 2))
+        let owner = RecordingOwner()
+        let last = try #require(pair.dispatcher.openStream(owner: owner))
+        #expect(!pair.dispatcher.isExhausted)
+        let veryLast = try #require(pair.dispatcher.openStream(owner: owner))
+        #expect(veryLast.id == HTTP2StreamID(Int32.max))
+        #expect(last.id == HTTP2StreamID(Int32.max - 2))
+        #expect(pair.dispatcher.isExhausted)
+        #expect(pair.dispatcher.openStream(owner: owner) == nil)
+    }
+
+    @Test func aGoAwayFromThePeerStopsNewStreams() throws {
+        let pair = try DispatcherPair()
+        try pair.server.send(.goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil), on: .rootStream)
+        try pair.interact()
+        #expect(pair.dispatcher.isExhausted)
+        #expect(pair.dispatcher.openStream(owner: RecordingOwner()) == nil)
+    }
+}
+
+private let requestHeaders: HPACKHeaders = [":method": "GET", ":path": "/", ":scheme": "https", ":authority": "a.test"]
+
+/// A client channel with NIOHTTP2 in frame mode under the dispatcher, and a NIOHTTP2 server
+/// channel whose frames the test writes; ``interact()`` carries bytes both ways until both are
+/// quiet.
+private final class DispatcherPair {
+    let client = EmbeddedChannel()
+    let server: ServerSide
+    let activity = HTTP2ConnectionActivity()
+    let dispatcher: HTTP2StreamDispatcher
+
+    init(serverMaxConcurrentStreams: Int = 100, firstStreamID: HTTP2StreamID = HTTP2StreamID(1)) throws {
+        dispatcher = HTTP2StreamDispatcher(observer: activity, firstStreamID: firstStreamID)
+        try client.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .client))
+        try client.pipeline.syncOperations.addHandler(dispatcher)
+        server = try ServerSide(maxConcurrentStreams: serverMaxConcurrentStreams)
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 1)
+        try client.connect(to: address).wait()
+        try server.channel.connect(to: address).wait()
+        try interact()
+    }
+
+    func interact() throws {
+        var moved = true
+        while moved {
+            moved = false
+            while let bytes = try client.readOutbound(as: ByteBuffer.self) {
+                try server.channel.writeInbound(bytes)
+                moved = true
+            }
+            while let bytes = try server.channel.readOutbound(as: ByteBuffer.self) {
+                try client.writeInbound(bytes)
+                moved = true
+            }
+        }
+    }
+}
+
+private final class ServerSide {
+    let channel = EmbeddedChannel()
+    private let recorder = FrameRecorder()
+
+    init(maxConcurrentStreams: Int) throws {
+        var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+        configuration.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
+            HTTP2Setting(parameter: .initialWindowSize, value: 65_535),
+        ]
+        try channel.pipeline.syncOperations.addHandler(
+            NIOHTTP2Handler(mode: .server, connectionConfiguration: configuration))
+        try channel.pipeline.syncOperations.addHandler(recorder)
+    }
+
+    /// The streams the client opened, in order.
+    var streamIDs: [HTTP2StreamID] { recorder.streamIDs }
+
+    /// Writes a frame without waiting for it: NIOHTTP2 holds DATA beyond the client's window.
+    func send(_ payload: HTTP2Frame.FramePayload, on id: HTTP2StreamID) throws {
+        channel.writeAndFlush(HTTP2Frame(streamID: id, payload: payload), promise: nil)
+        try channel.throwIfErrorCaught()
+    }
+}
+
+private final class FrameRecorder: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    var streamIDs: [HTTP2StreamID] = []
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        if case .headers = frame.payload, !streamIDs.contains(frame.streamID) { streamIDs.append(frame.streamID) }
+    }
+}
+
+private final class RecordingOwner: HTTP2FrameStreamOwner {
+    var received: [HTTP2Frame.FramePayload] = []
+    var bodyBytes = 0
+    var ended = false
+    var closedReason: HTTP2ErrorCode??
+
+    func streamReceived(_ payload: HTTP2Frame.FramePayload) {
+        received.append(payload)
+        switch payload {
+        case .data(let data):
+            bodyBytes += data.data.readableBytes
+            if data.endStream { ended = true }
+        case .headers(let headers):
+            if headers.endStream { ended = true }
+        default:
+            break
+        }
+    }
+
+    func streamReadComplete() {}
+    func streamWritable() {}
+
+    func streamClosed(reason: HTTP2ErrorCode?) {
+        closedReason = .some(reason)
+    }
+}

@@ -108,20 +108,9 @@ struct InboundProxyTests {
     // MARK: - HTTP/2 origin
 
     @Test func anHTTP2RequestIsForwardedAsH2CAndTrailersComeBack() async throws {
-        let app = try await startInboundH2CApp()
-        defer { Task { await app.close() } }
-        let configuration = InboundProxy.Configuration(appPorts: [app.port], defaultAppPort: 1)
-        try await withInboundProxy(configuration: configuration, tls: serverTLS) { port in
-            let client = try await meshClient(port: port)
-            defer { Task { await client.close() } }
+        try await withH2CAppBehindInbound { client, app in
             for round in 0..<3 {
-                let response = try await client.send(
-                    method: "POST", path: "/pkg.Service/Method", authority: "grpc.test:\(app.port)",
-                    headers: [
-                        ("content-type", "application/grpc"), ("te", "trailers"),
-                        ("starling-target", "grpc.test.svc.cluster.local:\(app.port)"),
-                    ],
-                    body: "message \(round)")
+                let response = try await grpcCall(client, app: app, body: "message \(round)")
                 #expect(response.status == 200)
                 #expect(response.body == "message \(round)")
                 #expect(response.header("echo-client-id") == MeshIdentity.inboundClient.dnsName)
@@ -131,38 +120,48 @@ struct InboundProxyTests {
             }
             // A message far larger than a stream's window: credit flows as the app stream takes it.
             let big = String(repeating: "g", count: 2 * 1024 * 1024)
-            let response = try await client.send(
-                method: "POST", path: "/pkg.Service/Method", authority: "grpc.test:\(app.port)",
-                headers: [
-                    ("content-type", "application/grpc"), ("te", "trailers"),
-                    ("starling-target", "grpc.test.svc.cluster.local:\(app.port)"),
-                ],
-                body: big)
+            let response = try await grpcCall(client, app: app, body: big)
             #expect(response.body.count == big.count)
             #expect(response.trailers?.first(name: "grpc-status") == "0")
         }
     }
 
     @Test func aTrailersOnlyResponseComesBackAsOneHeadersFrame() async throws {
+        try await withH2CAppBehindInbound { client, app in
+            for _ in 0..<3 {
+                let response = try await grpcCall(client, app: app, method: "Missing", body: "message")
+                #expect(response.status == 200, "\(response.header(ProxyError.headerName) ?? "")")
+                #expect(response.header("grpc-status") == "5")
+                #expect(response.header("grpc-message") == "not here")
+            }
+        }
+    }
+
+    /// Runs `body` with a client of an inbound proxy in front of the h2c test app.
+    private func withH2CAppBehindInbound(
+        _ body: @escaping @Sendable (InboundTestClient, InboundTestServer) async throws -> Void
+    ) async throws {
         let app = try await startInboundH2CApp()
         defer { Task { await app.close() } }
         let configuration = InboundProxy.Configuration(appPorts: [app.port], defaultAppPort: 1)
         try await withInboundProxy(configuration: configuration, tls: serverTLS) { port in
             let client = try await meshClient(port: port)
             defer { Task { await client.close() } }
-            for _ in 0..<3 {
-                let response = try await client.send(
-                    method: "POST", path: "/pkg.Service/Missing", authority: "grpc.test:\(app.port)",
-                    headers: [
-                        ("content-type", "application/grpc"), ("te", "trailers"),
-                        ("starling-target", "grpc.test.svc.cluster.local:\(app.port)"),
-                    ],
-                    body: "message")
-                #expect(response.status == 200, "\(response.header(ProxyError.headerName) ?? "")")
-                #expect(response.header("grpc-status") == "5")
-                #expect(response.header("grpc-message") == "not here")
-            }
+            try await body(client, app)
         }
+    }
+
+    /// A gRPC-shaped call through the inbound to the h2c test app.
+    private func grpcCall(
+        _ client: InboundTestClient, app: InboundTestServer, method: String = "Method", body: String
+    ) async throws -> InboundTestResponse {
+        try await client.send(
+            method: "POST", path: "/pkg.Service/\(method)", authority: "grpc.test:\(app.port)",
+            headers: [
+                ("content-type", "application/grpc"), ("te", "trailers"),
+                ("starling-target", "grpc.test.svc.cluster.local:\(app.port)"),
+            ],
+            body: body)
     }
 
     // MARK: - Refused callers

@@ -274,17 +274,9 @@ final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, InboundHTTP1AppOwner {
     }
 
     private func respondWithError(_ error: ProxyError) {
-        var headers = HPACKHeaders()
-        headers.add(name: ":status", value: String(error.httpStatus))
-        headers.add(name: ProxyError.headerName, value: error.code.name)
-        headers.add(name: "content-length", value: "0")
         recorder.responded(status: error.httpStatus)
         heldResponse = nil
-        stream.write(.headers(.init(headers: headers, endStream: true)))
-        stream.flush()
-        // Whatever the caller still sends has nowhere to go: the answer is complete, so the
-        // reset asks it to stop without an error.
-        if !requestEnded { stream.reset(.noError) }
+        stream.respond(with: error, requestEnded: requestEnded)
     }
 }
 

@@ -185,13 +185,7 @@ final class InboundHTTP2Forwarder: HTTP2FrameStreamOwner, InboundHTTP2AppOwner {
 
     private func respondWithError(_ error: ProxyError) {
         recorder.responded(status: error.httpStatus)
-        let headers: HPACKHeaders = [
-            ":status": String(error.httpStatus), ProxyError.headerName: error.code.name, "content-length": "0",
-        ]
-        stream.write(.headers(.init(headers: headers, endStream: true)))
-        stream.flush()
-        // The caller may still be sending a body nobody will read.
-        if !requestEnded { stream.reset(.noError) }
+        stream.respond(with: error, requestEnded: requestEnded)
     }
 
     /// Only HEADERS and DATA carry the exchange; NIOHTTP2 handles the rest itself.

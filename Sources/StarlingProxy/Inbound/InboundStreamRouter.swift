@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOHPACK
 import NIOHTTP2
 
 /// Serves each stream a caller opens on an inbound HTTP/2 connection: reads the request's
@@ -36,5 +37,19 @@ struct InboundStreamRouter {
                 logger: logger)
         }
         return (forwarder, .headers(headers))
+    }
+}
+
+extension HTTP2FrameStream {
+    /// Answers the caller with the inbound proxy's own error (status, `starling-proxy-error`, no
+    /// body). If the caller is still sending, nobody reads the rest: the answer is complete, so
+    /// a reset asks it to stop without an error (RFC 9113, 8.1).
+    func respond(with error: ProxyError, requestEnded: Bool) {
+        let headers: HPACKHeaders = [
+            ":status": String(error.httpStatus), ProxyError.headerName: error.code.name, "content-length": "0",
+        ]
+        write(.headers(.init(headers: headers, endStream: true)))
+        flush()
+        if !requestEnded { reset(.noError) }
     }
 }

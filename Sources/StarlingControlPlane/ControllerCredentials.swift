@@ -32,7 +32,8 @@ struct ControllerCredentials: Sendable {
             adminToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
         } else {
             adminToken = "starling-admin." + randomBase64URL(bytes: 32)
-            try IdentityFiles.writeKey(pem: adminToken + "\n", to: path(adminTokenFile), overwrite: true)
+            try IdentityFiles.writeSecret(
+                Array((adminToken + "\n").utf8), to: path(adminTokenFile), overwrite: true, what: "admin token")
         }
 
         let tokenKey: SymmetricKey
@@ -40,8 +41,8 @@ struct ControllerCredentials: Sendable {
             tokenKey = SymmetricKey(data: data)
         } else {
             let key = SymmetricKey(size: .bits256)
-            let bytes = key.withUnsafeBytes { Data($0) }
-            try writePrivate(bytes, to: path(tokenKeyFile))
+            let bytes = key.withUnsafeBytes { Array($0) }
+            try IdentityFiles.writeSecret(bytes, to: path(tokenKeyFile), overwrite: true, what: "token signing key")
             tokenKey = key
         }
 
@@ -97,16 +98,5 @@ struct ControllerCredentials: Sendable {
         return Data(bytes).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
-    }
-
-    private static func writePrivate(_ data: Data, to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
-        defer { close(fd) }
-        fchmod(fd, 0o600)
-        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == data.count else {
-            throw CocoaError(.fileWriteOutOfSpace, userInfo: [NSFilePathErrorKey: path])
-        }
     }
 }

@@ -15,7 +15,15 @@ public enum IdentityFiles {
     /// world-readable); an existing file is refused unless `overwrite` is true, in which case it is
     /// replaced atomically.
     public static func writeKey(pem: String, to path: String, overwrite: Bool = false) throws(IdentityError) {
-        try store(Array(pem.utf8), to: path, mode: 0o600, overwrite: overwrite, what: "key")
+        try writeSecret(Array(pem.utf8), to: path, overwrite: overwrite, what: "key")
+    }
+
+    /// Writes secret bytes (a key, a token) the way ``writeKey(pem:to:overwrite:)`` writes a key:
+    /// mode 0600 from creation, refused or atomically replaced when the file exists.
+    public static func writeSecret(
+        _ bytes: [UInt8], to path: String, overwrite: Bool = false, what: String = "secret"
+    ) throws(IdentityError) {
+        try store(bytes, to: path, mode: 0o600, overwrite: overwrite, what: what)
     }
 
     /// Writes a certificate (or bundle) with mode 0644.

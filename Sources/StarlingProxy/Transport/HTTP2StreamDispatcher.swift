@@ -263,8 +263,9 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A stream error has already reset its stream (and the close event follows); the
-        // connection carries on. Connection errors go on to the handlers that close it.
+        // An error NIOHTTP2 wraps as a stream error has already reset its stream (the close
+        // event follows). Everything else goes on, including the stream errors NIOHTTP2 fires
+        // unwrapped: the next handler cannot tell those from connection errors.
         if error is NIOHTTP2Errors.StreamError { return }
         context.fireErrorCaught(error)
     }

@@ -13,9 +13,56 @@ struct OutboundHTTP2Tests {
         let pki = try OutboundTestPKI()
         let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
         defer { Task { await peer.close() } }
+        let frames = try await h2cExchange(body: ByteBuffer(string: "ping"), peer: peer, pki: pki)
+        guard case .headers(let head)? = frames.first else {
+            Issue.record("no response head: \(frames)")
+            return
+        }
+        #expect(head.headers.first(name: ":status") == "200")
+        guard case .headers(let trailers)? = frames.last else {
+            Issue.record("no trailers: \(frames)")
+            return
+        }
+        #expect(trailers.headers.first(name: "grpc-status") == "0")
+        let body = frames.compactMap { frame -> String? in
+            guard case .data(let d) = frame, case .byteBuffer(let b) = d.data else { return nil }
+            return String(buffer: b)
+        }.joined()
+        #expect(body == "echo:ping")
+        let seen = try #require(peer.seen.received.first)
+        #expect(seen.headers.first(name: "starling-target") == "podinfo.test.svc.cluster.local:9898")
+        #expect(seen.headers.first(name: "starling-orig-proto") == nil)
+        #expect(seen.headers.first(name: "te") == "trailers")
+    }
+
+    /// A body far larger than HTTP/2's 64 KiB windows, both ways, on the task path (the h2c front
+    /// end and a `PeerStream`): the upload waits for the peer stream's writability, the echoed
+    /// download's credit follows the client's reading.
+    @Test func largeH2CBodiesStreamBothWaysThroughFlowControl() async throws {
+        let pki = try OutboundTestPKI()
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let size = 2 * 1024 * 1024
+        let payload = String(repeating: "0123456789abcdef", count: size / 16)
+        let frames = try await h2cExchange(body: ByteBuffer(string: payload), peer: peer, pki: pki)
+        #expect(peer.seen.received.first?.body.count == size)
+        let body = frames.compactMap { frame -> Int? in
+            guard case .data(let d) = frame else { return nil }
+            return d.data.readableBytes
+        }.reduce(0, +)
+        #expect(body == size + "echo:".count)
+        guard case .headers(let trailers)? = frames.last else {
+            Issue.record("no trailers after \(frames.count) frames")
+            return
+        }
+        #expect(trailers.headers.first(name: "grpc-status") == "0")
+    }
+
+    /// One gRPC-shaped call over h2c prior knowledge through an outbound proxy in front of `peer`.
+    private func h2cExchange(body: ByteBuffer, peer: TestPeer, pki: OutboundTestPKI) async throws -> [HTTP2Frame.FramePayload] {
         let picker = FixedPicker(
             endpoints: ["podinfo.test:9898": Endpoint(host: "127.0.0.1", port: peer.port, identity: serverIdentity)])
-        let frames = try await withOutboundProxy(picker: picker, tls: try pki.tls(clientIdentity)) { port in
+        return try await withOutboundProxy(picker: picker, tls: try pki.tls(clientIdentity)) { port in
             let (connection, multiplexer) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connect(host: "127.0.0.1", port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -37,7 +84,7 @@ struct OutboundHTTP2Tests {
                     ":path": "/grpc.Echo/Say", "content-type": "application/grpc", "te": "trailers",
                 ]
                 try await outbound.write(.headers(.init(headers: headers)))
-                try await outbound.write(.data(.init(data: .byteBuffer(ByteBuffer(string: "ping")), endStream: true)))
+                try await outbound.write(.data(.init(data: .byteBuffer(body), endStream: true)))
                 var received: [HTTP2Frame.FramePayload] = []
                 for try await frame in inbound {
                     received.append(frame)
@@ -47,24 +94,5 @@ struct OutboundHTTP2Tests {
                 return received
             }
         }
-        guard case .headers(let head)? = frames.first else {
-            Issue.record("no response head: \(frames)")
-            return
-        }
-        #expect(head.headers.first(name: ":status") == "200")
-        guard case .headers(let trailers)? = frames.last else {
-            Issue.record("no trailers: \(frames)")
-            return
-        }
-        #expect(trailers.headers.first(name: "grpc-status") == "0")
-        let body = frames.compactMap { frame -> String? in
-            guard case .data(let d) = frame, case .byteBuffer(let b) = d.data else { return nil }
-            return String(buffer: b)
-        }.joined()
-        #expect(body == "echo:ping")
-        let seen = try #require(peer.seen.received.first)
-        #expect(seen.headers.first(name: "starling-target") == "podinfo.test.svc.cluster.local:9898")
-        #expect(seen.headers.first(name: "starling-orig-proto") == nil)
-        #expect(seen.headers.first(name: "te") == "trailers")
     }
 }

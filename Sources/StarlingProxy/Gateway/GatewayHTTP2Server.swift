@@ -19,6 +19,8 @@ struct GatewayHTTP2Server: Sendable {
     let discovery: any DiscoverySource
     let picker: any EndpointPicker
     let pool: PeerConnectionPool
+    /// How long a finished response may wait for the caller to take its last frames.
+    let idleTimeout: TimeAmount
 
     /// Adds the HTTP/2 server handlers to an established `h2` connection (call on its event loop).
     static func configure(_ channel: any Channel, configuration: GatewayProxy.Configuration) throws -> Multiplexer {
@@ -87,9 +89,15 @@ struct GatewayHTTP2Server: Sendable {
                 try await refuse(refusal, target: admitted, peer: peer, sink: sink, logger: logger)
                 return
             }
+            var requestEnded = first.endStream
             try await forward(
                 first, target: admitted, peer: peer, sink: sink, logger: logger,
-                sendBody: { writer in try await Self.relayRequestBody(from: &frames, to: writer) })
+                sendBody: { writer in
+                    try await Self.relayRequestBody(from: &frames, to: writer)
+                    requestEnded = true
+                })
+            // A response that broke off has thrown: its stream is reset on the way out.
+            if requestEnded { await awaitDelivery(of: stream.channel, within: idleTimeout) }
         }
     }
 

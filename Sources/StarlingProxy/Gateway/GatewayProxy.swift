@@ -68,7 +68,8 @@ public struct GatewayProxy: Sendable {
         logger[metadataKey: "cluster"] = "\(clusterName)"
         let dialer = PeerDialer(tls: tls, connectTimeout: configuration.connectTimeout)
         let pool = PeerConnectionPool(dialer: dialer, group: eventLoopGroup, idleTimeout: configuration.peerIdleTimeout)
-        let http2 = GatewayHTTP2Server(discovery: discovery, picker: picker, pool: pool)
+        let http2 = GatewayHTTP2Server(
+            discovery: discovery, picker: picker, pool: pool, idleTimeout: TimeAmount(configuration.idleTimeout))
         let opaque = GatewayOpaque(discovery: discovery, picker: picker, dialer: dialer)
         let registry = ConnectionRegistry()
         let setup = ConnectionSetup(configuration: configuration, tls: tls, logger: logger)

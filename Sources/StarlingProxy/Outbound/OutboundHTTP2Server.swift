@@ -15,6 +15,8 @@ struct OutboundHTTP2Server: Sendable {
     typealias Multiplexer = NIOHTTP2Handler.AsyncStreamMultiplexer<Stream>
 
     let forwarder: OutboundForwarder
+    /// How long a finished response may wait for the client to take its last frames.
+    let idleTimeout: TimeAmount
 
     /// NIOHTTP2 settings for the client-facing server side.
     static func http2Configuration(_ configuration: OutboundProxy.Configuration) -> NIOHTTP2Handler.Configuration {
@@ -77,7 +79,8 @@ struct OutboundHTTP2Server: Sendable {
             let request = OutboundRequest(
                 headers: headers, routingAuthority: originalDestination ?? routing, authority: authority,
                 method: method, originalProtocol: nil, hasBody: !first.endStream)
-            _ = await forwarder.forward(request, sink: sink) { writer in
+            var requestEnded = first.endStream
+            let disposition = await forwarder.forward(request, sink: sink) { writer in
                 while let payload = try await frames.next() {
                     switch payload {
                     case .data(let data):
@@ -86,10 +89,12 @@ struct OutboundHTTP2Server: Sendable {
                         }
                         if data.endStream {
                             try await writer.end(nil)
+                            requestEnded = true
                             return
                         }
                     case .headers(let trailers):
                         try await writer.end(trailers.headers)
+                        requestEnded = true
                         return
                     case .rstStream:
                         throw ProxyError(.badRequest, "the client reset the stream")
@@ -99,8 +104,20 @@ struct OutboundHTTP2Server: Sendable {
                 }
                 throw ProxyError(.badRequest, "the client's stream ended inside the request body")
             }
+            if case .responded = disposition, requestEnded {
+                await awaitDelivery(of: stream.channel, within: idleTimeout)
+            }
         }
     }
+}
+
+/// Waits, at most `limit`, for a stream whose request and response are both complete to close by
+/// itself. Closing it sooner resets it, and the response's last frames may still wait in NIOHTTP2
+/// for the client's flow-control window: a gRPC answer larger than the window lost its end so.
+func awaitDelivery(of stream: any Channel, within limit: TimeAmount) async {
+    let deadline = stream.eventLoop.scheduleTask(in: limit) { stream.close(promise: nil) }
+    try? await stream.closeFuture.get()
+    deadline.cancel()
 }
 
 /// Writes a response as HTTP/2 frames on the client's stream.

@@ -53,7 +53,7 @@ public struct OutboundProxy: Sendable {
         let http1 = OutboundHTTP1Server(
             forwarder: forwarder, maximumHeaderBytes: configuration.maximumHeaderBytes,
             draining: { registry.isDraining })
-        let http2 = OutboundHTTP2Server(forwarder: forwarder)
+        let http2 = OutboundHTTP2Server(forwarder: forwarder, idleTimeout: TimeAmount(configuration.idleTimeout))
         let opaque = OutboundOpaque(picker: runtime.picker, dialer: dialer)
         let http1Environment = OutboundHTTP1ForwardHandler.Environment(
             forwarder: forwarder, maximumHeaderBytes: configuration.maximumHeaderBytes,

@@ -71,10 +71,10 @@ public struct PeerStreamDelegate: NIOAsyncSequenceProducerDelegate {
 /// The stream's owner on the event loop: feeds the sequence and completes writes.
 public final class PeerStreamBridge: HTTP2FrameStreamOwner {
     private let eventLoop: any EventLoop
+    /// Set once the stream is open; nil again once it closed.
     fileprivate var stream: HTTP2FrameStream?
     fileprivate var source: PeerStream.Inbound.Source?
     private var ended = false
-    private var closed = false
     private var writableWaiters: [EventLoopPromise<Void>] = []
 
     fileprivate init(eventLoop: any EventLoop) {
@@ -82,7 +82,7 @@ public final class PeerStreamBridge: HTTP2FrameStreamOwner {
     }
 
     fileprivate func write(_ payload: HTTP2Frame.FramePayload) -> EventLoopFuture<Void> {
-        guard let stream, !closed else {
+        guard let stream else {
             return eventLoop.makeFailedFuture(ProxyError(.upstreamProtocol, "the stream to the peer has closed"))
         }
         stream.write(payload)
@@ -124,7 +124,6 @@ public final class PeerStreamBridge: HTTP2FrameStreamOwner {
     }
 
     func streamClosed(reason: HTTP2ErrorCode?) {
-        closed = true
         if !ended {
             ended = true
             source?.finish(

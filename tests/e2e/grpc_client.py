@@ -10,6 +10,7 @@ wire contract, not our Swift client.
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,9 @@ def load_stubs():
         check=True, cwd=protos)
     sys.path.insert(0, out)
     from starling.v1 import identity_pb2, identity_pb2_grpc, destination_pb2, destination_pb2_grpc
+    # Imported modules stay loaded; the generated files are not needed any more.
+    sys.path.remove(out)
+    shutil.rmtree(out, ignore_errors=True)
     return identity_pb2, identity_pb2_grpc, destination_pb2, destination_pb2_grpc
 
 

@@ -12,6 +12,7 @@ trailers; with it, it exits 0 only when the call fails with exactly that status 
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,9 @@ def load_stubs():
                     f"--grpc_python_out={out}", "greeter.proto"], check=True, cwd=HERE)
     sys.path.insert(0, out)
     import greeter_pb2, greeter_pb2_grpc
+    # Imported modules stay loaded; the generated files are not needed any more.
+    sys.path.remove(out)
+    shutil.rmtree(out, ignore_errors=True)
     return greeter_pb2, greeter_pb2_grpc
 
 

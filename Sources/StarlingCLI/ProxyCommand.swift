@@ -72,7 +72,13 @@ struct ProxyCommand: AsyncParsableCommand {
             logger: logger,
             metrics: metrics)
         try await SignalScope.runUntilSignalled(logger: logger) {
-            try await proxy.run()
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await proxy.run() }
+                group.addTask {
+                    guard (try? await proxy.waitUntilReady(timeout: .seconds(300))) != nil else { return }
+                    StartupPages.release(logger: logger)
+                }
+            }
         }
     }
 }

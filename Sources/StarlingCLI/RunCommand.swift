@@ -114,6 +114,7 @@ struct RunCommand: AsyncParsableCommand {
             try await proxy.waitUntilReady(timeout: .seconds(30))
             let child = try ChildProcess.start(command, environment: environment)
             logger.notice("workload started", metadata: ["workload": "\(namespace)/\(name)", "address": "\(workloadAddress)", "pid": "\(child.pid)"])
+            StartupPages.release(logger: logger)
             group.addTask {
                 guard await WorkloadAddress.waitUntilListening(host: workloadAddress, port: port, timeout: .seconds(60)) else {
                     logger.error("the application never listened on \(workloadAddress):\(port); it is not registered")

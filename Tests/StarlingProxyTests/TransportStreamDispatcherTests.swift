@@ -96,6 +96,27 @@ import Testing
         #expect(pair.dispatcher.openStream(owner: owner) == nil)
     }
 
+    /// A stream left to close by itself (`resetUnlessClosed`) that does close is not held until its
+    /// deadline: one held per HEAD request would pile up for the whole timeout under load.
+    @Test func aStreamThatClosesBeforeItsDeadlineIsReleased() throws {
+        let pair = try DispatcherPair()
+        weak var released: HTTP2FrameStream?
+        try {
+            let stream = try #require(pair.dispatcher.openStream(owner: RecordingOwner()))
+            released = stream
+            stream.write(.headers(.init(headers: requestHeaders, endStream: true)))
+            stream.flush()
+            try pair.interact()
+            stream.detach()
+            stream.resetUnlessClosed(after: .hours(1))
+        }()
+        let id = try #require(pair.server.streamIDs.first)
+        try pair.server.send(.headers(.init(headers: [":status": "204"], endStream: true)), on: id)
+        try pair.interact()
+        #expect(pair.dispatcher.openStreams == 0)
+        #expect(released == nil, "the closed stream is still held (by its deadline's task)")
+    }
+
     @Test func aGoAwayFromThePeerStopsNewStreams() throws {
         let pair = try DispatcherPair()
         try pair.server.send(.goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil), on: .rootStream)

@@ -13,9 +13,6 @@ import StarlingCore
 /// (bodies streamed both ways with backpressure, trailers kept) → report the outcome to the
 /// balancer and metrics.
 struct GatewayHTTP2Server: Sendable {
-    typealias Stream = NIOAsyncChannel<HTTP2Frame.FramePayload, HTTP2Frame.FramePayload>
-    typealias Multiplexer = NIOHTTP2Handler.AsyncStreamMultiplexer<Stream>
-
     let discovery: any DiscoverySource
     let picker: any EndpointPicker
     let pool: PeerConnectionPool
@@ -23,7 +20,7 @@ struct GatewayHTTP2Server: Sendable {
     let idleTimeout: TimeAmount
 
     /// Adds the HTTP/2 server handlers to an established `h2` connection (call on its event loop).
-    static func configure(_ channel: any Channel, configuration: GatewayProxy.Configuration) throws -> Multiplexer {
+    static func configure(_ channel: any Channel, configuration: GatewayProxy.Configuration) throws -> HTTP2ServerStreams {
         var http2 = NIOHTTP2Handler.Configuration()
         http2.connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: configuration.maxConcurrentStreams),
@@ -38,35 +35,29 @@ struct GatewayHTTP2Server: Sendable {
         http2.stream.streamErrorRateLimit.maximumCount = 200
         http2.stream.streamErrorRateLimit.windowLength = .seconds(30)
         let activity = HTTP2ConnectionActivity()
-        let multiplexer = try channel.pipeline.syncOperations.configureAsyncHTTP2Pipeline(
-            mode: .server, streamDelegate: activity, configuration: http2
-        ) { stream in
-            stream.eventLoop.makeCompletedFuture { try Stream(wrappingChannelSynchronously: stream) }
-        }
+        let server = try HTTP2ServerStreams.configure(channel, configuration: http2, activity: activity)
         try channel.pipeline.syncOperations.addHandler(
             HTTP2ConnectionLivenessHandler(activity: activity, idleTimeout: TimeAmount(configuration.idleTimeout)))
         try channel.pipeline.syncOperations.addHandler(GatewayHTTP2DrainHandler(activity: activity))
-        return multiplexer
+        return server
     }
 
     /// Serves the connection's streams until it closes.
-    func serve(_ multiplexer: Multiplexer, peer: MeshIdentity, logger: Logger) async {
-        do {
-            try await withThrowingDiscardingTaskGroup { group in
-                for try await stream in multiplexer.inbound {
-                    group.addTask { await serveStream(stream, peer: peer, logger: logger) }
-                }
+    func serve(_ server: HTTP2ServerStreams, peer: MeshIdentity, logger: Logger) async {
+        await withDiscardingTaskGroup { group in
+            for await stream in server.streams {
+                group.addTask { await serveStream(stream, peer: peer, logger: logger) }
             }
-        } catch {
-            logger.debug("gateway HTTP/2 connection ended", metadata: ["error": "\(error)"])
         }
     }
 
-    private func serveStream(_ stream: Stream, peer: MeshIdentity, logger: Logger) async {
-        try? await stream.executeThenClose { inbound, outbound in
-            var frames = inbound.makeAsyncIterator()
+    private func serveStream(_ stream: PeerStream, peer: MeshIdentity, logger: Logger) async {
+        // A refusal, an error or a response that broke off resets the stream unless it closed.
+        defer { stream.close() }
+        do {
+            var frames = stream.inbound.makeAsyncIterator()
             guard case .headers(let first)? = try await frames.next() else { return }
-            let sink = HTTP2ResponseSink(outbound: outbound)
+            let sink = HTTP2ResponseSink(stream: stream)
             let target = first.headers.first(name: MeshHeaders.target)
             var logger = logger
             logger[metadataKey: "target"] = "\(target ?? "-")"
@@ -97,7 +88,9 @@ struct GatewayHTTP2Server: Sendable {
                     requestEnded = true
                 })
             // A response that broke off has thrown: its stream is reset on the way out.
-            if requestEnded { await awaitDelivery(of: stream.channel, within: idleTimeout) }
+            if requestEnded { await stream.awaitClose(within: idleTimeout) }
+        } catch {
+            logger.debug("gateway stream ended", metadata: ["error": "\(error)"])
         }
     }
 
@@ -173,7 +166,7 @@ struct GatewayHTTP2Server: Sendable {
 
     /// Copies the caller's request body (and trailers) to the workload, one frame at a time.
     private static func relayRequestBody(
-        from frames: inout NIOAsyncChannelInboundStream<HTTP2Frame.FramePayload>.AsyncIterator,
+        from frames: inout PeerStream.Inbound.AsyncIterator,
         to writer: any UpstreamBodyWriter
     ) async throws {
         while let payload = try await frames.next() {
@@ -211,8 +204,8 @@ struct GatewayHTTP2Server: Sendable {
             ":status": String(refusal.status), ProxyError.headerName: refusal.code.name,
             "content-type": "text/plain; charset=utf-8", "content-length": String(body.readableBytes),
         ]
-        try await sink.outbound.write(.headers(.init(headers: headers)))
-        try await sink.outbound.write(.data(.init(data: .byteBuffer(body), endStream: true)))
+        try await sink.stream.write(.headers(.init(headers: headers)))
+        try await sink.stream.write(.data(.init(data: .byteBuffer(body), endStream: true)))
     }
 
     private func fail(

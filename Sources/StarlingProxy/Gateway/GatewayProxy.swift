@@ -130,7 +130,7 @@ public struct GatewayProxy: Sendable {
 
     /// What an admitted-for-handshake connection turned out to be.
     enum Established: Sendable {
-        case http2(GatewayHTTP2Server.Multiplexer, peer: MeshIdentity, logger: Logger)
+        case http2(HTTP2ServerStreams, peer: MeshIdentity, logger: Logger)
         case opaque(target: String, peer: MeshIdentity, logger: Logger)
     }
 
@@ -138,8 +138,8 @@ public struct GatewayProxy: Sendable {
         // A refused handshake or transport header closed the connection and logged why.
         guard let established = try? await accepted.outcome.get() else { return }
         switch established {
-        case .http2(let multiplexer, let peer, let logger):
-            await http2.serve(multiplexer, peer: peer, logger: logger)
+        case .http2(let server, let peer, let logger):
+            await http2.serve(server, peer: peer, logger: logger)
             try? await accepted.channel.close()
         case .opaque(let target, let peer, let logger):
             await opaque.serve(accepted.channel, target: target, peer: peer, logger: logger)
@@ -204,8 +204,8 @@ extension GatewayProxy {
                         }
                     } else {
                         GatewayMetrics.connection(protocol: "h2")
-                        let multiplexer = try GatewayHTTP2Server.configure(channel, configuration: configuration)
-                        promise.succeed(.http2(multiplexer, peer: peer, logger: logger))
+                        let server = try GatewayHTTP2Server.configure(channel, configuration: configuration)
+                        promise.succeed(.http2(server, peer: peer, logger: logger))
                     }
                 }
                 try channel.pipeline.syncOperations.addHandler(ssl)

@@ -11,9 +11,6 @@ import NIOHTTP2
 /// list, NIOHTTP2's reset-frame rate limit (rapid reset, CVE-2023-44487), CONTINUATION and
 /// control-frame limits and glitch counting — each closes the connection, so memory stays bounded.
 struct OutboundHTTP2Server: Sendable {
-    typealias Stream = NIOAsyncChannel<HTTP2Frame.FramePayload, HTTP2Frame.FramePayload>
-    typealias Multiplexer = NIOHTTP2Handler.AsyncStreamMultiplexer<Stream>
-
     let forwarder: OutboundForwarder
     /// How long a finished response may wait for the client to take its last frames.
     let idleTimeout: TimeAmount
@@ -36,37 +33,33 @@ struct OutboundHTTP2Server: Sendable {
     }
 
     /// Adds the HTTP/2 server handlers after protocol detection (call on the event loop).
-    static func configure(_ channel: any Channel, configuration: OutboundProxy.Configuration) throws -> Multiplexer {
+    static func configure(_ channel: any Channel, configuration: OutboundProxy.Configuration) throws -> HTTP2ServerStreams {
         let activity = HTTP2ConnectionActivity()
-        let multiplexer = try channel.pipeline.syncOperations.configureAsyncHTTP2Pipeline(
-            mode: .server, streamDelegate: activity, configuration: http2Configuration(configuration)
-        ) { stream in
-            stream.eventLoop.makeCompletedFuture { try Stream(wrappingChannelSynchronously: stream) }
-        }
+        let server = try HTTP2ServerStreams.configure(
+            channel, configuration: http2Configuration(configuration), activity: activity)
         try channel.pipeline.syncOperations.addHandler(
             HTTP2ConnectionLivenessHandler(activity: activity, idleTimeout: TimeAmount(configuration.idleTimeout)))
-        return multiplexer
+        return server
     }
 
-    func serve(_ multiplexer: Multiplexer, originalDestination: String?, logger: Logger) async {
-        do {
-            try await withThrowingDiscardingTaskGroup { group in
-                for try await stream in multiplexer.inbound {
-                    group.addTask {
-                        await serveStream(stream, originalDestination: originalDestination, logger: logger)
-                    }
+    func serve(_ server: HTTP2ServerStreams, originalDestination: String?, logger: Logger) async {
+        await withDiscardingTaskGroup { group in
+            for await stream in server.streams {
+                group.addTask {
+                    await serveStream(stream, originalDestination: originalDestination, logger: logger)
                 }
             }
-        } catch {
-            logger.debug("HTTP/2 client connection ended", metadata: ["error": "\(error)"])
         }
     }
 
-    private func serveStream(_ stream: Stream, originalDestination: String?, logger: Logger) async {
-        try? await stream.executeThenClose { inbound, outbound in
-            var frames = inbound.makeAsyncIterator()
+    private func serveStream(_ stream: PeerStream, originalDestination: String?, logger: Logger) async {
+        // Whatever ends the exchange early (an error, a reset by the client) resets the stream
+        // unless it has closed.
+        defer { stream.close() }
+        do {
+            let frames = stream.inbound.makeAsyncIterator()
             guard case .headers(let first)? = try await frames.next() else { return }
-            let sink = HTTP2ResponseSink(outbound: outbound)
+            let sink = HTTP2ResponseSink(stream: stream)
             var headers = first.headers
             HopByHopHeaders.remove(from: &headers)
             let method = headers.first(name: ":method") ?? ""
@@ -104,53 +97,47 @@ struct OutboundHTTP2Server: Sendable {
                 }
                 throw ProxyError(.badRequest, "the client's stream ended inside the request body")
             }
+            // A gRPC answer larger than the client's window still has frames in NIOHTTP2.
             if case .responded = disposition, requestEnded {
-                await awaitDelivery(of: stream.channel, within: idleTimeout)
+                await stream.awaitClose(within: idleTimeout)
             }
+        } catch {
+            logger.debug("HTTP/2 client stream ended", metadata: ["error": "\(error)"])
         }
     }
 }
 
-/// Waits, at most `limit`, for a stream whose request and response are both complete to close by
-/// itself. Closing it sooner resets it, and the response's last frames may still wait in NIOHTTP2
-/// for the client's flow-control window: a gRPC answer larger than the window lost its end so.
-func awaitDelivery(of stream: any Channel, within limit: TimeAmount) async {
-    let deadline = stream.eventLoop.scheduleTask(in: limit) { stream.close(promise: nil) }
-    try? await stream.closeFuture.get()
-    deadline.cancel()
-}
-
 /// Writes a response as HTTP/2 frames on the client's stream.
 struct HTTP2ResponseSink: OutboundResponseSink {
-    let outbound: NIOAsyncChannelOutboundWriter<HTTP2Frame.FramePayload>
+    let stream: PeerStream
 
     func head(_ headers: HPACKHeaders) async throws {
         var headers = headers
         HopByHopHeaders.remove(from: &headers)
-        try await outbound.write(.headers(.init(headers: headers)))
+        try await stream.write(.headers(.init(headers: headers)))
     }
 
     func body(_ data: ByteBuffer) async throws {
-        try await outbound.write(.data(.init(data: .byteBuffer(data))))
+        try await stream.write(.data(.init(data: .byteBuffer(data))))
     }
 
     /// Trailers-only: one HEADERS frame that ends the stream, so `grpc-status` stays a trailer.
     func headOnly(_ headers: HPACKHeaders) async throws {
         var headers = headers
         HopByHopHeaders.remove(from: &headers)
-        try await outbound.write(.headers(.init(headers: headers, endStream: true)))
+        try await stream.write(.headers(.init(headers: headers, endStream: true)))
     }
 
     func end(_ trailers: HPACKHeaders?) async throws {
         if let trailers, !trailers.isEmpty {
-            try await outbound.write(.headers(.init(headers: trailers, endStream: true)))
+            try await stream.write(.headers(.init(headers: trailers, endStream: true)))
         } else {
-            try await outbound.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+            try await stream.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
         }
     }
 
     func error(_ error: ProxyError, abortRequest: Bool) async throws {
-        try await outbound.write(.headers(.init(headers: OutboundErrorResponse.http2Headers(error))))
-        try await outbound.write(.data(.init(data: .byteBuffer(OutboundErrorResponse.body(error)), endStream: true)))
+        try await stream.write(.headers(.init(headers: OutboundErrorResponse.http2Headers(error))))
+        try await stream.write(.data(.init(data: .byteBuffer(OutboundErrorResponse.body(error)), endStream: true)))
     }
 }

@@ -33,7 +33,7 @@ public struct OutboundProxy: Sendable {
     enum Accepted: Sendable {
         /// Served by channel handlers until it closes.
         case http1(any Channel)
-        case http2(OutboundHTTP2Server.Multiplexer, channel: any Channel, originalDestination: String?)
+        case http2(HTTP2ServerStreams, channel: any Channel, originalDestination: String?)
         case opaque(any Channel, originalDestination: String)
         case rejected(any Channel, reason: String)
     }
@@ -225,9 +225,9 @@ public struct OutboundProxy: Sendable {
         case .http1(let channel):
             // Its handlers serve it (or hand it to the task-based server); tracked until closed.
             try? await channel.closeFuture.get()
-        case .http2(let multiplexer, let channel, let originalDestination):
+        case .http2(let server, let channel, let originalDestination):
             logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
-            await http2.serve(multiplexer, originalDestination: originalDestination, logger: logger)
+            await http2.serve(server, originalDestination: originalDestination, logger: logger)
             try? await channel.close()
         case .opaque(let channel, let originalDestination):
             logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"

@@ -310,6 +310,8 @@ final class HTTP2FrameStream {
     fileprivate var buffered = 0
     fileprivate var waitsForWritable = false
     fileprivate var readTouched = false
+    /// Set by ``resetUnlessClosed(after:)``; cancelled when the stream closes first.
+    private var closeDeadline: Scheduled<Void>?
 
     fileprivate init(id: HTTP2StreamID, dispatcher: HTTP2StreamDispatcher, eventLoop: any EventLoop) {
         self.id = id
@@ -365,14 +367,18 @@ final class HTTP2FrameStream {
     /// Resets the stream if it has not closed within `limit` (a detached stream left to end by
     /// itself: a peer that never ends it must not hold it).
     func resetUnlessClosed(after limit: TimeAmount) {
-        guard !isClosed else { return }
+        guard !isClosed, closeDeadline == nil else { return }
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        eventLoop.scheduleTask(in: limit) { bound.value.reset() }
+        closeDeadline = eventLoop.scheduleTask(in: limit) { bound.value.reset() }
     }
 
     fileprivate func closed(reason: HTTP2ErrorCode?) {
         guard !isClosed else { return }
         isClosed = true
+        // The deadline's task holds the stream: without the cancel every such stream would stay
+        // in memory until its deadline.
+        closeDeadline?.cancel()
+        closeDeadline = nil
         let owner = self.owner
         self.owner = nil
         owner?.streamClosed(reason: reason)

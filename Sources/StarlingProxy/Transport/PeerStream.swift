@@ -1,9 +1,11 @@
 public import NIOCore
 public import NIOHTTP2
 
-/// A request stream on a ``PeerConnection`` for code that runs in tasks (the HTTP/2 front end,
-/// the gateway, the replayed HTTP/1 path). The channel-handler path uses the connection's
-/// ``HTTP2FrameStream`` directly.
+/// An HTTP/2 stream of a frame-mode connection (``HTTP2StreamDispatcher``) for code that runs
+/// in tasks: a request stream it opens on a ``PeerConnection`` (the HTTP/2 front end, the gateway,
+/// the replayed HTTP/1 path), or a stream a client opened on one of the task-served HTTP/2
+/// servers (``HTTP2ServerStreams``). The channel-handler paths use the ``HTTP2FrameStream``
+/// directly.
 ///
 /// Frames arrive as an async sequence with backpressure: while the consumer lags, the stream's
 /// flow-control credit is withheld. A write returns once the stream can take more.
@@ -23,18 +25,34 @@ public struct PeerStream: Sendable {
 
     /// Opens a stream on `dispatcher`. Call on the connection's event loop.
     static func open(on dispatcher: HTTP2StreamDispatcher, eventLoop: any EventLoop, peerDescription: String) -> PeerStream? {
+        let (peerStream, bridge) = make(eventLoop: eventLoop, peerDescription: peerDescription)
+        guard let stream = dispatcher.openStream(owner: bridge) else {
+            bridge.source?.finish()
+            return nil
+        }
+        bridge.stream = stream
+        return peerStream
+    }
+
+    /// Takes over `stream`, which the client opened (a server dispatcher's `accept`): returns
+    /// the task's side and the owner to give the dispatcher. Call on the connection's event loop.
+    static func accepted(
+        _ stream: HTTP2FrameStream, peerDescription: String
+    ) -> (PeerStream, owner: any HTTP2FrameStreamOwner) {
+        let (peerStream, bridge) = make(eventLoop: stream.eventLoop, peerDescription: peerDescription)
+        bridge.stream = stream
+        return (peerStream, bridge)
+    }
+
+    private static func make(eventLoop: any EventLoop, peerDescription: String) -> (PeerStream, PeerStreamBridge) {
         let bridge = PeerStreamBridge(eventLoop: eventLoop)
         let bound = NIOLoopBound(bridge, eventLoop: eventLoop)
         let produced = Inbound.makeSequence(
             backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: true,
             delegate: PeerStreamDelegate(eventLoop: eventLoop, bridge: bound))
         bridge.source = produced.source
-        guard let stream = dispatcher.openStream(owner: bridge) else {
-            produced.source.finish()
-            return nil
-        }
-        bridge.stream = stream
-        return PeerStream(inbound: produced.sequence, bridge: bound, eventLoop: eventLoop, peerDescription: peerDescription)
+        let stream = PeerStream(inbound: produced.sequence, bridge: bound, eventLoop: eventLoop, peerDescription: peerDescription)
+        return (stream, bridge)
     }
 
     /// Writes `payload` and flushes; returns once the stream can take more.
@@ -49,6 +67,14 @@ public struct PeerStream: Sendable {
     public func close() {
         let bridge = self.bridge
         eventLoop.execute { bridge.value.stream?.reset(.cancel) }
+    }
+
+    /// Waits for a stream whose two sides have both ended to close by itself, and resets it if
+    /// it has not within `limit`. Until it closes, the last frames written may still wait in
+    /// NIOHTTP2 for the peer's flow-control window: resetting at once would lose them.
+    public func awaitClose(within limit: TimeAmount) async {
+        let bridge = self.bridge
+        try? await eventLoop.flatSubmit { bridge.value.closed(within: limit) }.get()
     }
 }
 
@@ -76,6 +102,7 @@ public final class PeerStreamBridge: HTTP2FrameStreamOwner {
     fileprivate var source: PeerStream.Inbound.Source?
     private var ended = false
     private var writableWaiters: [EventLoopPromise<Void>] = []
+    private var closeWaiters: [EventLoopPromise<Void>] = []
 
     fileprivate init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -87,9 +114,19 @@ public final class PeerStreamBridge: HTTP2FrameStreamOwner {
         }
         stream.write(payload)
         stream.flush()
-        if stream.isWritable { return eventLoop.makeSucceededVoidFuture() }
+        // A write that ends the second side closes the stream on the way (`self.stream` is nil
+        // then): it went out, and there is nothing to wait for.
+        if self.stream == nil || stream.isWritable { return eventLoop.makeSucceededVoidFuture() }
         let promise = eventLoop.makePromise(of: Void.self)
         writableWaiters.append(promise)
+        return promise.futureResult
+    }
+
+    fileprivate func closed(within limit: TimeAmount) -> EventLoopFuture<Void> {
+        guard let stream else { return eventLoop.makeSucceededVoidFuture() }
+        let promise = eventLoop.makePromise(of: Void.self)
+        closeWaiters.append(promise)
+        stream.resetUnlessClosed(after: limit)
         return promise.futureResult
     }
 
@@ -134,6 +171,9 @@ public final class PeerStreamBridge: HTTP2FrameStreamOwner {
         let waiters = writableWaiters
         writableWaiters = []
         for waiter in waiters { waiter.fail(ProxyError(.upstreamProtocol, "the stream to the peer has closed")) }
+        let closeWaiters = self.closeWaiters
+        self.closeWaiters = []
+        for waiter in closeWaiters { waiter.succeed() }
         stream = nil
     }
 }

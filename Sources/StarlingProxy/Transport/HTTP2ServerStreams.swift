@@ -1,0 +1,37 @@
+import NIOCore
+import NIOHTTP2
+
+/// The server side of an HTTP/2 connection whose streams are served by tasks (the outbound's h2c
+/// front end, the gateway): NIOHTTP2 in frame mode and an ``HTTP2StreamDispatcher`` that hands
+/// every stream the client opens to ``streams`` as a ``PeerStream``, its first HEADERS as the
+/// first frame of its inbound sequence. The inbound proxy's server is the same without tasks
+/// (its dispatcher's `accept` routes each stream to a handler-style forwarder).
+///
+/// The sequence ends when the connection closes. It needs no bound of its own: NIOHTTP2 refuses
+/// streams beyond the SETTINGS_MAX_CONCURRENT_STREAMS the server announced.
+struct HTTP2ServerStreams: Sendable {
+    let streams: AsyncStream<PeerStream>
+
+    /// Adds the HTTP/2 server handlers to `channel` (call on its event loop); `activity` counts
+    /// the open streams for the handlers added after it (idle close, drain).
+    static func configure(
+        _ channel: any Channel, configuration: NIOHTTP2Handler.Configuration, activity: HTTP2ConnectionActivity
+    ) throws -> HTTP2ServerStreams {
+        let (streams, continuation) = AsyncStream.makeStream(of: PeerStream.self)
+        let client = "client \(channel.remoteAddress.map { "\($0)" } ?? "?")"
+        let dispatcher = HTTP2StreamDispatcher(observer: activity) { stream, headers in
+            let (peerStream, owner) = PeerStream.accepted(stream, peerDescription: client)
+            continuation.yield(peerStream)
+            return (owner, .headers(headers))
+        }
+        channel.closeFuture.whenComplete { _ in continuation.finish() }
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(FlushCoalescingHandler())
+        try sync.addHandler(
+            NIOHTTP2Handler(
+                mode: .server, connectionConfiguration: configuration.connection,
+                streamConfiguration: configuration.stream))
+        try sync.addHandler(dispatcher)
+        return HTTP2ServerStreams(streams: streams)
+    }
+}

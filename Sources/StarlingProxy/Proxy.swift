@@ -63,11 +63,19 @@ public final class Proxy: Sendable {
         let identity = IdentityClient(configuration: .init(controller: controller, identity: c.identity), logger: logger)
         let discovery = DestinationClient(configuration: .init(controller: controller), logger: logger)
         let picker = MeshPicker(discovery: discovery, logger: logger)
-        let admin = try await AdminServer(
-            host: c.listenHost, port: c.adminPort,
-            routes: .init(
-                readiness: { [weak self] in self?.ports == nil ? "waiting for the workload certificate" : nil },
-                metrics: metrics))
+        let admin: AdminServer
+        do {
+            admin = try await AdminServer(
+                host: c.listenHost, port: c.adminPort,
+                routes: .init(
+                    readiness: { [weak self] in self?.ports == nil ? "waiting for the workload certificate" : nil },
+                    metrics: metrics))
+        } catch {
+            // Said at once (waitUntilReady), not after the wait for a certificate runs out.
+            let failure = ProxyStartError(message: "the admin listener cannot use \(c.listenHost):\(c.adminPort): \(error)")
+            state.withLock { $0.failure = failure.message }
+            throw failure
+        }
         state.withLock { $0.adminPort = admin.port }
         defer { Task { await admin.close() } }
         do {

@@ -39,6 +39,9 @@
 #                divided by the requests wrk completed; "out+in" = client side + server side
 #   RSS          VmRSS of each proxy process, idle (routes checked, before any load) and after
 #                all runs. A Starling proxy is the `starling run` process (proxy in-process).
+#   HTTP/2       h2load -c10 -m10 with h2c prior knowledge against each pair's client side (Starling's
+#                outbound, HAProxy A's `proto h2` bind), the way gRPC clients come in; printed with
+#                its ratio, no target (skipped without h2load)
 #
 # Exit status: 0 when every target is met, 1 when one is missed, 2 when the benchmark could not run.
 # Load is bounded (every run has a duration) and only ever sent to 127.0.0.0/8. The cluster, the
@@ -110,6 +113,7 @@ net=127.$RANGE_OCTET
 web_addr=$net.10.1 web_port=8080         # nginx, and the `web` workload's proxy
 client_addr=$net.10.2 client_port=8081   # the `client` workload (a placeholder app) and its outbound
 ha_a=$net.20.1 ha_a_port=8080            # haproxy A (client side)
+ha_a_h2c_port=8082                         # haproxy A's HTTP/2 (h2c prior knowledge) front end
 ha_b=$net.20.2 ha_b_port=8443            # haproxy B (server side)
 authority=web.bench:$web_port
 compare_web_addr=$net.10.3 compare_client_addr=$net.10.4   # the COMPARE_BIN pair's workloads
@@ -221,6 +225,7 @@ defaults
   timeout http-keep-alive 60s
 frontend a
   bind $ha_a:$ha_a_port
+  bind $ha_a:$ha_a_h2c_port proto h2
   default_backend b
 backend b
   http-reuse always
@@ -351,6 +356,30 @@ for run in $(seq "$RUNS"); do
   done
 done
 
+# HTTP/2 clients (gRPC's way in): h2c prior knowledge to each pair's client side, the pairs only
+# (informational, no target). Starling's h2c front end runs a task per stream.
+declare -A h2url h2rps
+h2url[starling]=http://$client_addr:4140/; h2url[haproxy]=http://$ha_a:$ha_a_h2c_port/
+[ -n "${COMPARE_BIN:-}" ] && h2url[compare]=http://$compare_client_addr:4140/
+h2paths=(starling haproxy); [ -n "${COMPARE_BIN:-}" ] && h2paths+=(compare)
+if command -v h2load >/dev/null 2>&1; then
+  echo "== HTTP/2 clients: h2load -c10 -m10 -D$DURATION (h2c prior knowledge, :authority $authority), $RUNS runs per pair, interleaved"
+  for run in $(seq "$RUNS"); do
+    for p in "${h2paths[@]}"; do
+      auth=$authority; [ "$p" = compare ] && auth=$compare_authority
+      out=h2-$p-$run.out
+      h2load -c10 -m10 -D"$DURATION" -H ":authority: $auth" "${h2url[$p]}" > "$out" 2>&1 || true
+      r=$(awk '/^finished in/ { gsub(",", "", $4); printf "%.0f", $4 }' "$out")
+      ok=$(awk '/^requests:/ { print $8 }' "$out")
+      echo "run $run  $(printf '%-9s' "$p") $(printf '%8s' "${r:-?}") req/s  (${ok:-?} succeeded)"
+      eval "h2rps_$p+=(\"${r:-0}\")"
+    done
+  done
+  for p in "${h2paths[@]}"; do eval "h2rps[$p]=\$(median \"\${h2rps_$p[@]}\")"; done
+else
+  echo "== HTTP/2 clients: skipped (h2load is not installed; apt-get install nghttp2-client)"
+fi
+
 sleep 1
 for p in "${paths[@]}"; do
   [ -n "${proxies[$p]}" ] || continue
@@ -415,6 +444,11 @@ for i in $(seq 0 $((RUNS - 1))); do
   per_run+=" $(ratio "$s" "$h")x"
 done
 echo "Starling/HAProxy throughput run by run:$per_run"
+if [ -n "${h2rps[starling]:-}" ]; then
+  line="HTTP/2 clients (h2load -c10 -m10, medians): Starling ${h2rps[starling]} req/s, HAProxy ${h2rps[haproxy]} req/s ($(ratio "${h2rps[starling]}" "${h2rps[haproxy]}")x)"
+  [ -n "${h2rps[compare]:-}" ] && line+=", COMPARE_BIN ${h2rps[compare]} req/s"
+  echo "$line"
+fi
 for p in "${paths[@]}"; do
   printf '  %-9s failed requests %s, connections closed by the server side %s' "$p" "${errors[$p]:-0}" "${closes[$p]:-0}"
   [ -n "${proxies[$p]}" ] && printf '; peak RSS out/in %s MB; open fds out/in %s; connections to nginx held by the server-side proxy %s' \

@@ -204,10 +204,9 @@ extension InboundProxy {
                 idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger)
             let router = InboundStreamRouter(environment: environment)
             let sync = channel.pipeline.syncOperations
-            try sync.addHandler(FlushCoalescingHandler())
-            try sync.addHandler(
-                NIOHTTP2Handler(mode: .server, connectionConfiguration: connection, streamConfiguration: streams))
-            try sync.addHandler(HTTP2StreamDispatcher(observer: connectionHandler, accept: router.accept))
+            try sync.addFrameModeHTTP2(
+                mode: .server, connection: connection, streams: streams,
+                dispatcher: HTTP2StreamDispatcher(observer: connectionHandler, accept: router.accept))
             try sync.addHandler(connectionHandler)
             logger.debug("inbound HTTP/2 connection established")
         }

@@ -25,13 +25,8 @@ struct HTTP2ServerStreams: Sendable {
             return (owner, .headers(headers))
         }
         channel.closeFuture.whenComplete { _ in continuation.finish() }
-        let sync = channel.pipeline.syncOperations
-        try sync.addHandler(FlushCoalescingHandler())
-        try sync.addHandler(
-            NIOHTTP2Handler(
-                mode: .server, connectionConfiguration: configuration.connection,
-                streamConfiguration: configuration.stream))
-        try sync.addHandler(dispatcher)
+        try channel.pipeline.syncOperations.addFrameModeHTTP2(
+            mode: .server, connection: configuration.connection, streams: configuration.stream, dispatcher: dispatcher)
         return HTTP2ServerStreams(streams: streams)
     }
 }

@@ -388,6 +388,19 @@ final class HTTP2FrameStream {
 @available(*, unavailable)
 extension HTTP2FrameStream: Sendable {}
 
+extension ChannelPipeline.SynchronousOperations {
+    /// The handlers of every frame-mode HTTP/2 connection, in order: flushes coalesced per tick
+    /// (``FlushCoalescingHandler``), NIOHTTP2 in `mode`, then `dispatcher`.
+    func addFrameModeHTTP2(
+        mode: NIOHTTP2Handler.ParserMode, connection: NIOHTTP2Handler.ConnectionConfiguration,
+        streams: NIOHTTP2Handler.StreamConfiguration, dispatcher: HTTP2StreamDispatcher
+    ) throws {
+        try addHandler(FlushCoalescingHandler())
+        try addHandler(NIOHTTP2Handler(mode: mode, connectionConfiguration: connection, streamConfiguration: streams))
+        try addHandler(dispatcher)
+    }
+}
+
 extension HTTP2Frame.FramePayload {
     /// The frame that ends a request: its trailers, or an empty DATA frame with END_STREAM.
     static func requestEnd(_ trailers: HPACKHeaders?) -> Self {

@@ -55,12 +55,8 @@ public struct PeerConnection: Sendable {
         // A client-side dispatcher serves no stream the peer opens (push is refused).
         let dispatcher = HTTP2StreamDispatcher(observer: activity)
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(FlushCoalescingHandler())
-        try sync.addHandler(
-            NIOHTTP2Handler(
-                mode: .client, connectionConfiguration: configuration.connection,
-                streamConfiguration: configuration.stream))
-        try sync.addHandler(dispatcher)
+        try sync.addFrameModeHTTP2(
+            mode: .client, connection: configuration.connection, streams: configuration.stream, dispatcher: dispatcher)
         try sync.addHandler(HTTP2ConnectionLivenessHandler(activity: activity, idleTimeout: idleTimeout))
         return PeerConnection(
             channel: channel, dispatcher: NIOLoopBound(dispatcher, eventLoop: channel.eventLoop), activity: activity)

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
+import NIOPosix
 import Synchronization
 
 /// One request on its way out, in HTTP/2 form whatever the client spoke.
@@ -215,7 +216,8 @@ private func exchangeBody(
             return .response
         }
         group.addTask {
-            try await Task.sleep(for: timeout, tolerance: .milliseconds(5))
+            // On a loop's timer, which a cancel removes (not Task.sleep: docs/data-plane.md).
+            try await sleep(for: timeout, on: MultiThreadedEventLoopGroup.singleton.any())
             if phase.markTimedOut() {
                 let unread = !phase.isRequestRead
                 try? await sink.error(ProxyError(.timeout, "no response within \(timeout)"), abortRequest: unread)

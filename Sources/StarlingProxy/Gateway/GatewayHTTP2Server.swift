@@ -44,11 +44,7 @@ struct GatewayHTTP2Server: Sendable {
 
     /// Serves the connection's streams until it closes.
     func serve(_ server: HTTP2ServerStreams, peer: MeshIdentity, logger: Logger) async {
-        await withDiscardingTaskGroup { group in
-            for await stream in server.streams {
-                group.addTask { await serveStream(stream, peer: peer, logger: logger) }
-            }
-        }
+        await server.serveEach { stream in await serveStream(stream, peer: peer, logger: logger) }
     }
 
     private func serveStream(_ stream: PeerStream, peer: MeshIdentity, logger: Logger) async {

@@ -139,10 +139,7 @@ public struct GatewayProxy: Sendable {
         guard let established = try? await accepted.outcome.get() else { return }
         switch established {
         case .http2(let server, let peer, let logger):
-            // Its stream tasks run on the connection's loop (and so use that loop's peer connections).
-            await withTaskExecutorPreference(EventLoopTaskExecutor(accepted.channel.eventLoop)) {
-                await http2.serve(server, peer: peer, logger: logger)
-            }
+            await http2.serve(server, peer: peer, logger: logger)
             try? await accepted.channel.close()
         case .opaque(let target, let peer, let logger):
             await opaque.serve(accepted.channel, target: target, peer: peer, logger: logger)

@@ -43,12 +43,8 @@ struct OutboundHTTP2Server: Sendable {
     }
 
     func serve(_ server: HTTP2ServerStreams, originalDestination: String?, logger: Logger) async {
-        await withDiscardingTaskGroup { group in
-            for await stream in server.streams {
-                group.addTask {
-                    await serveStream(stream, originalDestination: originalDestination, logger: logger)
-                }
-            }
+        await server.serveEach { stream in
+            await serveStream(stream, originalDestination: originalDestination, logger: logger)
         }
     }
 

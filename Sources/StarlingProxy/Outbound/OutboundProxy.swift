@@ -227,10 +227,7 @@ public struct OutboundProxy: Sendable {
             try? await channel.closeFuture.get()
         case .http2(let server, let channel, let originalDestination):
             logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
-            // Its stream tasks run on the connection's loop (and so use that loop's peer connections).
-            await withTaskExecutorPreference(EventLoopTaskExecutor(channel.eventLoop)) {
-                await http2.serve(server, originalDestination: originalDestination, logger: logger)
-            }
+            await http2.serve(server, originalDestination: originalDestination, logger: logger)
             try? await channel.close()
         case .opaque(let channel, let originalDestination):
             logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"

@@ -11,6 +11,21 @@ import NIOHTTP2
 /// streams beyond the SETTINGS_MAX_CONCURRENT_STREAMS the server announced.
 struct HTTP2ServerStreams: Sendable {
     let streams: AsyncStream<PeerStream>
+    /// The connection's loop, where its stream tasks run.
+    let eventLoop: any EventLoop
+
+    /// Serves every stream the client opens with `serve`, a task each, until the connection
+    /// closes. The tasks run on the connection's loop (``EventLoopTaskExecutor``), and so also
+    /// use that loop's peer connections.
+    func serveEach(_ serve: @escaping @Sendable (PeerStream) async -> Void) async {
+        await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop)) {
+            await withDiscardingTaskGroup { group in
+                for await stream in streams {
+                    group.addTask { await serve(stream) }
+                }
+            }
+        }
+    }
 
     /// Adds the HTTP/2 server handlers to `channel` (call on its event loop); `activity` counts
     /// the open streams for the handlers added after it (idle close, drain).
@@ -27,6 +42,6 @@ struct HTTP2ServerStreams: Sendable {
         channel.closeFuture.whenComplete { _ in continuation.finish() }
         try channel.pipeline.syncOperations.addFrameModeHTTP2(
             mode: .server, connection: configuration.connection, streams: configuration.stream, dispatcher: dispatcher)
-        return HTTP2ServerStreams(streams: streams)
+        return HTTP2ServerStreams(streams: streams, eventLoop: channel.eventLoop)
     }
 }

@@ -3,15 +3,10 @@
 
 fail() { echo "benchmark failed: $*" >&2; exit 2; }
 
-# release_build PRODUCT...: the build the benchmarks measure, with the Swift runtime and
-# Foundation linked into the binary (--static-swift-stdlib), as a deployed proxy should be:
-# calls into the runtime skip the PLT and dynamic TLS (docs/data-plane.md). The binaries land
-# in .build/release as usual. Expects `root` (the checkout).
+# release_build PRODUCT...: the build the benchmarks measure, the one users deploy
+# (scripts/release-build.sh: release, Swift runtime linked in). Expects `root` (the checkout).
 release_build() {
-  local product
-  for product in "$@"; do
-    (cd "$root" && swift build -c release --static-swift-stdlib --product "$product") || fail "building $product"
-  done
+  "$root/scripts/release-build.sh" "$@" || fail "building $*"
 }
 
 # stop_pids: SIGTERM every process in `pids`, up to 6 s to exit, then SIGKILL.

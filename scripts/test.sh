@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
-# The whole test suite: Swift Testing unit and integration tests, then the end-to-end scripts
-# against the real binary. Needs: swift, openssl, curl, python3 with grpcio + grpcio-tools +
-# PyYAML + cryptography, PostgreSQL, chromium, prometheus, iproute2 + nftables (.ci/run
-# installs them).
+# The whole test suite: Swift Testing unit and integration tests on the debug build, then the
+# end-to-end scripts and `starling demo --check` against the build users deploy (release, Swift
+# runtime linked in: scripts/release-build.sh). Needs: swift, openssl, curl, python3 with
+# grpcio + grpcio-tools + PyYAML + cryptography, PostgreSQL, chromium, prometheus, iproute2 +
+# nftables (.ci/run installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --build-tests
 # Serially: the suite is fast (under a minute) and its real-socket tests keep their time bounds
 # on a loaded 2-core machine.
 swift test --skip-build --no-parallel
+scripts/release-build.sh starling
+starling=.build/release/starling
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+home=$(mktemp -d /tmp/starling-demo.XXXXXX)
+trap 'rm -f "$log"; rm -rf "$home"' EXIT
 for script in control-plane multicluster multicluster-netns data-plane; do
-  tests/e2e/$script.sh .build/debug/starling | tee -a "$log"
+  tests/e2e/$script.sh "$starling" | tee -a "$log"
 done
+# README's main command, unattended, as a new user runs it (its own STARLING_HOME).
+if STARLING_HOME=$home "$starling" demo --check; then
+  echo "demo: 1 passed, 0 failed" | tee -a "$log"
+else
+  echo "demo: 0 passed, 1 failed" | tee -a "$log"
+fi
 # One closing line for all end-to-end checks (each script exits non-zero on a failure).
 closing=$(grep -E '^[a-z0-9 -]+: [0-9]+ passed, [0-9]+ failed' "$log")
 passed=$(grep -oE '[0-9]+ passed' <<<"$closing" | awk '{s += $1} END {print s + 0}')
 failed=$(grep -oE '[0-9]+ failed' <<<"$closing" | awk '{s += $1} END {print s + 0}')
 echo "e2e: $passed passed, $failed failed"
+[ "$failed" = 0 ]

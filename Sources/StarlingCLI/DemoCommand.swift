@@ -118,6 +118,10 @@ final class DemoRunner: @unchecked Sendable {
             try self.capture(["get", "svc", "-n", "test"], env: ["STARLING_CONFIG": self.path("workload1.config")]).contains("podinfo-workload2")
         }
         try step(["get", "svc", "-n", "test"], env: ["STARLING_CONFIG": path("workload1.config")])
+        // The gateway's figures come from probes every few seconds: show them once there are some.
+        try await waitFor("workload2's gateway answers probes", timeout: .seconds(30)) {
+            try self.gatewayHasLatency(cluster: "workload2", env: ["STARLING_CONFIG": self.path("workload1.config")])
+        }
         try step(["multicluster", "gateways"], env: ["STARLING_CONFIG": path("workload1.config")])
         try step(["check", "--multicluster"], env: ["STARLING_CONFIG": path("workload1.config")])
         section("split podinfo 50/50 between the clusters")
@@ -167,9 +171,19 @@ final class DemoRunner: @unchecked Sendable {
         print(table.render())
         try step(["multicluster", "gateways"], env: ["STARLING_CONFIG": path("workload1.config")])
         let errors = tally.filter { $0.key.hasPrefix("error") }.values.reduce(0, +)
-        let ok = errors == 0 && (tally["workload1"] ?? 0) > 0 && (tally["workload2"] ?? 0) > 0
-        print(ok ? "✓ both clusters answered, no request failed" : "× the split did not serve both clusters without errors")
-        return ok
+        // A 50/50 split: each cluster's count within 3.5 standard deviations of half (for 200
+        // requests, 76–124); a fair split falls outside about once in 2,000 runs.
+        let spread = 3.5 * Double(requests).squareRoot() / 2
+        let bounds = Int((Double(requests) / 2 - spread).rounded(.up))...Int((Double(requests) / 2 + spread).rounded(.down))
+        let balanced = bounds.contains(tally["workload1"] ?? 0) && bounds.contains(tally["workload2"] ?? 0)
+        if errors > 0 {
+            print("× \(errors) of \(requests) requests failed")
+        } else if !balanced {
+            print("× the split is off: each cluster should answer \(bounds.lowerBound)–\(bounds.upperBound) of \(requests) requests")
+        } else {
+            print("✓ both clusters answered within \(bounds.lowerBound)–\(bounds.upperBound) of \(requests), no request failed")
+        }
+        return errors == 0 && balanced
     }
 
     func down(quiet: Bool = false) {
@@ -267,6 +281,13 @@ final class DemoRunner: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(300))
         }
         throw CLIError("timed out waiting for \(what)")
+    }
+
+    /// True when `multicluster gateways` shows `cluster`'s gateway alive with a probe latency.
+    func gatewayHasLatency(cluster: String, env: [String: String]) throws -> Bool {
+        let json = try capture(["multicluster", "gateways", "-o", "json"], env: env)
+        let rows = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? []
+        return rows.contains { $0["cluster"] as? String == cluster && $0["alive"] as? Bool == true && $0["latencyP50Ms"] != nil }
     }
 
     /// The workload address `starling run` logged ("workload started ... address=...").

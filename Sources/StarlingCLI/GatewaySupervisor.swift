@@ -38,28 +38,49 @@ struct GatewaySupervisor: Sendable {
             caPEM: certificate, token: token, configPath: "")
         var running: (desired: Desired, task: Task<Void, Never>)?
         defer { running?.task.cancel() }
+        var unreachableSince: ContinuousClock.Instant?
         while !Task.isCancelled {
-            let desired = try? await ControllerClient.with(context, timeout: .seconds(5)) { client in
-                try await Self.desired(client, context: context)
+            // What the store asks for; nil when the API could not say. Only an answer changes the
+            // gateway: a failed poll (the API restarting, a timeout) leaves it serving as it is.
+            let observed: Desired??
+            do {
+                observed = .some(
+                    try await ControllerClient.with(context, timeout: .seconds(5)) { client in
+                        try await Self.desired(client, context: context)
+                    })
+                if let since = unreachableSince {
+                    logger.notice("gateway supervisor reaches the controller API again", metadata: ["after": "\(ContinuousClock.now - since)"])
+                    unreachableSince = nil
+                }
+            } catch {
+                observed = nil
+                if unreachableSince == nil {
+                    unreachableSince = .now
+                    logger.warning(
+                        "gateway supervisor cannot read the gateway's resources; the gateway keeps its current state",
+                        metadata: ["error": "\(error)", "running": "\(running != nil)"])
+                }
             }
-            if running?.desired != desired {
+            if let desired = observed, running?.desired != desired {
                 if let current = running {
                     current.task.cancel()
                     _ = await current.task.value
                     logger.notice("gateway stopped", metadata: ["gateway": "\(current.desired.address):\(current.desired.port)"])
                     running = nil
                 }
-                if let desired = desired ?? nil {
+                if let desired {
                     let controller = ControllerAPI(host: apiHost, port: apiPort, certificatePEM: certificate, token: token)
                     let task = Task { await serve(desired, controller: controller) }
                     running = (desired, task)
                 }
             }
-            try await Task.sleep(for: .seconds(2))
+            // Soon after `multicluster install` the gateway should be up: poll often until it runs.
+            try await Task.sleep(for: running == nil ? .milliseconds(500) : .seconds(2))
         }
     }
 
-    /// The gateway the store asks for: nil when multicluster is not installed.
+    /// The gateway the store asks for: nil when multicluster is not installed (or the mesh has no
+    /// identity yet). Throws when the API does not answer: that says nothing about the gateway.
     static func desired(_ client: ControllerClient, context: ResolvedContext) async throws -> Desired? {
         let service: Resource
         do {
@@ -69,10 +90,14 @@ struct GatewaySupervisor: Sendable {
         } catch let error as RPCError where error.code == .notFound {
             return nil
         }
-        let mesh = try? MeshConfigSpec(ResourceDecoder.decodeStored(try await client.resources.get(.with {
-            $0.kind = "MeshConfig"; $0.name = "mesh"
-        }).resourceJson))
-        guard let mesh else { return nil }  // no identity yet: nothing to serve with
+        let mesh: MeshConfigSpec
+        do {
+            mesh = try MeshConfigSpec(ResourceDecoder.decodeStored(try await client.resources.get(.with {
+                $0.kind = "MeshConfig"; $0.name = "mesh"
+            }).resourceJson))
+        } catch let error as RPCError where error.code == .notFound {
+            return nil  // no identity yet: nothing to serve with
+        }
         let spec = try ServiceSpec(service)
         return Desired(
             address: service.metadata.annotations[MulticlusterCommand.gatewayAddressAnnotation] ?? context.serverHost,

@@ -233,7 +233,12 @@ struct MulticlusterCommand: AsyncParsableCommand {
                 return
             }
             var table = Table(["CLUSTER", "ALIVE", "NUM_SVC", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99"])
-            func ms(_ v: Double?, _ alive: Bool) -> String { alive ? (v.map { "\(Int($0.rounded()))ms" } ?? "-") : "-" }
+            // Whole milliseconds as Linkerd prints them; a tenth under 10 ms (loopback and LAN
+            // gateways answer in well under one).
+            func ms(_ v: Double?, _ alive: Bool) -> String {
+                guard alive, let v else { return "-" }
+                return v < 10 ? String(format: "%.1fms", v) : "\(Int(v.rounded()))ms"
+            }
             for r in rows {
                 table.add([r.cluster, r.alive ? "True" : "False", "\(r.numServices)", ms(r.latencyP50Ms, r.alive), ms(r.latencyP95Ms, r.alive), ms(r.latencyP99Ms, r.alive)])
             }

@@ -70,9 +70,19 @@ struct MirrorReconcilerTests {
 }
 
 struct GatewayHealthTests {
+    @Test func aNewGatewayIsNotAliveUntilAProbeSucceeds() {
+        var health = GatewayHealth(failureThreshold: 3)
+        #expect(!health.alive)
+        let failed = health.record(success: false)
+        #expect(!failed && !health.alive)
+        let answered = health.record(success: true)
+        #expect(answered && health.alive)
+    }
+
     @Test func aGatewayDiesAfterTheFailureThresholdAndComesBackOnOneSuccess() {
         var health = GatewayHealth(failureThreshold: 3)
-        #expect(health.alive)
+        let firstAnswer = health.record(success: true)
+        #expect(firstAnswer && health.alive)
         let first = health.record(success: false)
         let second = health.record(success: false)
         let third = health.record(success: false)

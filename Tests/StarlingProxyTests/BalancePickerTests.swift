@@ -33,6 +33,39 @@ struct BalancePickerTests {
         pick.complete(.success(latency: .milliseconds(1)))
     }
 
+    @Test func aPickAvoidsTheEndpointsTheRequestFailedToConnectTo() async throws {
+        let discovery = BalanceFakeDiscovery()
+        let endpoints = [balanceEndpoint(1), balanceEndpoint(2), balanceEndpoint(3)]
+        discovery.setEndpoints(endpoints, for: service)
+        let picker = makeBalancePicker(discovery, clock: BalanceManualClock())
+        var seen: Set<Endpoint> = []
+        for _ in 0..<100 {
+            let pick = try await picker.pick(service, avoiding: [endpoints[0]])
+            #expect(pick.endpoint != endpoints[0])
+            seen.insert(pick.endpoint)
+            pick.complete(.success(latency: .milliseconds(1)))
+        }
+        #expect(seen == [endpoints[1], endpoints[2]])
+        let last = try await picker.pick(service, avoiding: [endpoints[0], endpoints[2]])
+        #expect(last.endpoint == endpoints[1])
+        last.complete(.abandoned)
+        let error = await #expect(throws: ProxyError.self) { try await picker.pick(service, avoiding: endpoints) }
+        #expect(error?.code == .noEndpoints)
+    }
+
+    @Test func connectAttemptsStopAtTheLimitOrTheDeadline() {
+        let start = ContinuousClock.now
+        var attempts = ConnectAttempts(started: start, timeout: .seconds(10))
+        let again = (1...3).map { attempts.failed(balanceEndpoint($0), now: start) }
+        #expect(again == [true, true, false])
+        #expect(attempts.avoided == [balanceEndpoint(1), balanceEndpoint(2), balanceEndpoint(3)])
+        var late = ConnectAttempts(started: start, timeout: .seconds(1))
+        let lateAgain = late.failed(balanceEndpoint(1), now: start + .seconds(2))
+        #expect(!lateAgain)
+        #expect(late.remaining(now: start + .seconds(2)) == .zero)
+        #expect(late.remaining(now: start + .milliseconds(250)) == .milliseconds(750))
+    }
+
     @Test func powerOfTwoChoicesPrefersTheFasterEndpoint() async throws {
         let discovery = BalanceFakeDiscovery()
         let fast = balanceEndpoint(1)

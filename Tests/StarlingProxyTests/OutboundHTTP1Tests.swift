@@ -238,6 +238,37 @@ struct OutboundHTTP1Tests {
         #expect(elapsed >= Duration.milliseconds(1400) && elapsed < Duration.seconds(6), "closed after \(elapsed)")
     }
 
+    /// Nothing reached the refusing endpoint, so even a POST with a body goes to the next one.
+    @Test func aRefusedConnectIsTriedAgainOnAnotherEndpoint() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let refusing = Endpoint(host: "127.0.0.1", port: try closedPort(), identity: serverIdentity)
+        let picker = FixedPicker(
+            endpoints: ["podinfo.test:9898": refusing],
+            fallbacks: ["podinfo.test:9898": [Endpoint(host: "127.0.0.1", port: peer.port, identity: serverIdentity)]])
+        let response = try await withOutboundProxy(picker: picker, tls: clientTLS) { port in
+            try await rawExchange(
+                port: port,
+                send: "POST /submit HTTP/1.1\r\nHost: podinfo.test:9898\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+        }
+        #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(response.contains("echo:hello"))
+        #expect(picker.outcomes.failures == 1)
+        #expect(picker.outcomes.successes == 1)
+    }
+
+    @Test func whenEveryEndpointRefusesTheConnectFailureIsAnswered() async throws {
+        let picker = FixedPicker(
+            endpoints: ["podinfo.test:9898": Endpoint(host: "127.0.0.1", port: try closedPort(), identity: serverIdentity)],
+            fallbacks: ["podinfo.test:9898": [Endpoint(host: "127.0.0.1", port: try closedPort(), identity: serverIdentity)]])
+        let response = try await withOutboundProxy(picker: picker, tls: clientTLS) { port in
+            try await rawExchange(port: port, send: "GET / HTTP/1.1\r\nHost: podinfo.test:9898\r\nConnection: close\r\n\r\n")
+        }
+        #expect(response.hasPrefix("HTTP/1.1 502 "))
+        #expect(response.lowercased().contains("starling-error: connect-failed"))
+        #expect(picker.outcomes.failures == 2)
+    }
+
     @Test func unknownServiceGets503WithTheErrorHeader() async throws {
         let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
         defer { Task { await peer.close() } }

@@ -59,8 +59,28 @@ struct OutboundHTTP2Tests {
     }
 
     /// One gRPC-shaped call over h2c prior knowledge through an outbound proxy in front of `peer`.
-    private func h2cExchange(body: ByteBuffer, peer: TestPeer, pki: OutboundTestPKI) async throws -> [HTTP2Frame.FramePayload] {
+    /// The gRPC path: a refused connect is tried again on the next endpoint.
+    @Test func aRefusedConnectIsTriedAgainOnAnotherEndpoint() async throws {
+        let pki = try OutboundTestPKI()
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
         let picker = FixedPicker(
+            endpoints: ["podinfo.test:9898": Endpoint(host: "127.0.0.1", port: try closedPort(), identity: serverIdentity)],
+            fallbacks: ["podinfo.test:9898": [Endpoint(host: "127.0.0.1", port: peer.port, identity: serverIdentity)]])
+        let frames = try await h2cExchange(body: ByteBuffer(string: "ping"), peer: peer, pki: pki, picker: picker)
+        guard case .headers(let head)? = frames.first else {
+            Issue.record("no response head: \(frames)")
+            return
+        }
+        #expect(head.headers.first(name: ":status") == "200")
+        #expect(picker.outcomes.failures == 1)
+        #expect(peer.seen.received.count == 1)
+    }
+
+    private func h2cExchange(
+        body: ByteBuffer, peer: TestPeer, pki: OutboundTestPKI, picker: FixedPicker? = nil
+    ) async throws -> [HTTP2Frame.FramePayload] {
+        let picker = picker ?? FixedPicker(
             endpoints: ["podinfo.test:9898": Endpoint(host: "127.0.0.1", port: peer.port, identity: serverIdentity)])
         return try await withOutboundProxy(picker: picker, tls: try pki.tls(clientIdentity)) { port in
             let (connection, multiplexer) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)

@@ -50,6 +50,8 @@ struct OutboundTestPKI: Sendable {
 /// Answers every authority in `endpoints` with its fixed endpoint; anything else is unknown.
 struct FixedPicker: EndpointPicker {
     var endpoints: [String: Endpoint]
+    /// Further endpoints of an authority, chosen in order once a request avoids the ones before.
+    var fallbacks: [String: [Endpoint]] = [:]
     var backend: String = "podinfo.test.svc.cluster.local:9898"
     var timeout: Duration = .seconds(5)
     /// Answers `pickNow` too (as `MeshPicker` does once discovery has answered), so the channel
@@ -57,22 +59,25 @@ struct FixedPicker: EndpointPicker {
     var answersNow = false
     let outcomes = OutcomeLog()
 
-    func pickNow(_ authority: String) -> Result<Pick, ProxyError>? {
+    func pickNow(_ authority: String, avoiding: [Endpoint]) -> Result<Pick, ProxyError>? {
         guard answersNow else { return nil }
         do throws(ProxyError) {
-            return .success(try choose(authority))
+            return .success(try choose(authority, avoiding: avoiding))
         } catch {
             return .failure(error)
         }
     }
 
-    func pick(_ authority: String) async throws(ProxyError) -> Pick {
-        try choose(authority)
+    func pick(_ authority: String, avoiding: [Endpoint]) async throws(ProxyError) -> Pick {
+        try choose(authority, avoiding: avoiding)
     }
 
-    private func choose(_ authority: String) throws(ProxyError) -> Pick {
-        guard let endpoint = endpoints[authority] else {
+    private func choose(_ authority: String, avoiding: [Endpoint]) throws(ProxyError) -> Pick {
+        guard let first = endpoints[authority] else {
             throw ProxyError(.unknownService, "\(authority) is not a known service")
+        }
+        guard let endpoint = ([first] + fallbacks[authority, default: []]).first(where: { !avoiding.contains($0) }) else {
+            throw ProxyError(.noEndpoints, "\(authority) has no endpoints left to try")
         }
         let outcomes = self.outcomes
         return Pick(
@@ -85,6 +90,9 @@ final class OutcomeLog: Sendable {
     private let items = Mutex<[PickOutcome]>([])
     func append(_ outcome: PickOutcome) { items.withLock { $0.append(outcome) } }
     var count: Int { items.withLock { $0.count } }
+    var failures: Int {
+        items.withLock { $0.count { if case .failure = $0 { true } else { false } } }
+    }
     var successes: Int {
         items.withLock { $0.count { if case .success = $0 { true } else { false } } }
     }
@@ -361,3 +369,13 @@ final class ByteCollector: Sendable {
 
 let clientIdentity = MeshIdentity(namespace: "test", serviceAccount: "client")
 let serverIdentity = MeshIdentity(namespace: "test", serviceAccount: "podinfo")
+
+/// A loopback port nothing listens on (bound once to get a free one, then closed): connects to it
+/// are refused.
+func closedPort() throws -> Int {
+    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .bind(host: "127.0.0.1", port: 0).wait()
+    let port = channel.localAddress?.port ?? 0
+    try channel.close().wait()
+    return port
+}

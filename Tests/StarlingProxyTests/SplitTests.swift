@@ -87,6 +87,28 @@ struct SplitTests {
         #expect(shares[local] == 1)
     }
 
+    @Test func aPickAvoidingTheRemoteGatewayGoesToTheLocalBackend() async throws {
+        let discovery = BalanceFakeDiscovery()
+        discovery.setProfile(splitProfile([(local, 50_000), (remote, 50_000)]), for: service)
+        discovery.setEndpoints([balanceEndpoint(1)], for: local)
+        discovery.setEndpoints([balanceEndpoint(2)], for: remote)
+        let picker = makeBalancePicker(discovery, clock: BalanceManualClock())
+        for _ in 0..<200 {
+            let pick = try await picker.pick(service, avoiding: [balanceEndpoint(2)])
+            #expect(pick.backend == local)
+            #expect(pick.endpoint == balanceEndpoint(1))
+            pick.complete(.success(latency: .milliseconds(1)))
+            // The synchronous path makes the same choice.
+            let now = try #require(picker.pickNow(service, avoiding: [balanceEndpoint(2)])).get()
+            #expect(now.backend == local)
+            now.complete(.success(latency: .milliseconds(1)))
+        }
+        let error = await #expect(throws: ProxyError.self) {
+            try await picker.pick(service, avoiding: [balanceEndpoint(1), balanceEndpoint(2)])
+        }
+        #expect(error?.code == .noEndpoints)
+    }
+
     @Test func zeroWeightBackendTakesOverWhenTheOnlyWeightedOneIsEmpty() async throws {
         let discovery = BalanceFakeDiscovery()
         discovery.setProfile(splitProfile([(local, 100_000), (remote, 0)]), for: service)

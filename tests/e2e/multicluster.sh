@@ -104,6 +104,36 @@ echo "      400 calls: workload1=$w1 workload2=$w2 errors=$errs"
 # 99 % binomial bounds for n=400, p=0.5: 200 ± 2.576*10 → [175, 225]
 if [ $errs = 0 ] && [ $w1 -ge 175 ] && [ $w1 -le 225 ]; then ok "the split lands 50/50 within 99 % binomial bounds"; else bad "the split is off: $w1/$w2 ($errs errors)"; fi
 
+step "the gateway keeps serving while its controller's API is unreachable"
+# nft rejects every packet to workload2's API (127.2.0.1:8086) for 3 s: the gateway's supervisor,
+# identity and destination clients all lose it at once. The gateway must keep its listener and
+# the calls through it must keep landing in workload2.
+if [ "$(id -u)" != 0 ] || ! command -v nft >/dev/null; then
+  echo "  - skipped: needs root and nft (apt-get install nftables)"
+else
+  nft add table inet starling_e2e_api && \
+    nft add chain inet starling_e2e_api out '{ type filter hook output priority 0; }' && \
+    nft add rule inet starling_e2e_api out ip daddr 127.2.0.1 tcp dport 8086 reject with tcp reset
+  blocked=$(date +%s%N)
+  w2=0; w2late=0; errs=0; n=0
+  while [ $(( ($(date +%s%N) - blocked) / 1000000 )) -lt 3000 ]; do
+    n=$((n + 1))
+    body=$(curl -s -m 5 -x "$proxy1" http://podinfo.test:9898/) || { errs=$((errs + 1)); continue; }
+    case "$body" in
+      *workload2*) w2=$((w2 + 1)); [ $(( ($(date +%s%N) - blocked) / 1000000 )) -ge 2000 ] && w2late=$((w2late + 1));;
+      *workload1*) ;;
+      *) errs=$((errs + 1));;
+    esac
+  done
+  nft delete table inet starling_e2e_api
+  echo "      $n calls in the 3 s without the API: workload2=$w2 (after 2 s: $w2late) errors=$errs"
+  [ $errs = 0 ] && [ $w2late -gt 0 ] && ok "calls keep reaching workload2 through its gateway while the API is away" \
+    || bad "without the API: $errs errors, $w2late calls reached workload2 after 2 s"
+  if grep -q "gateway stopped" "$STARLING_HOME/clusters/workload2/controller.log"; then
+    bad "the gateway was stopped for a control-plane error"; grep "gateway s" "$STARLING_HOME/clusters/workload2/controller.log" | tail -3 | sed 's/^/      /'
+  else ok "the gateway was never stopped"; fi
+fi
+
 step "the frontend in a headless browser"
 STARLING_CONFIG=$work/configs/workload1 "$STARLING" run -n test --service frontend --port 8080 -- "$STARLING" demo-app frontend --upstream http://podinfo.test:9898/ > frontend.log 2>&1 & pids+=($!)
 browser=$(command -v chromium || command -v chromium-browser || true)
@@ -132,9 +162,27 @@ for i in $(seq 50); do
   case "$body" in *workload2*) w2=$((w2 + 1));; *workload1*) ;; *) errs=$((errs + 1));; esac
 done
 [ $errs = 0 ] && [ $w2 = 0 ] && ok "every call lands locally while the gateway is dead" || bad "during failover: $w2 calls went to workload2, $errs failed"
+# The split applied anew while the remote gateway does not listen, then the gateway installed:
+# no call may fail while it comes up, and the remote share must be back in full after.
+W1 delete trafficsplit -n test podinfo >/dev/null
+expect_ok "apply the split while workload2's gateway is down" W1 apply -f split.yaml
 W2 multicluster install | W2 apply -f - >/dev/null
-eventually "the gateway recovers" 20 bash -c "STARLING_CONFIG=$work/configs/workload1 '$STARLING' multicluster gateways | grep -E '^workload2 +True'"
-eventually "calls reach workload2 again" 20 bash -c "for i in 1 2 3 4 5 6 7 8 9 10; do curl -s -m 5 -x $proxy1 http://podinfo.test:9898/; done | grep -q workload2"
+errs=0; n=0; end=$((SECONDS + 20))
+until STARLING_CONFIG=$work/configs/workload1 "$STARLING" multicluster gateways | grep -qE '^workload2 +True'; do
+  [ $SECONDS -lt $end ] || break
+  n=$((n + 1)); curl -sf -m 5 -x "$proxy1" http://podinfo.test:9898/ >/dev/null || errs=$((errs + 1))
+done
+STARLING_CONFIG=$work/configs/workload1 "$STARLING" multicluster gateways | grep -qE '^workload2 +True' \
+  && ok "the gateway recovers" || bad "the gateway did not recover within 20 s"
+[ $errs = 0 ] && ok "no call failed while the gateway came up ($n calls)" || bad "$errs of $n calls failed while the gateway came up"
+w1=0; w2=0; errs=0
+for i in $(seq 200); do
+  body=$(curl -s -m 5 -x "$proxy1" http://podinfo.test:9898/) || { errs=$((errs + 1)); continue; }
+  case "$body" in *workload2*) w2=$((w2 + 1));; *workload1*) w1=$((w1 + 1));; *) errs=$((errs + 1));; esac
+done
+echo "      200 calls after the gateway came up: workload1=$w1 workload2=$w2 errors=$errs"
+# 99.9 % binomial bounds for n=200, p=0.5: 100 ± 3.29*7.07 → [76, 124]
+if [ $errs = 0 ] && [ $w2 -ge 76 ] && [ $w2 -le 124 ]; then ok "the remote share is back within binomial bounds"; else bad "after recovery: $w1/$w2 ($errs errors)"; fi
 
 step "the gateway forwards only what was exported"
 STARLING_CONFIG=$work/configs/workload2 "$STARLING" run -n test --service secret --port 9999 -- "$STARLING" demo-app podinfo --port 9999 --message private > secret2.log 2>&1 & pids+=($!)

@@ -1,13 +1,15 @@
-/// Whether a linked cluster's gateway is alive: dead after `failureThreshold` consecutive failed
-/// probes, alive again after one success. A pure value; the probe worker drives it.
+/// Whether a linked cluster's gateway is alive: alive from its first successful probe, dead after
+/// `failureThreshold` consecutive failed probes, alive again after one success. A pure value; the
+/// probe worker drives it.
 public struct GatewayHealth: Sendable, Equatable {
     public var failureThreshold: Int
     public private(set) var alive: Bool
     public private(set) var consecutiveFailures = 0
 
-    /// A new gateway counts as alive until probes say otherwise, so that a link's first
-    /// requests are not refused while the first probe is in flight.
-    public init(failureThreshold: Int = 3, alive: Bool = true) {
+    /// A new gateway is not alive until a probe says so: its mirrors get endpoints only once the
+    /// gateway has answered, so a split applied before the remote gateway listens sends nothing
+    /// there (the first probe goes out as the link starts).
+    public init(failureThreshold: Int = 3, alive: Bool = false) {
         self.failureThreshold = max(1, failureThreshold)
         self.alive = alive
     }

@@ -71,18 +71,26 @@ struct EndpointBalancer {
         source = endpoints
     }
 
-    /// True when at least one endpoint takes traffic (live, or due for its probe).
-    func hasLiveEndpoints(at now: ContinuousClock.Instant) -> Bool {
-        entries.contains { $0.accrual.availability(at: now) != .unavailable }
+    /// True when at least one endpoint not in `avoiding` takes traffic (live, or due for its probe).
+    func hasLiveEndpoints(at now: ContinuousClock.Instant, avoiding: [Endpoint] = []) -> Bool {
+        entries.contains { $0.accrual.availability(at: now) != .unavailable && !avoiding.contains($0.endpoint) }
+    }
+
+    /// True when at least one endpoint is not in `avoiding`, live or not.
+    func hasEndpoints(avoiding: [Endpoint]) -> Bool {
+        avoiding.isEmpty ? !entries.isEmpty : entries.contains { !avoiding.contains($0.endpoint) }
     }
 
     /// Chooses the endpoint for one request and counts it as pending. An endpoint due for its probe
     /// gets the request; otherwise two distinct random live endpoints are compared and the cheaper
     /// wins. When every endpoint is ejected the choice is made among all of them: a request to a
-    /// doubtful endpoint beats failing it here.
-    mutating func choose(at now: ContinuousClock.Instant, using random: inout some RandomNumberGenerator) -> Choice? {
+    /// doubtful endpoint beats failing it here. Endpoints in `avoiding` are never chosen.
+    mutating func choose(
+        at now: ContinuousClock.Instant, avoiding: [Endpoint] = [], using random: inout some RandomNumberGenerator
+    ) -> Choice? {
         guard !entries.isEmpty else { return nil }
         lastUsed = now
+        guard avoiding.isEmpty else { return chooseAvoiding(avoiding, at: now, using: &random) }
         var live = 0
         var probe: Int?
         for index in entries.indices {
@@ -102,6 +110,31 @@ struct EndpointBalancer {
         } else {
             index = powerOfTwoChoices(among: live, onlyLive: true, at: now, using: &random)
         }
+        return take(index, at: now)
+    }
+
+    /// The choice of a request's next connect attempt: the same rules as the first, among the
+    /// entries not in `avoiding` (a rare path: a list of candidates is built).
+    private mutating func chooseAvoiding(
+        _ avoiding: [Endpoint], at now: ContinuousClock.Instant, using random: inout some RandomNumberGenerator
+    ) -> Choice? {
+        let allowed = entries.indices.filter { !avoiding.contains(entries[$0].endpoint) }
+        let live = allowed.filter { entries[$0].accrual.availability(at: now) != .unavailable }
+        let candidates = live.isEmpty ? allowed : live
+        guard !candidates.isEmpty else { return nil }
+        if let probe = candidates.first(where: { entries[$0].accrual.availability(at: now) == .probeReady }) {
+            return take(probe, at: now)
+        }
+        guard candidates.count > 1 else { return take(candidates[0], at: now) }
+        let first = Int.random(in: 0..<candidates.count, using: &random)
+        var second = Int.random(in: 0..<(candidates.count - 1), using: &random)
+        if second >= first { second += 1 }
+        let (a, b) = (candidates[first], candidates[second])
+        return take(entries[b].load.cost(at: now) < entries[a].load.cost(at: now) ? b : a, at: now)
+    }
+
+    /// Dispatches one request to the entry at `index` and counts it as pending.
+    private mutating func take(_ index: Int, at now: ContinuousClock.Instant) -> Choice {
         let dispatch = entries[index].accrual.dispatch(at: now)
         entries[index].load.start()
         return Choice(

@@ -97,11 +97,11 @@ public final class MeshPicker: EndpointPicker {
         self.state = Mutex(State(random: random, lastSweep: now()))
     }
 
-    public func pick(_ authority: String) async throws(ProxyError) -> Pick {
+    public func pick(_ authority: String, avoiding: [Endpoint]) async throws(ProxyError) -> Pick {
         let profile = try await discovery.profile(authority)
         if profile.backends.isEmpty {
             let set = try await discovery.endpoints(authority)
-            return try pick(authority: authority, profile: profile, single: set)
+            return try pick(authority: authority, profile: profile, single: set, avoiding: avoiding)
         }
         var sets: [(String, Set<Endpoint>)] = []
         sets.reserveCapacity(profile.backends.count)
@@ -120,15 +120,15 @@ public final class MeshPicker: EndpointPicker {
             }
         }
         if failures == profile.backends.count, let firstError { throw firstError }
-        return makePick(profile: profile, try choose(authority: authority, profile: profile, sets: sets))
+        return makePick(profile: profile, try choose(authority: authority, profile: profile, sets: sets, avoiding: avoiding))
     }
 
-    public func pickNow(_ authority: String) -> Result<Pick, ProxyError>? {
+    public func pickNow(_ authority: String, avoiding: [Endpoint]) -> Result<Pick, ProxyError>? {
         guard let profile = discovery.cachedProfile(authority) else { return nil }
         do throws(ProxyError) {
             if profile.backends.isEmpty {
                 guard let set = discovery.cachedEndpoints(authority) else { return nil }
-                return .success(try pick(authority: authority, profile: profile, single: set))
+                return .success(try pick(authority: authority, profile: profile, single: set, avoiding: avoiding))
             }
             var sets: [(String, Set<Endpoint>)] = []
             sets.reserveCapacity(profile.backends.count)
@@ -137,21 +137,26 @@ public final class MeshPicker: EndpointPicker {
                 guard let set = discovery.cachedEndpoints(backend.authority) else { return nil }
                 sets.append((backend.authority, set.exists ? set.endpoints : []))
             }
-            return .success(makePick(profile: profile, try choose(authority: authority, profile: profile, sets: sets)))
+            return .success(
+                makePick(profile: profile, try choose(authority: authority, profile: profile, sets: sets, avoiding: avoiding)))
         } catch {
             return .failure(error)
         }
     }
 
     /// A pick for a service without a split.
-    private func pick(authority: String, profile: ServiceProfile, single set: EndpointSet) throws(ProxyError) -> Pick {
+    private func pick(
+        authority: String, profile: ServiceProfile, single set: EndpointSet, avoiding: [Endpoint]
+    ) throws(ProxyError) -> Pick {
         guard set.exists else {
             throw ProxyError(.unknownService, "\(authority) is not a known service")
         }
         guard !set.endpoints.isEmpty else {
             throw ProxyError(.noEndpoints, "\(authority) has no endpoints")
         }
-        return makePick(profile: profile, try choose(authority: authority, profile: profile, sets: [(authority, set.endpoints)]))
+        return makePick(
+            profile: profile,
+            try choose(authority: authority, profile: profile, sets: [(authority, set.endpoints)], avoiding: avoiding))
     }
 
     // MARK: - Choosing
@@ -159,9 +164,10 @@ public final class MeshPicker: EndpointPicker {
     /// Under the lock: refreshes the balancers of the candidate backends, chooses a backend by
     /// weight among those with live endpoints (or, when none has any, among those with ejected
     /// ones), chooses its endpoint and deposits into the service's retry budget. Each name is
-    /// looked up once (this runs on every request).
+    /// looked up once (this runs on every request). Endpoints in `avoiding` (the request failed
+    /// to connect to them) are never chosen; a backend with no others counts as empty.
     private func choose(
-        authority: String, profile: ServiceProfile, sets: [(String, Set<Endpoint>)]
+        authority: String, profile: ServiceProfile, sets: [(String, Set<Endpoint>)], avoiding: [Endpoint]
     ) throws(ProxyError) -> Chosen {
         let now = now()
         let settings = settings
@@ -193,11 +199,13 @@ public final class MeshPicker: EndpointPicker {
                 let weights = profile.backends.lazy.map(\.weight)
                 let live = WeightedChoice.choose(
                     weights: weights,
-                    isAvailable: { state.backends[sets[$0].0]?.balancer.hasLiveEndpoints(at: now) ?? false },
+                    isAvailable: {
+                        state.backends[sets[$0].0]?.balancer.hasLiveEndpoints(at: now, avoiding: avoiding) ?? false
+                    },
                     using: &state.random)
                 let anyEndpoint = live ?? WeightedChoice.choose(
                     weights: weights,
-                    isAvailable: { !(state.backends[sets[$0].0]?.balancer.isEmpty ?? true) },
+                    isAvailable: { state.backends[sets[$0].0]?.balancer.hasEndpoints(avoiding: avoiding) ?? false },
                     using: &state.random)
                 guard let index = anyEndpoint, let chosen = state.backends[sets[index].0] else {
                     let names = sets.map(\.0).joined(separator: ", ")
@@ -205,8 +213,9 @@ public final class MeshPicker: EndpointPicker {
                 }
                 (name, backend) = (sets[index].0, chosen)
             }
-            guard let choice = backend.balancer.choose(at: now, using: &state.random) else {
-                return .failure(ProxyError(.noEndpoints, "\(name) has no endpoints"))
+            guard let choice = backend.balancer.choose(at: now, avoiding: avoiding, using: &state.random) else {
+                let reason = avoiding.isEmpty ? "has no endpoints" : "has no endpoints left to try"
+                return .failure(ProxyError(.noEndpoints, "\(name) \(reason)"))
             }
             let budget: Budget
             if let existing = state.budgets[authority] {

@@ -1,15 +1,28 @@
 /// Chooses where one request (or one opaque connection) goes: applies the service's traffic
 /// split to choose a backend, then balances across that backend's endpoints.
 public protocol EndpointPicker: Sendable {
-    func pick(_ authority: String) async throws(ProxyError) -> Pick
+    /// - Parameter avoiding: endpoints this request already failed to connect to; they are not
+    ///   chosen again, and a backend left with none of its endpoints gives its share to the others
+    ///   (see ``ConnectAttempts``).
+    func pick(_ authority: String, avoiding: [Endpoint]) async throws(ProxyError) -> Pick
     /// The same choice without waiting, from what discovery already knows; nil when `pick` would
     /// have to wait for discovery (the caller then uses `pick`). Channel handlers use this on
     /// every request and `pick` only for an authority's first.
-    func pickNow(_ authority: String) -> Result<Pick, ProxyError>?
+    func pickNow(_ authority: String, avoiding: [Endpoint]) -> Result<Pick, ProxyError>?
 }
 
 extension EndpointPicker {
-    public func pickNow(_ authority: String) -> Result<Pick, ProxyError>? { nil }
+    public func pickNow(_ authority: String, avoiding: [Endpoint]) -> Result<Pick, ProxyError>? { nil }
+
+    /// A request's first pick.
+    public func pick(_ authority: String) async throws(ProxyError) -> Pick {
+        try await pick(authority, avoiding: [])
+    }
+
+    /// A request's first pick, without waiting.
+    public func pickNow(_ authority: String) -> Result<Pick, ProxyError>? {
+        pickNow(authority, avoiding: [])
+    }
 }
 
 /// The outcome of one request, reported back so the balancer learns latency and failures.

@@ -96,23 +96,17 @@ struct GatewayHTTP2Server: Sendable {
         logger: Logger, sendBody: (any UpstreamBodyWriter) async throws -> Void
     ) async throws {
         let pick: Pick
-        do throws(ProxyError) {
-            pick = try await picker.pick(target)
-        } catch {
-            try await fail(error, target: target, peer: peer, pick: nil, sink: sink, logger: logger)
-            return
-        }
-        let started = ContinuousClock.now
         let stream: PeerStream
-        do throws(ProxyError) {
-            guard pick.endpoint.identity != nil else {
-                throw ProxyError(.connectFailed, "\(pick.endpoint) of \(target) is not meshed; the gateway forwards over mTLS only")
+        let started: ContinuousClock.Instant
+        do throws(PickFailure) {
+            (pick, stream, started) = try await picker.connect(target, logger: logger) { pick, timeout throws(ProxyError) in
+                guard pick.endpoint.identity != nil else {
+                    throw ProxyError(.connectFailed, "\(pick.endpoint) of \(target) is not meshed; the gateway forwards over mTLS only")
+                }
+                return try await pool.connection(to: pick.endpoint, timeout: timeout).openStream()
             }
-            let connection = try await pool.connection(to: pick.endpoint, timeout: pick.timeout)
-            stream = try await connection.openStream()
         } catch {
-            pick.complete(.failure(latency: ContinuousClock.now - started))
-            try await fail(error, target: target, peer: peer, pick: pick, sink: sink, logger: logger)
+            try await fail(error.error, target: target, peer: peer, pick: error.pick, sink: sink, logger: logger)
             return
         }
         let result = await runExchange(

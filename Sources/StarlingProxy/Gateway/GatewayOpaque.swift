@@ -44,28 +44,21 @@ struct GatewayOpaque: Sendable {
             return
         }
         let pick: Pick
-        do {
-            pick = try await picker.pick(target)
-        } catch {
-            logger.warning("gateway opaque connection failed", metadata: ["error": "\(error)"])
-            await Self.close(client)
-            return
-        }
-        let started = ContinuousClock.now
         let upstream: PeerDialer.Connection
-        do throws(ProxyError) {
-            guard pick.endpoint.identity != nil else {
-                throw ProxyError(.connectFailed, "\(pick.endpoint) of \(target) is not meshed; the gateway forwards over mTLS only")
-            }
-            upstream = try await dialer.dial(
-                pick.endpoint, alpn: [MeshHeaders.opaqueALPN], group: client.eventLoop, timeout: pick.timeout
-            ) { channel in
-                try channel.pipeline.syncOperations.addHandler(SpliceHandler())
+        let started: ContinuousClock.Instant
+        do throws(PickFailure) {
+            (pick, upstream, started) = try await picker.connect(target, logger: logger) { pick, timeout throws(ProxyError) in
+                guard pick.endpoint.identity != nil else {
+                    throw ProxyError(.connectFailed, "\(pick.endpoint) of \(target) is not meshed; the gateway forwards over mTLS only")
+                }
+                return try await dialer.dial(pick.endpoint, alpn: [MeshHeaders.opaqueALPN], group: client.eventLoop, timeout: timeout) {
+                    channel in try channel.pipeline.syncOperations.addHandler(SpliceHandler())
+                }
             }
         } catch {
-            pick.complete(.failure(latency: ContinuousClock.now - started))
             logger.warning(
-                "gateway opaque connect failed", metadata: ["endpoint": "\(pick.endpoint)", "error": "\(error)"])
+                "gateway opaque connect failed",
+                metadata: ["endpoint": "\(error.pick.map { "\($0.endpoint)" } ?? "-")", "error": "\(error.error)"])
             await Self.close(client)
             return
         }

@@ -10,9 +10,9 @@ import StarlingCore
 /// HTTP/1.1 connection otherwise), adds the mesh headers, runs the exchange, and answers
 /// failures with `ProxyError.httpStatus` + `starling-error`.
 ///
-/// Order of stages: pick → connect (one retry of an idempotent body-less request on connect
-/// failure, when the retry budget allows, with a fresh pick) → rewrite headers → exchange with
-/// the pick's timeout → report the outcome to the balancer and metrics.
+/// Order of stages: pick → connect (a connect that fails is tried again on another endpoint or
+/// backend, see ``ConnectAttempts``) → rewrite headers → exchange with the pick's timeout →
+/// report the outcome to the balancer and metrics.
 struct OutboundForwarder: Sendable {
     /// What the client's connection must do after a forwarded request.
     enum Disposition: Sendable {
@@ -33,62 +33,48 @@ struct OutboundForwarder: Sendable {
         _ request: OutboundRequest, sink: some OutboundResponseSink,
         sendBody: (any UpstreamBodyWriter) async throws -> Void
     ) async -> Disposition {
-        var retried = false
-        while true {
-            let pick: Pick
-            do {
-                pick = try await picker.pick(request.routingAuthority)
-            } catch {
-                return await respond(error, to: request, pick: nil, sink: sink)
+        let pick: Pick
+        let upstream: Upstream
+        let started: ContinuousClock.Instant
+        do throws(PickFailure) {
+            (pick, upstream, started) = try await picker.connect(request.routingAuthority, logger: logger) {
+                pick, timeout throws(ProxyError) in try await connect(pick, timeout: timeout)
             }
-            let started = ContinuousClock.now
-            let upstream: Upstream
-            do {
-                upstream = try await connect(pick)
-            } catch {
-                pick.complete(.failure(latency: ContinuousClock.now - started))
-                if !retried, request.isRetryable, pick.mayRetry() {
-                    retried = true
-                    logger.debug(
-                        "retrying after connect failure",
-                        metadata: ["authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
-                    continue
-                }
-                return await respond(error, to: request, pick: pick, sink: sink)
+        } catch {
+            return await respond(error.error, to: request, pick: error.pick, sink: sink)
+        }
+        let headers = meshHeaders(for: request, pick: pick)
+        let result = await runExchange(
+            upstream: upstream, headers: headers, hasBody: request.hasBody, timeout: pick.timeout, sink: sink,
+            sendBody: sendBody)
+        switch result {
+        case .responded(let status, _, let latency):
+            // A 5xx from the peer proxy itself (it names its error) counts against the endpoint.
+            pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
+            record(request, pick: pick, status: status, latency: latency)
+            logger.debug(
+                "forwarded",
+                metadata: [
+                    "authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "status": "\(status)",
+                    "latency": "\(latency)",
+                ])
+            return .responded
+        case .failed(let error, let headSent, let errorResponded):
+            pick.complete(.failure(latency: ContinuousClock.now - started))
+            if headSent {
+                logger.warning(
+                    "response broke off",
+                    metadata: ["authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
+                return .aborted
             }
-            let headers = meshHeaders(for: request, pick: pick)
-            let result = await runExchange(
-                upstream: upstream, headers: headers, hasBody: request.hasBody, timeout: pick.timeout, sink: sink,
-                sendBody: sendBody)
-            switch result {
-            case .responded(let status, _, let latency):
-                // A 5xx from the peer proxy itself (it names its error) counts against the endpoint.
-                pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
-                record(request, pick: pick, status: status, latency: latency)
-                logger.debug(
-                    "forwarded",
-                    metadata: [
-                        "authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "status": "\(status)",
-                        "latency": "\(latency)",
-                    ])
+            if errorResponded {
+                record(request, pick: pick, status: error.httpStatus, latency: nil)
+                logger.warning(
+                    "request failed",
+                    metadata: ["authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
                 return .responded
-            case .failed(let error, let headSent, let errorResponded):
-                pick.complete(.failure(latency: ContinuousClock.now - started))
-                if headSent {
-                    logger.warning(
-                        "response broke off",
-                        metadata: ["authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
-                    return .aborted
-                }
-                if errorResponded {
-                    record(request, pick: pick, status: error.httpStatus, latency: nil)
-                    logger.warning(
-                        "request failed",
-                        metadata: ["authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
-                    return .responded
-                }
-                return await respond(error, to: request, pick: pick, sink: sink)
             }
+            return await respond(error, to: request, pick: pick, sink: sink)
         }
     }
 
@@ -109,13 +95,13 @@ struct OutboundForwarder: Sendable {
         return headers
     }
 
-    private func connect(_ pick: Pick) async throws(ProxyError) -> Upstream {
+    private func connect(_ pick: Pick, timeout: Duration) async throws(ProxyError) -> Upstream {
         if pick.endpoint.identity != nil {
-            let connection = try await pool.connection(to: pick.endpoint, timeout: pick.timeout)
+            let connection = try await pool.connection(to: pick.endpoint, timeout: timeout)
             return .http2(try await connection.openStream())
         }
         let dialed = try await dialer.dial(
-            pick.endpoint, alpn: [], group: MultiThreadedEventLoopGroup.singleton, timeout: pick.timeout
+            pick.endpoint, alpn: [], group: MultiThreadedEventLoopGroup.singleton, timeout: timeout
         ) { channel in
             try channel.pipeline.syncOperations.addHTTPClientHandlers()
         }

@@ -46,7 +46,10 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         /// Parts read before the stream was open (body, end), in order.
         var held: [HTTPServerRequestPart] = []
         var requestDone: Bool
-        var retried = false
+        /// Set at the first connect failure: the endpoints to avoid and the time left.
+        var attempts: ConnectAttempts?
+        /// The last connect failure, answered when no other endpoint is left to try.
+        var connectError: ProxyError?
 
         init(head: HTTPRequestHead, outbound: OutboundRequest, requestDone: Bool) {
             self.head = head
@@ -287,7 +290,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     private func route(context: ChannelHandlerContext) {
         guard case .routing(let request) = state else { return }
         let authority = request.outbound.routingAuthority
-        if let result = environment.forwarder.picker.pickNow(authority) {
+        let avoiding = request.attempts?.avoided ?? []
+        if let result = environment.forwarder.picker.pickNow(authority, avoiding: avoiding) {
             picked(result, context: context)
             return
         }
@@ -295,7 +299,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         let picker = environment.forwarder.picker
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let promise = context.eventLoop.makePromise(of: Pick.self)
-        promise.completeWithTask { try await picker.pick(authority) }
+        promise.completeWithTask { try await picker.pick(authority, avoiding: avoiding) }
         promise.futureResult.whenComplete { result in
             let (handler, context) = loopBound.value
             handler.picked(result.mapError { ($0 as? ProxyError) ?? ProxyError(.discoveryUnavailable, "\($0)") }, context: context)
@@ -303,14 +307,15 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     }
 
     private func picked(_ result: Result<Pick, ProxyError>, context: ChannelHandlerContext) {
-        guard case .routing = state else {
+        guard case .routing(let request) = state else {
             if case .success(let pick) = result { pick.complete(.abandoned) }
             return
         }
         let pick: Pick
         switch result {
         case .failure(let error):
-            respond(error, pick: nil, context: context)
+            // A re-pick that found nothing else to try answers with the connect failure.
+            respond(request.connectError ?? error, pick: nil, context: context)
             return
         case .success(let chosen):
             pick = chosen
@@ -327,7 +332,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
             return
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        pool.connection(to: pick.endpoint, on: context.eventLoop, timeout: pick.timeout).whenComplete { result in
+        let timeout = request.attempts?.remaining(now: started) ?? pick.timeout
+        pool.connection(to: pick.endpoint, on: context.eventLoop, timeout: timeout).whenComplete { result in
             let (handler, context) = loopBound.value
             switch result {
             case .success(let connection):
@@ -345,11 +351,15 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
             pick.complete(.abandoned)
             return
         }
-        pick.complete(.failure(latency: ContinuousClock.now - started))
-        if !request.retried, request.outbound.isRetryable, pick.mayRetry() {
-            request.retried = true
+        let now = ContinuousClock.now
+        pick.complete(.failure(latency: now - started))
+        var attempts = request.attempts ?? ConnectAttempts(started: started, timeout: pick.timeout)
+        let again = attempts.failed(pick.endpoint, now: now)
+        request.attempts = attempts
+        request.connectError = error
+        if again {
             logger.debug(
-                "retrying after connect failure",
+                "connecting elsewhere after a connect failure",
                 metadata: ["authority": "\(request.outbound.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
             route(context: context)
             return

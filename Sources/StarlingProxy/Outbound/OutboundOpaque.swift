@@ -16,30 +16,22 @@ struct OutboundOpaque: Sendable {
     /// has `autoRead` off with the protocol detector holding its first bytes (transparent capture).
     func serve(_ client: any Channel, authority: String, logger: Logger) async {
         let pick: Pick
-        do {
-            pick = try await picker.pick(authority)
-        } catch {
-            logger.warning("opaque connection refused", metadata: ["authority": "\(authority)", "error": "\(error)"])
-            try? await client.close()
-            return
-        }
-        let started = ContinuousClock.now
-        let meshed = pick.endpoint.identity != nil
         let upstream: PeerDialer.Connection
-        do {
-            upstream = try await dialer.dial(
-                pick.endpoint, alpn: [MeshHeaders.opaqueALPN], group: client.eventLoop, timeout: pick.timeout
-            ) { channel in
-                try channel.pipeline.syncOperations.addHandler(SpliceHandler())
+        let started: ContinuousClock.Instant
+        do throws(PickFailure) {
+            (pick, upstream, started) = try await picker.connect(authority, logger: logger) { pick, timeout throws(ProxyError) in
+                try await dialer.dial(pick.endpoint, alpn: [MeshHeaders.opaqueALPN], group: client.eventLoop, timeout: timeout) {
+                    channel in try channel.pipeline.syncOperations.addHandler(SpliceHandler())
+                }
             }
         } catch {
-            pick.complete(.failure(latency: ContinuousClock.now - started))
             logger.warning(
-                "opaque connect failed",
-                metadata: ["authority": "\(authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
+                "opaque connection refused",
+                metadata: ["authority": "\(authority)", "endpoint": "\(error.pick.map { "\($0.endpoint)" } ?? "-")", "error": "\(error.error)"])
             try? await client.close()
             return
         }
+        let meshed = pick.endpoint.identity != nil
         pick.complete(.success(latency: ContinuousClock.now - started))
         let target = pick.endpoint.authorityOverride ?? pick.backend
         do {

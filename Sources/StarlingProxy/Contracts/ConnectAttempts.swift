@@ -1,0 +1,84 @@
+public import Logging
+
+/// The connect attempts of one request (or one opaque connection): a connect that failed before
+/// anything was sent is tried again on another endpoint — of the same backend, or of another
+/// backend of the split when the failed one has no other — as long as the request's timeout
+/// allows, at most ``maximum`` attempts in all.
+///
+/// Nothing reached the failed endpoint, so the new attempt is safe whatever the method or body,
+/// and adds no load to any application: it is not drawn from the retry budget (which guards
+/// destinations against retried work). The failure still counts against the endpoint in the
+/// balancer, so an endpoint that keeps refusing is ejected, and every request after that goes
+/// straight to the others.
+public struct ConnectAttempts: Sendable {
+    /// Attempts per request, the first included.
+    public static let maximum = 3
+
+    /// Endpoints this request could not connect to, for the next pick to avoid.
+    public private(set) var avoided: [Endpoint] = []
+    /// Connects that failed so far.
+    public private(set) var failures = 0
+    /// When the request's time is up (its start plus its first pick's timeout).
+    public let deadline: ContinuousClock.Instant
+
+    public init(started: ContinuousClock.Instant, timeout: Duration) {
+        deadline = started + timeout
+    }
+
+    /// Records a failed connect to `endpoint`; true when another attempt may be made now.
+    public mutating func failed(_ endpoint: Endpoint, now: ContinuousClock.Instant = .now) -> Bool {
+        failures += 1
+        if !avoided.contains(endpoint) { avoided.append(endpoint) }
+        return failures < Self.maximum && now < deadline
+    }
+
+    /// The time left for the next attempt's connect.
+    public func remaining(now: ContinuousClock.Instant = .now) -> Duration {
+        max(deadline - now, .zero)
+    }
+}
+
+/// Why ``EndpointPicker/connect(_:logger:_:)`` found no connection: the last error, and the pick
+/// it belongs to (nil when picking itself failed, as when no endpoint was left to try).
+public struct PickFailure: Error {
+    public var error: ProxyError
+    public var pick: Pick?
+}
+
+extension EndpointPicker {
+    /// Picks an endpoint for `authority` and connects to it with `connect` (given the time left),
+    /// trying other endpoints as ``ConnectAttempts`` allows. Each failed connect is reported to
+    /// the balancer; the returned pick's outcome is the caller's to report.
+    public func connect<Upstream>(
+        _ authority: String, logger: Logger,
+        _ connect: (Pick, _ timeout: Duration) async throws(ProxyError) -> Upstream
+    ) async throws(PickFailure) -> (pick: Pick, upstream: Upstream, started: ContinuousClock.Instant) {
+        var attempts: ConnectAttempts?
+        var connectError: ProxyError?
+        while true {
+            let pick: Pick
+            do throws(ProxyError) {
+                pick = try await self.pick(authority, avoiding: attempts?.avoided ?? [])
+            } catch {
+                // A re-pick that found nothing else to try answers with the connect failure.
+                throw PickFailure(error: connectError ?? error, pick: nil)
+            }
+            let started = ContinuousClock.now
+            do throws(ProxyError) {
+                let upstream = try await connect(pick, attempts?.remaining(now: started) ?? pick.timeout)
+                return (pick, upstream, started)
+            } catch {
+                let now = ContinuousClock.now
+                pick.complete(.failure(latency: now - started))
+                var failed = attempts ?? ConnectAttempts(started: started, timeout: pick.timeout)
+                let again = failed.failed(pick.endpoint, now: now)
+                attempts = failed
+                connectError = error
+                guard again else { throw PickFailure(error: error, pick: pick) }
+                logger.debug(
+                    "connecting elsewhere after a connect failure",
+                    metadata: ["authority": "\(authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
+            }
+        }
+    }
+}

@@ -27,6 +27,15 @@ final class BalanceFakeDiscovery: DiscoverySource {
     func endpoints(_ authority: String) async throws(ProxyError) -> EndpointSet {
         state.withLock { $0.endpoints[authority] } ?? EndpointSet(exists: false)
     }
+
+    // Everything set is known at once, as a discovery client's cache is after its first answer.
+    func cachedProfile(_ authority: String) -> ServiceProfile? {
+        state.withLock { $0.profiles[authority] } ?? ServiceProfile(fullyQualifiedName: authority)
+    }
+
+    func cachedEndpoints(_ authority: String) -> EndpointSet? {
+        state.withLock { $0.endpoints[authority] } ?? EndpointSet(exists: false)
+    }
 }
 
 /// A clock that moves only when the test says so.

@@ -129,8 +129,10 @@ else
   echo "      $n calls in the 3 s without the API: workload2=$w2 (after 2 s: $w2late) errors=$errs"
   [ $errs = 0 ] && [ $w2late -gt 0 ] && ok "calls keep reaching workload2 through its gateway while the API is away" \
     || bad "without the API: $errs errors, $w2late calls reached workload2 after 2 s"
-  if grep -q "gateway stopped" "$STARLING_HOME/clusters/workload2/controller.log"; then
-    bad "the gateway was stopped for a control-plane error"; grep "gateway s" "$STARLING_HOME/clusters/workload2/controller.log" | tail -3 | sed 's/^/      /'
+  # "gateway draining" is logged the moment a gateway stops accepting, "gateway stopped" after it drained.
+  if grep -qE "gateway (draining|stopped)" "$STARLING_HOME/clusters/workload2/controller.log"; then
+    bad "the gateway was stopped for a control-plane error"
+    grep -E "gateway (draining|stopped|supervisor)" "$STARLING_HOME/clusters/workload2/controller.log" | tail -3 | sed 's/^/      /'
   else ok "the gateway was never stopped"; fi
 fi
 

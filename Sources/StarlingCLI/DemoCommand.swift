@@ -154,15 +154,32 @@ final class DemoRunner: @unchecked Sendable {
         section("\(requests) requests through the split")
         guard let address = try await workloadAddress(log: path("frontend.log")) else { return false }
         let proxy = DemoHTTPClient.Address(host: address, port: 4140)
-        var tally: [String: Int] = [:]
-        for _ in 0..<requests {
+        /// One request through the frontend's proxy: the cluster that answered, or the error.
+        func call() async -> String {
             do {
                 let response = try await DemoHTTPClient.get("http://podinfo.test:9898/", via: proxy, timeout: .seconds(10))
                 let cluster = (try? JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any])?["cluster"] as? String
-                tally[response.status == 200 ? (cluster ?? "unknown") : "error \(response.status) \(response.headers["starling-error"] ?? "")", default: 0] += 1
+                return response.status == 200 ? (cluster ?? "unknown") : "error \(response.status) \(response.headers["starling-error"] ?? "")"
             } catch {
-                tally["error \(error)", default: 0] += 1
+                return "error \(error)"
             }
+        }
+        // The split reaches the proxy through its destination watch a moment after `apply`: calls
+        // made before then all go to the local podinfo. Count from the first call it routes
+        // across; a call that fails meanwhile still counts as a failure.
+        var tally: [String: Int] = [:]
+        let deadline = ContinuousClock.now + .seconds(15)
+        var before = 0
+        var across = false
+        while !across, ContinuousClock.now < deadline {
+            let answer = await call()
+            across = answer == "workload2"
+            if !across { before += 1 }
+            if answer.hasPrefix("error") { tally[answer, default: 0] += 1 }
+        }
+        print(across ? "✓ the split took effect after \(before) calls answered locally" : "× no call reached workload2 within 15 s")
+        for _ in 0..<requests {
+            tally[await call(), default: 0] += 1
         }
         var table = Table(["CLUSTER", "ANSWERS", "SHARE"])
         for (k, v) in tally.sorted(by: { $0.key < $1.key }) {

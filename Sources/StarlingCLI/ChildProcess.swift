@@ -6,6 +6,10 @@ import Foundation
 /// Spawned with `posix_spawn` and default signal dispositions and an empty signal mask: this
 /// process ignores SIGTERM/SIGINT (it forwards them) and its threads block signals, and both
 /// would otherwise be inherited across exec — a child that can never be stopped.
+///
+/// The child gets stdin, stdout and stderr and no other descriptor: the proxy's listening sockets
+/// (4140, 4143, 4191), its connections and its files are not created close-on-exec, and a child
+/// holding them would keep the proxy's ports bound after the proxy died.
 final class ChildProcess: @unchecked Sendable {
     let pid: pid_t
     private var signalSources: [any DispatchSourceSignal] = []
@@ -23,8 +27,12 @@ final class ChildProcess: @unchecked Sendable {
         defer { argv.forEach { free($0) } }
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        closeEverythingButStandardStreams(&actions)
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, nil, &attributes, argv, envp)
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard result == 0 else {
             throw CLIError("cannot start \(command[0]): \(String(cString: strerror(result)))")
         }
@@ -49,6 +57,24 @@ final class ChildProcess: @unchecked Sendable {
                 let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
                 continuation.resume(returning: code)
             }
+        }
+    }
+
+    /// Adds to `actions` the closing of every descriptor above stderr in the child: glibc's
+    /// `posix_spawn_file_actions_addclosefrom_np` (2.34 and later; looked up at run time, as
+    /// Swift's Glibc module does not export it), else one close per descriptor open now.
+    private static func closeEverythingButStandardStreams(_ actions: inout posix_spawn_file_actions_t) {
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np"),
+            unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3) == 0
+        {
+            return
+        }
+        // A descriptor closed between this listing and the spawn is no error: glibc ignores
+        // EBADF on a close action.
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for fd in open.compactMap(Int32.init) where fd > 2 {
+            posix_spawn_file_actions_addclose(&actions, fd)
         }
     }
 

@@ -89,6 +89,7 @@ step "workloads"
 start_workload podinfo.log -n test --service podinfo --service-account podinfo --port 9898 -- \
   "$STARLING" demo-app podinfo --message "podinfo in dp1"
 start_workload curl.log -n test --service curl --service-account curl --port 7001 -- sleep 100000
+curl_run=$!
 start_workload greeter.log -n test --service greeter --service-account greeter --port 50051 -- python3 "$dp/greeter.py" serve
 start_workload podinfo-a.log -n test --service podinfo-a --port 9898 -- "$STARLING" demo-app podinfo --message podinfo-a
 start_workload podinfo-b.log -n test --service podinfo-b --port 9898 -- "$STARLING" demo-app podinfo --message podinfo-b
@@ -109,6 +110,15 @@ paddr=$(address_of podinfo.log) || { bad "podinfo never started"; show < podinfo
 proxy=http://$caddr:4140
 curl_id=curl.test.serviceaccount.$trust
 for w in podinfo greeter podinfo-a podinfo-b; do eventually "$w registered" 45 registered test "$w"; done
+
+# The application gets stdin, stdout and stderr only: never the proxy's sockets (a child holding
+# 4140/4143/4191 keeps them bound after its proxy died).
+child=$(pgrep -P "$curl_run" -x sleep | head -1)
+if [ -n "$child" ]; then
+  fds=$(ls /proc/"$child"/fd | sort -n | tr '\n' ' ')
+  [ "$fds" = "0 1 2 " ] && ok "the application started by starling run holds only fds 0 1 2" \
+    || { bad "the application holds fds: $fds"; ls -l /proc/"$child"/fd | show; }
+else bad "no application process under starling run (pid $curl_run)"; fi
 
 # Prometheus runs from here on, scraping the curl workload's proxy, and is queried at the end.
 step "Prometheus (started now, queried at the end)"

@@ -30,7 +30,7 @@ final class ChildProcess: @unchecked Sendable {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        closeEverythingButStandardStreams(&actions)
+        ClusterProcess.closeInheritedDescriptors(&actions)
         var pid: pid_t = 0
         let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard result == 0 else {
@@ -57,24 +57,6 @@ final class ChildProcess: @unchecked Sendable {
                 let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
                 continuation.resume(returning: code)
             }
-        }
-    }
-
-    /// Adds to `actions` the closing of every descriptor above stderr in the child: glibc's
-    /// `posix_spawn_file_actions_addclosefrom_np` (2.34 and later; looked up at run time, as
-    /// Swift's Glibc module does not export it), else one close per descriptor open now.
-    private static func closeEverythingButStandardStreams(_ actions: inout posix_spawn_file_actions_t) {
-        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np"),
-            unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3) == 0
-        {
-            return
-        }
-        // A descriptor closed between this listing and the spawn is no error: glibc ignores
-        // EBADF on a close action.
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        for fd in open.compactMap(Int32.init) where fd > 2 {
-            posix_spawn_file_actions_addclose(&actions, fd)
         }
     }
 

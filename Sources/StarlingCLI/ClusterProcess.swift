@@ -73,11 +73,12 @@ enum ClusterProcess {
     private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
 
     /// Makes the child close every descriptor from 3 up, so it cannot hold this CLI's pipes open
-    /// (`$(starling cluster create x)` would never finish). Uses glibc's
+    /// (`$(starling cluster create x)` would never finish) nor a proxy's sockets (`starling run`'s
+    /// application, ``ChildProcess``). Uses glibc's
     /// `posix_spawn_file_actions_addclosefrom_np` (2.34+, looked up at run time because the GNU
     /// declarations are hidden from Swift); otherwise closes each inheritable (non-close-on-exec)
     /// descriptor listed in `/proc/self/fd`.
-    private static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+    static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
         if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") {
             let addCloseFrom = unsafeBitCast(symbol, to: AddCloseFrom.self)
             if addCloseFrom(&actions, 3) == 0 { return }

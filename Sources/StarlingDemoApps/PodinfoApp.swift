@@ -46,8 +46,23 @@ public struct PodinfoApp: Sendable {
         try await DemoHTTPServer.run(
             host: configuration.host, port: configuration.port, logger: logger, onBound: onBound
         ) { request in
-            Self.respond(to: request, configuration: configuration)
+            if let delay = Self.delay(in: request.path) {
+                // `/delay/{seconds}`: answers after that long, as podinfo does.
+                try? await Task.sleep(for: delay)
+            }
+            return Self.respond(to: request, configuration: configuration)
         }
+    }
+
+    /// The longest `/delay/{seconds}` served (podinfo has no limit; a demo app should).
+    static let maximumDelay: Duration = .seconds(60)
+
+    /// The wait `/delay/{seconds}` asks for; nil for any other path or a malformed one.
+    static func delay(in path: String) -> Duration? {
+        guard path.hasPrefix("/delay/"), let seconds = Double(path.dropFirst("/delay/".count)), seconds >= 0,
+            seconds.isFinite
+        else { return nil }
+        return min(.milliseconds(Int64(seconds * 1000)), maximumDelay)
     }
 
     static func respond(to request: DemoRequest, configuration: Configuration) -> DemoResponse {
@@ -66,6 +81,21 @@ public struct PodinfoApp: Sendable {
                 ]))
         case "/healthz", "/readyz":
             return .json(DemoJSON.object([("status", DemoJSON.string("OK"))]))
+        case let path where path.hasPrefix("/status/"):
+            // `/status/{code}`: answers with that status, as podinfo does (for known errors).
+            guard let code = Int(path.dropFirst("/status/".count)), (200...599).contains(code) else {
+                return .json(
+                    DemoJSON.object([("error", DemoJSON.string("/status/{code} takes a code from 200 to 599, got \(path)"))]),
+                    status: .badRequest)
+            }
+            return .json(DemoJSON.object([("status", String(code))]), status: HTTPResponseStatus(statusCode: code))
+        case let path where path.hasPrefix("/delay/"):
+            guard let delay = delay(in: path) else {
+                return .json(
+                    DemoJSON.object([("error", DemoJSON.string("/delay/{seconds} takes a number of seconds, got \(path)"))]),
+                    status: .badRequest)
+            }
+            return .json(DemoJSON.object([("delay", DemoJSON.string("\(delay)"))]))
         default:
             return .json(DemoJSON.object([("error", DemoJSON.string("not found: \(request.path)"))]), status: .notFound)
         }

@@ -38,6 +38,33 @@ struct PodinfoAppTests {
         }
     }
 
+    @Test func statusPathAnswersWithThatStatus() async throws {
+        try await withRunningDemoApp(podinfo().run) { port in
+            for code in [200, 404, 500, 503] {
+                let response = try await DemoHTTPClient.get("http://127.0.0.1:\(port)/status/\(code)")
+                #expect(response.status == code)
+            }
+            for bad in ["/status/abc", "/status/99", "/status/600"] {
+                let response = try await DemoHTTPClient.get("http://127.0.0.1:\(port)\(bad)")
+                #expect(response.status == 400)
+                #expect(response.body.contains("200 to 599"))
+            }
+        }
+    }
+
+    @Test func delayPathAnswersAfterThatLong() async throws {
+        try await withRunningDemoApp(podinfo().run) { port in
+            let started = ContinuousClock.now
+            let response = try await DemoHTTPClient.get("http://127.0.0.1:\(port)/delay/0.3")
+            #expect(response.status == 200)
+            #expect(ContinuousClock.now - started >= .milliseconds(300))
+            let bad = try await DemoHTTPClient.get("http://127.0.0.1:\(port)/delay/soon")
+            #expect(bad.status == 400)
+        }
+        #expect(PodinfoApp.delay(in: "/delay/3600") == PodinfoApp.maximumDelay)
+        #expect(PodinfoApp.delay(in: "/delay/-1") == nil)
+    }
+
     @Test func unknownPathIsNotFoundJSON() async throws {
         try await withRunningDemoApp(podinfo().run) { port in
             let response = try await DemoHTTPClient.get("http://127.0.0.1:\(port)/nope?x=1")

@@ -83,8 +83,11 @@ public nonisolated struct Starling_V1_RegisterRequest: Sendable {
 
   public var ports: [Starling_V1_WorkloadPort] = []
 
-  /// Namespace and service account come from the token.
   public var labels: Dictionary<String,String> = [:]
+
+  /// The proxy's admin port on `address` (/metrics, /ready), for Prometheus service discovery;
+  /// 0 when it has none.
+  public var adminPort: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -403,7 +406,7 @@ nonisolated extension Starling_V1_WorkloadPort: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Starling_V1_RegisterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RegisterRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}address\0\u{1}ports\0\u{1}labels\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}address\0\u{1}ports\0\u{1}labels\0\u{3}admin_port\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -415,6 +418,7 @@ nonisolated extension Starling_V1_RegisterRequest: SwiftProtobuf.Message, SwiftP
       case 2: try { try decoder.decodeSingularStringField(value: &self.address) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.ports) }()
       case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.adminPort) }()
       default: break
       }
     }
@@ -433,6 +437,9 @@ nonisolated extension Starling_V1_RegisterRequest: SwiftProtobuf.Message, SwiftP
     if !self.labels.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 4)
     }
+    if self.adminPort != 0 {
+      try visitor.visitSingularUInt32Field(value: self.adminPort, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -441,6 +448,7 @@ nonisolated extension Starling_V1_RegisterRequest: SwiftProtobuf.Message, SwiftP
     if lhs.address != rhs.address {return false}
     if lhs.ports != rhs.ports {return false}
     if lhs.labels != rhs.labels {return false}
+    if lhs.adminPort != rhs.adminPort {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

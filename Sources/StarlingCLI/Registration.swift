@@ -9,12 +9,13 @@ import SwiftProtobuf
 /// riding out controller outages.
 enum Registration {
     static func keepRegistered(
-        _ context: ResolvedContext, name: String, address: String, inboundPort: Int, appPort: Int,
+        _ context: ResolvedContext, name: String, address: String, inboundPort: Int, appPort: Int, adminPort: Int,
         labels: [String: String], logger: Logger
     ) async throws {
         var request = Starling_V1_RegisterRequest()
         request.name = name
         request.address = address
+        request.adminPort = UInt32(adminPort)
         request.ports = [.with { $0.name = "http"; $0.port = UInt32(inboundPort); $0.appPort = UInt32(appPort) }]
         request.labels = labels
         var registered: Starling_V1_RegisterResponse?

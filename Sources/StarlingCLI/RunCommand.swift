@@ -122,7 +122,7 @@ struct RunCommand: AsyncParsableCommand {
                 }
                 try? await Registration.keepRegistered(
                     workloadContext, name: name, address: workloadAddress, inboundPort: proxyPorts.inbound,
-                    appPort: port, labels: ["app": service], logger: logger)
+                    appPort: port, adminPort: proxyPorts.admin, labels: ["app": service], logger: logger)
                 return nil
             }
             let exit = await child.waitForExit()

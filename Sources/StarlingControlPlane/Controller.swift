@@ -8,6 +8,7 @@ import StarlingAPI
 import StarlingCore
 import StarlingMulticluster
 import StarlingStore
+import Synchronization
 
 /// The control plane of one cluster: the store, the gRPC API (resources, identity, destination,
 /// mesh), the workload lease reaper and the admin endpoint, run until cancelled or signalled.
@@ -61,9 +62,21 @@ public struct Controller: Sendable {
             })
         let server = GRPCServer(transport: transport, services: services, interceptors: [MetricsInterceptor()])
 
+        // The admin address Prometheus scrapes the controller at (known once bound).
+        let adminAddress = Mutex("\(c.adminHost):\(c.adminPort)")
+        let cluster = c.clusterName
         let admin = try await AdminServer(
             host: c.adminHost, port: c.adminPort,
-            routes: .init(readiness: { index.isReady ? nil : "destination index loading" }, metrics: metrics))
+            routes: .init(
+                readiness: { index.isReady ? nil : "destination index loading" }, metrics: metrics,
+                documents: [
+                    PrometheusTargets.path: {
+                        let groups = PrometheusTargets.groups(
+                            index.snapshot, cluster: cluster, controllerAdmin: adminAddress.withLock { $0 })
+                        return ("application/json", PrometheusTargets.document(groups))
+                    }
+                ]))
+        adminAddress.withLock { $0 = c.adminHost.contains(":") ? "[\(c.adminHost)]:\(admin.port)" : "\(c.adminHost):\(admin.port)" }
         do {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await Self.serveUntilCancelled(server) }

@@ -4,17 +4,24 @@ import NIOHTTP1
 public import NIOPosix
 
 /// The admin HTTP endpoint of a component: `GET /ready`, `GET /live`, `GET /metrics`
-/// (Prometheus text). Small on purpose: one handler, three routes, no body parsing.
+/// (Prometheus text), and the component's own documents (the controller's Prometheus targets).
+/// Small on purpose: one handler, no body parsing.
 public final class AdminServer: Sendable {
     public struct Routes: Sendable {
         /// nil: ready; otherwise why not.
         public var readiness: @Sendable () -> String?
         /// Prometheus text exposition.
         public var metrics: @Sendable () -> String
+        /// Further `GET` paths: each answers with its content type and body, made on each request.
+        public var documents: [String: @Sendable () -> (contentType: String, body: String)]
 
-        public init(readiness: @escaping @Sendable () -> String?, metrics: @escaping @Sendable () -> String) {
+        public init(
+            readiness: @escaping @Sendable () -> String?, metrics: @escaping @Sendable () -> String,
+            documents: [String: @Sendable () -> (contentType: String, body: String)] = [:]
+        ) {
             self.readiness = readiness
             self.metrics = metrics
+            self.documents = documents
         }
     }
 
@@ -82,7 +89,13 @@ final class AdminHandler: ChannelInboundHandler {
             if let reason = routes.readiness() { return (.serviceUnavailable, "text/plain", "not ready: \(reason)\n") }
             return (.ok, "text/plain", "ready\n")
         case "/metrics": return (.ok, "text/plain; version=0.0.4", routes.metrics())
-        default: return (.notFound, "text/plain", "not found: try /ready, /live or /metrics\n")
+        default:
+            if let document = routes.documents[path] {
+                let (contentType, body) = document()
+                return (.ok, contentType, body)
+            }
+            let paths = (["/ready", "/live", "/metrics"] + routes.documents.keys.sorted()).joined(separator: ", ")
+            return (.notFound, "text/plain", "not found: try \(paths)\n")
         }
     }
 }

@@ -82,11 +82,16 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         spec["identity"] = .string(meshIdentity.dnsName)
         spec["ready"] = .bool(true)
         spec["cluster"] = .string(configuration.clusterName)
+        var annotations = [WorkloadLeases.leasedAnnotation: "true"]
+        if m.adminPort != 0 {
+            guard m.adminPort <= 65535 else {
+                throw RPCError(code: .invalidArgument, message: "admin port \(m.adminPort) of workload \(namespace)/\(m.name) is not 1–65535")
+            }
+            annotations[PrometheusTargets.adminPortAnnotation] = String(m.adminPort)
+        }
         let resource = Resource(
             apiVersion: "starling.io/v1alpha1", kind: "Workload",
-            metadata: ObjectMeta(
-                name: m.name, namespace: namespace, labels: m.labels,
-                annotations: [WorkloadLeases.leasedAnnotation: "true"]),
+            metadata: ObjectMeta(name: m.name, namespace: namespace, labels: m.labels, annotations: annotations),
             body: JSONObject([("spec", .object(spec))]))
         do {
             try ResourceValidator.validate(resource)

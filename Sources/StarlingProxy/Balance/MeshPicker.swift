@@ -239,7 +239,8 @@ public final class MeshPicker: EndpointPicker {
 
     private func makePick(profile: ServiceProfile, _ chosen: Chosen) -> Pick {
         Pick(
-            endpoint: chosen.choice.endpoint, backend: chosen.name, timeout: profile.timeout,
+            endpoint: chosen.choice.endpoint, backend: chosen.name, service: profile.fullyQualifiedName,
+            split: !profile.backends.isEmpty, timeout: profile.timeout,
             mayRetry: { [self] in withdrawRetry(chosen.budget) },
             complete: { [self] outcome in complete(chosen, outcome: outcome) })
     }

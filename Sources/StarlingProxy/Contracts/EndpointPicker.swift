@@ -42,6 +42,11 @@ public final class Pick: Sendable {
     public let endpoint: Endpoint
     /// The backend service authority the split chose (for metrics and the gateway header).
     public let backend: String
+    /// The service the caller asked for, as discovery names it (the split's apex), for metrics.
+    public let service: String
+    /// True when a traffic split chose `backend`; otherwise `backend` is `service` as the caller
+    /// spelled it.
+    public let split: Bool
     /// The request timeout from the service's profile.
     public let timeout: Duration
     /// True when the retry budget allows retrying this request once more.
@@ -50,12 +55,14 @@ public final class Pick: Sendable {
     public let complete: @Sendable (PickOutcome) -> Void
 
     public init(
-        endpoint: Endpoint, backend: String, timeout: Duration,
+        endpoint: Endpoint, backend: String, service: String? = nil, split: Bool = false, timeout: Duration,
         mayRetry: @escaping @Sendable () -> Bool = { false },
         complete: @escaping @Sendable (PickOutcome) -> Void = { _ in }
     ) {
         self.endpoint = endpoint
         self.backend = backend
+        self.service = service ?? backend
+        self.split = split
         self.timeout = timeout
         self.mayRetry = mayRetry
         self.complete = complete

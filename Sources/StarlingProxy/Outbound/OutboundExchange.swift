@@ -19,8 +19,6 @@ struct OutboundRequest: Sendable {
     /// False when the request ends with its head.
     var hasBody: Bool
 
-    /// Retried once on a connect failure: idempotent and without a body to replay.
-    var isRetryable: Bool { !hasBody && ["GET", "HEAD", "OPTIONS"].contains(method) }
 }
 
 /// Where the response goes: the client's HTTP/1 connection or HTTP/2 stream.

@@ -150,8 +150,8 @@ struct OutboundForwarder: Sendable {
         OutboundMetrics.record(
             OutboundMetrics.Request(
                 authority: request.authority, targetService: pick?.backend ?? request.routingAuthority,
-                backend: pick?.backend, statusCode: status, tls: pick?.endpoint.identity != nil,
-                peerIdentity: pick?.endpoint.identity),
+                backend: pick?.backend, service: pick?.service, split: pick?.split ?? false, statusCode: status,
+                tls: pick?.endpoint.identity != nil, peerIdentity: pick?.endpoint.identity),
             latency: latency)
     }
 }

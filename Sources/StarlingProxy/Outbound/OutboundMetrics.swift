@@ -14,10 +14,18 @@ enum OutboundMetrics {
     static let direction = ("direction", "outbound")
 
     /// One request's outcome, counted when its response head went out (or its error response).
+    ///
+    /// Besides the raw `authority` and `target_service`, every series names the service in the
+    /// one form `viz stat` queries: `service` is what the caller asked for (a split's apex) and
+    /// `dst_service` where it went (the split's backend, else the service itself), both fully
+    /// qualified without a port. They are derived when a counter is made, not per request.
     struct Request: Hashable, Sendable {
         var authority: String
         var targetService: String
         var backend: String?
+        /// The picked service (discovery's fully qualified name); nil when nothing was picked.
+        var service: String?
+        var split: Bool
         var statusCode: Int
         var tls: Bool
         /// Spelled out (`dnsName`) only when the counter is made.
@@ -26,7 +34,20 @@ enum OutboundMetrics {
 
     private struct LatencyKey: Hashable, Sendable {
         var targetService: String
+        var service: String?
+        var split: Bool
         var statusCode: Int
+    }
+
+    /// `service` and `dst_service` of a request (see ``Request``).
+    static func serviceDimensions(service: String?, split: Bool, targetService: String) -> [(String, String)] {
+        let apex = withoutPort(service ?? targetService)
+        return [("service", apex), ("dst_service", split ? withoutPort(targetService) : apex)]
+    }
+
+    /// The host of `host:port`; anything else as it is.
+    static func withoutPort(_ authority: String) -> String {
+        NetworkAddress.splitHostPort(authority)?.host ?? authority
     }
 
     private static let requestCounters = MetricHandleCache<Request, Counter>()
@@ -43,14 +64,18 @@ enum OutboundMetrics {
                 ("peer_identity", request.peerIdentity?.dnsName ?? ""),
             ]
             if let backend = request.backend { dimensions.append(("backend", backend)) }
+            dimensions += serviceDimensions(service: request.service, split: request.split, targetService: request.targetService)
             return Counter(label: requestsTotal, dimensions: dimensions)
         }.increment()
         if let latency {
-            let key = LatencyKey(targetService: request.targetService, statusCode: request.statusCode)
+            let key = LatencyKey(
+                targetService: request.targetService, service: request.service, split: request.split,
+                statusCode: request.statusCode)
             latencyTimers.handle(key) {
                 Metrics.Timer(
                     label: responseLatency,
-                    dimensions: [direction, ("target_service", key.targetService), ("status_code", String(key.statusCode))])
+                    dimensions: [direction, ("target_service", key.targetService), ("status_code", String(key.statusCode))]
+                        + serviceDimensions(service: key.service, split: key.split, targetService: key.targetService))
             }.record(duration: latency)
         }
     }

@@ -1,0 +1,66 @@
+import StarlingCore
+
+/// Prometheus HTTP service discovery (`http_sd_configs`): every admin endpoint of this cluster
+/// — each registered workload's proxy and the controller itself — with the labels `viz stat`
+/// groups by. The multicluster gateway runs inside the controller and shares its metrics
+/// registry, so its series come with the controller's target (listing its probe port too would
+/// count them twice). Served by the controller's admin server at ``path``, built
+/// from the destination index on each request (no store read).
+///
+/// The labels are few and bounded (docs/observability.md): `cluster`, `component`
+/// (`proxy`, `controller`), `namespace`, `workload`, `service_account`, and the
+/// workload's `app` label when it has one. Workload labels are not copied wholesale: a label an
+/// operator adds must not become a Prometheus series dimension by accident.
+enum PrometheusTargets {
+    static let path = "/prometheus/targets"
+    /// On a Workload: its proxy's admin port (set at registration).
+    static let adminPortAnnotation = "observability.starling.io/admin-port"
+
+    struct Group: Equatable {
+        var target: String
+        var labels: [(String, String)]
+
+        static func == (a: Group, b: Group) -> Bool {
+            a.target == b.target && a.labels.elementsEqual(b.labels) { $0 == $1 }
+        }
+    }
+
+    /// The target groups of `snapshot`, in a stable order: the controller, then the workloads by
+    /// namespace and name (those registered with an admin port).
+    static func groups(_ snapshot: DestinationIndex.Snapshot, cluster: String, controllerAdmin: String) -> [Group] {
+        var groups = [Group(target: controllerAdmin, labels: [("cluster", cluster), ("component", "controller")])]
+        for namespace in snapshot.workloads.keys.sorted() {
+            let workloads = snapshot.workloads[namespace] ?? [:]
+            for name in workloads.keys.sorted() {
+                guard let workload = workloads[name],
+                    let port = workload.metadata.annotations[adminPortAnnotation].flatMap(Int.init),
+                    let spec = try? WorkloadSpec(workload)
+                else { continue }
+                var labels = [
+                    ("cluster", cluster), ("component", "proxy"), ("namespace", namespace), ("workload", name),
+                    ("service_account", spec.serviceAccount),
+                ]
+                if let app = workload.metadata.labels["app"] { labels.append(("app", app)) }
+                groups.append(Group(target: hostPort(spec.address, port), labels: labels))
+            }
+        }
+        return groups
+    }
+
+    /// The HTTP SD document: a JSON array of `{"targets": [...], "labels": {...}}`.
+    static func document(_ groups: [Group]) -> String {
+        let entries = groups.map { group in
+            JSONValue.object(
+                JSONObject([
+                    ("targets", .array([.string(group.target)])),
+                    ("labels", .object(JSONObject(group.labels.map { ($0.0, JSONValue.string($0.1)) }))),
+                ]))
+        }
+        return ResourceEncoder.jsonText(.array(entries)) + "\n"
+    }
+
+    /// `host:port`, bracketing an IPv6 host.
+    private static func hostPort(_ host: String, _ port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}

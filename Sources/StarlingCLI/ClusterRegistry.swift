@@ -54,6 +54,7 @@ public enum ClusterState: String, Sendable, Codable {
 /// $STARLING_HOME/clusters/NAME/controller.pid   the controller's pid
 /// $STARLING_HOME/clusters/NAME/controller.log   its stdout and stderr
 /// $STARLING_HOME/clusters/NAME/data/            its --data-dir (admin-token, api.crt, store)
+/// $STARLING_HOME/clusters/NAME/viz/             the Prometheus `viz install` started (VizPrometheus)
 /// ```
 ///
 /// The registry takes its home directory explicitly and never reads the environment.
@@ -422,6 +423,11 @@ public struct ClusterRegistry: Sendable {
             } else {
                 progress("pid \(pid) in \(pidPath(of: name)) is not \(name)'s controller any more; not signalling it")
             }
+        }
+        let viz = VizPrometheus.Local(clusterDirectory: directory(of: name))
+        if let pid = viz.runningPID {
+            progress("stopping Prometheus of \(name) (pid \(pid)) ...")
+            await viz.remove()
         }
         do {
             try FileManager.default.removeItem(atPath: directory(of: name))

@@ -21,6 +21,7 @@ public struct StarlingCommand: AsyncParsableCommand {
             DeleteCommand.self,
             LabelCommand.self,
             TokenCommand.self,
+            VizCommand.self,
         ]
     )
 

@@ -1,0 +1,266 @@
+import ArgumentParser
+import Foundation
+import StarlingAPI
+import StarlingCore
+import SwiftProtobuf
+
+/// The PromQL behind `viz stat`: per group, the request rate, the share that did not fail
+/// (no 5xx), latency percentiles from the histogram, and open TCP connections.
+enum VizQueries {
+    static let requests = "starling_proxy_requests_total"
+    static let latency = "starling_proxy_response_latency_seconds_bucket"
+    static let tcpOpen = "starling_proxy_tcp_open_total"
+    static let tcpClose = "starling_proxy_tcp_close_total"
+
+    /// True for a Prometheus duration: digits and a unit (`30s`, `1m`, `2h`).
+    static func isDuration(_ text: String) -> Bool {
+        text.range(of: #"^[0-9]+(ms|s|m|h|d)$"#, options: .regularExpression) != nil
+    }
+
+    /// A name as a PromQL regex string literal's content, its dots escaped.
+    static func literal(_ name: String) -> String { name.replacingOccurrences(of: ".", with: "\\\\.") }
+
+    /// The figures of one group.
+    struct Figures: Codable, Equatable {
+        var rps: Double = 0
+        var success: Double?
+        var latencyP50Ms: Double?
+        var latencyP95Ms: Double?
+        var latencyP99Ms: Double?
+        var tcpConnections: Int?
+    }
+
+    /// Figures of the requests matching `selector` over `window`, by the label `key`.
+    static func figures(selector: String, by key: String, window: String, prometheus: String) async throws -> [String: Figures] {
+        let all = "sum by (\(key)) (rate(\(requests){\(selector)}[\(window)]))"
+        async let total = VizPrometheus.query(all, at: prometheus)
+        // One expression, so both rates come from the same evaluation (a group with no success
+        // at all has no series on the left: `or` gives it 0).
+        async let success = VizPrometheus.query(
+            "(sum by (\(key)) (rate(\(requests){\(selector),status_code!~\"5..\"}[\(window)])) or \(all) * 0) / \(all)",
+            at: prometheus)
+        func quantile(_ q: String) async throws -> [VizPrometheus.Sample] {
+            try await VizPrometheus.query(
+                "histogram_quantile(\(q), sum by (\(key), le) (rate(\(latency){\(selector)}[\(window)])))", at: prometheus)
+        }
+        async let p50 = quantile("0.5")
+        async let p95 = quantile("0.95")
+        async let p99 = quantile("0.99")
+        var result: [String: Figures] = [:]
+        for sample in try await total {
+            result[sample.labels[key] ?? ""] = Figures(rps: sample.value)
+        }
+        for sample in try await success where sample.value.isFinite {
+            result[sample.labels[key] ?? "", default: Figures()].success = sample.value
+        }
+        for (samples, path) in [
+            (try await p50, \Figures.latencyP50Ms), (try await p95, \Figures.latencyP95Ms), (try await p99, \Figures.latencyP99Ms),
+        ] {
+            for sample in samples where sample.value.isFinite {
+                result[sample.labels[key] ?? "", default: Figures()][keyPath: path] = sample.value * 1000
+            }
+        }
+        return result
+    }
+
+    /// Open TCP connections of the inbound proxies matching `selector`, by the label `key`.
+    static func connections(selector: String, by key: String, prometheus: String) async throws -> [String: Int] {
+        // A proxy that has closed nothing yet has no close series: count it as 0.
+        let samples = try await VizPrometheus.query(
+            "sum by (\(key)) (\(tcpOpen){\(selector)}) - sum by (\(key)) (\(tcpClose){\(selector)} or \(tcpOpen){\(selector)} * 0)",
+            at: prometheus)
+        return Dictionary(samples.map { ($0.labels[key] ?? "", max(0, Int($0.value.rounded()))) }, uniquingKeysWith: +)
+    }
+}
+
+extension VizCommand {
+    /// `starling viz stat svc|workload|trafficsplit[/NAME]`.
+    struct Stat: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Success rate, request rate, latency and connections, from Prometheus.",
+            discussion: """
+                svc: the requests callers sent to each service (a mirror such as podinfo-workload2
+                included, as its local callers see it); workload: the requests each workload's
+                proxy served; trafficsplit: each backend's share, success and latency.
+                """)
+
+        @Argument(help: "svc, workload or trafficsplit, optionally with /NAME (svc/podinfo).")
+        var resource: String
+
+        @Option(name: .shortAndLong, help: "The namespace.")
+        var namespace = "default"
+
+        @Option(name: [.customShort("t"), .customLong("time-window")], help: "The window the rates are taken over.")
+        var timeWindow = "1m"
+
+        @Option(name: .shortAndLong, help: "Output: json (default: a table).")
+        var output: OutputFormat = .table
+
+        @Option(help: "The Prometheus to query, http://HOST:PORT (default: the one `viz install` started for a local cluster).")
+        var prometheus: String?
+
+        @OptionGroup var context: ContextOptions
+
+        enum Kind: String, CaseIterable {
+            case svc, workload, trafficsplit
+        }
+
+        static let aliases: [String: Kind] = [
+            "svc": .svc, "service": .svc, "services": .svc, "workload": .workload, "workloads": .workload, "wl": .workload,
+            "trafficsplit": .trafficsplit, "trafficsplits": .trafficsplit, "ts": .trafficsplit,
+        ]
+
+        var target: (kind: Kind, name: String?) {
+            get throws {
+                let parts = resource.split(separator: "/", maxSplits: 1).map(String.init)
+                guard let kind = Self.aliases[parts.first?.lowercased() ?? ""] else {
+                    throw ValidationError("cannot stat \(resource): the kinds are svc, workload and trafficsplit (svc/NAME for one)")
+                }
+                if parts.count == 2, ResourceNames.dns1123LabelProblem(parts[1]) != nil {
+                    throw ValidationError("\(parts[1]) is not a valid name (lowercase letters, digits and '-')")
+                }
+                return (kind, parts.count == 2 ? parts[1] : nil)
+            }
+        }
+
+        func validate() throws {
+            _ = try target
+            if let problem = ResourceNames.dns1123LabelProblem(namespace) {
+                throw ValidationError("-n \(namespace): \(problem)")
+            }
+            guard VizQueries.isDuration(timeWindow) else {
+                throw ValidationError("-t must be a Prometheus duration such as 30s, 1m or 1h, got \(timeWindow)")
+            }
+            guard output == .table || output == .json else { throw ValidationError("-o takes json (or nothing for a table)") }
+        }
+
+        struct Row: Codable {
+            var name: String
+            /// A split's apex service.
+            var apex: String?
+            var leaf: String?
+            /// As the TrafficSplit wrote it (`weight: 50`).
+            var weight: Double?
+            var share: Double?
+            var figures: VizQueries.Figures
+        }
+
+        func run() async throws {
+            let resolved = try context.resolve()
+            let base = try prometheusURL(resolved)
+            let (kind, name) = try target
+            let ns = VizQueries.literal(namespace)
+            var rows: [Row] = []
+            switch kind {
+            case .svc:
+                // As callers see it: every outbound request whose destination is the service.
+                let service = name.map(VizQueries.literal) ?? "[^.]+"
+                let figures = try await VizQueries.figures(
+                    selector: "direction=\"outbound\",dst_service=~\"\(service)\\\\.\(ns)\\\\.svc\\\\..+\"", by: "dst_service",
+                    window: timeWindow, prometheus: base)
+                let connections = try await VizQueries.connections(
+                    selector: "direction=\"inbound\",namespace=\"\(namespace)\"", by: "app", prometheus: base)
+                for (fqdn, f) in figures {
+                    let short = String(fqdn.prefix { $0 != "." })
+                    var f = f
+                    f.tcpConnections = connections[short]
+                    rows.append(Row(name: short, figures: f))
+                }
+                if let name, rows.isEmpty { rows.append(Row(name: name, figures: .init())) }
+            case .workload:
+                let selector = "direction=\"inbound\",namespace=\"\(namespace)\"" + (name.map { ",workload=\"\($0)\"" } ?? "")
+                let figures = try await VizQueries.figures(selector: selector, by: "workload", window: timeWindow, prometheus: base)
+                let connections = try await VizQueries.connections(selector: selector, by: "workload", prometheus: base)
+                for (workload, f) in figures {
+                    var f = f
+                    f.tcpConnections = connections[workload]
+                    rows.append(Row(name: workload, figures: f))
+                }
+                if let name, rows.isEmpty { rows.append(Row(name: name, figures: .init())) }
+            case .trafficsplit:
+                rows = try await splitRows(resolved, name: name, prometheus: base)
+            }
+            rows.sort { ($0.name, $0.leaf ?? "") < ($1.name, $1.leaf ?? "") }
+            print(render(rows, kind: kind))
+        }
+
+        private func prometheusURL(_ resolved: ResolvedContext) throws -> String {
+            if let prometheus {
+                guard prometheus.hasPrefix("http://") else {
+                    throw ValidationError("--prometheus must be an http:// URL, got \(prometheus)")
+                }
+                return prometheus.hasSuffix("/") ? String(prometheus.dropLast()) : prometheus
+            }
+            let directory = ClusterCommand.registry().directory(of: resolved.clusterName)
+            guard let url = VizPrometheus.Local(clusterDirectory: directory).url else {
+                throw CLIError(
+                    "no Prometheus runs for cluster \(resolved.clusterName)",
+                    hint: "start one with `starling viz install` (local clusters), or pass --prometheus http://HOST:PORT")
+            }
+            return url
+        }
+
+        /// One row per backend of each TrafficSplit: its weight, its measured share, its figures.
+        private func splitRows(_ resolved: ResolvedContext, name: String?, prometheus: String) async throws -> [Row] {
+            let splits: [Resource] = try await ControllerClient.with(resolved) { client in
+                if let name {
+                    let json = try await client.resources.get(.with {
+                        $0.kind = "TrafficSplit"; $0.namespace = namespace; $0.name = name
+                    }).resourceJson
+                    return [try ResourceDecoder.decodeStored(json)]
+                }
+                return try await client.resources.list(.with { $0.kind = "TrafficSplit"; $0.namespace = namespace })
+                    .resourcesJson.map { try ResourceDecoder.decodeStored($0) }
+            }
+            var rows: [Row] = []
+            for split in splits {
+                let spec = try TrafficSplitSpec(split)
+                let figures = try await VizQueries.figures(
+                    selector: "direction=\"outbound\",service=~\"\(VizQueries.literal(spec.service))\\\\.\(VizQueries.literal(namespace))\\\\.svc\\\\..+\"",
+                    by: "dst_service", window: timeWindow, prometheus: prometheus)
+                let total = figures.values.reduce(0) { $0 + $1.rps }
+                for backend in spec.backends {
+                    let measured = figures.first { $0.key.prefix { $0 != "." } == backend.service }?.value ?? .init()
+                    rows.append(
+                        Row(
+                            name: split.metadata.name, apex: spec.service, leaf: backend.service, weight: Double(backend.weight) / 1000,
+                            share: total > 0 ? measured.rps / total : nil, figures: measured))
+                }
+            }
+            return rows
+        }
+
+        private func render(_ rows: [Row], kind: Kind) -> String {
+            if output == .json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                return String(decoding: (try? encoder.encode(rows)) ?? Data("[]".utf8), as: UTF8.self)
+            }
+            if rows.isEmpty { return "No traffic in \(namespace) over the last \(timeWindow)." }
+            func percent(_ v: Double?) -> String { v.map { String(format: "%.2f%%", $0 * 100) } ?? "-" }
+            func rps(_ v: Double) -> String { String(format: "%.1frps", v) }
+            func ms(_ v: Double?) -> String {
+                guard let v else { return "-" }
+                return v < 10 ? String(format: "%.1fms", v) : "\(Int(v.rounded()))ms"
+            }
+            let figureColumns = ["SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99"]
+            var table: Table
+            switch kind {
+            case .trafficsplit:
+                table = Table(["NAME", "APEX", "LEAF", "WEIGHT", "SHARE"] + figureColumns)
+            case .svc, .workload:
+                table = Table(["NAME"] + figureColumns + ["TCP_CONN"])
+            }
+            for row in rows {
+                let f = row.figures
+                let figures = [percent(f.success), rps(f.rps), ms(f.latencyP50Ms), ms(f.latencyP95Ms), ms(f.latencyP99Ms)]
+                if kind == .trafficsplit {
+                    table.add([row.name, row.apex ?? "-", row.leaf ?? "-", row.weight.map { String(format: "%g", $0) } ?? "-", percent(row.share)] + figures)
+                } else {
+                    table.add([row.name] + figures + [f.tcpConnections.map(String.init) ?? "-"])
+                }
+            }
+            return table.render()
+        }
+    }
+}

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# End to end: `starling viz` on a real Prometheus (Debian's package), one local cluster (viz1,
+# 127.61.0.0/16, loopback only). The controller serves Prometheus HTTP service discovery;
+# `viz install` starts Prometheus beside it; known traffic goes through the mesh (200 answers
+# and 20 × /status/500 from podinfo, a 50/50 TrafficSplit); `viz stat svc|workload|trafficsplit`
+# must show the rates and the success that were sent. Without Prometheus, viz says so plainly.
+# Prints "viz e2e: N passed, N failed"; exits non-zero on any failure.
+#
+#   tests/e2e/viz.sh [path/to/starling]
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+STARLING=${1:-$root/.build/debug/starling}
+[ -x "$STARLING" ] || { echo "no starling binary at $STARLING (swift build first)"; exit 2; }
+STARLING=$(cd "$(dirname "$STARLING")" && pwd)/$(basename "$STARLING")
+
+cluster=viz1
+range=127.61.0.0/16
+ctl=127.61.0.1
+trust=identity.starling.cluster.local
+work=$(mktemp -d /tmp/starling-viz.XXXXXX)
+export STARLING_HOME=$work/home
+unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+passed=0; failed=0; pids=()
+ok()   { passed=$((passed + 1)); echo "  ✓ $*"; }
+bad()  { failed=$((failed + 1)); echo "  × $*"; }
+step() { echo; echo "== $*"; }
+show() { sed 's/^/      /' | tail -"${1:-8}"; }
+expect_ok() { local d=$1; shift; if out=$("$@" 2>&1); then ok "$d"; else bad "$d"; echo "$out" | show 15; fi; }
+eventually() {
+  local d=$1 t=$2; shift 2; local end=$((SECONDS + t))
+  while [ $SECONDS -lt $end ]; do if "$@" >/dev/null 2>&1; then ok "$d"; return 0; fi; sleep 0.5; done
+  bad "$d (not within ${t}s)"; "$@" 2>&1 | show 5; return 1
+}
+cleanup() {
+  local kids p
+  kids=$(grep -h 'workload started' "$work"/*.log 2>/dev/null | sed -n 's/.* pid=\([0-9][0-9]*\).*/\1/p')
+  for p in "${pids[@]}" $kids; do kill "$p" 2>/dev/null; done
+  sleep 1
+  for p in "${pids[@]}" $kids; do kill -9 "$p" 2>/dev/null; done
+  "$STARLING" cluster delete "$cluster" >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+cd "$work"
+S() { timeout 60 "$STARLING" "$@"; }
+start_workload() { local log=$1; shift; "$STARLING" run "$@" > "$log" 2>&1 & pids+=($!); disown $!; }
+address_of() {
+  local a i
+  for i in $(seq 60); do
+    a=$(sed -n 's/.*address=\([0-9.]*\).*/\1/p' "$1" | head -1)
+    [ -n "$a" ] && { echo "$a"; return 0; }
+    sleep 0.5
+  done
+  return 1
+}
+registered() { S get wl -n "$1" | grep -q "^$2-"; }
+
+step "cluster $cluster ($range), mesh installed, workloads"
+expect_ok "cluster create $cluster" S cluster create "$cluster" --address-range "$range"
+S certs create "$trust" root.crt root.key --profile root-ca --no-password --insecure >/dev/null
+S certs create "$trust" issuer.crt issuer.key --profile intermediate-ca --not-after 8760h \
+  --no-password --insecure --ca root.crt --ca-key root.key >/dev/null
+expect_ok "install | apply" bash -c "timeout 30 '$STARLING' install --identity-trust-anchors-file root.crt \
+  --identity-issuer-certificate-file issuer.crt --identity-issuer-key-file issuer.key | timeout 30 '$STARLING' apply -f -"
+start_workload podinfo.log -n test --service podinfo --port 9898 -- "$STARLING" demo-app podinfo --message viz
+start_workload podinfo-b.log -n test --service podinfo-b --port 9898 -- "$STARLING" demo-app podinfo --message viz-b
+# The caller serves a port too: `starling run` registers a workload once its application
+# listens, and only registered workloads are discovered (and scraped).
+start_workload curl.log -n test --service curl --service-account curl --port 7001 -- \
+  "$STARLING" demo-app podinfo --port 7001 --message caller
+caddr=$(address_of curl.log) || { bad "the curl workload never started"; show < curl.log; }
+proxy=http://$caddr:4140
+for w in podinfo podinfo-b curl; do eventually "$w registered" 45 registered test "$w"; done
+
+step "without Prometheus, viz says so plainly"
+out=$(S viz stat svc -n test 2>&1); rc=$?
+if [ $rc != 0 ] && grep -q "no Prometheus runs for cluster $cluster" <<<"$out" && grep -q "viz install" <<<"$out"; then
+  ok "viz stat without Prometheus fails naming viz install"
+else bad "viz stat without Prometheus (exit $rc)"; echo "$out" | show; fi
+out=$(PATH=/nonexistent "$STARLING" viz install 2>&1); rc=$?
+if [ $rc != 0 ] && grep -q "apt-get install prometheus" <<<"$out"; then
+  ok "viz install without the binary names the package to install"
+else bad "viz install without prometheus on PATH (exit $rc)"; echo "$out" | show; fi
+
+step "Prometheus HTTP service discovery"
+sd=$(curl -sf -m 5 "http://$ctl:9990/prometheus/targets")
+if python3 -c '
+import json, sys
+groups = json.loads(sys.argv[1])
+kinds = {g["labels"].get("component") for g in groups}
+workloads = {g["labels"].get("app") for g in groups if g["labels"].get("component") == "proxy"}
+assert "controller" in kinds, kinds
+assert {"podinfo", "podinfo-b", "curl"} <= workloads, workloads
+assert all(g["labels"]["cluster"] == "viz1" for g in groups)
+assert all(g["targets"][0].endswith(":4191") for g in groups if g["labels"]["component"] == "proxy")
+' "$sd"; then ok "the controller lists itself and every workload proxy (:4191) with cluster, namespace, workload, app"
+else bad "the service discovery document"; echo "$sd" | show 12; fi
+cfg=$(S viz prometheus-config)
+grep -q "url: http://$ctl:9990/prometheus/targets" <<<"$cfg" && ok "viz prometheus-config points http_sd_configs at the controller" \
+  || { bad "viz prometheus-config"; echo "$cfg" | show; }
+
+if ! command -v prometheus >/dev/null; then
+  echo "  - skipped: Prometheus is not installed (apt-get install prometheus)"
+else
+  step "viz install: Prometheus beside the controller"
+  expect_ok "viz install" S viz install --scrape-interval 1s
+  expect_ok "viz install again is a no-op" S viz install
+  up() {
+    curl -s -m 5 "http://$ctl:9090/api/v1/query?query=up" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)["data"]["result"]
+up = [x for x in r if x["value"][1] == "1"]
+sys.exit(0 if len(up) >= 4 else 1)'
+  }
+  eventually "Prometheus scrapes the controller and the three proxies" 30 up
+
+  step "known traffic: 200 × 200 and 20 × 500 to podinfo, 100 to the split"
+  # A counter's first sample counts no increase (Prometheus' rate): make each series exist and
+  # be scraped before the traffic that is measured.
+  curl -s -m 5 -o /dev/null -x "$proxy" http://podinfo.test:9898/
+  curl -s -m 5 -o /dev/null -x "$proxy" http://podinfo.test:9898/status/500
+  sleep 3
+  errs=0
+  for i in $(seq 200); do curl -sf -m 5 -o /dev/null -x "$proxy" http://podinfo.test:9898/ || errs=$((errs + 1)); done
+  fives=0
+  for i in $(seq 20); do
+    code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -x "$proxy" http://podinfo.test:9898/status/500)
+    [ "$code" = 500 ] && fives=$((fives + 1))
+  done
+  [ $errs = 0 ] && [ $fives = 20 ] && ok "200 answers and 20 × 500 went through the mesh" || bad "sent: $errs failures, $fives × 500"
+  cat > split.yaml <<'YAML'
+apiVersion: split.smi-spec.io/v1alpha1
+kind: TrafficSplit
+metadata:
+  name: podinfo-split
+  namespace: test
+spec:
+  service: podinfo-b
+  backends:
+  - service: podinfo
+    weight: 50
+  - service: podinfo-b
+    weight: 50
+YAML
+  expect_ok "apply a 50/50 split of podinfo-b" S apply -f split.yaml
+  for i in $(seq 10); do curl -s -m 5 -o /dev/null -x "$proxy" http://podinfo-b.test:9898/; done
+  sleep 3
+  for i in $(seq 100); do curl -sf -m 5 -o /dev/null -x "$proxy" http://podinfo-b.test:9898/ || errs=$((errs + 1)); done
+  [ $errs = 0 ] && ok "100 calls through the split" || bad "$errs calls through the split failed"
+  sleep 3   # a few scrapes
+
+  step "viz stat"
+  # Over a window that holds all the traffic: 220 requests to podinfo plus its share of the
+  # split (~55), 20 of them 500 → success between 86 % and 95 %.
+  stat_json() { S viz stat "$@" -n test -t 5m -o json; }
+  podinfo_ok() {
+    stat_json svc/podinfo | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+f = rows[0]["figures"]
+assert rows[0]["name"] == "podinfo", rows
+assert 0.86 <= f["success"] <= 0.95, f
+assert f["rps"] > 0 and f.get("latencyP50Ms") is not None, f
+assert f.get("tcpConnections") is not None, f'
+  }
+  eventually "viz stat svc/podinfo: success ≈ 220 − 20 failed, a rate, latencies, connections" 20 podinfo_ok
+  S viz stat svc -n test -t 5m | show 6
+  wl_ok() {
+    stat_json workload | python3 -c '
+import json, sys
+rows = {r["name"].rsplit("-", 1)[0]: r["figures"] for r in json.load(sys.stdin)}
+assert rows["podinfo"]["success"] < 0.95 and rows["podinfo"]["rps"] > 0, rows
+assert rows["podinfo-b"]["success"] == 1, rows'
+  }
+  eventually "viz stat workload: the podinfo workload served the 500s, podinfo-b none" 20 wl_ok
+  S viz stat workload -n test -t 5m | show 6
+  ts_ok() {
+    stat_json trafficsplit/podinfo-split | python3 -c '
+import json, sys
+rows = {r["leaf"]: r for r in json.load(sys.stdin)}
+assert set(rows) == {"podinfo", "podinfo-b"}, rows
+for leaf, r in rows.items():
+    assert r["weight"] == 50, r
+    assert 0.3 <= r["share"] <= 0.7, r
+    assert r["figures"]["success"] == 1, r'
+  }
+  eventually "viz stat trafficsplit/podinfo-split: both backends, weight 50, a measured share each" 20 ts_ok
+  S viz stat ts -n test -t 5m | show 6
+  out=$(S viz stat pods -n test 2>&1) && bad "viz stat pods was accepted" || {
+    grep -q "svc, workload and trafficsplit" <<<"$out" && ok "an unknown kind is refused, naming the kinds" || { bad "unknown kind"; echo "$out" | show; }; }
+
+  step "viz uninstall"
+  expect_ok "viz uninstall" S viz uninstall
+  if curl -sf -m 2 "http://$ctl:9090/-/ready" >/dev/null; then bad "Prometheus still answers after uninstall"; else ok "Prometheus is gone"; fi
+fi
+
+echo
+echo "viz e2e: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -44,6 +44,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(name: .customLong("outbound-tcp"), help: "Opaque TCP binding SVC.NS:PORT=LOCAL_ADDR:LOCAL_PORT (repeatable).")
     var outboundTCP: [String] = []
 
+    @Option(help: "This cluster's name, sent with mesh requests so that linked clusters' gateways know the caller's cluster.")
+    var clusterName: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -51,6 +54,9 @@ struct ProxyCommand: AsyncParsableCommand {
         _ = try HostPort.parse(controller, flag: "--controller")
         for binding in outboundTCP { _ = try OpaqueBindingFlag.parse(binding) }
         guard !appPorts.isEmpty else { throw ValidationError("give at least one --app-port") }
+        if let clusterName, let problem = ResourceNames.dns1123LabelProblem(clusterName) {
+            throw ValidationError("--cluster-name \(clusterName): \(problem)")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a log level") }
     }
 
@@ -68,7 +74,8 @@ struct ProxyCommand: AsyncParsableCommand {
                 token: token,
                 identity: MeshIdentity(namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain),
                 listenHost: listenAddress, inboundPort: inboundPort, outboundPort: outboundPort, adminPort: adminPort,
-                appHost: appHost, appPorts: appPorts, opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse)),
+                appHost: appHost, appPorts: appPorts, opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse),
+                clusterName: clusterName),
             logger: logger,
             metrics: metrics)
         try await SignalScope.runUntilSignalled(logger: logger) {

@@ -91,7 +91,7 @@ struct RunCommand: AsyncParsableCommand {
                 identity: MeshIdentity(namespace: namespace, serviceAccount: serviceAccount, trustDomain: domain),
                 listenHost: workloadAddress, inboundPort: proxyPorts.inbound, outboundPort: proxyPorts.outbound,
                 adminPort: proxyPorts.admin, appHost: workloadAddress, appPorts: [port],
-                opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse)),
+                opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse), clusterName: resolved.clusterName),
             logger: Logger(label: "starling.proxy"), metrics: metrics)
         let proxyURL = "http://\(workloadAddress):\(proxyPorts.outbound)"
         var environment = ProcessInfo.processInfo.environment

@@ -32,12 +32,25 @@ enum VizQueries {
 
     /// Figures of the requests matching `selector` over `window`, by the label `key`.
     static func figures(selector: String, by key: String, window: String, prometheus: String) async throws -> [String: Figures] {
+        let grouped = try await figures(selector: selector, by: [key], window: window, prometheus: prometheus)
+        return Dictionary(grouped.map { ($0.key[0], $0.value) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Figures of the requests matching `selector` over `window`, by the labels `keys` (their
+    /// values in that order), from the counter `requests` and the histogram `latency`.
+    static func figures(
+        selector: String, by keys: [String], window: String, prometheus: String,
+        requests: String = requests, latency: String = latency
+    ) async throws -> [[String]: Figures] {
+        let key = keys.joined(separator: ", ")
+        func matching(_ more: String) -> String { [selector, more].filter { !$0.isEmpty }.joined(separator: ",") }
+        func group(_ sample: VizPrometheus.Sample) -> [String] { keys.map { sample.labels[$0] ?? "" } }
         let all = "sum by (\(key)) (rate(\(requests){\(selector)}[\(window)]))"
         async let total = VizPrometheus.query(all, at: prometheus)
         // One expression, so both rates come from the same evaluation (a group with no success
         // at all has no series on the left: `or` gives it 0).
         async let success = VizPrometheus.query(
-            "(sum by (\(key)) (rate(\(requests){\(selector),status_code!~\"5..\"}[\(window)])) or \(all) * 0) / \(all)",
+            "(sum by (\(key)) (rate(\(requests){\(matching("status_code!~\"5..\""))}[\(window)])) or \(all) * 0) / \(all)",
             at: prometheus)
         func quantile(_ q: String) async throws -> [VizPrometheus.Sample] {
             try await VizPrometheus.query(
@@ -46,18 +59,18 @@ enum VizQueries {
         async let p50 = quantile("0.5")
         async let p95 = quantile("0.95")
         async let p99 = quantile("0.99")
-        var result: [String: Figures] = [:]
+        var result: [[String]: Figures] = [:]
         for sample in try await total {
-            result[sample.labels[key] ?? ""] = Figures(rps: sample.value)
+            result[group(sample)] = Figures(rps: sample.value)
         }
         for sample in try await success where sample.value.isFinite {
-            result[sample.labels[key] ?? "", default: Figures()].success = sample.value
+            result[group(sample), default: Figures()].success = sample.value
         }
         for (samples, path) in [
             (try await p50, \Figures.latencyP50Ms), (try await p95, \Figures.latencyP95Ms), (try await p99, \Figures.latencyP99Ms),
         ] {
             for sample in samples where sample.value.isFinite {
-                result[sample.labels[key] ?? "", default: Figures()][keyPath: path] = sample.value * 1000
+                result[group(sample), default: Figures()][keyPath: path] = sample.value * 1000
             }
         }
         return result
@@ -81,10 +94,12 @@ extension VizCommand {
             discussion: """
                 svc: the requests callers sent to each service (a mirror such as podinfo-workload2
                 included, as its local callers see it); workload: the requests each workload's
-                proxy served; trafficsplit: each backend's share, success and latency.
+                proxy served; trafficsplit: each backend's share, success and latency; gateway: the
+                requests this cluster's gateway forwarded, per exported service and calling cluster
+                (all namespaces).
                 """)
 
-        @Argument(help: "svc, workload or trafficsplit, optionally with /NAME (svc/podinfo).")
+        @Argument(help: "svc, workload, trafficsplit or gateway, optionally with /NAME (svc/podinfo).")
         var resource: String
 
         @Option(name: .shortAndLong, help: "The namespace.")
@@ -102,19 +117,20 @@ extension VizCommand {
         @OptionGroup var context: ContextOptions
 
         enum Kind: String, CaseIterable {
-            case svc, workload, trafficsplit
+            case svc, workload, trafficsplit, gateway
         }
 
         static let aliases: [String: Kind] = [
             "svc": .svc, "service": .svc, "services": .svc, "workload": .workload, "workloads": .workload, "wl": .workload,
             "trafficsplit": .trafficsplit, "trafficsplits": .trafficsplit, "ts": .trafficsplit,
+            "gateway": .gateway, "gateways": .gateway, "gw": .gateway,
         ]
 
         var target: (kind: Kind, name: String?) {
             get throws {
                 let parts = resource.split(separator: "/", maxSplits: 1).map(String.init)
                 guard let kind = Self.aliases[parts.first?.lowercased() ?? ""] else {
-                    throw ValidationError("cannot stat \(resource): the kinds are svc, workload and trafficsplit (svc/NAME for one)")
+                    throw ValidationError("cannot stat \(resource): the kinds are svc, workload, trafficsplit and gateway (svc/NAME for one)")
                 }
                 if parts.count == 2, ResourceNames.dns1123LabelProblem(parts[1]) != nil {
                     throw ValidationError("\(parts[1]) is not a valid name (lowercase letters, digits and '-')")
@@ -139,6 +155,8 @@ extension VizCommand {
             /// A split's apex service.
             var apex: String?
             var leaf: String?
+            /// The calling cluster, for gateway rows.
+            var cluster: String?
             /// As the TrafficSplit wrote it (`weight: 50`).
             var weight: Double?
             var share: Double?
@@ -161,7 +179,7 @@ extension VizCommand {
                 let connections = try await VizQueries.connections(
                     selector: "direction=\"inbound\",namespace=\"\(namespace)\"", by: "app", prometheus: base)
                 for (fqdn, f) in figures {
-                    let short = String(fqdn.prefix { $0 != "." })
+                    let short = OutboundName.short(fqdn)
                     var f = f
                     f.tcpConnections = connections[short]
                     rows.append(Row(name: short, figures: f))
@@ -179,8 +197,17 @@ extension VizCommand {
                 if let name, rows.isEmpty { rows.append(Row(name: name, figures: .init())) }
             case .trafficsplit:
                 rows = try await splitRows(resolved, name: name, prometheus: base)
+            case .gateway:
+                // The requests this cluster's gateway forwarded, by target and calling cluster.
+                let selector = name.map { "target=~\"\(VizQueries.literal($0))\\\\..+\"" } ?? ""
+                let figures = try await VizQueries.figures(
+                    selector: selector, by: ["target", "client_cluster"], window: timeWindow, prometheus: base,
+                    requests: "starling_gateway_requests_total", latency: "starling_gateway_response_latency_seconds_bucket")
+                for (key, f) in figures {
+                    rows.append(Row(name: OutboundName.short(key[0]), cluster: key[1], figures: f))
+                }
             }
-            rows.sort { ($0.name, $0.leaf ?? "") < ($1.name, $1.leaf ?? "") }
+            rows.sort { ($0.name, $0.leaf ?? "", $0.cluster ?? "") < ($1.name, $1.leaf ?? "", $1.cluster ?? "") }
             print(render(rows, kind: kind))
         }
 
@@ -220,7 +247,7 @@ extension VizCommand {
                     by: "dst_service", window: timeWindow, prometheus: prometheus)
                 let total = figures.values.reduce(0) { $0 + $1.rps }
                 for backend in spec.backends {
-                    let measured = figures.first { $0.key.prefix { $0 != "." } == backend.service }?.value ?? .init()
+                    let measured = figures.first { OutboundName.short($0.key) == backend.service }?.value ?? .init()
                     rows.append(
                         Row(
                             name: split.metadata.name, apex: spec.service, leaf: backend.service, weight: Double(backend.weight) / 1000,
@@ -238,7 +265,7 @@ extension VizCommand {
             }
             if rows.isEmpty { return "No traffic in \(namespace) over the last \(timeWindow)." }
             func percent(_ v: Double?) -> String { v.map { String(format: "%.2f%%", $0 * 100) } ?? "-" }
-            func rps(_ v: Double) -> String { String(format: "%.1frps", v) }
+            func rps(_ v: Double) -> String { String(format: v < 10 ? "%.2frps" : "%.1frps", v) }
             func ms(_ v: Double?) -> String {
                 guard let v else { return "-" }
                 return v < 10 ? String(format: "%.1fms", v) : "\(Int(v.rounded()))ms"
@@ -250,17 +277,28 @@ extension VizCommand {
                 table = Table(["NAME", "APEX", "LEAF", "WEIGHT", "SHARE"] + figureColumns)
             case .svc, .workload:
                 table = Table(["NAME"] + figureColumns + ["TCP_CONN"])
+            case .gateway:
+                table = Table(["NAME", "CLIENT_CLUSTER"] + figureColumns)
             }
             for row in rows {
                 let f = row.figures
                 let figures = [percent(f.success), rps(f.rps), ms(f.latencyP50Ms), ms(f.latencyP95Ms), ms(f.latencyP99Ms)]
-                if kind == .trafficsplit {
+                switch kind {
+                case .trafficsplit:
                     table.add([row.name, row.apex ?? "-", row.leaf ?? "-", row.weight.map { String(format: "%g", $0) } ?? "-", percent(row.share)] + figures)
-                } else {
+                case .gateway:
+                    table.add([row.name, row.cluster ?? "-"] + figures)
+                case .svc, .workload:
                     table.add([row.name] + figures + [f.tcpConnections.map(String.init) ?? "-"])
                 }
             }
             return table.render()
         }
     }
+}
+
+/// Names as the proxies' series carry them.
+enum OutboundName {
+    /// `podinfo` of `podinfo.test.svc.cluster.local[:9898]`.
+    static func short(_ fqdn: String) -> String { String(fqdn.prefix { $0 != "." && $0 != ":" }) }
 }

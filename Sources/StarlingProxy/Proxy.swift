@@ -91,7 +91,7 @@ public final class Proxy: Sendable {
                 let outbound = OutboundProxy(
                     configuration: .init(
                         listenHost: c.listenHost, listenPort: c.outboundPort,
-                        opaqueBindings: c.opaqueBindings),
+                        opaqueBindings: c.opaqueBindings, clusterName: c.clusterName),
                     runtime: .init(picker: picker, tls: tls, logger: logger))
                 group.addTask { try await inbound.run { port in self.state.withLock { $0.inboundPort = port } } }
                 group.addTask { try await outbound.run { port in self.state.withLock { $0.outboundPort = port } } }

@@ -22,12 +22,17 @@ public struct ProxyConfiguration: Sendable {
     public var appPorts: [Int]
     /// Opaque TCP bindings: a local address per remote service port (databases).
     public var opaqueBindings: [OutboundProxy.OpaqueBinding]
+    /// This cluster's name, sent with mesh requests (`starling-client-cluster`): a linked
+    /// cluster's gateway tells its workloads, and counts the calls, by the caller's cluster.
+    public var clusterName: String?
 
     public init(
         controllerHost: String, controllerPort: Int, controllerCertificatePEM: String, token: String,
         identity: MeshIdentity, listenHost: String = "127.0.0.1", inboundPort: Int = 4143, outboundPort: Int = 4140,
-        adminPort: Int = 4191, appHost: String = "127.0.0.1", appPorts: [Int] = [], opaqueBindings: [OutboundProxy.OpaqueBinding] = []
+        adminPort: Int = 4191, appHost: String = "127.0.0.1", appPorts: [Int] = [], opaqueBindings: [OutboundProxy.OpaqueBinding] = [],
+        clusterName: String? = nil
     ) {
+        self.clusterName = clusterName
         self.controllerHost = controllerHost
         self.controllerPort = controllerPort
         self.controllerCertificatePEM = controllerCertificatePEM

@@ -104,6 +104,48 @@ echo "      400 calls: workload1=$w1 workload2=$w2 errors=$errs"
 # 99 % binomial bounds for n=400, p=0.5: 200 ± 2.576*10 → [175, 225]
 if [ $errs = 0 ] && [ $w1 -ge 175 ] && [ $w1 -le 225 ]; then ok "the split lands 50/50 within 99 % binomial bounds"; else bad "the split is off: $w1/$w2 ($errs errors)"; fi
 
+step "viz across clusters: the split's remote backend, the gateway's calls per caller cluster"
+if ! command -v prometheus >/dev/null; then
+  echo "  - skipped: Prometheus is not installed (apt-get install prometheus)"
+else
+  expect_ok "viz install (workload1)" W1 viz install --scrape-interval 1s
+  expect_ok "viz install (workload2)" W2 viz install --scrape-interval 1s
+  # gateway_count: the gateway's request counter for podinfo from workload1, as workload2's
+  # Prometheus last scraped it.
+  gateway_count() {
+    curl -s -m 5 "http://127.2.0.1:9090/api/v1/query" --data-urlencode \
+      'query=sum(starling_gateway_requests_total{target=~"podinfo\\..+",client_cluster="workload1"})' |
+      python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(int(float(r[0]["value"][1])) if r else 0)'
+  }
+  # scraped METRIC_SELECTOR PROMETHEUS: the series has been scraped (a counter's first sample
+  # counts no increase, so the measured calls must come after it).
+  scraped() { curl -s -m 5 "http://$2/api/v1/query" --data-urlencode "query=$1" |
+    python3 -c 'import json,sys; sys.exit(not json.load(sys.stdin)["data"]["result"])'; }
+  eventually "workload2's Prometheus has the gateway's counter" 30 \
+    scraped 'starling_gateway_requests_total{client_cluster="workload1"}' 127.2.0.1:9090
+  eventually "workload1's Prometheus has the caller's split counters" 30 \
+    scraped 'starling_proxy_requests_total{app="podinfo",direction="outbound",dst_service=~"podinfo-workload2\\..+"}' 127.1.0.1:9090
+  before=$(gateway_count)
+  w2=0; errs=0
+  for i in $(seq 100); do
+    body=$(curl -s -m 5 -x "$proxy1" http://podinfo.test:9898/) || { errs=$((errs + 1)); continue; }
+    case "$body" in *workload2*) w2=$((w2 + 1));; *workload1*) ;; *) errs=$((errs + 1));; esac
+  done
+  counted() { [ $(( $(gateway_count) - before )) = "$w2" ]; }
+  if eventually "workload2's gateway counted exactly the $w2 calls workload1 made across ($errs errors)" 15 counted; then :; else
+    echo "      counter went from $before to $(gateway_count)"; fi
+  W2 viz stat gateway -t 5m | sed 's/^/      /'
+  remote_share() {
+    STARLING_CONFIG=$work/configs/workload1 "$STARLING" viz stat trafficsplit/podinfo -n test -t 5m -o json | python3 -c '
+import json, sys
+rows = {r["leaf"]: r for r in json.load(sys.stdin)}
+r = rows["podinfo-workload2"]
+assert 0.3 <= r["share"] <= 0.7 and r["figures"]["success"] == 1, r'
+  }
+  eventually "viz stat trafficsplit/podinfo in workload1 shows podinfo-workload2's share behind the gateway" 15 remote_share
+  W1 viz stat ts/podinfo -n test -t 5m | sed 's/^/      /'
+fi
+
 step "the gateway keeps serving while its controller's API is unreachable"
 # nft rejects every packet to workload2's API (127.2.0.1:8086) for 3 s: the gateway's supervisor,
 # identity and destination clients all lose it at once. The gateway must keep its listener and

@@ -54,13 +54,14 @@ struct GatewayHTTP2Server: Sendable {
             var frames = stream.inbound.makeAsyncIterator()
             guard case .headers(let first)? = try await frames.next() else { return }
             let sink = HTTP2ResponseSink(stream: stream)
+            let caller = GatewayCaller(identity: peer, claimedCluster: first.headers.first(name: GatewayHeaders.clientCluster))
             let target = first.headers.first(name: MeshHeaders.target)
             var logger = logger
             logger[metadataKey: "target"] = "\(target ?? "-")"
             let admitted: String
             switch GatewayAdmission.check(target: target, hops: first.headers.first(name: GatewayHeaders.hops)) {
             case .failure(let refusal):
-                try await refuse(refusal, target: target ?? "-", peer: peer, sink: sink, logger: logger)
+                try await refuse(refusal, target: target ?? "-", peer: caller, sink: sink, logger: logger)
                 return
             case .success(let target):
                 admitted = target
@@ -69,16 +70,16 @@ struct GatewayHTTP2Server: Sendable {
             do throws(ProxyError) {
                 profile = try await discovery.profile(admitted)
             } catch {
-                try await fail(error, target: admitted, peer: peer, pick: nil, sink: sink, logger: logger)
+                try await fail(error, target: admitted, peer: caller, pick: nil, sink: sink, logger: logger)
                 return
             }
             if let refusal = GatewayAdmission.check(target: admitted, profile: profile) {
-                try await refuse(refusal, target: admitted, peer: peer, sink: sink, logger: logger)
+                try await refuse(refusal, target: admitted, peer: caller, sink: sink, logger: logger)
                 return
             }
             var requestEnded = first.endStream
             try await forward(
-                first, target: admitted, peer: peer, sink: sink, logger: logger,
+                first, target: admitted, peer: caller, sink: sink, logger: logger,
                 sendBody: { writer in
                     try await Self.relayRequestBody(from: &frames, to: writer)
                     requestEnded = true
@@ -92,7 +93,7 @@ struct GatewayHTTP2Server: Sendable {
 
     /// Picks a local endpoint, connects and runs the exchange.
     private func forward(
-        _ first: HTTP2Frame.FramePayload.Headers, target: String, peer: MeshIdentity, sink: HTTP2ResponseSink,
+        _ first: HTTP2Frame.FramePayload.Headers, target: String, peer: GatewayCaller, sink: HTTP2ResponseSink,
         logger: Logger, sendBody: (any UpstreamBodyWriter) async throws -> Void
     ) async throws {
         let pick: Pick
@@ -110,12 +111,12 @@ struct GatewayHTTP2Server: Sendable {
             return
         }
         let result = await runExchange(
-            upstream: .http2(stream), headers: Self.forwardedHeaders(first.headers, peer: peer), hasBody: !first.endStream,
+            upstream: .http2(stream), headers: Self.forwardedHeaders(first.headers, peer: peer.identity), hasBody: !first.endStream,
             timeout: pick.timeout, sink: sink, sendBody: sendBody)
         switch result {
         case .responded(let status, _, let latency):
             pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
-            GatewayMetrics.request(target: target, status: status, client: peer.dnsName)
+            GatewayMetrics.request(target: target, status: status, caller: peer, latency: latency)
             logger.debug(
                 "forwarded through the gateway",
                 metadata: ["endpoint": "\(pick.endpoint)", "status": "\(status)", "latency": "\(latency)"])
@@ -126,7 +127,7 @@ struct GatewayHTTP2Server: Sendable {
                 throw error
             }
             if errorResponded {
-                GatewayMetrics.request(target: target, status: error.httpStatus, client: peer.dnsName)
+                GatewayMetrics.request(target: target, status: error.httpStatus, caller: peer)
                 logger.warning("request failed", metadata: ["endpoint": "\(pick.endpoint)", "error": "\(error)"])
                 return
             }
@@ -184,10 +185,10 @@ struct GatewayHTTP2Server: Sendable {
     // MARK: - Responses of the gateway itself
 
     private func refuse(
-        _ refusal: GatewayRefusal, target: String, peer: MeshIdentity, sink: HTTP2ResponseSink, logger: Logger
+        _ refusal: GatewayRefusal, target: String, peer: GatewayCaller, sink: HTTP2ResponseSink, logger: Logger
     ) async throws {
         GatewayMetrics.refused(reason: refusal.reason)
-        GatewayMetrics.request(target: target, status: refusal.status, client: peer.dnsName)
+        GatewayMetrics.request(target: target, status: refusal.status, caller: peer)
         logger.notice("gateway refused a request", metadata: ["reason": "\(refusal.reason)", "error": "\(refusal.message)"])
         let body = ByteBuffer(string: "\(refusal.message)\n")
         let headers: HPACKHeaders = [
@@ -199,7 +200,7 @@ struct GatewayHTTP2Server: Sendable {
     }
 
     private func fail(
-        _ error: ProxyError, target: String, peer: MeshIdentity, pick: Pick?, sink: HTTP2ResponseSink, logger: Logger
+        _ error: ProxyError, target: String, peer: GatewayCaller, pick: Pick?, sink: HTTP2ResponseSink, logger: Logger
     ) async throws {
         let metadata: Logger.Metadata = ["endpoint": "\(pick.map { "\($0.endpoint)" } ?? "-")", "error": "\(error)"]
         switch error.code {
@@ -208,7 +209,7 @@ struct GatewayHTTP2Server: Sendable {
         default:
             logger.warning("gateway request failed", metadata: metadata)
         }
-        GatewayMetrics.request(target: target, status: error.httpStatus, client: peer.dnsName)
+        GatewayMetrics.request(target: target, status: error.httpStatus, caller: peer)
         try await sink.error(error, abortRequest: false)
     }
 }

@@ -165,7 +165,7 @@ extension VizCommand {
 
         func run() async throws {
             let resolved = try context.resolve()
-            let base = try prometheusURL(resolved)
+            let base = try VizCommand.prometheusURL(prometheus, resolved)
             let (kind, name) = try target
             let ns = VizQueries.literal(namespace)
             var rows: [Row] = []
@@ -209,22 +209,6 @@ extension VizCommand {
             }
             rows.sort { ($0.name, $0.leaf ?? "", $0.cluster ?? "") < ($1.name, $1.leaf ?? "", $1.cluster ?? "") }
             print(render(rows, kind: kind))
-        }
-
-        private func prometheusURL(_ resolved: ResolvedContext) throws -> String {
-            if let prometheus {
-                guard prometheus.hasPrefix("http://") else {
-                    throw ValidationError("--prometheus must be an http:// URL, got \(prometheus)")
-                }
-                return prometheus.hasSuffix("/") ? String(prometheus.dropLast()) : prometheus
-            }
-            let directory = ClusterCommand.registry().directory(of: resolved.clusterName)
-            guard let url = VizPrometheus.Local(clusterDirectory: directory).url else {
-                throw CLIError(
-                    "no Prometheus runs for cluster \(resolved.clusterName)",
-                    hint: "start one with `starling viz install` (local clusters), or pass --prometheus http://HOST:PORT")
-            }
-            return url
         }
 
         /// One row per backend of each TrafficSplit: its weight, its measured share, its figures.
@@ -301,4 +285,90 @@ extension VizCommand {
 enum OutboundName {
     /// `podinfo` of `podinfo.test.svc.cluster.local[:9898]`.
     static func short(_ fqdn: String) -> String { String(fqdn.prefix { $0 != "." && $0 != ":" }) }
+}
+
+extension VizCommand {
+    /// `starling viz edges -n NS`: who called whom, with both identities and whether the call was
+    /// mutual TLS, from the callers' proxies (outbound series, the source's labels from discovery).
+    struct Edges: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Who called whom: source workload and identity, destination service and identity, mTLS.")
+
+        @Option(name: .shortAndLong, help: "The namespace of the calling workloads.")
+        var namespace = "default"
+
+        @Option(name: [.customShort("t"), .customLong("time-window")], help: "Edges with requests in this window.")
+        var timeWindow = "1m"
+
+        @Option(name: .shortAndLong, help: "Output: json (default: a table).")
+        var output: OutputFormat = .table
+
+        @Option(help: "The Prometheus to query, http://HOST:PORT (default: the one `viz install` started for a local cluster).")
+        var prometheus: String?
+
+        @OptionGroup var context: ContextOptions
+
+        func validate() throws {
+            if let problem = ResourceNames.dns1123LabelProblem(namespace) { throw ValidationError("-n \(namespace): \(problem)") }
+            guard VizQueries.isDuration(timeWindow) else {
+                throw ValidationError("-t must be a Prometheus duration such as 30s, 1m or 1h, got \(timeWindow)")
+            }
+            guard output == .table || output == .json else { throw ValidationError("-o takes json (or nothing for a table)") }
+        }
+
+        struct Edge: Codable {
+            var source: String
+            var sourceIdentity: String
+            var destination: String
+            var destinationIdentity: String
+            var secured: Bool
+            var rps: Double
+        }
+
+        func run() async throws {
+            let resolved = try context.resolve()
+            let base = try VizCommand.prometheusURL(prometheus, resolved)
+            let samples = try await VizPrometheus.query(
+                "sum by (workload, identity, dst_service, peer_identity, tls) "
+                    + "(rate(\(VizQueries.requests){direction=\"outbound\",namespace=\"\(namespace)\"}[\(timeWindow)])) > 0",
+                at: base)
+            let edges = samples.map { s in
+                Edge(
+                    source: s.labels["workload"] ?? "-", sourceIdentity: s.labels["identity"] ?? "-",
+                    destination: s.labels["dst_service"].map(OutboundName.short) ?? "-",
+                    destinationIdentity: s.labels["peer_identity"].flatMap { $0.isEmpty ? nil : $0 } ?? "-",
+                    secured: s.labels["tls"] == "true", rps: s.value)
+            }.sorted { ($0.source, $0.destination, $0.destinationIdentity) < ($1.source, $1.destination, $1.destinationIdentity) }
+            if output == .json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(edges), as: UTF8.self))
+                return
+            }
+            if edges.isEmpty {
+                print("No calls from workloads in \(namespace) over the last \(timeWindow).")
+                return
+            }
+            var table = Table(["SRC", "DST", "CLIENT_ID", "SERVER_ID", "SECURED", "RPS"])
+            for e in edges {
+                table.add([e.source, e.destination, e.sourceIdentity, e.destinationIdentity, e.secured ? "√" : "×", String(format: "%.2f", e.rps)])
+            }
+            print(table.render())
+        }
+    }
+
+    /// `--prometheus`, else the Prometheus `viz install` started for the context's local cluster.
+    static func prometheusURL(_ flag: String?, _ resolved: ResolvedContext) throws -> String {
+        if let flag {
+            guard flag.hasPrefix("http://") else { throw ValidationError("--prometheus must be an http:// URL, got \(flag)") }
+            return flag.hasSuffix("/") ? String(flag.dropLast()) : flag
+        }
+        let directory = ClusterCommand.registry().directory(of: resolved.clusterName)
+        guard let url = VizPrometheus.Local(clusterDirectory: directory).url else {
+            throw CLIError(
+                "no Prometheus runs for cluster \(resolved.clusterName)",
+                hint: "start one with `starling viz install` (local clusters), or pass --prometheus http://HOST:PORT")
+        }
+        return url
+    }
 }

@@ -3,7 +3,8 @@
 # 127.61.0.0/16, loopback only). The controller serves Prometheus HTTP service discovery;
 # `viz install` starts Prometheus beside it; known traffic goes through the mesh (200 answers
 # and 20 × /status/500 from podinfo, a 50/50 TrafficSplit); `viz stat svc|workload|trafficsplit`
-# must show the rates and the success that were sent. Without Prometheus, viz says so plainly.
+# must show the rates and the success that were sent, `viz edges` the caller and callee with
+# both identities. Without Prometheus, viz says so plainly.
 # Prints "viz e2e: N passed, N failed"; exits non-zero on any failure.
 #
 #   tests/e2e/viz.sh [path/to/starling]
@@ -188,8 +189,21 @@ for leaf, r in rows.items():
   }
   eventually "viz stat trafficsplit/podinfo-split: both backends, weight 50, a measured share each" 20 ts_ok
   S viz stat ts -n test -t 5m | show 6
+  edges_ok() {
+    S viz edges -n test -t 5m -o json | python3 -c '
+import json, sys
+edges = json.load(sys.stdin)
+e = [e for e in edges if e["source"].startswith("curl-") and e["destination"] == "podinfo"]
+assert e, edges
+e = e[0]
+assert e["sourceIdentity"] == "curl.test.serviceaccount.identity.starling.cluster.local", e
+assert e["destinationIdentity"] == "default.test.serviceaccount.identity.starling.cluster.local", e
+assert e["secured"] is True, e'
+  }
+  eventually "viz edges: curl → podinfo with both identities over mTLS" 20 edges_ok
+  S viz edges -n test -t 5m | show 6
   out=$(S viz stat pods -n test 2>&1) && bad "viz stat pods was accepted" || {
-    grep -q "svc, workload and trafficsplit" <<<"$out" && ok "an unknown kind is refused, naming the kinds" || { bad "unknown kind"; echo "$out" | show; }; }
+    grep -q "svc, workload, trafficsplit and gateway" <<<"$out" && ok "an unknown kind is refused, naming the kinds" || { bad "unknown kind"; echo "$out" | show; }; }
 
   step "viz uninstall"
   expect_ok "viz uninstall" S viz uninstall

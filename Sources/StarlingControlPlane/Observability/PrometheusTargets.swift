@@ -8,8 +8,8 @@ import StarlingCore
 /// from the destination index on each request (no store read).
 ///
 /// The labels are few and bounded (docs/observability.md): `cluster`, `component`
-/// (`proxy`, `controller`), `namespace`, `workload`, `service_account`, and the
-/// workload's `app` label when it has one. Workload labels are not copied wholesale: a label an
+/// (`proxy`, `controller`), `namespace`, `workload`, `service_account`, the workload's mesh
+/// `identity`, and its `app` label when it has one. Workload labels are not copied wholesale: a label an
 /// operator adds must not become a Prometheus series dimension by accident.
 enum PrometheusTargets {
     static let path = "/prometheus/targets"
@@ -40,6 +40,7 @@ enum PrometheusTargets {
                     ("cluster", cluster), ("component", "proxy"), ("namespace", namespace), ("workload", name),
                     ("service_account", spec.serviceAccount),
                 ]
+                if let identity = spec.identity { labels.append(("identity", identity)) }
                 if let app = workload.metadata.labels["app"] { labels.append(("app", app)) }
                 groups.append(Group(target: hostPort(spec.address, port), labels: labels))
             }

@@ -34,6 +34,9 @@ struct DemoCommand: AsyncParsableCommand {
                     return
                 }
                 print("\n\u{1B}[1mOpen \(frontend) in a browser: the answers alternate between workload1 and workload2.\u{1B}[0m")
+                if demo.vizInstalled {
+                    print("The mesh's own figures: STARLING_CONFIG=\(demo.path("workload1.config")) starling viz stat trafficsplit/podinfo -n test")
+                }
                 print("Ctrl-C (or `starling demo down` from another shell) tears it all down.")
                 await DemoRunner.waitForInterrupt()
                 demo.down()
@@ -60,6 +63,8 @@ final class DemoRunner: @unchecked Sendable {
     let executable: String
     let directory: String
     let environment: [String: String]
+    /// `viz install` ran in both clusters (Prometheus is installed).
+    private(set) var vizInstalled = false
 
     init() throws {
         executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
@@ -142,6 +147,15 @@ final class DemoRunner: @unchecked Sendable {
             """
         try split.write(toFile: path("split.yaml"), atomically: true, encoding: .utf8)
         try step(["apply", "-f", path("split.yaml")], env: ["STARLING_CONFIG": path("workload1.config")])
+        if (try? VizPrometheus.executable()) != nil {
+            section("metrics: Prometheus beside each controller, read by `starling viz`")
+            for c in ["workload1", "workload2"] {
+                try step(["viz", "install", "--scrape-interval", "1s"], env: ["STARLING_CONFIG": path("\(c).config")])
+            }
+            vizInstalled = true
+        } else {
+            print("\nPrometheus is not installed: `apt-get install prometheus` adds `starling viz` to the walkthrough.")
+        }
         guard let address = try await workloadAddress(log: frontend) else {
             throw CLIError("the frontend did not start; see \(frontend)")
         }
@@ -178,6 +192,14 @@ final class DemoRunner: @unchecked Sendable {
             if answer.hasPrefix("error") { tally[answer, default: 0] += 1 }
         }
         print(across ? "✓ the split took effect after \(before) calls answered locally" : "× no call reached workload2 within 15 s")
+        let viz = ["STARLING_CONFIG": path("workload1.config")]
+        if vizInstalled {
+            // A counter's first sample counts no increase: the calls to measure come after
+            // Prometheus has seen both backends' series (the frontend calls podinfo on its own).
+            try await waitFor("Prometheus sees both backends of the split", timeout: .seconds(30)) {
+                try self.splitMeasured(env: viz)
+            }
+        }
         for _ in 0..<requests {
             tally[await call(), default: 0] += 1
         }
@@ -187,6 +209,19 @@ final class DemoRunner: @unchecked Sendable {
         }
         print(table.render())
         try step(["multicluster", "gateways"], env: ["STARLING_CONFIG": path("workload1.config")])
+        var measured = true
+        if vizInstalled {
+            // The same split as the mesh measured it: each backend's share, success and latency
+            // from Prometheus, the remote one behind workload2's gateway included.
+            try await Task.sleep(for: .milliseconds(2500))  // two scrapes after the last call
+            do {
+                measured = try splitMeasured(env: viz)
+                try step(["viz", "stat", "trafficsplit/podinfo", "-n", "test", "-t", "1m"], env: viz)
+            } catch {
+                measured = false
+            }
+            print(measured ? "✓ the mesh measured both backends of the split" : "× Prometheus has no figures for both backends of the split")
+        }
         let errors = tally.filter { $0.key.hasPrefix("error") }.values.reduce(0, +)
         // A 50/50 split: each cluster's count within 3.5 standard deviations of half (for 200
         // requests, 76–124); a fair split falls outside about once in 2,000 runs.
@@ -200,7 +235,7 @@ final class DemoRunner: @unchecked Sendable {
         } else {
             print("✓ both clusters answered within \(bounds.lowerBound)–\(bounds.upperBound) of \(requests), no request failed")
         }
-        return errors == 0 && balanced
+        return errors == 0 && balanced && measured
     }
 
     func down(quiet: Bool = false) {
@@ -298,6 +333,14 @@ final class DemoRunner: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(300))
         }
         throw CLIError("timed out waiting for \(what)")
+    }
+
+    /// True when `viz stat trafficsplit/podinfo` has a measured share for both backends.
+    func splitMeasured(env: [String: String]) throws -> Bool {
+        let json = try capture(["viz", "stat", "trafficsplit/podinfo", "-n", "test", "-t", "1m", "-o", "json"], env: env)
+        let rows = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? []
+        let shares = rows.compactMap { ($0["share"] as? NSNumber)?.doubleValue }
+        return rows.count == 2 && shares.count == 2 && shares.allSatisfy { $0 > 0 }
     }
 
     /// True when `multicluster gateways` shows `cluster`'s gateway alive with a probe latency.

@@ -1,4 +1,5 @@
 import Foundation
+import GRPCCore
 import StarlingAPI
 import SwiftProtobuf
 import Testing
@@ -33,6 +34,66 @@ struct AdminEndpointTests {
             let metrics = try await httpGet(port: controller.adminPort, path: "/metrics")
             #expect(metrics.status == 200)
             #expect(metrics.body.contains("starling_controller_requests_total"))
+        }
+    }
+
+    /// Prometheus HTTP service discovery: the controller itself, and each workload registered
+    /// with an admin port (one without is not listed: nothing to scrape), with bounded labels.
+    @Test func prometheusTargetsListTheControllerAndEveryRegisteredProxy() async throws {
+        try await withController { controller in
+            let token = try await controller.joinToken(namespace: "shop", serviceAccount: "web")
+            try await controller.withClients(.token(token)) { api in
+                for (name, address, admin) in [("web-1", "127.0.0.61", UInt32(4191)), ("web-2", "127.0.0.62", UInt32(0))] {
+                    _ = try await api.mesh.register(.with {
+                        $0.name = name
+                        $0.address = address
+                        $0.adminPort = admin
+                        $0.ports = [.with { $0.name = "http"; $0.port = 4143; $0.appPort = 8080 }]
+                        $0.labels = ["app": "web", "team": "payments"]
+                    })
+                }
+            }
+            var groups: [[String: Any]] = []
+            for _ in 0..<50 {
+                let response = try await httpGet(port: controller.adminPort, path: "/prometheus/targets")
+                #expect(response.status == 200)
+                #expect(response.headers["content-type"] == "application/json")
+                groups = try #require(try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [[String: Any]])
+                if groups.count >= 2 { break }
+                try await Task.sleep(for: .milliseconds(100))  // the destination index follows the store
+            }
+            #expect(groups.count == 2)
+            let controllerGroup = try #require(groups.first)
+            #expect(controllerGroup["targets"] as? [String] == ["127.0.0.1:\(controller.adminPort)"])
+            #expect((controllerGroup["labels"] as? [String: String])?["component"] == "controller")
+            let proxy = try #require(groups.last)
+            #expect(proxy["targets"] as? [String] == ["127.0.0.61:4191"])
+            let labels = try #require(proxy["labels"] as? [String: String])
+            #expect(labels["component"] == "proxy")
+            #expect(labels["namespace"] == "shop")
+            #expect(labels["workload"] == "web-1")
+            #expect(labels["service_account"] == "web")
+            #expect(labels["app"] == "web")
+            #expect(labels["identity"]?.hasPrefix("web.shop.serviceaccount.identity.starling.") == true)
+            #expect(labels["team"] == nil)
+        }
+    }
+
+    @Test func registeringAnAdminPortBeyond65535IsRefused() async throws {
+        try await withController { controller in
+            let token = try await controller.joinToken(namespace: "shop", serviceAccount: "web")
+            let error = await #expect(throws: RPCError.self) {
+                try await controller.withClients(.token(token)) { api in
+                    _ = try await api.mesh.register(.with {
+                        $0.name = "web-1"
+                        $0.address = "127.0.0.63"
+                        $0.adminPort = 70000
+                        $0.ports = [.with { $0.name = "http"; $0.port = 4143; $0.appPort = 8080 }]
+                    })
+                }
+            }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message.contains("admin port 70000") == true)
         }
     }
 

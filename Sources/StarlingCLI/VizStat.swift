@@ -76,6 +76,33 @@ enum VizQueries {
         return result
     }
 
+    /// One backend of a TrafficSplit as the callers' proxies measured it.
+    struct SplitBackend: Codable {
+        var apex: String
+        var leaf: String
+        /// As the TrafficSplit wrote it (`weight: 50`).
+        var weight: Double
+        /// Its part of the split's requests over the window; nil without traffic.
+        var share: Double?
+        var figures: Figures
+    }
+
+    /// Each backend of `split` (a TrafficSplit resource): weight, measured share and figures.
+    static func backends(of split: Resource, window: String, prometheus: String) async throws -> [SplitBackend] {
+        let spec = try TrafficSplitSpec(split)
+        let namespace = split.metadata.namespace ?? "default"
+        let figures = try await figures(
+            selector: "direction=\"outbound\",service=~\"\(literal(spec.service))\\\\.\(literal(namespace))\\\\.svc\\\\..+\"",
+            by: "dst_service", window: window, prometheus: prometheus)
+        let total = figures.values.reduce(0) { $0 + $1.rps }
+        return spec.backends.map { backend in
+            let measured = figures.first { OutboundName.short($0.key) == backend.service }?.value ?? .init()
+            return SplitBackend(
+                apex: spec.service, leaf: backend.service, weight: Double(backend.weight) / 1000,
+                share: total > 0 ? measured.rps / total : nil, figures: measured)
+        }
+    }
+
     /// Open TCP connections of the inbound proxies matching `selector`, by the label `key`.
     static func connections(selector: String, by key: String, prometheus: String) async throws -> [String: Int] {
         // A proxy that has closed nothing yet has no close series: count it as 0.
@@ -225,17 +252,11 @@ extension VizCommand {
             }
             var rows: [Row] = []
             for split in splits {
-                let spec = try TrafficSplitSpec(split)
-                let figures = try await VizQueries.figures(
-                    selector: "direction=\"outbound\",service=~\"\(VizQueries.literal(spec.service))\\\\.\(VizQueries.literal(namespace))\\\\.svc\\\\..+\"",
-                    by: "dst_service", window: timeWindow, prometheus: prometheus)
-                let total = figures.values.reduce(0) { $0 + $1.rps }
-                for backend in spec.backends {
-                    let measured = figures.first { OutboundName.short($0.key) == backend.service }?.value ?? .init()
+                for backend in try await VizQueries.backends(of: split, window: timeWindow, prometheus: prometheus) {
                     rows.append(
                         Row(
-                            name: split.metadata.name, apex: spec.service, leaf: backend.service, weight: Double(backend.weight) / 1000,
-                            share: total > 0 ? measured.rps / total : nil, figures: measured))
+                            name: split.metadata.name, apex: backend.apex, leaf: backend.leaf, weight: backend.weight,
+                            share: backend.share, figures: backend.figures))
                 }
             }
             return rows

@@ -26,7 +26,7 @@ struct OutboundForwarder: Sendable {
     let pool: PeerConnectionPool
     let dialer: PeerDialer
     let logger: Logger
-    /// This cluster's name, sent to peers as `starling-client-cluster` when configured.
+    /// This cluster's name, sent to remote gateways as `starling-client-cluster` when configured.
     var clusterName: String? = nil
 
     func forward(
@@ -88,7 +88,11 @@ struct OutboundForwarder: Sendable {
         guard pick.endpoint.identity != nil else { return headers }
         headers.add(name: MeshHeaders.target, value: pick.endpoint.authorityOverride ?? pick.backend)
         headers.remove(name: GatewayHeaders.clientCluster)
-        if let clusterName { headers.add(name: GatewayHeaders.clientCluster, value: clusterName) }
+        // Only a remote gateway (a mirror's endpoint) is told this cluster's name: an in-cluster
+        // peer needs no such header, and each one costs HPACK work on both proxies.
+        if let clusterName, pick.endpoint.authorityOverride != nil {
+            headers.add(name: GatewayHeaders.clientCluster, value: clusterName)
+        }
         if let original = request.originalProtocol {
             headers.add(name: MeshHeaders.originalProtocol, value: original)
         }

@@ -22,6 +22,7 @@ public struct StarlingCommand: AsyncParsableCommand {
             LabelCommand.self,
             TokenCommand.self,
             VizCommand.self,
+            DashboardCommand.self,
         ]
     )
 

@@ -103,6 +103,32 @@ enum VizQueries {
         }
     }
 
+    /// A caller and a callee as the caller's proxy saw them.
+    struct Edge: Codable {
+        var source: String
+        var sourceIdentity: String
+        var destination: String
+        var destinationIdentity: String
+        var secured: Bool
+        var rps: Double
+    }
+
+    /// The edges of the outbound requests matching `selector` over `window`: source workload and
+    /// identity (discovery's labels), the destination service and the identity its proxy proved.
+    static func edges(selector: String, window: String, prometheus: String) async throws -> [Edge] {
+        let samples = try await VizPrometheus.query(
+            "sum by (namespace, workload, identity, dst_service, peer_identity, tls) "
+                + "(rate(\(requests){\(selector)}[\(window)])) > 0",
+            at: prometheus)
+        return samples.map { s in
+            Edge(
+                source: s.labels["workload"] ?? "-", sourceIdentity: s.labels["identity"] ?? "-",
+                destination: s.labels["dst_service"].map(OutboundName.short) ?? "-",
+                destinationIdentity: s.labels["peer_identity"].flatMap { $0.isEmpty ? nil : $0 } ?? "-",
+                secured: s.labels["tls"] == "true", rps: s.value)
+        }.sorted { ($0.source, $0.destination, $0.destinationIdentity) < ($1.source, $1.destination, $1.destinationIdentity) }
+    }
+
     /// Open TCP connections of the inbound proxies matching `selector`, by the label `key`.
     static func connections(selector: String, by key: String, prometheus: String) async throws -> [String: Int] {
         // A proxy that has closed nothing yet has no close series: count it as 0.
@@ -337,29 +363,11 @@ extension VizCommand {
             guard output == .table || output == .json else { throw ValidationError("-o takes json (or nothing for a table)") }
         }
 
-        struct Edge: Codable {
-            var source: String
-            var sourceIdentity: String
-            var destination: String
-            var destinationIdentity: String
-            var secured: Bool
-            var rps: Double
-        }
-
         func run() async throws {
             let resolved = try context.resolve()
             let base = try VizCommand.prometheusURL(prometheus, resolved)
-            let samples = try await VizPrometheus.query(
-                "sum by (workload, identity, dst_service, peer_identity, tls) "
-                    + "(rate(\(VizQueries.requests){direction=\"outbound\",namespace=\"\(namespace)\"}[\(timeWindow)])) > 0",
-                at: base)
-            let edges = samples.map { s in
-                Edge(
-                    source: s.labels["workload"] ?? "-", sourceIdentity: s.labels["identity"] ?? "-",
-                    destination: s.labels["dst_service"].map(OutboundName.short) ?? "-",
-                    destinationIdentity: s.labels["peer_identity"].flatMap { $0.isEmpty ? nil : $0 } ?? "-",
-                    secured: s.labels["tls"] == "true", rps: s.value)
-            }.sorted { ($0.source, $0.destination, $0.destinationIdentity) < ($1.source, $1.destination, $1.destinationIdentity) }
+            let edges = try await VizQueries.edges(
+                selector: "direction=\"outbound\",namespace=\"\(namespace)\"", window: timeWindow, prometheus: base)
             if output == .json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

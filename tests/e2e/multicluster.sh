@@ -144,6 +144,30 @@ assert 0.3 <= r["share"] <= 0.7 and r["figures"]["success"] == 1, r'
   }
   eventually "viz stat trafficsplit/podinfo in workload1 shows podinfo-workload2's share behind the gateway" 15 remote_share
   W1 viz stat ts/podinfo -n test -t 5m | sed 's/^/      /'
+
+  step "starling dashboard in headless Chromium"
+  browser=$(command -v chromium || command -v chromium-browser || true)
+  if [ -z "$browser" ]; then
+    echo "  - skipped: no chromium (apt-get install chromium)"
+  else
+    "$STARLING" dashboard --port 50751 > dashboard.log 2>&1 & pids+=($!)
+    eventually "the dashboard answers" 20 curl -sf -m 2 http://127.0.0.1:50751/api/overview
+    dom=$(timeout 60 "$browser" --headless --no-sandbox --disable-gpu --virtual-time-budget=6000 --dump-dom http://127.0.0.1:50751/ 2>/dev/null)
+    if grep -q 'data-cluster="workload1"' <<<"$dom" && grep -q 'data-cluster="workload2"' <<<"$dom" \
+        && grep -q '<span class="alive">alive</span>' <<<"$dom"; then
+      ok "the dashboard shows both clusters and their gateways alive"
+    else bad "the dashboard lacks the clusters or the gateways"; echo "$dom" | head -c 800 | sed 's/^/      /'; fi
+    if python3 -c '
+import re, sys
+shares = dict(re.findall(r"data-leaf=\"([a-z0-9-]+)\" data-share=\"([0-9.]+)\"", sys.stdin.read()))
+assert float(shares["podinfo"]) > 0 and float(shares["podinfo-workload2"]) > 0, shares' <<<"$dom"; then
+      ok "the dashboard shows the split with a non-zero share for both backends, the one behind the gateway included"
+    else bad "the dashboard's split shares"; grep -o 'data-leaf="[^"]*" data-share="[^"]*"' <<<"$dom" | sed 's/^/      /'; fi
+    mkdir -p /tmp/starling-e2e-artifacts
+    timeout 60 "$browser" --headless --no-sandbox --disable-gpu --window-size=1300,1100 --virtual-time-budget=6000 \
+      --screenshot=/tmp/starling-e2e-artifacts/dashboard.png http://127.0.0.1:50751/ >/dev/null 2>&1
+    [ -s /tmp/starling-e2e-artifacts/dashboard.png ] && ok "screenshot saved to /tmp/starling-e2e-artifacts/dashboard.png" || bad "no dashboard screenshot"
+  fi
 fi
 
 step "the gateway keeps serving while its controller's API is unreachable"

@@ -80,6 +80,11 @@ out=$(S viz stat svc -n test 2>&1); rc=$?
 if [ $rc != 0 ] && grep -q "no Prometheus runs for cluster $cluster" <<<"$out" && grep -q "viz install" <<<"$out"; then
   ok "viz stat without Prometheus fails naming viz install"
 else bad "viz stat without Prometheus (exit $rc)"; echo "$out" | show; fi
+"$STARLING" dashboard --port 50752 > dashboard.log 2>&1 & pids+=($!)
+eventually "the dashboard answers" 20 curl -sf -m 2 http://127.0.0.1:50752/api/overview
+overview=$(curl -s -m 5 http://127.0.0.1:50752/api/overview)
+grep -q "no Prometheus for $cluster: run \`starling viz install\`" <<<"$overview" && ok "the dashboard says plainly that there is no Prometheus" \
+  || { bad "the dashboard without Prometheus"; echo "$overview" | show; }
 out=$(PATH=/nonexistent "$STARLING" viz install 2>&1); rc=$?
 if [ $rc != 0 ] && grep -q "apt-get install prometheus" <<<"$out"; then
   ok "viz install without the binary names the package to install"

@@ -1,0 +1,182 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import StarlingAPI
+import StarlingCore
+import SwiftProtobuf
+
+/// `starling dashboard`: a web UI of every cluster in the config (Hummingbird, plain HTML, CSS
+/// and JavaScript served from the binary): linked clusters and their gateways with a sparkline
+/// of probe latency, each TrafficSplit's live shares per backend across clusters, services with
+/// golden metrics, and the edges between workloads. The page polls `/api/overview`, which asks
+/// each cluster's controller and the Prometheus `viz install` started beside it.
+struct DashboardCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dashboard",
+        abstract: "Serve a web dashboard of every cluster in the config (gateways, splits, services, edges).")
+
+    @Option(help: "The address to listen on.")
+    var address = "127.0.0.1"
+
+    @Option(help: "The port to listen on.")
+    var port = 50750
+
+    @Option(name: [.customShort("t"), .customLong("time-window")], help: "The window rates are taken over.")
+    var timeWindow = "1m"
+
+    @Option(help: "The config file whose contexts are shown (default: $STARLING_CONFIG, else $STARLING_HOME/config).")
+    var config: String?
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be 1–65535, got \(port)") }
+        guard VizQueries.isDuration(timeWindow) else {
+            throw ValidationError("-t must be a Prometheus duration such as 30s, 1m or 1h, got \(timeWindow)")
+        }
+    }
+
+    func run() async throws {
+        let path = StarlingPaths.configPath(flag: config, environment: ProcessInfo.processInfo.environment)
+        let file = try loadContextFile(path: path)
+        let contexts = try file.contexts.map { try ContextOptions.resolve($0, path: path) }
+        guard !contexts.isEmpty else {
+            throw CLIError("\(path) has no contexts to show", hint: "create a cluster with `starling cluster create NAME`")
+        }
+        let overview = DashboardOverview(contexts: contexts, window: timeWindow)
+        let router = Router()
+        router.get("/") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html)))
+        }
+        router.get("/api/overview") { _, _ in
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let body = try encoder.encode(await overview.snapshot())
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        let app = Application(
+            router: router, configuration: .init(address: .hostname(address, port: port), serverName: "starling-dashboard"),
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? port
+                let host = address.contains(":") ? "[\(address)]" : address
+                print("Starling dashboard of \(contexts.map(\.clusterName).joined(separator: ", ")): http://\(host):\(bound)/")
+                print("Ctrl-C stops it.")
+            })
+        try await app.runService()
+    }
+}
+
+/// What the dashboard shows, gathered from every cluster on each request; probe latencies are
+/// kept between requests for the sparklines.
+actor DashboardOverview {
+    struct Gateway: Codable {
+        var cluster: String
+        var alive: Bool
+        var latencyP50Ms: Double?
+        var services: Int
+        /// The last probe latencies seen, oldest first (for the sparkline).
+        var history: [Double]
+    }
+
+    struct Service: Codable {
+        var namespace: String
+        var name: String
+        var figures: VizQueries.Figures
+    }
+
+    struct Split: Codable {
+        var namespace: String
+        var name: String
+        var backends: [VizQueries.SplitBackend]
+    }
+
+    struct Cluster: Codable {
+        var name: String
+        var error: String?
+        var prometheus: String?
+        var metricsError: String?
+        var gateways: [Gateway] = []
+        var splits: [Split] = []
+        var services: [Service] = []
+        var edges: [VizQueries.Edge] = []
+    }
+
+    struct Snapshot: Codable {
+        var window: String
+        var clusters: [Cluster]
+    }
+
+    private let contexts: [ResolvedContext]
+    private let window: String
+    private var history: [String: [Double]] = [:]
+    private static let historyLength = 60
+
+    init(contexts: [ResolvedContext], window: String) {
+        self.contexts = contexts
+        self.window = window
+    }
+
+    func snapshot() async -> Snapshot {
+        var clusters: [Cluster] = []
+        for context in contexts {
+            clusters.append(await cluster(context))
+        }
+        return Snapshot(window: window, clusters: clusters)
+    }
+
+    private func cluster(_ context: ResolvedContext) async -> Cluster {
+        var cluster = Cluster(name: context.clusterName)
+        let splits: [Resource]
+        do {
+            let (gateways, listed) = try await ControllerClient.with(context, timeout: .seconds(3)) { client in
+                let gateways = try await client.mesh.gateways(.init()).gateways
+                let splits = try await client.resources.list(.with { $0.kind = "TrafficSplit"; $0.allNamespaces = true })
+                    .resourcesJson.map { try ResourceDecoder.decodeStored($0) }
+                return (gateways, splits)
+            }
+            splits = listed
+            for g in gateways {
+                let key = "\(context.clusterName)→\(g.cluster)"
+                let p50 = g.latencyP50Ms < 0 ? nil : g.latencyP50Ms
+                if let p50 { history[key, default: []].append(p50) }
+                history[key] = Array((history[key] ?? []).suffix(Self.historyLength))
+                cluster.gateways.append(
+                    Gateway(
+                        cluster: g.cluster, alive: g.alive, latencyP50Ms: p50, services: Int(g.numServices),
+                        history: history[key] ?? []))
+            }
+        } catch {
+            cluster.error = "the controller does not answer: \(error)"
+            return cluster
+        }
+        let directory = ClusterCommand.registry().directory(of: context.clusterName)
+        guard let prometheus = VizPrometheus.Local(clusterDirectory: directory).url else {
+            cluster.metricsError = "no Prometheus for \(context.clusterName): run `starling viz install` with its context"
+            cluster.splits = splits.map { Split(namespace: $0.metadata.namespace ?? "default", name: $0.metadata.name, backends: []) }
+            return cluster
+        }
+        cluster.prometheus = prometheus
+        do {
+            for split in splits {
+                cluster.splits.append(
+                    Split(
+                        namespace: split.metadata.namespace ?? "default", name: split.metadata.name,
+                        backends: try await VizQueries.backends(of: split, window: window, prometheus: prometheus)))
+            }
+            let services = try await VizQueries.figures(
+                selector: "direction=\"outbound\",dst_service=~\".+\\\\.svc\\\\..+\"", by: "dst_service", window: window,
+                prometheus: prometheus)
+            cluster.services = services.map { fqdn, figures in
+                let labels = fqdn.split(separator: ".")
+                return Service(
+                    namespace: labels.count > 1 ? String(labels[1]) : "-", name: OutboundName.short(fqdn), figures: figures)
+            }.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
+            cluster.edges = try await VizQueries.edges(selector: "direction=\"outbound\"", window: window, prometheus: prometheus)
+        } catch {
+            cluster.metricsError = "\(error)"
+        }
+        return cluster
+    }
+}

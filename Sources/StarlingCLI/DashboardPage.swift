@@ -1,0 +1,91 @@
+/// The dashboard's one page: plain HTML, CSS and JavaScript, served from the binary (nothing is
+/// fetched from elsewhere). It renders `/api/overview` every two seconds.
+enum DashboardPage {
+    static let html = #"""
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <title>Starling dashboard</title>
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <style>
+          :root { --ink: #1d2430; --muted: #6b7483; --line: #e3e6eb; --ok: #1f9d55; --bad: #d64545; --accent: #3d6fd8; }
+          body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); margin: 0; background: #f6f7f9; }
+          header { background: var(--ink); color: #fff; padding: 12px 24px; display: flex; gap: 16px; align-items: baseline; }
+          header h1 { font-size: 18px; margin: 0; }
+          header span { color: #aab3c2; }
+          main { padding: 16px 24px; display: grid; gap: 16px; grid-template-columns: minmax(0, 1fr); }
+          section.cluster { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; overflow-x: auto; }
+          h2 { font-size: 16px; margin: 4px 0 8px; }
+          h3 { font-size: 13px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); margin: 14px 0 6px; }
+          table { border-collapse: collapse; min-width: 60%; }
+          td.id { font-size: 12px; color: var(--muted); }
+          th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
+          th { color: var(--muted); font-weight: 600; font-size: 12px; }
+          td.num { text-align: right; font-variant-numeric: tabular-nums; }
+          .alive { color: var(--ok); font-weight: 600; } .dead { color: var(--bad); font-weight: 600; }
+          .note { color: var(--muted); font-style: italic; }
+          .error { color: var(--bad); }
+          .bar { display: inline-block; height: 10px; background: var(--accent); border-radius: 2px; vertical-align: middle; }
+          .share { display: inline-block; width: 220px; background: #eef1f6; border-radius: 2px; margin-right: 6px; }
+          svg.spark { vertical-align: middle; }
+        </style>
+        </head>
+        <body>
+        <header><h1>Starling</h1><span id="status">loading…</span></header>
+        <main id="clusters"></main>
+        <script>
+        const fmtPct = v => v == null ? "-" : (v * 100).toFixed(2) + "%";
+        const fmtRps = v => v == null ? "-" : v.toFixed(2) + " rps";
+        const fmtMs = v => v == null ? "-" : (v < 10 ? v.toFixed(1) : Math.round(v)) + " ms";
+        const esc = s => String(s).replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
+        function spark(values) {
+          if (!values || values.length < 2) return '<span class="note">collecting…</span>';
+          const w = 120, h = 24, min = Math.min(...values), span = Math.max(...values) - min;
+          const y = v => span > 0 ? h - 2 - (v - min) / span * (h - 4) : h / 2;
+          const pts = values.map((v, i) => `${(i * w / (values.length - 1)).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+          return `<svg class="spark" width="${w}" height="${h}"><polyline fill="none" stroke="#3d6fd8" stroke-width="1.5" points="${pts}"/></svg>`;
+        }
+        function table(head, rows) {
+          if (!rows.length) return '<p class="note">none yet</p>';
+          return `<table><tr>${head.map(h => `<th>${h}</th>`).join("")}</tr>${rows.map(r => `<tr>${r.join("")}</tr>`).join("")}</table>`;
+        }
+        const td = (v, num) => `<td${num ? ' class="num"' : ""}>${v}</td>`;
+        function cluster(c) {
+          let html = `<section class="cluster" data-cluster="${esc(c.name)}"><h2>cluster ${esc(c.name)}</h2>`;
+          if (c.error) return html + `<p class="error">${esc(c.error)}</p></section>`;
+          html += "<h3>Linked clusters and gateways</h3>" + table(["CLUSTER", "ALIVE", "SERVICES", "PROBE P50", "PROBE LATENCY"],
+            c.gateways.map(g => [td(esc(g.cluster)), td(g.alive ? '<span class="alive">alive</span>' : '<span class="dead">dead</span>'),
+              td(g.services, true), td(fmtMs(g.latencyP50Ms), true), td(spark(g.history))]));
+          if (c.metricsError) html += `<p class="note" data-metrics-error>${esc(c.metricsError)}</p>`;
+          html += "<h3>Traffic splits</h3>" + (c.splits.length ? c.splits.map(s =>
+            `<p><b>${esc(s.namespace)}/${esc(s.name)}</b></p>` + table(["BACKEND", "WEIGHT", "SHARE", "SUCCESS", "RPS", "P50"],
+              s.backends.map(b => [`<td data-leaf="${esc(b.leaf)}" data-share="${b.share == null ? "" : b.share}">${esc(b.leaf)}</td>`, td(b.weight, true),
+                td(`<span class="share"><span class="bar" style="width:${Math.round((b.share || 0) * 220)}px"></span></span>${fmtPct(b.share)}`),
+                td(fmtPct(b.figures.success), true), td(fmtRps(b.figures.rps), true), td(fmtMs(b.figures.latencyP50Ms), true)]))
+          ).join("") : '<p class="note">none</p>');
+          html += "<h3>Services (as callers see them)</h3>" + table(["NAMESPACE", "SERVICE", "SUCCESS", "RPS", "P50", "P95", "P99"],
+            c.services.map(s => [td(esc(s.namespace)), td(esc(s.name)), td(fmtPct(s.figures.success), true), td(fmtRps(s.figures.rps), true),
+              td(fmtMs(s.figures.latencyP50Ms), true), td(fmtMs(s.figures.latencyP95Ms), true), td(fmtMs(s.figures.latencyP99Ms), true)]));
+          html += "<h3>Edges</h3>" + table(["FROM", "TO", "CLIENT ID", "SERVER ID", "mTLS", "RPS"],
+            c.edges.map(e => [td(esc(e.source)), td(esc(e.destination)), `<td class="id">${esc(e.sourceIdentity)}</td>`, `<td class="id">${esc(e.destinationIdentity)}</td>`,
+              td(e.secured ? '<span class="alive">✓</span>' : '<span class="dead">×</span>'), td(fmtRps(e.rps), true)]));
+          return html + "</section>";
+        }
+        async function refresh() {
+          try {
+            const overview = await (await fetch("/api/overview", {cache: "no-store"})).json();
+            document.getElementById("clusters").innerHTML = overview.clusters.map(cluster).join("");
+            document.getElementById("status").textContent =
+              `${overview.clusters.length} clusters · rates over ${overview.window} · ${new Date().toLocaleTimeString()}`;
+          } catch (e) {
+            document.getElementById("status").textContent = "the dashboard server does not answer: " + e;
+          }
+        }
+        refresh();
+        setInterval(refresh, 2000);
+        </script>
+        </body>
+        </html>
+        """#
+}

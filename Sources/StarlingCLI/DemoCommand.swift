@@ -35,7 +35,9 @@ struct DemoCommand: AsyncParsableCommand {
                 }
                 print("\n\u{1B}[1mOpen \(frontend) in a browser: the answers alternate between workload1 and workload2.\u{1B}[0m")
                 if demo.vizInstalled {
-                    print("The mesh's own figures: STARLING_CONFIG=\(demo.path("workload1.config")) starling viz stat trafficsplit/podinfo -n test")
+                    _ = try demo.background("dashboard", ["dashboard", "--port", "\(DemoRunner.dashboardPort)"], env: [:])
+                    print("\u{1B}[1mThe mesh's own view of both clusters: http://127.0.0.1:\(DemoRunner.dashboardPort)/ (starling dashboard)\u{1B}[0m")
+                    print("Or: STARLING_CONFIG=\(demo.path("workload1.config")) starling viz stat trafficsplit/podinfo -n test")
                 }
                 print("Ctrl-C (or `starling demo down` from another shell) tears it all down.")
                 await DemoRunner.waitForInterrupt()
@@ -63,6 +65,8 @@ final class DemoRunner: @unchecked Sendable {
     let executable: String
     let directory: String
     let environment: [String: String]
+    /// Where the interactive demo serves `starling dashboard`.
+    static let dashboardPort = 50750
     /// `viz install` ran in both clusters (Prometheus is installed).
     private(set) var vizInstalled = false
 

@@ -60,7 +60,8 @@ final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    private static func resolve(_ name: String, path: String) throws -> String {
+    /// `name` as an executable on `path` (a colon-separated PATH); a name with a `/` as it is.
+    static func resolve(_ name: String, path: String) throws -> String {
         if name.contains("/") { return name }
         for dir in path.split(separator: ":") {
             let candidate = "\(dir)/\(name)"

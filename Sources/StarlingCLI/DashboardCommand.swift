@@ -59,9 +59,8 @@ struct DashboardCommand: AsyncParsableCommand {
         let app = Application(
             router: router, configuration: .init(address: .hostname(address, port: port), serverName: "starling-dashboard"),
             onServerRunning: { channel in
-                let bound = channel.localAddress?.port ?? port
-                let host = address.contains(":") ? "[\(address)]" : address
-                print("Starling dashboard of \(contexts.map(\.clusterName).joined(separator: ", ")): http://\(host):\(bound)/")
+                let bound = NetworkAddress.joinHostPort(address, channel.localAddress?.port ?? port)
+                print("Starling dashboard of \(contexts.map(\.clusterName).joined(separator: ", ")): http://\(bound)/")
                 print("Ctrl-C stops it.")
             })
         try await app.runService()

@@ -36,22 +36,14 @@ struct VizCommand: AsyncParsableCommand {
             abstract: "Print a prometheus.yml that scrapes every proxy and the controller of this cluster.")
 
         @OptionGroup var context: ContextOptions
-
-        @Option(help: "How often Prometheus scrapes and refreshes its targets (a Prometheus duration).")
-        var scrapeInterval = "5s"
-
-        func validate() throws {
-            guard VizQueries.isDuration(scrapeInterval) else {
-                throw ValidationError("--scrape-interval must be a Prometheus duration such as 5s or 1m, got \(scrapeInterval)")
-            }
-        }
+        @OptionGroup var scrape: ScrapeOptions
 
         func run() async throws {
             let resolved = try context.resolve()
             print(
                 VizPrometheus.configuration(
                     cluster: resolved.clusterName, adminServer: try VizCommand.adminServer(resolved),
-                    scrapeInterval: scrapeInterval),
+                    scrapeInterval: scrape.scrapeInterval),
                 terminator: "")
         }
     }
@@ -61,15 +53,7 @@ struct VizCommand: AsyncParsableCommand {
             abstract: "Start Prometheus (Debian's package) beside a local cluster's controller.")
 
         @OptionGroup var context: ContextOptions
-
-        @Option(help: "How often Prometheus scrapes (a Prometheus duration).")
-        var scrapeInterval = "5s"
-
-        func validate() throws {
-            guard VizQueries.isDuration(scrapeInterval) else {
-                throw ValidationError("--scrape-interval must be a Prometheus duration such as 5s or 1m, got \(scrapeInterval)")
-            }
-        }
+        @OptionGroup var scrape: ScrapeOptions
 
         func run() async throws {
             let resolved = try context.resolve()
@@ -84,9 +68,9 @@ struct VizCommand: AsyncParsableCommand {
             guard let host = NetworkAddress.splitHostPort(admin)?.host else {
                 throw CLIError("the admin-server \(admin) of context \(resolved.name) is not HOST:PORT")
             }
-            let listen = host.contains(":") ? "[\(host)]:\(VizPrometheus.localPort)" : "\(host):\(VizPrometheus.localPort)"
+            let listen = NetworkAddress.joinHostPort(host, VizPrometheus.localPort)
             try FileManager.default.createDirectory(atPath: local.dataPath, withIntermediateDirectories: true)
-            try VizPrometheus.configuration(cluster: cluster.name, adminServer: admin, scrapeInterval: scrapeInterval)
+            try VizPrometheus.configuration(cluster: cluster.name, adminServer: admin, scrapeInterval: scrape.scrapeInterval)
                 .write(toFile: local.configPath, atomically: true, encoding: .utf8)
             let pid = try ClusterProcess.spawnDetached(
                 executable: executable,
@@ -129,6 +113,18 @@ struct VizCommand: AsyncParsableCommand {
             } else {
                 print("Prometheus of cluster \(cluster.name) was not running")
             }
+        }
+    }
+}
+
+/// How often the Prometheus `viz` configures scrapes and refreshes its targets.
+struct ScrapeOptions: ParsableArguments {
+    @Option(help: "How often Prometheus scrapes and refreshes its targets (a Prometheus duration).")
+    var scrapeInterval = "5s"
+
+    func validate() throws {
+        guard VizQueries.isDuration(scrapeInterval) else {
+            throw ValidationError("--scrape-interval must be a Prometheus duration such as 5s or 1m, got \(scrapeInterval)")
         }
     }
 }

@@ -71,10 +71,8 @@ enum VizPrometheus {
 
     /// The `prometheus` executable on PATH.
     static func executable() throws -> String {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") {
-            let candidate = "\(directory)/prometheus"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        if let found = try? ChildProcess.resolve("prometheus", path: ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") {
+            return found
         }
         throw CLIError(
             "prometheus is not installed (no `prometheus` on PATH)",

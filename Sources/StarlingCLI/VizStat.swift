@@ -155,19 +155,7 @@ extension VizCommand {
         @Argument(help: "svc, workload, trafficsplit or gateway, optionally with /NAME (svc/podinfo).")
         var resource: String
 
-        @Option(name: .shortAndLong, help: "The namespace.")
-        var namespace = "default"
-
-        @Option(name: [.customShort("t"), .customLong("time-window")], help: "The window the rates are taken over.")
-        var timeWindow = "1m"
-
-        @Option(name: .shortAndLong, help: "Output: json (default: a table).")
-        var output: OutputFormat = .table
-
-        @Option(help: "The Prometheus to query, http://HOST:PORT (default: the one `viz install` started for a local cluster).")
-        var prometheus: String?
-
-        @OptionGroup var context: ContextOptions
+        @OptionGroup var query: VizQueryOptions
 
         enum Kind: String, CaseIterable {
             case svc, workload, trafficsplit, gateway
@@ -194,13 +182,6 @@ extension VizCommand {
 
         func validate() throws {
             _ = try target
-            if let problem = ResourceNames.dns1123LabelProblem(namespace) {
-                throw ValidationError("-n \(namespace): \(problem)")
-            }
-            guard VizQueries.isDuration(timeWindow) else {
-                throw ValidationError("-t must be a Prometheus duration such as 30s, 1m or 1h, got \(timeWindow)")
-            }
-            guard output == .table || output == .json else { throw ValidationError("-o takes json (or nothing for a table)") }
         }
 
         struct Row: Codable {
@@ -217,10 +198,9 @@ extension VizCommand {
         }
 
         func run() async throws {
-            let resolved = try context.resolve()
-            let base = try VizCommand.prometheusURL(prometheus, resolved)
+            let (resolved, base) = try query.resolve()
             let (kind, name) = try target
-            let ns = VizQueries.literal(namespace)
+            let ns = VizQueries.literal(query.namespace)
             var rows: [Row] = []
             switch kind {
             case .svc:
@@ -228,9 +208,9 @@ extension VizCommand {
                 let service = name.map(VizQueries.literal) ?? "[^.]+"
                 let figures = try await VizQueries.figures(
                     selector: "direction=\"outbound\",dst_service=~\"\(service)\\\\.\(ns)\\\\.svc\\\\..+\"", by: "dst_service",
-                    window: timeWindow, prometheus: base)
+                    window: query.timeWindow, prometheus: base)
                 let connections = try await VizQueries.connections(
-                    selector: "direction=\"inbound\",namespace=\"\(namespace)\"", by: "app", prometheus: base)
+                    selector: "direction=\"inbound\",namespace=\"\(query.namespace)\"", by: "app", prometheus: base)
                 for (fqdn, f) in figures {
                     let short = OutboundName.short(fqdn)
                     var f = f
@@ -239,8 +219,8 @@ extension VizCommand {
                 }
                 if let name, rows.isEmpty { rows.append(Row(name: name, figures: .init())) }
             case .workload:
-                let selector = "direction=\"inbound\",namespace=\"\(namespace)\"" + (name.map { ",workload=\"\($0)\"" } ?? "")
-                let figures = try await VizQueries.figures(selector: selector, by: "workload", window: timeWindow, prometheus: base)
+                let selector = "direction=\"inbound\",namespace=\"\(query.namespace)\"" + (name.map { ",workload=\"\($0)\"" } ?? "")
+                let figures = try await VizQueries.figures(selector: selector, by: "workload", window: query.timeWindow, prometheus: base)
                 let connections = try await VizQueries.connections(selector: selector, by: "workload", prometheus: base)
                 for (workload, f) in figures {
                     var f = f
@@ -254,7 +234,7 @@ extension VizCommand {
                 // The requests this cluster's gateway forwarded, by target and calling cluster.
                 let selector = name.map { "target=~\"\(VizQueries.literal($0))\\\\..+\"" } ?? ""
                 let figures = try await VizQueries.figures(
-                    selector: selector, by: ["target", "client_cluster"], window: timeWindow, prometheus: base,
+                    selector: selector, by: ["target", "client_cluster"], window: query.timeWindow, prometheus: base,
                     requests: "starling_gateway_requests_total", latency: "starling_gateway_response_latency_seconds_bucket")
                 for (key, f) in figures {
                     rows.append(Row(name: OutboundName.short(key[0]), cluster: key[1], figures: f))
@@ -269,16 +249,16 @@ extension VizCommand {
             let splits: [Resource] = try await ControllerClient.with(resolved) { client in
                 if let name {
                     let json = try await client.resources.get(.with {
-                        $0.kind = "TrafficSplit"; $0.namespace = namespace; $0.name = name
+                        $0.kind = "TrafficSplit"; $0.namespace = query.namespace; $0.name = name
                     }).resourceJson
                     return [try ResourceDecoder.decodeStored(json)]
                 }
-                return try await client.resources.list(.with { $0.kind = "TrafficSplit"; $0.namespace = namespace })
+                return try await client.resources.list(.with { $0.kind = "TrafficSplit"; $0.namespace = query.namespace })
                     .resourcesJson.map { try ResourceDecoder.decodeStored($0) }
             }
             var rows: [Row] = []
             for split in splits {
-                for backend in try await VizQueries.backends(of: split, window: timeWindow, prometheus: prometheus) {
+                for backend in try await VizQueries.backends(of: split, window: query.timeWindow, prometheus: prometheus) {
                     rows.append(
                         Row(
                             name: split.metadata.name, apex: backend.apex, leaf: backend.leaf, weight: backend.weight,
@@ -289,12 +269,12 @@ extension VizCommand {
         }
 
         private func render(_ rows: [Row], kind: Kind) -> String {
-            if output == .json {
+            if query.output == .json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 return String(decoding: (try? encoder.encode(rows)) ?? Data("[]".utf8), as: UTF8.self)
             }
-            if rows.isEmpty { return "No traffic in \(namespace) over the last \(timeWindow)." }
+            if rows.isEmpty { return "No traffic in \(query.namespace) over the last \(query.timeWindow)." }
             func percent(_ v: Double?) -> String { v.map { String(format: "%.2f%%", $0 * 100) } ?? "-" }
             func rps(_ v: Double) -> String { String(format: v < 10 ? "%.2frps" : "%.1frps", v) }
             func ms(_ v: Double?) -> String {
@@ -341,41 +321,20 @@ extension VizCommand {
         static let configuration = CommandConfiguration(
             abstract: "Who called whom: source workload and identity, destination service and identity, mTLS.")
 
-        @Option(name: .shortAndLong, help: "The namespace of the calling workloads.")
-        var namespace = "default"
-
-        @Option(name: [.customShort("t"), .customLong("time-window")], help: "Edges with requests in this window.")
-        var timeWindow = "1m"
-
-        @Option(name: .shortAndLong, help: "Output: json (default: a table).")
-        var output: OutputFormat = .table
-
-        @Option(help: "The Prometheus to query, http://HOST:PORT (default: the one `viz install` started for a local cluster).")
-        var prometheus: String?
-
-        @OptionGroup var context: ContextOptions
-
-        func validate() throws {
-            if let problem = ResourceNames.dns1123LabelProblem(namespace) { throw ValidationError("-n \(namespace): \(problem)") }
-            guard VizQueries.isDuration(timeWindow) else {
-                throw ValidationError("-t must be a Prometheus duration such as 30s, 1m or 1h, got \(timeWindow)")
-            }
-            guard output == .table || output == .json else { throw ValidationError("-o takes json (or nothing for a table)") }
-        }
+        @OptionGroup var query: VizQueryOptions
 
         func run() async throws {
-            let resolved = try context.resolve()
-            let base = try VizCommand.prometheusURL(prometheus, resolved)
+            let (resolved, base) = try query.resolve()
             let edges = try await VizQueries.edges(
-                selector: "direction=\"outbound\",namespace=\"\(namespace)\"", window: timeWindow, prometheus: base)
-            if output == .json {
+                selector: "direction=\"outbound\",namespace=\"\(query.namespace)\"", window: query.timeWindow, prometheus: base)
+            if query.output == .json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 print(String(decoding: try encoder.encode(edges), as: UTF8.self))
                 return
             }
             if edges.isEmpty {
-                print("No calls from workloads in \(namespace) over the last \(timeWindow).")
+                print("No calls from workloads in \(query.namespace) over the last \(query.timeWindow).")
                 return
             }
             var table = Table(["SRC", "DST", "CLIENT_ID", "SERVER_ID", "SECURED", "RPS"])
@@ -385,12 +344,41 @@ extension VizCommand {
             print(table.render())
         }
     }
+}
 
-    /// `--prometheus`, else the Prometheus `viz install` started for the context's local cluster.
-    static func prometheusURL(_ flag: String?, _ resolved: ResolvedContext) throws -> String {
-        if let flag {
-            guard flag.hasPrefix("http://") else { throw ValidationError("--prometheus must be an http:// URL, got \(flag)") }
-            return flag.hasSuffix("/") ? String(flag.dropLast()) : flag
+/// The options `viz stat` and `viz edges` share: where to look and how to print.
+struct VizQueryOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "The namespace (for edges: of the calling workloads).")
+    var namespace = "default"
+
+    @Option(name: [.customShort("t"), .customLong("time-window")], help: "The window rates are taken over.")
+    var timeWindow = "1m"
+
+    @Option(name: .shortAndLong, help: "Output: json (default: a table).")
+    var output: OutputFormat = .table
+
+    @Option(help: "The Prometheus to query, http://HOST:PORT (default: the one `viz install` started for a local cluster).")
+    var prometheus: String?
+
+    @OptionGroup var context: ContextOptions
+
+    func validate() throws {
+        if let problem = ResourceNames.dns1123LabelProblem(namespace) { throw ValidationError("-n \(namespace): \(problem)") }
+        guard VizQueries.isDuration(timeWindow) else {
+            throw ValidationError("-t must be a Prometheus duration such as 30s, 1m or 1h, got \(timeWindow)")
+        }
+        guard output == .table || output == .json else { throw ValidationError("-o takes json (or nothing for a table)") }
+        if let prometheus, !prometheus.hasPrefix("http://") {
+            throw ValidationError("--prometheus must be an http:// URL, got \(prometheus)")
+        }
+    }
+
+    /// The context, and the Prometheus to ask: `--prometheus`, else the one `viz install` started
+    /// for the context's local cluster.
+    func resolve() throws -> (ResolvedContext, prometheus: String) {
+        let resolved = try context.resolve()
+        if let prometheus {
+            return (resolved, prometheus.hasSuffix("/") ? String(prometheus.dropLast()) : prometheus)
         }
         let directory = ClusterCommand.registry().directory(of: resolved.clusterName)
         guard let url = VizPrometheus.Local(clusterDirectory: directory).url else {
@@ -398,6 +386,6 @@ extension VizCommand {
                 "no Prometheus runs for cluster \(resolved.clusterName)",
                 hint: "start one with `starling viz install` (local clusters), or pass --prometheus http://HOST:PORT")
         }
-        return url
+        return (resolved, url)
     }
 }

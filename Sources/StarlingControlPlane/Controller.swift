@@ -63,7 +63,7 @@ public struct Controller: Sendable {
         let server = GRPCServer(transport: transport, services: services, interceptors: [MetricsInterceptor()])
 
         // The admin address Prometheus scrapes the controller at (known once bound).
-        let adminAddress = Mutex("\(c.adminHost):\(c.adminPort)")
+        let adminAddress = Mutex(NetworkAddress.joinHostPort(c.adminHost, c.adminPort))
         let cluster = c.clusterName
         let admin = try await AdminServer(
             host: c.adminHost, port: c.adminPort,
@@ -76,7 +76,7 @@ public struct Controller: Sendable {
                         return ("application/json", PrometheusTargets.document(groups))
                     }
                 ]))
-        adminAddress.withLock { $0 = c.adminHost.contains(":") ? "[\(c.adminHost)]:\(admin.port)" : "\(c.adminHost):\(admin.port)" }
+        adminAddress.withLock { $0 = NetworkAddress.joinHostPort(c.adminHost, admin.port) }
         do {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await Self.serveUntilCancelled(server) }

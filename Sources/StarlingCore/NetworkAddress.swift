@@ -40,6 +40,11 @@ public enum NetworkAddress {
     /// True for an IPv4 or IPv6 literal.
     public static func isIPAddress(_ s: String) -> Bool { isIPv4(s) || isIPv6(s) }
 
+    /// `host:port`, or `[host]:port` for an IPv6 host: the inverse of ``splitHostPort(_:)``.
+    public static func joinHostPort(_ host: String, _ port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
     /// Splits `host:port` or `[ipv6]:port`. The host must be an IP literal or a DNS name.
     /// Returns nil with no explanation; callers phrase the error for their field.
     public static func splitHostPort(_ s: String) -> (host: String, port: Int)? {

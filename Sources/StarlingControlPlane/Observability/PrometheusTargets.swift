@@ -16,13 +16,9 @@ enum PrometheusTargets {
     /// On a Workload: its proxy's admin port (set at registration).
     static let adminPortAnnotation = "observability.starling.io/admin-port"
 
-    struct Group: Equatable {
+    struct Group {
         var target: String
         var labels: [(String, String)]
-
-        static func == (a: Group, b: Group) -> Bool {
-            a.target == b.target && a.labels.elementsEqual(b.labels) { $0 == $1 }
-        }
     }
 
     /// The target groups of `snapshot`, in a stable order: the controller, then the workloads by
@@ -42,7 +38,7 @@ enum PrometheusTargets {
                 ]
                 if let identity = spec.identity { labels.append(("identity", identity)) }
                 if let app = workload.metadata.labels["app"] { labels.append(("app", app)) }
-                groups.append(Group(target: hostPort(spec.address, port), labels: labels))
+                groups.append(Group(target: NetworkAddress.joinHostPort(spec.address, port), labels: labels))
             }
         }
         return groups
@@ -58,10 +54,5 @@ enum PrometheusTargets {
                 ]))
         }
         return ResourceEncoder.jsonText(.array(entries)) + "\n"
-    }
-
-    /// `host:port`, bracketing an IPv6 host.
-    private static func hostPort(_ host: String, _ port: Int) -> String {
-        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }

@@ -32,6 +32,19 @@ public struct ConnectAttempts: Sendable {
         return failures < Self.maximum && now < deadline
     }
 
+    /// Reports the failed connect of `pick` (started at `started`) to the balancer and records it
+    /// in `attempts`, made at the request's first failure; true when another attempt may be made.
+    public static func record(
+        _ attempts: inout ConnectAttempts?, failedConnectOf pick: Pick, started: ContinuousClock.Instant,
+        now: ContinuousClock.Instant = .now
+    ) -> Bool {
+        pick.complete(.failure(latency: now - started))
+        var recorded = attempts ?? ConnectAttempts(started: started, timeout: pick.timeout)
+        let again = recorded.failed(pick.endpoint, now: now)
+        attempts = recorded
+        return again
+    }
+
     /// The time left for the next attempt's connect.
     public func remaining(now: ContinuousClock.Instant = .now) -> Duration {
         max(deadline - now, .zero)
@@ -68,13 +81,10 @@ extension EndpointPicker {
                 let upstream = try await connect(pick, attempts?.remaining(now: started) ?? pick.timeout)
                 return (pick, upstream, started)
             } catch {
-                let now = ContinuousClock.now
-                pick.complete(.failure(latency: now - started))
-                var failed = attempts ?? ConnectAttempts(started: started, timeout: pick.timeout)
-                let again = failed.failed(pick.endpoint, now: now)
-                attempts = failed
                 connectError = error
-                guard again else { throw PickFailure(error: error, pick: pick) }
+                guard ConnectAttempts.record(&attempts, failedConnectOf: pick, started: started) else {
+                    throw PickFailure(error: error, pick: pick)
+                }
                 logger.debug(
                     "connecting elsewhere after a connect failure",
                     metadata: ["authority": "\(authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])

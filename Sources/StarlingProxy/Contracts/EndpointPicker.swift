@@ -18,11 +18,6 @@ extension EndpointPicker {
     public func pick(_ authority: String) async throws(ProxyError) -> Pick {
         try await pick(authority, avoiding: [])
     }
-
-    /// A request's first pick, without waiting.
-    public func pickNow(_ authority: String) -> Result<Pick, ProxyError>? {
-        pickNow(authority, avoiding: [])
-    }
 }
 
 /// The outcome of one request, reported back so the balancer learns latency and failures.

@@ -10,21 +10,43 @@ enum GatewayMetrics {
     static let refusedTotal = "starling_gateway_refused_total"
     static let connectionsTotal = "starling_gateway_connections_total"
 
+    private struct RequestKey: Hashable, Sendable {
+        var target: String
+        var status: Int
+        var identity: MeshIdentity
+        var cluster: String
+    }
+
+    private struct LatencyKey: Hashable, Sendable {
+        var target: String
+        var status: Int
+        var cluster: String
+    }
+
+    // Handles are kept, as the outbound's are: making one per request asks the backend's
+    // factory (label sanitizing, registry lock) on every request through the gateway.
+    private static let requestCounters = MetricHandleCache<RequestKey, Counter>()
+    private static let latencyTimers = MetricHandleCache<LatencyKey, Metrics.Timer>()
+
     /// One HTTP response sent back through the gateway (the workload's or the gateway's own);
     /// `latency` when the workload answered.
     static func request(target: String, status: Int, caller: GatewayCaller, latency: Duration? = nil) {
-        Counter(
-            label: requestsTotal,
-            dimensions: [
-                ("target", target), ("status_code", String(status)), ("client_identity", caller.identity.dnsName),
-                ("client_cluster", caller.cluster),
-            ]
-        ).increment()
+        let key = RequestKey(target: target, status: status, identity: caller.identity, cluster: caller.cluster)
+        requestCounters.handle(key) {
+            Counter(
+                label: requestsTotal,
+                dimensions: [
+                    ("target", key.target), ("status_code", String(key.status)), ("client_identity", key.identity.dnsName),
+                    ("client_cluster", key.cluster),
+                ])
+        }.increment()
         if let latency {
-            Metrics.Timer(
-                label: responseLatency,
-                dimensions: [("target", target), ("status_code", String(status)), ("client_cluster", caller.cluster)]
-            ).record(duration: latency)
+            let key = LatencyKey(target: target, status: status, cluster: caller.cluster)
+            latencyTimers.handle(key) {
+                Metrics.Timer(
+                    label: responseLatency,
+                    dimensions: [("target", key.target), ("status_code", String(key.status)), ("client_cluster", key.cluster)])
+            }.record(duration: latency)
         }
     }
 

@@ -18,7 +18,6 @@ struct OutboundRequest: Sendable {
     var originalProtocol: String?
     /// False when the request ends with its head.
     var hasBody: Bool
-
 }
 
 /// Where the response goes: the client's HTTP/1 connection or HTTP/2 stream.

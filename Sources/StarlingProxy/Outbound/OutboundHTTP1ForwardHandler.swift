@@ -351,13 +351,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
             pick.complete(.abandoned)
             return
         }
-        let now = ContinuousClock.now
-        pick.complete(.failure(latency: now - started))
-        var attempts = request.attempts ?? ConnectAttempts(started: started, timeout: pick.timeout)
-        let again = attempts.failed(pick.endpoint, now: now)
-        request.attempts = attempts
         request.connectError = error
-        if again {
+        if ConnectAttempts.record(&request.attempts, failedConnectOf: pick, started: started) {
             logger.debug(
                 "connecting elsewhere after a connect failure",
                 metadata: ["authority": "\(request.outbound.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])

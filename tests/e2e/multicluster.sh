@@ -152,15 +152,22 @@ assert 0.3 <= r["share"] <= 0.7 and r["figures"]["success"] == 1, r'
   else
     "$STARLING" dashboard --port 50751 > dashboard.log 2>&1 & pids+=($!)
     eventually "the dashboard answers" 20 curl -sf -m 2 http://127.0.0.1:50751/api/overview
-    dom=$(timeout 60 "$browser" --headless --no-sandbox --disable-gpu --virtual-time-budget=6000 --dump-dom http://127.0.0.1:50751/ 2>/dev/null)
-    if grep -q 'data-cluster="workload1"' <<<"$dom" && grep -q 'data-cluster="workload2"' <<<"$dom" \
-        && grep -q '<span class="alive">alive</span>' <<<"$dom"; then
-      ok "the dashboard shows both clusters and their gateways alive"
-    else bad "the dashboard lacks the clusters or the gateways"; echo "$dom" | head -c 800 | sed 's/^/      /'; fi
-    if python3 -c '
+    # The page renders what /api/overview answered at that moment: look again (up to 4 times) until
+    # the first answers with rates have come.
+    shares_ok() { python3 -c '
 import re, sys
 shares = dict(re.findall(r"data-leaf=\"([a-z0-9-]+)\" data-share=\"([0-9.]+)\"", sys.stdin.read()))
-assert float(shares["podinfo"]) > 0 and float(shares["podinfo-workload2"]) > 0, shares' <<<"$dom"; then
+assert float(shares["podinfo"]) > 0 and float(shares["podinfo-workload2"]) > 0, shares' 2>/dev/null; }
+    for attempt in 1 2 3 4; do
+      dom=$(timeout 60 "$browser" --headless --no-sandbox --disable-gpu --virtual-time-budget=6000 --dump-dom http://127.0.0.1:50751/ 2>/dev/null)
+      shares_ok <<<"$dom" && break
+      sleep 3
+    done
+    if grep -q 'data-cluster="workload1"' <<<"$dom" && grep -q 'data-cluster="workload2"' <<<"$dom" \
+        && grep -q '<td><span class="alive">alive</span></td>' <<<"$dom"; then
+      ok "the dashboard shows both clusters and their gateways alive"
+    else bad "the dashboard lacks the clusters or the gateways"; echo "$dom" | head -c 800 | sed 's/^/      /'; fi
+    if shares_ok <<<"$dom"; then
       ok "the dashboard shows the split with a non-zero share for both backends, the one behind the gateway included"
     else bad "the dashboard's split shares"; grep -o 'data-leaf="[^"]*" data-share="[^"]*"' <<<"$dom" | sed 's/^/      /'; fi
     mkdir -p /tmp/starling-e2e-artifacts

@@ -151,7 +151,7 @@ assert 0.3 <= r["share"] <= 0.7 and r["figures"]["success"] == 1, r'
     echo "  - skipped: no chromium (apt-get install chromium)"
   else
     "$STARLING" dashboard --port 50751 > dashboard.log 2>&1 & pids+=($!)
-    eventually "the dashboard answers" 20 curl -sf -m 2 http://127.0.0.1:50751/api/overview
+    eventually "the dashboard answers" 30 curl -sf -m 10 http://127.0.0.1:50751/api/overview
     # The page renders what /api/overview answered at that moment: look again (up to 4 times) until
     # the first answers with rates have come.
     shares_ok() { python3 -c '

@@ -81,8 +81,8 @@ if [ $rc != 0 ] && grep -q "no Prometheus runs for cluster $cluster" <<<"$out" &
   ok "viz stat without Prometheus fails naming viz install"
 else bad "viz stat without Prometheus (exit $rc)"; echo "$out" | show; fi
 "$STARLING" dashboard --port 50752 > dashboard.log 2>&1 & pids+=($!)
-eventually "the dashboard answers" 20 curl -sf -m 2 http://127.0.0.1:50752/api/overview
-overview=$(curl -s -m 5 http://127.0.0.1:50752/api/overview)
+eventually "the dashboard answers" 30 curl -sf -m 10 http://127.0.0.1:50752/api/overview
+overview=$(curl -s -m 10 http://127.0.0.1:50752/api/overview)
 grep -q "no Prometheus for $cluster: run \`starling viz install\`" <<<"$overview" && ok "the dashboard says plainly that there is no Prometheus" \
   || { bad "the dashboard without Prometheus"; echo "$overview" | show; }
 out=$(PATH=/nonexistent "$STARLING" viz install 2>&1); rc=$?

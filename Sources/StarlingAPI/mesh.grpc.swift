@@ -98,6 +98,19 @@ public enum Starling_V1_Mesh: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "TapTargets" metadata.
+        public enum TapTargets: Sendable {
+            /// Request type for "TapTargets".
+            public typealias Input = Starling_V1_TapTargetsRequest
+            /// Response type for "TapTargets".
+            public typealias Output = Starling_V1_TapTargetsResponse
+            /// Descriptor for "TapTargets".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "starling.v1.Mesh"),
+                method: "TapTargets",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "starling.v1.Mesh" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateToken.descriptor,
@@ -105,7 +118,8 @@ public enum Starling_V1_Mesh: Sendable {
             Heartbeat.descriptor,
             Deregister.descriptor,
             Status.descriptor,
-            Gateways.descriptor
+            Gateways.descriptor,
+            TapTargets.descriptor
         ]
     }
 }
@@ -237,6 +251,25 @@ extension Starling_V1_Mesh {
             request: GRPCCore.StreamingServerRequest<Starling_V1_GatewaysRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Starling_V1_GatewaysResponse>
+
+        /// Handle the "TapTargets" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
+        /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Starling_V1_TapTargetsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Starling_V1_TapTargetsResponse` messages.
+        func tapTargets(
+            request: GRPCCore.StreamingServerRequest<Starling_V1_TapTargetsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Starling_V1_TapTargetsResponse>
     }
 
     /// Service protocol for the "starling.v1.Mesh" service.
@@ -352,6 +385,25 @@ extension Starling_V1_Mesh {
             request: GRPCCore.ServerRequest<Starling_V1_GatewaysRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Starling_V1_GatewaysResponse>
+
+        /// Handle the "TapTargets" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
+        /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Starling_V1_TapTargetsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Starling_V1_TapTargetsResponse` message.
+        func tapTargets(
+            request: GRPCCore.ServerRequest<Starling_V1_TapTargetsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Starling_V1_TapTargetsResponse>
     }
 
     /// Simple service protocol for the "starling.v1.Mesh" service.
@@ -465,6 +517,25 @@ extension Starling_V1_Mesh {
             request: Starling_V1_GatewaysRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Starling_V1_GatewaysResponse
+
+        /// Handle the "TapTargets" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
+        /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+        ///
+        /// - Parameters:
+        ///   - request: A `Starling_V1_TapTargetsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Starling_V1_TapTargetsResponse` to respond with.
+        func tapTargets(
+            request: Starling_V1_TapTargetsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Starling_V1_TapTargetsResponse
     }
 }
 
@@ -538,6 +609,17 @@ extension Starling_V1_Mesh.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Starling_V1_Mesh.Method.TapTargets.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Starling_V1_TapTargetsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Starling_V1_TapTargetsResponse>(),
+            handler: { request, context in
+                try await self.tapTargets(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -604,6 +686,17 @@ extension Starling_V1_Mesh.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Starling_V1_GatewaysResponse> {
         let response = try await self.gateways(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func tapTargets(
+        request: GRPCCore.StreamingServerRequest<Starling_V1_TapTargetsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Starling_V1_TapTargetsResponse> {
+        let response = try await self.tapTargets(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -685,6 +778,19 @@ extension Starling_V1_Mesh.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Starling_V1_GatewaysResponse> {
         return GRPCCore.ServerResponse<Starling_V1_GatewaysResponse>(
             message: try await self.gateways(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func tapTargets(
+        request: GRPCCore.ServerRequest<Starling_V1_TapTargetsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Starling_V1_TapTargetsResponse> {
+        return GRPCCore.ServerResponse<Starling_V1_TapTargetsResponse>(
+            message: try await self.tapTargets(
                 request: request.message,
                 context: context
             ),
@@ -836,6 +942,30 @@ extension Starling_V1_Mesh {
             deserializer: some GRPCCore.MessageDeserializer<Starling_V1_GatewaysResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_GatewaysResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "TapTargets" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
+        /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Starling_V1_TapTargetsRequest` message.
+        ///   - serializer: A serializer for `Starling_V1_TapTargetsRequest` messages.
+        ///   - deserializer: A deserializer for `Starling_V1_TapTargetsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func tapTargets<Result>(
+            request: GRPCCore.ClientRequest<Starling_V1_TapTargetsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Starling_V1_TapTargetsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Starling_V1_TapTargetsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_TapTargetsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1056,6 +1186,41 @@ extension Starling_V1_Mesh {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "TapTargets" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
+        /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Starling_V1_TapTargetsRequest` message.
+        ///   - serializer: A serializer for `Starling_V1_TapTargetsRequest` messages.
+        ///   - deserializer: A deserializer for `Starling_V1_TapTargetsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func tapTargets<Result>(
+            request: GRPCCore.ClientRequest<Starling_V1_TapTargetsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Starling_V1_TapTargetsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Starling_V1_TapTargetsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_TapTargetsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Starling_V1_Mesh.Method.TapTargets.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1224,6 +1389,36 @@ extension Starling_V1_Mesh.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Starling_V1_GatewaysRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Starling_V1_GatewaysResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "TapTargets" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
+    /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Starling_V1_TapTargetsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func tapTargets<Result>(
+        request: GRPCCore.ClientRequest<Starling_V1_TapTargetsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_TapTargetsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.tapTargets(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Starling_V1_TapTargetsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Starling_V1_TapTargetsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1418,6 +1613,40 @@ extension Starling_V1_Mesh.ClientProtocol {
             metadata: metadata
         )
         return try await self.gateways(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "TapTargets" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
+    /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func tapTargets<Result>(
+        _ message: Starling_V1_TapTargetsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_TapTargetsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Starling_V1_TapTargetsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.tapTargets(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -2,12 +2,13 @@ import ArgumentParser
 import Foundation
 import StarlingCore
 
-/// `starling viz install|uninstall|prometheus-config|stat|edges`: the mesh's golden metrics, read
-/// from a real Prometheus that finds every proxy through the controller (Linkerd's viz).
+/// `starling viz install|uninstall|prometheus-config|stat|edges|tap|top`: the mesh's golden
+/// metrics, read from a real Prometheus that finds every proxy through the controller (Linkerd's
+/// viz), and live requests tapped from the proxies themselves.
 struct VizCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "viz", abstract: "Golden metrics of the mesh, from Prometheus.",
-        subcommands: [Install.self, Uninstall.self, PrometheusConfig.self, Stat.self, Edges.self])
+        subcommands: [Install.self, Uninstall.self, PrometheusConfig.self, Stat.self, Edges.self, Tap.self, Top.self])
 
     /// The local cluster behind a context, for the commands that manage its Prometheus.
     static func localCluster(_ resolved: ResolvedContext) throws -> (name: String, directory: String) {

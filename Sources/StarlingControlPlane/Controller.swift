@@ -47,7 +47,8 @@ public struct Controller: Sendable {
             IdentityService(identity: identity, auth: auth, logger: logger),
             DestinationService(index: index, auth: auth, logger: logger),
             MeshService(
-                store: store, auth: auth, tokenKey: credentials.tokenKey, identity: identity, index: index,
+                store: store, auth: auth, tokenKey: credentials.tokenKey, tapKey: credentials.apiKey, identity: identity,
+                index: index,
                 leases: leases, multicluster: multicluster, configuration: c, logger: logger),
         ]
         let transport = HTTP2ServerTransport.Posix(

@@ -1,12 +1,29 @@
+import Foundation
 public import Logging
 public import NIOCore
 import NIOHTTP1
 public import NIOPosix
 
 /// The admin HTTP endpoint of a component: `GET /ready`, `GET /live`, `GET /metrics`
-/// (Prometheus text), and the component's own documents (the controller's Prometheus targets).
-/// Small on purpose: one handler, no body parsing.
+/// (Prometheus text), the component's own documents (the controller's Prometheus targets), and
+/// streams (a proxy's tap). Small on purpose: one handler, no body parsing.
 public final class AdminServer: Sendable {
+    /// What a stream route sees of its request.
+    public struct Request: Sendable {
+        public var path: String
+        /// Query parameters, percent-decoded; the last of a repeated name wins.
+        public var query: [String: String]
+        /// The `authorization` field, if sent.
+        public var authorization: String?
+    }
+
+    /// A stream route's answer: a refusal, or chunks sent as they come (chunked encoding) until
+    /// the sequence ends or the client goes away (which cancels its iteration).
+    public enum StreamAnswer: Sendable {
+        case refused(status: Int, message: String)
+        case stream(contentType: String, AsyncStream<String>)
+    }
+
     public struct Routes: Sendable {
         /// nil: ready; otherwise why not.
         public var readiness: @Sendable () -> String?
@@ -14,14 +31,18 @@ public final class AdminServer: Sendable {
         public var metrics: @Sendable () -> String
         /// Further `GET` paths: each answers with its content type and body, made on each request.
         public var documents: [String: @Sendable () -> (contentType: String, body: String)]
+        /// Further `GET` paths answered with a stream.
+        public var streams: [String: @Sendable (Request) -> StreamAnswer]
 
         public init(
             readiness: @escaping @Sendable () -> String?, metrics: @escaping @Sendable () -> String,
-            documents: [String: @Sendable () -> (contentType: String, body: String)] = [:]
+            documents: [String: @Sendable () -> (contentType: String, body: String)] = [:],
+            streams: [String: @Sendable (Request) -> StreamAnswer] = [:]
         ) {
             self.readiness = readiness
             self.metrics = metrics
             self.documents = documents
+            self.streams = streams
         }
     }
 
@@ -54,35 +75,101 @@ final class AdminHandler: ChannelInboundHandler {
 
     private let routes: AdminServer.Routes
     private var head: HTTPRequestHead?
+    /// The stream being sent, cancelled when the client goes away.
+    private var streaming: Task<Void, Never>?
 
     init(routes: AdminServer.Routes) { self.routes = routes }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        streaming?.cancel()
+        streaming = nil
+        context.fireChannelInactive()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head): self.head = head
         case .body: break
         case .end:
-            guard let head else { return }
+            guard let head, streaming == nil else { return }
             self.head = nil
+            let (path, query) = Self.split(head.uri)
+            if head.method == .GET, let stream = routes.streams[path] {
+                let request = AdminServer.Request(path: path, query: query, authorization: head.headers.first(name: "authorization"))
+                switch stream(request) {
+                case .refused(let status, let message):
+                    respond(context: context, head: head, status: HTTPResponseStatus(statusCode: status), contentType: "text/plain", body: message + "\n")
+                case .stream(let contentType, let chunks):
+                    startStream(context: context, head: head, contentType: contentType, chunks: chunks)
+                }
+                return
+            }
             let (status, contentType, body) = respond(head)
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: contentType)
-            headers.add(name: "content-length", value: "\(body.utf8.count)")
-            if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
-            let keepAlive = head.isKeepAlive
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-                if !keepAlive { context.close(promise: nil) }
+            respond(context: context, head: head, status: status, contentType: contentType, body: body)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, contentType: String, body: String) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: contentType)
+        headers.add(name: "content-length", value: "\(body.utf8.count)")
+        if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        let keepAlive = head.isKeepAlive
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if !keepAlive { context.close(promise: nil) }
+        }
+    }
+
+    /// Sends the head, then each chunk as it comes (waiting for each write, so a slow client
+    /// slows the stream rather than growing a buffer here), then closes the connection.
+    private func startStream(context: ChannelHandlerContext, head: HTTPRequestHead, contentType: String, chunks: AsyncStream<String>) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: contentType)
+        headers.add(name: "cache-control", value: "no-store")
+        headers.add(name: "connection", value: "close")
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        streaming = Task {
+            for await chunk in chunks {
+                let written = eventLoop.flatSubmit {
+                    bound.value.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: chunk)))))
+                }
+                guard (try? await written.get()) != nil else { break }
+            }
+            eventLoop.execute {
+                let context = bound.value
+                context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in context.close(promise: nil) }
             }
         }
+    }
+
+    /// The path and the percent-decoded query of a request target.
+    static func split(_ uri: String) -> (path: String, query: [String: String]) {
+        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let path = parts.first.map(String.init) ?? uri
+        var query: [String: String] = [:]
+        if parts.count == 2 {
+            for pair in parts[1].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                func decode(_ s: Substring) -> String {
+                    let spaced = s.replacingOccurrences(of: "+", with: " ")
+                    return spaced.removingPercentEncoding ?? spaced
+                }
+                guard let name = kv.first.map(decode), !name.isEmpty else { continue }
+                query[name] = kv.count == 2 ? decode(kv[1]) : ""
+            }
+        }
+        return (path, query)
     }
 
     private func respond(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, String) {
         guard head.method == .GET || head.method == .HEAD else {
             return (.methodNotAllowed, "text/plain", "only GET is served here\n")
         }
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        let path = Self.split(head.uri).path
         switch path {
         case "/live": return (.ok, "text/plain", "live\n")
         case "/ready":
@@ -94,7 +181,8 @@ final class AdminHandler: ChannelInboundHandler {
                 let (contentType, body) = document()
                 return (.ok, contentType, body)
             }
-            let paths = (["/ready", "/live", "/metrics"] + routes.documents.keys.sorted()).joined(separator: ", ")
+            let paths = (["/ready", "/live", "/metrics"] + (Array(routes.documents.keys) + Array(routes.streams.keys)).sorted())
+                .joined(separator: ", ")
             return (.notFound, "text/plain", "not found: try \(paths)\n")
         }
     }

@@ -63,13 +63,16 @@ public final class Proxy: Sendable {
         let identity = IdentityClient(configuration: .init(controller: controller, identity: c.identity), logger: logger)
         let discovery = DestinationClient(configuration: .init(controller: controller), logger: logger)
         let picker = MeshPicker(discovery: discovery, logger: logger)
+        let tap = TapHub()
+        let tapEndpoint = TapEndpoint(hub: tap, controllerCertificatePEM: c.controllerCertificatePEM, logger: logger)
         let admin: AdminServer
         do {
             admin = try await AdminServer(
                 host: c.listenHost, port: c.adminPort,
                 routes: .init(
                     readiness: { [weak self] in self?.ports == nil ? "waiting for the workload certificate" : nil },
-                    metrics: metrics))
+                    metrics: metrics,
+                    streams: [TapEndpoint.path: { tapEndpoint.answer($0) }]))
         } catch {
             // Said at once (waitUntilReady), not after the wait for a certificate runs out.
             let failure = ProxyStartError(message: "the admin listener cannot use \(c.listenHost):\(c.adminPort): \(error)")
@@ -83,16 +86,16 @@ public final class Proxy: Sendable {
                 group.addTask { try await identity.run() }
                 group.addTask { try await discovery.run() }
                 let tls = try await identity.waitUntilReady(timeout: .seconds(60))
-                let inbound = InboundProxy(
-                    configuration: .init(
-                        listenHost: c.listenHost, listenPort: c.inboundPort, appHost: c.appHost, appPorts: Set(c.appPorts),
-                        defaultAppPort: c.appPorts.first ?? 80),
-                    tls: tls, logger: logger)
+                var inboundConfiguration = InboundProxy.Configuration(
+                    listenHost: c.listenHost, listenPort: c.inboundPort, appHost: c.appHost, appPorts: Set(c.appPorts),
+                    defaultAppPort: c.appPorts.first ?? 80)
+                inboundConfiguration.clusterName = c.clusterName
+                let inbound = InboundProxy(configuration: inboundConfiguration, tls: tls, logger: logger, tap: tap)
                 let outbound = OutboundProxy(
                     configuration: .init(
                         listenHost: c.listenHost, listenPort: c.outboundPort,
                         opaqueBindings: c.opaqueBindings, clusterName: c.clusterName),
-                    runtime: .init(picker: picker, tls: tls, logger: logger))
+                    runtime: .init(picker: picker, tls: tls, logger: logger, tap: tap))
                 group.addTask { try await inbound.run { port in self.state.withLock { $0.inboundPort = port } } }
                 group.addTask { try await outbound.run { port in self.state.withLock { $0.outboundPort = port } } }
             }

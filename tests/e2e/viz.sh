@@ -4,7 +4,8 @@
 # `viz install` starts Prometheus beside it; known traffic goes through the mesh (200 answers
 # and 20 × /status/500 from podinfo, a 50/50 TrafficSplit); `viz stat svc|workload|trafficsplit`
 # must show the rates and the success that were sent, `viz edges` the caller and callee with
-# both identities. Without Prometheus, viz says so plainly.
+# both identities. `viz tap` shows live requests with both identities, `viz top` the busiest
+# paths. Without Prometheus, viz says so plainly.
 # Prints "viz e2e: N passed, N failed"; exits non-zero on any failure.
 #
 #   tests/e2e/viz.sh [path/to/starling]
@@ -106,6 +107,58 @@ else bad "the service discovery document"; echo "$sd" | show 12; fi
 cfg=$(S viz prometheus-config)
 grep -q "url: http://$ctl:9990/prometheus/targets" <<<"$cfg" && ok "viz prometheus-config points http_sd_configs at the controller" \
   || { bad "viz prometheus-config"; echo "$cfg" | show; }
+
+step "viz tap and viz top (live requests from the proxies' admin ports)"
+paddr=$(address_of podinfo.log)
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://$paddr:4191/tap")
+[ "$code" = 401 ] && ok "GET /tap without a ticket is refused (401)" || bad "GET /tap without a ticket answered $code"
+forged="eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJzdGFybGluZy10YXAiLCJjbHVzdGVyIjoidml6MSIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNzAwMDAwMDAwLCJqdGkiOiJ4In0.AAAA"
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "authorization: Bearer $forged" "http://$paddr:4191/tap")
+[ "$code" = 403 ] && ok "GET /tap with a forged ticket is refused (403)" || bad "GET /tap with a forged ticket answered $code"
+out=$(STARLING_CONFIG=/nonexistent S viz tap -n test --max-events 1 2>&1) && bad "viz tap without a context was accepted" || ok "viz tap needs the cluster's context (admin credential)"
+timeout 40 "$STARLING" viz tap ns/test --path /status/201 --max-events 2 -o json > tap.json 2> tap.err &
+tap_pid=$!
+# Every probe is made after the tap started; it must show one of them, from both ends.
+for i in $(seq 60); do
+  kill -0 $tap_pid 2>/dev/null || break
+  curl -s -m 5 -o /dev/null -x "$proxy" "http://podinfo.test:9898/status/201?probe=$i"
+  sleep 0.5
+done
+wait $tap_pid
+if python3 -c '
+import json, sys
+events = [json.loads(l) for l in open("tap.json") if l.strip()]
+assert len(events) == 2, events
+sides = {e["event"]["direction"]: e for e in events}
+assert set(sides) == {"inbound", "outbound"}, events
+for e in events:
+    ev = e["event"]
+    assert ev["method"] == "GET" and ev["path"].startswith("/status/201?probe=") and ev["status"] == 201, ev
+    assert ev["src_identity"] == "curl.test.serviceaccount.identity.starling.cluster.local", ev
+    assert ev["dst_identity"] == "default.test.serviceaccount.identity.starling.cluster.local", ev
+    assert ev["src_cluster"] == "viz1" and ev["dst_cluster"] == "viz1" and ev["tls"] is True, ev
+    assert ev["latency_ms"] >= 0, ev
+assert sides["inbound"]["workload"].startswith("podinfo-") and sides["outbound"]["workload"].startswith("curl-"), events
+'; then ok "viz tap shows a request made after it started: method, path, status, latency, both identities and clusters, from both proxies"
+else bad "viz tap"; cat tap.json tap.err | show 10; fi
+timeout 40 "$STARLING" viz top ns/test --duration 8s -o json > top.json 2> top.err &
+top_pid=$!
+sleep 3
+for i in $(seq 30); do curl -s -m 5 -o /dev/null -x "$proxy" http://podinfo.test:9898/top-a; done
+for i in $(seq 10); do curl -s -m 5 -o /dev/null -x "$proxy" http://podinfo.test:9898/status/503; done
+wait $top_pid
+if python3 -c '
+import json
+rows = {r["path"]: r for r in json.load(open("top.json"))}
+a, b = rows["/top-a"], rows["/status/503"]
+assert a["count"] == 30 and a["success_rate"] == 1, a
+assert b["count"] == 10 and b["success_rate"] == 0, b
+assert a["source"] == "curl.test@viz1" and a["method"] == "GET", a
+assert a["best_ms"] <= a["worst_ms"], a
+assert list(rows)[0] == "/top-a", list(rows)
+'; then ok "viz top: /top-a 30 × (100 %), /status/503 10 × (0 %), busiest first, with the caller"
+else bad "viz top"; cat top.json top.err | show 12; fi
+"$STARLING" viz top ns/test --duration 1s | show 4
 
 if ! command -v prometheus >/dev/null; then
   echo "  - skipped: Prometheus is not installed (apt-get install prometheus)"

@@ -13,6 +13,8 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     let store: any ResourceStore
     let auth: Authenticator
     let tokenKey: SymmetricKey
+    /// Signs tap tickets: the API's own key, which every proxy pins with the API certificate.
+    let tapKey: P256.Signing.PrivateKey
     let identity: MeshIdentityState
     let index: DestinationIndex
     let leases: WorkloadLeases
@@ -87,7 +89,7 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
             guard m.adminPort <= 65535 else {
                 throw RPCError(code: .invalidArgument, message: "admin port \(m.adminPort) of workload \(namespace)/\(m.name) is not 1–65535")
             }
-            annotations[PrometheusTargets.adminPortAnnotation] = String(m.adminPort)
+            annotations[ProxyAdminEndpoints.adminPortAnnotation] = String(m.adminPort)
         }
         let resource = Resource(
             apiVersion: "starling.io/v1alpha1", kind: "Workload",
@@ -186,6 +188,36 @@ extension MeshService {
                 $0.lastProbeError = s.lastProbeError ?? ""
             }
         }
+        return ServerResponse(message: response)
+    }
+}
+
+extension MeshService {
+    func tapTargets(
+        request: ServerRequest<Starling_V1_TapTargetsRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Starling_V1_TapTargetsResponse> {
+        try auth.requireAdmin(request.metadata, for: "tap")
+        let namespace = request.message.namespace
+        let claims = TapTicket.Claims(cluster: configuration.clusterName)
+        var response = Starling_V1_TapTargetsResponse()
+        do {
+            response.ticket = try TapTicket.sign(claims, key: tapKey)
+        } catch {
+            throw RPCError(code: .internalError, message: "signing the tap ticket failed: \(error)")
+        }
+        response.expiresAt = claims.expiresAt
+        response.cluster = configuration.clusterName
+        response.targets = ProxyAdminEndpoints.list(index.snapshot, namespace: namespace.isEmpty ? nil : namespace).map { entry in
+            .with {
+                $0.namespace = entry.namespace
+                $0.workload = entry.name
+                $0.identity = entry.spec.identity ?? ""
+                $0.adminAddress = entry.address
+            }
+        }
+        logger.info("tap ticket issued", metadata: [
+            "ticket": "\(claims.id)", "namespace": "\(namespace.isEmpty ? "*" : namespace)", "targets": "\(response.targets.count)",
+        ])
         return ServerResponse(message: response)
     }
 }

@@ -13,8 +13,6 @@ import StarlingCore
 /// operator adds must not become a Prometheus series dimension by accident.
 enum PrometheusTargets {
     static let path = "/prometheus/targets"
-    /// On a Workload: its proxy's admin port (set at registration).
-    static let adminPortAnnotation = "observability.starling.io/admin-port"
 
     struct Group {
         var target: String
@@ -25,21 +23,14 @@ enum PrometheusTargets {
     /// namespace and name (those registered with an admin port).
     static func groups(_ snapshot: DestinationIndex.Snapshot, cluster: String, controllerAdmin: String) -> [Group] {
         var groups = [Group(target: controllerAdmin, labels: [("cluster", cluster), ("component", "controller")])]
-        for namespace in snapshot.workloads.keys.sorted() {
-            let workloads = snapshot.workloads[namespace] ?? [:]
-            for name in workloads.keys.sorted() {
-                guard let workload = workloads[name],
-                    let port = workload.metadata.annotations[adminPortAnnotation].flatMap(Int.init),
-                    let spec = try? WorkloadSpec(workload)
-                else { continue }
-                var labels = [
-                    ("cluster", cluster), ("component", "proxy"), ("namespace", namespace), ("workload", name),
-                    ("service_account", spec.serviceAccount),
-                ]
-                if let identity = spec.identity { labels.append(("identity", identity)) }
-                if let app = workload.metadata.labels["app"] { labels.append(("app", app)) }
-                groups.append(Group(target: NetworkAddress.joinHostPort(spec.address, port), labels: labels))
-            }
+        for entry in ProxyAdminEndpoints.list(snapshot) {
+            var labels = [
+                ("cluster", cluster), ("component", "proxy"), ("namespace", entry.namespace), ("workload", entry.name),
+                ("service_account", entry.spec.serviceAccount),
+            ]
+            if let identity = entry.spec.identity { labels.append(("identity", identity)) }
+            if let app = entry.workload.metadata.labels["app"] { labels.append(("app", app)) }
+            groups.append(Group(target: entry.address, labels: labels))
         }
         return groups
     }

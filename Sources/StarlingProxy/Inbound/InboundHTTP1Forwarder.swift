@@ -34,13 +34,14 @@ final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, InboundHTTP1AppOwner {
     private var heldResponse: HTTP2Frame.FramePayload?
 
     init(
-        stream: HTTP2FrameStream, environment: InboundStreamEnvironment, appPort: Int, authority: String, logger: Logger
+        stream: HTTP2FrameStream, environment: InboundStreamEnvironment, appPort: Int, recorder: InboundRequestRecorder,
+        logger: Logger
     ) {
         self.stream = stream
         self.environment = environment
         self.appPort = appPort
         self.logger = logger
-        self.recorder = InboundRequestRecorder(authority: authority, client: environment.client)
+        self.recorder = recorder
         // Nothing takes the request's body until the application connection is there.
         stream.isReceiving = false
     }

@@ -30,13 +30,14 @@ final class InboundHTTP2Forwarder: HTTP2FrameStreamOwner, InboundHTTP2AppOwner {
     private var connectStarted = false
 
     init(
-        stream: HTTP2FrameStream, environment: InboundStreamEnvironment, appPort: Int, authority: String, logger: Logger
+        stream: HTTP2FrameStream, environment: InboundStreamEnvironment, appPort: Int, recorder: InboundRequestRecorder,
+        logger: Logger
     ) {
         self.stream = stream
         self.environment = environment
         self.appPort = appPort
         self.logger = logger
-        self.recorder = InboundRequestRecorder(authority: authority, client: environment.client)
+        self.recorder = recorder
         stream.isReceiving = false
     }
 

@@ -35,6 +35,8 @@ extension InboundProxy {
         /// On shutdown, how long open connections get to finish their requests before they are
         /// closed.
         public var drainTimeout: Duration
+        /// This cluster's name: the caller's cluster in tap events when no gateway names another.
+        public var clusterName: String?
 
         public init(
             listenHost: String = "0.0.0.0",

@@ -23,13 +23,17 @@ public struct InboundProxy: Sendable {
     public var logger: Logger
     /// The event loops connections run on (NIO's shared singleton group unless given).
     public var eventLoopGroup: any EventLoopGroup
+    /// Where answered requests are shown to open taps.
+    public var tap: TapHub
 
     public init(
         configuration: Configuration,
         tls: any MeshTLSSource,
         logger: Logger,
-        eventLoopGroup: (any EventLoopGroup)? = nil
+        eventLoopGroup: (any EventLoopGroup)? = nil,
+        tap: TapHub = TapHub()
     ) {
+        self.tap = tap
         self.configuration = configuration
         self.tls = tls
         self.logger = logger
@@ -58,7 +62,7 @@ public struct InboundProxy: Sendable {
         )
         let setup = ConnectionSetup(
             configuration: configuration, tls: tls, logger: logger, registry: registry, http1Pool: http1Pool,
-            http2Connections: http2Connections)
+            http2Connections: http2Connections, tap: tap)
 
         let server: any Channel
         do {
@@ -127,6 +131,7 @@ extension InboundProxy {
         let registry: InboundConnectionRegistry
         let http1Pool: InboundHTTP1ConnectionPool
         let http2Connections: InboundHTTP2AppConnections
+        let tap: TapHub
 
         /// Stage 1–2: accept and start the TLS handshake.
         func accept(_ channel: any Channel) throws {
@@ -199,7 +204,7 @@ extension InboundProxy {
 
             let environment = InboundStreamEnvironment(
                 configuration: configuration, client: peer, clientName: peer.dnsName, logger: logger, http1Pool: http1Pool,
-                http2Connections: http2Connections)
+                http2Connections: http2Connections, tap: tap, localIdentity: tls.identity.dnsName)
             let connectionHandler = InboundHTTP2ConnectionHandler(
                 idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger)
             let router = InboundStreamRouter(environment: environment)

@@ -14,4 +14,7 @@ struct InboundStreamEnvironment: Sendable {
     var logger: Logger
     var http1Pool: InboundHTTP1ConnectionPool
     var http2Connections: InboundHTTP2AppConnections
+    /// Open taps, and this workload's identity as their events' destination.
+    var tap: TapHub
+    var localIdentity: String
 }

@@ -25,18 +25,29 @@ struct InboundStreamRouter {
             logger[metadataKey: "authority"] = "\(rewrite.authority)"
             logger[metadataKey: "app_port"] = "\(rewrite.appPort)"
         }
+        let recorder = InboundRequestRecorder(
+            authority: rewrite.authority, client: environment.client, tap: tapRequest(rewrite))
         let forwarder: any HTTP2FrameStreamOwner
         switch rewrite.appProtocol {
         case .http1:
             forwarder = InboundHTTP1Forwarder(
-                stream: stream, environment: environment, appPort: rewrite.appPort, authority: rewrite.authority,
-                logger: logger)
+                stream: stream, environment: environment, appPort: rewrite.appPort, recorder: recorder, logger: logger)
         case .http2:
             forwarder = InboundHTTP2Forwarder(
-                stream: stream, environment: environment, appPort: rewrite.appPort, authority: rewrite.authority,
-                logger: logger)
+                stream: stream, environment: environment, appPort: rewrite.appPort, recorder: recorder, logger: logger)
         }
         return (forwarder, .headers(headers))
+    }
+
+    /// What a tap shows of this request, read only while a tap is open.
+    private func tapRequest(_ rewrite: InboundRequestRewrite) -> InboundRequestRecorder.TapRequest? {
+        guard environment.tap.isActive else { return nil }
+        let headers = rewrite.headers
+        return InboundRequestRecorder.TapRequest(
+            hub: environment.tap, method: headers.first(name: ":method") ?? "", path: headers.first(name: ":path") ?? "",
+            source: headers.first(name: MeshHeaders.clientIdentity) ?? environment.clientName,
+            sourceCluster: headers.first(name: GatewayHeaders.clientCluster) ?? environment.configuration.clusterName,
+            destination: environment.localIdentity, destinationCluster: environment.configuration.clusterName)
     }
 }
 

@@ -28,6 +28,9 @@ struct OutboundForwarder: Sendable {
     let logger: Logger
     /// This cluster's name, sent to remote gateways as `starling-client-cluster` when configured.
     var clusterName: String? = nil
+    /// Where finished requests are shown to open taps, and this workload's identity for them.
+    var tap: TapHub = TapHub()
+    var localIdentity: String = ""
 
     func forward(
         _ request: OutboundRequest, sink: some OutboundResponseSink,
@@ -157,5 +160,13 @@ struct OutboundForwarder: Sendable {
                 backend: pick?.backend, service: pick?.service, split: pick?.split ?? false, statusCode: status,
                 tls: pick?.endpoint.identity != nil, peerIdentity: pick?.endpoint.identity),
             latency: latency)
+        tap.publish {
+            TapEvent(
+                direction: "outbound", method: request.method, authority: request.authority,
+                path: request.headers.first(name: ":path") ?? "", status: status, latency: latency,
+                sourceIdentity: localIdentity, destinationIdentity: pick?.endpoint.identity?.dnsName ?? "",
+                sourceCluster: clusterName, destinationCluster: pick?.endpoint.labels["cluster"] ?? clusterName,
+                destinationWorkload: pick?.endpoint.labels["workload"], tls: pick?.endpoint.identity != nil)
+        }
     }
 }

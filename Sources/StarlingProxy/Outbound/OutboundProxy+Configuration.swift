@@ -87,11 +87,14 @@ extension OutboundProxy {
         /// This workload's mTLS material for dialing peers.
         public var tls: any MeshTLSSource
         public var logger: Logger
+        /// Where finished requests are shown to open taps (`GET /tap` on the admin server).
+        public var tap: TapHub
 
-        public init(picker: any EndpointPicker, tls: any MeshTLSSource, logger: Logger) {
+        public init(picker: any EndpointPicker, tls: any MeshTLSSource, logger: Logger, tap: TapHub = TapHub()) {
             self.picker = picker
             self.tls = tls
             self.logger = logger
+            self.tap = tap
         }
     }
 }

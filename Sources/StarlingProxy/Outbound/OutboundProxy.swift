@@ -3,6 +3,8 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
+import StarlingCore
+import StarlingTLS
 import Synchronization
 
 /// The outbound side of the sidecar: everything the workload sends goes through it.
@@ -48,7 +50,8 @@ public struct OutboundProxy: Sendable {
         let dialer = PeerDialer(tls: runtime.tls, connectTimeout: configuration.connectTimeout)
         let pool = PeerConnectionPool(dialer: dialer, group: group, idleTimeout: configuration.peerIdleTimeout)
         let forwarder = OutboundForwarder(
-            picker: runtime.picker, pool: pool, dialer: dialer, logger: logger, clusterName: configuration.clusterName)
+            picker: runtime.picker, pool: pool, dialer: dialer, logger: logger, clusterName: configuration.clusterName,
+            tap: runtime.tap, localIdentity: runtime.tls.identity.dnsName)
         let registry = ConnectionRegistry()
         let http1 = OutboundHTTP1Server(
             forwarder: forwarder, maximumHeaderBytes: configuration.maximumHeaderBytes,

@@ -1,0 +1,37 @@
+import StarlingCore
+
+/// The admin endpoints of the registered workloads' proxies, from the destination index: what
+/// Prometheus scrapes (``PrometheusTargets``) and what `viz tap` connects to (`TapTargets`).
+/// A workload is listed when it was registered with its proxy's admin port.
+enum ProxyAdminEndpoints {
+    /// On a Workload: its proxy's admin port (set at registration).
+    static let adminPortAnnotation = "observability.starling.io/admin-port"
+
+    struct Entry {
+        var namespace: String
+        var name: String
+        var workload: Resource
+        var spec: WorkloadSpec
+        /// `host:port` of the proxy's admin server.
+        var address: String
+    }
+
+    /// By namespace, then name; only `namespace` when given.
+    static func list(_ snapshot: DestinationIndex.Snapshot, namespace only: String? = nil) -> [Entry] {
+        var entries: [Entry] = []
+        for namespace in snapshot.workloads.keys.sorted() where only == nil || only == namespace {
+            let workloads = snapshot.workloads[namespace] ?? [:]
+            for name in workloads.keys.sorted() {
+                guard let workload = workloads[name],
+                    let port = workload.metadata.annotations[adminPortAnnotation].flatMap(Int.init),
+                    let spec = try? WorkloadSpec(workload)
+                else { continue }
+                entries.append(
+                    Entry(
+                        namespace: namespace, name: name, workload: workload, spec: spec,
+                        address: NetworkAddress.joinHostPort(spec.address, port)))
+            }
+        }
+        return entries
+    }
+}

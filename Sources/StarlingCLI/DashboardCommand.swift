@@ -9,11 +9,12 @@ import SwiftProtobuf
 /// and JavaScript served from the binary): linked clusters and their gateways with a sparkline
 /// of probe latency, each TrafficSplit's live shares per backend across clusters, services with
 /// golden metrics, and the edges between workloads. The page polls `/api/overview`, which asks
-/// each cluster's controller and the Prometheus `viz install` started beside it.
+/// each cluster's controller and the Prometheus `viz install` started beside it; its tap view
+/// polls `/api/tap`, live requests tapped from the cluster's proxies (``DashboardTaps``).
 struct DashboardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dashboard",
-        abstract: "Serve a web dashboard of every cluster in the config (gateways, splits, services, edges).")
+        abstract: "Serve a web dashboard of every cluster in the config (gateways, splits, services, edges, tap).")
 
     @Option(help: "The address to listen on.")
     var address = "127.0.0.1"
@@ -42,6 +43,7 @@ struct DashboardCommand: AsyncParsableCommand {
             throw CLIError("\(path) has no contexts to show", hint: "create a cluster with `starling cluster create NAME`")
         }
         let overview = DashboardOverview(contexts: contexts, window: timeWindow)
+        let taps = DashboardTaps(contexts: contexts)
         let router = Router()
         router.get("/") { _, _ in
             Response(
@@ -55,6 +57,20 @@ struct DashboardCommand: AsyncParsableCommand {
             return Response(
                 status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                 body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        router.get("/api/tap") { request, _ in
+            let cluster = request.uri.queryParameters.get("cluster") ?? ""
+            let after = request.uri.queryParameters.get("after").flatMap(Int.init) ?? 0
+            guard let reply = await taps.poll(cluster: cluster, after: after) else {
+                return Response(
+                    status: .notFound, headers: [.contentType: "text/plain"],
+                    body: .init(byteBuffer: ByteBuffer(string: "no cluster named '\(cluster)' in the config\n")))
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(reply))))
         }
         let app = Application(
             router: router, configuration: .init(address: .hostname(address, port: port), serverName: "starling-dashboard"),

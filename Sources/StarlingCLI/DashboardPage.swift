@@ -1,5 +1,7 @@
 /// The dashboard's one page: plain HTML, CSS and JavaScript, served from the binary (nothing is
-/// fetched from elsewhere). It renders `/api/overview` every two seconds.
+/// fetched from elsewhere). Two views: the overview (`#overview`, the default) renders
+/// `/api/overview` every two seconds; the tap view (`#tap`) shows one cluster's live requests
+/// from `/api/tap`, polled every second.
 enum DashboardPage {
     static let html = #"""
         <!doctype html>
@@ -29,10 +31,14 @@ enum DashboardPage {
           .bar { display: inline-block; height: 10px; background: var(--accent); border-radius: 2px; vertical-align: middle; }
           .share { display: inline-block; width: 220px; background: #eef1f6; border-radius: 2px; margin-right: 6px; }
           svg.spark { vertical-align: middle; }
+          nav a { color: #fff; margin-right: 12px; text-decoration: none; opacity: .7; } nav a.on { opacity: 1; border-bottom: 2px solid #fff; }
+          button.cluster { margin: 0 6px 8px 0; padding: 4px 10px; border: 1px solid var(--line); border-radius: 4px; background: #fff; cursor: pointer; }
+          button.cluster.on { background: var(--accent); color: #fff; border-color: var(--accent); }
+          td.status-bad { color: var(--bad); font-weight: 600; }
         </style>
         </head>
         <body>
-        <header><h1>Starling</h1><span id="status">loading…</span></header>
+        <header><h1>Starling</h1><nav><a href="#overview" id="nav-overview">Overview</a><a href="#tap" id="nav-tap">Tap</a></nav><span id="status">loading…</span></header>
         <main id="clusters"></main>
         <script>
         const fmtPct = v => v == null ? "-" : (v * 100).toFixed(2) + "%";
@@ -72,9 +78,56 @@ enum DashboardPage {
               td(e.secured ? '<span class="alive">✓</span>' : '<span class="dead">×</span>'), td(fmtRps(e.rps), true)]));
           return html + "</section>";
         }
+        let view = "overview", clusterNames = [], tapCluster = null, tapAfter = 0, tapRows = [], tapError = null;
+        // An identity as service-account.namespace (the whole name on hover) and its cluster.
+        function idCell(side, id, cluster) {
+          const short = id ? id.split(".serviceaccount.")[0] : "-";
+          return `<td class="id" data-${side}="${esc(id || "")}" title="${esc(id || "")}">${esc(short)}${cluster ? " @" + esc(cluster) : ""}</td>`;
+        }
+        function tapView() {
+          const buttons = clusterNames.map(n => `<button class="cluster${n === tapCluster ? " on" : ""}" data-tap-cluster="${esc(n)}">${esc(n)}</button>`).join("");
+          let html = `<section class="cluster" id="tap"><h2>Live requests</h2><div>${buttons}</div>`;
+          if (tapError) html += `<p class="error">${esc(tapError)}</p>`;
+          html += table(["TIME", "PROXY", "WORKLOAD", "SOURCE", "DESTINATION", "METHOD", "AUTHORITY", "PATH", "STATUS", "LATENCY", "mTLS"],
+            tapRows.slice().reverse().slice(0, 100).map(r => { const e = r.tapped.event; return [
+              td(new Date(e.timestamp).toLocaleTimeString()), td(e.direction === "inbound" ? "in" : "out"),
+              td(esc(r.tapped.namespace + "/" + r.tapped.workload)),
+              idCell("src", e.src_identity, e.src_cluster), idCell("dst", e.dst_identity, e.dst_cluster),
+              td(esc(e.method)), td(esc(e.authority)), `<td data-path>${esc(e.path)}</td>`,
+              `<td class="num${e.status >= 500 ? " status-bad" : ""}">${e.status}</td>`, td(fmtMs(e.latency_ms), true),
+              td(e.tls ? '<span class="alive">✓</span>' : '<span class="dead">×</span>')]; }));
+          document.getElementById("clusters").innerHTML = html + "</section>";
+          document.querySelectorAll("button[data-tap-cluster]").forEach(b => b.onclick = () => {
+            tapCluster = b.dataset.tapCluster; tapAfter = 0; tapRows = []; tapError = null; tapView(); pollTap();
+          });
+        }
+        async function pollTap() {
+          if (view !== "tap" || !tapCluster) return;
+          const cluster = tapCluster;
+          try {
+            const reply = await (await fetch(`/api/tap?cluster=${encodeURIComponent(cluster)}&after=${tapAfter}`, {cache: "no-store"})).json();
+            if (cluster !== tapCluster) return;
+            tapError = reply.error || null;
+            for (const e of reply.events) { tapRows.push(e); tapAfter = e.seq; }
+            tapRows = tapRows.slice(-200);
+            document.getElementById("status").textContent = `tapping ${cluster} · ${tapRows.length} requests · ${new Date().toLocaleTimeString()}`;
+          } catch (e) {
+            tapError = "the dashboard server does not answer: " + e;
+          }
+          tapView();
+        }
+        function route() {
+          view = location.hash === "#tap" ? "tap" : "overview";
+          document.getElementById("nav-overview").className = view === "overview" ? "on" : "";
+          document.getElementById("nav-tap").className = view === "tap" ? "on" : "";
+          if (view === "tap") { if (!clusterNames.length) refresh(); tapCluster = tapCluster || clusterNames[0] || null; tapView(); pollTap(); } else refresh();
+        }
         async function refresh() {
+          if (view !== "overview" && clusterNames.length) return;
           try {
             const overview = await (await fetch("/api/overview", {cache: "no-store"})).json();
+            clusterNames = overview.clusters.map(c => c.name);
+            if (view !== "overview") { route(); return; }
             document.getElementById("clusters").innerHTML = overview.clusters.map(cluster).join("");
             document.getElementById("status").textContent =
               `${overview.clusters.length} clusters · rates over ${overview.window} · ${new Date().toLocaleTimeString()}`;
@@ -82,8 +135,10 @@ enum DashboardPage {
             document.getElementById("status").textContent = "the dashboard server does not answer: " + e;
           }
         }
-        refresh();
+        window.addEventListener("hashchange", route);
+        route();
         setInterval(refresh, 2000);
+        setInterval(pollTap, 1000);
         </script>
         </body>
         </html>

@@ -174,6 +174,16 @@ assert float(shares["podinfo"]) > 0 and float(shares["podinfo-workload2"]) > 0, 
     timeout 60 "$browser" --headless --no-sandbox --disable-gpu --window-size=1300,1100 --virtual-time-budget=6000 \
       --screenshot=/tmp/starling-e2e-artifacts/dashboard.png http://127.0.0.1:50751/ >/dev/null 2>&1
     [ -s /tmp/starling-e2e-artifacts/dashboard.png ] && ok "screenshot saved to /tmp/starling-e2e-artifacts/dashboard.png" || bad "no dashboard screenshot"
+    # The tap view: workload1's calls, half of them across to workload2 through its gateway.
+    curl -s -m 10 -o /dev/null "http://127.0.0.1:50751/api/tap?cluster=workload1"
+    sleep 2
+    for i in $(seq 20); do curl -s -m 5 -o /dev/null -x "$proxy1" http://podinfo.test:9898/; done
+    cross_tap() { curl -s -m 10 "http://127.0.0.1:50751/api/tap?cluster=workload1" | grep -q '"dst_cluster":"workload2"'; }
+    eventually "the dashboard's tap view has workload1's calls across to workload2" 10 cross_tap
+    timeout 60 "$browser" --headless --no-sandbox --disable-gpu --window-size=1500,900 --virtual-time-budget=5000 \
+      --screenshot=/tmp/starling-e2e-artifacts/dashboard-tap-multicluster.png "http://127.0.0.1:50751/#tap" >/dev/null 2>&1
+    [ -s /tmp/starling-e2e-artifacts/dashboard-tap-multicluster.png ] && ok "screenshot saved to /tmp/starling-e2e-artifacts/dashboard-tap-multicluster.png" \
+      || bad "no tap view screenshot"
   fi
 fi
 

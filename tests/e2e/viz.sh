@@ -159,6 +159,28 @@ assert list(rows)[0] == "/top-a", list(rows)
 '; then ok "viz top: /top-a 30 × (100 %), /status/503 10 × (0 %), busiest first, with the caller"
 else bad "viz top"; cat top.json top.err | show 12; fi
 "$STARLING" viz top ns/test --duration 1s | show 4
+# The dashboard's tap view: its first poll starts the cluster's tap; requests made after it are
+# kept for the page (which a headless browser then renders).
+curl -s -m 10 -o /dev/null "http://127.0.0.1:50752/api/tap?cluster=$cluster"
+sleep 2
+for i in $(seq 5); do curl -s -m 5 -o /dev/null -x "$proxy" "http://podinfo.test:9898/status/202?dashboard=$i"; done
+dash_tap() { curl -s -m 10 "http://127.0.0.1:50752/api/tap?cluster=$cluster" | grep -q '/status/202?dashboard=5'; }
+eventually "the dashboard's tap API has the requests made after it started" 10 dash_tap
+browser=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$browser" ]; then
+  echo "  - skipped: no chromium (apt-get install chromium)"
+else
+  dom=$(timeout 60 "$browser" --headless --no-sandbox --disable-gpu --virtual-time-budget=5000 --dump-dom "http://127.0.0.1:50752/#tap" 2>/dev/null)
+  if grep -Eq '<td data-path(="")?>/status/202\?dashboard=' <<<"$dom"; then
+    if grep -q 'data-src="curl.test.serviceaccount.identity.starling.cluster.local"' <<<"$dom"; then
+      ok "the dashboard's tap view (headless Chromium) lists the requests with the caller's identity"
+    else bad "the dashboard's tap view lacks the caller's identity"; echo "$dom" | grep -o '<td class="id"[^<]*' | head -4 | show; fi
+  else bad "the dashboard's tap view lacks the requests"; echo "$dom" | head -c 1500 | show 12; fi
+  mkdir -p /tmp/starling-e2e-artifacts
+  timeout 60 "$browser" --headless --no-sandbox --disable-gpu --window-size=1500,700 --virtual-time-budget=5000 \
+    --screenshot=/tmp/starling-e2e-artifacts/dashboard-tap.png "http://127.0.0.1:50752/#tap" >/dev/null 2>&1
+  [ -s /tmp/starling-e2e-artifacts/dashboard-tap.png ] && ok "screenshot saved to /tmp/starling-e2e-artifacts/dashboard-tap.png" || bad "no tap view screenshot"
+fi
 
 if ! command -v prometheus >/dev/null; then
   echo "  - skipped: Prometheus is not installed (apt-get install prometheus)"

@@ -1,6 +1,8 @@
+import ArgumentParser
 import Logging
 import Metrics
 import Prometheus
+import StarlingProxy
 
 /// The starting command's one-time setup of logging and metrics (libraries only use the
 /// swift-log and swift-metrics APIs; STYLE.md §7).
@@ -14,6 +16,15 @@ enum Observability {
         }
     }
 
+    /// A proxy's metrics: a Prometheus registry, or — with `--metrics off`, to measure what
+    /// they cost — none at all (no backend, no per-request recording).
+    static func bootstrapProxyMetrics(_ setting: MetricsSetting) -> @Sendable () -> String {
+        guard setting == .off else { return bootstrapPrometheus() }
+        RequestMetricsSwitch.set(false)
+        MetricsSystem.bootstrap(NOOPMetricsHandler.instance)
+        return { "# metrics are off (started with --metrics off)\n" }
+    }
+
     /// Sends metrics to a Prometheus registry and returns its text exposition for `/metrics`.
     static func bootstrapPrometheus() -> @Sendable () -> String {
         let registry = PrometheusCollectorRegistry()
@@ -24,4 +35,9 @@ enum Observability {
             return String(decoding: buffer, as: UTF8.self)
         }
     }
+}
+
+/// `--metrics on|off` of the commands that run a proxy.
+enum MetricsSetting: String, ExpressibleByArgument, CaseIterable {
+    case on, off
 }

@@ -47,6 +47,9 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "This cluster's name, sent with mesh requests so that linked clusters' gateways know the caller's cluster.")
     var clusterName: String?
 
+    @Option(help: "Request metrics: on, or off (to measure what they cost; bench/proxy-pair.sh).")
+    var metrics: MetricsSetting = .on
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -63,7 +66,7 @@ struct ProxyCommand: AsyncParsableCommand {
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         Observability.bootstrapLogging(level: level)
-        let metrics = Observability.bootstrapPrometheus()
+        let metrics = Observability.bootstrapProxyMetrics(self.metrics)
         let controller = try HostPort.parse(controller, flag: "--controller")
         let caPEM = try InputFile.read(controllerCAFile)
         let token = try InputFile.read(tokenFile).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -39,6 +39,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("outbound-tcp"), help: "Opaque TCP binding SVC.NS:PORT=LOCAL_ADDR:LOCAL_PORT (repeatable).")
     var outboundTCP: [String] = []
 
+    @Option(help: "Request metrics: on, or off (to measure what they cost; bench/proxy-pair.sh).")
+    var metrics: MetricsSetting = .on
+
     @Option(help: "Log level of the proxy.")
     var logLevel: String = "notice"
 
@@ -55,7 +58,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .notice
         Observability.bootstrapLogging(level: level)
-        let metrics = Observability.bootstrapPrometheus()
+        let metrics = Observability.bootstrapProxyMetrics(self.metrics)
         let logger = Logger(label: "starling.run")
         let resolved = try context.resolve()
         let proxyPorts = (inbound: 4143, outbound: 4140, admin: 4191)

@@ -25,6 +25,7 @@ enum InboundMetrics {
 
     /// One HTTP response (or proxy-generated error response) sent back to a caller.
     static func recordResponse(authority: String, status: Int, client: MeshIdentity, latency: Duration) {
+        guard RequestMetricsSwitch.isEnabled else { return }
         responseCounters.handle(ResponseKey(authority: authority, status: status, client: client)) {
             Counter(
                 label: requestsTotal,

@@ -54,6 +54,7 @@ enum OutboundMetrics {
     private static let latencyTimers = MetricHandleCache<LatencyKey, Metrics.Timer>()
 
     static func record(_ request: Request, latency: Duration?) {
+        guard RequestMetricsSwitch.isEnabled else { return }
         requestCounters.handle(request) {
             var dimensions = [
                 direction,

@@ -10,6 +10,9 @@
 #   COMPARE_BIN=/abs/path/starling ...   adds a second Starling pair run by that binary (another
 #                                       build), measured interleaved with the others: the way to
 #                                       compare two builds on a noisy machine (same run, same load)
+#   METRICS_OFF=0 ...                   leave out the pair whose proxies run with `--metrics off`
+#                                       (by default it is measured beside the others: what the
+#                                       request metrics cost is the ratio of the two pairs)
 #   HOLD=SECONDS ...                    keep the setup up that long before measuring (to poke at it)
 #   PROFILE=1 ...                       add a perf profile of both Starling proxies (one extra
 #                                       throughput run; needs `perf`)
@@ -118,6 +121,9 @@ ha_b=$net.20.2 ha_b_port=8443            # haproxy B (server side)
 authority=web.bench:$web_port
 compare_web_addr=$net.10.3 compare_client_addr=$net.10.4   # the COMPARE_BIN pair's workloads
 compare_authority=webb.bench:$web_port
+nometrics_web_addr=$net.10.5 nometrics_client_addr=$net.10.6   # the --metrics off pair's workloads
+nometrics_authority=webm.bench:$web_port
+METRICS_OFF=${METRICS_OFF:-1}
 if [ -n "${COMPARE_BIN:-}" ]; then
   [ -x "$COMPARE_BIN" ] || { echo "COMPARE_BIN: no executable at $COMPARE_BIN"; exit 2; }
 fi
@@ -164,14 +170,15 @@ EOF
 "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" > nginx/out.log 2>&1 & pids+=($!)
 wait_for "nginx answers" 10 curl -sf -m 1 "http://$web_addr:$web_port/"
 
+pair_run_args=()
 # start_pair BIN WEB_SERVICE WEB_ADDR CLIENT_SERVICE CLIENT_ADDR: two workloads run by BIN, the web
 # one's proxy in front of nginx at WEB_ADDR, the client one's outbound at CLIENT_ADDR:4140; waits
 # until that outbound routes to nginx, then sets pair_web_pid and pair_client_pid.
 start_pair() {
   local bin=$1 web=$2 waddr=$3 client=$4 caddr=$5 log child
-  "$bin" run -n bench --service "$web" --port "$web_port" --address "$waddr" -- sleep 100000 > "$web.log" 2>&1 & pids+=($!)
+  "$bin" run "${pair_run_args[@]}" -n bench --service "$web" --port "$web_port" --address "$waddr" -- sleep 100000 > "$web.log" 2>&1 & pids+=($!)
   pair_web_pid=$!
-  "$bin" run -n bench --service "$client" --port "$client_port" --address "$caddr" -- \
+  "$bin" run "${pair_run_args[@]}" -n bench --service "$client" --port "$client_port" --address "$caddr" -- \
     python3 -c "import socket, time; s = socket.create_server(('$caddr', $client_port)); time.sleep(100000)" \
     > "$client.log" 2>&1 & pids+=($!)
   pair_client_pid=$!
@@ -195,6 +202,14 @@ if [ -n "${COMPARE_BIN:-}" ]; then
   start_pair "$COMPARE_BIN" webb "$compare_web_addr" clientb "$compare_client_addr"
   compare_web_pid=$pair_web_pid compare_client_pid=$pair_client_pid
   echo "proxies: clientb (outbound) pid $compare_client_pid at $compare_client_addr, webb (inbound) pid $compare_web_pid"
+fi
+if [ "$METRICS_OFF" = 1 ]; then
+  echo "== Starling pair with --metrics off: workloads webm and clientm"
+  pair_run_args=(--metrics off)
+  start_pair "$STARLING" webm "$nometrics_web_addr" clientm "$nometrics_client_addr"
+  pair_run_args=()
+  nometrics_web_pid=$pair_web_pid nometrics_client_pid=$pair_client_pid
+  echo "proxies: clientm (outbound) pid $nometrics_client_pid, webm (inbound) pid $nometrics_web_pid"
 fi
 
 echo "== HAProxy pair ($("$HAPROXY" -v | head -1 | awk '{print $1, $3}'))"
@@ -281,6 +296,11 @@ if [ -n "${COMPARE_BIN:-}" ]; then
   paths+=(compare)
   url[compare]=http://$compare_client_addr:4140/; host[compare]=$compare_authority
   proxies[compare]="$compare_client_pid $compare_web_pid"
+fi
+if [ "$METRICS_OFF" = 1 ]; then
+  paths+=(nometrics)
+  url[nometrics]=http://$nometrics_client_addr:4140/; host[nometrics]=$nometrics_authority
+  proxies[nometrics]="$nometrics_client_pid $nometrics_web_pid"
 fi
 declare -A rps cpu p50 p99 p999 rss_idle rss_after rss_peak rss_anon errors closes fds app_conns
 sleep 1
@@ -389,7 +409,7 @@ for p in "${paths[@]}"; do
   rss_anon[$p]="$(anon_mb "$1")/$(anon_mb "$2")"
   fds[$p]="$(ls "/proc/$1/fd" | wc -l)/$(ls "/proc/$2/fd" | wc -l)"
   # connections the server-side proxy holds open to nginx
-  dst=$web_addr; [ "$p" = compare ] && dst=$compare_web_addr
+  dst=$web_addr; [ "$p" = compare ] && dst=$compare_web_addr; [ "$p" = nometrics ] && dst=$nometrics_web_addr
   app_conns[$p]=$(ss -tnp state established "( dst $dst and dport = :$web_port )" 2>/dev/null | grep -c "pid=$2," || true)
 done
 
@@ -426,7 +446,7 @@ for p in "${paths[@]}"; do
   fi
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-label() { case $1 in direct) echo "direct (wrk->nginx)";; starling) echo "Starling pair";; haproxy) echo "HAProxy pair (h2)";; compare) echo "Starling COMPARE_BIN";; esac; }
+label() { case $1 in direct) echo "direct (wrk->nginx)";; starling) echo "Starling pair";; haproxy) echo "HAProxy pair (h2)";; compare) echo "Starling COMPARE_BIN";; nometrics) echo "Starling metrics off";; esac; }
 echo
 printf '%-20s %8s %8s %8s %8s %8s %8s %13s %13s %13s\n' "path" "req/s" "/direct" "/haproxy" "p50 ms" "p99 ms" "p99.9 ms" "CPU-ms/1k" "RSS idle MB" "RSS after MB"
 printf '%-20s %8s %8s %8s %8s %8s %8s %13s %13s %13s\n' "" "" "" "" "@$RATE/s" "@$RATE/s" "@$RATE/s" "out+in" "out/in" "out/in"
@@ -444,6 +464,17 @@ for i in $(seq 0 $((RUNS - 1))); do
   per_run+=" $(ratio "$s" "$h")x"
 done
 echo "Starling/HAProxy throughput run by run:$per_run"
+if [ "$METRICS_OFF" = 1 ]; then
+  # What the request metrics cost: the pair with them on against the pair with them off, run by
+  # run (measured back to back) and on the medians.
+  per_run=""
+  for i in $(seq 0 $((RUNS - 1))); do
+    eval "s=\${rps_starling[$i]} m=\${rps_nometrics[$i]}"
+    per_run+=" $(ratio "$s" "$m")x"
+  done
+  echo "metrics on/off throughput: $(ratio "${rps[starling]}" "${rps[nometrics]}")x on the medians (run by run:$per_run);" \
+    "CPU-ms/1k on ${cpu[starling]}, off ${cpu[nometrics]}"
+fi
 if [ -n "${h2rps[starling]:-}" ]; then
   line="HTTP/2 clients (h2load -c10 -m10, medians): Starling ${h2rps[starling]} req/s, HAProxy ${h2rps[haproxy]} req/s ($(ratio "${h2rps[starling]}" "${h2rps[haproxy]}")x)"
   [ -n "${h2rps[compare]:-}" ] && line+=", COMPARE_BIN ${h2rps[compare]} req/s"
@@ -474,6 +505,12 @@ for ok in "$ok_tp" "$ok_p99" "$ok_rss"; do [ "$ok" = 1 ] || missed=1; done
 printf '%-58s %-22s %s\n' "Starling pair throughput >= HAProxy pair's" "${tp_ratio}x" "$(verdict "$ok_tp")"
 printf '%-58s %-22s %s\n' "p99 added at $RATE req/s <= HAProxy pair's ($added_h ms)" "$added_s ms" "$(verdict "$ok_p99")"
 printf '%-58s %-22s %s\n' "RSS per Starling proxy after load < 30 MB" "${rss_after[starling]} MB" "$(verdict "$ok_rss")"
+if [ "$METRICS_OFF" = 1 ]; then
+  cost=$(awk -v a="${rps[starling]}" -v b="${rps[nometrics]}" 'BEGIN { if (b > 0) printf "%.1f", (1 - a / b) * 100; else print "-" }')
+  ok_cost=$(awk -v c="$cost" 'BEGIN { print (c <= 3) }')
+  [ "$ok_cost" = 1 ] || missed=1
+  printf '%-58s %-22s %s\n' "request metrics cost <= 3 % of throughput (on vs off)" "$cost %" "$(verdict "$ok_cost")"
+fi
 defect=$(awk -v r="$tp_ratio" 'BEGIN { print (r < 0.5) }')
 printf '%-58s %-22s %s\n' "defect if Starling throughput < 0.5x HAProxy pair's" "${tp_ratio}x" \
   "$([ "$defect" = 1 ] && echo "DEFECT" || echo "no defect")"

@@ -217,7 +217,7 @@ let package = Package(
         .testTarget(
             name: "StarlingProxyTests",
             dependencies: [
-                "StarlingProxy", "StarlingTLS", "StarlingIdentity", "StarlingCore", "StarlingAPI",
+                "StarlingProxy", "StarlingTLS", "StarlingIdentity", "StarlingCore", "StarlingAPI", "StarlingObservability",
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),

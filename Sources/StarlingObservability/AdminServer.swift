@@ -15,6 +15,12 @@ public final class AdminServer: Sendable {
         public var query: [String: String]
         /// The `authorization` field, if sent.
         public var authorization: String?
+
+        public init(path: String, query: [String: String] = [:], authorization: String? = nil) {
+            self.path = path
+            self.query = query
+            self.authorization = authorization
+        }
     }
 
     /// A stream route's answer: a refusal, or chunks sent as they come (chunked encoding) until

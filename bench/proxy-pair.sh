@@ -163,6 +163,7 @@ http {
   server {
     listen $web_addr:$web_port reuseport backlog=1024;
     listen $compare_web_addr:$web_port reuseport backlog=1024;
+    listen $nometrics_web_addr:$web_port reuseport backlog=1024;
     location / { default_type text/plain; return 200 "$body"; }
   }
 }

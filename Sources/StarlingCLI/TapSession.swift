@@ -60,7 +60,7 @@ struct TapSession: Sendable {
         let response = try await ControllerClient.with(context) { client in
             try await client.mesh.tapTargets(.with { $0.namespace = selection.namespace ?? "" })
         }
-        let targets = response.targets.filter { selection.workload == nil || $0.workload == selection.workload }
+        let targets = response.targets.filter { target in selection.workload.map { Self.names(target.workload, $0) } ?? true }
         guard !targets.isEmpty else {
             let scope = selection.workload.map { "workload \($0)" } ?? "any workload"
             throw CLIError(
@@ -91,6 +91,14 @@ struct TapSession: Sendable {
         if !opened {
             throw CLIError("no proxy of cluster \(response.cluster) could be tapped", hint: "see the warnings above")
         }
+    }
+
+    /// `workload/NAME` names a workload by its full name (`podinfo-480b8`) or by the name
+    /// `starling run` gave it before its suffix (`podinfo`).
+    static func names(_ workload: String, _ name: String) -> Bool {
+        guard workload != name else { return true }
+        guard let dash = workload.lastIndex(of: "-") else { return false }
+        return workload[..<dash] == name
     }
 
     static func query(_ filter: TapFilter) -> String {

@@ -141,9 +141,11 @@ for e in events:
 assert sides["inbound"]["workload"].startswith("podinfo-") and sides["outbound"]["workload"].startswith("curl-"), events
 '; then ok "viz tap shows a request made after it started: method, path, status, latency, both identities and clusters, from both proxies"
 else bad "viz tap"; cat tap.json tap.err | show 10; fi
-timeout 40 "$STARLING" viz top ns/test --duration 8s -o json > top.json 2> top.err &
+# tapping ADDRESS: the proxy at ADDRESS serves a tap now (its starling_proxy_tap_streams gauge).
+tapping() { curl -s -m 5 "http://$1:4191/metrics" | grep -Eq '^starling_proxy_tap_streams(\{[^}]*\})? [1-9]'; }
+timeout 40 "$STARLING" viz top ns/test --duration 10s -o json > top.json 2> top.err &
 top_pid=$!
-sleep 3
+eventually "viz top has opened its taps on podinfo's and the caller's proxies" 8 bash -c "$(declare -f tapping); tapping $paddr && tapping $caddr"
 for i in $(seq 30); do curl -s -m 5 -o /dev/null -x "$proxy" http://podinfo.test:9898/top-a; done
 for i in $(seq 10); do curl -s -m 5 -o /dev/null -x "$proxy" http://podinfo.test:9898/status/503; done
 wait $top_pid
@@ -162,7 +164,7 @@ else bad "viz top"; cat top.json top.err | show 12; fi
 # The dashboard's tap view: its first poll starts the cluster's tap; requests made after it are
 # kept for the page (which a headless browser then renders).
 curl -s -m 10 -o /dev/null "http://127.0.0.1:50752/api/tap?cluster=$cluster"
-sleep 2
+eventually "the dashboard has opened its taps" 8 bash -c "$(declare -f tapping); tapping $paddr && tapping $caddr"
 for i in $(seq 5); do curl -s -m 5 -o /dev/null -x "$proxy" "http://podinfo.test:9898/status/202?dashboard=$i"; done
 dash_tap() { curl -s -m 10 "http://127.0.0.1:50752/api/tap?cluster=$cluster" | grep -q '/status/202?dashboard=5'; }
 eventually "the dashboard's tap API has the requests made after it started" 10 dash_tap

@@ -1,3 +1,4 @@
+import Metrics
 import Synchronization
 
 /// The taps open on one proxy. The request paths call ``publish(_:)`` with a closure that makes
@@ -16,6 +17,8 @@ public final class TapHub: Sendable {
     }
 
     private let open = Atomic<Int>(0)
+    /// `starling_proxy_tap_streams`: the taps open now (who is watching shows in the metrics).
+    private let openGauge = Gauge(label: "starling_proxy_tap_streams")
     private let dropCount = Atomic<Int>(0)
     private let taps = Mutex<(next: Int, taps: [Int: Tap])>((0, [:]))
 
@@ -45,11 +48,11 @@ public final class TapHub: Sendable {
             return state.next
         }
         guard let id else { return nil }
-        open.add(1, ordering: .relaxed)
+        openGauge.record(open.add(1, ordering: .relaxed).newValue)
         continuation.onTermination = { [weak self] _ in
             guard let self else { return }
             let removed = self.taps.withLock { $0.taps.removeValue(forKey: id) != nil }
-            if removed { self.open.subtract(1, ordering: .relaxed) }
+            if removed { self.openGauge.record(self.open.subtract(1, ordering: .relaxed).newValue) }
         }
         return stream
     }

@@ -50,6 +50,7 @@ unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy AL
 pids=()
 cluster_created=0
 cleanup() {
+  set +e
   local kids
   kids=$(grep -h 'workload started' "$work"/*.log 2>/dev/null | sed -n 's/.* pid=\([0-9][0-9]*\).*/\1/p')
   pids+=($kids)

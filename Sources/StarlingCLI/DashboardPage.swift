@@ -90,7 +90,7 @@ enum DashboardPage {
           if (tapError) html += `<p class="error">${esc(tapError)}</p>`;
           html += table(["TIME", "PROXY", "WORKLOAD", "SOURCE", "DESTINATION", "METHOD", "AUTHORITY", "PATH", "STATUS", "LATENCY", "mTLS"],
             tapRows.slice().reverse().slice(0, 100).map(r => { const e = r.tapped.event; return [
-              td(new Date(e.timestamp).toLocaleTimeString()), td(e.direction === "inbound" ? "in" : "out"),
+              td(new Date(e.timestamp).toLocaleTimeString()), td(e.direction === "inbound" ? "in" : e.direction === "outbound" ? "out" : esc(e.direction)),
               td(esc(r.tapped.namespace + "/" + r.tapped.workload)),
               idCell("src", e.src_identity, e.src_cluster), idCell("dst", e.dst_identity, e.dst_cluster),
               td(esc(e.method)), td(esc(e.authority)), `<td data-path>${esc(e.path)}</td>`,

@@ -115,9 +115,13 @@ struct GatewaySupervisor: Sendable {
         let picker = MeshPicker(discovery: discovery, logger: logger)
         do {
             let ready = ReadyFlag()
+            let tap = TapHub()
+            let tapEndpoint = TapEndpoint(hub: tap, controllerCertificatePEM: controller.certificatePEM, logger: logger)
             let probe = try await AdminServer(
                 host: desired.address, port: desired.probePort,
-                routes: .init(readiness: { ready.isSet ? nil : "gateway starting" }, metrics: metrics))
+                routes: .init(
+                    readiness: { ready.isSet ? nil : "gateway starting" }, metrics: metrics,
+                    streams: [TapEndpoint.path: { tapEndpoint.answer($0) }]))
             defer { Task { await probe.close() } }
             // Stopping: the probe says "not ready" at once, so linked clusters fail over while
             // the gateway drains its open connections.
@@ -128,7 +132,7 @@ struct GatewaySupervisor: Sendable {
                 let tls = try await identityClient.waitUntilReady(timeout: .seconds(60))
                 let gateway = GatewayProxy(
                     configuration: .init(listenHost: desired.address, listenPort: desired.port),
-                    tls: tls, discovery: discovery, picker: picker, clusterName: clusterName, logger: logger)
+                    tls: tls, discovery: discovery, picker: picker, clusterName: clusterName, logger: logger, tap: tap)
                 group.addTask {
                     try await gateway.run { port in
                         ready.set()

@@ -12,8 +12,8 @@ struct MulticlusterCommand: AsyncParsableCommand {
         commandName: "multicluster", abstract: "Link clusters through authenticated gateways.",
         subcommands: [Install.self, Uninstall.self, Link.self, Unlink.self, Gateways.self])
 
-    static let gatewayServiceName = "starling-gateway"
-    static let gatewayAddressAnnotation = "multicluster.starling.io/gateway-address"
+    static let gatewayServiceName = MirrorLabels.gatewayServiceName
+    static let gatewayAddressAnnotation = MirrorLabels.gatewayAddressAnnotation
 
     /// The documents that turn the gateway on.
     static func gatewayResources(address: String, port: Int, probePort: Int) -> [Resource] {

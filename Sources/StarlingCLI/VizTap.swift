@@ -20,15 +20,15 @@ struct TapOptions: ParsableArguments {
     @Option(help: "Only requests whose path starts with this.")
     var path: String?
 
-    @Option(help: "Only requests seen going out (outbound) or coming in (inbound).")
+    @Option(help: "Only requests seen going out (outbound), coming in (inbound), or through the multicluster gateway (gateway).")
     var direction: String?
 
     @OptionGroup var context: ContextOptions
 
     func validate() throws {
         if let problem = ResourceNames.dns1123LabelProblem(namespace) { throw ValidationError("-n \(namespace): \(problem)") }
-        if let direction, direction != "inbound", direction != "outbound" {
-            throw ValidationError("--direction takes inbound or outbound, got \(direction)")
+        if let direction, !["inbound", "outbound", "gateway"].contains(direction) {
+            throw ValidationError("--direction takes inbound, outbound or gateway, got \(direction)")
         }
         if let path, !path.hasPrefix("/") { throw ValidationError("--path must start with /, got \(path)") }
         _ = try target()
@@ -117,7 +117,7 @@ extension VizCommand {
         static func line(_ t: TapSession.Tapped) -> String {
             let e = t.event
             var fields = [
-                "proxy=\(e.direction == "inbound" ? "in" : "out")", "workload=\(t.namespace)/\(t.workload)",
+                "proxy=\(e.direction == "inbound" ? "in" : e.direction == "outbound" ? "out" : e.direction)", "workload=\(t.namespace)/\(t.workload)",
                 "src=\(e.sourceIdentity.isEmpty ? "-" : e.sourceIdentity)",
                 "dst=\(e.destinationIdentity.isEmpty ? "-" : e.destinationIdentity)",
             ]

@@ -18,6 +18,10 @@ public enum MirrorLabels {
     /// The gateway's service account (its identity is
     /// `starling-gateway.starling-multicluster.serviceaccount.identity.starling.TRUST_DOMAIN`).
     public static let gatewayServiceAccount = "starling-gateway"
+    /// The gateway's Service in ``namespace`` (ports `mc-gateway` and `mc-probe`), and its
+    /// annotation naming the address the gateway listens on.
+    public static let gatewayServiceName = "starling-gateway"
+    public static let gatewayAddressAnnotation = "multicluster.starling.io/gateway-address"
 
     /// `NAME-CLUSTER`
     public static func mirrorName(service: String, cluster: String) -> String { "\(service)-\(cluster)" }

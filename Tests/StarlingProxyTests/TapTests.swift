@@ -60,6 +60,7 @@ import Testing
         #expect(throws: TapRequestError.self) { try TapFilter(query: ["colour": "red"]) }
         #expect(throws: TapRequestError.self) { try TapFilter(query: ["direction": "sideways"]) }
         #expect(throws: TapRequestError.self) { try TapFilter(query: ["path": "api"]) }
+        #expect(try TapFilter(query: ["direction": "gateway"]).direction == "gateway")
         let filter = try TapFilter(query: ["method": "post", "path": "/api", "authority": "podinfo"])
         #expect(filter.matches(Self.event(method: "POST", path: "/api/x")))
         #expect(!filter.matches(Self.event(method: "GET", path: "/api/x")))

@@ -184,6 +184,27 @@ assert float(shares["podinfo"]) > 0 and float(shares["podinfo-workload2"]) > 0, 
       --screenshot=/tmp/starling-e2e-artifacts/dashboard-tap-multicluster.png "http://127.0.0.1:50751/#tap" >/dev/null 2>&1
     [ -s /tmp/starling-e2e-artifacts/dashboard-tap-multicluster.png ] && ok "screenshot saved to /tmp/starling-e2e-artifacts/dashboard-tap-multicluster.png" \
       || bad "no tap view screenshot"
+    # viz tap at workload2's gateway: the calls that came across, with the caller's identity and cluster.
+    timeout 40 env STARLING_CONFIG=$work/configs/workload2 "$STARLING" viz tap ns/starling-multicluster --direction gateway \
+      --max-events 1 -o json > gwtap.json 2> gwtap.err &
+    gwtap=$!
+    for i in $(seq 60); do
+      kill -0 $gwtap 2>/dev/null || break
+      curl -s -m 5 -o /dev/null -x "$proxy1" "http://podinfo.test:9898/?gateway-tap=$i"
+      sleep 0.3
+    done
+    wait $gwtap
+    if python3 -c '
+import json
+e = [json.loads(l) for l in open("gwtap.json") if l.strip()][0]
+ev = e["event"]
+assert e["workload"] == "starling-gateway" and ev["direction"] == "gateway", e
+assert ev["src_identity"] == "default.test.serviceaccount.identity.starling.cluster.local" and ev["src_cluster"] == "workload1", ev
+assert ev["dst_identity"] == "default.test.serviceaccount.identity.starling.cluster.local" and ev["dst_cluster"] == "workload2", ev
+assert ev["path"].startswith("/?gateway-tap=") and ev["status"] == 200 and ev["authority"].startswith("podinfo.test"), ev
+assert ev["dst_workload"].startswith("podinfo-"), ev
+'; then ok "viz tap at workload2's gateway shows a call from workload1 with the caller's identity and cluster, and the workload it reached"
+    else bad "viz tap at the gateway"; cat gwtap.json gwtap.err | sed 's/^/      /' | tail -8; fi
   fi
 fi
 

@@ -215,6 +215,19 @@ extension MeshService {
                 $0.adminAddress = entry.address
             }
         }
+        if namespace.isEmpty || namespace == MirrorLabels.namespace,
+            let gateway = ProxyAdminEndpoints.gateway(index.snapshot, defaultHost: configuration.apiHost)
+        {
+            let trustDomain = identity.configuration?.trustDomain ?? "cluster.local"
+            response.targets.append(.with {
+                $0.namespace = MirrorLabels.namespace
+                $0.workload = MirrorLabels.gatewayServiceName
+                $0.identity = MeshIdentity(
+                    namespace: MirrorLabels.namespace, serviceAccount: MirrorLabels.gatewayServiceAccount, trustDomain: trustDomain
+                ).dnsName
+                $0.adminAddress = gateway
+            })
+        }
         logger.info("tap ticket issued", metadata: [
             "ticket": "\(claims.id)", "namespace": "\(namespace.isEmpty ? "*" : namespace)", "targets": "\(response.targets.count)",
         ])

@@ -1,4 +1,5 @@
 import StarlingCore
+import StarlingMulticluster
 
 /// The admin endpoints of the registered workloads' proxies, from the destination index: what
 /// Prometheus scrapes (``PrometheusTargets``) and what `viz tap` connects to (`TapTargets`).
@@ -33,5 +34,15 @@ enum ProxyAdminEndpoints {
             }
         }
         return entries
+    }
+
+    /// The multicluster gateway's probe (admin) endpoint, which serves its tap, when the
+    /// gateway is installed; `defaultHost` is where it listens unless its Service says.
+    static func gateway(_ snapshot: DestinationIndex.Snapshot, defaultHost: String) -> String? {
+        guard let service = snapshot.services[MirrorLabels.namespace]?[MirrorLabels.gatewayServiceName],
+            let spec = try? ServiceSpec(service), let probe = spec.port(named: "mc-probe")
+        else { return nil }
+        let host = service.metadata.annotations[MirrorLabels.gatewayAddressAnnotation] ?? defaultHost
+        return NetworkAddress.joinHostPort(host, probe.port)
     }
 }

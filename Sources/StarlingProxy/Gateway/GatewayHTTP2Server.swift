@@ -18,6 +18,10 @@ struct GatewayHTTP2Server: Sendable {
     let pool: PeerConnectionPool
     /// How long a finished response may wait for the caller to take its last frames.
     let idleTimeout: TimeAmount
+    /// Open taps; this cluster's name and the gateway's identity for their events.
+    var tap = TapHub()
+    var clusterName = ""
+    var localIdentity = ""
 
     /// Adds the HTTP/2 server handlers to an established `h2` connection (call on its event loop).
     static func configure(_ channel: any Channel, configuration: GatewayProxy.Configuration) throws -> HTTP2ServerStreams {
@@ -54,7 +58,10 @@ struct GatewayHTTP2Server: Sendable {
             var frames = stream.inbound.makeAsyncIterator()
             guard case .headers(let first)? = try await frames.next() else { return }
             let sink = HTTP2ResponseSink(stream: stream)
-            let caller = GatewayCaller(identity: peer, claimedCluster: first.headers.first(name: GatewayHeaders.clientCluster))
+            var caller = GatewayCaller(identity: peer, claimedCluster: first.headers.first(name: GatewayHeaders.clientCluster))
+            if tap.isActive {
+                caller.tapped = (first.headers.first(name: ":method") ?? "", first.headers.first(name: ":path") ?? "")
+            }
             let target = first.headers.first(name: MeshHeaders.target)
             var logger = logger
             logger[metadataKey: "target"] = "\(target ?? "-")"
@@ -116,7 +123,7 @@ struct GatewayHTTP2Server: Sendable {
         switch result {
         case .responded(let status, _, let latency):
             pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
-            GatewayMetrics.request(target: target, status: status, caller: peer, latency: latency)
+            record(target: target, status: status, caller: peer, pick: pick, latency: latency)
             logger.debug(
                 "forwarded through the gateway",
                 metadata: ["endpoint": "\(pick.endpoint)", "status": "\(status)", "latency": "\(latency)"])
@@ -127,7 +134,7 @@ struct GatewayHTTP2Server: Sendable {
                 throw error
             }
             if errorResponded {
-                GatewayMetrics.request(target: target, status: error.httpStatus, caller: peer)
+                record(target: target, status: error.httpStatus, caller: peer, pick: pick)
                 logger.warning("request failed", metadata: ["endpoint": "\(pick.endpoint)", "error": "\(error)"])
                 return
             }
@@ -188,7 +195,7 @@ struct GatewayHTTP2Server: Sendable {
         _ refusal: GatewayRefusal, target: String, peer: GatewayCaller, sink: HTTP2ResponseSink, logger: Logger
     ) async throws {
         GatewayMetrics.refused(reason: refusal.reason)
-        GatewayMetrics.request(target: target, status: refusal.status, caller: peer)
+        record(target: target, status: refusal.status, caller: peer, pick: nil)
         logger.notice("gateway refused a request", metadata: ["reason": "\(refusal.reason)", "error": "\(refusal.message)"])
         let body = ByteBuffer(string: "\(refusal.message)\n")
         let headers: HPACKHeaders = [
@@ -209,8 +216,21 @@ struct GatewayHTTP2Server: Sendable {
         default:
             logger.warning("gateway request failed", metadata: metadata)
         }
-        GatewayMetrics.request(target: target, status: error.httpStatus, caller: peer)
+        record(target: target, status: error.httpStatus, caller: peer, pick: pick)
         try await sink.error(error, abortRequest: false)
+    }
+
+    /// One request's outcome, to the metrics and to the open taps.
+    private func record(target: String, status: Int, caller: GatewayCaller, pick: Pick?, latency: Duration? = nil) {
+        GatewayMetrics.request(target: target, status: status, caller: caller, latency: latency)
+        guard let request = caller.tapped else { return }
+        tap.publish {
+            TapEvent(
+                direction: "gateway", method: request.method, authority: target, path: request.path, status: status,
+                latency: latency, sourceIdentity: caller.identity.dnsName,
+                destinationIdentity: pick?.endpoint.identity?.dnsName ?? "", sourceCluster: caller.cluster,
+                destinationCluster: clusterName, destinationWorkload: pick?.endpoint.labels["workload"], tls: true)
+        }
     }
 }
 

@@ -67,6 +67,8 @@ enum GatewayMetrics {
 struct GatewayCaller: Sendable {
     var identity: MeshIdentity
     var cluster: String
+    /// The request's method and path, read only while a tap is open (what the tap shows).
+    var tapped: (method: String, path: String)?
 
     init(identity: MeshIdentity, claimedCluster: String?) {
         self.identity = identity

@@ -37,6 +37,8 @@ public struct GatewayProxy: Sendable {
     public var logger: Logger
     /// The event loops connections run on (NIO's shared singleton group unless given).
     public var eventLoopGroup: any EventLoopGroup
+    /// Where answered requests are shown to open taps (served on the gateway's probe port).
+    public var tap: TapHub
 
     public init(
         configuration: Configuration,
@@ -45,8 +47,10 @@ public struct GatewayProxy: Sendable {
         picker: any EndpointPicker,
         clusterName: String,
         logger: Logger,
-        eventLoopGroup: (any EventLoopGroup)? = nil
+        eventLoopGroup: (any EventLoopGroup)? = nil,
+        tap: TapHub = TapHub()
     ) {
+        self.tap = tap
         self.configuration = configuration
         self.tls = tls
         self.discovery = discovery
@@ -69,7 +73,8 @@ public struct GatewayProxy: Sendable {
         let dialer = PeerDialer(tls: tls, connectTimeout: configuration.connectTimeout)
         let pool = PeerConnectionPool(dialer: dialer, group: eventLoopGroup, idleTimeout: configuration.peerIdleTimeout)
         let http2 = GatewayHTTP2Server(
-            discovery: discovery, picker: picker, pool: pool, idleTimeout: TimeAmount(configuration.idleTimeout))
+            discovery: discovery, picker: picker, pool: pool, idleTimeout: TimeAmount(configuration.idleTimeout), tap: tap,
+            clusterName: clusterName, localIdentity: tls.identity.dnsName)
         let opaque = GatewayOpaque(discovery: discovery, picker: picker, dialer: dialer)
         let registry = ConnectionRegistry()
         let setup = ConnectionSetup(configuration: configuration, tls: tls, logger: logger)

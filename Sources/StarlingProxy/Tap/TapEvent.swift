@@ -4,7 +4,8 @@ public import StarlingCore
 /// One request as a proxy saw it, sent to the taps that are open: recorded when the response
 /// head went back to the caller (or the proxy answered with an error itself).
 public struct TapEvent: Sendable, Codable, Hashable {
-    /// `outbound` (this workload called out) or `inbound` (this workload was called).
+    /// `outbound` (this workload called out), `inbound` (this workload was called), or
+    /// `gateway` (a linked cluster's workload called through this cluster's gateway).
     public var direction: String
     public var method: String
     public var authority: String
@@ -80,8 +81,8 @@ public struct TapFilter: Sendable, Hashable {
             throw TapRequestError("unknown tap filter '\(unknown)': use direction, method, path or authority")
         }
         func value(_ name: String) -> String? { query[name].flatMap { $0.isEmpty ? nil : $0 } }
-        if let d = value("direction"), d != "inbound", d != "outbound" {
-            throw TapRequestError("direction must be inbound or outbound, not '\(d)'")
+        if let d = value("direction"), !["inbound", "outbound", "gateway"].contains(d) {
+            throw TapRequestError("direction must be inbound, outbound or gateway, not '\(d)'")
         }
         if let p = value("path"), !p.hasPrefix("/") {
             throw TapRequestError("path must start with '/' (a prefix such as /api), not '\(p)'")

@@ -101,6 +101,12 @@ actor DashboardOverview {
         var figures: VizQueries.Figures
     }
 
+    struct Workload: Codable {
+        var namespace: String
+        var name: String
+        var figures: VizQueries.Figures
+    }
+
     struct Split: Codable {
         var namespace: String
         var name: String
@@ -115,6 +121,7 @@ actor DashboardOverview {
         var gateways: [Gateway] = []
         var splits: [Split] = []
         var services: [Service] = []
+        var workloads: [Workload] = []
         var edges: [VizQueries.Edge] = []
     }
 
@@ -188,6 +195,11 @@ actor DashboardOverview {
                 return Service(
                     namespace: labels.count > 1 ? String(labels[1]) : "-", name: OutboundName.short(fqdn), figures: figures)
             }.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
+            // Workloads as they serve (inbound), as `viz stat workload` measures them.
+            cluster.workloads = try await VizQueries.figures(
+                selector: "direction=\"inbound\"", by: ["namespace", "workload"], window: window, prometheus: prometheus
+            ).map { key, figures in Workload(namespace: key[0], name: key[1], figures: figures) }
+                .sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
             cluster.edges = try await VizQueries.edges(selector: "direction=\"outbound\"", window: window, prometheus: prometheus)
         } catch {
             cluster.metricsError = "\(error)"

@@ -52,6 +52,23 @@ enum DashboardPage {
           const pts = values.map((v, i) => `${(i * w / (values.length - 1)).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
           return `<svg class="spark" width="${w}" height="${h}"><polyline fill="none" stroke="#3d6fd8" stroke-width="1.5" points="${pts}"/></svg>`;
         }
+        // Who calls whom, drawn: calling workloads on the left, the services they call on the
+        // right, one line per edge (green over mTLS, red without), its rate beside it.
+        function topology(edges) {
+          if (!edges || !edges.length) return '<p class="note">no calls yet</p>';
+          const left = [...new Set(edges.map(e => e.source))].sort(), right = [...new Set(edges.map(e => e.destination))].sort();
+          const row = 30, w = 760, h = Math.max(left.length, right.length) * row + 20, lx = 170, rx = w - 170;
+          const y = (list, n) => 20 + list.indexOf(n) * row + (Math.max(left.length, right.length) - list.length) * row / 2;
+          let svg = `<svg class="topology" width="${w}" height="${h}" data-edges="${edges.length}">`;
+          for (const e of edges) {
+            const y1 = y(left, e.source), y2 = y(right, e.destination), colour = e.secured ? "#1f9d55" : "#d64545";
+            svg += `<line x1="${lx}" y1="${y1}" x2="${rx}" y2="${y2}" stroke="${colour}" stroke-width="${Math.min(6, 1 + Math.log10(1 + e.rps * 10))}"/>`;
+            svg += `<text x="${lx + (rx - lx) * 0.72}" y="${y1 + (y2 - y1) * 0.72 - 4}" font-size="11" fill="#6b7483" text-anchor="middle">${fmtRps(e.rps)}${e.secured ? " · mTLS" : ""}</text>`;
+          }
+          for (const n of left) svg += `<circle cx="${lx}" cy="${y(left, n)}" r="5" fill="#3d6fd8"/><text x="${lx - 10}" y="${y(left, n) + 4}" font-size="12" text-anchor="end">${esc(n)}</text>`;
+          for (const n of right) svg += `<circle cx="${rx}" cy="${y(right, n)}" r="5" fill="#1d2430"/><text x="${rx + 10}" y="${y(right, n) + 4}" font-size="12">${esc(n)}</text>`;
+          return svg + "</svg>";
+        }
         function table(head, rows) {
           if (!rows.length) return '<p class="note">none yet</p>';
           return `<table><tr>${head.map(h => `<th>${h}</th>`).join("")}</tr>${rows.map(r => `<tr>${r.join("")}</tr>`).join("")}</table>`;
@@ -73,6 +90,11 @@ enum DashboardPage {
           html += "<h3>Services (as callers see them)</h3>" + table(["NAMESPACE", "SERVICE", "SUCCESS", "RPS", "P50", "P95", "P99"],
             c.services.map(s => [td(esc(s.namespace)), td(esc(s.name)), td(fmtPct(s.figures.success), true), td(fmtRps(s.figures.rps), true),
               td(fmtMs(s.figures.latencyP50Ms), true), td(fmtMs(s.figures.latencyP95Ms), true), td(fmtMs(s.figures.latencyP99Ms), true)]));
+          html += "<h3>Workloads (as they serve)</h3>" + table(["NAMESPACE", "WORKLOAD", "SUCCESS", "RPS", "P50", "P95", "P99"],
+            (c.workloads || []).map(w => [td(esc(w.namespace)), `<td data-workload="${esc(w.name)}">${esc(w.name)}</td>`, td(fmtPct(w.figures.success), true),
+              td(fmtRps(w.figures.rps), true), td(fmtMs(w.figures.latencyP50Ms), true), td(fmtMs(w.figures.latencyP95Ms), true),
+              td(fmtMs(w.figures.latencyP99Ms), true)]));
+          html += "<h3>Topology</h3>" + topology(c.edges);
           html += "<h3>Edges</h3>" + table(["FROM", "TO", "CLIENT ID", "SERVER ID", "mTLS", "RPS"],
             c.edges.map(e => [td(esc(e.source)), td(esc(e.destination)), `<td class="id">${esc(e.sourceIdentity)}</td>`, `<td class="id">${esc(e.destinationIdentity)}</td>`,
               td(e.secured ? '<span class="alive">✓</span>' : '<span class="dead">×</span>'), td(fmtRps(e.rps), true)]));

@@ -170,8 +170,11 @@ assert float(shares["podinfo"]) > 0 and float(shares["podinfo-workload2"]) > 0, 
     if shares_ok <<<"$dom"; then
       ok "the dashboard shows the split with a non-zero share for both backends, the one behind the gateway included"
     else bad "the dashboard's split shares"; grep -o 'data-leaf="[^"]*" data-share="[^"]*"' <<<"$dom" | sed 's/^/      /'; fi
+    if grep -q 'data-workload="podinfo-' <<<"$dom" && grep -Eq '<svg class="topology"[^>]*data-edges="[1-9]' <<<"$dom"; then
+      ok "the dashboard shows workloads with golden metrics and a topology of the edges"
+    else bad "the dashboard's workloads or topology"; grep -o 'data-workload="[^"]*"\|<svg class="topology"[^>]*>' <<<"$dom" | sed 's/^/      /'; fi
     mkdir -p /tmp/starling-e2e-artifacts
-    timeout 60 "$browser" --headless --no-sandbox --disable-gpu --window-size=1300,1100 --virtual-time-budget=6000 \
+    timeout 60 "$browser" --headless --no-sandbox --disable-gpu --window-size=1300,1800 --virtual-time-budget=6000 \
       --screenshot=/tmp/starling-e2e-artifacts/dashboard.png http://127.0.0.1:50751/ >/dev/null 2>&1
     [ -s /tmp/starling-e2e-artifacts/dashboard.png ] && ok "screenshot saved to /tmp/starling-e2e-artifacts/dashboard.png" || bad "no dashboard screenshot"
     # The tap view: workload1's calls, half of them across to workload2 through its gateway.

@@ -136,8 +136,9 @@ extension VizCommand {
         static let configuration = CommandConfiguration(
             abstract: "The busiest paths, from a live tap: count, best, worst and last latency, success.",
             discussion: """
-                Counts what the selected workloads serve (inbound) unless --direction or svc/NAME says \
-                otherwise, so that a call between two tapped workloads is counted once.
+                Counts what is served (inbound at workloads, and what linked clusters sent through the \
+                gateway) unless --direction or svc/NAME says otherwise, so that a call between two \
+                tapped workloads is counted once.
                 """)
 
         @OptionGroup var options: TapOptions
@@ -230,7 +231,10 @@ extension VizCommand {
         }
 
         func run() async throws {
-            let session = try options.session(defaultDirection: "inbound")
+            let session = try options.session()
+            // Unless told otherwise, what is served: inbound at workloads, and at the gateway what
+            // linked clusters sent through it; not the callers' outbound view of the same calls.
+            let servedOnly = session.selection.filter.direction == nil
             let limit = (try? GoDuration.parse(duration)) ?? .seconds(10)
             let live = output == .table && isatty(STDOUT_FILENO) != 0
             let rowLimit = rows
@@ -238,7 +242,7 @@ extension VizCommand {
                 group.addTask {
                     var rows: [String: Row] = [:]
                     var lastDraw = ContinuousClock.now
-                    for try await tapped in session.events() {
+                    for try await tapped in session.events() where !servedOnly || tapped.event.direction != "outbound" {
                         Self.add(tapped, to: &rows)
                         if live, ContinuousClock.now - lastDraw > .seconds(1) {
                             lastDraw = ContinuousClock.now

@@ -244,11 +244,39 @@ public nonisolated struct Starling_V1_DestinationProfile: Sendable {
   /// (that would be a loop).
   public var mirrored: Bool = false
 
+  /// The matches of the HTTPRoutes whose parent is this service, for per-route metrics; the
+  /// proxy evaluates them in Gateway API precedence.
+  public var routes: [Starling_V1_RouteMatch] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _retryBudget: Starling_V1_RetryBudget? = nil
+}
+
+public nonisolated struct Starling_V1_RouteMatch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The HTTPRoute's name (the `route` metric label).
+  public var route: String = String()
+
+  /// "Exact" or "PathPrefix".
+  public var pathType: String = String()
+
+  public var path: String = String()
+
+  /// Empty: any method.
+  public var method: String = String()
+
+  /// Lower-cased names, exact values.
+  public var headers: Dictionary<String,String> = [:]
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -600,7 +628,7 @@ nonisolated extension Starling_V1_RetryBudget: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DestinationProfile"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}fully_qualified_name\0\u{3}dst_overrides\0\u{3}timeout_ms\0\u{3}retry_budget\0\u{3}opaque_protocol\0\u{1}exported\0\u{1}mirrored\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}fully_qualified_name\0\u{3}dst_overrides\0\u{3}timeout_ms\0\u{3}retry_budget\0\u{3}opaque_protocol\0\u{1}exported\0\u{1}mirrored\0\u{1}routes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -615,6 +643,7 @@ nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, Swi
       case 5: try { try decoder.decodeSingularBoolField(value: &self.opaqueProtocol) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.exported) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.mirrored) }()
+      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.routes) }()
       default: break
       }
     }
@@ -646,6 +675,9 @@ nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, Swi
     if self.mirrored != false {
       try visitor.visitSingularBoolField(value: self.mirrored, fieldNumber: 7)
     }
+    if !self.routes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.routes, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -657,6 +689,57 @@ nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, Swi
     if lhs.opaqueProtocol != rhs.opaqueProtocol {return false}
     if lhs.exported != rhs.exported {return false}
     if lhs.mirrored != rhs.mirrored {return false}
+    if lhs.routes != rhs.routes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Starling_V1_RouteMatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RouteMatch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}route\0\u{3}path_type\0\u{1}path\0\u{1}method\0\u{1}headers\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.route) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.pathType) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.method) }()
+      case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.headers) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.route.isEmpty {
+      try visitor.visitSingularStringField(value: self.route, fieldNumber: 1)
+    }
+    if !self.pathType.isEmpty {
+      try visitor.visitSingularStringField(value: self.pathType, fieldNumber: 2)
+    }
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 3)
+    }
+    if !self.method.isEmpty {
+      try visitor.visitSingularStringField(value: self.method, fieldNumber: 4)
+    }
+    if !self.headers.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.headers, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Starling_V1_RouteMatch, rhs: Starling_V1_RouteMatch) -> Bool {
+    if lhs.route != rhs.route {return false}
+    if lhs.pathType != rhs.pathType {return false}
+    if lhs.path != rhs.path {return false}
+    if lhs.method != rhs.method {return false}
+    if lhs.headers != rhs.headers {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

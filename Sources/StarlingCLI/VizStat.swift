@@ -140,38 +140,40 @@ enum VizQueries {
 }
 
 extension VizCommand {
-    /// `starling viz stat svc|workload|trafficsplit[/NAME]`.
+    /// `starling viz stat svc|workload|route|trafficsplit|gateway[/NAME]`.
     struct Stat: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Success rate, request rate, latency and connections, from Prometheus.",
             discussion: """
                 svc: the requests callers sent to each service (a mirror such as podinfo-workload2
                 included, as its local callers see it); workload: the requests each workload's
-                proxy served; trafficsplit: each backend's share, success and latency; gateway: the
+                proxy served; route: the requests each HTTPRoute matched, by route and service, as
+                callers see them; trafficsplit: each backend's share, success and latency; gateway: the
                 requests this cluster's gateway forwarded, per exported service and calling cluster
                 (all namespaces).
                 """)
 
-        @Argument(help: "svc, workload, trafficsplit or gateway, optionally with /NAME (svc/podinfo).")
+        @Argument(help: "svc, workload, route, trafficsplit or gateway, optionally with /NAME (svc/podinfo).")
         var resource: String
 
         @OptionGroup var query: VizQueryOptions
 
         enum Kind: String, CaseIterable {
-            case svc, workload, trafficsplit, gateway
+            case svc, workload, route, trafficsplit, gateway
         }
 
         static let aliases: [String: Kind] = [
             "svc": .svc, "service": .svc, "services": .svc, "workload": .workload, "workloads": .workload, "wl": .workload,
             "trafficsplit": .trafficsplit, "trafficsplits": .trafficsplit, "ts": .trafficsplit,
             "gateway": .gateway, "gateways": .gateway, "gw": .gateway,
+            "route": .route, "routes": .route, "httproute": .route, "httproutes": .route,
         ]
 
         var target: (kind: Kind, name: String?) {
             get throws {
                 let parts = resource.split(separator: "/", maxSplits: 1).map(String.init)
                 guard let kind = Self.aliases[parts.first?.lowercased() ?? ""] else {
-                    throw ValidationError("cannot stat \(resource): the kinds are svc, workload, trafficsplit and gateway (svc/NAME for one)")
+                    throw ValidationError("cannot stat \(resource): the kinds are svc, workload, route, trafficsplit and gateway (svc/NAME for one)")
                 }
                 if parts.count == 2, ResourceNames.dns1123LabelProblem(parts[1]) != nil {
                     throw ValidationError("\(parts[1]) is not a valid name (lowercase letters, digits and '-')")
@@ -191,6 +193,8 @@ extension VizCommand {
             var leaf: String?
             /// The calling cluster, for gateway rows.
             var cluster: String?
+            /// The service a route belongs to, for route rows.
+            var service: String?
             /// As the TrafficSplit wrote it (`weight: 50`).
             var weight: Double?
             var share: Double?
@@ -228,6 +232,17 @@ extension VizCommand {
                     rows.append(Row(name: workload, figures: f))
                 }
                 if let name, rows.isEmpty { rows.append(Row(name: name, figures: .init())) }
+            case .route:
+                // As callers see it: the outbound requests each HTTPRoute matched, by route and
+                // the service it is attached to.
+                let route = name.map { ",route=\"\($0)\"" } ?? ",route=~\".+\""
+                let figures = try await VizQueries.figures(
+                    selector: "direction=\"outbound\",service=~\"[^.]+\\\\.\(ns)\\\\.svc\\\\..+\"" + route, by: ["route", "service"],
+                    window: query.timeWindow, prometheus: base)
+                for (key, f) in figures {
+                    rows.append(Row(name: key[0], service: OutboundName.short(key[1]), figures: f))
+                }
+                if let name, rows.isEmpty { rows.append(Row(name: name, figures: .init())) }
             case .trafficsplit:
                 rows = try await splitRows(resolved, name: name, prometheus: base)
             case .gateway:
@@ -240,7 +255,9 @@ extension VizCommand {
                     rows.append(Row(name: OutboundName.short(key[0]), cluster: key[1], figures: f))
                 }
             }
-            rows.sort { ($0.name, $0.leaf ?? "", $0.cluster ?? "") < ($1.name, $1.leaf ?? "", $1.cluster ?? "") }
+            rows.sort {
+                ($0.name, $0.leaf ?? "", $0.cluster ?? "", $0.service ?? "") < ($1.name, $1.leaf ?? "", $1.cluster ?? "", $1.service ?? "")
+            }
             print(render(rows, kind: kind))
         }
 
@@ -290,6 +307,8 @@ extension VizCommand {
                 table = Table(["NAME"] + figureColumns + ["TCP_CONN"])
             case .gateway:
                 table = Table(["NAME", "CLIENT_CLUSTER"] + figureColumns)
+            case .route:
+                table = Table(["ROUTE", "SERVICE"] + figureColumns)
             }
             for row in rows {
                 let f = row.figures
@@ -299,6 +318,8 @@ extension VizCommand {
                     table.add([row.name, row.apex ?? "-", row.leaf ?? "-", row.weight.map { String(format: "%g", $0) } ?? "-", percent(row.share)] + figures)
                 case .gateway:
                     table.add([row.name, row.cluster ?? "-"] + figures)
+                case .route:
+                    table.add([row.name, row.service ?? "-"] + figures)
                 case .svc, .workload:
                     table.add([row.name] + figures + [f.tcpConnections.map(String.init) ?? "-"])
                 }

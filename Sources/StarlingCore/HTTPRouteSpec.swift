@@ -30,20 +30,25 @@ public struct HTTPBackendRef: Sendable, Hashable {
     }
 }
 
-/// One rule of an HTTPRoute: its weighted backends. `matches`, `filters` and the rest stay
-/// verbatim in the resource.
+/// One rule of an HTTPRoute: its weighted backends and its matches. `filters` and the rest
+/// stay verbatim in the resource.
 public struct HTTPRouteRule: Sendable, Hashable {
     public var backendRefs: [HTTPBackendRef]
     /// The rule's `matches`, verbatim.
     public var matches: [JSONValue]
+    /// The same, read: what the proxies evaluate per request (per-route metrics). A rule without
+    /// matches matches every request (`PathPrefix /`).
+    public var requestMatches: [HTTPRouteMatch]
 
-    public init(backendRefs: [HTTPBackendRef], matches: [JSONValue] = []) {
+    public init(backendRefs: [HTTPBackendRef], matches: [JSONValue] = [], requestMatches: [HTTPRouteMatch]? = nil) {
         self.backendRefs = backendRefs
         self.matches = matches
+        self.requestMatches = requestMatches ?? [HTTPRouteMatch()]
     }
 }
 
-/// The spec of a Gateway API `HTTPRoute`, as far as weighted traffic splitting needs it.
+/// The spec of a Gateway API `HTTPRoute`, as far as weighted traffic splitting and per-route
+/// metrics need it.
 public struct HTTPRouteSpec: ResourceSpec {
     public static var resourceKind: ResourceKind { .httpRoute }
 
@@ -85,7 +90,14 @@ public struct HTTPRouteSpec: ResourceSpec {
                         name: try Self.name(reader), namespace: try reader.string("namespace"), port: try reader.port("port"),
                         weight: Int(weight)))
             }
-            rules.append(HTTPRouteRule(backendRefs: refs, matches: try ruleReader.array("matches") ?? []))
+            var requestMatches: [HTTPRouteMatch] = []
+            for matchReader in try ruleReader.objects("matches") ?? [] {
+                requestMatches.append(try HTTPRouteMatch(matchReader))
+            }
+            rules.append(
+                HTTPRouteRule(
+                    backendRefs: refs, matches: try ruleReader.array("matches") ?? [],
+                    requestMatches: requestMatches.isEmpty ? nil : requestMatches))
         }
         self.init(parentRefs: parents, rules: rules)
     }

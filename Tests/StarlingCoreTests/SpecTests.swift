@@ -291,6 +291,45 @@ extension LinkSpecTests {
         #expect(Fixtures.decodeError(text.replacing("parentRefs: [{name: web}]", with: "parentRefs: []"))?.fieldPath == "spec.parentRefs")
     }
 
+    @Test func readsMatchesAndRefusesWhatTheMeshDoesNotEvaluate() throws {
+        let text = """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: r, namespace: t}
+            spec:
+              parentRefs: [{name: web}]
+              rules:
+              - matches:
+                - {path: {type: Exact, value: /login}, method: POST}
+                - {headers: [{name: X-Canary, value: "1"}]}
+                backendRefs: [{name: web}]
+              - backendRefs: [{name: web}]
+            """
+        let spec = try HTTPRouteSpec(try Fixtures.one(text))
+        #expect(spec.rules[0].requestMatches == [
+            HTTPRouteMatch(pathType: .exact, path: "/login", method: "POST"),
+            HTTPRouteMatch(headers: ["x-canary": "1"]),
+        ])
+        #expect(spec.rules[1].requestMatches == [HTTPRouteMatch()])
+        let regex = text.replacing("{type: Exact, value: /login}", with: "{type: RegularExpression, value: /log.*}")
+        #expect(Fixtures.decodeError(regex)?.fieldPath == "spec.rules[0].matches[0].path.type")
+        #expect(Fixtures.decodeError(text.replacing("method: POST", with: "method: post"))?.fieldPath == "spec.rules[0].matches[0].method")
+        #expect(Fixtures.decodeError(text.replacing("value: /login", with: "value: login"))?.fieldPath == "spec.rules[0].matches[0].path.value")
+    }
+
+    @Test func matchesPathsBySegmentMethodAndHeaders() {
+        let api = HTTPRouteMatch(pathType: .prefix, path: "/api")
+        #expect(api.matches(method: "GET", path: "/api", header: { _ in nil }))
+        #expect(api.matches(method: "GET", path: "/api/v1?x=1", header: { _ in nil }))
+        #expect(!api.matches(method: "GET", path: "/apix", header: { _ in nil }))
+        #expect(HTTPRouteMatch().matches(method: "GET", path: "/anything", header: { _ in nil }))
+        let login = HTTPRouteMatch(pathType: .exact, path: "/login", method: "POST", headers: ["x-canary": "1"])
+        #expect(login.matches(method: "POST", path: "/login?next=/", header: { $0 == "x-canary" ? "1" : nil }))
+        #expect(!login.matches(method: "GET", path: "/login", header: { $0 == "x-canary" ? "1" : nil }))
+        #expect(!login.matches(method: "POST", path: "/login/x", header: { $0 == "x-canary" ? "1" : nil }))
+        #expect(!login.matches(method: "POST", path: "/login", header: { _ in nil }))
+    }
+
     @Test func roundTripsThroughItsBody() throws {
         let spec = HTTPRouteSpec(
             parentRefs: [HTTPRouteParentRef(name: "web", kind: "Service", port: 80)],

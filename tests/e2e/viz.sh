@@ -285,7 +285,75 @@ assert e["secured"] is True, e'
   eventually "viz edges: curl → podinfo with both identities over mTLS" 20 edges_ok
   S viz edges -n test -t 5m | show 6
   out=$(S viz stat pods -n test 2>&1) && bad "viz stat pods was accepted" || {
-    grep -q "svc, workload, trafficsplit and gateway" <<<"$out" && ok "an unknown kind is refused, naming the kinds" || { bad "unknown kind"; echo "$out" | show; }; }
+    grep -q "svc, workload, route, trafficsplit and gateway" <<<"$out" && ok "an unknown kind is refused, naming the kinds" || { bad "unknown kind"; echo "$out" | show; }; }
+
+  step "viz stat route: per-route figures from an HTTPRoute's matches"
+  cat > route.yaml <<'YAML'
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: podinfo-status
+  namespace: test
+spec:
+  parentRefs:
+  - name: podinfo
+    kind: Service
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /status
+    backendRefs:
+    - name: podinfo
+      port: 9898
+YAML
+  expect_ok "apply an HTTPRoute matching podinfo's /status paths" S apply -f route.yaml
+  # Until the callers' proxies have the route, requests carry no route label: send until they do.
+  routed() { curl -s -m 5 "http://$ctl:9090/api/v1/query" --data-urlencode 'query=starling_proxy_requests_total{route="podinfo-status"}' |
+    python3 -c 'import json,sys; sys.exit(not json.load(sys.stdin)["data"]["result"])'; }
+  for i in $(seq 40); do
+    curl -s -m 5 -o /dev/null -x "$proxy" http://podinfo.test:9898/status/200
+    routed && break
+    sleep 0.5
+  done
+  # The 500 series with the route label must exist and be scraped before the 500s that are measured.
+  curl -s -m 5 -o /dev/null -x "$proxy" http://podinfo.test:9898/status/500
+  sleep 3
+  for i in $(seq 30); do curl -s -m 5 -o /dev/null -x "$proxy" http://podinfo.test:9898/status/200; done
+  for i in $(seq 10); do curl -s -m 5 -o /dev/null -x "$proxy" http://podinfo.test:9898/status/500; done
+  for i in $(seq 20); do curl -s -m 5 -o /dev/null -x "$proxy" http://podinfo.test:9898/other; done
+  route_ok() {
+    S viz stat route -n test -t 1m -o json | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+assert [r["name"] for r in rows] == ["podinfo-status"], rows
+r = rows[0]
+assert r["service"] == "podinfo", r
+assert 0.6 <= r["figures"]["success"] <= 0.85, r   # 30 (+ a few probes) at 200, 10 (+ 1) at 500
+assert r["figures"]["rps"] > 0 and r["figures"].get("latencyP50Ms") is not None, r'
+  }
+  eventually "viz stat route: podinfo-status has the /status calls (10 of ~40 failed), /other counted in no route" 20 route_ok
+  S viz stat route -n test -t 1m | show 4
+  out=$(S apply -f - 2>&1 <<'YAML'
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: bad-route
+  namespace: test
+spec:
+  parentRefs:
+  - name: podinfo
+  rules:
+  - matches:
+    - path:
+        type: RegularExpression
+        value: /status/.*
+    backendRefs:
+    - name: podinfo
+YAML
+  ) && bad "an HTTPRoute with a regular-expression path was accepted" || {
+    grep -q "RegularExpression" <<<"$out" && grep -q "Exact or PathPrefix" <<<"$out" && ok "a path match the mesh does not evaluate is refused, saying which types it does" \
+      || { bad "refusal of a RegularExpression path"; echo "$out" | show; }; }
 
   step "viz uninstall"
   expect_ok "viz uninstall" S viz uninstall

@@ -121,11 +121,36 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
         {
             profile.opaqueProtocol = DestinationIndex.Snapshot.isOpaque(port)
         }
+        profile.routes = Self.routeMatches(of: authority, in: snapshot)
         if let resource = snapshot.services[authority.namespace]?[authority.service] {
             profile.exported = resource.metadata.labels[MirrorLabels.exported] == "true"
             profile.mirrored = resource.metadata.labels[MirrorLabels.mirroredService] == "true"
         }
         return profile
+    }
+
+    /// Every match of the HTTPRoutes (in the service's namespace) whose parent is the service,
+    /// named by their route, in the routes' name order (the proxy sorts by precedence).
+    static func routeMatches(of authority: Authority, in snapshot: DestinationIndex.Snapshot) -> [Starling_V1_RouteMatch] {
+        var matches: [Starling_V1_RouteMatch] = []
+        let routes = (snapshot.routes[authority.namespace] ?? [:]).values.sorted { $0.metadata.name < $1.metadata.name }
+        for resource in routes {
+            guard let route = try? HTTPRouteSpec(resource),
+                route.parentRefs.contains(where: { $0.name == authority.service && ($0.namespace ?? authority.namespace) == authority.namespace })
+            else { continue }
+            for rule in route.rules {
+                for match in rule.requestMatches {
+                    matches.append(.with {
+                        $0.route = resource.metadata.name
+                        $0.pathType = match.pathType.rawValue
+                        $0.path = match.path
+                        $0.method = match.method ?? ""
+                        $0.headers = match.headers
+                    })
+                }
+            }
+        }
+        return matches
     }
 
     /// A workload address has no split and no route: the defaults only.

@@ -240,7 +240,7 @@ public final class MeshPicker: EndpointPicker {
     private func makePick(profile: ServiceProfile, _ chosen: Chosen) -> Pick {
         Pick(
             endpoint: chosen.choice.endpoint, backend: chosen.name, service: profile.fullyQualifiedName,
-            split: !profile.backends.isEmpty, timeout: profile.timeout,
+            split: !profile.backends.isEmpty, timeout: profile.timeout, routes: profile.routes,
             mayRetry: { [self] in withdrawRetry(chosen.budget) },
             complete: { [self] outcome in complete(chosen, outcome: outcome) })
     }

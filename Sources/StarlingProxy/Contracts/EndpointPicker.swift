@@ -44,6 +44,8 @@ public final class Pick: Sendable {
     public let split: Bool
     /// The request timeout from the service's profile.
     public let timeout: Duration
+    /// The service's HTTPRoute matches, naming the request's route in the metrics.
+    public let routes: RouteTable
     /// True when the retry budget allows retrying this request once more.
     public let mayRetry: @Sendable () -> Bool
     /// Report how the request went; call exactly once.
@@ -51,7 +53,7 @@ public final class Pick: Sendable {
 
     public init(
         endpoint: Endpoint, backend: String, service: String? = nil, split: Bool = false, timeout: Duration,
-        mayRetry: @escaping @Sendable () -> Bool = { false },
+        routes: RouteTable = RouteTable(), mayRetry: @escaping @Sendable () -> Bool = { false },
         complete: @escaping @Sendable (PickOutcome) -> Void = { _ in }
     ) {
         self.endpoint = endpoint
@@ -59,6 +61,7 @@ public final class Pick: Sendable {
         self.service = service ?? backend
         self.split = split
         self.timeout = timeout
+        self.routes = routes
         self.mayRetry = mayRetry
         self.complete = complete
     }

@@ -25,12 +25,15 @@ public struct ServiceProfile: Sendable, Hashable {
     public var exported: Bool
     /// The service is a mirror of another cluster's (a gateway never forwards to it).
     public var mirrored: Bool
+    /// Its HTTPRoutes' matches, naming each request's route in the metrics.
+    public var routes: RouteTable
 
     public init(
         fullyQualifiedName: String, backends: [Backend] = [], timeout: Duration = .seconds(10),
         retryRatio: Double = 0.2, minRetriesPerSecond: Int = 10, opaque: Bool = false,
-        exported: Bool = false, mirrored: Bool = false
+        exported: Bool = false, mirrored: Bool = false, routes: RouteTable = RouteTable()
     ) {
+        self.routes = routes
         self.exported = exported
         self.mirrored = mirrored
         self.fullyQualifiedName = fullyQualifiedName

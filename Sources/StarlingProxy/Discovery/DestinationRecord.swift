@@ -86,6 +86,15 @@ struct DestinationRecord: Sendable, Hashable {
             retryRatio: message.hasRetryBudget ? Double(message.retryBudget.retryRatio) : defaults.retryRatio,
             minRetriesPerSecond: message.hasRetryBudget
                 ? Int(message.retryBudget.minRetriesPerSecond) : defaults.minRetriesPerSecond,
-            opaque: message.opaqueProtocol, exported: message.exported, mirrored: message.mirrored)
+            opaque: message.opaqueProtocol, exported: message.exported, mirrored: message.mirrored,
+            routes: RouteTable(message.routes.compactMap(routeEntry)))
+    }
+
+    /// A route match from the destination API; nil for a path type this proxy does not know.
+    static func routeEntry(_ m: Starling_V1_RouteMatch) -> RouteTable.Entry? {
+        guard let type = HTTPRouteMatch.PathType(rawValue: m.pathType) else { return nil }
+        return RouteTable.Entry(
+            route: m.route,
+            match: HTTPRouteMatch(pathType: type, path: m.path, method: m.method.isEmpty ? nil : m.method, headers: m.headers))
     }
 }

@@ -157,7 +157,8 @@ struct OutboundForwarder: Sendable {
         OutboundMetrics.record(
             OutboundMetrics.Request(
                 authority: request.authority, targetService: pick?.backend ?? request.routingAuthority,
-                backend: pick?.backend, service: pick?.service, split: pick?.split ?? false, statusCode: status,
+                backend: pick?.backend, service: pick?.service, split: pick?.split ?? false,
+                route: pick.flatMap { Self.route(of: request, in: $0.routes) }, statusCode: status,
                 tls: pick?.endpoint.identity != nil, peerIdentity: pick?.endpoint.identity),
             latency: latency)
         tap.publish {
@@ -168,5 +169,12 @@ struct OutboundForwarder: Sendable {
                 sourceCluster: clusterName, destinationCluster: pick?.endpoint.labels["cluster"] ?? clusterName,
                 destinationWorkload: pick?.endpoint.labels["workload"], tls: pick?.endpoint.identity != nil)
         }
+    }
+
+    /// The HTTPRoute `request` belongs to; nil when its service has none or none matches.
+    static func route(of request: OutboundRequest, in routes: RouteTable) -> String? {
+        guard !routes.isEmpty else { return nil }
+        return routes.route(
+            method: request.method, path: request.headers.first(name: ":path") ?? "/", header: { request.headers.first(name: $0) })
     }
 }

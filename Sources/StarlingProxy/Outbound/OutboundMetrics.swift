@@ -26,6 +26,8 @@ enum OutboundMetrics {
         /// The picked service (discovery's fully qualified name); nil when nothing was picked.
         var service: String?
         var split: Bool
+        /// The HTTPRoute the request matched (`route`), when its service has routes.
+        var route: String? = nil
         var statusCode: Int
         var tls: Bool
         /// Spelled out (`dnsName`) only when the counter is made.
@@ -36,6 +38,7 @@ enum OutboundMetrics {
         var targetService: String
         var service: String?
         var split: Bool
+        var route: String?
         var statusCode: Int
     }
 
@@ -65,17 +68,19 @@ enum OutboundMetrics {
                 ("peer_identity", request.peerIdentity?.dnsName ?? ""),
             ]
             if let backend = request.backend { dimensions.append(("backend", backend)) }
+            if let route = request.route { dimensions.append(("route", route)) }
             dimensions += serviceDimensions(service: request.service, split: request.split, targetService: request.targetService)
             return Counter(label: requestsTotal, dimensions: dimensions)
         }.increment()
         if let latency {
             let key = LatencyKey(
-                targetService: request.targetService, service: request.service, split: request.split,
+                targetService: request.targetService, service: request.service, split: request.split, route: request.route,
                 statusCode: request.statusCode)
             latencyTimers.handle(key) {
                 Metrics.Timer(
                     label: responseLatency,
                     dimensions: [direction, ("target_service", key.targetService), ("status_code", String(key.statusCode))]
+                        + (key.route.map { [("route", $0)] } ?? [])
                         + serviceDimensions(service: key.service, split: key.split, targetService: key.targetService))
             }.record(duration: latency)
         }

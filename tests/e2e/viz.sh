@@ -108,6 +108,13 @@ cfg=$(S viz prometheus-config)
 grep -q "url: http://$ctl:9990/prometheus/targets" <<<"$cfg" && ok "viz prometheus-config points http_sd_configs at the controller" \
   || { bad "viz prometheus-config"; echo "$cfg" | show; }
 
+step "series labels stay bounded by what the mesh knows"
+for i in 1 2 3; do curl -s -m 5 -o /dev/null -x "$proxy" "http://made-up-$i-$RANDOM.test:9898/"; done
+m=$(curl -s -m 5 "http://$caddr:4191/metrics")
+if grep -q 'target_service="unknown"' <<<"$m" && ! grep -q 'made-up-' <<<"$m"; then
+  ok "requests to made-up services are counted under target_service=\"unknown\", their names in no series"
+else bad "made-up service names in the metrics"; grep 'made-up-\|unknown' <<<"$m" | head -4 | show; fi
+
 step "viz tap and viz top (live requests from the proxies' admin ports)"
 paddr=$(address_of podinfo.log)
 code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://$paddr:4191/tap")

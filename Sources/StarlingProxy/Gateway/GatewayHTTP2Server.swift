@@ -195,7 +195,7 @@ struct GatewayHTTP2Server: Sendable {
         _ refusal: GatewayRefusal, target: String, peer: GatewayCaller, sink: HTTP2ResponseSink, logger: Logger
     ) async throws {
         GatewayMetrics.refused(reason: refusal.reason)
-        record(target: target, status: refusal.status, caller: peer, pick: nil)
+        record(target: target, status: refusal.status, caller: peer, pick: nil, nameUnknown: true)
         logger.notice("gateway refused a request", metadata: ["reason": "\(refusal.reason)", "error": "\(refusal.message)"])
         let body = ByteBuffer(string: "\(refusal.message)\n")
         let headers: HPACKHeaders = [
@@ -216,13 +216,19 @@ struct GatewayHTTP2Server: Sendable {
         default:
             logger.warning("gateway request failed", metadata: metadata)
         }
-        record(target: target, status: error.httpStatus, caller: peer, pick: pick)
+        record(
+            target: target, status: error.httpStatus, caller: peer, pick: pick,
+            nameUnknown: error.code == .unknownService || error.code == .badRequest)
         try await sink.error(error, abortRequest: false)
     }
 
-    /// One request's outcome, to the metrics and to the open taps.
-    private func record(target: String, status: Int, caller: GatewayCaller, pick: Pick?, latency: Duration? = nil) {
-        GatewayMetrics.request(target: target, status: status, caller: caller, latency: latency)
+    /// One request's outcome, to the metrics and to the open taps. A target refused or unknown
+    /// was named by the caller alone: the metrics count it as `unknown` (a bounded label), the
+    /// tap shows it as sent.
+    private func record(
+        target: String, status: Int, caller: GatewayCaller, pick: Pick?, latency: Duration? = nil, nameUnknown: Bool = false
+    ) {
+        GatewayMetrics.request(target: nameUnknown ? OutboundMetrics.unknown : target, status: status, caller: caller, latency: latency)
         guard let request = caller.tapped else { return }
         tap.publish {
             TapEvent(

@@ -147,16 +147,20 @@ struct OutboundForwarder: Sendable {
         switch error.code {
         case .unknownService, .badRequest, .headersTooLarge:
             logger.debug("request refused", metadata: metadata)
+            // The name came from the client and means nothing to the mesh: as a label it would
+            // let a client grow the series without bound, so it is counted as `unknown`.
+            record(request, pick: pick, status: error.httpStatus, latency: nil, nameUnknown: true)
         default:
             logger.warning("request failed", metadata: metadata)
+            record(request, pick: pick, status: error.httpStatus, latency: nil)
         }
-        record(request, pick: pick, status: error.httpStatus, latency: nil)
     }
 
-    func record(_ request: OutboundRequest, pick: Pick?, status: Int, latency: Duration?) {
+    func record(_ request: OutboundRequest, pick: Pick?, status: Int, latency: Duration?, nameUnknown: Bool = false) {
         OutboundMetrics.record(
             OutboundMetrics.Request(
-                authority: request.authority, targetService: pick?.backend ?? request.routingAuthority,
+                authority: nameUnknown ? OutboundMetrics.unknown : request.authority,
+                targetService: pick?.backend ?? (nameUnknown ? OutboundMetrics.unknown : request.routingAuthority),
                 backend: pick?.backend, service: pick?.service, split: pick?.split ?? false,
                 route: pick.flatMap { Self.route(of: request, in: $0.routes) }, statusCode: status,
                 tls: pick?.endpoint.identity != nil, peerIdentity: pick?.endpoint.identity),

@@ -12,6 +12,8 @@ enum OutboundMetrics {
     static let tcpBytesTotal = "starling_proxy_tcp_bytes_total"
 
     static let direction = ("direction", "outbound")
+    /// `authority` and `target_service` of a request refused for a name the mesh does not know.
+    static let unknown = "unknown"
 
     /// One request's outcome, counted when its response head went out (or its error response).
     ///

@@ -9,14 +9,18 @@ import SwiftProtobuf
 /// riding out controller outages.
 enum Registration {
     static func keepRegistered(
-        _ context: ResolvedContext, name: String, address: String, inboundPort: Int, appPort: Int, adminPort: Int,
+        _ context: ResolvedContext, name: String, address: String, inboundPort: Int, appPort: Int?, adminPort: Int,
         labels: [String: String], logger: Logger
     ) async throws {
         var request = Starling_V1_RegisterRequest()
         request.name = name
         request.address = address
         request.adminPort = UInt32(adminPort)
-        request.ports = [.with { $0.name = "http"; $0.port = UInt32(inboundPort); $0.appPort = UInt32(appPort) }]
+        // Without an application port the workload is a client only: listed (scraped, tapped),
+        // never an endpoint of a service.
+        if let appPort {
+            request.ports = [.with { $0.name = "http"; $0.port = UInt32(inboundPort); $0.appPort = UInt32(appPort) }]
+        }
         request.labels = labels
         var registered: Starling_V1_RegisterResponse?
         while !Task.isCancelled {
@@ -24,7 +28,9 @@ enum Registration {
                 try await ControllerClient.with(context, timeout: .seconds(5)) { client in
                     if registered == nil {
                         registered = try await client.mesh.register(request)
-                        logger.notice("workload registered", metadata: ["workload": "\(registered?.namespace ?? "")/\(name)"])
+                        logger.notice(
+                            appPort == nil ? "workload registered as a client only" : "workload registered",
+                            metadata: ["workload": "\(registered?.namespace ?? "")/\(name)"])
                     }
                     while !Task.isCancelled, let current = registered {
                         try await Task.sleep(for: .milliseconds(max(200, current.heartbeatIntervalMs)))

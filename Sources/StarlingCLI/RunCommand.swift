@@ -119,13 +119,33 @@ struct RunCommand: AsyncParsableCommand {
             logger.notice("workload started", metadata: ["workload": "\(namespace)/\(name)", "address": "\(workloadAddress)", "pid": "\(child.pid)"])
             StartupPages.release(logger: logger)
             group.addTask {
-                guard await WorkloadAddress.waitUntilListening(host: workloadAddress, port: port, timeout: .seconds(60)) else {
-                    logger.error("the application never listened on \(workloadAddress):\(port); it is not registered")
+                func keepRegistered(appPort: Int?) async {
+                    try? await Registration.keepRegistered(
+                        workloadContext, name: name, address: workloadAddress, inboundPort: proxyPorts.inbound,
+                        appPort: appPort, adminPort: proxyPorts.admin, labels: ["app": service], logger: logger)
+                }
+                if await WorkloadAddress.waitUntilListening(host: workloadAddress, port: port, timeout: .seconds(30)) {
+                    await keepRegistered(appPort: port)
                     return nil
                 }
-                try? await Registration.keepRegistered(
-                    workloadContext, name: name, address: workloadAddress, inboundPort: proxyPorts.inbound,
-                    appPort: port, adminPort: proxyPorts.admin, labels: ["app": service], logger: logger)
+                // An application that does not listen (yet) is registered as a client only, so
+                // that Prometheus scrapes its proxy and `viz tap` sees its calls; once it listens
+                // it is registered again with its port, and traffic is routed to it.
+                logger.notice("the application does not listen on \(workloadAddress):\(port) yet; registering it as a client only")
+                let listening = await withTaskGroup(of: Bool.self) { registration in
+                    registration.addTask {
+                        await keepRegistered(appPort: nil)
+                        return false
+                    }
+                    registration.addTask {
+                        await WorkloadAddress.waitUntilListening(
+                            host: workloadAddress, port: port, timeout: .seconds(365 * 86400), interval: .seconds(1))
+                    }
+                    let first = await registration.next() ?? false
+                    registration.cancelAll()
+                    return first
+                }
+                if listening { await keepRegistered(appPort: port) }
                 return nil
             }
             let exit = await child.waitForExit()

@@ -67,11 +67,13 @@ enum WorkloadAddress {
     }
 
     /// Waits until something accepts connections on `host:port` (the application is up).
-    static func waitUntilListening(host: String, port: Int, timeout: Duration) async -> Bool {
+    static func waitUntilListening(
+        host: String, port: Int, timeout: Duration, interval: Duration = .milliseconds(100)
+    ) async -> Bool {
         let deadline = ContinuousClock.now.advanced(by: timeout)
-        while ContinuousClock.now < deadline {
+        while ContinuousClock.now < deadline, !Task.isCancelled {
             if canConnect(host: host, port: port) { return true }
-            try? await Task.sleep(for: .milliseconds(100))
+            try? await Task.sleep(for: interval)
         }
         return false
     }

@@ -73,6 +73,12 @@ start_workload podinfo-b.log -n test --service podinfo-b --port 9898 -- "$STARLI
 start_workload curl.log -n test --service curl --service-account curl --port 7001 -- \
   "$STARLING" demo-app podinfo --port 7001 --message caller
 caddr=$(address_of curl.log) || { bad "the curl workload never started"; show < curl.log; }
+# A pure client: it never listens, so after 30 s it is registered as a client only (scraped and
+# tapped, never an endpoint). It calls the curl workload's app (not podinfo, whose figures are
+# checked exactly below) once a second through its own proxy.
+start_workload loadgen.log -n test --service loadgen --service-account loadgen --port 7009 -- \
+  bash -c 'while true; do curl -s -m 5 -o /dev/null "http://curl.test:7001/status/204"; sleep 1; done'
+
 proxy=http://$caddr:4140
 for w in podinfo podinfo-b curl; do eventually "$w registered" 45 registered test "$w"; done
 
@@ -107,6 +113,22 @@ else bad "the service discovery document"; echo "$sd" | show 12; fi
 cfg=$(S viz prometheus-config)
 grep -q "url: http://$ctl:9990/prometheus/targets" <<<"$cfg" && ok "viz prometheus-config points http_sd_configs at the controller" \
   || { bad "viz prometheus-config"; echo "$cfg" | show; }
+
+step "a workload that never listens is registered as a client only, scraped and tapped"
+eventually "loadgen is registered as a client only (after 30 s without a listener)" 50 registered test loadgen
+sd=$(curl -sf -m 5 "http://$ctl:9990/prometheus/targets")
+grep -Eq '"app": *"loadgen"' <<<"$sd" && ok "Prometheus discovery lists the client's proxy" || { bad "loadgen not in the discovery document"; echo "$sd" | show 4; }
+out=$(timeout 20 "$STARLING" viz tap workload/loadgen -n test --max-events 1 -o json 2>&1)
+if python3 -c '
+import json, sys
+e = json.loads(sys.argv[1].splitlines()[0])["event"]
+assert e["direction"] == "outbound" and e["path"] == "/status/204", e
+assert e["src_identity"] == "loadgen.test.serviceaccount.identity.starling.cluster.local", e
+assert e["dst_identity"] == "curl.test.serviceaccount.identity.starling.cluster.local", e
+' "$out"; then ok "viz tap workload/loadgen shows its calls with both identities"
+else bad "viz tap of the client-only workload"; echo "$out" | show 5; fi
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -x "$proxy" http://loadgen.test:7009/)
+[ "$code" != 200 ] && ok "nothing is routed to the client-only workload (loadgen.test answers $code)" || bad "loadgen.test answered 200"
 
 step "series labels stay bounded by what the mesh knows"
 for i in 1 2 3; do curl -s -m 5 -o /dev/null -x "$proxy" "http://made-up-$i-$RANDOM.test:9898/"; done

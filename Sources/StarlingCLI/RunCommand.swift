@@ -10,8 +10,8 @@ import StarlingProxy
 /// `starling run -n NS --service SVC --port P [--service-account SA] -- CMD...`: universal mode's
 /// "inject". Gets a join token, starts the proxy (in this process), starts CMD with
 /// `http_proxy` pointing at the outbound listener, registers the workload once CMD listens on
-/// its port, keeps it alive with heartbeats, forwards signals, deregisters on exit and exits
-/// with CMD's status.
+/// its port (or, when it has not within 30 s, as a client only until it does), keeps it alive
+/// with heartbeats, forwards signals, deregisters on exit and exits with CMD's status.
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run a command as a meshed workload: proxy, registration, and the app.")

@@ -88,11 +88,12 @@ enum VizQueries {
     }
 
     /// Each backend of `split` (a TrafficSplit resource): weight, measured share and figures.
-    static func backends(of split: Resource, window: String, prometheus: String) async throws -> [SplitBackend] {
+    /// `matchers`: more label matchers (`,name="value"`…) for the callers' series.
+    static func backends(of split: Resource, window: String, prometheus: String, matchers: String = "") async throws -> [SplitBackend] {
         let spec = try TrafficSplitSpec(split)
         let namespace = split.metadata.namespace ?? "default"
         let figures = try await figures(
-            selector: "direction=\"outbound\",service=~\"\(literal(spec.service))\\\\.\(literal(namespace))\\\\.svc\\\\..+\"",
+            selector: "direction=\"outbound\",service=~\"\(literal(spec.service))\\\\.\(literal(namespace))\\\\.svc\\\\..+\"" + matchers,
             by: "dst_service", window: window, prometheus: prometheus)
         let total = figures.values.reduce(0) { $0 + $1.rps }
         return spec.backends.map { backend in
@@ -158,8 +159,49 @@ extension VizCommand {
 
         @OptionGroup var query: VizQueryOptions
 
+        @Option(help: "Only requests from this source: workload/NAME (NAME-SUFFIX or NAME as `starling run` named it), or cluster/NAME for gateway.")
+        var from: String?
+
+        @Option(help: "The source workload's namespace (default: -n).")
+        var fromNamespace: String?
+
+        @Option(help: "Only requests to this service: svc/NAME (in -n).")
+        var to: String?
+
         enum Kind: String, CaseIterable {
             case svc, workload, route, trafficsplit, gateway
+        }
+
+        /// `--from`: a source workload, or (gateway) a calling cluster.
+        enum Source {
+            case workload(String)
+            case cluster(String)
+        }
+
+        var source: Source? {
+            get throws {
+                guard let from else { return nil }
+                let parts = from.split(separator: "/", maxSplits: 1).map(String.init)
+                guard parts.count == 2, ResourceNames.dns1123LabelProblem(parts[1]) == nil else {
+                    throw ValidationError("--from takes workload/NAME (or cluster/NAME for gateway), got \(from)")
+                }
+                switch parts[0].lowercased() {
+                case "workload", "workloads", "wl", "deploy", "deployment": return .workload(parts[1])
+                case "cluster": return .cluster(parts[1])
+                default: throw ValidationError("--from takes workload/NAME (or cluster/NAME for gateway), got \(from)")
+                }
+            }
+        }
+
+        var destination: String? {
+            get throws {
+                guard let to else { return nil }
+                let parts = to.split(separator: "/", maxSplits: 1).map(String.init)
+                guard parts.count == 2, ["svc", "service", "services"].contains(parts[0].lowercased()),
+                    ResourceNames.dns1123LabelProblem(parts[1]) == nil
+                else { throw ValidationError("--to takes svc/NAME, got \(to)") }
+                return parts[1]
+            }
         }
 
         static let aliases: [String: Kind] = [
@@ -183,7 +225,55 @@ extension VizCommand {
         }
 
         func validate() throws {
-            _ = try target
+            let kind = try target.kind
+            switch (try source, kind) {
+            case (.cluster, let k) where k != .gateway:
+                throw ValidationError("--from cluster/NAME is for `viz stat gateway`; use --from workload/NAME")
+            case (.workload, .gateway):
+                throw ValidationError("the gateway knows its callers by cluster: use --from cluster/NAME")
+            default: break
+            }
+            _ = try destination
+            if let fromNamespace, let problem = ResourceNames.dns1123LabelProblem(fromNamespace) {
+                throw ValidationError("--from-namespace \(fromNamespace): \(problem)")
+            }
+        }
+
+        /// Matchers for the callers' (outbound) series: the source workload's own target labels.
+        private func outboundMatchers() throws -> String {
+            var m = ""
+            if case .workload(let name)? = try source {
+                m += ",namespace=\"\(fromNamespace ?? query.namespace)\",workload=~\"\(VizQueries.literal(name))(-[a-z0-9]+)?\""
+            }
+            if let service = try destination {
+                m += ",dst_service=~\"\(VizQueries.literal(service))\\\\.\(VizQueries.literal(query.namespace))\\\\.svc\\\\..+\""
+            }
+            return m
+        }
+
+        /// Matchers for the served (inbound) series: the caller's identity (looked up from its
+        /// Workload) and the authority it was sent to.
+        private func inboundMatchers(_ resolved: ResolvedContext) async throws -> String {
+            var m = ""
+            if case .workload(let name)? = try source {
+                let namespace = fromNamespace ?? query.namespace
+                let workloads = try await ControllerClient.with(resolved) { client in
+                    try await client.resources.list(.with { $0.kind = "Workload"; $0.namespace = namespace })
+                        .resourcesJson.map { try ResourceDecoder.decodeStored($0) }
+                }
+                guard let workload = workloads.first(where: { TapSession.names($0.metadata.name, name) }),
+                    let identity = try WorkloadSpec(workload).identity
+                else {
+                    throw CLIError(
+                        "no workload \(name) with a mesh identity in namespace \(namespace)",
+                        hint: "see `starling get workloads -n \(namespace)`")
+                }
+                m += ",client_identity=\"\(identity)\""
+            }
+            if let service = try destination {
+                m += ",authority=~\"\(VizQueries.literal(service))(\\\\.\(VizQueries.literal(query.namespace))(\\\\..*)?)?(:[0-9]+)?\""
+            }
+            return m
         }
 
         struct Row: Codable {
@@ -205,13 +295,14 @@ extension VizCommand {
             let (resolved, base) = try query.resolve()
             let (kind, name) = try target
             let ns = VizQueries.literal(query.namespace)
+            let outbound = try outboundMatchers()
             var rows: [Row] = []
             switch kind {
             case .svc:
                 // As callers see it: every outbound request whose destination is the service.
                 let service = name.map(VizQueries.literal) ?? "[^.]+"
                 let figures = try await VizQueries.figures(
-                    selector: "direction=\"outbound\",dst_service=~\"\(service)\\\\.\(ns)\\\\.svc\\\\..+\"", by: "dst_service",
+                    selector: "direction=\"outbound\",dst_service=~\"\(service)\\\\.\(ns)\\\\.svc\\\\..+\"" + outbound, by: "dst_service",
                     window: query.timeWindow, prometheus: base)
                 let connections = try await VizQueries.connections(
                     selector: "direction=\"inbound\",namespace=\"\(query.namespace)\"", by: "app", prometheus: base)
@@ -224,7 +315,8 @@ extension VizCommand {
                 if let name, rows.isEmpty { rows.append(Row(name: name, figures: .init())) }
             case .workload:
                 let selector = "direction=\"inbound\",namespace=\"\(query.namespace)\"" + (name.map { ",workload=\"\($0)\"" } ?? "")
-                let figures = try await VizQueries.figures(selector: selector, by: "workload", window: query.timeWindow, prometheus: base)
+                let figures = try await VizQueries.figures(
+                    selector: selector + (try await inboundMatchers(resolved)), by: "workload", window: query.timeWindow, prometheus: base)
                 let connections = try await VizQueries.connections(selector: selector, by: "workload", prometheus: base)
                 for (workload, f) in figures {
                     var f = f
@@ -237,17 +329,21 @@ extension VizCommand {
                 // the service it is attached to.
                 let route = name.map { ",route=\"\($0)\"" } ?? ",route=~\".+\""
                 let figures = try await VizQueries.figures(
-                    selector: "direction=\"outbound\",service=~\"[^.]+\\\\.\(ns)\\\\.svc\\\\..+\"" + route, by: ["route", "service"],
+                    selector: "direction=\"outbound\",service=~\"[^.]+\\\\.\(ns)\\\\.svc\\\\..+\"" + route + outbound, by: ["route", "service"],
                     window: query.timeWindow, prometheus: base)
                 for (key, f) in figures {
                     rows.append(Row(name: key[0], service: OutboundName.short(key[1]), figures: f))
                 }
                 if let name, rows.isEmpty { rows.append(Row(name: name, figures: .init())) }
             case .trafficsplit:
-                rows = try await splitRows(resolved, name: name, prometheus: base)
+                rows = try await splitRows(resolved, name: name, prometheus: base, matchers: outbound)
             case .gateway:
                 // The requests this cluster's gateway forwarded, by target and calling cluster.
-                let selector = name.map { "target=~\"\(VizQueries.literal($0))\\\\..+\"" } ?? ""
+                var matchers: [String] = []
+                let to = try destination
+                if let name = name ?? to { matchers.append("target=~\"\(VizQueries.literal(name))\\\\..+\"") }
+                if case .cluster(let cluster)? = try source { matchers.append("client_cluster=\"\(cluster)\"") }
+                let selector = matchers.joined(separator: ",")
                 let figures = try await VizQueries.figures(
                     selector: selector, by: ["target", "client_cluster"], window: query.timeWindow, prometheus: base,
                     requests: "starling_gateway_requests_total", latency: "starling_gateway_response_latency_seconds_bucket")
@@ -262,7 +358,7 @@ extension VizCommand {
         }
 
         /// One row per backend of each TrafficSplit: its weight, its measured share, its figures.
-        private func splitRows(_ resolved: ResolvedContext, name: String?, prometheus: String) async throws -> [Row] {
+        private func splitRows(_ resolved: ResolvedContext, name: String?, prometheus: String, matchers: String) async throws -> [Row] {
             let splits: [Resource] = try await ControllerClient.with(resolved) { client in
                 if let name {
                     let json = try await client.resources.get(.with {
@@ -275,7 +371,7 @@ extension VizCommand {
             }
             var rows: [Row] = []
             for split in splits {
-                for backend in try await VizQueries.backends(of: split, window: query.timeWindow, prometheus: prometheus) {
+                for backend in try await VizQueries.backends(of: split, window: query.timeWindow, prometheus: prometheus, matchers: matchers) {
                     rows.append(
                         Row(
                             name: split.metadata.name, apex: backend.apex, leaf: backend.leaf, weight: backend.weight,

@@ -135,6 +135,13 @@ else
   if eventually "workload2's gateway counted exactly the $w2 calls workload1 made across ($errs errors)" 15 counted; then :; else
     echo "      counter went from $before to $(gateway_count)"; fi
   W2 viz stat gateway -t 5m | sed 's/^/      /'
+  gw_from=$(W2 viz stat gateway -t 5m --from cluster/workload1 --to svc/podinfo -o json 2>&1)
+  if python3 -c '
+import json, sys
+rows = json.loads(sys.argv[1])
+assert rows and all(r["cluster"] == "workload1" and r["name"] == "podinfo" for r in rows), rows
+assert rows[0]["figures"]["rps"] > 0, rows' "$gw_from"; then ok "viz stat gateway --from cluster/workload1 --to svc/podinfo: the calls workload1 made across"
+  else bad "viz stat gateway --from/--to"; echo "$gw_from" | sed 's/^/      /' | tail -5; fi
   remote_share() {
     STARLING_CONFIG=$work/configs/workload1 "$STARLING" viz stat trafficsplit/podinfo -n test -t 5m -o json | python3 -c '
 import json, sys

@@ -313,6 +313,29 @@ assert e["secured"] is True, e'
   }
   eventually "viz edges: curl → podinfo with both identities over mTLS" 20 edges_ok
   S viz edges -n test -t 5m | show 6
+  from_svc_ok() {
+    stat_json svc --from workload/loadgen | python3 -c '
+import json, sys
+names = sorted(r["name"] for r in json.load(sys.stdin))
+assert names == ["curl"], names'
+  }
+  eventually "viz stat svc --from workload/loadgen: only the service loadgen calls" 30 from_svc_ok
+  from_wl_ok() {
+    stat_json workload --from workload/loadgen | python3 -c '
+import json, sys
+names = [r["name"] for r in json.load(sys.stdin)]
+assert len(names) == 1 and names[0].startswith("curl-"), names'
+  }
+  eventually "viz stat workload --from workload/loadgen: only the workload that served it (by its caller's identity)" 20 from_wl_ok
+  to_wl_ok() {
+    stat_json workload --to svc/curl | python3 -c '
+import json, sys
+names = [r["name"] for r in json.load(sys.stdin)]
+assert len(names) == 1 and names[0].startswith("curl-"), names'
+  }
+  eventually "viz stat workload --to svc/curl: only the workload serving curl" 20 to_wl_ok
+  out=$(S viz stat svc -n test --from cluster/workload2 2>&1) && bad "--from cluster/ on svc was accepted" \
+    || { grep -q "is for \`viz stat gateway\`" <<<"$out" && ok "--from cluster/NAME outside gateway is refused, saying where it belongs" || { bad "--from cluster on svc"; echo "$out" | show; }; }
   out=$(S viz stat pods -n test 2>&1) && bad "viz stat pods was accepted" || {
     grep -q "svc, workload, route, trafficsplit and gateway" <<<"$out" && ok "an unknown kind is refused, naming the kinds" || { bad "unknown kind"; echo "$out" | show; }; }
 

@@ -256,8 +256,9 @@ extension Starling_V1_Mesh {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
-        /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+        /// > Admin only: the admin endpoints of the registered workloads' proxies (and the gateway's),
+        /// > each with a short-lived tap ticket for that proxy alone, signed with the API's key, which
+        /// > every proxy pins.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Starling_V1_TapTargetsRequest` messages.
@@ -390,8 +391,9 @@ extension Starling_V1_Mesh {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
-        /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+        /// > Admin only: the admin endpoints of the registered workloads' proxies (and the gateway's),
+        /// > each with a short-lived tap ticket for that proxy alone, signed with the API's key, which
+        /// > every proxy pins.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Starling_V1_TapTargetsRequest` message.
@@ -522,8 +524,9 @@ extension Starling_V1_Mesh {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
-        /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+        /// > Admin only: the admin endpoints of the registered workloads' proxies (and the gateway's),
+        /// > each with a short-lived tap ticket for that proxy alone, signed with the API's key, which
+        /// > every proxy pins.
         ///
         /// - Parameters:
         ///   - request: A `Starling_V1_TapTargetsRequest` message.
@@ -948,8 +951,9 @@ extension Starling_V1_Mesh {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
-        /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+        /// > Admin only: the admin endpoints of the registered workloads' proxies (and the gateway's),
+        /// > each with a short-lived tap ticket for that proxy alone, signed with the API's key, which
+        /// > every proxy pins.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Starling_V1_TapTargetsRequest` message.
@@ -1191,8 +1195,9 @@ extension Starling_V1_Mesh {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
-        /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+        /// > Admin only: the admin endpoints of the registered workloads' proxies (and the gateway's),
+        /// > each with a short-lived tap ticket for that proxy alone, signed with the API's key, which
+        /// > every proxy pins.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Starling_V1_TapTargetsRequest` message.
@@ -1398,8 +1403,9 @@ extension Starling_V1_Mesh.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
-    /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+    /// > Admin only: the admin endpoints of the registered workloads' proxies (and the gateway's),
+    /// > each with a short-lived tap ticket for that proxy alone, signed with the API's key, which
+    /// > every proxy pins.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Starling_V1_TapTargetsRequest` message.
@@ -1623,8 +1629,9 @@ extension Starling_V1_Mesh.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Admin only: a short-lived tap ticket (signed with the API's key, which every proxy pins)
-    /// > and the admin endpoints of the registered workloads' proxies that serve tap.
+    /// > Admin only: the admin endpoints of the registered workloads' proxies (and the gateway's),
+    /// > each with a short-lived tap ticket for that proxy alone, signed with the API's key, which
+    /// > every proxy pins.
     ///
     /// - Parameters:
     ///   - message: request message to send.

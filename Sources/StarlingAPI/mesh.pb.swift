@@ -303,6 +303,9 @@ public nonisolated struct Starling_V1_TapTarget: Sendable {
   /// host:port of the proxy's admin server.
   public var adminAddress: String = String()
 
+  /// The ticket for this proxy alone (its identity and admin address are in it).
+  public var ticket: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -313,10 +316,8 @@ public nonisolated struct Starling_V1_TapTargetsResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// A compact ES256 JWT, audience "starling-tap", for `Authorization: Bearer` on GET /tap.
-  public var ticket: String = String()
-
-  /// Unix seconds when the ticket expires (a proxy ends a tap stream then).
+  /// Unix seconds when the targets' tickets expire (a proxy ends a tap stream then). Each ticket
+  /// is a compact ES256 JWT, audience "starling-tap", for `Authorization: Bearer` on GET /tap.
   public var expiresAt: Int64 = 0
 
   public var cluster: String = String()
@@ -951,7 +952,7 @@ nonisolated extension Starling_V1_TapTargetsRequest: SwiftProtobuf.Message, Swif
 
 nonisolated extension Starling_V1_TapTarget: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TapTarget"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{1}workload\0\u{1}identity\0\u{3}admin_address\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{1}workload\0\u{1}identity\0\u{3}admin_address\0\u{1}ticket\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -963,6 +964,7 @@ nonisolated extension Starling_V1_TapTarget: SwiftProtobuf.Message, SwiftProtobu
       case 2: try { try decoder.decodeSingularStringField(value: &self.workload) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.identity) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.adminAddress) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.ticket) }()
       default: break
       }
     }
@@ -981,6 +983,9 @@ nonisolated extension Starling_V1_TapTarget: SwiftProtobuf.Message, SwiftProtobu
     if !self.adminAddress.isEmpty {
       try visitor.visitSingularStringField(value: self.adminAddress, fieldNumber: 4)
     }
+    if !self.ticket.isEmpty {
+      try visitor.visitSingularStringField(value: self.ticket, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -989,6 +994,7 @@ nonisolated extension Starling_V1_TapTarget: SwiftProtobuf.Message, SwiftProtobu
     if lhs.workload != rhs.workload {return false}
     if lhs.identity != rhs.identity {return false}
     if lhs.adminAddress != rhs.adminAddress {return false}
+    if lhs.ticket != rhs.ticket {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -996,7 +1002,7 @@ nonisolated extension Starling_V1_TapTarget: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Starling_V1_TapTargetsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TapTargetsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ticket\0\u{3}expires_at\0\u{1}cluster\0\u{1}targets\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{4}\u{2}expires_at\0\u{1}cluster\0\u{1}targets\0\u{c}\u{1}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1004,7 +1010,6 @@ nonisolated extension Starling_V1_TapTargetsResponse: SwiftProtobuf.Message, Swi
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.ticket) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.expiresAt) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.targets) }()
@@ -1014,9 +1019,6 @@ nonisolated extension Starling_V1_TapTargetsResponse: SwiftProtobuf.Message, Swi
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.ticket.isEmpty {
-      try visitor.visitSingularStringField(value: self.ticket, fieldNumber: 1)
-    }
     if self.expiresAt != 0 {
       try visitor.visitSingularInt64Field(value: self.expiresAt, fieldNumber: 2)
     }
@@ -1030,7 +1032,6 @@ nonisolated extension Starling_V1_TapTargetsResponse: SwiftProtobuf.Message, Swi
   }
 
   public static func ==(lhs: Starling_V1_TapTargetsResponse, rhs: Starling_V1_TapTargetsResponse) -> Bool {
-    if lhs.ticket != rhs.ticket {return false}
     if lhs.expiresAt != rhs.expiresAt {return false}
     if lhs.cluster != rhs.cluster {return false}
     if lhs.targets != rhs.targets {return false}

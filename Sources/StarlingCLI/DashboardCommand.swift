@@ -79,6 +79,8 @@ struct DashboardCommand: AsyncParsableCommand {
                 print("Starling dashboard of \(contexts.map(\.clusterName).joined(separator: ", ")): http://\(bound)/")
                 print("Ctrl-C stops it.")
             })
+        let sweeper = Task { await taps.sweep() }
+        defer { sweeper.cancel() }
         try await app.runService()
     }
 }

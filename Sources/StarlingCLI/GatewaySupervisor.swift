@@ -116,7 +116,9 @@ struct GatewaySupervisor: Sendable {
         do {
             let ready = ReadyFlag()
             let tap = TapHub()
-            let tapEndpoint = TapEndpoint(hub: tap, controllerCertificatePEM: controller.certificatePEM, logger: logger)
+            let tapEndpoint = TapEndpoint(
+                hub: tap, controllerCertificatePEM: controller.certificatePEM, identity: identity.dnsName,
+                address: NetworkAddress.joinHostPort(desired.address, desired.probePort), logger: logger)
             let probe = try await AdminServer(
                 host: desired.address, port: desired.probePort,
                 routes: .init(

@@ -73,11 +73,13 @@ struct TapSession: Sendable {
                 group.addTask {
                     do {
                         try await Self.stream(
-                            address: target.adminAddress, query: query, ticket: response.ticket
+                            address: target.adminAddress, query: query, ticket: target.ticket
                         ) { event in
                             deliver(Tapped(cluster: response.cluster, namespace: target.namespace, workload: target.workload, event: event))
                         }
                         return true
+                    } catch where Task.isCancelled || error is CancellationError {
+                        return true  // the caller stopped reading: nothing went wrong
                     } catch {
                         warn("tap of \(target.namespace)/\(target.workload) at \(target.adminAddress): \(error)")
                         return false
@@ -94,11 +96,11 @@ struct TapSession: Sendable {
     }
 
     /// `workload/NAME` names a workload by its full name (`podinfo-480b8`) or by the name
-    /// `starling run` gave it before its suffix (`podinfo`).
+    /// `starling run` gave it before its five-hex-digit suffix (`podinfo`).
     static func names(_ workload: String, _ name: String) -> Bool {
         guard workload != name else { return true }
-        guard let dash = workload.lastIndex(of: "-") else { return false }
-        return workload[..<dash] == name
+        guard workload.count == name.count + 6, workload.hasPrefix(name + "-") else { return false }
+        return workload.suffix(5).allSatisfy(\.isHexDigit)
     }
 
     static func query(_ filter: TapFilter) -> String {

@@ -243,7 +243,7 @@ extension VizCommand {
         private func outboundMatchers() throws -> String {
             var m = ""
             if case .workload(let name)? = try source {
-                m += ",namespace=\"\(fromNamespace ?? query.namespace)\",workload=~\"\(VizQueries.literal(name))(-[a-z0-9]+)?\""
+                m += ",namespace=\"\(fromNamespace ?? query.namespace)\",workload=~\"\(VizQueries.literal(name))(-[0-9a-f]{5})?\""
             }
             if let service = try destination {
                 m += ",dst_service=~\"\(VizQueries.literal(service))\\\\.\(VizQueries.literal(query.namespace))\\\\.svc\\\\..+\""
@@ -261,7 +261,8 @@ extension VizCommand {
                     try await client.resources.list(.with { $0.kind = "Workload"; $0.namespace = namespace })
                         .resourcesJson.map { try ResourceDecoder.decodeStored($0) }
                 }
-                guard let workload = workloads.first(where: { TapSession.names($0.metadata.name, name) }),
+                guard let workload = workloads.first(where: { $0.metadata.name == name })
+                    ?? workloads.first(where: { TapSession.names($0.metadata.name, name) }),
                     let identity = try WorkloadSpec(workload).identity
                 else {
                     throw CLIError(

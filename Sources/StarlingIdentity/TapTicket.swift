@@ -2,9 +2,10 @@ public import Crypto
 public import Foundation
 
 /// Tap tickets: short-lived compact JWTs (ES256) that the controller signs with its API key for
-/// an admin caller, and that a proxy's admin server accepts on `GET /tap`. Every proxy already
-/// pins the controller's API certificate, so it verifies a ticket without holding any secret,
-/// and a ticket from another cluster's controller does not verify.
+/// an admin caller, one per proxy, and that that proxy's admin server accepts on `GET /tap`.
+/// Every proxy already pins the controller's API certificate, so it verifies a ticket without
+/// holding any secret; a ticket from another cluster's controller does not verify, and a ticket
+/// made for one proxy (its identity and admin address) is refused by every other.
 public enum TapTicket {
     public static let audience = "starling-tap"
     /// How long a ticket lasts; a tap longer than this asks for a new one.
@@ -15,6 +16,9 @@ public enum TapTicket {
         public var audience: String
         /// The cluster whose controller signed it (`cluster`).
         public var cluster: String
+        /// The proxy it is for: its mesh identity (`sub`) and admin address (`addr`).
+        public var subject: String
+        public var address: String
         /// Issued at and expires at, Unix seconds (`iat`, `exp`).
         public var issuedAt: Int64
         public var expiresAt: Int64
@@ -22,13 +26,17 @@ public enum TapTicket {
         public var id: String
 
         enum CodingKeys: String, CodingKey {
-            case audience = "aud", cluster, issuedAt = "iat", expiresAt = "exp", id = "jti"
+            case audience = "aud", cluster, issuedAt = "iat", expiresAt = "exp", id = "jti", subject = "sub", address = "addr"
         }
 
-        public init(cluster: String, now: Date = Date(), lifetime: TimeInterval = TapTicket.lifetime) {
+        public init(
+            cluster: String, subject: String, address: String, now: Date = Date(), lifetime: TimeInterval = TapTicket.lifetime
+        ) {
             let issued = Int64(now.timeIntervalSince1970.rounded(.down))
             self.audience = TapTicket.audience
             self.cluster = cluster
+            self.subject = subject
+            self.address = address
             self.issuedAt = issued
             self.expiresAt = issued + Int64(lifetime.rounded(.up))
             self.id = UUID().uuidString.lowercased()
@@ -52,9 +60,13 @@ public enum TapTicket {
         return signingInput + "." + JoinToken.base64URL(Array(signature.rawRepresentation))
     }
 
-    /// Verifies `ticket` with the controller's public key at `now`; refuses anything else with
-    /// a reason that says what was wrong (`.tokenInvalid`, or `.tokenExpired` saying when).
-    public static func verify(_ ticket: String, key: P256.Signing.PublicKey, now: Date = Date()) throws(IdentityError) -> Claims {
+    /// Verifies `ticket` with the controller's public key at `now`, for the proxy with mesh
+    /// identity `subject` and admin address `address` (nil: not checked, a proxy that does not
+    /// know the address it is reached at); refuses anything else with a reason that says what
+    /// was wrong (`.tokenInvalid`, or `.tokenExpired` saying when).
+    public static func verify(
+        _ ticket: String, key: P256.Signing.PublicKey, subject: String, address: String?, now: Date = Date()
+    ) throws(IdentityError) -> Claims {
         let parts = ticket.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw invalid("the ticket is not a JWT (expected three dot-separated parts)") }
         guard let headerBytes = JoinToken.decodeBase64URL(parts[0]),
@@ -70,9 +82,12 @@ public enum TapTicket {
         }
         guard let payload = JoinToken.decodeBase64URL(parts[1]),
             let claims = try? JSONDecoder().decode(Claims.self, from: Data(payload))
-        else { throw invalid("the ticket claims are not valid (need aud, cluster, iat, exp, jti)") }
+        else { throw invalid("the ticket claims are not valid (need aud, cluster, sub, addr, iat, exp, jti)") }
         guard claims.audience == audience else {
             throw invalid("the ticket is for audience '\(claims.audience)', not '\(audience)'")
+        }
+        guard claims.subject == subject, address == nil || claims.address == address else {
+            throw invalid("the ticket is for the proxy \(claims.subject) at \(claims.address), not this one (\(subject) at \(address ?? "?"))")
         }
         guard TimeInterval(claims.expiresAt) > now.timeIntervalSince1970 else {
             throw IdentityError(

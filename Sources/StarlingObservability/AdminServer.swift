@@ -128,8 +128,12 @@ final class AdminHandler: ChannelInboundHandler {
         }
     }
 
+    /// How long one chunk may wait for the client to take it before the stream is closed.
+    static let streamWriteTimeout: TimeAmount = .seconds(10)
+
     /// Sends the head, then each chunk as it comes (waiting for each write, so a slow client
-    /// slows the stream rather than growing a buffer here), then closes the connection.
+    /// slows the stream rather than growing a buffer here; one that takes no write for
+    /// ``streamWriteTimeout`` is closed), then closes the connection.
     private func startStream(context: ChannelHandlerContext, head: HTTPRequestHead, contentType: String, chunks: AsyncStream<String>) {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: contentType)
@@ -138,11 +142,14 @@ final class AdminHandler: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
+        let writeTimeout = Self.streamWriteTimeout
         streaming = Task {
             for await chunk in chunks {
+                let stalled = eventLoop.scheduleTask(in: writeTimeout) { bound.value.close(promise: nil) }
                 let written = eventLoop.flatSubmit {
                     bound.value.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: chunk)))))
                 }
+                written.whenComplete { _ in stalled.cancel() }
                 guard (try? await written.get()) != nil else { break }
             }
             eventLoop.execute {

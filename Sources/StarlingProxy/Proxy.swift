@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import StarlingCore
 import StarlingObservability
 import StarlingTLS
 import Synchronization
@@ -64,7 +65,11 @@ public final class Proxy: Sendable {
         let discovery = DestinationClient(configuration: .init(controller: controller), logger: logger)
         let picker = MeshPicker(discovery: discovery, logger: logger)
         let tap = TapHub()
-        let tapEndpoint = TapEndpoint(hub: tap, controllerCertificatePEM: c.controllerCertificatePEM, logger: logger)
+        let tapEndpoint = TapEndpoint(
+            hub: tap, controllerCertificatePEM: c.controllerCertificatePEM, identity: c.identity.dnsName,
+            address: c.adminPort == 0 || ["0.0.0.0", "::"].contains(c.listenHost)
+                ? nil : NetworkAddress.joinHostPort(c.listenHost, c.adminPort),
+            logger: logger)
         let admin: AdminServer
         do {
             admin = try await AdminServer(

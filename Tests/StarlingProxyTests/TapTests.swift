@@ -10,6 +10,9 @@ import Testing
 /// Tap: the tickets a proxy admits, the filters, the hub's zero-cost-when-closed publishing, and
 /// the admin route's refusals.
 @Suite struct TapTests {
+    static let me = "web.test.serviceaccount.identity.starling.cluster.local"
+    static let here = "127.0.0.5:4191"
+
     static func controller() throws -> (pem: String, key: P256.Signing.PrivateKey) {
         let (certificate, key) = try ServingCertificate.selfSigned(commonName: "starling-controller", ipAddresses: ["127.0.0.1"])
         return (PEMFile.pem(certificate), key)
@@ -23,24 +26,35 @@ import Testing
 
     @Test func ticketVerifiesWithTheSigningControllersKeyOnly() throws {
         let (_, key) = try Self.controller()
-        let ticket = try TapTicket.sign(TapTicket.Claims(cluster: "c1"), key: key)
-        #expect(try TapTicket.verify(ticket, key: key.publicKey).cluster == "c1")
+        let ticket = try TapTicket.sign(TapTicket.Claims(cluster: "c1", subject: Self.me, address: Self.here), key: key)
+        #expect(try TapTicket.verify(ticket, key: key.publicKey, subject: Self.me, address: Self.here).cluster == "c1")
         let other = P256.Signing.PrivateKey()
-        #expect(throws: IdentityError.self) { try TapTicket.verify(ticket, key: other.publicKey) }
+        #expect(throws: IdentityError.self) { try TapTicket.verify(ticket, key: other.publicKey, subject: Self.me, address: Self.here) }
         // An altered payload does not verify either.
         var parts = ticket.split(separator: ".").map(String.init)
-        let claims = try JSONEncoder().encode(TapTicket.Claims(cluster: "another"))
+        let claims = try JSONEncoder().encode(TapTicket.Claims(cluster: "another", subject: Self.me, address: Self.here))
         parts[1] = claims.base64EncodedString().replacingOccurrences(of: "=", with: "")
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-        #expect(throws: IdentityError.self) { try TapTicket.verify(parts.joined(separator: "."), key: key.publicKey) }
+        #expect(throws: IdentityError.self) { try TapTicket.verify(parts.joined(separator: "."), key: key.publicKey, subject: Self.me, address: Self.here) }
+    }
+
+    @Test func ticketForAnotherProxyIsRefused() throws {
+        let (_, key) = try Self.controller()
+        let other = try TapTicket.sign(
+            TapTicket.Claims(cluster: "c1", subject: "db.test.serviceaccount.identity.starling.cluster.local", address: Self.here), key: key)
+        #expect(throws: IdentityError.self) { try TapTicket.verify(other, key: key.publicKey, subject: Self.me, address: Self.here) }
+        let elsewhere = try TapTicket.sign(TapTicket.Claims(cluster: "c1", subject: Self.me, address: "10.0.0.9:4191"), key: key)
+        #expect(throws: IdentityError.self) { try TapTicket.verify(elsewhere, key: key.publicKey, subject: Self.me, address: Self.here) }
+        // A proxy on a wildcard address checks the identity only.
+        #expect(try TapTicket.verify(elsewhere, key: key.publicKey, subject: Self.me, address: nil).address == "10.0.0.9:4191")
     }
 
     @Test func expiredTicketIsRefusedSayingSo() throws {
         let (_, key) = try Self.controller()
-        let claims = TapTicket.Claims(cluster: "c1", now: Date(timeIntervalSinceNow: -600), lifetime: 60)
+        let claims = TapTicket.Claims(cluster: "c1", subject: Self.me, address: Self.here, now: Date(timeIntervalSinceNow: -600), lifetime: 60)
         let ticket = try TapTicket.sign(claims, key: key)
         do {
-            _ = try TapTicket.verify(ticket, key: key.publicKey)
+            _ = try TapTicket.verify(ticket, key: key.publicKey, subject: Self.me, address: Self.here)
             Issue.record("an expired ticket verified")
         } catch {
             #expect(error.code == .tokenExpired)
@@ -50,10 +64,10 @@ import Testing
 
     @Test func ticketForAnotherAudienceIsRefused() throws {
         let (_, key) = try Self.controller()
-        var claims = TapTicket.Claims(cluster: "c1")
+        var claims = TapTicket.Claims(cluster: "c1", subject: Self.me, address: Self.here)
         claims.audience = JoinToken.Audience.join
         let ticket = try TapTicket.sign(claims, key: key)
-        #expect(throws: IdentityError.self) { try TapTicket.verify(ticket, key: key.publicKey) }
+        #expect(throws: IdentityError.self) { try TapTicket.verify(ticket, key: key.publicKey, subject: Self.me, address: Self.here) }
     }
 
     @Test func filterFromQueryRefusesWhatItDoesNotKnow() throws {
@@ -110,15 +124,16 @@ import Testing
 
     @Test func endpointRefusesWithoutAValidTicket() throws {
         let (pem, key) = try Self.controller()
-        let endpoint = TapEndpoint(hub: TapHub(), controllerCertificatePEM: pem, logger: Logger(label: "test"))
+        let endpoint = TapEndpoint(
+            hub: TapHub(), controllerCertificatePEM: pem, identity: Self.me, address: Self.here, logger: Logger(label: "test"))
         func status(_ answer: AdminServer.StreamAnswer) -> Int {
             if case .refused(let status, _) = answer { return status }
             return 200
         }
         #expect(status(endpoint.answer(.init(path: TapEndpoint.path))) == 401)
-        let forged = try TapTicket.sign(TapTicket.Claims(cluster: "c1"), key: P256.Signing.PrivateKey())
+        let forged = try TapTicket.sign(TapTicket.Claims(cluster: "c1", subject: Self.me, address: Self.here), key: P256.Signing.PrivateKey())
         #expect(status(endpoint.answer(.init(path: TapEndpoint.path, authorization: "Bearer \(forged)"))) == 403)
-        let good = try TapTicket.sign(TapTicket.Claims(cluster: "c1"), key: key)
+        let good = try TapTicket.sign(TapTicket.Claims(cluster: "c1", subject: Self.me, address: Self.here), key: key)
         #expect(status(endpoint.answer(.init(path: TapEndpoint.path, query: ["direction": "up"], authorization: "Bearer \(good)"))) == 400)
         #expect(status(endpoint.answer(.init(path: TapEndpoint.path, authorization: "Bearer \(good)"))) == 200)
     }

@@ -198,38 +198,47 @@ extension MeshService {
     ) async throws -> ServerResponse<Starling_V1_TapTargetsResponse> {
         try auth.requireAdmin(request.metadata, for: "tap")
         let namespace = request.message.namespace
-        let claims = TapTicket.Claims(cluster: configuration.clusterName)
+        let cluster = configuration.clusterName
+        let now = Date()
         var response = Starling_V1_TapTargetsResponse()
-        do {
-            response.ticket = try TapTicket.sign(claims, key: tapKey)
-        } catch {
-            throw RPCError(code: .internalError, message: "signing the tap ticket failed: \(error)")
-        }
-        response.expiresAt = claims.expiresAt
-        response.cluster = configuration.clusterName
-        response.targets = ProxyAdminEndpoints.list(index.snapshot, namespace: namespace.isEmpty ? nil : namespace).map { entry in
-            .with {
-                $0.namespace = entry.namespace
-                $0.workload = entry.name
-                $0.identity = entry.spec.identity ?? ""
-                $0.adminAddress = entry.address
+        response.cluster = cluster
+        response.expiresAt = Int64(now.timeIntervalSince1970.rounded(.down)) + Int64(TapTicket.lifetime)
+        // Each proxy gets a ticket of its own: one read off the wire (the admin port is plain
+        // HTTP) or sent to an address a workload registered opens no other proxy's tap.
+        func target(namespace: String, workload: String, identity: String, address: String) throws -> Starling_V1_TapTarget {
+            let claims = TapTicket.Claims(cluster: cluster, subject: identity, address: address, now: now)
+            let ticket: String
+            do {
+                ticket = try TapTicket.sign(claims, key: tapKey)
+            } catch {
+                throw RPCError(code: .internalError, message: "signing a tap ticket failed: \(error)")
+            }
+            return .with {
+                $0.namespace = namespace
+                $0.workload = workload
+                $0.identity = identity
+                $0.adminAddress = address
+                $0.ticket = ticket
             }
         }
+        let snapshot = index.snapshot
+        for entry in ProxyAdminEndpoints.list(snapshot, namespace: namespace.isEmpty ? nil : namespace) {
+            guard let identity = entry.spec.identity else { continue }
+            response.targets.append(try target(namespace: entry.namespace, workload: entry.name, identity: identity, address: entry.address))
+        }
         if namespace.isEmpty || namespace == MirrorLabels.namespace,
-            let gateway = ProxyAdminEndpoints.gateway(index.snapshot, defaultHost: configuration.apiHost)
+            let gateway = ProxyAdminEndpoints.gateway(snapshot, defaultHost: configuration.apiHost)
         {
             let trustDomain = identity.configuration?.trustDomain ?? "cluster.local"
-            response.targets.append(.with {
-                $0.namespace = MirrorLabels.namespace
-                $0.workload = MirrorLabels.gatewayServiceName
-                $0.identity = MeshIdentity(
-                    namespace: MirrorLabels.namespace, serviceAccount: MirrorLabels.gatewayServiceAccount, trustDomain: trustDomain
-                ).dnsName
-                $0.adminAddress = gateway
-            })
+            let gatewayIdentity = MeshIdentity(
+                namespace: MirrorLabels.namespace, serviceAccount: MirrorLabels.gatewayServiceAccount, trustDomain: trustDomain)
+            response.targets.append(
+                try target(
+                    namespace: MirrorLabels.namespace, workload: MirrorLabels.gatewayServiceName, identity: gatewayIdentity.dnsName,
+                    address: gateway))
         }
-        logger.info("tap ticket issued", metadata: [
-            "ticket": "\(claims.id)", "namespace": "\(namespace.isEmpty ? "*" : namespace)", "targets": "\(response.targets.count)",
+        logger.info("tap tickets issued", metadata: [
+            "namespace": "\(namespace.isEmpty ? "*" : namespace)", "targets": "\(response.targets.count)",
         ])
         return ServerResponse(message: response)
     }

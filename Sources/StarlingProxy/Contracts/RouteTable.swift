@@ -13,7 +13,8 @@ public struct RouteTable: Sendable, Hashable {
         }
     }
 
-    /// Most specific first; equally specific ones keep the order they came in.
+    /// Most specific first; equally specific ones keep the order they came in (the controller
+    /// sends routes in name order; Gateway API would order ties by creation time first).
     public let entries: [Entry]
 
     public init(_ entries: [Entry] = []) {

@@ -20,8 +20,15 @@ enum InboundMetrics {
         var client: MeshIdentity
     }
 
+    private struct LatencyKey: Hashable, Sendable {
+        var authority: String
+        var client: MeshIdentity
+    }
+
     private static let responseCounters = MetricHandleCache<ResponseKey, Counter>()
-    private static let latencyTimer = Metrics.Timer(label: responseLatency, dimensions: [direction])
+    /// Labelled like the counter (without the status), so that `viz stat workload --from/--to`
+    /// has latencies for the requests it selects.
+    private static let latencyTimers = MetricHandleCache<LatencyKey, Metrics.Timer>()
 
     /// One HTTP response (or proxy-generated error response) sent back to a caller.
     static func recordResponse(authority: String, status: Int, client: MeshIdentity, latency: Duration) {
@@ -34,7 +41,11 @@ enum InboundMetrics {
                     ("client_identity", client.dnsName),
                 ])
         }.increment()
-        latencyTimer.recordNanoseconds(TimeAmount(latency).nanoseconds)
+        latencyTimers.handle(LatencyKey(authority: authority, client: client)) {
+            Metrics.Timer(
+                label: responseLatency,
+                dimensions: [direction, ("authority", authority), ("tls", "true"), ("client_identity", client.dnsName)])
+        }.recordNanoseconds(TimeAmount(latency).nanoseconds)
     }
 
     static func connectionOpened() {

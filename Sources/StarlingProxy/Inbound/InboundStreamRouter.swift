@@ -46,7 +46,9 @@ struct InboundStreamRouter {
         return InboundRequestRecorder.TapRequest(
             hub: environment.tap, method: headers.first(name: ":method") ?? "", path: headers.first(name: ":path") ?? "",
             source: headers.first(name: MeshHeaders.clientIdentity) ?? environment.clientName,
-            sourceCluster: headers.first(name: GatewayHeaders.clientCluster) ?? environment.configuration.clusterName,
+            // Only a gateway names another cluster (the rewrite set it from what the gateway verified).
+            sourceCluster: environment.client.isGateway
+                ? headers.first(name: GatewayHeaders.clientCluster) : environment.configuration.clusterName,
             destination: environment.localIdentity, destinationCluster: environment.configuration.clusterName)
     }
 }

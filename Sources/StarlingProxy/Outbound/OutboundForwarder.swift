@@ -162,7 +162,8 @@ struct OutboundForwarder: Sendable {
                 authority: nameUnknown ? OutboundMetrics.unknown : request.authority,
                 targetService: pick?.backend ?? (nameUnknown ? OutboundMetrics.unknown : request.routingAuthority),
                 backend: pick?.backend, service: pick?.service, split: pick?.split ?? false,
-                route: pick.flatMap { Self.route(of: request, in: $0.routes) }, statusCode: status,
+                route: RequestMetricsSwitch.isEnabled ? pick.flatMap { Self.route(of: request, in: $0.routes) } : nil,
+                statusCode: status,
                 tls: pick?.endpoint.identity != nil, peerIdentity: pick?.endpoint.identity),
             latency: latency)
         tap.publish {

@@ -16,12 +16,18 @@ public struct TapEndpoint: Sendable {
 
     private let hub: TapHub
     private let key: P256.Signing.PublicKey?
+    private let identity: String
+    private let address: String?
     private let logger: Logger
 
     /// `controllerCertificatePEM`: the controller API certificate the proxy pins. When its key is
-    /// not P-256 no ticket can verify, and every tap is refused saying so.
-    public init(hub: TapHub, controllerCertificatePEM: String, logger: Logger) {
+    /// not P-256 no ticket can verify, and every tap is refused saying so. `identity` and
+    /// `address` (this admin server's `host:port`; nil when it listens on a wildcard) must be
+    /// the ones a ticket names.
+    public init(hub: TapHub, controllerCertificatePEM: String, identity: String, address: String?, logger: Logger) {
         self.hub = hub
+        self.identity = identity
+        self.address = address
         self.logger = logger
         let certificate = try? PEMFile.certificates(pem: controllerCertificatePEM, source: "controller certificate").first
         self.key = certificate.flatMap { P256.Signing.PublicKey($0.publicKey) }
@@ -38,7 +44,7 @@ public struct TapEndpoint: Sendable {
         }
         let claims: TapTicket.Claims
         do throws(IdentityError) {
-            claims = try TapTicket.verify(ticket, key: key, now: now)
+            claims = try TapTicket.verify(ticket, key: key, subject: identity, address: address, now: now)
         } catch {
             logger.warning("tap refused", metadata: ["error": "\(error.message)"])
             return .refused(status: error.code == .tokenExpired ? 401 : 403, message: error.message)
@@ -54,7 +60,9 @@ public struct TapEndpoint: Sendable {
         }
         logger.info("tap opened", metadata: ["ticket": "\(claims.id)", "until": "\(claims.expiresAt)"])
         let remaining = max(0, claims.expiry.timeIntervalSince(now))
-        let lines = AsyncStream<String> { continuation in
+        // Bounded like the hub's buffer: a client that stops reading loses the oldest lines (and
+        // the admin server closes it when a write stalls), the proxy keeps nothing more.
+        let lines = AsyncStream<String>(bufferingPolicy: .bufferingNewest(TapHub.bufferSize)) { continuation in
             let task = Task {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

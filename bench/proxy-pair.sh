@@ -15,7 +15,8 @@
 #                                       request metrics cost is the ratio of the two pairs)
 #   HOLD=SECONDS ...                    keep the setup up that long before measuring (to poke at it)
 #   PROFILE=1 ...                       add a perf profile of both Starling proxies (one extra
-#                                       throughput run; needs `perf`)
+#                                       throughput run; needs `perf`), with the share of their
+#                                       CPU spent recording the request metrics
 #
 # Paths (every address in one loopback /16, 127.70.0.0/16 unless RANGE_OCTET says otherwise):
 #   direct    wrk -> nginx                                                (A.10.1:8080)
@@ -430,6 +431,11 @@ if [ "${PROFILE:-0}" = 1 ]; then
         | grep -E '^ +[0-9]' | head -25 | sed 's/^/   /' || true
       echo "-- $side: by module, allocation and reference counting charged to their caller"
       "$here/profile-modules.py" "perf-$side.data" 2>/dev/null | sed 's/^/   /' || true
+      # What the request metrics cost: the share of samples inside the per-request recording
+      # (OutboundMetrics.record, InboundMetrics.recordResponse), callees included.
+      share=$(perf report -i "perf-$side.data" --children --sort sym --stdio 2>/dev/null |
+        awk '/OutboundMetricsO6record_7latency|InboundMetricsO14recordResponse/ { gsub("%", "", $1); s += $1 } END { printf "%.2f", s }')
+      echo "-- $side: request metrics (recording, callees included): ${share}% of the proxy's samples"
     done
   else
     echo "(perf not installed)"

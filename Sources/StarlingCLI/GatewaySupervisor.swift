@@ -85,7 +85,7 @@ struct GatewaySupervisor: Sendable {
         let service: Resource
         do {
             service = try ResourceDecoder.decodeStored(try await client.resources.get(.with {
-                $0.kind = "Service"; $0.namespace = MirrorLabels.namespace; $0.name = MulticlusterCommand.gatewayServiceName
+                $0.kind = "Service"; $0.namespace = MirrorLabels.namespace; $0.name = MirrorLabels.gatewayServiceName
             }).resourceJson)
         } catch let error as RPCError where error.code == .notFound {
             return nil
@@ -100,7 +100,7 @@ struct GatewaySupervisor: Sendable {
         }
         let spec = try ServiceSpec(service)
         return Desired(
-            address: service.metadata.annotations[MulticlusterCommand.gatewayAddressAnnotation] ?? context.serverHost,
+            address: service.metadata.annotations[MirrorLabels.gatewayAddressAnnotation] ?? context.serverHost,
             port: spec.port(named: "mc-gateway")?.port ?? 4143, probePort: spec.port(named: "mc-probe")?.port ?? 4191,
             trustDomain: mesh.trustDomain)
     }

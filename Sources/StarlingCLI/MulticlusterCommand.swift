@@ -12,16 +12,14 @@ struct MulticlusterCommand: AsyncParsableCommand {
         commandName: "multicluster", abstract: "Link clusters through authenticated gateways.",
         subcommands: [Install.self, Uninstall.self, Link.self, Unlink.self, Gateways.self])
 
-    static let gatewayServiceName = MirrorLabels.gatewayServiceName
-    static let gatewayAddressAnnotation = MirrorLabels.gatewayAddressAnnotation
 
     /// The documents that turn the gateway on.
     static func gatewayResources(address: String, port: Int, probePort: Int) -> [Resource] {
         let namespace = Resource(apiVersion: "v1", kind: "Namespace", metadata: ObjectMeta(name: MirrorLabels.namespace))
         let service = Resource(
-            name: gatewayServiceName, namespace: MirrorLabels.namespace,
-            labels: ["app": gatewayServiceName, "starling.io/control-plane-component": "gateway"],
-            annotations: [gatewayAddressAnnotation: address],
+            name: MirrorLabels.gatewayServiceName, namespace: MirrorLabels.namespace,
+            labels: ["app": MirrorLabels.gatewayServiceName, "starling.io/control-plane-component": "gateway"],
+            annotations: [MirrorLabels.gatewayAddressAnnotation: address],
             spec: ServiceSpec(ports: [
                 ServicePort(name: "mc-gateway", port: port),
                 ServicePort(name: "mc-probe", port: probePort),
@@ -63,10 +61,10 @@ struct MulticlusterCommand: AsyncParsableCommand {
                 _ = try await client.resources.delete(.with {
                     $0.kind = "Service"
                     $0.namespace = MirrorLabels.namespace
-                    $0.name = MulticlusterCommand.gatewayServiceName
+                    $0.name = MirrorLabels.gatewayServiceName
                 })
             }
-            print("service/\(MulticlusterCommand.gatewayServiceName) deleted: the gateway stops")
+            print("service/\(MirrorLabels.gatewayServiceName) deleted: the gateway stops")
         }
     }
 
@@ -117,7 +115,7 @@ struct MulticlusterCommand: AsyncParsableCommand {
                 let gateway: Resource
                 do {
                     gateway = try ResourceDecoder.decodeStored(try await client.resources.get(.with {
-                        $0.kind = "Service"; $0.namespace = MirrorLabels.namespace; $0.name = MulticlusterCommand.gatewayServiceName
+                        $0.kind = "Service"; $0.namespace = MirrorLabels.namespace; $0.name = MirrorLabels.gatewayServiceName
                     }).resourceJson)
                 } catch let error as RPCError where error.code == .notFound {
                     throw CLIError(
@@ -148,7 +146,7 @@ struct MulticlusterCommand: AsyncParsableCommand {
             let trustDomain = localStatus.trustAnchorsPem.isEmpty ? "cluster.local" : (try? await ControllerClient.with(remote) { client in
                 try MeshConfigSpec(ResourceDecoder.decodeStored(try await client.resources.get(.with { $0.kind = "MeshConfig"; $0.name = "mesh" }).resourceJson)).trustDomain
             }) ?? "cluster.local"
-            let gatewayAddress = gateway.metadata.annotations[MulticlusterCommand.gatewayAddressAnnotation] ?? remote.serverHost
+            let gatewayAddress = gateway.metadata.annotations[MirrorLabels.gatewayAddressAnnotation] ?? remote.serverHost
             let secretName = MirrorLabels.credentialsSecretName(cluster: clusterName)
             let secret = Resource(
                 name: secretName, namespace: MirrorLabels.namespace,

@@ -55,13 +55,13 @@ struct TapOptions: ParsableArguments {
         }
     }
 
-    /// The session for these options. `defaultDirection` applies when neither `--direction` nor
+    /// The session for these options.
     /// the target decides one.
-    func session(defaultDirection: String? = nil) throws -> TapSession {
+    func session() throws -> TapSession {
         let resolved = try context.resolve()
         var selection = TapSession.Selection(
             namespace: namespace, workload: nil,
-            filter: TapFilter(direction: direction ?? defaultDirection, method: method?.uppercased(), pathPrefix: path, authority: to))
+            filter: TapFilter(direction: direction, method: method?.uppercased(), pathPrefix: path, authority: to))
         switch try target() {
         case .namespace(let name): selection.namespace = name
         case .workload(let name): selection.workload = name

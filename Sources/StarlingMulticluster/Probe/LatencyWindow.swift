@@ -1,3 +1,4 @@
+import StarlingCore
 /// Probe round-trip times over a sliding window (the last minute), for the gateways table.
 public struct LatencyWindow: Sendable {
     public var span: Duration
@@ -16,13 +17,9 @@ public struct LatencyWindow: Sendable {
     /// The `p`-th percentile (0...100) in milliseconds, nil when there are no samples.
     public func percentileMilliseconds(_ p: Double, now: ContinuousClock.Instant) -> Double? {
         let horizon = now.advanced(by: .zero - span)
-        let values = samples.filter { $0.at >= horizon }.map { Self.milliseconds($0.latency) }.sorted()
+        let values = samples.filter { $0.at >= horizon }.map { $0.latency.inMilliseconds }.sorted()
         guard !values.isEmpty else { return nil }
         let rank = Int((p / 100 * Double(values.count)).rounded(.up)) - 1
         return values[min(max(rank, 0), values.count - 1)]
-    }
-
-    static func milliseconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
     }
 }

@@ -45,7 +45,7 @@ public struct TapEvent: Sendable, Codable, Hashable {
         self.authority = authority
         self.path = path
         self.status = status
-        self.latencyMilliseconds = latency.map { Double($0.components.seconds) * 1000 + Double($0.components.attoseconds) / 1e15 }
+        self.latencyMilliseconds = latency?.inMilliseconds
         self.sourceIdentity = sourceIdentity
         self.destinationIdentity = destinationIdentity
         self.sourceCluster = sourceCluster

@@ -4,7 +4,7 @@ import Synchronization
 /// The taps open on one proxy. The request paths call ``publish(_:)`` with a closure that makes
 /// the event: while no tap is open that is one atomic load per request and nothing is built.
 /// Each tap has a bounded buffer; a tap that reads too slowly loses its oldest events rather than
-/// slowing the proxy (``dropped`` counts them).
+/// slowing the proxy (`starling_proxy_tap_events_dropped_total` counts them).
 public final class TapHub: Sendable {
     /// Events a slow tap may fall behind by before the oldest are dropped.
     public static let bufferSize = 1024
@@ -19,13 +19,12 @@ public final class TapHub: Sendable {
     private let open = Atomic<Int>(0)
     /// `starling_proxy_tap_streams`: the taps open now (who is watching shows in the metrics).
     private let openGauge = Gauge(label: "starling_proxy_tap_streams")
-    private let dropCount = Atomic<Int>(0)
+    private let droppedEvents = Counter(label: "starling_proxy_tap_events_dropped_total")
     private let taps = Mutex<(next: Int, taps: [Int: Tap])>((0, [:]))
 
     public init() {}
 
     public var isActive: Bool { open.load(ordering: .relaxed) > 0 }
-    public var dropped: Int { dropCount.load(ordering: .relaxed) }
 
     /// Sends the event `make` builds to every open tap whose filter it passes.
     @inline(__always)
@@ -34,7 +33,7 @@ public final class TapHub: Sendable {
         let event = make()
         let receivers = taps.withLock { state in state.taps.values.filter { $0.filter.matches(event) }.map(\.continuation) }
         for continuation in receivers {
-            if case .dropped = continuation.yield(event) { dropCount.add(1, ordering: .relaxed) }
+            if case .dropped = continuation.yield(event) { droppedEvents.increment() }
         }
     }
 

@@ -1,0 +1,6 @@
+extension Duration {
+    /// The duration in (fractional) milliseconds, for figures people read.
+    public var inMilliseconds: Double {
+        Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
+    }
+}

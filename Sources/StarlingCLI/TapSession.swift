@@ -133,8 +133,7 @@ struct TapSession: Sendable {
             head.headers.add(name: "host", value: address)
             head.headers.add(name: "authorization", value: "Bearer \(ticket)")
             head.headers.add(name: "accept", value: "application/x-ndjson")
-            try await outbound.write(.head(head))
-            try await outbound.write(.end(nil))
+            try await outbound.write(contentsOf: [.head(head), .end(nil)])
             var status: HTTPResponseStatus = .ok
             var refusal = ""
             var pending: [UInt8] = []

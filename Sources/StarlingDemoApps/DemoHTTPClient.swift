@@ -141,8 +141,12 @@ public enum DemoHTTPClient {
                 headers.add(name: "accept", value: "application/json")
                 headers.add(name: "connection", value: "close")
                 for (name, value) in extra { headers.add(name: name, value: value) }
-                try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)))
-                try await outbound.write(.end(nil))
+                // Head and end in one flush: a server that answers a bodiless request as soon as it
+                // has the head and then closes (`connection: close`) must not turn a separate
+                // write of the end into "I/O on closed channel" before its answer is read.
+                try await outbound.write(contentsOf: [
+                    .head(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)), .end(nil),
+                ])
 
                 var status: Int?
                 var responseHeaders: [String: String] = [:]

@@ -175,8 +175,13 @@ func runExchange(
         case .http1(let connection):
             let head = try HTTPHeadConversion.http1RequestHead(from: headers)
             return try await connection.executeThenClose { inbound, outbound in
-                try await outbound.write(.head(head))
-                if !hasBody { try await outbound.write(.end(nil)) }
+                // A bodiless request goes out in one flush, so an upstream that answers and
+                // closes on seeing the head cannot fail a second write before its answer is read.
+                if hasBody {
+                    try await outbound.write(.head(head))
+                } else {
+                    try await outbound.write(contentsOf: [.head(head), .end(nil)])
+                }
                 return try await exchangeBody(
                     phase: phase, started: started, timeout: timeout, sink: sink, upstream: upstream,
                     hasBody: hasBody, writer: HTTP1UpstreamBodyWriter(outbound: outbound),

@@ -175,56 +175,33 @@ public final class SQLiteResourceStore: ResourceStore {
         let now = Date.now.formatted(.iso8601)
         return try await access("applying \(resources.count) resource(s)") { pool in
             try await pool.write { db in
-                let keys = try resources.enumerated().map { index, resource throws(StoreError) in
-                    try Self.validatedKey(of: resource, at: index, of: resources.count)
-                }
-                // The stored state of every key in the batch, read in a few queries and updated as the
-                // batch is written (a key may appear twice).
-                var stored = try Self.fetchStored(db, keys: keys, path: path)
+                let keys = try ApplyPlan.validatedKeys(of: resources)
+                let plan = ApplyPlan(
+                    resources: resources, keys: keys, stored: try Self.fetchStored(db, keys: keys, path: path),
+                    currentVersion: try StoreSchema.version(db), now: now)
+                guard !plan.changes.isEmpty else { return plan.results }
                 let upsert = try db.cachedStatement(sql: StoreSchema.upsert)
-                let insertEvent = try db.cachedStatement(sql: StoreSchema.insertEvent)
-                let initialVersion = try StoreSchema.version(db)
-                var version = initialVersion
-                var results: [ApplyResult] = []
-                results.reserveCapacity(resources.count)
-                var events: [WatchEvent] = []
-
-                for (input, key) in zip(resources, keys) {
-                    let current = stored[key]
-                    if let current, current.apiVersion == input.apiVersion,
-                        current.metadata.labels == input.metadata.labels,
-                        current.metadata.annotations == input.metadata.annotations, current.body == input.body
-                    {
-                        results.append(ApplyResult(resource: current, outcome: .unchanged))
-                        continue
-                    }
-                    version += 1
-                    let namespace = key.namespace ?? ""
-                    let created = current?.metadata.creationTimestamp ?? now
-                    let uid = current?.metadata.uid ?? UUID().uuidString.lowercased()
-                    var resource = input
-                    resource.metadata.namespace = key.namespace
-                    resource.metadata.resourceVersion = version
-                    resource.metadata.creationTimestamp = created
-                    resource.metadata.uid = uid
-                    let json = ResourceEncoder.compactJSON(resource)
-                    upsert.setUncheckedArguments([key.kind, namespace, key.name, version, created, uid, json])
+                for row in plan.finalRows {
+                    let metadata = row.resource.metadata
+                    upsert.setUncheckedArguments([
+                        row.key.kind, row.key.namespace ?? "", row.key.name, row.version,
+                        metadata.creationTimestamp ?? now, metadata.uid ?? "", row.json,
+                    ])
                     try upsert.execute()
-                    let kind: WatchEvent.Kind = current == nil ? .added : .modified
-                    insertEvent.setUncheckedArguments([version, kind.rawValue, key.kind, namespace, key.name, json])
+                }
+                let insertEvent = try db.cachedStatement(sql: StoreSchema.insertEvent)
+                for change in plan.changes {
+                    insertEvent.setUncheckedArguments([
+                        change.version, change.kind.rawValue, change.key.kind, change.key.namespace ?? "",
+                        change.key.name, change.json,
+                    ])
                     try insertEvent.execute()
-                    stored[key] = resource
-                    results.append(ApplyResult(resource: resource, outcome: current == nil ? .created : .configured))
-                    events.append(WatchEvent(kind: kind, resource: resource, version: version))
                 }
-
-                if version != initialVersion {
-                    try db.execute(sql: StoreSchema.updateVersion, arguments: [version])
-                    try StoreSchema.compact(db, currentVersion: version, keep: keep)
-                    let committed = events
-                    db.afterNextTransaction(onCommit: { _ in hub.publish(committed) })
-                }
-                return results
+                try db.execute(sql: StoreSchema.updateVersion, arguments: [plan.finalVersion])
+                try StoreSchema.compact(db, currentVersion: plan.finalVersion, keep: keep)
+                let committed = plan.events
+                db.afterNextTransaction(onCommit: { _ in hub.publish(committed) })
+                return plan.results
             }
         }
     }
@@ -323,44 +300,8 @@ public final class SQLiteResourceStore: ResourceStore {
         return stored
     }
 
-    /// The key a resource is stored under. Namespaced kinds need a namespace and cluster-scoped
-    /// kinds must have none; an empty namespace counts as none. Kinds unknown to `ResourceKind` are
-    /// stored under the namespace they carry.
-    static func validatedKey(of resource: Resource, at index: Int, of count: Int) throws(StoreError) -> ResourceKey {
-        let position = count > 1 ? " (resource \(index + 1) of \(count))" : ""
-        let namespace = resource.metadata.namespace.flatMap { $0.isEmpty ? nil : $0 }
-        let key = ResourceKey(kind: resource.kind, namespace: namespace, name: resource.metadata.name)
-        guard !resource.kind.isEmpty else {
-            throw StoreError(.invalid, "a resource named '\(resource.metadata.name)' has no kind\(position)")
-        }
-        guard !resource.metadata.name.isEmpty else {
-            throw StoreError(.invalid, "a \(resource.kind) has no metadata.name\(position)")
-        }
-        if let kind = ResourceKind.named(resource.kind) {
-            if kind.namespaced, namespace == nil {
-                throw StoreError(.invalid, "\(key) has no metadata.namespace, which a \(resource.kind) needs\(position)")
-            }
-            if !kind.namespaced, let namespace {
-                throw StoreError(
-                    .invalid,
-                    "\(key) is cluster-scoped but has metadata.namespace '\(namespace)'; remove it\(position)"
-                )
-            }
-        }
-        return key
-    }
-
     /// A resource from its stored JSON text.
     static func decode(_ json: String, key: ResourceKey, path: String) throws(StoreError) -> Resource {
-        do {
-            return try ResourceDecoder.decodeStored(json)
-        } catch {
-            throw StoreError(
-                .unavailable,
-                "SQLite store \(path): the stored \(key) cannot be read (the file is damaged or was written by "
-                    + "a newer Starling)",
-                cause: error
-            )
-        }
+        try ApplyPlan.decode(json, key: key, store: "SQLite store \(path)")
     }
 }

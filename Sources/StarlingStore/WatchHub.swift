@@ -44,6 +44,18 @@ final class WatchHub: Sendable {
         }
     }
 
+    /// Finishes the current subscribers with `error` and keeps accepting new ones: their changes
+    /// can no longer be delivered without a gap (they list again and watch from the listed version).
+    func finishAll(with error: StoreError) {
+        let subscribers = registry.withLock { r in
+            defer { r.subscribers.removeAll() }
+            return Array(r.subscribers.values)
+        }
+        for subscriber in subscribers {
+            subscriber.finish(throwing: error)
+        }
+    }
+
     /// Refuses new subscribers and finishes the current ones with `error`.
     func close(finishingWith error: StoreError) {
         let subscribers = registry.withLock { r in

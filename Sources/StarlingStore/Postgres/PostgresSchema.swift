@@ -1,0 +1,124 @@
+import Logging
+import PostgresNIO
+import StarlingCore
+
+/// The tables of the PostgreSQL store, their versioned migrations, and the cluster that owns them.
+///
+/// - `starling_schema`: one row per migration applied (`version`, `description`, `applied_at`).
+/// - `starling_meta`: one row: the cluster that owns the database and the current store version.
+///   Every write locks this row (`SELECT … FOR UPDATE`) before it reads the version, so writers
+///   take versions one after another and commit in version order (docs/postgres-store.md).
+/// - `starling_resources`: the current state, one row per resource; `namespace` is `''` for
+///   cluster-scoped kinds.
+/// - `starling_events`: the change history that watches resume from, one row per store version.
+enum PostgresSchema {
+    struct Migration {
+        var version: Int
+        var description: String
+        var statements: [PostgresQuery]
+    }
+
+    /// Every migration this build knows, oldest first. A database with a migration above the last
+    /// is refused: it was upgraded by a newer Starling.
+    static let migrations: [Migration] = [
+        Migration(
+            version: 1, description: "meta, resources, events",
+            statements: [
+                """
+                CREATE TABLE starling_meta (
+                    id integer PRIMARY KEY CHECK (id = 1),
+                    cluster_id text NOT NULL,
+                    version bigint NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE starling_resources (
+                    kind text NOT NULL,
+                    namespace text NOT NULL,
+                    name text NOT NULL,
+                    version bigint NOT NULL,
+                    created text NOT NULL,
+                    uid text NOT NULL,
+                    json text NOT NULL,
+                    PRIMARY KEY (kind, namespace, name)
+                )
+                """,
+                """
+                CREATE TABLE starling_events (
+                    version bigint PRIMARY KEY,
+                    type text NOT NULL CHECK (type IN ('added', 'modified', 'deleted')),
+                    kind text NOT NULL,
+                    namespace text NOT NULL,
+                    name text NOT NULL,
+                    json text NOT NULL
+                )
+                """,
+            ])
+    ]
+
+    static var latestVersion: Int { migrations.last?.version ?? 0 }
+
+    /// The channel writers notify after each commit; the payload is the new store version.
+    static let changesChannel = "starling_changes"
+
+    /// Brings the schema up to date and claims the database for `clusterID` (or checks that it
+    /// belongs to it), in one transaction under an advisory lock, so replicas starting together
+    /// migrate once. Returns the schema version.
+    /// - Throws: `StoreError.unavailable` when the schema is newer than this build knows or the
+    ///   database belongs to another cluster.
+    static func prepare(_ client: PostgresClient, clusterID: String, store: String, logger: Logger) async throws -> Int {
+        try await client.withTransaction(logger: logger) { connection in
+            // 0x5354524c = "STRL": one lock key for every Starling schema change.
+            try await connection.query("SELECT pg_advisory_xact_lock(1398035020)", logger: logger)
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS starling_schema (
+                    version integer PRIMARY KEY,
+                    description text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """, logger: logger)
+            var applied = 0
+            for try await version in try await connection.query(
+                "SELECT COALESCE(MAX(version), 0) FROM starling_schema", logger: logger
+            ).decode(Int.self) {
+                applied = version
+            }
+            if applied > latestVersion {
+                throw StoreError(
+                    .unavailable,
+                    "\(store): the database schema is at version \(applied), newer than this Starling knows "
+                        + "(\(latestVersion)); run the newer starling that upgraded it, or point --store at another database"
+                )
+            }
+            for migration in migrations where migration.version > applied {
+                for statement in migration.statements {
+                    try await connection.query(statement, logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO starling_schema (version, description) VALUES (\(migration.version), \(migration.description))",
+                    logger: logger)
+                logger.info(
+                    "store schema migrated",
+                    metadata: ["store": "\(store)", "version": "\(migration.version)", "migration": "\(migration.description)"])
+            }
+            try await connection.query(
+                "INSERT INTO starling_meta (id, cluster_id, version) VALUES (1, \(clusterID), 0) ON CONFLICT (id) DO NOTHING",
+                logger: logger)
+            var owner = ""
+            for try await id in try await connection.query("SELECT cluster_id FROM starling_meta WHERE id = 1", logger: logger)
+                .decode(String.self)
+            {
+                owner = id
+            }
+            guard owner == clusterID else {
+                throw StoreError(
+                    .unavailable,
+                    "\(store) belongs to cluster '\(owner)', not '\(clusterID)'; each cluster needs its own database "
+                        + "(or check --cluster-name)"
+                )
+            }
+            return latestVersion
+        }
+    }
+}

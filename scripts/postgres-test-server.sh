@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL server (Debian's package) for the tests of the PostgreSQL store:
+#   scripts/postgres-test-server.sh start DIR [PORT]   initdb + start; prints the store URL
+#   scripts/postgres-test-server.sh stop DIR           stops it and removes DIR
+# The server listens on 127.0.0.1:PORT (default 55432) with password (SCRAM) authentication, so
+# a wrong password is refused as it would be on a real host. Run as root, the server runs as the
+# `postgres` user (PostgreSQL refuses to run as root).
+set -euo pipefail
+cmd=${1:?start|stop}
+dir=${2:?data directory}
+port=${3:-55432}
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+if [ -z "$pgbin" ]; then
+  echo "PostgreSQL server not installed (apt-get install postgresql)" >&2
+  exit 2
+fi
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi
+}
+case $cmd in
+start)
+  mkdir -p "$dir"
+  chmod 700 "$dir"
+  printf 'starling-test\n' >"$dir/pw"
+  [ "$(id -u)" != 0 ] || chown -R postgres "$dir"
+  if ! as_owner "cd /tmp && $pgbin/initdb -D '$dir/data' -U starling --pwfile='$dir/pw' -A scram-sha-256 >'$dir/initdb.log' 2>&1"; then
+    rm -f "$dir/pw"
+    echo "initdb failed; see $dir/initdb.log:" >&2
+    tail -5 "$dir/initdb.log" >&2
+    exit 1
+  fi
+  rm -f "$dir/pw"
+  if ! as_owner "cd /tmp && $pgbin/pg_ctl -D '$dir/data' -w -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off\" -l '$dir/server.log' start >/dev/null"; then
+    echo "PostgreSQL did not start on 127.0.0.1:$port; see $dir/server.log:" >&2
+    tail -5 "$dir/server.log" >&2
+    exit 1
+  fi
+  PGPASSWORD=starling-test psql -h 127.0.0.1 -p "$port" -U starling -d postgres -qc "CREATE DATABASE starling_test" >/dev/null
+  echo "postgres://starling:starling-test@127.0.0.1:$port/starling_test"
+  ;;
+stop)
+  [ ! -d "$dir/data" ] || as_owner "cd /tmp && $pgbin/pg_ctl -D '$dir/data' -m immediate stop >/dev/null 2>&1" || true
+  rm -rf "$dir"
+  ;;
+*)
+  echo "usage: $0 start|stop DIR [PORT]" >&2
+  exit 2
+  ;;
+esac

@@ -163,7 +163,7 @@ let package = Package(
         .target(
             name: "StarlingCLI",
             dependencies: [
-                "StarlingCore", "StarlingIdentity", "StarlingAPI", "StarlingControlPlane", "StarlingProxy",
+                "StarlingCore", "StarlingIdentity", "StarlingAPI", "StarlingControlPlane", "StarlingStore", "StarlingProxy",
                 "StarlingDemoApps", "StarlingTLS", "StarlingObservability",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -7,6 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --build-tests
+# The PostgreSQL store's tests run against a real server (Debian's package), started here.
+pgtest=$(mktemp -d /tmp/starling-pgtest.XXXXXX)
+trap 'scripts/postgres-test-server.sh stop "$pgtest/server"; rm -rf "$pgtest"' EXIT
+STARLING_TEST_POSTGRES_URL=$(scripts/postgres-test-server.sh start "$pgtest/server" 55432)
+export STARLING_TEST_POSTGRES_URL
 # Serially: the suite is fast (under a minute) and its real-socket tests keep their time bounds
 # on a loaded 2-core machine.
 swift test --skip-build --no-parallel
@@ -14,8 +19,8 @@ scripts/release-build.sh starling
 starling=.build/release/starling
 log=$(mktemp)
 home=$(mktemp -d /tmp/starling-demo.XXXXXX)
-trap 'rm -f "$log"; rm -rf "$home"' EXIT
-for script in control-plane multicluster multicluster-netns data-plane viz; do
+trap 'rm -f "$log"; rm -rf "$home"; scripts/postgres-test-server.sh stop "$pgtest/server"; rm -rf "$pgtest"' EXIT
+for script in control-plane multicluster multicluster-netns data-plane viz postgres-store; do
   tests/e2e/$script.sh "$starling" | tee -a "$log"
 done
 # README's main command, unattended, as a new user runs it (its own STARLING_HOME).

@@ -1,4 +1,6 @@
 import ArgumentParser
+import StarlingCore
+import StarlingStore
 
 extension ClusterCommand {
     /// `starling cluster create NAME [--address-range 127.N.0.0/16]`.
@@ -22,18 +24,27 @@ extension ClusterCommand {
         )
         var addressRange: String?
 
+        @Option(
+            help: ArgumentHelp(
+                "The controller's store: sqlite (default, a file in the cluster's directory) or postgres://USER[:PASSWORD]@HOST:PORT/DB.",
+                valueName: "store"))
+        var store: String = "sqlite"
+
         func validate() throws {
             do {
                 try ClusterRegistry.validate(name: name)
                 if let addressRange { _ = try ClusterAddressRange(parsing: addressRange) }
+                if store != "sqlite" { _ = try PostgresStoreURL(store) }
             } catch {
-                throw ValidationError(error.description)
+                throw ValidationError("\(error)")
             }
         }
 
         func run() async throws {
             let range = try addressRange.map { try ClusterAddressRange(parsing: $0) }
-            let record = try await ClusterCommand.registry().create(name: name, requestedRange: range) { line in
+            let record = try await ClusterCommand.registry().create(
+                name: name, requestedRange: range, store: store == "sqlite" ? nil : store
+            ) { line in
                 print(line)
             }
             print("✓ cluster \(record.name) created (API \(record.apiAddress))")

@@ -20,8 +20,14 @@ public struct ClusterRecord: Codable, Sendable, Equatable {
     public var adminAddress: String
     /// When the cluster was created.
     public var created: Date
+    /// The controller's `--store` when it is not SQLite in the data directory: a PostgreSQL URL.
+    /// The record file is 0600, as is every file that holds a credential.
+    public var store: String?
 
-    public init(name: String, addressRange: String, apiAddress: String, adminAddress: String, created: Date) {
+    public init(
+        name: String, addressRange: String, apiAddress: String, adminAddress: String, created: Date, store: String? = nil
+    ) {
+        self.store = store
         self.name = name
         self.addressRange = addressRange
         self.apiAddress = apiAddress
@@ -35,6 +41,7 @@ public struct ClusterRecord: Codable, Sendable, Equatable {
         case apiAddress = "api-address"
         case adminAddress = "admin-address"
         case created
+        case store
     }
 }
 
@@ -231,7 +238,9 @@ public struct ClusterRegistry: Sendable {
 
     /// Validates the name, allocates the range and claims `clusters/NAME/` with its `cluster.yaml`,
     /// all under the registry lock so that concurrent creates cannot take the same name or range.
-    func reserve(name: String, requestedRange: ClusterAddressRange?, now: Date = Date()) throws -> ClusterRecord {
+    func reserve(
+        name: String, requestedRange: ClusterAddressRange?, store: String? = nil, now: Date = Date()
+    ) throws -> ClusterRecord {
         try Self.validate(name: name)
         return try withLock {
             if FileManager.default.fileExists(atPath: directory(of: name)) {
@@ -245,7 +254,8 @@ public struct ClusterRegistry: Sendable {
                 addressRange: range.description,
                 apiAddress: "\(range.controllerHost):\(apiPort)",
                 adminAddress: "\(range.controllerHost):\(adminPort)",
-                created: now
+                created: now,
+                store: store
             )
             guard mkdir(directory(of: name), 0o700) == 0 else {
                 throw CLIError("cannot create \(directory(of: name)): \(ContextFileIO.errorString(errno))")
@@ -273,7 +283,7 @@ public struct ClusterRegistry: Sendable {
             "--data-dir", dataDirectory(of: record.name),
             "--api-address", record.apiAddress,
             "--admin-address", record.adminAddress,
-        ]
+        ] + (record.store.map { ["--store", $0] } ?? [])
     }
 
     /// Creates cluster `name`: reserves its directory and range, starts its controller in the
@@ -284,9 +294,10 @@ public struct ClusterRegistry: Sendable {
     public func create(
         name: String,
         requestedRange: ClusterAddressRange?,
+        store: String? = nil,
         progress: (String) -> Void
     ) async throws -> ClusterRecord {
-        let record = try reserve(name: name, requestedRange: requestedRange)
+        let record = try reserve(name: name, requestedRange: requestedRange, store: store)
         var pid: pid_t?
         do {
             pid = try launch(record, progress: progress)

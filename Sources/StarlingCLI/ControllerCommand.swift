@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import StarlingControlPlane
+import StarlingCore
+import StarlingStore
 
 /// `starling controller`: the control plane of one cluster, in the foreground (systemd-friendly).
 /// Stops gracefully on SIGTERM or SIGINT.
@@ -22,10 +24,33 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Admin HTTP address HOST:PORT (/ready, /live, /metrics).")
     var adminAddress: String = "127.0.0.1:9990"
 
+    @Option(
+        help: ArgumentHelp(
+            "Where resources live: sqlite (a file in --data-dir) or postgres://USER@HOST:PORT/DB, a database the cluster's replicas share.",
+            discussion: "The password comes from PGPASSWORD or the URL; ?sslmode=require|verify-full&sslrootcert=FILE protects the connection."))
+    var store: String = "sqlite"
+
+    @Flag(
+        help: ArgumentHelp(
+            "Serve the API only: leave workload lease expiry, the service mirror and the gateway to the replica started without this flag.",
+            discussion: "Every replica of a cluster sharing one PostgreSQL database but one needs it (duties are not leased yet)."))
+    var noDuties = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
+    /// The PostgreSQL database of --store, nil for SQLite.
+    func postgresURL() throws(ValidationError) -> PostgresStoreURL? {
+        guard store != "sqlite" else { return nil }
+        do {
+            return try PostgresStoreURL(store)
+        } catch {
+            throw ValidationError("--store: \(error.message)")
+        }
+    }
+
     func validate() throws {
+        _ = try postgresURL()
         _ = try HostPort.parse(apiAddress, flag: "--api-address")
         _ = try HostPort.parse(adminAddress, flag: "--admin-address")
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -42,19 +67,27 @@ struct ControllerCommand: AsyncParsableCommand {
         var logger = Logger(label: "starling.controller")
         logger[metadataKey: "cluster"] = "\(clusterName)"
 
+        var configuration = ControllerConfiguration(
+            clusterName: clusterName, dataDirectory: dataDir, apiHost: api.host, apiPort: api.port,
+            adminHost: admin.host, adminPort: admin.port, postgres: try postgresURL())
+        configuration.runsDuties = !noDuties
         let controller = Controller(
-            configuration: ControllerConfiguration(
-                clusterName: clusterName, dataDirectory: dataDir, apiHost: api.host, apiPort: api.port,
-                adminHost: admin.host, adminPort: admin.port),
+            configuration: configuration,
             logger: logger,
             metrics: metrics)
-        let (clusterName, dataDir, controllerLogger) = (self.clusterName, self.dataDir, logger)
+        let (clusterName, dataDir, controllerLogger, noDuties) = (self.clusterName, self.dataDir, logger, self.noDuties)
         try await SignalScope.runUntilSignalled(logger: logger) {
             try await withThrowingDiscardingTaskGroup { group in
                 let (listening, announce) = AsyncStream<Controller.Listening>.makeStream()
-                group.addTask { try await controller.run { announce.yield($0) } }
-                // Once the API is up, the gateway runs whenever multicluster is installed.
-                for await ports in listening {
+                group.addTask {
+                    // A controller that stops (or fails to start) ends the wait below; a failed
+                    // child does not cancel the group's body, so the stream must finish.
+                    defer { announce.finish() }
+                    try await controller.run { announce.yield($0) }
+                }
+                // Once the API is up, the gateway runs whenever multicluster is installed (on the
+                // replica that runs the duties: the gateway's address is the cluster's one).
+                for await ports in listening where !noDuties {
                     let supervisor = GatewaySupervisor(
                         clusterName: clusterName, apiHost: api.host, apiPort: ports.apiPort, dataDirectory: dataDir,
                         logger: controllerLogger, metrics: metrics)

@@ -34,7 +34,8 @@ public struct Controller: Sendable {
     public func run(onListening: @Sendable (Listening) -> Void = { _ in }) async throws {
         let c = configuration
         let credentials = try ControllerCredentials.loadOrCreate(directory: c.dataDirectory, apiHost: c.apiHost)
-        let store = try SQLiteResourceStore(path: c.storePath)
+        let opened = try await StoreOpening.open(c, logger: logger)
+        let store = opened.store
         let auth = Authenticator(adminToken: credentials.adminToken, tokenKey: credentials.tokenKey)
         let identity = MeshIdentityState(store: store, logger: logger)
         let multicluster = MulticlusterRegistry()
@@ -83,14 +84,16 @@ public struct Controller: Sendable {
                 group.addTask { try await Self.serveUntilCancelled(server) }
                 group.addTask { try await identity.run() }
                 group.addTask { try await index.run() }
-                group.addTask { try await leases.run() }
-                group.addTask { try await mirrors.run() }
+                if c.runsDuties {
+                    group.addTask { try await leases.run() }
+                    group.addTask { try await mirrors.run() }
+                }
                 guard let address = try await transport.listeningAddress.ipv4 else {
                     throw ControllerError("the API did not bind an IPv4 address")
                 }
                 logger.info("controller started", metadata: [
                     "cluster": "\(c.clusterName)", "api": "\(c.apiHost):\(address.port)",
-                    "admin": "\(c.adminHost):\(admin.port)", "data": "\(c.dataDirectory)",
+                    "admin": "\(c.adminHost):\(admin.port)", "data": "\(c.dataDirectory)", "store": "\(opened.description)", "duties": "\(c.runsDuties ? "lease expiry, service mirror" : "none")",
                 ])
                 onListening(Listening(apiPort: address.port, adminPort: admin.port))
             }
@@ -98,11 +101,11 @@ public struct Controller: Sendable {
             // Asked to stop: the gRPC server may report the cancellation as a transport error.
         } catch {
             await admin.close()
-            try? store.close()
+            opened.close()
             throw error
         }
         await admin.close()
-        try? store.close()
+        opened.close()
         logger.info("controller stopped", metadata: ["cluster": "\(c.clusterName)"])
     }
 }

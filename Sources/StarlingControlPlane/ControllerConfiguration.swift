@@ -1,4 +1,5 @@
 public import Foundation
+public import StarlingStore
 
 /// Everything `starling controller` is started with. Read once by the command; libraries never
 /// read the environment (STYLE.md §6).
@@ -17,6 +18,14 @@ public struct ControllerConfiguration: Sendable {
     public var workloadLease: Duration
     /// How often workloads are told to send heartbeats.
     public var heartbeatInterval: Duration
+    /// The PostgreSQL database shared by the cluster's replicas; nil: SQLite in `dataDirectory`.
+    public var postgres: PostgresStoreURL?
+    /// Whether this replica runs the duties that must run once per cluster: workload lease expiry
+    /// and the service mirror of each Link. Until duties are leased in the database, exactly one
+    /// replica of a cluster runs them and the others serve the API only.
+    public var runsDuties: Bool = true
+    /// How long to keep trying a store that cannot be reached at start.
+    public var storeStartupWait: Duration = .seconds(60)
 
     public init(
         clusterName: String,
@@ -26,8 +35,10 @@ public struct ControllerConfiguration: Sendable {
         adminHost: String = "127.0.0.1",
         adminPort: Int = 9990,
         workloadLease: Duration = .seconds(15),
-        heartbeatInterval: Duration = .seconds(3)
+        heartbeatInterval: Duration = .seconds(3),
+        postgres: PostgresStoreURL? = nil
     ) {
+        self.postgres = postgres
         self.clusterName = clusterName
         self.dataDirectory = dataDirectory
         self.apiHost = apiHost

@@ -10,6 +10,9 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         public static let versionTooOld = Code("versionTooOld")
         /// The store file cannot be opened, read or written (permissions, full disk, corruption).
         public static let unavailable = Code("unavailable")
+        /// The store refuses this controller's settings (a wrong password, a missing database, another
+        /// cluster's database, a newer schema): retrying will not help, the operator must fix them.
+        public static let misconfigured = Code("misconfigured")
         /// A resource could not be stored as given.
         public static let invalid = Code("invalid")
     }

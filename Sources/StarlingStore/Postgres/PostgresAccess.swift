@@ -31,11 +31,12 @@ enum PostgresAccess {
         } catch {
             if expired.withLock({ $0 }) {
                 // Say why when a fresh connection shows it (refused, a wrong password, no such database).
-                let reason = await probe(url).map { ": \($0)" } ?? ""
+                let failure = await probe(url)
                 throw StoreError(
-                    .unavailable,
-                    "\(name): \(what) got no answer within \(timeout)\(reason); check that PostgreSQL at "
-                        + "\(NetworkAddress.joinHostPort(url.host, url.port)) is running and reachable from this host")
+                    failure?.code ?? .unavailable,
+                    "\(name): \(what) got no answer within \(timeout): "
+                        + (failure?.message ?? "PostgreSQL at \(NetworkAddress.joinHostPort(url.host, url.port)) "
+                            + "accepts connections but does not answer; check its load and locks"))
             }
             throw wrapping(error, name: name, url: url, doing: what)
         }
@@ -44,8 +45,8 @@ enum PostgresAccess {
     /// Opens one connection outside the pool and closes it: nil when that works, otherwise what
     /// went wrong. The pool retries failed connections quietly, so this is how a caller learns that
     /// the password is wrong or the server refuses connections.
-    static func probe(_ url: PostgresStoreURL, timeout: Duration = .seconds(5)) async -> String? {
-        let work = Task { () -> String? in
+    static func probe(_ url: PostgresStoreURL, timeout: Duration = .seconds(5)) async -> StoreError? {
+        let work = Task { () -> StoreError? in
             do {
                 let tls: PostgresConnection.Configuration.TLS
                 switch url.tlsMode {
@@ -70,9 +71,9 @@ enum PostgresAccess {
                 try? await connection.close()
                 return nil
             } catch let error as PSQLError {
-                return explain(error, url: url)
+                return StoreError(isMisconfiguration(error) ? .misconfigured : .unavailable, explain(error, url: url))
             } catch {
-                return "\(error)"
+                return StoreError(.misconfigured, "\(error)")
             }
         }
         let watchdog = Task {
@@ -92,8 +93,23 @@ enum PostgresAccess {
             let inner: (any Error)? = error.closureError ?? error.commitError ?? error.beginError
             return inner.map { wrapping($0, name: name, url: url, doing: what) }
                 ?? StoreError(.unavailable, "\(name): \(what) failed in its transaction")
-        case let error as PSQLError: return StoreError(.unavailable, "\(name): \(what) failed: \(explain(error, url: url))", cause: nil)
+        case let error as PSQLError:
+            return StoreError(
+                isMisconfiguration(error) ? .misconfigured : .unavailable, "\(name): \(what) failed: \(explain(error, url: url))")
         default: return StoreError(.unavailable, "\(name): \(what) failed", cause: error)
+        }
+    }
+
+    /// True for errors that retrying will not mend: authentication, a missing database, permissions, TLS set-up.
+    static func isMisconfiguration(_ error: PSQLError) -> Bool {
+        switch error.code {
+        case .server:
+            let state = error.serverInfo?[.sqlState] ?? ""
+            return ["28P01", "28000", "3D000", "42501"].contains(state)
+        case .sslUnsupported, .failedToAddSSLHandler, .authMechanismRequiresPassword, .unsupportedAuthMechanism:
+            return true
+        default:
+            return false
         }
     }
 

@@ -73,10 +73,13 @@ public final class PostgresResourceStore: ResourceStore {
             throw StoreError(.invalid, "maxRetainedEvents is \(configuration.maxRetainedEvents); it must be at least 1")
         }
         let name = "PostgreSQL store \(url)"
-        if let reason = await PostgresAccess.probe(url) {
-            throw StoreError(.unavailable, "\(name): opening failed: \(reason)")
+        if let failure = await PostgresAccess.probe(url) {
+            throw StoreError(failure.code, "\(name): opening failed: \(failure.message)")
         }
-        let client = PostgresClient(configuration: try clientConfiguration(url, configuration), backgroundLogger: logger)
+        // The pool logs each failed connection attempt; the store reports an outage itself, once.
+        var poolLogger = logger
+        poolLogger.logLevel = max(logger.logLevel, .error)
+        let client = PostgresClient(configuration: try clientConfiguration(url, configuration), backgroundLogger: poolLogger)
         let runner = Task { await client.run() }
         do {
             let (schema, version) = try await PostgresAccess.bounded(

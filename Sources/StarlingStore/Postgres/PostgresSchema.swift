@@ -86,7 +86,7 @@ enum PostgresSchema {
             }
             if applied > latestVersion {
                 throw StoreError(
-                    .unavailable,
+                    .misconfigured,
                     "\(store): the database schema is at version \(applied), newer than this Starling knows "
                         + "(\(latestVersion)); run the newer starling that upgraded it, or point --store at another database"
                 )
@@ -113,7 +113,7 @@ enum PostgresSchema {
             }
             guard owner == clusterID else {
                 throw StoreError(
-                    .unavailable,
+                    .misconfigured,
                     "\(store) belongs to cluster '\(owner)', not '\(clusterID)'; each cluster needs its own database "
                         + "(or check --cluster-name)"
                 )

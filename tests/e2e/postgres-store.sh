@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# End to end: a cluster whose controller keeps its resources in PostgreSQL (Debian's server,
+# started here with password authentication) — the mesh works on it, a second controller replica
+# on the same database serves the same resources, the data plane rides out a database outage
+# while apply says plainly why it fails, and bad settings (a wrong password, another cluster's
+# database) are refused at start. Prints "N passed, N failed"; exits non-zero on any failure.
+#
+#   tests/e2e/postgres-store.sh [path/to/starling]
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+STARLING=${1:-$root/.build/debug/starling}
+[ -x "$STARLING" ] || { echo "no starling binary at $STARLING (swift build first)"; exit 2; }
+STARLING=$(cd "$(dirname "$STARLING")" && pwd)/$(basename "$STARLING")
+
+echo; echo "== PostgreSQL store"
+if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
+  echo "  - skipped: PostgreSQL server not installed (apt-get install postgresql)"
+  echo "postgres-store e2e: 0 passed, 0 failed"
+  exit 0
+fi
+
+work=$(mktemp -d /tmp/starling-pge2e.XXXXXX)
+chmod 755 "$work"
+export STARLING_HOME=$work/home
+unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+cluster=pgc
+range=127.63.0.0/16
+ctl=127.63.0.1
+pgport=55433
+trust=identity.starling.cluster.local
+passed=0; failed=0; pids=()
+ok()   { passed=$((passed + 1)); echo "  ✓ $*"; }
+bad()  { failed=$((failed + 1)); echo "  × $*"; }
+step() { echo; echo "== $*"; }
+show() { sed 's/^/      /' | tail -"${1:-8}"; }
+expect_ok() { local d=$1; shift; if out=$("$@" 2>&1); then ok "$d"; else bad "$d"; echo "$out" | show 15; fi; }
+expect_fail() {
+  local d=$1 pat=$2; shift 2
+  if out=$("$@" 2>&1); then bad "$d (succeeded)"; echo "$out" | show 5
+  elif grep -qiE -- "$pat" <<<"$out"; then ok "$d"
+  else bad "$d (message did not match /$pat/)"; echo "$out" | show 5; fi
+}
+eventually() {
+  local d=$1 t=$2; shift 2; local end=$((SECONDS + t))
+  while [ $SECONDS -lt $end ]; do if "$@" >/dev/null 2>&1; then ok "$d"; return 0; fi; sleep 0.5; done
+  bad "$d (not within ${t}s)"; "$@" 2>&1 | show 5; return 1
+}
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+pg_as_owner() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "cd /tmp && $*"; else sh -c "$*"; fi; }
+pg_stop() { pg_as_owner "$pgbin/pg_ctl -D '$work/pg/data' -m fast stop" >/dev/null 2>&1; }
+pg_start() {
+  pg_as_owner "$pgbin/pg_ctl -D '$work/pg/data' -w -o \"-p $pgport -k '$work/pg' -c listen_addresses=127.0.0.1 -c fsync=off\" -l '$work/pg/server.log' start" >/dev/null
+}
+cleanup() {
+  local kids p
+  kids=$(grep -h 'workload started' "$work"/*.log 2>/dev/null | sed -n 's/.* pid=\([0-9][0-9]*\).*/\1/p')
+  for p in "${pids[@]}" $kids; do kill "$p" 2>/dev/null; done
+  sleep 1
+  for p in "${pids[@]}" $kids; do kill -9 "$p" 2>/dev/null; done
+  cp "$STARLING_HOME/clusters/$cluster/controller.log" "$work/" 2>/dev/null
+  "$STARLING" cluster delete "$cluster" >/dev/null 2>&1
+  "$root/scripts/postgres-test-server.sh" stop "$work/pg" >/dev/null 2>&1
+  [ -n "${KEEP_WORK:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+cd "$work"
+S() { timeout 60 "$STARLING" "$@"; }
+start_workload() { local log=$1; shift; "$STARLING" run "$@" > "$log" 2>&1 & pids+=($!); disown $!; }
+address_of() {
+  local a i
+  for i in $(seq 60); do
+    a=$(sed -n 's/.*address=\([0-9.]*\).*/\1/p' "$1" | head -1)
+    [ -n "$a" ] && { echo "$a"; return 0; }
+    sleep 0.5
+  done
+  return 1
+}
+registered() { S get wl -n "$1" | grep -q "^$2-"; }
+
+step "a PostgreSQL server with password authentication"
+if ! base=$("$root/scripts/postgres-test-server.sh" start "$work/pg" $pgport 2>&1); then
+  bad "PostgreSQL starts"; echo "$base" | show
+  echo; echo "postgres-store e2e: $passed passed, $failed failed"; exit 1
+fi
+ok "PostgreSQL listens on 127.0.0.1:$pgport"
+url=${base%/*}/starling_e2e
+PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d postgres -qc "CREATE DATABASE starling_e2e" >/dev/null
+
+step "cluster $cluster on PostgreSQL, mesh installed, workloads"
+expect_ok "cluster create $cluster --store postgres://…" S cluster create "$cluster" --address-range "$range" --store "$url"
+grep -q "store=postgres://starling@127.0.0.1:$pgport/starling_e2e" "$STARLING_HOME/clusters/$cluster/controller.log" \
+  && ok "the controller logs its store without the password" || bad "the controller log does not name the PostgreSQL store"
+grep -q "starling-test" "$STARLING_HOME/clusters/$cluster/controller.log" && bad "the password is in the controller log" \
+  || ok "the password is not in the controller log"
+S certs create "$trust" root.crt root.key --profile root-ca --no-password --insecure >/dev/null
+S certs create "$trust" issuer.crt issuer.key --profile intermediate-ca --not-after 8760h \
+  --no-password --insecure --ca root.crt --ca-key root.key >/dev/null
+expect_ok "install | apply" bash -c "timeout 30 '$STARLING' install --identity-trust-anchors-file root.crt \
+  --identity-issuer-certificate-file issuer.crt --identity-issuer-key-file issuer.key | timeout 30 '$STARLING' apply -f -"
+tables=$(PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d starling_e2e -Atc \
+  "SELECT count(*) FROM starling_resources" 2>&1)
+[ "${tables:-0}" -gt 0 ] 2>/dev/null && ok "the resources are rows in PostgreSQL ($tables)" || bad "no resources in PostgreSQL: $tables"
+start_workload podinfo.log -n test --service podinfo --port 9898 -- "$STARLING" demo-app podinfo --message "from postgres"
+start_workload curl.log -n test --service curl --port 7001 -- "$STARLING" demo-app podinfo --port 7001 --message caller
+caddr=$(address_of curl.log) || { bad "the curl workload never started"; show < curl.log; }
+proxy=http://$caddr:4140
+for w in podinfo curl; do eventually "$w registered" 45 registered test "$w"; done
+call() { curl -s -m 3 -x "$proxy" http://podinfo.test:9898/ | grep -q "from postgres"; }
+eventually "a call through the mesh reaches podinfo" 30 call
+
+step "a second controller replica on the same database (--no-duties: duties are not leased yet)"
+cp -r "$STARLING_HOME/clusters/$cluster/data" replica-data
+"$STARLING" controller --cluster-name "$cluster" --data-dir "$work/replica-data" --api-address $ctl:8087 \
+  --admin-address $ctl:9991 --store "$url" --no-duties > replica.log 2>&1 & pids+=($!)
+eventually "replica 2 is ready" 30 curl -sf http://$ctl:9991/ready
+S cluster credentials "$cluster" --export-file config1 >/dev/null
+sed "s/$ctl:8086/$ctl:8087/" config1 > config2
+grep -q "$ctl:8087" config2 && ok "a context for replica 2" || bad "no context for replica 2"
+R2() { STARLING_CONFIG=$work/config2 timeout 30 "$STARLING" "$@"; }
+out=$(R2 get svc -n test 2>&1)
+grep -q podinfo <<<"$out" && ok "replica 2 lists the services applied through replica 1" || { bad "replica 2 does not list podinfo"; echo "$out" | show; }
+cat > extra.yaml <<'EOF'
+apiVersion: v1
+kind: Service
+metadata: {name: written-on-replica-2, namespace: test}
+spec: {selector: {app: nothing}, ports: [{name: http, port: 80}]}
+EOF
+expect_ok "apply through replica 2" R2 apply -f extra.yaml
+out=$(S get svc -n test 2>&1)
+grep -q written-on-replica-2 <<<"$out" && ok "replica 1 serves what replica 2 wrote" || { bad "replica 1 misses written-on-replica-2"; echo "$out" | show; }
+
+step "PostgreSQL down for 8 s: the data plane keeps serving, apply says why it fails"
+pg_stop
+ok_calls=0; failed_calls=0; end=$((SECONDS + 8))
+while [ $SECONDS -lt $end ]; do
+  if call; then ok_calls=$((ok_calls + 1)); else failed_calls=$((failed_calls + 1)); fi
+  sleep 0.2
+done
+echo "      $ok_calls calls during the outage, $failed_calls failed"
+[ "$failed_calls" = 0 ] && [ "$ok_calls" -gt 0 ] && ok "no call failed while PostgreSQL was down" || bad "$failed_calls calls failed while PostgreSQL was down"
+sed 's/written-on-replica-2/written-during-outage/' extra.yaml > outage.yaml
+expect_fail "apply during the outage fails naming the database" "PostgreSQL at 127.0.0.1:$pgport|cannot connect|no answer" \
+  timeout 40 "$STARLING" apply -f outage.yaml
+pg_start
+eventually "apply succeeds once PostgreSQL is back" 40 S apply -f outage.yaml
+out=$(R2 get svc -n test 2>&1)
+grep -q written-during-outage <<<"$out" && ok "replica 2 has the apply acknowledged after the restart" || { bad "replica 2 misses written-during-outage"; echo "$out" | show; }
+eventually "calls still reach podinfo after the outage" 15 call
+
+# A controller with bad settings must exit, not hang: one still running after 15 s counts as "succeeded".
+refuses() { timeout 15 "$STARLING" controller "$@"; local rc=$?; [ $rc = 124 ] && { echo "still running after 15 s"; return 0; }; return $rc; }
+step "bad settings are refused at start, saying why (and the controller exits)"
+expect_fail "a wrong password" "refused the password of user 'starling'" \
+  refuses --cluster-name "$cluster" --data-dir "$work/bad1" --api-address $ctl:8088 \
+  --admin-address $ctl:9992 --store "${url/starling-test/wrong}"
+expect_fail "another cluster's database" "belongs to cluster '$cluster', not 'other'" \
+  refuses --cluster-name other --data-dir "$work/bad2" --api-address $ctl:8088 \
+  --admin-address $ctl:9992 --store "$url"
+expect_fail "a database that does not exist" "has no database 'nope'" \
+  refuses --cluster-name "$cluster" --data-dir "$work/bad3" --api-address $ctl:8088 \
+  --admin-address $ctl:9992 --store "${url%/*}/nope"
+expect_fail "a store URL that is not one" "must start with postgres://" \
+  refuses --cluster-name "$cluster" --data-dir "$work/bad4" --store "mysql://x@y/z"
+
+echo
+echo "postgres-store e2e: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -21,6 +21,8 @@ case $cmd in
 start)
   mkdir -p "$dir"
   chmod 700 "$dir"
+  # The server runs as `postgres`: it must be able to reach DIR through its parents.
+  chmod o+x "$(dirname "$dir")"
   printf 'starling-test\n' >"$dir/pw"
   [ "$(id -u)" != 0 ] || chown -R postgres "$dir"
   if ! as_owner "cd /tmp && $pgbin/initdb -D '$dir/data' -U starling --pwfile='$dir/pw' -A scram-sha-256 >'$dir/initdb.log' 2>&1"; then

@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 public import ArgumentParser
+public import StarlingCore
 import Foundation
 
 /// The environment variables and paths the CLI reads to find its config and local clusters.
@@ -77,6 +78,9 @@ public struct ResolvedContext: Sendable, Equatable {
     public var token: String
     /// The config file the context came from.
     public var configPath: String
+    /// Every replica's API (`server: A:8086,B:8086,C:8086`), the first being `serverHost:serverPort`.
+    /// Clients connect to whichever answers and move to another when it goes away.
+    public var replicas: [NetworkEndpoint] = []
 
     public init(
         name: String,
@@ -86,7 +90,8 @@ public struct ResolvedContext: Sendable, Equatable {
         adminServer: String?,
         caPEM: String,
         token: String,
-        configPath: String
+        configPath: String,
+        replicas: [NetworkEndpoint]? = nil
     ) {
         self.name = name
         self.clusterName = clusterName
@@ -96,6 +101,7 @@ public struct ResolvedContext: Sendable, Equatable {
         self.caPEM = caPEM
         self.token = token
         self.configPath = configPath
+        self.replicas = replicas ?? [NetworkEndpoint(host: serverHost, port: serverPort)]
     }
 
     /// `HOST:PORT` of the API, with brackets around IPv6 hosts.
@@ -182,7 +188,16 @@ public struct ContextOptions: ParsableArguments {
     /// Parses and checks the fields of one context.
     static func resolve(_ context: ContextFile.Context, path: String) throws(CLIError) -> ResolvedContext {
         let whose = "context \(context.name) in \(path)"
-        let (host, port) = try ContextAddress.parse(context.server, field: "server of \(whose)")
+        var replicas: [NetworkEndpoint] = []
+        for server in context.server.split(separator: ",") {
+            let (host, port) = try ContextAddress.parse(
+                server.trimmingCharacters(in: .whitespaces), field: "server of \(whose)")
+            replicas.append(NetworkEndpoint(host: host, port: port))
+        }
+        guard let first = replicas.first else {
+            throw CLIError("server of \(whose) is empty", hint: "it is HOST:PORT, or HOST:PORT,HOST:PORT,… for replicas")
+        }
+        let (host, port) = (first.host, first.port)
         if let admin = context.adminServer {
             _ = try ContextAddress.parse(admin, field: "admin-server of \(whose)")
         }
@@ -216,7 +231,8 @@ public struct ContextOptions: ParsableArguments {
             adminServer: context.adminServer,
             caPEM: caPEM,
             token: context.token,
-            configPath: path
+            configPath: path,
+            replicas: replicas
         )
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRPCCore
+import StarlingProxy
 import GRPCNIOTransportHTTP2Posix
 import StarlingAPI
 
@@ -19,7 +20,7 @@ struct ControllerClient {
         _ body: (ControllerClient) async throws -> T
     ) async throws -> T {
         let transport = try HTTP2ClientTransport.Posix(
-            target: .ipv4(address: context.serverHost, port: context.serverPort),
+            target: ControllerAPI.target(context.replicas),
             transportSecurity: .tls {
                 $0.trustRoots = .certificates([.bytes(Array(context.caPEM.utf8), format: .pem)])
             },
@@ -38,7 +39,9 @@ struct ControllerClient {
                         .init(service: "starling.v1.Resources", method: "Delete"),
                     ],
                     timeout: timeout, maxRequestMessageBytes: 64 * 1024 * 1024, maxResponseMessageBytes: 64 * 1024 * 1024)
-            ]))
+                ],
+                // Spread over the replicas that answer (pick-first would only ever try the first).
+                loadBalancingConfig: [.roundRobin]))
         do {
             return try await withGRPCClient(
                 transport: transport,

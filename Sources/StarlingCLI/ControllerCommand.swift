@@ -30,12 +30,6 @@ struct ControllerCommand: AsyncParsableCommand {
             discussion: "The password comes from PGPASSWORD or the URL; ?sslmode=require|verify-full&sslrootcert=FILE protects the connection."))
     var store: String = "sqlite"
 
-    @Flag(
-        help: ArgumentHelp(
-            "Serve the API only: leave workload lease expiry, the service mirror and the gateway to the replica started without this flag.",
-            discussion: "Every replica of a cluster sharing one PostgreSQL database but one needs it (duties are not leased yet)."))
-    var noDuties = false
-
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -67,15 +61,13 @@ struct ControllerCommand: AsyncParsableCommand {
         var logger = Logger(label: "starling.controller")
         logger[metadataKey: "cluster"] = "\(clusterName)"
 
-        var configuration = ControllerConfiguration(
-            clusterName: clusterName, dataDirectory: dataDir, apiHost: api.host, apiPort: api.port,
-            adminHost: admin.host, adminPort: admin.port, postgres: try postgresURL())
-        configuration.runsDuties = !noDuties
         let controller = Controller(
-            configuration: configuration,
+            configuration: ControllerConfiguration(
+                clusterName: clusterName, dataDirectory: dataDir, apiHost: api.host, apiPort: api.port,
+                adminHost: admin.host, adminPort: admin.port, postgres: try postgresURL()),
             logger: logger,
             metrics: metrics)
-        let (clusterName, dataDir, controllerLogger, noDuties) = (self.clusterName, self.dataDir, logger, self.noDuties)
+        let (clusterName, dataDir, controllerLogger) = (self.clusterName, self.dataDir, logger)
         try await SignalScope.runUntilSignalled(logger: logger) {
             try await withThrowingDiscardingTaskGroup { group in
                 let (listening, announce) = AsyncStream<Controller.Listening>.makeStream()
@@ -85,9 +77,8 @@ struct ControllerCommand: AsyncParsableCommand {
                     defer { announce.finish() }
                     try await controller.run { announce.yield($0) }
                 }
-                // Once the API is up, the gateway runs whenever multicluster is installed (on the
-                // replica that runs the duties: the gateway's address is the cluster's one).
-                for await ports in listening where !noDuties {
+                // Once the API is up, the gateway runs whenever multicluster is installed.
+                for await ports in listening {
                     let supervisor = GatewaySupervisor(
                         clusterName: clusterName, apiHost: api.host, apiPort: ports.apiPort, dataDirectory: dataDir,
                         logger: controllerLogger, metrics: metrics)

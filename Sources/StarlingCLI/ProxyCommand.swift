@@ -10,8 +10,15 @@ struct ProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy", abstract: "Run the sidecar proxy: inbound mTLS, outbound routing, admin.")
 
-    @Option(help: "The controller's API address HOST:PORT.")
+    @Option(help: "The controller's API address HOST:PORT, or every replica's: HOST:PORT,HOST:PORT,…")
     var controller: String
+
+    /// Every replica named by --controller.
+    func controllerReplicas() throws(ValidationError) -> [HostPort] {
+        try controller.split(separator: ",").map { part throws(ValidationError) in
+            try HostPort.parse(part.trimmingCharacters(in: .whitespaces), flag: "--controller")
+        }
+    }
 
     @Option(help: "PEM file of the controller's API certificate (the context's certificate-authority-data).")
     var controllerCAFile: String
@@ -54,7 +61,7 @@ struct ProxyCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
-        _ = try HostPort.parse(controller, flag: "--controller")
+        guard !(try controllerReplicas()).isEmpty else { throw ValidationError("--controller is empty") }
         for binding in outboundTCP { _ = try OpaqueBindingFlag.parse(binding) }
         guard !appPorts.isEmpty else { throw ValidationError("give at least one --app-port") }
         if let clusterName, let problem = ResourceNames.dns1123LabelProblem(clusterName) {
@@ -67,20 +74,20 @@ struct ProxyCommand: AsyncParsableCommand {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         Observability.bootstrapLogging(level: level)
         let metrics = Observability.bootstrapProxyMetrics(self.metrics)
-        let controller = try HostPort.parse(controller, flag: "--controller")
+        let replicas = try controllerReplicas()
+        let controller = replicas[0]
         let caPEM = try InputFile.read(controllerCAFile)
         let token = try InputFile.read(tokenFile).trimmingCharacters(in: .whitespacesAndNewlines)
         let logger = Logger(label: "starling.proxy")
-        let proxy = Proxy(
-            configuration: ProxyConfiguration(
+        var configuration = ProxyConfiguration(
                 controllerHost: controller.host, controllerPort: controller.port, controllerCertificatePEM: caPEM,
                 token: token,
                 identity: MeshIdentity(namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain),
                 listenHost: listenAddress, inboundPort: inboundPort, outboundPort: outboundPort, adminPort: adminPort,
                 appHost: appHost, appPorts: appPorts, opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse),
-                clusterName: clusterName),
-            logger: logger,
-            metrics: metrics)
+                clusterName: clusterName)
+        configuration.controllerReplicas = replicas.map { NetworkEndpoint(host: $0.host, port: $0.port) }
+        let proxy = Proxy(configuration: configuration, logger: logger, metrics: metrics)
         try await SignalScope.runUntilSignalled(logger: logger) {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await proxy.run() }

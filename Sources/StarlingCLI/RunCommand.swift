@@ -87,15 +87,15 @@ struct RunCommand: AsyncParsableCommand {
         }.resourceJson
         let domain = (try? MeshConfigSpec(ResourceDecoder.decodeStored(trustDomain)).trustDomain) ?? "cluster.local"
 
-        let proxy = Proxy(
-            configuration: ProxyConfiguration(
+        var proxyConfiguration = ProxyConfiguration(
                 controllerHost: resolved.serverHost, controllerPort: resolved.serverPort,
                 controllerCertificatePEM: resolved.caPEM, token: token,
                 identity: MeshIdentity(namespace: namespace, serviceAccount: serviceAccount, trustDomain: domain),
                 listenHost: workloadAddress, inboundPort: proxyPorts.inbound, outboundPort: proxyPorts.outbound,
                 adminPort: proxyPorts.admin, appHost: workloadAddress, appPorts: [port],
-                opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse), clusterName: resolved.clusterName),
-            logger: Logger(label: "starling.proxy"), metrics: metrics)
+                opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse), clusterName: resolved.clusterName)
+        proxyConfiguration.controllerReplicas = resolved.replicas
+        let proxy = Proxy(configuration: proxyConfiguration, logger: Logger(label: "starling.proxy"), metrics: metrics)
         let proxyURL = "http://\(workloadAddress):\(proxyPorts.outbound)"
         var environment = ProcessInfo.processInfo.environment
         environment["http_proxy"] = proxyURL

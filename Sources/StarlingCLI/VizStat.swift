@@ -442,7 +442,7 @@ extension VizCommand {
         @OptionGroup var query: VizQueryOptions
 
         func run() async throws {
-            let (resolved, base) = try query.resolve()
+            let (_, base) = try query.resolve()
             let edges = try await VizQueries.edges(
                 selector: "direction=\"outbound\",namespace=\"\(query.namespace)\"", window: query.timeWindow, prometheus: base)
             if query.output == .json {

@@ -40,8 +40,22 @@ public struct Controller: Sendable {
         let identity = MeshIdentityState(store: store, logger: logger)
         let multicluster = MulticlusterRegistry()
         let index = DestinationIndex(store: store, multicluster: multicluster, logger: logger)
-        let mirrors = MulticlusterController(store: store, registry: multicluster, logger: logger)
+        let shared = store as? any ReplicatedStore
+        // Every replica probes the linked gateways; the service mirror is a duty when replicas share the store.
+        let links = MulticlusterController(
+            store: store, registry: multicluster, logger: logger, mode: shared == nil ? .probesAndMirrors : .probesOnly)
         let leases = WorkloadLeases(store: store, lease: c.workloadLease, logger: logger)
+        var duties = [Duty(name: "workload-lease-expiry") { fence in try await leases.expire(fence: fence) }]
+        if let shared {
+            duties.append(
+                Duty(name: "service-mirror") { fence in
+                    let writes: any ResourceStore = fence.map { FencedStore(base: shared, fence: $0) } ?? shared
+                    try await MulticlusterController(store: writes, registry: multicluster, logger: logger, mode: .mirrorsOnly).run()
+                })
+        }
+        let allDuties = duties
+        let scheduler = DutyScheduler(
+            store: store, holder: "\(NetworkAddress.joinHostPort(c.apiHost, c.apiPort)) pid \(getpid())", logger: logger)
 
         let services: [any RegistrableRPCService] = [
             ResourcesService(store: store, auth: auth, logger: logger),
@@ -83,17 +97,19 @@ public struct Controller: Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await Self.serveUntilCancelled(server) }
                 group.addTask { try await identity.run() }
-                group.addTask { try await index.run() }
-                if c.runsDuties {
-                    group.addTask { try await leases.run() }
-                    group.addTask { try await mirrors.run() }
+                group.addTask {
+                    await DutyScheduler.keepRunning(Duty(name: "destination-index") { _ in try await index.run() }, fence: nil, logger: logger)
                 }
+                group.addTask {
+                    await DutyScheduler.keepRunning(Duty(name: "link-probes") { _ in try await links.run() }, fence: nil, logger: logger)
+                }
+                group.addTask { await scheduler.run(allDuties) }
                 guard let address = try await transport.listeningAddress.ipv4 else {
                     throw ControllerError("the API did not bind an IPv4 address")
                 }
                 logger.info("controller started", metadata: [
                     "cluster": "\(c.clusterName)", "api": "\(c.apiHost):\(address.port)",
-                    "admin": "\(c.adminHost):\(admin.port)", "data": "\(c.dataDirectory)", "store": "\(opened.description)", "duties": "\(c.runsDuties ? "lease expiry, service mirror" : "none")",
+                    "admin": "\(c.adminHost):\(admin.port)", "data": "\(c.dataDirectory)", "store": "\(opened.description)", "duties": "\(allDuties.map(\.name).joined(separator: ","))",
                 ])
                 onListening(Listening(apiPort: address.port, adminPort: admin.port))
             }

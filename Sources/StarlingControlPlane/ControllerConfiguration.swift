@@ -20,10 +20,6 @@ public struct ControllerConfiguration: Sendable {
     public var heartbeatInterval: Duration
     /// The PostgreSQL database shared by the cluster's replicas; nil: SQLite in `dataDirectory`.
     public var postgres: PostgresStoreURL?
-    /// Whether this replica runs the duties that must run once per cluster: workload lease expiry
-    /// and the service mirror of each Link. Until duties are leased in the database, exactly one
-    /// replica of a cluster runs them and the others serve the API only.
-    public var runsDuties: Bool = true
     /// How long to keep trying a store that cannot be reached at start.
     public var storeStartupWait: Duration = .seconds(60)
 

@@ -90,3 +90,19 @@ extension String {
         return parts
     }
 }
+
+/// One `host:port` to connect to: an IP literal or a DNS name, and a port.
+public struct NetworkEndpoint: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+    /// Parses `host:port` or `[v6]:port`; nil otherwise.
+    public init?(parsing text: String) {
+        guard let (host, port) = NetworkAddress.splitHostPort(text) else { return nil }
+        self.init(host: host, port: port)
+    }
+    public var description: String { NetworkAddress.joinHostPort(host, port) }
+}

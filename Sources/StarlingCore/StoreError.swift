@@ -13,6 +13,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         /// The store refuses this controller's settings (a wrong password, a missing database, another
         /// cluster's database, a newer schema): retrying will not help, the operator must fix them.
         public static let misconfigured = Code("misconfigured")
+        /// A write made as the holder of a duty whose lease this replica no longer holds.
+        public static let fenced = Code("fenced")
         /// A resource could not be stored as given.
         public static let invalid = Code("invalid")
     }

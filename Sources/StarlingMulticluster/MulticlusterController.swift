@@ -6,14 +6,25 @@ public import StarlingCore
 /// restarting (when the Link or its credentials change) and stopping them as Links come and go.
 /// Unlinking removes the link's mirrors.
 public struct MulticlusterController: Sendable {
+    /// What this instance runs per Link. One controller runs both. Replicas sharing a database
+    /// all probe the gateways (each serves Destination answers from its own liveness view), and
+    /// the one that holds the service-mirror duty mirrors, through a fenced store.
+    public enum Mode: Sendable {
+        case probesAndMirrors, probesOnly, mirrorsOnly
+        var probes: Bool { self != .mirrorsOnly }
+        var mirrors: Bool { self != .probesOnly }
+    }
+
     let store: any ResourceStore
     public let registry: MulticlusterRegistry
     let logger: Logger
+    let mode: Mode
 
-    public init(store: any ResourceStore, registry: MulticlusterRegistry, logger: Logger) {
+    public init(store: any ResourceStore, registry: MulticlusterRegistry, logger: Logger, mode: Mode = .probesAndMirrors) {
         self.store = store
         self.registry = registry
         self.logger = logger
+        self.mode = mode
     }
 
     private struct Running {
@@ -32,7 +43,7 @@ public struct MulticlusterController: Sendable {
                     version = event.version
                     // Only links and their credentials matter, not every secret of the cluster.
                     if event.resource.kind == "Secret", event.resource.metadata.namespace != MirrorLabels.namespace { continue }
-                    if event.kind == .deleted, event.resource.kind == "Link" {
+                    if mode.mirrors, event.kind == .deleted, event.resource.kind == "Link" {
                         try await removeMirrors(of: event.resource)
                     }
                     running = try await reconcile(running)
@@ -79,11 +90,14 @@ public struct MulticlusterController: Sendable {
             let prober = ProbeWorker(
                 cluster: spec.targetClusterName, host: spec.gatewayAddress, port: spec.probeSpec.port,
                 path: spec.probeSpec.path, period: spec.probeSpec.period, registry: registry, logger: logger)
-            logger.info("link started", metadata: ["cluster": "\(spec.targetClusterName)", "api": "\(spec.apiAddress)", "gateway": "\(spec.gatewayAddress):\(spec.gatewayPort)"])
+            logger.info(
+                mode.mirrors ? "link started" : "link probes started",
+                metadata: ["cluster": "\(spec.targetClusterName)", "api": "\(spec.apiAddress)", "gateway": "\(spec.gatewayAddress):\(spec.gatewayPort)"])
+            let mode = mode
             let task = Task {
                 await withDiscardingTaskGroup { group in
-                    group.addTask { await watcher.run() }
-                    group.addTask { await prober.run() }
+                    if mode.mirrors { group.addTask { await watcher.run() } }
+                    if mode.probes { group.addTask { await prober.run() } }
                 }
             }
             next[name] = Running(fingerprint: fingerprint, task: task)

@@ -29,8 +29,13 @@ public final class MulticlusterRegistry: Sendable {
     /// running link keep their endpoints until the link says otherwise).
     public func isAlive(_ cluster: String) -> Bool { links.withLock { $0[cluster]?.health.alive ?? true } }
 
+    /// Starts tracking `cluster`; a cluster already tracked at the same gateway address keeps its
+    /// status (the prober and the mirror of one link both register it).
     func register(cluster: String, gatewayAddress: String) {
-        links.withLock { $0[cluster] = LinkStatus(cluster: cluster, gatewayAddress: gatewayAddress) }
+        links.withLock {
+            if $0[cluster]?.gatewayAddress == gatewayAddress { return }
+            $0[cluster] = LinkStatus(cluster: cluster, gatewayAddress: gatewayAddress)
+        }
     }
 
     func remove(cluster: String) {

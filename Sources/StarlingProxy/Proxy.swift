@@ -60,7 +60,8 @@ public final class Proxy: Sendable {
     public func run() async throws {
         let c = configuration
         let controller = ControllerAPI(
-            host: c.controllerHost, port: c.controllerPort, certificatePEM: c.controllerCertificatePEM, token: c.token)
+            host: c.controllerHost, port: c.controllerPort, certificatePEM: c.controllerCertificatePEM, token: c.token,
+            replicas: c.controllerReplicas)
         let identity = IdentityClient(configuration: .init(controller: controller, identity: c.identity), logger: logger)
         let discovery = DestinationClient(configuration: .init(controller: controller), logger: logger)
         let picker = MeshPicker(discovery: discovery, logger: logger)

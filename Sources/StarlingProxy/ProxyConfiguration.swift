@@ -25,6 +25,9 @@ public struct ProxyConfiguration: Sendable {
     /// This cluster's name, sent with mesh requests (`starling-client-cluster`): a linked
     /// cluster's gateway tells its workloads, and counts the calls, by the caller's cluster.
     public var clusterName: String?
+    /// Every controller replica (empty: `controllerHost:controllerPort` alone). Identity and
+    /// Destination streams are spread over the replicas that answer and move when one goes away.
+    public var controllerReplicas: [NetworkEndpoint] = []
 
     public init(
         controllerHost: String, controllerPort: Int, controllerCertificatePEM: String, token: String,

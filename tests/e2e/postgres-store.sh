@@ -102,6 +102,30 @@ expect_ok "install | apply" bash -c "timeout 30 '$STARLING' install --identity-t
 tables=$(PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d starling_e2e -Atc \
   "SELECT count(*) FROM starling_resources" 2>&1)
 [ "${tables:-0}" -gt 0 ] 2>/dev/null && ok "the resources are rows in PostgreSQL ($tables)" || bad "no resources in PostgreSQL: $tables"
+step "a second controller replica on the same database; contexts and proxies list both"
+cp -r "$STARLING_HOME/clusters/$cluster/data" replica-data
+"$STARLING" controller --cluster-name "$cluster" --data-dir "$work/replica-data" --api-address $ctl:8087 \
+  --admin-address $ctl:9991 --store "$url" > replica.log 2>&1 & pids+=($!); disown $!
+eventually "replica 2 is ready" 30 curl -sf http://$ctl:9991/ready
+S cluster credentials "$cluster" --export-file config1 >/dev/null
+sed "s/$ctl:8086/$ctl:8087/" config1 > config2
+sed "s/server: $ctl:8086/server: $ctl:8086,$ctl:8087/" config1 > both
+grep -q "$ctl:8086,$ctl:8087" both && ok "a context that lists both replicas" || { bad "no context with both replicas"; show < both; }
+export STARLING_CONFIG=$work/both
+R2() { STARLING_CONFIG=$work/config2 timeout 30 "$STARLING" "$@"; }
+out=$(R2 get meshconfig 2>&1)
+grep -q mesh <<<"$out" && ok "replica 2 serves what replica 1 applied" || { bad "replica 2 does not serve the mesh config"; echo "$out" | show; }
+printf '%s\n' 'apiVersion: v1' 'kind: Service' 'metadata: {name: written-on-replica-2, namespace: test}' \
+  'spec: {selector: {app: nothing}, ports: [{name: http, port: 80}]}' > extra.yaml
+expect_ok "apply through replica 2" R2 apply -f extra.yaml
+out=$(STARLING_CONFIG=$work/config1 timeout 30 "$STARLING" get svc -n test 2>&1)
+grep -q written-on-replica-2 <<<"$out" && ok "replica 1 serves what replica 2 wrote" || { bad "replica 1 misses written-on-replica-2"; echo "$out" | show; }
+duties() { PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d starling_e2e -Atc \
+  "SELECT duty || '=' || holder FROM starling_duties WHERE expires_at > now() ORDER BY duty" 2>/dev/null; }
+two_duties_held() { [ "$(duties | wc -l)" = 2 ]; }
+eventually "each duty (lease expiry, service mirror) has one live holder" 15 two_duties_held
+duties | sed 's/^/      /'
+
 start_workload podinfo.log -n test --service podinfo --port 9898 -- "$STARLING" demo-app podinfo --message "from postgres"
 start_workload curl.log -n test --service curl --port 7001 -- "$STARLING" demo-app podinfo --port 7001 --message caller
 caddr=$(address_of curl.log) || { bad "the curl workload never started"; show < curl.log; }
@@ -110,26 +134,24 @@ for w in podinfo curl; do eventually "$w registered" 45 registered test "$w"; do
 call() { curl -s -m 3 -x "$proxy" http://podinfo.test:9898/ | grep -q "from postgres"; }
 eventually "a call through the mesh reaches podinfo" 30 call
 
-step "a second controller replica on the same database (--no-duties: duties are not leased yet)"
-cp -r "$STARLING_HOME/clusters/$cluster/data" replica-data
-"$STARLING" controller --cluster-name "$cluster" --data-dir "$work/replica-data" --api-address $ctl:8087 \
-  --admin-address $ctl:9991 --store "$url" --no-duties > replica.log 2>&1 & pids+=($!)
-eventually "replica 2 is ready" 30 curl -sf http://$ctl:9991/ready
-S cluster credentials "$cluster" --export-file config1 >/dev/null
-sed "s/$ctl:8086/$ctl:8087/" config1 > config2
-grep -q "$ctl:8087" config2 && ok "a context for replica 2" || bad "no context for replica 2"
-R2() { STARLING_CONFIG=$work/config2 timeout 30 "$STARLING" "$@"; }
-out=$(R2 get svc -n test 2>&1)
-grep -q podinfo <<<"$out" && ok "replica 2 lists the services applied through replica 1" || { bad "replica 2 does not list podinfo"; echo "$out" | show; }
-cat > extra.yaml <<'EOF'
-apiVersion: v1
-kind: Service
-metadata: {name: written-on-replica-2, namespace: test}
-spec: {selector: {app: nothing}, ports: [{name: http, port: 80}]}
-EOF
-expect_ok "apply through replica 2" R2 apply -f extra.yaml
-out=$(S get svc -n test 2>&1)
-grep -q written-on-replica-2 <<<"$out" && ok "replica 1 serves what replica 2 wrote" || { bad "replica 1 misses written-on-replica-2"; echo "$out" | show; }
+step "kill -9 replica 1 under load: calls go on, duties and heartbeats move to replica 2"
+r1pid=$(cat "$STARLING_HOME/clusters/$cluster/controller.pid")
+before=$(duties | tr '\n' ' ')
+kill -9 "$r1pid"
+ok_calls=0; failed_calls=0; end=$((SECONDS + 25)); moved=""
+while [ $SECONDS -lt $end ]; do
+  if call; then ok_calls=$((ok_calls + 1)); else failed_calls=$((failed_calls + 1)); fi
+  [ -z "$moved" ] && [ "$(duties | grep -c ':8087')" = 2 ] && moved=$((25 - (end - SECONDS)))
+  sleep 0.2
+done
+echo "      duties before: $before"
+echo "      25 s after the kill: $ok_calls calls, $failed_calls failed"
+[ "$failed_calls" = 0 ] && [ "$ok_calls" -gt 0 ] && ok "no call failed after replica 1 died" || bad "$failed_calls calls failed after replica 1 died"
+[ -n "$moved" ] && ok "replica 2 holds both duties (within ${moved}s of the kill)" || { bad "the duties did not move to replica 2"; duties | show; }
+# 25 s is more than the 15 s workload lease: only heartbeats that reached replica 2 kept them.
+for w in podinfo curl; do registered test "$w" && ok "$w is still registered (its heartbeats moved to replica 2)" || bad "$w expired after replica 1 died"; done
+if grep -q "workload expired" replica.log; then bad "replica 2 expired a live workload"; grep "workload expired" replica.log | show 3
+else ok "no live workload was expired"; fi
 
 step "PostgreSQL down for 8 s: the data plane keeps serving, apply says why it fails"
 pg_stop

@@ -105,7 +105,7 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
             toApply.insert(Resource(apiVersion: "v1", kind: "Namespace", metadata: ObjectMeta(name: namespace)), at: 0)
         }
         _ = try await StoreCall.run("register") { try await store.apply(toApply) }
-        leases.renew(resource.key)
+        try await StoreCall.run("register") { try await leases.register(resource.key) }
         logger.info("workload registered", metadata: ["workload": "\(namespace)/\(m.name)", "address": "\(m.address)", "identity": "\(meshIdentity)"])
         var response = Starling_V1_RegisterResponse()
         response.namespace = namespace
@@ -120,8 +120,7 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     ) async throws -> ServerResponse<Starling_V1_HeartbeatResponse> {
         let key = try workloadKey(request.metadata, request.message.namespace, request.message.name)
         var response = Starling_V1_HeartbeatResponse()
-        response.known = leases.holds(key)
-        if response.known { leases.renew(key) }
+        response.known = try await StoreCall.run("heartbeat") { try await leases.heartbeat(key) }
         return ServerResponse(message: response)
     }
 
@@ -129,7 +128,7 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         request: ServerRequest<Starling_V1_DeregisterRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_DeregisterResponse> {
         let key = try workloadKey(request.metadata, request.message.namespace, request.message.name)
-        leases.release(key)
+        try await StoreCall.run("deregister") { try await leases.release(key) }
         if try await StoreCall.run("deregister", { try await store.delete(key) }) != nil {
             logger.info("workload deregistered", metadata: ["workload": "\(key)"])
         }

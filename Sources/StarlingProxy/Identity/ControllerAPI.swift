@@ -1,5 +1,6 @@
 import GRPCCore
-import GRPCNIOTransportHTTP2Posix
+public import GRPCNIOTransportHTTP2Posix
+public import StarlingCore
 
 /// Where and how the proxy reaches its controller's API: gRPC over TLS pinned to the controller's
 /// own certificate, with the workload's join token.
@@ -13,38 +14,52 @@ public struct ControllerAPI: Sendable, CustomStringConvertible {
     /// The workload's join token: sent in `CertifyRequest.token` and as `authorization: Bearer`.
     public var token: String
 
-    public init(host: String, port: Int = 8086, certificatePEM: String, token: String) {
+    /// Every replica of the controller (the first is `host:port`). Calls and streams go to the
+    /// replicas that answer, spread round robin, and move when one goes away.
+    public var replicas: [NetworkEndpoint]
+
+    public init(host: String, port: Int = 8086, certificatePEM: String, token: String, replicas: [NetworkEndpoint] = []) {
         self.host = host
         self.port = port
         self.certificatePEM = certificatePEM
         self.token = token
+        self.replicas = replicas.isEmpty ? [NetworkEndpoint(host: host, port: port)] : replicas
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String { replicas.map(\.description).joined(separator: ",") }
+
+    /// The gRPC target for `replicas`: IP literals of one family are given as a list (the channel
+    /// balances over them and leaves one that fails); a DNS name resolves to all its addresses.
+    public static func target(_ replicas: [NetworkEndpoint]) -> any ResolvableTarget {
+        if replicas.count > 1, replicas.allSatisfy({ NetworkAddress.isIPv4($0.host) }) {
+            return .ipv4(pairs: replicas.map { (host: $0.host, port: $0.port) })
+        }
+        if replicas.count > 1, replicas.allSatisfy({ NetworkAddress.isIPv6($0.host) }) {
+            return .ipv6(pairs: replicas.map { (host: $0.host, port: $0.port) })
+        }
+        let first = replicas.first ?? NetworkEndpoint(host: "127.0.0.1", port: 8086)
+        if NetworkAddress.isIPv6(first.host) { return .ipv6(address: first.host, port: first.port) }
+        if NetworkAddress.isIPv4(first.host) { return .ipv4(address: first.host, port: first.port) }
+        return .dns(host: first.host, port: first.port)
+    }
 
     /// A transport to the controller. Unary calls get `unaryTimeout` as their deadline so that an
     /// unreachable controller fails a call instead of hanging it; streams run as long as they are
     /// read. The transport reconnects by itself with the given backoff.
     func makeTransport(unaryTimeout: Duration = .seconds(10)) throws -> HTTP2ClientTransport.Posix {
-        let target: any ResolvableTarget
-        if host.contains(":") {
-            target = .ipv6(address: host, port: port)
-        } else if host.split(separator: ".").count == 4, host.allSatisfy({ $0.isNumber || $0 == "." }) {
-            target = .ipv4(address: host, port: port)
-        } else {
-            target = .dns(host: host, port: port)
-        }
         return try HTTP2ClientTransport.Posix(
-            target: target,
+            target: Self.target(replicas),
             transportSecurity: .tls {
                 $0.trustRoots = .certificates([.bytes(Array(certificatePEM.utf8), format: .pem)])
             },
             config: .defaults {
                 $0.backoff = .init(initial: .milliseconds(100), max: .seconds(2), multiplier: 1.6, jitter: 0.2)
             },
-            serviceConfig: ServiceConfig(methodConfig: [
-                MethodConfig(names: [.init(service: "starling.v1.Identity")], timeout: unaryTimeout)
-            ]))
+            serviceConfig: ServiceConfig(
+                methodConfig: [
+                    MethodConfig(names: [.init(service: "starling.v1.Identity")], timeout: unaryTimeout)
+                ],
+                loadBalancingConfig: [.roundRobin]))
     }
 }
 

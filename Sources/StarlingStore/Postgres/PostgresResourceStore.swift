@@ -206,6 +206,10 @@ public final class PostgresResourceStore: ResourceStore {
     /// Creates or replaces each resource in one transaction: all are stored or none is (outcomes,
     /// versions, timestamps and uids as in `SQLiteResourceStore.apply`).
     public func apply(_ resources: [Resource]) async throws -> [ApplyResult] {
+        try await apply(resources, fencedBy: nil)
+    }
+
+    func apply(_ resources: [Resource], fencedBy fence: DutyFence?) async throws -> [ApplyResult] {
         guard !resources.isEmpty else { return [] }
         let keys = try ApplyPlan.validatedKeys(of: resources)
         let (name, logger, keep) = (name, logger, Int64(configuration.maxRetainedEvents))
@@ -213,6 +217,7 @@ public final class PostgresResourceStore: ResourceStore {
         return try await access("applying \(resources.count) resource(s)") { client in
             try await client.withTransaction(logger: logger) { connection in
                 let current = try await Self.lockVersion(connection, logger: logger)
+                if let fence { try await Self.check(fence, connection, logger: logger) }
                 let stored = try await Self.fetchStored(connection, keys: keys, store: name, logger: logger)
                 let plan = ApplyPlan(resources: resources, keys: keys, stored: stored, currentVersion: current, now: now)
                 guard !plan.changes.isEmpty else { return plan.results }
@@ -243,11 +248,16 @@ public final class PostgresResourceStore: ResourceStore {
     /// Removes the resource and returns its last state, carrying the version of the deletion; nil
     /// when it did not exist.
     public func delete(_ key: ResourceKey) async throws -> Resource? {
+        try await delete(key, fencedBy: nil)
+    }
+
+    func delete(_ key: ResourceKey, fencedBy fence: DutyFence?) async throws -> Resource? {
         let (name, logger, keep) = (name, logger, Int64(configuration.maxRetainedEvents))
         let namespace = key.namespace ?? ""
         return try await access("deleting \(key)") { client in
             try await client.withTransaction(logger: logger) { connection -> Resource? in
                 let current = try await Self.lockVersion(connection, logger: logger)
+                if let fence { try await Self.check(fence, connection, logger: logger) }
                 var found: String?
                 for try await json in try await connection.query(
                     "DELETE FROM starling_resources WHERE kind = \(key.kind) AND namespace = \(namespace) AND name = \(key.name) RETURNING json",

@@ -11,6 +11,8 @@ import StarlingCore
 /// - `starling_resources`: the current state, one row per resource; `namespace` is `''` for
 ///   cluster-scoped kinds.
 /// - `starling_events`: the change history that watches resume from, one row per store version.
+/// - `starling_duties`: the lease of each duty that one replica runs (holder, fencing token, expiry).
+/// - `starling_heartbeats`: when each registered workload last sent a heartbeat, to any replica.
 enum PostgresSchema {
     struct Migration {
         var version: Int
@@ -53,7 +55,27 @@ enum PostgresSchema {
                     json text NOT NULL
                 )
                 """,
-            ])
+            ]),
+        Migration(
+            version: 2, description: "duty leases, workload heartbeats",
+            statements: [
+                """
+                CREATE TABLE starling_duties (
+                    duty text PRIMARY KEY,
+                    holder text NOT NULL,
+                    token bigint NOT NULL,
+                    expires_at timestamptz NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE starling_heartbeats (
+                    namespace text NOT NULL,
+                    name text NOT NULL,
+                    seen_at timestamptz NOT NULL,
+                    PRIMARY KEY (namespace, name)
+                )
+                """,
+            ]),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

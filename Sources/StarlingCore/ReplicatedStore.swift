@@ -1,0 +1,81 @@
+/// Proof that a replica holds a duty: the lease's fencing token. A write made with a fence is
+/// refused (`StoreError.fenced`) unless the lease is still this holder's, with this token.
+public struct DutyFence: Sendable, Hashable, CustomStringConvertible {
+    public var duty: String
+    public var holder: String
+    public var token: Int64
+    public init(duty: String, holder: String, token: Int64) {
+        self.duty = duty
+        self.holder = holder
+        self.token = token
+    }
+    public var description: String { "\(duty) (holder \(holder), token \(token))" }
+}
+
+/// Who holds a duty, as the shared store sees it.
+public struct DutyHolder: Sendable, Hashable {
+    public var duty: String
+    public var holder: String
+    public var token: Int64
+    /// Seconds until the lease runs out, by the database's clock (negative: expired).
+    public var expiresIn: Double
+    public init(duty: String, holder: String, token: Int64, expiresIn: Double) {
+        self.duty = duty
+        self.holder = holder
+        self.token = token
+        self.expiresIn = expiresIn
+    }
+}
+
+/// A store several controller replicas share: besides resources, it holds the leases of the
+/// duties that must run once per cluster and the heartbeats of registered workloads, so that any
+/// replica may take a heartbeat and the one that holds lease expiry sees it. Every time it
+/// compares is the database's, so a replica whose clock is off cannot stretch a lease.
+public protocol ReplicatedStore: ResourceStore {
+    /// Takes or renews `duty` for `holder` for `ttl`; the fencing token when held, nil when
+    /// another holder's lease is still valid. A new holder gets a larger token than any before.
+    func acquireDuty(_ duty: String, holder: String, ttl: Duration) async throws -> Int64?
+    /// Ends `holder`'s lease of `duty` now (another replica may take it at once).
+    func releaseDuty(_ duty: String, holder: String) async throws
+    /// Every duty's current lease.
+    func dutyHolders() async throws -> [DutyHolder]
+    /// `apply`, refused unless `fence` is still valid.
+    func apply(_ resources: [Resource], fence: DutyFence) async throws -> [ApplyResult]
+    /// `delete`, refused unless `fence` is still valid.
+    func delete(_ key: ResourceKey, fence: DutyFence) async throws -> Resource?
+
+    /// Records that workload `key` was registered (its lease starts now).
+    func recordRegistration(_ key: ResourceKey) async throws
+    /// Extends workload `key`'s lease; false when it has none (expired or never registered).
+    func recordHeartbeat(_ key: ResourceKey) async throws -> Bool
+    /// Ends workload `key`'s lease (deregistered).
+    func forgetWorkload(_ key: ResourceKey) async throws
+    /// Restarts every workload's lease now: a new holder of lease expiry gives proxies one
+    /// full lease to reach it, as a restarted controller does.
+    func restartWorkloadLeases() async throws
+    /// Removes and returns the workloads whose last heartbeat is older than `lease`.
+    func takeExpiredWorkloads(lease: Duration) async throws -> [ResourceKey]
+}
+
+/// A duty's view of the shared store: reads go straight through, every write carries the duty's
+/// fence, so a replica that lost the lease writes nothing more as its holder.
+public struct FencedStore: ResourceStore {
+    public let base: any ReplicatedStore
+    public let fence: DutyFence
+
+    public init(base: any ReplicatedStore, fence: DutyFence) {
+        self.base = base
+        self.fence = fence
+    }
+
+    public func apply(_ resources: [Resource]) async throws -> [ApplyResult] { try await base.apply(resources, fence: fence) }
+    public func delete(_ key: ResourceKey) async throws -> Resource? { try await base.delete(key, fence: fence) }
+    public func get(_ key: ResourceKey) async throws -> Resource? { try await base.get(key) }
+    public func list(kind: String, namespace: String?, selector: LabelSelector?) async throws -> [Resource] {
+        try await base.list(kind: kind, namespace: namespace, selector: selector)
+    }
+    public func currentVersion() async throws -> Int64 { try await base.currentVersion() }
+    public func watch(kinds: Set<String>?, fromVersion: Int64) -> AsyncThrowingStream<WatchEvent, any Error> {
+        base.watch(kinds: kinds, fromVersion: fromVersion)
+    }
+}

@@ -1,0 +1,125 @@
+import Logging
+import PostgresNIO
+public import StarlingCore
+
+/// Duty leases and workload heartbeats in the shared database. Every expiry is computed with the
+/// database's `now()`, so replicas' clocks do not matter.
+extension PostgresResourceStore: ReplicatedStore {
+    public func acquireDuty(_ duty: String, holder: String, ttl: Duration) async throws -> Int64? {
+        let seconds = Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18
+        return try await access("taking the \(duty) lease") { client in
+            // A holder renewing a live lease keeps its token; anyone else (or a holder whose lease
+            // ran out) gets the next one. No row comes back while another holder's lease is live.
+            let rows = try await client.query(
+                """
+                INSERT INTO starling_duties AS d (duty, holder, token, expires_at)
+                VALUES (\(duty), \(holder), 1, now() + make_interval(secs => \(seconds)))
+                ON CONFLICT (duty) DO UPDATE SET
+                    token = CASE WHEN d.holder = excluded.holder AND d.expires_at > now() THEN d.token ELSE d.token + 1 END,
+                    holder = excluded.holder,
+                    expires_at = excluded.expires_at
+                WHERE d.holder = excluded.holder OR d.expires_at <= now()
+                RETURNING token
+                """)
+            for try await token in rows.decode(Int64.self) { return token }
+            return nil
+        }
+    }
+
+    public func releaseDuty(_ duty: String, holder: String) async throws {
+        try await access("releasing the \(duty) lease") { client in
+            try await client.query(
+                "UPDATE starling_duties SET expires_at = now() WHERE duty = \(duty) AND holder = \(holder) AND expires_at > now()")
+        }
+    }
+
+    public func dutyHolders() async throws -> [DutyHolder] {
+        try await access("reading the duty leases") { client in
+            var holders: [DutyHolder] = []
+            for try await (duty, holder, token, left) in try await client.query(
+                "SELECT duty, holder, token, EXTRACT(EPOCH FROM expires_at - now())::float8 FROM starling_duties ORDER BY duty"
+            ).decode((String, String, Int64, Double).self) {
+                holders.append(DutyHolder(duty: duty, holder: holder, token: token, expiresIn: left))
+            }
+            return holders
+        }
+    }
+
+    public func apply(_ resources: [Resource], fence: DutyFence) async throws -> [ApplyResult] {
+        try await apply(resources, fencedBy: fence)
+    }
+
+    public func delete(_ key: ResourceKey, fence: DutyFence) async throws -> Resource? {
+        try await delete(key, fencedBy: fence)
+    }
+
+    /// Inside a write transaction (after the version lock): refuses the write unless `fence`'s
+    /// lease is still live with its token. Writers are serialized by the version lock, so the
+    /// writes of a holder that lost the lease cannot interleave with the new holder's.
+    static func check(_ fence: DutyFence, _ connection: PostgresConnection, logger: Logger) async throws {
+        for try await _ in try await connection.query(
+            """
+            SELECT 1 FROM starling_duties
+            WHERE duty = \(fence.duty) AND holder = \(fence.holder) AND token = \(fence.token) AND expires_at > now()
+            """, logger: logger
+        ).decode(Int.self) {
+            return
+        }
+        throw StoreError(
+            .fenced, "this replica no longer holds the \(fence.duty) lease (token \(fence.token)); the write was refused")
+    }
+
+    // MARK: - Workload heartbeats
+
+    public func recordRegistration(_ key: ResourceKey) async throws {
+        let namespace = key.namespace ?? ""
+        try await access("recording the registration of \(key)") { client in
+            try await client.query(
+                """
+                INSERT INTO starling_heartbeats (namespace, name, seen_at) VALUES (\(namespace), \(key.name), now())
+                ON CONFLICT (namespace, name) DO UPDATE SET seen_at = now()
+                """)
+        }
+    }
+
+    public func recordHeartbeat(_ key: ResourceKey) async throws -> Bool {
+        let namespace = key.namespace ?? ""
+        return try await access("recording a heartbeat of \(key)") { client in
+            for try await _ in try await client.query(
+                "UPDATE starling_heartbeats SET seen_at = now() WHERE namespace = \(namespace) AND name = \(key.name) RETURNING 1"
+            ).decode(Int.self) {
+                return true
+            }
+            return false
+        }
+    }
+
+    public func forgetWorkload(_ key: ResourceKey) async throws {
+        let namespace = key.namespace ?? ""
+        try await access("forgetting \(key)") { client in
+            try await client.query("DELETE FROM starling_heartbeats WHERE namespace = \(namespace) AND name = \(key.name)")
+        }
+    }
+
+    public func restartWorkloadLeases() async throws {
+        try await access("restarting the workload leases") { client in
+            try await client.query("UPDATE starling_heartbeats SET seen_at = now() WHERE seen_at < now()")
+        }
+    }
+
+    public func takeExpiredWorkloads(lease: Duration) async throws -> [ResourceKey] {
+        let seconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
+        return try await access("taking the expired workloads") { client in
+            var keys: [ResourceKey] = []
+            for try await (namespace, name) in try await client.query(
+                """
+                DELETE FROM starling_heartbeats WHERE seen_at < now() - make_interval(secs => \(seconds))
+                RETURNING namespace, name
+                """
+            ).decode((String, String).self) {
+                keys.append(ResourceKey(kind: "Workload", namespace: namespace.isEmpty ? nil : namespace, name: name))
+            }
+            return keys
+        }
+    }
+}

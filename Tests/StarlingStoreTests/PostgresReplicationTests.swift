@@ -1,0 +1,100 @@
+import Foundation
+import PostgresNIO
+import StarlingCore
+import Testing
+
+@testable import StarlingStore
+
+/// Duty leases with fencing tokens and workload heartbeats, on two replicas of one database.
+@Suite(.enabled(if: PostgresTestServer.available, PostgresTestServer.skipReason))
+struct PostgresReplicationTests {
+    @Test func aDutyHasOneHolderAndANewHolderGetsALargerToken() async throws {
+        try await PostgresTestServer.withDatabase { url in
+            try await withPostgresStore(url) { a in
+                try await withPostgresStore(url) { b in
+                    let first = try #require(try await a.acquireDuty("mirror", holder: "a", ttl: .seconds(30)))
+                    #expect(try await b.acquireDuty("mirror", holder: "b", ttl: .seconds(30)) == nil)
+                    // Renewing a live lease keeps the token.
+                    #expect(try await a.acquireDuty("mirror", holder: "a", ttl: .seconds(30)) == first)
+                    let holders = try await b.dutyHolders()
+                    #expect(holders.map(\.holder) == ["a"])
+                    #expect(holders.first.map { $0.expiresIn > 25 && $0.expiresIn <= 30 } == true)
+
+                    try await a.releaseDuty("mirror", holder: "a")
+                    let second = try #require(try await b.acquireDuty("mirror", holder: "b", ttl: .seconds(30)))
+                    #expect(second > first)
+                    #expect(try await a.acquireDuty("mirror", holder: "a", ttl: .seconds(30)) == nil)
+                }
+            }
+        }
+    }
+
+    @Test func anExpiredLeaseIsTakenOverWithoutARelease() async throws {
+        try await PostgresTestServer.withDatabase { url in
+            try await withPostgresStore(url) { a in
+                try await withPostgresStore(url) { b in
+                    let first = try #require(try await a.acquireDuty("expiry", holder: "a", ttl: .milliseconds(300)))
+                    #expect(try await b.acquireDuty("expiry", holder: "b", ttl: .seconds(30)) == nil)
+                    try await Task.sleep(for: .milliseconds(400))
+                    let second = try #require(try await b.acquireDuty("expiry", holder: "b", ttl: .seconds(30)))
+                    #expect(second == first + 1)
+                }
+            }
+        }
+    }
+
+    /// The fence: a holder that lost its lease (expired, taken over) writes nothing more.
+    @Test func writesOfAHolderThatLostTheLeaseAreRefused() async throws {
+        try await PostgresTestServer.withDatabase { url in
+            try await withPostgresStore(url) { a in
+                try await withPostgresStore(url) { b in
+                    let tokenA = try #require(try await a.acquireDuty("mirror", holder: "a", ttl: .milliseconds(300)))
+                    let fenceA = DutyFence(duty: "mirror", holder: "a", token: tokenA)
+                    #expect(try await a.apply([service("m1")], fence: fenceA).map(\.outcome) == [.created])
+
+                    try await Task.sleep(for: .milliseconds(400))
+                    let tokenB = try #require(try await b.acquireDuty("mirror", holder: "b", ttl: .seconds(30)))
+                    let fenceB = DutyFence(duty: "mirror", holder: "b", token: tokenB)
+
+                    let refused = await #expect(throws: StoreError.self) { try await a.apply([service("m2")], fence: fenceA) }
+                    #expect(refused?.code == .fenced)
+                    let refusedDelete = await #expect(throws: StoreError.self) { try await a.delete(service("m1").key, fence: fenceA) }
+                    #expect(refusedDelete?.code == .fenced)
+                    #expect(try await b.get(service("m2").key) == nil)
+                    #expect(try await b.get(service("m1").key) != nil)
+
+                    // Even the old holder's own renewal cannot revive the old token.
+                    #expect(try await a.acquireDuty("mirror", holder: "a", ttl: .seconds(30)) == nil)
+                    #expect(try await b.apply([service("m2")], fence: fenceB).map(\.outcome) == [.created])
+                    #expect(try await b.delete(service("m1").key, fence: fenceB) != nil)
+                    // A store wrapped for a duty carries the fence on every write.
+                    let fenced = FencedStore(base: a, fence: fenceA)
+                    await #expect(throws: StoreError.self) { try await fenced.apply([service("m3")]) }
+                    #expect(try await fenced.list(kind: "Service", namespace: "default", selector: nil).map(\.metadata.name) == ["m2"])
+                }
+            }
+        }
+    }
+
+    @Test func aHeartbeatTakenByAnyReplicaCountsAndExpiryTakesEachWorkloadOnce() async throws {
+        try await PostgresTestServer.withDatabase { url in
+            try await withPostgresStore(url) { a in
+                try await withPostgresStore(url) { b in
+                    let alive = ResourceKey(kind: "Workload", namespace: "test", name: "alive")
+                    let dead = ResourceKey(kind: "Workload", namespace: "test", name: "dead")
+                    try await a.recordRegistration(alive)
+                    try await a.recordRegistration(dead)
+                    #expect(try await b.recordHeartbeat(ResourceKey(kind: "Workload", namespace: "test", name: "never")) == false)
+                    try await Task.sleep(for: .milliseconds(700))
+                    #expect(try await b.recordHeartbeat(alive))
+                    let expired = try await a.takeExpiredWorkloads(lease: .milliseconds(500))
+                    #expect(expired == [dead])
+                    #expect(try await b.takeExpiredWorkloads(lease: .milliseconds(500)).isEmpty)
+                    #expect(try await b.recordHeartbeat(dead) == false)
+                    try await b.forgetWorkload(alive)
+                    #expect(try await a.recordHeartbeat(alive) == false)
+                }
+            }
+        }
+    }
+}

@@ -30,6 +30,12 @@ struct ControllerCommand: AsyncParsableCommand {
             discussion: "The password comes from PGPASSWORD or the URL; ?sslmode=require|verify-full&sslrootcert=FILE protects the connection."))
     var store: String = "sqlite"
 
+    @Option(
+        help: ArgumentHelp(
+            "The key (32 bytes, base64, mode 0600) that seals Secrets in the store (default: DATA_DIR/secrets.key, created when missing).",
+            discussion: "Every replica of a cluster needs the same key; a replica with another key refuses to start."))
+    var secretsKeyFile: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -61,10 +67,12 @@ struct ControllerCommand: AsyncParsableCommand {
         var logger = Logger(label: "starling.controller")
         logger[metadataKey: "cluster"] = "\(clusterName)"
 
+        var configuration = ControllerConfiguration(
+            clusterName: clusterName, dataDirectory: dataDir, apiHost: api.host, apiPort: api.port,
+            adminHost: admin.host, adminPort: admin.port, postgres: try postgresURL())
+        configuration.secretsKeyFile = secretsKeyFile
         let controller = Controller(
-            configuration: ControllerConfiguration(
-                clusterName: clusterName, dataDirectory: dataDir, apiHost: api.host, apiPort: api.port,
-                adminHost: admin.host, adminPort: admin.port, postgres: try postgresURL()),
+            configuration: configuration,
             logger: logger,
             metrics: metrics)
         let (clusterName, dataDir, controllerLogger) = (self.clusterName, self.dataDir, logger)

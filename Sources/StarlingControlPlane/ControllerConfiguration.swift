@@ -20,6 +20,9 @@ public struct ControllerConfiguration: Sendable {
     public var heartbeatInterval: Duration
     /// The PostgreSQL database shared by the cluster's replicas; nil: SQLite in `dataDirectory`.
     public var postgres: PostgresStoreURL?
+    /// The key that seals Secrets in the store; nil: `secrets.key` in the data directory, created
+    /// when missing. Every replica of a cluster needs the same key.
+    public var secretsKeyFile: String?
     /// How long to keep trying a store that cannot be reached at start.
     public var storeStartupWait: Duration = .seconds(60)
 
@@ -46,4 +49,5 @@ public struct ControllerConfiguration: Sendable {
     }
 
     var storePath: String { (dataDirectory as NSString).appendingPathComponent("store.sqlite") }
+    var secretsKeyPath: String { secretsKeyFile ?? (dataDirectory as NSString).appendingPathComponent("secrets.key") }
 }

@@ -35,7 +35,10 @@ struct ApplyPlan {
 
     var events: [WatchEvent] { changes.map { WatchEvent(kind: $0.kind, resource: $0.resource, version: $0.version) } }
 
-    init(resources: [Resource], keys: [ResourceKey], stored: [ResourceKey: Resource], currentVersion: Int64, now: String) {
+    init(
+        resources: [Resource], keys: [ResourceKey], stored: [ResourceKey: Resource], currentVersion: Int64, now: String,
+        form: StoredForm
+    ) throws(StoreError) {
         var stored = stored
         var version = currentVersion
         results.reserveCapacity(resources.count)
@@ -58,7 +61,7 @@ struct ApplyPlan {
             changes.append(
                 Change(
                     key: key, kind: current == nil ? .added : .modified, resource: resource,
-                    json: ResourceEncoder.compactJSON(resource)))
+                    json: try form.text(of: resource)))
             results.append(ApplyResult(resource: resource, outcome: current == nil ? .created : .configured))
         }
         finalVersion = version
@@ -99,18 +102,5 @@ struct ApplyPlan {
             keys.append(try validatedKey(of: resource, at: index, of: resources.count))
         }
         return keys
-    }
-
-    /// A resource from its stored JSON text; `store` names the store in the error.
-    static func decode(_ json: String, key: ResourceKey, store: String) throws(StoreError) -> Resource {
-        do {
-            return try ResourceDecoder.decodeStored(json)
-        } catch {
-            throw StoreError(
-                .unavailable,
-                "\(store): the stored \(key) cannot be read (the store is damaged or was written by a newer Starling)",
-                cause: error
-            )
-        }
     }
 }

@@ -35,9 +35,9 @@ extension SQLiteResourceStore {
             return stream
         }
         let hub = hub
-        let replay = Task { [pool, path] in
+        let replay = Task { [pool, path, form] in
             do {
-                try await Self.replay(pool: pool, path: path, kinds: kinds, fromVersion: fromVersion, to: subscriber)
+                try await Self.replay(pool: pool, path: path, form: form, kinds: kinds, fromVersion: fromVersion, to: subscriber)
                 subscriber.goLive()
             } catch {
                 hub.remove(subscriber.id)
@@ -58,7 +58,7 @@ extension SQLiteResourceStore {
     /// Sends the retained changes after `fromVersion` to `subscriber`, from one read snapshot, in
     /// pages so that no lock is held during database reads.
     private static func replay(
-        pool: DatabasePool, path: String, kinds: Set<String>?, fromVersion: Int64, to subscriber: WatchSubscriber
+        pool: DatabasePool, path: String, form: StoredForm, kinds: Set<String>?, fromVersion: Int64, to subscriber: WatchSubscriber
     ) async throws {
         try await pool.read { db in
             let current = try StoreSchema.version(db)
@@ -103,7 +103,7 @@ extension SQLiteResourceStore {
                         "SQLite store \(path): the history has an unknown change type '\(type)' for \(key)"
                     )
                 }
-                let resource = try decode(row["json"], key: key, path: path)
+                let resource = try form.resource(from: row["json"], key: key)
                 page.append(WatchEvent(kind: kind, resource: resource, version: row["version"]))
                 if page.count == 256 {
                     guard subscriber.deliverHistory(page) else { return }

@@ -37,13 +37,17 @@ public final class SQLiteResourceStore: ResourceStore {
     public let configuration: Configuration
     let pool: DatabasePool
     let hub = WatchHub()
+    let form: StoredForm
 
     /// Opens the store at `path`, creating the file and its directory when missing.
     /// - Throws: `StoreError.unavailable` naming the path and the reason (permissions, not a
     ///   database, disk full, locked) when the file cannot be opened or prepared.
-    public init(path: String, configuration: Configuration = Configuration()) throws {
+    /// - Parameter sealer: seals Secrets at rest; the store records which key sealed them and
+    ///   refuses another (`StoreError.misconfigured`).
+    public init(path: String, configuration: Configuration = Configuration(), sealer: SecretSealer? = nil) throws {
         self.path = path
         self.configuration = configuration
+        self.form = StoredForm(store: "SQLite store \(path)", sealer: sealer)
         guard configuration.maxRetainedEvents >= 1 else {
             throw StoreError(
                 .invalid,
@@ -85,6 +89,13 @@ public final class SQLiteResourceStore: ResourceStore {
         }
         do {
             try StoreSchema.migrator.migrate(pool)
+            let form = form
+            try pool.write { db in
+                let recorded = try String.fetchOne(db, sql: StoreSchema.selectSecretsCheck) ?? nil
+                if let check = try form.verify(recordedCheck: recorded) {
+                    try db.execute(sql: StoreSchema.updateSecretsCheck, arguments: [check])
+                }
+            }
         } catch {
             try? pool.close()
             throw StoreError.wrapping(error, path: path, doing: "preparing the tables")
@@ -110,7 +121,7 @@ public final class SQLiteResourceStore: ResourceStore {
     // MARK: - Reads
 
     public func get(_ key: ResourceKey) async throws -> Resource? {
-        let path = path
+        let form = form
         return try await access("reading \(key)") { pool in
             try await pool.read { db in
                 let row = try Row.fetchOne(
@@ -118,14 +129,14 @@ public final class SQLiteResourceStore: ResourceStore {
                     arguments: [key.kind, key.namespace ?? "", key.name]
                 )
                 guard let row else { return nil }
-                return try Self.decode(row["json"], key: key, path: path)
+                return try form.resource(from: row["json"], key: key)
             }
         }
     }
 
     /// Resources of one kind, sorted by namespace then name; `selector` is matched against labels.
     public func list(kind: String, namespace: String?, selector: LabelSelector?) async throws -> [Resource] {
-        let path = path
+        let form = form
         let scope = namespace.map { "\(kind) in namespace \($0)" } ?? "\(kind) in all namespaces"
         return try await access("listing \(scope)") { pool in
             try await pool.read { db in
@@ -141,7 +152,7 @@ public final class SQLiteResourceStore: ResourceStore {
                 while let row = try rows.next() {
                     let ns: String = row["namespace"]
                     let key = ResourceKey(kind: kind, namespace: ns.isEmpty ? nil : ns, name: row["name"])
-                    let resource = try Self.decode(row["json"], key: key, path: path)
+                    let resource = try form.resource(from: row["json"], key: key)
                     if selector?.matches(resource.metadata.labels) ?? true {
                         resources.append(resource)
                     }
@@ -169,16 +180,16 @@ public final class SQLiteResourceStore: ResourceStore {
     ///   namespace does not fit its kind's scope; nothing is stored then.
     public func apply(_ resources: [Resource]) async throws -> [ApplyResult] {
         guard !resources.isEmpty else { return [] }
-        let path = path
+        let form = form
         let hub = hub
         let keep = configuration.maxRetainedEvents
         let now = Date.now.formatted(.iso8601)
         return try await access("applying \(resources.count) resource(s)") { pool in
             try await pool.write { db in
                 let keys = try ApplyPlan.validatedKeys(of: resources)
-                let plan = ApplyPlan(
-                    resources: resources, keys: keys, stored: try Self.fetchStored(db, keys: keys, path: path),
-                    currentVersion: try StoreSchema.version(db), now: now)
+                let plan = try ApplyPlan(
+                    resources: resources, keys: keys, stored: try Self.fetchStored(db, keys: keys, form: form),
+                    currentVersion: try StoreSchema.version(db), now: now, form: form)
                 guard !plan.changes.isEmpty else { return plan.results }
                 let upsert = try db.cachedStatement(sql: StoreSchema.upsert)
                 for row in plan.finalRows {
@@ -209,7 +220,7 @@ public final class SQLiteResourceStore: ResourceStore {
     /// Removes the resource and returns its last state, carrying the version of the deletion (as the
     /// `.deleted` watch event does); nil when it did not exist.
     public func delete(_ key: ResourceKey) async throws -> Resource? {
-        let path = path
+        let form = form
         let hub = hub
         let keep = configuration.maxRetainedEvents
         return try await access("deleting \(key)") { pool in
@@ -219,7 +230,7 @@ public final class SQLiteResourceStore: ResourceStore {
                 guard let row = try Row.fetchOne(db, sql: StoreSchema.selectOne, arguments: arguments) else {
                     return nil
                 }
-                var resource = try Self.decode(row["json"], key: key, path: path)
+                var resource = try form.resource(from: row["json"], key: key)
                 let version = try StoreSchema.version(db) + 1
                 resource.metadata.resourceVersion = version
                 try db.execute(sql: StoreSchema.deleteOne, arguments: arguments)
@@ -227,7 +238,7 @@ public final class SQLiteResourceStore: ResourceStore {
                     sql: StoreSchema.insertEvent,
                     arguments: [
                         version, WatchEvent.Kind.deleted.rawValue, key.kind, namespace, key.name,
-                        ResourceEncoder.compactJSON(resource),
+                        try form.text(of: resource),
                     ]
                 )
                 try db.execute(sql: StoreSchema.updateVersion, arguments: [version])
@@ -276,7 +287,7 @@ public final class SQLiteResourceStore: ResourceStore {
     }
 
     /// The stored resources among `keys`, by key, read with one query per kind and 400 keys.
-    static func fetchStored(_ db: Database, keys: [ResourceKey], path: String) throws -> [ResourceKey: Resource] {
+    static func fetchStored(_ db: Database, keys: [ResourceKey], form: StoredForm) throws -> [ResourceKey: Resource] {
         var stored: [ResourceKey: Resource] = [:]
         let byKind = Dictionary(grouping: Set(keys), by: \.kind)
         for (kind, kindKeys) in byKind {
@@ -293,15 +304,10 @@ public final class SQLiteResourceStore: ResourceStore {
                 while let row = try rows.next() {
                     let namespace: String = row["namespace"]
                     let key = ResourceKey(kind: kind, namespace: namespace.isEmpty ? nil : namespace, name: row["name"])
-                    stored[key] = try decode(row["json"], key: key, path: path)
+                    stored[key] = try form.resource(from: row["json"], key: key)
                 }
             }
         }
         return stored
-    }
-
-    /// A resource from its stored JSON text.
-    static func decode(_ json: String, key: ResourceKey, path: String) throws(StoreError) -> Resource {
-        try ApplyPlan.decode(json, key: key, store: "SQLite store \(path)")
     }
 }

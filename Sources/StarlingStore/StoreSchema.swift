@@ -4,7 +4,8 @@ import GRDB
 ///
 /// - `resources`: the current state, one row per resource; `namespace` is `''` for cluster-scoped kinds.
 /// - `events`: the change history that watches resume from, one row per store version.
-/// - `meta`: one row holding the current store version.
+/// - `meta`: one row holding the current store version and the check value of the secrets key
+///   that sealed the Secrets.
 enum StoreSchema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -37,8 +38,14 @@ enum StoreSchema {
                     """
             )
         }
+        migrator.registerMigration("v2: secrets key check") { db in
+            try db.execute(sql: "ALTER TABLE meta ADD COLUMN secrets_check TEXT")
+        }
         return migrator
     }
+
+    static let selectSecretsCheck = "SELECT secrets_check FROM meta WHERE id = 1"
+    static let updateSecretsCheck = "UPDATE meta SET secrets_check = ? WHERE id = 1"
 
     static let selectVersion = "SELECT version FROM meta WHERE id = 1"
     static let updateVersion = "UPDATE meta SET version = ? WHERE id = 1"

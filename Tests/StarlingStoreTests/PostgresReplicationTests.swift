@@ -33,9 +33,9 @@ struct PostgresReplicationTests {
         try await PostgresTestServer.withDatabase { url in
             try await withPostgresStore(url) { a in
                 try await withPostgresStore(url) { b in
-                    let first = try #require(try await a.acquireDuty("expiry", holder: "a", ttl: .milliseconds(300)))
+                    let first = try #require(try await a.acquireDuty("expiry", holder: "a", ttl: .seconds(2)))
                     #expect(try await b.acquireDuty("expiry", holder: "b", ttl: .seconds(30)) == nil)
-                    try await Task.sleep(for: .milliseconds(400))
+                    try await Task.sleep(for: .milliseconds(2_200))
                     let second = try #require(try await b.acquireDuty("expiry", holder: "b", ttl: .seconds(30)))
                     #expect(second == first + 1)
                 }
@@ -48,11 +48,11 @@ struct PostgresReplicationTests {
         try await PostgresTestServer.withDatabase { url in
             try await withPostgresStore(url) { a in
                 try await withPostgresStore(url) { b in
-                    let tokenA = try #require(try await a.acquireDuty("mirror", holder: "a", ttl: .milliseconds(300)))
+                    let tokenA = try #require(try await a.acquireDuty("mirror", holder: "a", ttl: .seconds(2)))
                     let fenceA = DutyFence(duty: "mirror", holder: "a", token: tokenA)
                     #expect(try await a.apply([service("m1")], fence: fenceA).map(\.outcome) == [.created])
 
-                    try await Task.sleep(for: .milliseconds(400))
+                    try await Task.sleep(for: .milliseconds(2_200))
                     let tokenB = try #require(try await b.acquireDuty("mirror", holder: "b", ttl: .seconds(30)))
                     let fenceB = DutyFence(duty: "mirror", holder: "b", token: tokenB)
 
@@ -85,11 +85,11 @@ struct PostgresReplicationTests {
                     try await a.recordRegistration(alive)
                     try await a.recordRegistration(dead)
                     #expect(try await b.recordHeartbeat(ResourceKey(kind: "Workload", namespace: "test", name: "never")) == false)
-                    try await Task.sleep(for: .milliseconds(700))
+                    try await Task.sleep(for: .milliseconds(2_500))
                     #expect(try await b.recordHeartbeat(alive))
-                    let expired = try await a.takeExpiredWorkloads(lease: .milliseconds(500))
+                    let expired = try await a.takeExpiredWorkloads(lease: .seconds(2))
                     #expect(expired == [dead])
-                    #expect(try await b.takeExpiredWorkloads(lease: .milliseconds(500)).isEmpty)
+                    #expect(try await b.takeExpiredWorkloads(lease: .seconds(2)).isEmpty)
                     #expect(try await b.recordHeartbeat(dead) == false)
                     try await b.forgetWorkload(alive)
                     #expect(try await a.recordHeartbeat(alive) == false)

@@ -63,9 +63,10 @@ enum PostgresTestServer {
 func withPostgresStore<T>(
     _ url: PostgresStoreURL, cluster: String = "test",
     configuration: PostgresResourceStore.Configuration = .init(pollInterval: .milliseconds(500)),
+    sealer: SecretSealer? = nil,
     _ body: (PostgresResourceStore) async throws -> T
 ) async throws -> T {
-    let store = try await PostgresResourceStore.open(url: url, clusterID: cluster, configuration: configuration)
+    let store = try await PostgresResourceStore.open(url: url, clusterID: cluster, configuration: configuration, sealer: sealer)
     defer { store.close() }
     return try await body(store)
 }

@@ -12,9 +12,8 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 dp=$here/data-plane
-STARLING=${1:-$root/.build/debug/starling}
-[ -x "$STARLING" ] || { echo "no starling binary at $STARLING (swift build first)"; exit 2; }
-STARLING=$(cd "$(dirname "$STARLING")" && pwd)/$(basename "$STARLING")
+. "$here/lib.sh"
+e2e_binary "${1:-}"
 
 cluster=dp1
 range=127.60.0.0/16
@@ -25,34 +24,11 @@ trust=identity.starling.cluster.local
 work=$(mktemp -d /tmp/starling-dp.XXXXXX)
 export STARLING_HOME=$work/home
 unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
-passed=0; failed=0; skipped=0; pids=()
-ok()   { passed=$((passed + 1)); echo "  ✓ $*"; }
-bad()  { failed=$((failed + 1)); echo "  × $*"; }
+skipped=0
 skip() { skipped=$((skipped + 1)); echo "  - $*"; }
-step() { echo; echo "== $*"; }
-show() { sed 's/^/      /' | tail -"${1:-8}"; }
-# expect_ok DESC CMD...: the command succeeds
-expect_ok() { local d=$1; shift; if out=$("$@" 2>&1); then ok "$d"; else bad "$d"; echo "$out" | show 15; fi; }
-# eventually DESC SECONDS CMD...: the command succeeds within SECONDS
-eventually() {
-  local d=$1 t=$2; shift 2; local end=$((SECONDS + t))
-  while [ $SECONDS -lt $end ]; do if "$@" >/dev/null 2>&1; then ok "$d"; return 0; fi; sleep 0.5; done
-  bad "$d (not within ${t}s)"; "$@" 2>&1 | show 5; return 1
-}
-# matches DESC PATTERN TEXT: TEXT matches the extended regex PATTERN
-matches() { if grep -qaE -- "$2" <<<"$3"; then ok "$1"; else bad "$1 (no /$2/)"; echo "$3" | show; fi; }
 cleanup() {
   [ -n "${load_stop:-}" ] && touch "$load_stop"
-  # `starling run` forwards SIGTERM to its command, but a command that inherited a blocked
-  # SIGTERM (sleep, python3) never sees it: stop the commands by their logged pid too.
-  local kids p i alive
-  kids=$(grep -h 'workload started' "$work"/*.log 2>/dev/null | sed -n 's/.* pid=\([0-9][0-9]*\).*/\1/p')
-  for p in "${pids[@]}" $kids; do kill "$p" 2>/dev/null; done
-  for i in $(seq 16); do
-    alive=0; for p in "${pids[@]}" $kids; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break; sleep 0.5
-  done
-  for p in "${pids[@]}" $kids; do kill -9 "$p" 2>/dev/null; done
+  stop_workloads
   [ -n "${pgdir:-}" ] && { (cd / && su postgres -c "$pgbin/pg_ctl -D $pgdir stop -m immediate") >/dev/null 2>&1; rm -rf "$pgdir"; }
   "$STARLING" cluster delete "$cluster" >/dev/null 2>&1
   [ -n "${nft_table:-}" ] && nft delete table ip "$nft_table" 2>/dev/null
@@ -62,19 +38,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 cd "$work"
 S() { timeout 30 "$STARLING" "$@"; }
-# start_workload LOG ARGS...: `starling run ARGS...` in the background, output to LOG
-start_workload() { local log=$1; shift; "$STARLING" run "$@" > "$log" 2>&1 & pids+=($!); disown $!; }
-# address_of LOG: the workload address `starling run` logged (waits up to 30 s)
-address_of() {
-  local a i
-  for i in $(seq 60); do
-    a=$(sed -n 's/.*address=\([0-9.]*\).*/\1/p' "$1" | head -1)
-    [ -n "$a" ] && { echo "$a"; return 0; }
-    sleep 0.5
-  done
-  return 1
-}
-registered() { S get wl -n "$1" | grep -q "^$2-"; }
 
 step "cluster $cluster ($range), mesh installed"
 expect_ok "cluster create $cluster --address-range $range" S cluster create "$cluster" --address-range "$range"

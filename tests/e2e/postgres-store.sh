@@ -9,9 +9,8 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-STARLING=${1:-$root/.build/debug/starling}
-[ -x "$STARLING" ] || { echo "no starling binary at $STARLING (swift build first)"; exit 2; }
-STARLING=$(cd "$(dirname "$STARLING")" && pwd)/$(basename "$STARLING")
+. "$here/lib.sh"
+e2e_binary "${1:-}"
 
 echo; echo "== PostgreSQL store"
 if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
@@ -29,23 +28,6 @@ range=127.63.0.0/16
 ctl=127.63.0.1
 pgport=55433
 trust=identity.starling.cluster.local
-passed=0; failed=0; pids=()
-ok()   { passed=$((passed + 1)); echo "  ✓ $*"; }
-bad()  { failed=$((failed + 1)); echo "  × $*"; }
-step() { echo; echo "== $*"; }
-show() { sed 's/^/      /' | tail -"${1:-8}"; }
-expect_ok() { local d=$1; shift; if out=$("$@" 2>&1); then ok "$d"; else bad "$d"; echo "$out" | show 15; fi; }
-expect_fail() {
-  local d=$1 pat=$2; shift 2
-  if out=$("$@" 2>&1); then bad "$d (succeeded)"; echo "$out" | show 5
-  elif grep -qiE -- "$pat" <<<"$out"; then ok "$d"
-  else bad "$d (message did not match /$pat/)"; echo "$out" | show 5; fi
-}
-eventually() {
-  local d=$1 t=$2; shift 2; local end=$((SECONDS + t))
-  while [ $SECONDS -lt $end ]; do if "$@" >/dev/null 2>&1; then ok "$d"; return 0; fi; sleep 0.5; done
-  bad "$d (not within ${t}s)"; "$@" 2>&1 | show 5; return 1
-}
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 pg_as_owner() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "cd /tmp && $*"; else sh -c "$*"; fi; }
 pg_stop() { pg_as_owner "$pgbin/pg_ctl -D '$work/pg/data' -m fast stop" >/dev/null 2>&1; }
@@ -53,11 +35,7 @@ pg_start() {
   pg_as_owner "$pgbin/pg_ctl -D '$work/pg/data' -w -o \"-p $pgport -k '$work/pg' -c listen_addresses=127.0.0.1 -c fsync=off\" -l '$work/pg/server.log' start" >/dev/null
 }
 cleanup() {
-  local kids p
-  kids=$(grep -h 'workload started' "$work"/*.log 2>/dev/null | sed -n 's/.* pid=\([0-9][0-9]*\).*/\1/p')
-  for p in "${pids[@]}" $kids; do kill "$p" 2>/dev/null; done
-  sleep 1
-  for p in "${pids[@]}" $kids; do kill -9 "$p" 2>/dev/null; done
+  stop_workloads
   cp "$STARLING_HOME/clusters/$cluster/controller.log" "$work/" 2>/dev/null
   "$STARLING" cluster delete "$cluster" >/dev/null 2>&1
   "$root/scripts/postgres-test-server.sh" stop "$work/pg" >/dev/null 2>&1
@@ -67,17 +45,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 cd "$work"
 S() { timeout 60 "$STARLING" "$@"; }
-start_workload() { local log=$1; shift; "$STARLING" run "$@" > "$log" 2>&1 & pids+=($!); disown $!; }
-address_of() {
-  local a i
-  for i in $(seq 60); do
-    a=$(sed -n 's/.*address=\([0-9.]*\).*/\1/p' "$1" | head -1)
-    [ -n "$a" ] && { echo "$a"; return 0; }
-    sleep 0.5
-  done
-  return 1
-}
-registered() { S get wl -n "$1" | grep -q "^$2-"; }
 
 step "a PostgreSQL server with password authentication"
 if ! base=$("$root/scripts/postgres-test-server.sh" start "$work/pg" $pgport 2>&1); then

@@ -12,9 +12,8 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-STARLING=${1:-$root/.build/debug/starling}
-[ -x "$STARLING" ] || { echo "no starling binary at $STARLING (swift build first)"; exit 2; }
-STARLING=$(cd "$(dirname "$STARLING")" && pwd)/$(basename "$STARLING")
+. "$here/lib.sh"
+e2e_binary "${1:-}"
 
 cluster=viz1
 range=127.61.0.0/16
@@ -23,23 +22,8 @@ trust=identity.starling.cluster.local
 work=$(mktemp -d /tmp/starling-viz.XXXXXX)
 export STARLING_HOME=$work/home
 unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
-passed=0; failed=0; pids=()
-ok()   { passed=$((passed + 1)); echo "  ✓ $*"; }
-bad()  { failed=$((failed + 1)); echo "  × $*"; }
-step() { echo; echo "== $*"; }
-show() { sed 's/^/      /' | tail -"${1:-8}"; }
-expect_ok() { local d=$1; shift; if out=$("$@" 2>&1); then ok "$d"; else bad "$d"; echo "$out" | show 15; fi; }
-eventually() {
-  local d=$1 t=$2; shift 2; local end=$((SECONDS + t))
-  while [ $SECONDS -lt $end ]; do if "$@" >/dev/null 2>&1; then ok "$d"; return 0; fi; sleep 0.5; done
-  bad "$d (not within ${t}s)"; "$@" 2>&1 | show 5; return 1
-}
 cleanup() {
-  local kids p
-  kids=$(grep -h 'workload started' "$work"/*.log 2>/dev/null | sed -n 's/.* pid=\([0-9][0-9]*\).*/\1/p')
-  for p in "${pids[@]}" $kids; do kill "$p" 2>/dev/null; done
-  sleep 1
-  for p in "${pids[@]}" $kids; do kill -9 "$p" 2>/dev/null; done
+  stop_workloads
   "$STARLING" cluster delete "$cluster" >/dev/null 2>&1
   rm -rf "$work"
 }
@@ -47,17 +31,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 cd "$work"
 S() { timeout 60 "$STARLING" "$@"; }
-start_workload() { local log=$1; shift; "$STARLING" run "$@" > "$log" 2>&1 & pids+=($!); disown $!; }
-address_of() {
-  local a i
-  for i in $(seq 60); do
-    a=$(sed -n 's/.*address=\([0-9.]*\).*/\1/p' "$1" | head -1)
-    [ -n "$a" ] && { echo "$a"; return 0; }
-    sleep 0.5
-  done
-  return 1
-}
-registered() { S get wl -n "$1" | grep -q "^$2-"; }
 
 step "cluster $cluster ($range), mesh installed, workloads"
 expect_ok "cluster create $cluster" S cluster create "$cluster" --address-range "$range"

@@ -24,14 +24,14 @@ extension PostgresResourceStore {
             continuation.finish(throwing: closedError)
             return stream
         }
-        let (hub, client, name, url, timeout) = (hub, client, name, url, configuration.operationTimeout)
+        let (hub, client, name, url, timeout, form) = (hub, client, name, url, configuration.operationTimeout, form)
         let closed = closedError
         let replay = Task {
             do {
                 try await PostgresAccess.bounded(
                     name: name, url: url, timeout: timeout, what: "replaying the history from version \(fromVersion)"
                 ) {
-                    try await Self.replay(client: client, name: name, fromVersion: fromVersion) { page in
+                    try await Self.replay(client: client, form: form, fromVersion: fromVersion) { page in
                         let wanted = kinds.map { kinds in page.filter { kinds.contains($0.resource.kind) } } ?? page
                         return subscriber.deliverHistory(wanted)
                     }
@@ -52,8 +52,9 @@ extension PostgresResourceStore {
     /// Reads the history after `fromVersion` in pages of 500 and hands each to `deliver` until it
     /// returns false. Throws `versionTooOld` when a version in between is no longer kept.
     static func replay(
-        client: PostgresClient, name: String, fromVersion: Int64, deliver: @Sendable ([WatchEvent]) -> Bool
+        client: PostgresClient, form: StoredForm, fromVersion: Int64, deliver: @Sendable ([WatchEvent]) -> Bool
     ) async throws {
+        let name = form.store
         let (current, oldest) = try await bounds(client)
         if fromVersion > current {
             throw StoreError(
@@ -66,7 +67,7 @@ extension PostgresResourceStore {
             if let oldest, after < oldest - 1 {
                 throw tooOld(name, fromVersion, oldest: oldest)
             }
-            let page = try await events(client, after: after, limit: 500, name: name)
+            let page = try await events(client, after: after, limit: 500, form: form)
             guard let first = page.first else { break }
             // Contiguous or nothing: a compaction between two pages shows as a gap.
             guard first.version == after + 1 else { throw tooOld(name, fromVersion, oldest: first.version) }
@@ -94,7 +95,8 @@ extension PostgresResourceStore {
     }
 
     /// Up to `limit` changes after version `after`, oldest first, versions contiguous.
-    static func events(_ client: PostgresClient, after: Int64, limit: Int, name: String) async throws -> [WatchEvent] {
+    static func events(_ client: PostgresClient, after: Int64, limit: Int, form: StoredForm) async throws -> [WatchEvent] {
+        let name = form.store
         var page: [WatchEvent] = []
         var expected = after + 1
         for try await (version, type, kind, namespace, resourceName, json) in try await client.query(
@@ -106,7 +108,7 @@ extension PostgresResourceStore {
             guard let change = WatchEvent.Kind(rawValue: type) else {
                 throw StoreError(.unavailable, "\(name): the history has an unknown change type '\(type)' for \(key)")
             }
-            page.append(WatchEvent(kind: change, resource: try ApplyPlan.decode(json, key: key, store: name), version: version))
+            page.append(WatchEvent(kind: change, resource: try form.resource(from: json, key: key), version: version))
         }
         return page
     }
@@ -116,7 +118,7 @@ extension PostgresResourceStore {
     /// Starts the task that publishes every committed change, from any replica, to this replica's
     /// watches, in version order.
     func startFeed() {
-        let (client, hub, name, url, logger) = (client, hub, name, url, logger)
+        let (client, hub, name, url, logger, form) = (client, hub, name, url, logger, form)
         let (poll, timeout, published) = (configuration.pollInterval, configuration.operationTimeout, published)
         let task = Task {
             var failing = false
@@ -128,7 +130,7 @@ extension PostgresResourceStore {
                                 notifications: notifications, poll: poll
                             ) {
                                 try await PostgresAccess.bounded(name: name, url: url, timeout: timeout, what: "reading new changes") {
-                                    try await Self.catchUp(client: client, hub: hub, published: published, name: name, logger: logger)
+                                    try await Self.catchUp(client: client, hub: hub, published: published, form: form, logger: logger)
                                 }
                                 if failing {
                                     failing = false
@@ -180,8 +182,9 @@ extension PostgresResourceStore {
     /// them (this replica was cut off longer than the history reaches), every watch is ended with
     /// `versionTooOld` so that its consumer lists again.
     static func catchUp(
-        client: PostgresClient, hub: WatchHub, published: PublishedVersion, name: String, logger: Logger
+        client: PostgresClient, hub: WatchHub, published: PublishedVersion, form: StoredForm, logger: Logger
     ) async throws {
+        let name = form.store
         var last = published.value
         let (current, oldest) = try await bounds(client)
         if current < last || (current > last && (oldest ?? .max) > last + 1) {
@@ -197,7 +200,7 @@ extension PostgresResourceStore {
             return
         }
         while last < current {
-            let page = try await events(client, after: last, limit: 1_000, name: name)
+            let page = try await events(client, after: last, limit: 1_000, form: form)
             guard let end = page.last else { break }
             hub.publish(page)
             last = end.version

@@ -56,6 +56,7 @@ public final class PostgresResourceStore: ResourceStore {
     let logger: Logger
     /// "PostgreSQL store postgres://user@host:port/db", for messages.
     let name: String
+    let form: StoredForm
     private let runner: Task<Void, Never>
     let feed: Mutex<Task<Void, Never>?> = Mutex(nil)
     /// The last version the change feed published to this replica's watches.
@@ -67,12 +68,14 @@ public final class PostgresResourceStore: ResourceStore {
     ///   a newer schema, another cluster's database.
     public static func open(
         url: PostgresStoreURL, clusterID: String, configuration: Configuration = Configuration(),
+        sealer: SecretSealer? = nil,
         logger: Logger = Logger(label: "starling.store", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> PostgresResourceStore {
         guard configuration.maxRetainedEvents >= 1 else {
             throw StoreError(.invalid, "maxRetainedEvents is \(configuration.maxRetainedEvents); it must be at least 1")
         }
         let name = "PostgreSQL store \(url)"
+        let form = StoredForm(store: name, sealer: sealer)
         if let failure = await PostgresAccess.probe(url) {
             throw StoreError(failure.code, "\(name): opening failed: \(failure.message)")
         }
@@ -85,12 +88,12 @@ public final class PostgresResourceStore: ResourceStore {
             let (schema, version) = try await PostgresAccess.bounded(
                 name: name, url: url, timeout: configuration.operationTimeout, what: "opening"
             ) {
-                let schema = try await PostgresSchema.prepare(client, clusterID: clusterID, store: name, logger: logger)
+                let schema = try await PostgresSchema.prepare(client, clusterID: clusterID, form: form, logger: logger)
                 return (schema, try await Self.version(client))
             }
             let store = PostgresResourceStore(
                 url: url, configuration: configuration, clusterID: clusterID, schemaVersion: schema, client: client,
-                runner: runner, logger: logger, version: version)
+                runner: runner, logger: logger, version: version, form: form)
             store.startFeed()
             return store
         } catch {
@@ -101,8 +104,9 @@ public final class PostgresResourceStore: ResourceStore {
 
     private init(
         url: PostgresStoreURL, configuration: Configuration, clusterID: String, schemaVersion: Int,
-        client: PostgresClient, runner: Task<Void, Never>, logger: Logger, version: Int64
+        client: PostgresClient, runner: Task<Void, Never>, logger: Logger, version: Int64, form: StoredForm
     ) {
+        self.form = form
         self.url = url
         self.configuration = configuration
         self.clusterID = clusterID
@@ -154,13 +158,13 @@ public final class PostgresResourceStore: ResourceStore {
     // MARK: - Reads
 
     public func get(_ key: ResourceKey) async throws -> Resource? {
-        let name = name
+        let form = form
         return try await access("reading \(key)") { client in
             let rows = try await client.query(
                 "SELECT json FROM starling_resources WHERE kind = \(key.kind) AND namespace = \(key.namespace ?? "") AND name = \(key.name)"
             )
             for try await json in rows.decode(String.self) {
-                return try ApplyPlan.decode(json, key: key, store: name)
+                return try form.resource(from: json, key: key)
             }
             return nil
         }
@@ -168,7 +172,7 @@ public final class PostgresResourceStore: ResourceStore {
 
     /// Resources of one kind, sorted by namespace then name; `selector` is matched against labels.
     public func list(kind: String, namespace: String?, selector: LabelSelector?) async throws -> [Resource] {
-        let name = name
+        let form = form
         let scope = namespace.map { "\(kind) in namespace \($0)" } ?? "\(kind) in all namespaces"
         return try await access("listing \(scope)") { client in
             let rows =
@@ -183,7 +187,7 @@ public final class PostgresResourceStore: ResourceStore {
             var resources: [Resource] = []
             for try await (ns, resourceName, json) in rows.decode((String, String, String).self) {
                 let key = ResourceKey(kind: kind, namespace: ns.isEmpty ? nil : ns, name: resourceName)
-                let resource = try ApplyPlan.decode(json, key: key, store: name)
+                let resource = try form.resource(from: json, key: key)
                 if selector?.matches(resource.metadata.labels) ?? true { resources.append(resource) }
             }
             return resources
@@ -212,14 +216,15 @@ public final class PostgresResourceStore: ResourceStore {
     func apply(_ resources: [Resource], fencedBy fence: DutyFence?) async throws -> [ApplyResult] {
         guard !resources.isEmpty else { return [] }
         let keys = try ApplyPlan.validatedKeys(of: resources)
-        let (name, logger, keep) = (name, logger, Int64(configuration.maxRetainedEvents))
+        let (form, logger, keep) = (form, logger, Int64(configuration.maxRetainedEvents))
         let now = Date.now.formatted(.iso8601)
         return try await access("applying \(resources.count) resource(s)") { client in
             try await client.withTransaction(logger: logger) { connection in
                 let current = try await Self.lockVersion(connection, logger: logger)
                 if let fence { try await Self.check(fence, connection, logger: logger) }
-                let stored = try await Self.fetchStored(connection, keys: keys, store: name, logger: logger)
-                let plan = ApplyPlan(resources: resources, keys: keys, stored: stored, currentVersion: current, now: now)
+                let stored = try await Self.fetchStored(connection, keys: keys, form: form, logger: logger)
+                let plan = try ApplyPlan(
+                    resources: resources, keys: keys, stored: stored, currentVersion: current, now: now, form: form)
                 guard !plan.changes.isEmpty else { return plan.results }
                 let rows = plan.finalRows
                 try await connection.query(
@@ -252,7 +257,7 @@ public final class PostgresResourceStore: ResourceStore {
     }
 
     func delete(_ key: ResourceKey, fencedBy fence: DutyFence?) async throws -> Resource? {
-        let (name, logger, keep) = (name, logger, Int64(configuration.maxRetainedEvents))
+        let (form, logger, keep) = (form, logger, Int64(configuration.maxRetainedEvents))
         let namespace = key.namespace ?? ""
         return try await access("deleting \(key)") { client in
             try await client.withTransaction(logger: logger) { connection -> Resource? in
@@ -266,10 +271,10 @@ public final class PostgresResourceStore: ResourceStore {
                     found = json
                 }
                 guard let found else { return nil }
-                var resource = try ApplyPlan.decode(found, key: key, store: name)
+                var resource = try form.resource(from: found, key: key)
                 let version = current + 1
                 resource.metadata.resourceVersion = version
-                let json = ResourceEncoder.compactJSON(resource)
+                let json = try form.text(of: resource)
                 try await connection.query(
                     """
                     INSERT INTO starling_events (version, type, kind, namespace, name, json)
@@ -323,7 +328,7 @@ public final class PostgresResourceStore: ResourceStore {
 
     /// The stored resources among `keys`, by key, in one query.
     static func fetchStored(
-        _ connection: PostgresConnection, keys: [ResourceKey], store: String, logger: Logger
+        _ connection: PostgresConnection, keys: [ResourceKey], form: StoredForm, logger: Logger
     ) async throws -> [ResourceKey: Resource] {
         let unique = Array(Set(keys))
         var stored: [ResourceKey: Resource] = [:]
@@ -336,7 +341,7 @@ public final class PostgresResourceStore: ResourceStore {
             """, logger: logger)
         for try await (kind, namespace, name, json) in rows.decode((String, String, String, String).self) {
             let key = ResourceKey(kind: kind, namespace: namespace.isEmpty ? nil : namespace, name: name)
-            stored[key] = try ApplyPlan.decode(json, key: key, store: store)
+            stored[key] = try form.resource(from: json, key: key)
         }
         return stored
     }

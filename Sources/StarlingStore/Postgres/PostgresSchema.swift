@@ -76,6 +76,9 @@ enum PostgresSchema {
                 )
                 """,
             ]),
+        Migration(
+            version: 3, description: "secrets key check",
+            statements: ["ALTER TABLE starling_meta ADD COLUMN secrets_check text"]),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }
@@ -88,8 +91,9 @@ enum PostgresSchema {
     /// migrate once. Returns the schema version.
     /// - Throws: `StoreError.unavailable` when the schema is newer than this build knows or the
     ///   database belongs to another cluster.
-    static func prepare(_ client: PostgresClient, clusterID: String, store: String, logger: Logger) async throws -> Int {
-        try await client.withTransaction(logger: logger) { connection in
+    static func prepare(_ client: PostgresClient, clusterID: String, form: StoredForm, logger: Logger) async throws -> Int {
+        let store = form.store
+        return try await client.withTransaction(logger: logger) { connection in
             // 0x5354524c = "STRL": one lock key for every Starling schema change.
             try await connection.query("SELECT pg_advisory_xact_lock(1398035020)", logger: logger)
             try await connection.query(
@@ -139,6 +143,15 @@ enum PostgresSchema {
                     "\(store) belongs to cluster '\(owner)', not '\(clusterID)'; each cluster needs its own database "
                         + "(or check --cluster-name)"
                 )
+            }
+            var recorded: String?
+            for try await check in try await connection.query("SELECT secrets_check FROM starling_meta WHERE id = 1", logger: logger)
+                .decode(String?.self)
+            {
+                recorded = check
+            }
+            if let check = try form.verify(recordedCheck: recorded) {
+                try await connection.query("UPDATE starling_meta SET secrets_check = \(check) WHERE id = 1", logger: logger)
             }
             return latestVersion
         }

@@ -1,0 +1,109 @@
+import Crypto
+import Foundation
+import PostgresNIO
+import StarlingCore
+import Testing
+
+@testable import StarlingStore
+
+/// Secrets at rest: sealed with AES-GCM under the secrets key in both stores, refused under another key.
+struct SecretSealingTests {
+    static let plaintext = "issuer-key-material-3f9a1c"
+
+    static func secret(_ name: String = "issuer") -> Resource {
+        Resource(
+            apiVersion: "v1", kind: "Secret", metadata: ObjectMeta(name: name, namespace: "starling"),
+            body: JSONObject([("data", .object(JSONObject([("tls.key", .string(plaintext))])))]))
+    }
+
+    static func sealer() throws -> SecretSealer { try SecretSealer(key: SymmetricKey(size: .bits256)) }
+
+    /// Every byte of the SQLite store's files (database, WAL).
+    static func rawBytes(ofStoreAt path: String) throws -> Data {
+        var all = Data()
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            all.append(try Data(contentsOf: URL(fileURLWithPath: path + suffix)))
+        }
+        return all
+    }
+
+    @Test func sqliteKeepsSecretsSealedAndRefusesAnotherKey() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory + "/store.sqlite"
+            let key = try Self.sealer()
+            do {
+                let store = try SQLiteResourceStore(path: path, sealer: key)
+                defer { try? store.close() }
+                _ = try await store.apply([Self.secret(), service("web")])
+                #expect(try await store.get(Self.secret().key)?.body == Self.secret().body)
+                let events = try await collect(store.watch(kinds: ["Secret"], fromVersion: 0), count: 1)
+                #expect(events.first?.resource.body == Self.secret().body)
+                _ = try await store.delete(Self.secret().key)
+            }
+            let raw = try Self.rawBytes(ofStoreAt: path)
+            #expect(!raw.isEmpty)
+            #expect(raw.range(of: Data(Self.plaintext.utf8)) == nil, "the secret's value is in the SQLite files in plain text")
+            #expect(raw.range(of: Data("sealed:v1:".utf8)) != nil)
+
+            let other = #expect(throws: StoreError.self) { try SQLiteResourceStore(path: path, sealer: try Self.sealer()) }
+            #expect(other?.code == .misconfigured)
+            #expect(other?.message.contains("another secrets key") == true)
+            let none = #expect(throws: StoreError.self) { try SQLiteResourceStore(path: path) }
+            #expect(none?.code == .misconfigured)
+            let again = try SQLiteResourceStore(path: path, sealer: key)
+            #expect(try await again.list(kind: "Service", namespace: nil, selector: nil).count == 1)
+            try again.close()
+        }
+    }
+
+    @Test func aSealedSecretMovedToAnotherNameDoesNotOpen() throws {
+        let form = StoredForm(store: "test", sealer: try Self.sealer())
+        let sealed = try form.text(of: Self.secret("a"))
+        #expect(sealed.hasPrefix("sealed:v1:"))
+        #expect(try form.resource(from: sealed, key: Self.secret("a").key).body == Self.secret().body)
+        let moved = #expect(throws: StoreError.self) { try form.resource(from: sealed, key: Self.secret("b").key) }
+        #expect(moved?.code == .misconfigured)
+        // Other kinds stay plain JSON (they are listed and selected by their labels).
+        #expect(try form.text(of: service("web")).hasPrefix("{"))
+    }
+
+    @Test(.enabled(if: PostgresTestServer.available, PostgresTestServer.skipReason))
+    func postgresKeepsSecretsSealedAndRefusesAReplicaWithAnotherKey() async throws {
+        try await PostgresTestServer.withDatabase { url in
+            let key = try Self.sealer()
+            try await withPostgresStore(url, configuration: .init(pollInterval: .milliseconds(200)), sealer: key) { store in
+                _ = try await store.apply([Self.secret()])
+                #expect(try await store.get(Self.secret().key)?.body == Self.secret().body)
+                _ = try await store.apply([Self.secret().withLabel("rotated", "yes")])
+            }
+            let dump = try await PostgresTestServer.admin(url) { client in
+                var text = ""
+                for try await (json) in try await client.query(
+                    "SELECT json FROM starling_resources UNION ALL SELECT json FROM starling_events"
+                ).decode(String.self) {
+                    text += json
+                }
+                return text
+            }
+            #expect(dump.contains("sealed:v1:"))
+            #expect(!dump.contains(Self.plaintext), "the secret's value is in PostgreSQL in plain text")
+
+            let other = await #expect(throws: StoreError.self) {
+                try await withPostgresStore(url, sealer: try Self.sealer()) { _ in }
+            }
+            #expect(other?.code == .misconfigured)
+            #expect(other?.message.contains("another secrets key") == true)
+            try await withPostgresStore(url, sealer: key) { store async throws in
+                #expect(try await store.get(Self.secret().key)?.metadata.labels["rotated"] == "yes")
+            }
+        }
+    }
+}
+
+extension Resource {
+    fileprivate func withLabel(_ name: String, _ value: String) -> Resource {
+        var copy = self
+        copy.metadata.labels[name] = value
+        return copy
+    }
+}

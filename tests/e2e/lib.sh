@@ -1,0 +1,61 @@
+# Helpers the end-to-end scripts share. Source it after setting `here` and `root`:
+#   . "$here/lib.sh"; e2e_binary "${1:-}"
+# The script then defines S (its `starling` with the timeout it wants) and its own cleanup.
+
+# e2e_binary [PATH]: sets STARLING to the absolute path of the binary under test (default: debug).
+e2e_binary() {
+  STARLING=${1:-$root/.build/debug/starling}
+  [ -x "$STARLING" ] || { echo "no starling binary at $STARLING (swift build first)"; exit 2; }
+  STARLING=$(cd "$(dirname "$STARLING")" && pwd)/$(basename "$STARLING")
+}
+
+passed=0; failed=0; pids=()
+ok()   { passed=$((passed + 1)); echo "  ✓ $*"; }
+bad()  { failed=$((failed + 1)); echo "  × $*"; }
+step() { echo; echo "== $*"; }
+# show [N]: indents its input and keeps the last N lines (8)
+show() { sed 's/^/      /' | tail -"${1:-8}"; }
+# expect_ok DESC CMD...: the command succeeds
+expect_ok() { local d=$1; shift; if out=$("$@" 2>&1); then ok "$d"; else bad "$d"; echo "$out" | show 15; fi; }
+# expect_fail DESC PATTERN CMD...: the command fails and its output matches PATTERN
+expect_fail() {
+  local d=$1 pat=$2; shift 2
+  if out=$("$@" 2>&1); then bad "$d (succeeded)"; echo "$out" | show 5
+  elif grep -qiE -- "$pat" <<<"$out"; then ok "$d"
+  else bad "$d (message did not match /$pat/)"; echo "$out" | show 5; fi
+}
+# eventually DESC SECONDS CMD...: the command succeeds within SECONDS
+eventually() {
+  local d=$1 t=$2; shift 2; local end=$((SECONDS + t))
+  while [ $SECONDS -lt $end ]; do if "$@" >/dev/null 2>&1; then ok "$d"; return 0; fi; sleep 0.5; done
+  bad "$d (not within ${t}s)"; "$@" 2>&1 | show 5; return 1
+}
+# matches DESC PATTERN TEXT: TEXT matches the extended regex PATTERN
+matches() { if grep -qaE -- "$2" <<<"$3"; then ok "$1"; else bad "$1 (no /$2/)"; echo "$3" | show; fi; }
+# start_workload LOG ARGS...: `starling run ARGS` in the background, output in LOG
+start_workload() { local log=$1; shift; "$STARLING" run "$@" > "$log" 2>&1 & pids+=($!); disown $!; }
+# address_of LOG: the workload address `starling run` logged (waits up to 30 s)
+address_of() {
+  local a i
+  for i in $(seq 60); do
+    a=$(sed -n 's/.*address=\([0-9.]*\).*/\1/p' "$1" | head -1)
+    [ -n "$a" ] && { echo "$a"; return 0; }
+    sleep 0.5
+  done
+  return 1
+}
+# registered NAMESPACE SERVICE: a workload of SERVICE is registered
+registered() { S get wl -n "$1" | grep -q "^$2-"; }
+# stop_workloads: stops what start_workload started (and anything else in pids). `starling run`
+# forwards SIGTERM to its command, but a command that inherited a blocked SIGTERM (sleep, python3)
+# never sees it: the commands are stopped by their logged pid too. Waits up to 8 s, then kills.
+stop_workloads() {
+  local kids p i alive
+  kids=$(grep -h 'workload started' "$work"/*.log 2>/dev/null | sed -n 's/.* pid=\([0-9][0-9]*\).*/\1/p')
+  for p in "${pids[@]}" $kids; do kill "$p" 2>/dev/null; done
+  for i in $(seq 16); do
+    alive=0; for p in "${pids[@]}" $kids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break; sleep 0.5
+  done
+  for p in "${pids[@]}" $kids; do kill -9 "$p" 2>/dev/null; done
+}

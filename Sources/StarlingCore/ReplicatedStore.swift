@@ -27,6 +27,18 @@ public struct DutyHolder: Sendable, Hashable {
     }
 }
 
+/// A controller replica as the shared store last saw it.
+public struct ReplicaSeen: Sendable, Hashable {
+    /// The replica, as duty leases name it (its API address and process id).
+    public var replica: String
+    /// Seconds since it last said it was alive, by the database's clock.
+    public var secondsAgo: Double
+    public init(replica: String, secondsAgo: Double) {
+        self.replica = replica
+        self.secondsAgo = secondsAgo
+    }
+}
+
 /// A store several controller replicas share: besides resources, it holds the leases of the
 /// duties that must run once per cluster and the heartbeats of registered workloads, so that any
 /// replica may take a heartbeat and the one that holds lease expiry sees it. Every time it
@@ -39,6 +51,10 @@ public protocol ReplicatedStore: ResourceStore {
     func releaseDuty(_ duty: String, holder: String) async throws
     /// Every duty's current lease.
     func dutyHolders() async throws -> [DutyHolder]
+    /// Records that `replica` is alive now (every replica does, every second).
+    func recordReplica(_ replica: String) async throws
+    /// The replicas seen within the last hour, most recent first.
+    func replicas() async throws -> [ReplicaSeen]
     /// `apply`, refused unless `fence` is still valid.
     func apply(_ resources: [Resource], fence: DutyFence) async throws -> [ApplyResult]
     /// `delete`, refused unless `fence` is still valid.

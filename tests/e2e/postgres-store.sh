@@ -69,6 +69,15 @@ expect_ok "install | apply" bash -c "timeout 30 '$STARLING' install --identity-t
 tables=$(PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d starling_e2e -Atc \
   "SELECT count(*) FROM starling_resources" 2>&1)
 [ "${tables:-0}" -gt 0 ] 2>/dev/null && ok "the resources are rows in PostgreSQL ($tables)" || bad "no resources in PostgreSQL: $tables"
+# The issuer's key went in as a Secret: a dump of the database must not hold it, in PEM or base64.
+dump=$(PGPASSWORD=starling-test pg_dump -h 127.0.0.1 -p $pgport -U starling starling_e2e 2>&1)
+pem_line=$(sed -n 2p issuer.key); b64_head=$(base64 -w0 issuer.key | cut -c1-40)
+if grep -q "sealed:v1:" <<<"$dump" && ! grep -qF -- "$pem_line" <<<"$dump" && ! grep -qF -- "$b64_head" <<<"$dump" \
+  && ! grep -q "PRIVATE KEY" <<<"$dump"; then
+  ok "pg_dump holds the issuer's key only sealed (AES-GCM), never in PEM or base64"
+else bad "the issuer's key is readable in pg_dump"; grep -n "PRIVATE KEY\|$b64_head" <<<"$dump" | show 3; fi
+[ "$(stat -c %a "$STARLING_HOME/clusters/$cluster/data/secrets.key")" = 600 ] && ok "the secrets key file is 0600" \
+  || bad "secrets.key mode is $(stat -c %a "$STARLING_HOME/clusters/$cluster/data/secrets.key" 2>&1)"
 step "a second controller replica on the same database; contexts and proxies list both"
 cp -r "$STARLING_HOME/clusters/$cluster/data" replica-data
 "$STARLING" controller --cluster-name "$cluster" --data-dir "$work/replica-data" --api-address $ctl:8087 \
@@ -92,6 +101,9 @@ duties() { PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d 
 two_duties_held() { [ "$(duties | wc -l)" = 2 ]; }
 eventually "each duty (lease expiry, service mirror) has one live holder" 15 two_duties_held
 duties | sed 's/^/      /'
+out=$(S check 2>&1)
+grep -q "2/2 controller replicas are alive" <<<"$out" && ok "check: 2/2 controller replicas are alive" || { bad "check does not show 2/2 replicas"; echo "$out" | show 12; }
+grep -q "service-mirror is held by $ctl:808[67]" <<<"$out" && ok "check names the holder of each duty" || { bad "check does not name the duty holders"; echo "$out" | show 12; }
 
 start_workload podinfo.log -n test --service podinfo --port 9898 -- "$STARLING" demo-app podinfo --message "from postgres"
 start_workload curl.log -n test --service curl --port 7001 -- "$STARLING" demo-app podinfo --port 7001 --message caller
@@ -117,6 +129,9 @@ echo "      25 s after the kill: $ok_calls calls, $failed_calls failed"
 [ -n "$moved" ] && ok "replica 2 holds both duties (within ${moved}s of the kill)" || { bad "the duties did not move to replica 2"; duties | show; }
 # 25 s is more than the 15 s workload lease: only heartbeats that reached replica 2 kept them.
 for w in podinfo curl; do registered test "$w" && ok "$w is still registered (its heartbeats moved to replica 2)" || bad "$w expired after replica 1 died"; done
+out=$(S check 2>&1)
+grep -q "1/2 controller replicas are alive; not seen: $ctl:8086" <<<"$out" && ok "check: 1/2 replicas alive, naming the dead one" \
+  || { bad "check does not report the dead replica"; echo "$out" | show 12; }
 if grep -q "workload expired" replica.log; then bad "replica 2 expired a live workload"; grep "workload expired" replica.log | show 3
 else ok "no live workload was expired"; fi
 
@@ -150,6 +165,9 @@ expect_fail "another cluster's database" "belongs to cluster '$cluster', not 'ot
 expect_fail "a database that does not exist" "has no database 'nope'" \
   refuses --cluster-name "$cluster" --data-dir "$work/bad3" --api-address $ctl:8088 \
   --admin-address $ctl:9992 --store "${url%/*}/nope"
+mkdir -p "$work/bad5" && head -c 32 /dev/urandom | base64 > "$work/bad5/secrets.key" && chmod 600 "$work/bad5/secrets.key"
+expect_fail "a replica with another secrets key" "sealed with another secrets key" \
+  refuses --cluster-name "$cluster" --data-dir "$work/bad5" --api-address $ctl:8088 --admin-address $ctl:9992 --store "$url"
 expect_fail "a store URL that is not one" "must start with postgres://" \
   refuses --cluster-name "$cluster" --data-dir "$work/bad4" --store "mysql://x@y/z"
 

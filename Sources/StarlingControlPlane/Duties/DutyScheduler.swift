@@ -26,6 +26,15 @@ struct DutyScheduler: Sendable {
 
     func run(_ duties: [Duty]) async {
         await withDiscardingTaskGroup { group in
+            if let shared = store as? any ReplicatedStore {
+                // Replicas say they are alive, for `check` (2/3 replicas live).
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await shared.recordReplica(holder)
+                        try? await Task.sleep(for: renewEvery)
+                    }
+                }
+            }
             for duty in duties {
                 group.addTask {
                     if let shared = store as? any ReplicatedStore {

@@ -14,6 +14,9 @@ struct StatusChecks {
     func run(now: Date = Date()) async -> [Starling_V1_CheckResult] {
         var results: [Starling_V1_CheckResult] = []
         results.append(await storeWritable())
+        if let shared = store as? any ReplicatedStore {
+            results.append(contentsOf: await replicaChecks(shared))
+        }
         results.append(contentsOf: identityChecks(now: now))
         results.append(
             index.isReady
@@ -36,6 +39,40 @@ struct StatusChecks {
         } catch {
             return .error("store is not writable: \(error)", "store", hint: "check the disk space and permissions of the controller's data directory")
         }
+    }
+
+    /// Replicas sharing the store: how many are alive, and which holds each duty.
+    private func replicaChecks(_ shared: any ReplicatedStore) async -> [Starling_V1_CheckResult] {
+        var results: [Starling_V1_CheckResult] = []
+        do {
+            let seen = try await shared.replicas()
+            let live = seen.filter { $0.secondsAgo < 5 }
+            let gone = seen.filter { $0.secondsAgo >= 5 }
+            if gone.isEmpty {
+                results.append(.ok("\(live.count)/\(seen.count) controller replicas are alive", "replicas"))
+            } else {
+                results.append(
+                    .warning(
+                        "\(live.count)/\(seen.count) controller replicas are alive; not seen: "
+                            + gone.map { "\($0.replica) (\(Int($0.secondsAgo)) s ago)" }.joined(separator: ", "),
+                        "replicas",
+                        hint: "start the missing replicas again; a replica that left for good drops off this list after an hour"))
+            }
+            let holders = Dictionary(uniqueKeysWithValues: try await shared.dutyHolders().map { ($0.duty, $0) })
+            for duty in ["service-mirror", "workload-lease-expiry"] {
+                if let holder = holders[duty], holder.expiresIn > 0 {
+                    results.append(.ok("\(duty) is held by \(holder.holder) (token \(holder.token))", "duty-\(duty)"))
+                } else {
+                    results.append(
+                        .error(
+                            "no replica holds \(duty)", "duty-\(duty)",
+                            hint: "a live replica takes it within 5 s; if this lasts, see the controllers' logs (duty taken / stopped)"))
+                }
+            }
+        } catch {
+            results.append(.error("cannot read the replicas from the store: \(error)", "replicas", hint: "check the database"))
+        }
+        return results
     }
 
     private func identityChecks(now: Date) -> [Starling_V1_CheckResult] {

@@ -45,6 +45,33 @@ extension PostgresResourceStore: ReplicatedStore {
         }
     }
 
+    public func recordReplica(_ replica: String) async throws {
+        try await access("recording replica \(replica)") { client in
+            try await client.query(
+                """
+                INSERT INTO starling_replicas (replica, seen_at) VALUES (\(replica), now())
+                ON CONFLICT (replica) DO UPDATE SET seen_at = now()
+                """)
+            // Forget replicas gone for a day (their rows would only grow with restarts).
+            try await client.query("DELETE FROM starling_replicas WHERE seen_at < now() - interval '1 day'")
+        }
+    }
+
+    public func replicas() async throws -> [ReplicaSeen] {
+        try await access("reading the replicas") { client in
+            var seen: [ReplicaSeen] = []
+            for try await (replica, ago) in try await client.query(
+                """
+                SELECT replica, EXTRACT(EPOCH FROM now() - seen_at)::float8 FROM starling_replicas
+                WHERE seen_at > now() - interval '1 hour' ORDER BY seen_at DESC
+                """
+            ).decode((String, Double).self) {
+                seen.append(ReplicaSeen(replica: replica, secondsAgo: ago))
+            }
+            return seen
+        }
+    }
+
     public func apply(_ resources: [Resource], fence: DutyFence) async throws -> [ApplyResult] {
         try await apply(resources, fencedBy: fence)
     }

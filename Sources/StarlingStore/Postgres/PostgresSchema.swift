@@ -13,6 +13,7 @@ import StarlingCore
 /// - `starling_events`: the change history that watches resume from, one row per store version.
 /// - `starling_duties`: the lease of each duty that one replica runs (holder, fencing token, expiry).
 /// - `starling_heartbeats`: when each registered workload last sent a heartbeat, to any replica.
+/// - `starling_replicas`: when each controller replica last said it was alive (for `check`).
 enum PostgresSchema {
     struct Migration {
         var version: Int
@@ -79,6 +80,9 @@ enum PostgresSchema {
         Migration(
             version: 3, description: "secrets key check",
             statements: ["ALTER TABLE starling_meta ADD COLUMN secrets_check text"]),
+        Migration(
+            version: 4, description: "replicas",
+            statements: ["CREATE TABLE starling_replicas (replica text PRIMARY KEY, seen_at timestamptz NOT NULL)"]),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

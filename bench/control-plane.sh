@@ -8,6 +8,9 @@
 #   SKIP_BUILD=1 bench/control-plane.sh   reuse .build/release
 #   SKIP_BUILD=1 BUILD=debug bench/control-plane.sh   try the script with debug binaries (figures meaningless)
 #   SKIP_BUILD=1 BIN_DIR=DIR bench/control-plane.sh     use starling and starling-bench from DIR
+#   STORES="sqlite postgres" (default)   the store benchmarks (2-4) run once per store: the
+#                                     controller on SQLite, then on a throwaway PostgreSQL server
+#                                     (Debian's package, scripts/postgres-test-server.sh, port 55450)
 #
 # Exit status: 0 when every target is met, 1 when one is missed, 2 when a benchmark could not run.
 #
@@ -45,13 +48,17 @@ for b in "$STARLING" "$BENCH"; do
   [ -x "$b" ] || { echo "no binary at $b (build with swift build -c release)"; exit 2; }
 done
 
+STORES=${STORES:-sqlite postgres}
 work=$(mktemp -d /tmp/starling-bench.XXXXXX)
+chmod 755 "$work"
 export STARLING_HOME=$work/home
 unset STARLING_CONFIG
 cluster=bench1
 cluster_created=0
+pg_started=0
 cleanup() {
   if [ "$cluster_created" = 1 ]; then "$STARLING" cluster delete "$cluster" >/dev/null 2>&1 || true; fi
+  if [ "$pg_started" = 1 ]; then "$root/scripts/postgres-test-server.sh" stop "$work/pg" >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -73,6 +80,19 @@ if command -v taskset >/dev/null 2>&1; then pin=(taskset -c 0); else echo "(task
 "${pin[@]}" "$BENCH" identity --count "$IDENTITY_CSRS" --runs 3 | tee identity-local.out || fail "identity (in-process)"
 row "identity: CSRs signed/s, 1 core (median of 3)" "$(result identity.local.csrs_per_second identity-local.out)" "/s" ">= 2000" ge 2000
 
+# store_benchmarks STORE: a controller on STORE (sqlite | postgres) in a free loopback range,
+# then benchmarks 2-4 against it; the cluster is deleted afterwards.
+store_benchmarks() {
+store=$1
+store_url=""
+rm -f root.crt root.key issuer.crt issuer.key install.yaml
+if [ "$store" = postgres ]; then
+  echo
+  echo "== a PostgreSQL server for the store (Debian's package, 127.0.0.1:55450)"
+  base=$("$root/scripts/postgres-test-server.sh" start "$work/pg" 55450) || fail "PostgreSQL did not start (apt-get install postgresql)"
+  pg_started=1
+  store_url=$base
+fi
 # --- a real controller on a free loopback range ---
 echo
 echo "== cluster"
@@ -86,16 +106,16 @@ for n in $(seq 200 254); do
 done
 [ -n "$range" ] || fail "no free loopback range in 127.200-254.0.0/16"
 cluster_created=1
-"$STARLING" cluster create "$cluster" --address-range "$range" || fail "cluster create $cluster"
-"$STARLING" cluster credentials "$cluster" --export-file "$work/config" >/dev/null || fail "cluster credentials"
-export STARLING_CONFIG=$work/config
+"$STARLING" cluster create "$cluster" --address-range "$range" ${store_url:+--store "$store_url"} || fail "cluster create $cluster"
+"$STARLING" cluster credentials "$cluster" --export-file "$work/config-$store" >/dev/null || fail "cluster credentials"
+export STARLING_CONFIG=$work/config-$store
 pid=$(cat "$STARLING_HOME/clusters/$cluster/controller.pid")
 [ -r "/proc/$pid/status" ] || fail "controller pid $pid is not running"
-echo "controller pid $pid on $range"
+echo "controller pid $pid on $range, store $store"
 
 # --- 2. store: 10,000 Services through `starling apply -f` ---
 echo
-echo "== store: $STORE_SERVICES Services through starling apply -f"
+echo "== [$store] store: $STORE_SERVICES Services through starling apply -f"
 sleep 1
 idle=$(rss_mb "$pid")
 awk -v n="$STORE_SERVICES" 'BEGIN {
@@ -115,13 +135,14 @@ echo "apply took $apply_s s; controller lists $count Services in store-bench"
 sleep 2  # let the destination index and watchers take the changes in
 held=$(rss_mb "$pid")
 echo "controller RSS: idle $idle MB, holding $STORE_SERVICES Services $held MB (peak so far $(hwm_mb "$pid") MB)"
-row "store: RSS idle (before apply)" "$idle" "MB" "info" info 0
-row "store: apply -f $STORE_SERVICES Services, wall" "$apply_s" "s" "< 10" le 10
-row "store: RSS holding $STORE_SERVICES Services" "$held" "MB" "< 150" le 150
+row "[$store] store: RSS idle (before apply)" "$idle" "MB" "info" info 0
+if [ "$store" = postgres ]; then apply_target=20; else apply_target=10; fi
+row "[$store] store: apply -f $STORE_SERVICES Services, wall" "$apply_s" "s" "< $apply_target" le "$apply_target"
+row "[$store] store: RSS holding $STORE_SERVICES Services" "$held" "MB" "< 150" le 150
 
 # --- 3. identity over the API: a mesh (root, issuer) installed, then Identity.Certify ---
 echo
-echo "== identity: Identity.Certify over TLS ($IDENTITY_CALLERS callers, one connection)"
+echo "== [$store] identity: Identity.Certify over TLS ($IDENTITY_CALLERS callers, one connection)"
 "$STARLING" certs create identity.starling.cluster.local root.crt root.key --profile root-ca \
   --no-password --insecure >/dev/null || fail "certs create root"
 "$STARLING" certs create identity.starling.cluster.local issuer.crt issuer.key --profile intermediate-ca \
@@ -131,20 +152,27 @@ echo "== identity: Identity.Certify over TLS ($IDENTITY_CALLERS callers, one con
 "$STARLING" apply -f install.yaml >/dev/null || fail "apply of the install manifest"
 # The controller loads the issuer from a watch; give it a moment.
 sleep 1
-"$BENCH" identity --rpc --config "$work/config" --count "$IDENTITY_RPCS" --callers "$IDENTITY_CALLERS" --runs 3 \
+"$BENCH" identity --rpc --config "$work/config-$store" --count "$IDENTITY_RPCS" --callers "$IDENTITY_CALLERS" --runs 3 \
   | tee identity-rpc.out || fail "identity (RPC)"
-row "identity: Certify RPCs/s, $IDENTITY_CALLERS callers (median of 3)" \
+row "[$store] identity: Certify RPCs/s, $IDENTITY_CALLERS callers (median of 3)" \
   "$(result identity.rpc.certify_per_second identity-rpc.out)" "/s" "info" info 0
 
 # --- 4. destination: N open streams, time from a change to the last stream ---
 echo
-echo "== destination: $DEST_STREAMS Destination.Get streams, $DEST_CHANGES changes"
-"$BENCH" destination --config "$work/config" --streams "$DEST_STREAMS" --changes "$DEST_CHANGES" \
+echo "== [$store] destination: $DEST_STREAMS Destination.Get streams, $DEST_CHANGES changes"
+"$BENCH" destination --config "$work/config-$store" --streams "$DEST_STREAMS" --changes "$DEST_CHANGES" \
   ${DEST_CONNECTIONS:+--connections "$DEST_CONNECTIONS"} | tee destination.out || fail "destination"
-row "destination: change -> last of $DEST_STREAMS streams, p50" "$(result destination.latency.p50 destination.out)" "ms" "info" info 0
-row "destination: change -> last of $DEST_STREAMS streams, p99" "$(result destination.latency.p99 destination.out)" "ms" "< 100" le 100
-row "destination: change -> last of $DEST_STREAMS streams, max" "$(result destination.latency.max destination.out)" "ms" "info" info 0
-row "controller: RSS at the end (peak)" "$(rss_mb "$pid") ($(hwm_mb "$pid"))" "MB" "info" info 0
+row "[$store] destination: change -> last of $DEST_STREAMS streams, p50" "$(result destination.latency.p50 destination.out)" "ms" "info" info 0
+row "[$store] destination: change -> last of $DEST_STREAMS streams, p99" "$(result destination.latency.p99 destination.out)" "ms" "< 100" le 100
+row "[$store] destination: change -> last of $DEST_STREAMS streams, max" "$(result destination.latency.max destination.out)" "ms" "info" info 0
+row "[$store] controller: RSS at the end (peak)" "$(rss_mb "$pid") ($(hwm_mb "$pid"))" "MB" "info" info 0
+
+"$STARLING" cluster delete "$cluster" >/dev/null 2>&1 || true
+cluster_created=0
+unset STARLING_CONFIG
+}
+
+for store in $STORES; do store_benchmarks "$store"; done
 
 # --- table ---
 echo

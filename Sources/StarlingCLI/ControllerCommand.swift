@@ -36,6 +36,13 @@ struct ControllerCommand: AsyncParsableCommand {
             discussion: "Every replica of a cluster needs the same key; a replica with another key refuses to start."))
     var secretsKeyFile: String?
 
+    @Option(
+        name: .customLong("api-certificate-name"),
+        help: ArgumentHelp(
+            "Another name (address or DNS name) the API certificate must carry; repeat it for every other replica.",
+            discussion: "Replicas share one certificate (copied with the data directory), which clients pin as their only root."))
+    var apiCertificateNames: [String] = []
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -71,6 +78,7 @@ struct ControllerCommand: AsyncParsableCommand {
             clusterName: clusterName, dataDirectory: dataDir, apiHost: api.host, apiPort: api.port,
             adminHost: admin.host, adminPort: admin.port, postgres: try postgresURL())
         configuration.secretsKeyFile = secretsKeyFile
+        configuration.apiCertificateNames = apiCertificateNames
         let controller = Controller(
             configuration: configuration,
             logger: logger,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import StarlingCore
 import StarlingIdentity
+import StarlingStore
 import X509
 
 /// `starling install --identity-trust-anchors-file ... --identity-issuer-certificate-file ...
@@ -14,14 +15,33 @@ struct InstallCommand: AsyncParsableCommand {
 
     @OptionGroup var context: ContextOptions
 
+    enum Target: String, ExpressibleByArgument, CaseIterable {
+        case mesh, systemd
+    }
+
+    @Option(help: "What to print: mesh (the resources to apply) or systemd (unit files for the controller and proxies).")
+    var target: Target = .mesh
+
     @Option(help: "PEM file of the trust anchors (root CA certificates) shared by every linked cluster.")
-    var identityTrustAnchorsFile: String
+    var identityTrustAnchorsFile: String?
 
     @Option(help: "PEM file of the issuer (intermediate CA) certificate, optionally followed by its chain.")
-    var identityIssuerCertificateFile: String
+    var identityIssuerCertificateFile: String?
 
     @Option(help: "PEM file of the issuer's private key (PKCS#8 or SEC1).")
-    var identityIssuerKeyFile: String
+    var identityIssuerKeyFile: String?
+
+    @Option(help: "systemd: the controllers' store, postgres://USER@HOST:PORT/DB (its password goes in the environment file).")
+    var store: String?
+
+    @Option(name: .customLong("replica"), help: "systemd: a controller replica's API address HOST:PORT (repeat for each).")
+    var replicas: [String] = []
+
+    @Option(help: "systemd: the user the services run as.")
+    var user: String = "starling"
+
+    @Option(help: "systemd: where the starling binary is installed.")
+    var binary: String = "/usr/local/bin/starling"
 
     @Option(help: "The cluster's name (default: the current context's cluster).")
     var clusterName: String?
@@ -34,9 +54,37 @@ struct InstallCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard output == .yaml || output == .json else { throw ValidationError("-o must be yaml or json") }
+        switch target {
+        case .mesh:
+            for (value, flag) in [
+                (identityTrustAnchorsFile, "--identity-trust-anchors-file"),
+                (identityIssuerCertificateFile, "--identity-issuer-certificate-file"),
+                (identityIssuerKeyFile, "--identity-issuer-key-file"),
+            ] where value == nil {
+                throw ValidationError("missing \(flag) (the mesh's identity; see `starling certs create`)")
+            }
+        case .systemd:
+            guard !replicas.isEmpty else {
+                throw ValidationError("--target systemd needs --replica HOST:PORT for every controller replica")
+            }
+            for replica in replicas where NetworkEndpoint(parsing: replica) == nil {
+                throw ValidationError("--replica \(replica) is not HOST:PORT")
+            }
+            if let store {
+                let url: PostgresStoreURL
+                do { url = try PostgresStoreURL(store, environment: [:]) } catch { throw ValidationError("--store: \(error.message)") }
+                if url.password != nil {
+                    throw ValidationError("--store carries a password; put PGPASSWORD in /etc/starling/controller.env instead")
+                }
+            } else if replicas.count > 1 {
+                throw ValidationError("\(replicas.count) replicas need a shared --store postgres://USER@HOST:PORT/DB")
+            }
+        }
     }
 
     func run() async throws {
+        if target == .systemd { return try printSystemdUnits() }
+        guard let identityTrustAnchorsFile, let identityIssuerCertificateFile, let identityIssuerKeyFile else { return }
         let cluster: String
         if let clusterName {
             cluster = clusterName
@@ -49,6 +97,17 @@ struct InstallCommand: AsyncParsableCommand {
             anchorsFile: identityTrustAnchorsFile, issuerFile: identityIssuerCertificateFile,
             keyFile: identityIssuerKeyFile, clusterName: cluster, trustDomain: trustDomain, now: Date())
         print(output == .json ? ResourceEncoder.json(resources) : ResourceEncoder.yaml(resources), terminator: output == .json ? "\n" : "")
+    }
+
+    private func printSystemdUnits() throws {
+        let cluster = try clusterName ?? context.resolve().clusterName
+        let endpoints = replicas.compactMap { NetworkEndpoint(parsing: $0) }
+        let settings = SystemdUnits.Settings(
+            binary: binary, user: user, clusterName: cluster, store: store,
+            apiAddress: "0.0.0.0:\(endpoints.first?.port ?? 8086)", replicas: replicas,
+            otherReplicaNames: Array(Set(endpoints.map(\.host))).sorted())
+        print(SystemdUnits.controller(settings))
+        print(SystemdUnits.proxy(settings), terminator: "")
     }
 
     static let namespace = "starling"

@@ -16,6 +16,7 @@ public struct StarlingCommand: AsyncParsableCommand {
             RunCommand.self,
             ProxyCommand.self,
             CheckCommand.self,
+            ConfigCommand.self,
             ApplyCommand.self,
             GetCommand.self,
             DeleteCommand.self,

@@ -33,7 +33,8 @@ public struct Controller: Sendable {
     /// Runs until the task is cancelled. `onListening` is called once both servers are bound.
     public func run(onListening: @Sendable (Listening) -> Void = { _ in }) async throws {
         let c = configuration
-        let credentials = try ControllerCredentials.loadOrCreate(directory: c.dataDirectory, apiHost: c.apiHost)
+        let credentials = try ControllerCredentials.loadOrCreate(
+            directory: c.dataDirectory, apiHost: c.apiHost, otherNames: c.apiCertificateNames)
         let opened = try await StoreOpening.open(c, logger: logger)
         let store = opened.store
         let auth = Authenticator(adminToken: credentials.adminToken, tokenKey: credentials.tokenKey)
@@ -55,7 +56,9 @@ public struct Controller: Sendable {
         }
         let allDuties = duties
         let scheduler = DutyScheduler(
-            store: store, holder: "\(NetworkAddress.joinHostPort(c.apiHost, c.apiPort)) pid \(getpid())", logger: logger)
+            store: store,
+            holder: "\(NetworkAddress.joinHostPort(c.apiHost, c.apiPort)) on \(ProcessInfo.processInfo.hostName) pid \(getpid())",
+            logger: logger)
 
         let services: [any RegistrableRPCService] = [
             ResourcesService(store: store, auth: auth, logger: logger),

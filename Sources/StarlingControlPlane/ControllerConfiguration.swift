@@ -23,6 +23,9 @@ public struct ControllerConfiguration: Sendable {
     /// The key that seals Secrets in the store; nil: `secrets.key` in the data directory, created
     /// when missing. Every replica of a cluster needs the same key.
     public var secretsKeyFile: String?
+    /// Names (addresses, DNS names) the API certificate must carry besides `apiHost`: every other
+    /// replica's, so that replicas share one certificate that clients pin.
+    public var apiCertificateNames: [String] = []
     /// How long to keep trying a store that cannot be reached at start.
     public var storeStartupWait: Duration = .seconds(60)
 

@@ -21,8 +21,12 @@ struct ControllerCredentials: Sendable {
     static let apiKeyFile = "api.key"
 
     /// Loads the credentials from `directory`, making any that are missing.
-    /// The API certificate is remade when it does not name `apiHost` or expires within 30 days.
-    static func loadOrCreate(directory: String, apiHost: String, now: Date = Date()) throws -> ControllerCredentials {
+    /// The API certificate is remade when it does not name `apiHost` and every one of `otherNames`
+    /// (the other replicas' addresses, so that one certificate serves them all), or expires within
+    /// 30 days.
+    static func loadOrCreate(
+        directory: String, apiHost: String, otherNames: [String] = [], now: Date = Date()
+    ) throws -> ControllerCredentials {
         let fm = FileManager.default
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
@@ -52,15 +56,17 @@ struct ControllerCredentials: Sendable {
             let key = try? PEMFile.privateKey(pem: keyPEM, source: apiKeyFile),
             cert.publicKey == Certificate.PublicKey(key.publicKey),
             cert.notValidAfter > now.addingTimeInterval(30 * 86400),
-            servingCertificate(cert, names: apiHost)
+            ([apiHost] + otherNames).allSatisfy({ servingCertificate(cert, names: $0) })
         {
             return ControllerCredentials(
                 adminToken: adminToken, tokenKey: tokenKey, apiCertificate: cert, apiKey: key,
                 apiCertificatePEM: certPEM, apiKeyPEM: keyPEM)
         }
+        var names: [String] = []
+        for name in [apiHost] + otherNames where !names.contains(name) { names.append(name) }
         let (cert, key) = try ServingCertificate.selfSigned(
-            commonName: "starling-controller", ipAddresses: isIPAddress(apiHost) ? [apiHost] : [],
-            dnsNames: isIPAddress(apiHost) ? ["localhost"] : [apiHost, "localhost"],
+            commonName: "starling-controller", ipAddresses: names.filter(isIPAddress),
+            dnsNames: names.filter { !isIPAddress($0) } + ["localhost"],
             validity: 365 * 86400, now: now)
         let certPEM = PEMFile.pem(cert)
         let keyPEM = PEMFile.pem(key)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import X509
 
 @testable import StarlingControlPlane
 
@@ -34,5 +35,24 @@ import Testing
         // No temporary file is left beside it.
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
         #expect(!names.contains { $0.contains(".tmp-") })
+    }
+
+    /// Replicas share one API certificate that names every replica: a copy of the data directory
+    /// on another replica's host keeps it, so clients that pin it reach every replica.
+    @Test func oneCertificateServesEveryReplicaNamed() throws {
+        let directory = try CLITemporaryDirectory()
+        defer { directory.cleanup() }
+        let replicas = ["10.0.0.1", "10.0.0.2", "controller-3.example"]
+        let first = try ControllerCredentials.loadOrCreate(
+            directory: directory.path, apiHost: replicas[0], otherNames: Array(replicas.dropFirst()))
+        let sans = try #require(try first.apiCertificate.extensions.subjectAlternativeNames)
+        #expect(sans.count == 4)  // three replicas and localhost
+        // Replica 2 starts on a copy of the directory, naming the others.
+        let second = try ControllerCredentials.loadOrCreate(
+            directory: directory.path, apiHost: replicas[1], otherNames: [replicas[0], replicas[2]])
+        #expect(second.apiCertificatePEM == first.apiCertificatePEM)
+        // A replica the certificate does not name gets a new one (and clients must be given it).
+        let other = try ControllerCredentials.loadOrCreate(directory: directory.path, apiHost: "10.0.0.9")
+        #expect(other.apiCertificatePEM != first.apiCertificatePEM)
     }
 }

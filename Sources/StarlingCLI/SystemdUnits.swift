@@ -1,0 +1,112 @@
+/// The systemd units `starling install --target systemd` prints: the controller (one per
+/// replica host; it also runs the cluster's gateway once multicluster is installed) and a proxy
+/// template, one instance per workload. Hardened: a dedicated user, no new privileges, a
+/// read-only system, private /tmp and devices, and write access only to the state directory.
+enum SystemdUnits {
+    struct Settings {
+        var binary = "/usr/local/bin/starling"
+        var user = "starling"
+        var clusterName: String
+        /// `postgres://USER@HOST:PORT/DB` (the password comes from the environment file).
+        var store: String?
+        var apiAddress = "0.0.0.0:8086"
+        var adminAddress = "127.0.0.1:9990"
+        /// Every replica's API address, for the proxies' `--controller`.
+        var replicas: [String]
+        var otherReplicaNames: [String] = []
+    }
+
+    /// The hardening every unit shares.
+    static let hardening = """
+        NoNewPrivileges=yes
+        ProtectSystem=strict
+        ProtectHome=yes
+        PrivateTmp=yes
+        PrivateDevices=yes
+        ProtectKernelTunables=yes
+        ProtectKernelModules=yes
+        ProtectKernelLogs=yes
+        ProtectControlGroups=yes
+        ProtectClock=yes
+        ProtectHostname=yes
+        RestrictNamespaces=yes
+        RestrictRealtime=yes
+        RestrictSUIDSGID=yes
+        LockPersonality=yes
+        MemoryDenyWriteExecute=yes
+        RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+        SystemCallArchitectures=native
+        SystemCallFilter=@system-service
+        CapabilityBoundingSet=
+        AmbientCapabilities=
+        UMask=0077
+        """
+
+    static func controller(_ s: Settings) -> String {
+        var command = [
+            s.binary, "controller", "--cluster-name", s.clusterName, "--data-dir", "/var/lib/starling/controller",
+            "--api-address", s.apiAddress, "--admin-address", s.adminAddress,
+        ]
+        if let store = s.store { command += ["--store", store] }
+        for name in s.otherReplicaNames { command += ["--api-certificate-name", name] }
+        return """
+            # /etc/systemd/system/starling-controller.service — one per controller replica.
+            # The data directory holds the replica's credentials (admin-token, token-key, api.crt,
+            # api.key, secrets.key): copy it from the first replica to the others before they start.
+            # PGPASSWORD=... goes in /etc/starling/controller.env (mode 0600, owned by root).
+            [Unit]
+            Description=Starling controller (cluster \(s.clusterName))
+            Wants=network-online.target
+            After=network-online.target
+
+            [Service]
+            Type=simple
+            User=\(s.user)
+            Group=\(s.user)
+            EnvironmentFile=-/etc/starling/controller.env
+            ExecStart=\(command.joined(separator: " "))
+            Restart=always
+            RestartSec=2
+            StateDirectory=starling/controller
+            StateDirectoryMode=0700
+            ReadWritePaths=/var/lib/starling/controller
+            LimitNOFILE=65536
+            \(hardening)
+
+            [Install]
+            WantedBy=multi-user.target
+
+            """
+    }
+
+    static func proxy(_ s: Settings) -> String {
+        """
+        # /etc/systemd/system/starling-proxy@.service — one instance per workload:
+        #   systemctl enable --now starling-proxy@web   reads /etc/starling/proxy-web.env:
+        #   NAMESPACE=… SERVICE_ACCOUNT=… LISTEN=10.0.1.5 APP_PORT=8080 TOKEN_FILE=/etc/starling/web.token
+        # The token comes from `starling token create`; the CA file is the controllers' api.crt.
+        [Unit]
+        Description=Starling proxy for workload %i (cluster \(s.clusterName))
+        Wants=network-online.target
+        After=network-online.target
+
+        [Service]
+        Type=simple
+        User=\(s.user)
+        Group=\(s.user)
+        EnvironmentFile=/etc/starling/proxy-%i.env
+        ExecStart=\(s.binary) proxy --controller \(s.replicas.joined(separator: ",")) \
+        --controller-ca-file /etc/starling/controller-ca.crt --token-file ${TOKEN_FILE} \
+        --namespace ${NAMESPACE} --service-account ${SERVICE_ACCOUNT} --listen-address ${LISTEN} \
+        --app-host ${LISTEN} --app-port ${APP_PORT} --cluster-name \(s.clusterName)
+        Restart=always
+        RestartSec=1
+        LimitNOFILE=65536
+        \(hardening)
+
+        [Install]
+        WantedBy=multi-user.target
+
+        """
+    }
+}

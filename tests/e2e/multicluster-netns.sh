@@ -270,10 +270,10 @@ step "the gateway forwards only callers with a mesh certificate"
 if command -v openssl >/dev/null; then
   # stdin stays open 2 s so that s_client reads the gateway's alert (TLS 1.3 sends it after the
   # client's Finished); only the alert counts, not the verify error of an untrusted server chain.
-  if (sleep 2) | IN1 timeout 10 openssl s_client -connect 10.201.2.1:4143 -tls1_3 -alpn h2 2>&1 \
-      | grep -qiE "alert (certificate required|handshake failure|bad certificate)"; then
+  out=$( (sleep 2) | IN1 timeout 10 openssl s_client -connect 10.201.2.1:4143 -tls1_3 -alpn h2 2>&1 | tr -d '\0')
+  if grep -qiE "alert (certificate required|handshake failure|bad certificate)" <<<"$out"; then
     ok "the gateway refuses a caller from $NETNS_W1 without a mesh certificate"
-  else bad "the gateway accepted a caller without a mesh certificate"; fi
+  else bad "the gateway accepted a caller without a mesh certificate"; echo "$out" | sed 's/^/      /' | tail -12; fi
 fi
 
 step "unexport"

@@ -42,6 +42,21 @@ enum SystemdUnits {
         UMask=0077
         """
 
+    /// `[Unit]` and the start of `[Service]`, the same for every unit.
+    static func head(description: String, user: String) -> String {
+        """
+        [Unit]
+        Description=\(description)
+        Wants=network-online.target
+        After=network-online.target
+
+        [Service]
+        Type=simple
+        User=\(user)
+        Group=\(user)
+        """
+    }
+
     static func controller(_ s: Settings) -> String {
         var command = [
             s.binary, "controller", "--cluster-name", s.clusterName, "--data-dir", "/var/lib/starling/controller",
@@ -54,15 +69,7 @@ enum SystemdUnits {
             # The data directory holds the replica's credentials (admin-token, token-key, api.crt,
             # api.key, secrets.key): copy it from the first replica to the others before they start.
             # PGPASSWORD=... goes in /etc/starling/controller.env (mode 0600, owned by root).
-            [Unit]
-            Description=Starling controller (cluster \(s.clusterName))
-            Wants=network-online.target
-            After=network-online.target
-
-            [Service]
-            Type=simple
-            User=\(s.user)
-            Group=\(s.user)
+            \(head(description: "Starling controller (cluster \(s.clusterName))", user: s.user))
             EnvironmentFile=-/etc/starling/controller.env
             ExecStart=\(command.joined(separator: " "))
             Restart=always
@@ -85,15 +92,7 @@ enum SystemdUnits {
         #   systemctl enable --now starling-proxy@web   reads /etc/starling/proxy-web.env:
         #   NAMESPACE=… SERVICE_ACCOUNT=… LISTEN=10.0.1.5 APP_PORT=8080 TOKEN_FILE=/etc/starling/web.token
         # The token comes from `starling token create`; the CA file is the controllers' api.crt.
-        [Unit]
-        Description=Starling proxy for workload %i (cluster \(s.clusterName))
-        Wants=network-online.target
-        After=network-online.target
-
-        [Service]
-        Type=simple
-        User=\(s.user)
-        Group=\(s.user)
+        \(head(description: "Starling proxy for workload %i (cluster \(s.clusterName))", user: s.user))
         EnvironmentFile=/etc/starling/proxy-%i.env
         ExecStart=\(s.binary) proxy --controller \(s.replicas.joined(separator: ",")) \
         --controller-ca-file /etc/starling/controller-ca.crt --token-file ${TOKEN_FILE} \

@@ -176,8 +176,8 @@ for store in $STORES; do store_benchmarks "$store"; done
 
 # --- table ---
 echo
-printf '%-52s %14s  %-8s %-7s\n' "metric" "value" "target" "result"
-printf '%-52s %14s  %-8s %-7s\n' "------" "-----" "------" "------"
+printf '%-62s %14s  %-8s %-7s\n' "metric" "value" "target" "result"
+printf '%-62s %14s  %-8s %-7s\n' "------" "-----" "------" "------"
 missed=0
 for r in "${rows[@]}"; do
   IFS='|' read -r metric value unit target op threshold <<<"$r"
@@ -190,7 +190,7 @@ for r in "${rows[@]}"; do
     fi
     [ "$verdict" = pass ] || missed=1
   fi
-  printf '%-52s %14s  %-8s %-7s\n' "$metric" "$value $unit" "$target" "$verdict"
+  printf '%-62s %14s  %-8s %-7s\n' "$metric" "$value $unit" "$target" "$verdict"
 done
 echo
 echo "(machine: $(nproc) CPUs, $(uname -r); figures on a shared machine vary between runs)"

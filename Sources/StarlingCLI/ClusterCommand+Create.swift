@@ -1,6 +1,4 @@
 import ArgumentParser
-import StarlingCore
-import StarlingStore
 
 extension ClusterCommand {
     /// `starling cluster create NAME [--address-range 127.N.0.0/16]`.
@@ -34,7 +32,7 @@ extension ClusterCommand {
             do {
                 try ClusterRegistry.validate(name: name)
                 if let addressRange { _ = try ClusterAddressRange(parsing: addressRange) }
-                if store != "sqlite" { _ = try PostgresStoreURL(store) }
+                _ = try ControllerCommand.postgresURL(store)
             } catch {
                 throw ValidationError("\(error)")
             }
@@ -43,7 +41,7 @@ extension ClusterCommand {
         func run() async throws {
             let range = try addressRange.map { try ClusterAddressRange(parsing: $0) }
             let record = try await ClusterCommand.registry().create(
-                name: name, requestedRange: range, store: store == "sqlite" ? nil : store
+                name: name, requestedRange: range, store: try ControllerCommand.postgresURL(store) == nil ? nil : store
             ) { line in
                 print(line)
             }

@@ -47,7 +47,10 @@ struct ControllerCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     /// The PostgreSQL database of --store, nil for SQLite.
-    func postgresURL() throws(ValidationError) -> PostgresStoreURL? {
+    func postgresURL() throws(ValidationError) -> PostgresStoreURL? { try Self.postgresURL(store) }
+
+    /// A `--store` value (`sqlite` or a PostgreSQL URL): the database, nil for SQLite.
+    static func postgresURL(_ store: String) throws(ValidationError) -> PostgresStoreURL? {
         guard store != "sqlite" else { return nil }
         do {
             return try PostgresStoreURL(store)

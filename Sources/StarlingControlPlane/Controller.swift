@@ -46,10 +46,10 @@ public struct Controller: Sendable {
         let links = MulticlusterController(
             store: store, registry: multicluster, logger: logger, mode: shared == nil ? .probesAndMirrors : .probesOnly)
         let leases = WorkloadLeases(store: store, lease: c.workloadLease, logger: logger)
-        var duties = [Duty(name: "workload-lease-expiry") { fence in try await leases.expire(fence: fence) }]
+        var duties = [Duty(name: Duty.workloadLeaseExpiry) { fence in try await leases.expire(fence: fence) }]
         if let shared {
             duties.append(
-                Duty(name: "service-mirror") { fence in
+                Duty(name: Duty.serviceMirror) { fence in
                     let writes: any ResourceStore = fence.map { FencedStore(base: shared, fence: $0) } ?? shared
                     try await MulticlusterController(store: writes, registry: multicluster, logger: logger, mode: .mirrorsOnly).run()
                 })
@@ -101,10 +101,10 @@ public struct Controller: Sendable {
                 group.addTask { try await Self.serveUntilCancelled(server) }
                 group.addTask { try await identity.run() }
                 group.addTask {
-                    await DutyScheduler.keepRunning(Duty(name: "destination-index") { _ in try await index.run() }, fence: nil, logger: logger)
+                    await DutyScheduler.keepRunning("destination-index", logger: logger) { try await index.run() }
                 }
                 group.addTask {
-                    await DutyScheduler.keepRunning(Duty(name: "link-probes") { _ in try await links.run() }, fence: nil, logger: logger)
+                    await DutyScheduler.keepRunning("link-probes", logger: logger) { try await links.run() }
                 }
                 group.addTask { await scheduler.run(allDuties) }
                 guard let address = try await transport.listeningAddress.ipv4 else {

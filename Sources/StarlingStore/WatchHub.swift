@@ -58,14 +58,8 @@ final class WatchHub: Sendable {
 
     /// Refuses new subscribers and finishes the current ones with `error`.
     func close(finishingWith error: StoreError) {
-        let subscribers = registry.withLock { r in
-            r.closed = true
-            defer { r.subscribers.removeAll() }
-            return Array(r.subscribers.values)
-        }
-        for subscriber in subscribers {
-            subscriber.finish(throwing: error)
-        }
+        registry.withLock { $0.closed = true }
+        finishAll(with: error)
     }
 }
 

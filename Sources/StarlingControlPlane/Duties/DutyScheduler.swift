@@ -5,6 +5,10 @@ import StarlingCore
 /// mirror. `run` gets the fence its writes must carry (nil when the store is not shared: one
 /// controller owns it) and runs until cancelled.
 struct Duty: Sendable {
+    /// The duties a controller runs, by the names their leases and `check` use.
+    static let workloadLeaseExpiry = "workload-lease-expiry"
+    static let serviceMirror = "service-mirror"
+
     var name: String
     var run: @Sendable (DutyFence?) async throws -> Void
 }
@@ -40,25 +44,25 @@ struct DutyScheduler: Sendable {
                     if let shared = store as? any ReplicatedStore {
                         await lead(duty, shared)
                     } else {
-                        await Self.keepRunning(duty, fence: nil, logger: logger)
+                        await Self.keepRunning(duty.name, logger: logger) { try await duty.run(nil) }
                     }
                 }
             }
         }
     }
 
-    /// Runs `duty` until cancelled, restarting it a second after it fails (a store outage must
-    /// not stop a duty for good).
-    static func keepRunning(_ duty: Duty, fence: DutyFence?, logger: Logger) async {
+    /// Runs `body` until cancelled, restarting it a second after it fails (a store outage must
+    /// not stop a duty, or any of the controller's loops, for good); a fenced write ends it.
+    static func keepRunning(_ name: String, logger: Logger, _ body: @Sendable () async throws -> Void) async {
         while !Task.isCancelled {
             do {
-                try await duty.run(fence)
+                try await body()
             } catch let error as StoreError where error.code == .fenced {
-                logger.warning("duty refused by its fence; stopping it", metadata: ["duty": "\(duty.name)", "error": "\(error.message)"])
+                logger.warning("duty refused by its fence; stopping it", metadata: ["duty": "\(name)", "error": "\(error.message)"])
                 return
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("duty failed; restarting it in 1 s", metadata: ["duty": "\(duty.name)", "error": "\(error)"])
+                logger.warning("job failed; restarting it in 1 s", metadata: ["job": "\(name)", "error": "\(error)"])
             }
             try? await Task.sleep(for: .seconds(1))
         }
@@ -83,7 +87,7 @@ struct DutyScheduler: Sendable {
                         stop("the lease was renewed with a new token")
                         let fence = DutyFence(duty: duty.name, holder: holder, token: token)
                         let logger = logger
-                        running = (token, Task { await Self.keepRunning(duty, fence: fence, logger: logger) })
+                        running = (token, Task { await Self.keepRunning(duty.name, logger: logger) { try await duty.run(fence) } })
                         logger.notice("duty taken", metadata: ["duty": "\(duty.name)", "token": "\(token)"])
                     }
                 } else {

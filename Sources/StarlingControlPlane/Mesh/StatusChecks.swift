@@ -59,7 +59,7 @@ struct StatusChecks {
                         hint: "start the missing replicas again; a replica that left for good drops off this list after an hour"))
             }
             let holders = Dictionary(uniqueKeysWithValues: try await shared.dutyHolders().map { ($0.duty, $0) })
-            for duty in ["service-mirror", "workload-lease-expiry"] {
+            for duty in [Duty.serviceMirror, Duty.workloadLeaseExpiry] {
                 if let holder = holders[duty], holder.expiresIn > 0 {
                     results.append(.ok("\(duty) is held by \(holder.holder) (token \(holder.token))", "duty-\(duty)"))
                 } else {

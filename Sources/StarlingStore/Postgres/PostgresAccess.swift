@@ -48,19 +48,8 @@ enum PostgresAccess {
     static func probe(_ url: PostgresStoreURL, timeout: Duration = .seconds(5)) async -> StoreError? {
         let work = Task { () -> StoreError? in
             do {
-                let tls: PostgresConnection.Configuration.TLS
-                switch url.tlsMode {
-                case .disable:
-                    tls = .disable
-                case .require, .verifyFull:
-                    var settings = TLSConfiguration.makeClientConfiguration()
-                    if url.tlsMode == .require {
-                        settings.certificateVerification = .none
-                    } else {
-                        settings.trustRoots = .file(url.rootCertificatePath ?? "")
-                    }
-                    tls = .require(try NIOSSLContext(configuration: settings))
-                }
+                let tls: PostgresConnection.Configuration.TLS =
+                    try url.tlsConfiguration.map { .require(try NIOSSLContext(configuration: $0)) } ?? .disable
                 var configuration = PostgresConnection.Configuration(
                     host: url.host, port: url.port, username: url.user, password: url.password, database: url.database,
                     tls: tls)

@@ -134,20 +134,7 @@ public final class PostgresResourceStore: ResourceStore {
     var closedError: StoreError { StoreError(.unavailable, "\(name) is closed; open it again to use it") }
 
     static func clientConfiguration(_ url: PostgresStoreURL, _ configuration: Configuration) throws -> PostgresClient.Configuration {
-        let tls: PostgresClient.Configuration.TLS
-        switch url.tlsMode {
-        case .disable:
-            tls = .disable
-        case .require:
-            var settings = TLSConfiguration.makeClientConfiguration()
-            settings.certificateVerification = .none
-            tls = .require(settings)
-        case .verifyFull:
-            var settings = TLSConfiguration.makeClientConfiguration()
-            settings.trustRoots = .file(url.rootCertificatePath ?? "")
-            settings.certificateVerification = .fullVerification
-            tls = .require(settings)
-        }
+        let tls: PostgresClient.Configuration.TLS = url.tlsConfiguration.map { .require($0) } ?? .disable
         var client = PostgresClient.Configuration(
             host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: tls)
         client.options.maximumConnections = max(2, configuration.maxConnections)

@@ -1,4 +1,5 @@
 public import Foundation
+import NIOSSL
 public import StarlingCore
 
 /// Where a PostgreSQL store is: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=MODE&sslrootcert=FILE]`.
@@ -100,6 +101,19 @@ public struct PostgresStoreURL: Sendable, Hashable, CustomStringConvertible {
             throw StoreError(
                 .invalid, "sslmode=verify-full needs sslrootcert=FILE, the CA bundle that signed the server's certificate")
         }
+    }
+
+    /// The TLS settings of `tlsMode` (nil: plain TCP), for the pool and the probe connection alike.
+    var tlsConfiguration: TLSConfiguration? {
+        guard tlsMode != .disable else { return nil }
+        var settings = TLSConfiguration.makeClientConfiguration()
+        if tlsMode == .require {
+            settings.certificateVerification = .none
+        } else {
+            settings.trustRoots = .file(rootCertificatePath ?? "")
+            settings.certificateVerification = .fullVerification
+        }
+        return settings
     }
 
     /// `postgres://user@host:port/db`, without the password.

@@ -80,6 +80,9 @@ extension Starling_V1_Destination {
     /// >
     /// > Destination tells proxies where a service's endpoints are and how to route to it.
     /// > Both calls stream: the first message is the current state, later ones are changes.
+    /// > A proxy that lost its stream (a replica died) re-opens it on another replica with the version
+    /// > and digest of the last state it received; the replica answers `Resumed` when that state is still
+    /// > current, so a failover does not resend every proxy's every endpoint set.
     public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
         /// Handle the "Get" method.
         ///
@@ -122,6 +125,9 @@ extension Starling_V1_Destination {
     /// >
     /// > Destination tells proxies where a service's endpoints are and how to route to it.
     /// > Both calls stream: the first message is the current state, later ones are changes.
+    /// > A proxy that lost its stream (a replica died) re-opens it on another replica with the version
+    /// > and digest of the last state it received; the replica answers `Resumed` when that state is still
+    /// > current, so a failover does not resend every proxy's every endpoint set.
     public protocol ServiceProtocol: Starling_V1_Destination.StreamingServiceProtocol {
         /// Handle the "Get" method.
         ///
@@ -162,6 +168,9 @@ extension Starling_V1_Destination {
     /// >
     /// > Destination tells proxies where a service's endpoints are and how to route to it.
     /// > Both calls stream: the first message is the current state, later ones are changes.
+    /// > A proxy that lost its stream (a replica died) re-opens it on another replica with the version
+    /// > and digest of the last state it received; the replica answers `Resumed` when that state is still
+    /// > current, so a failover does not resend every proxy's every endpoint set.
     public protocol SimpleServiceProtocol: Starling_V1_Destination.ServiceProtocol {
         /// Handle the "Get" method.
         ///
@@ -301,6 +310,9 @@ extension Starling_V1_Destination {
     /// >
     /// > Destination tells proxies where a service's endpoints are and how to route to it.
     /// > Both calls stream: the first message is the current state, later ones are changes.
+    /// > A proxy that lost its stream (a replica died) re-opens it on another replica with the version
+    /// > and digest of the last state it received; the replica answers `Resumed` when that state is still
+    /// > current, so a failover does not resend every proxy's every endpoint set.
     public protocol ClientProtocol: Sendable {
         /// Call the "Get" method.
         ///
@@ -351,6 +363,9 @@ extension Starling_V1_Destination {
     /// >
     /// > Destination tells proxies where a service's endpoints are and how to route to it.
     /// > Both calls stream: the first message is the current state, later ones are changes.
+    /// > A proxy that lost its stream (a replica died) re-opens it on another replica with the version
+    /// > and digest of the last state it received; the replica answers `Resumed` when that state is still
+    /// > current, so a failover does not resend every proxy's every endpoint set.
     public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
         private let client: GRPCCore.GRPCClient<Transport>
 

@@ -8,6 +8,11 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -69,6 +74,13 @@ public nonisolated struct Starling_V1_GetDestination: Sendable {
 
   /// An authority: svc.ns, svc.ns.svc.cluster.local, with or without :port.
   public var path: String = String()
+
+  /// Resuming a stream: the `version` and `digest` of the last message received (0 / empty: a
+  /// fresh stream). The replica first catches up to `resume_version`, so it never answers with a
+  /// state older than the one the proxy holds.
+  public var resumeVersion: Int64 = 0
+
+  public var resumeDigest: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -138,6 +150,17 @@ public nonisolated struct Starling_V1_NoEndpoints: Sendable {
   public init() {}
 }
 
+/// The first message of a resumed stream when the proxy's state is still current: keep it.
+public nonisolated struct Starling_V1_Resumed: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Starling_V1_Update: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -169,12 +192,27 @@ public nonisolated struct Starling_V1_Update: Sendable {
     set {update = .noEndpoints(newValue)}
   }
 
+  public var resumed: Starling_V1_Resumed {
+    get {
+      if case .resumed(let v)? = update {return v}
+      return Starling_V1_Resumed()
+    }
+    set {update = .resumed(newValue)}
+  }
+
+  /// The store version this answer reflects, and a digest of the whole endpoint set after it; a
+  /// proxy sends both back when it resumes.
+  public var version: Int64 = 0
+
+  public var digest: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Update: Equatable, Sendable {
     case add(Starling_V1_AddSet)
     case remove(Starling_V1_RemoveSet)
     case noEndpoints(Starling_V1_NoEndpoints)
+    case resumed(Starling_V1_Resumed)
 
   }
 
@@ -248,6 +286,10 @@ public nonisolated struct Starling_V1_DestinationProfile: Sendable {
   /// proxy evaluates them in Gateway API precedence.
   public var routes: [Starling_V1_RouteMatch] = []
 
+  /// The store version this profile reflects; a profile is always whole, so a resumed stream's
+  /// first profile simply replaces the proxy's.
+  public var version: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -289,7 +331,7 @@ nonisolated extension Starling_V1_ProtocolHint: SwiftProtobuf._ProtoNameProvidin
 
 nonisolated extension Starling_V1_GetDestination: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetDestination"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{3}resume_version\0\u{3}resume_digest\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -298,6 +340,8 @@ nonisolated extension Starling_V1_GetDestination: SwiftProtobuf.Message, SwiftPr
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.resumeVersion) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.resumeDigest) }()
       default: break
       }
     }
@@ -307,11 +351,19 @@ nonisolated extension Starling_V1_GetDestination: SwiftProtobuf.Message, SwiftPr
     if !self.path.isEmpty {
       try visitor.visitSingularStringField(value: self.path, fieldNumber: 1)
     }
+    if self.resumeVersion != 0 {
+      try visitor.visitSingularInt64Field(value: self.resumeVersion, fieldNumber: 2)
+    }
+    if !self.resumeDigest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.resumeDigest, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Starling_V1_GetDestination, rhs: Starling_V1_GetDestination) -> Bool {
     if lhs.path != rhs.path {return false}
+    if lhs.resumeVersion != rhs.resumeVersion {return false}
+    if lhs.resumeDigest != rhs.resumeDigest {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -467,9 +519,28 @@ nonisolated extension Starling_V1_NoEndpoints: SwiftProtobuf.Message, SwiftProto
   }
 }
 
+nonisolated extension Starling_V1_Resumed: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Resumed"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Starling_V1_Resumed, rhs: Starling_V1_Resumed) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Starling_V1_Update: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Update"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}add\0\u{1}remove\0\u{3}no_endpoints\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}add\0\u{1}remove\0\u{3}no_endpoints\0\u{1}version\0\u{1}digest\0\u{1}resumed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -516,6 +587,21 @@ nonisolated extension Starling_V1_Update: SwiftProtobuf.Message, SwiftProtobuf._
           self.update = .noEndpoints(v)
         }
       }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.version) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.digest) }()
+      case 6: try {
+        var v: Starling_V1_Resumed?
+        var hadOneofValue = false
+        if let current = self.update {
+          hadOneofValue = true
+          if case .resumed(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.update = .resumed(v)
+        }
+      }()
       default: break
       }
     }
@@ -539,13 +625,24 @@ nonisolated extension Starling_V1_Update: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .noEndpoints(let v)? = self.update else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     }()
-    case nil: break
+    default: break
     }
+    if self.version != 0 {
+      try visitor.visitSingularInt64Field(value: self.version, fieldNumber: 4)
+    }
+    if !self.digest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.digest, fieldNumber: 5)
+    }
+    try { if case .resumed(let v)? = self.update {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Starling_V1_Update, rhs: Starling_V1_Update) -> Bool {
     if lhs.update != rhs.update {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.digest != rhs.digest {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -628,7 +725,7 @@ nonisolated extension Starling_V1_RetryBudget: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DestinationProfile"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}fully_qualified_name\0\u{3}dst_overrides\0\u{3}timeout_ms\0\u{3}retry_budget\0\u{3}opaque_protocol\0\u{1}exported\0\u{1}mirrored\0\u{1}routes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}fully_qualified_name\0\u{3}dst_overrides\0\u{3}timeout_ms\0\u{3}retry_budget\0\u{3}opaque_protocol\0\u{1}exported\0\u{1}mirrored\0\u{1}routes\0\u{1}version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -644,6 +741,7 @@ nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, Swi
       case 6: try { try decoder.decodeSingularBoolField(value: &self.exported) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.mirrored) }()
       case 8: try { try decoder.decodeRepeatedMessageField(value: &self.routes) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.version) }()
       default: break
       }
     }
@@ -678,6 +776,9 @@ nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, Swi
     if !self.routes.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.routes, fieldNumber: 8)
     }
+    if self.version != 0 {
+      try visitor.visitSingularInt64Field(value: self.version, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -690,6 +791,7 @@ nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, Swi
     if lhs.exported != rhs.exported {return false}
     if lhs.mirrored != rhs.mirrored {return false}
     if lhs.routes != rhs.routes {return false}
+    if lhs.version != rhs.version {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -279,7 +279,7 @@ struct DestinationBenchmark: AsyncParsableCommand {
         case .add(let set): set.addrs.map { "add \($0.ip)" }
         case .remove(let set): set.addrs.map { "remove \($0.ip)" }
         case .noEndpoints: ["none"]
-        case nil: []
+        case .resumed, nil: []
         }
     }
 

@@ -48,9 +48,62 @@ private func profileGet(_ api: APIClients, _ path: String) -> StreamInbox<Starli
     }
 }
 
+private func destinationResume(
+    _ api: APIClients, _ path: String, version: Int64, digest: Data
+) -> StreamInbox<Starling_V1_Update> {
+    StreamInbox { handler in
+        try await api.destination.get(
+            .with {
+                $0.path = path
+                $0.resumeVersion = version
+                $0.resumeDigest = digest
+            }, onResponse: handler)
+    }
+}
+
 @Suite(.timeLimit(.minutes(1)))
 struct DestinationAPITests {
     let webIdentity = "web.test.serviceaccount.identity.starling.cluster.local"
+
+    @Test func aResumedStreamConfirmsAStateThatIsStillCurrentAndResendsOneThatIsNot() async throws {
+        try await withController { controller in
+            try await controller.withClients { api in
+                try await api.apply([
+                    TestResources.service("web", port: 80, targetPort: 8080),
+                    TestResources.workload("web-1", app: "web", address: "127.0.0.21", port: 4143, appPort: 8080, serviceAccount: "web"),
+                ])
+                let path = "web.test.svc.cluster.local:80"
+                let fresh = destinationGet(api, path)
+                let first = try await fresh.nextChange()
+                fresh.cancel()
+                #expect(first.addSet?.addrs.map(\.ip) == ["127.0.0.21"])
+                #expect(first.version > 0)
+                #expect(first.digest.count == 32)
+
+                // The proxy's state is current: the replica confirms it, then sends only changes.
+                let resumed = destinationResume(api, path, version: first.version, digest: first.digest)
+                defer { resumed.cancel() }
+                let confirmation = try await resumed.next()
+                guard case .resumed = confirmation.update else {
+                    Issue.record("expected Resumed, got \(confirmation)")
+                    return
+                }
+                #expect(confirmation.digest == first.digest)
+                try await api.apply([
+                    TestResources.workload("web-2", app: "web", address: "127.0.0.22", port: 4143, appPort: 8080, serviceAccount: "web")
+                ])
+                let change = try await resumed.nextChange()
+                #expect(change.addSet?.addrs.map(\.ip) == ["127.0.0.22"], "only the new endpoint, got \(change)")
+                #expect(change.version > first.version)
+
+                // A state that changed since (the old digest): the whole current set, which replaces it.
+                let stale = destinationResume(api, path, version: first.version, digest: first.digest)
+                defer { stale.cancel() }
+                let resent = try await stale.nextChange()
+                #expect(Set(resent.addSet?.addrs.map(\.ip) ?? []) == ["127.0.0.21", "127.0.0.22"], "got \(resent)")
+            }
+        }
+    }
 
     @Test func getStreamsTheMatchingWorkloadThenRemoveAndNoEndpointsWhenItIsDeleted() async throws {
         try await withController { controller in

@@ -1,3 +1,4 @@
+import Foundation
 import StarlingAPI
 import StarlingCore
 import StarlingProxy
@@ -151,6 +152,41 @@ struct DiscoveryClientTests {
             try await client.endpoints(key).endpoints.map(\.host) == ["10.0.0.9"]
         }
         try await eventually("the restarted controller's profile") { try await client.profile(key).backends.isEmpty }
+        await restarted.stop()
+    }
+
+    @Test func aReopenedStreamResumesFromItsLastPositionAndKeepsAConfirmedState() async throws {
+        let service = FakeDestinationService()
+        var first = Starling_V1_Update.add([.test("10.0.0.1", 4143, identity: web)])
+        first.version = 7
+        first.digest = Data(repeating: 0xAB, count: 32)
+        service.append(key, first)
+        service.append(key, .with { $0.fullyQualifiedName = "web.test.svc.cluster.local" })
+        let controller = try await FakeController.start([service], credentials: credentials)
+        let client = discovery(port: controller.port)
+        let running = Task { try await client.run() }
+        defer { running.cancel() }
+        #expect(try await client.endpoints(key).endpoints.map(\.host) == ["10.0.0.1"])
+        await controller.stop()
+
+        // Another replica: it confirms the state the proxy holds, then sends a change.
+        let replica = FakeDestinationService()
+        replica.append(key, .with {
+            $0.resumed = .init()
+            $0.version = 9
+            $0.digest = first.digest
+        })
+        replica.append(key, .with { $0.fullyQualifiedName = "web.test.svc.cluster.local" })
+        let restarted = try await FakeController.start([replica], credentials: credentials, port: controller.port)
+        try await eventually(within: .seconds(8), "the stream resumed on the other replica") { !replica.resumes.isEmpty }
+        let resume = try #require(replica.resumes.first)
+        #expect(resume.resumeVersion == 7)
+        #expect(resume.resumeDigest == first.digest)
+        #expect(try await client.endpoints(key).endpoints.map(\.host) == ["10.0.0.1"], "Resumed keeps the state")
+        replica.append(key, .add([.test("10.0.0.2", 4143, identity: web)]))
+        try await eventually("the change after the resume is applied to the kept state") {
+            try await client.endpoints(key).endpoints.map(\.host).sorted() == ["10.0.0.1", "10.0.0.2"]
+        }
         await restarted.stop()
     }
 

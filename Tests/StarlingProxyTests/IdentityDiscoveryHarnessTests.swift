@@ -165,6 +165,7 @@ final class FakeDestinationService: Starling_V1_Destination.SimpleServiceProtoco
         var updates: [String: [Starling_V1_Update]] = [:]
         var profiles: [String: [Starling_V1_DestinationProfile]] = [:]
         var requests: [String] = []
+        var resumes: [Starling_V1_GetDestination] = []
         var watchers: [UUID: AsyncStream<Void>.Continuation] = [:]
     }
 
@@ -195,9 +196,13 @@ final class FakeDestinationService: Starling_V1_Destination.SimpleServiceProtoco
     /// Every `Get`/`GetProfile` request so far, as `METHOD path`.
     var requests: [String] { state.withLock { $0.requests } }
 
+    /// The `Get` requests that resumed a stream (a resume version set).
+    var resumes: [Starling_V1_GetDestination] { state.withLock { $0.resumes } }
+
     func get(
         request: Starling_V1_GetDestination, response: RPCWriter<Starling_V1_Update>, context: ServerContext
     ) async throws {
+        if request.resumeVersion > 0 { state.withLock { $0.resumes.append(request) } }
         try await replay("Get", request.path, context: context, response: response) { $0.updates[request.path] ?? [] }
     }
 

@@ -62,7 +62,9 @@ final class DestinationIndex: Sendable {
         while !Task.isCancelled {
             let version = try await relist()
             do {
-                for try await event in store.watch(kinds: Self.kinds, fromVersion: version) {
+                // Every kind, so the index's version follows the store's (resumed streams compare
+                // versions across replicas); only the kinds it indexes wake streams.
+                for try await event in store.watch(kinds: nil, fromVersion: version) {
                     apply(event)
                 }
             } catch let error as StoreError where error.code == .versionTooOld {
@@ -87,6 +89,10 @@ final class DestinationIndex: Sendable {
     }
 
     private func apply(_ event: WatchEvent) {
+        guard Self.kinds.contains(event.resource.kind) else {
+            state.withLock { $0.version = event.version }
+            return
+        }
         state.withLock { snapshot in
             snapshot.version = event.version
             if event.kind == .deleted {
@@ -131,6 +137,21 @@ final class DestinationIndex: Sendable {
         subscribers.withLock { $0[id] = continuation }
         continuation.yield(snapshot.version)
         return stream
+    }
+
+    /// Waits until the index reflects store version `version` or `limit` passed, whichever comes
+    /// first: a stream resumed on this replica must not answer with a state older than the one the
+    /// proxy already holds from another replica. Polls: resumes are rare, and the index's version
+    /// also moves on changes that wake no stream.
+    func catchUp(to version: Int64, within limit: Duration) async {
+        let deadline = ContinuousClock.now + limit
+        while state.withLock({ $0.version }) < version, ContinuousClock.now < deadline {
+            do {
+                try await Task.sleep(for: .milliseconds(20))
+            } catch {
+                return
+            }
+        }
     }
 
     var subscriberCount: Int { subscribers.withLock { $0.count } }

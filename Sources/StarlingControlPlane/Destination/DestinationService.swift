@@ -1,5 +1,8 @@
+import Crypto
+import Foundation
 import GRPCCore
 import Logging
+import Metrics
 import StarlingAPI
 import StarlingCore
 import StarlingMulticluster
@@ -45,59 +48,115 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
         request: ServerRequest<Starling_V1_GetDestination>, context: ServerContext
     ) async throws -> StreamingServerResponse<Starling_V1_Update> {
         let target = try target(request)
+        let resume = Resume(request.message)
+        if let resume { await index.catchUp(to: resume.version, within: Self.catchUpLimit) }
         let changes = index.changes()
         return StreamingServerResponse { writer in
             var sent = Set<Endpoint>()
             // The `exists` value of the last NoEndpoints sent; nil while endpoints are known.
             var lastNotice: Bool? = nil
-            for await _ in changes {
+            var first = true
+            for await version in changes {
                 let current: Set<Endpoint>? =
                     switch target {
                     case .service(let authority): index.snapshot.endpoints(of: authority)
                     case .address(let host, let port): index.snapshot.endpoints(atAddress: host, port: port)
                     }
                 let now = current ?? []
+                let digest = Self.digest(current)
+                var updates: [Starling_V1_Update] = []
+                if first, let resume {
+                    if resume.digest == digest {
+                        // The proxy holds exactly this state: confirm it and go on with changes.
+                        updates.append(.with { $0.resumed = .init() })
+                        sent = now
+                        lastNotice = now.isEmpty ? current != nil : nil
+                    }
+                    Counter(
+                        label: "starling_destination_resumes_total",
+                        dimensions: [("outcome", resume.digest == digest ? "kept" : "resent")]
+                    ).increment()
+                }
+                first = false
                 let removed = sent.subtracting(now)
                 let added = now.subtracting(sent)
                 if !removed.isEmpty {
-                    var update = Starling_V1_Update()
-                    update.remove = .with { $0.addrs = removed.map(Self.address) }
-                    try await writer.write(update)
+                    updates.append(.with { $0.remove = .with { $0.addrs = removed.map(Self.address) } })
                 }
                 if !added.isEmpty {
-                    var update = Starling_V1_Update()
-                    update.add = .with { $0.addrs = added.map(Self.address) }
-                    try await writer.write(update)
+                    updates.append(.with { $0.add = .with { $0.addrs = added.map(Self.address) } })
                 }
                 sent = now
                 if !now.isEmpty {
                     lastNotice = nil
                 } else if lastNotice != (current != nil) {
-                    var update = Starling_V1_Update()
-                    update.noEndpoints = .with { $0.exists = current != nil }
-                    try await writer.write(update)
+                    updates.append(.with { $0.noEndpoints = .with { $0.exists = current != nil } })
                     lastNotice = current != nil
+                }
+                // Every message names the version and the whole state after it: the last one
+                // received is what a proxy resumes from.
+                for var update in updates {
+                    update.version = version
+                    update.digest = digest
+                    try await writer.write(update)
                 }
             }
             return [:]
         }
     }
 
+    /// A proxy's request to resume a stream it lost.
+    struct Resume: Sendable {
+        var version: Int64
+        var digest: Data
+
+        init?(_ message: Starling_V1_GetDestination) {
+            guard message.resumeVersion > 0 else { return nil }
+            version = message.resumeVersion
+            digest = message.resumeDigest
+        }
+    }
+
+    /// How long a resumed stream waits for this replica to reach the version the proxy holds
+    /// before answering with what it has.
+    static let catchUpLimit: Duration = .seconds(3)
+
+    /// A digest of a whole answer of `Get`: absent, present with no endpoints, or its endpoints.
+    static func digest(_ endpoints: Set<Endpoint>?) -> Data {
+        guard let endpoints else { return Data(SHA256.hash(data: Data("absent".utf8))) }
+        var hasher = SHA256()
+        hasher.update(data: Data("exists\n".utf8))
+        for line in endpoints.map(Self.canonicalLine).sorted() {
+            hasher.update(data: Data(line.utf8))
+        }
+        return Data(hasher.finalize())
+    }
+
+    private static func canonicalLine(_ e: Endpoint) -> String {
+        let labels = e.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        return "\(e.ip)|\(e.port)|\(e.identity ?? "")|\(e.opaque)|\(e.authorityOverride ?? "")|\(labels)\n"
+    }
+
     func getProfile(
         request: ServerRequest<Starling_V1_GetDestination>, context: ServerContext
     ) async throws -> StreamingServerResponse<Starling_V1_DestinationProfile> {
         let target = try target(request)
+        if let resume = Resume(request.message) {
+            await index.catchUp(to: resume.version, within: Self.catchUpLimit)
+        }
         let changes = index.changes()
         return StreamingServerResponse { writer in
             var last: Starling_V1_DestinationProfile?
-            for await _ in changes {
+            for await version in changes {
                 let profile: Starling_V1_DestinationProfile =
                     switch target {
                     case .service(let authority): profile(for: authority, in: index.snapshot)
                     case .address(let host, let port): addressProfile(host: host, port: port)
                     }
                 if profile != last {
-                    try await writer.write(profile)
+                    var message = profile
+                    message.version = version
+                    try await writer.write(message)
                     last = profile
                 }
             }

@@ -1,3 +1,4 @@
+import Foundation
 import GRPCCore
 import Logging
 import StarlingAPI
@@ -18,6 +19,15 @@ extension DestinationClient {
         var received = 0
         /// Why it ended; nil when the server closed it cleanly.
         var error: (any Error)?
+        /// The version and digest of the last message received, to resume from.
+        var position: Position?
+    }
+
+    /// Where a stream left off: sent back when it is re-opened (on any replica), so the replica
+    /// confirms the state this proxy holds instead of resending it.
+    struct Position: Sendable, Hashable {
+        var version: Int64
+        var digest: Data
     }
 
     /// Follows both streams of one cache entry until the entry is evicted or `run()` ends.
@@ -56,6 +66,10 @@ extension DestinationClient {
         while !Task.isCancelled {
             let outcome = await attempt(kind, message, watch, client)
             if Task.isCancelled { return }
+            if let position = outcome.position {
+                message.resumeVersion = position.version
+                message.resumeDigest = position.digest
+            }
             if outcome.received > 0 {
                 backoff.succeeded()
                 if lost {
@@ -106,6 +120,9 @@ extension DestinationClient {
                     do {
                         for try await update in response.messages {
                             let resync = outcome.received == 0
+                            if update.version > 0 {
+                                outcome.position = Position(version: update.version, digest: update.digest)
+                            }
                             var skipped: [String] = []
                             self.updateRecord(watch.key, id: watch.id) { skipped = $0.apply(update, resync: resync) }
                             outcome.received += 1
@@ -125,6 +142,9 @@ extension DestinationClient {
                     var outcome = StreamOutcome()
                     do {
                         for try await profile in response.messages {
+                            if profile.version > 0 {
+                                outcome.position = Position(version: profile.version, digest: Data())
+                            }
                             self.updateRecord(watch.key, id: watch.id) { $0.apply(profile) }
                             outcome.received += 1
                         }

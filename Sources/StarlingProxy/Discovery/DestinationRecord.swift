@@ -12,13 +12,15 @@ struct DestinationRecord: Sendable, Hashable {
     private var addresses: [String: Endpoint] = [:]
 
     /// Applies one `Get` update. `resync` marks the first message of a new stream, which carries
-    /// the whole current state and so replaces what is known.
+    /// the whole current state and so replaces what is known — unless it is `Resumed`: the stream
+    /// was re-opened from this record's position and the record is still current.
     ///
     /// - Returns: the addresses skipped because they named an identity that does not parse (they
     ///   must not be dialed in plaintext).
     @discardableResult
     mutating func apply(_ update: Starling_V1_Update, resync: Bool) -> [String] {
-        guard update.update != nil else { return [] }
+        guard let kind = update.update else { return [] }
+        if case .resumed = kind { return [] }
         if resync { addresses = [:] }
         var skipped: [String] = []
         var exists = true
@@ -36,7 +38,7 @@ struct DestinationRecord: Sendable, Hashable {
         case .noEndpoints(let notice):
             addresses = [:]
             exists = notice.exists
-        case nil:
+        case .resumed, nil:
             break
         }
         endpoints = EndpointSet(endpoints: Set(addresses.values), exists: exists || !addresses.isEmpty)

@@ -100,6 +100,7 @@ let package = Package(
             name: "StarlingProxy",
             dependencies: [
                 "StarlingCore", "StarlingIdentity", "StarlingTLS", "StarlingObservability", "StarlingAPI",
+                "StarlingMulticluster",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -1,5 +1,6 @@
 import Foundation
 import GRPCCore
+import StarlingMulticluster
 import StarlingProxy
 import GRPCNIOTransportHTTP2Posix
 import StarlingAPI
@@ -20,7 +21,7 @@ struct ControllerClient {
         _ body: (ControllerClient) async throws -> T
     ) async throws -> T {
         let transport = try HTTP2ClientTransport.Posix(
-            target: ControllerAPI.target(context.replicas),
+            target: ReplicaTarget.resolve(context.replicas),
             transportSecurity: .tls {
                 $0.trustRoots = .certificates([.bytes(Array(context.caPEM.utf8), format: .pem)])
             },

@@ -99,10 +99,24 @@ struct GatewaySupervisor: Sendable {
             return nil  // no identity yet: nothing to serve with
         }
         let spec = try ServiceSpec(service)
+        guard let address = servedAddress(
+            listed: service.metadata.annotations[MirrorLabels.gatewayAddressAnnotation], ownHost: context.serverHost)
+        else { return nil }
         return Desired(
-            address: service.metadata.annotations[MirrorLabels.gatewayAddressAnnotation] ?? context.serverHost,
+            address: address,
             port: spec.port(named: "mc-gateway")?.port ?? 4143, probePort: spec.port(named: "mc-probe")?.port ?? 4191,
             trustDomain: mesh.trustDomain)
+    }
+
+    /// The address this replica serves the gateway on: its own API host when the gateway
+    /// Service lists it (one gateway per replica), the only address listed (one gateway address
+    /// for the cluster), or its own host when none is listed; nil when several others are listed
+    /// (those replicas serve the gateway, this one does not).
+    static func servedAddress(listed: String?, ownHost: String) -> String? {
+        guard let listed else { return ownHost }
+        let hosts = listed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if hosts.isEmpty || hosts.contains(ownHost) { return ownHost }
+        return hosts.count == 1 ? hosts[0] : nil
     }
 
     private func serve(_ desired: Desired, controller: ControllerAPI) async {

@@ -30,7 +30,8 @@ struct MulticlusterChecks {
                 let links = try await client.resources.list(.with { $0.kind = "Link"; $0.allNamespaces = true }).resourcesJson
                     .map { try ResourceDecoder.decodeStored($0) }
                 let status = try await client.mesh.status(.init())
-                let gateways = Dictionary(try await client.mesh.gateways(.init()).gateways.map { ($0.cluster, $0) }, uniquingKeysWith: { a, _ in a })
+                // One row per gateway; a replicated cluster has one gateway per replica.
+                let gateways = Dictionary(grouping: try await client.mesh.gateways(.init()).gateways, by: \.cluster)
                 if links.isEmpty {
                     add("links", false, "no Links: this cluster is not linked to any other",
                         "run `starling multicluster link --cluster-name NAME --config REMOTE | starling apply -f -`", warning: true)
@@ -69,14 +70,23 @@ struct MulticlusterChecks {
                                 : "cluster \(link.targetClusterName) serves different trust anchors",
                             "install both clusters with the same --identity-trust-anchors-file, then link again")
                     }
-                    let gateway = gateways[link.targetClusterName]
-                    add("mirror-loop", gateway?.mirrorState == "running",
-                        "cluster \(link.targetClusterName): service mirror \(gateway?.mirrorState ?? "not running")",
+                    let linkGateways = gateways[link.targetClusterName] ?? []
+                    let mirrorState = linkGateways.first?.mirrorState
+                    add("mirror-loop", mirrorState == "running",
+                        "cluster \(link.targetClusterName): service mirror \(mirrorState ?? "not running")",
                         "see the controller log; the mirror retries on its own")
-                    add("gateway-alive", gateway?.alive == true,
-                        gateway?.alive == true ? "cluster \(link.targetClusterName): gateway \(link.gatewayAddress):\(link.gatewayPort) is alive"
-                            : "cluster \(link.targetClusterName): gateway \(link.gatewayAddress):\(link.gatewayPort) is not answering probes (\(gateway?.lastProbeError ?? "no probe yet"))",
-                        "is `starling multicluster install` applied in \(link.targetClusterName) and its controller running?")
+                    let hint = "is `starling multicluster install` applied in \(link.targetClusterName) and its controller running?"
+                    if linkGateways.isEmpty {
+                        add("gateway-alive", false, "cluster \(link.targetClusterName): no gateway probed yet", hint)
+                    }
+                    // While one gateway answers, traffic flows: a dead one among several is a warning.
+                    let anyAlive = linkGateways.contains { $0.alive }
+                    for gateway in linkGateways {
+                        add("gateway-alive", gateway.alive,
+                            gateway.alive ? "cluster \(link.targetClusterName): gateway \(gateway.gatewayAddress) is alive"
+                                : "cluster \(link.targetClusterName): gateway \(gateway.gatewayAddress) is not answering probes (\(gateway.lastProbeError.isEmpty ? "no probe yet" : gateway.lastProbeError))",
+                            hint, warning: anyAlive)
+                    }
                 }
                 let mirrors = try await client.resources.list(.with {
                     $0.kind = "Service"; $0.allNamespaces = true; $0.labelSelector = "\(MirrorLabels.mirroredService)=true"

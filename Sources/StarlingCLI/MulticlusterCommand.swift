@@ -33,7 +33,9 @@ struct MulticlusterCommand: AsyncParsableCommand {
 
         @OptionGroup var context: ContextOptions
 
-        @Option(help: "Address the gateway listens on (default: the controller's address).")
+        @Option(help: ArgumentHelp(
+            "Addresses gateways listen on, comma-separated (default: every controller replica's address in the context).",
+            discussion: "Each replica serves the gateway on the address that is its own, or on the only one given."))
         var gatewayAddress: String?
 
         @Option var gatewayPort: Int = 4143
@@ -44,7 +46,17 @@ struct MulticlusterCommand: AsyncParsableCommand {
 
         func run() async throws {
             let address: String
-            if let gatewayAddress { address = gatewayAddress } else { address = try context.resolve().serverHost }
+            if let gatewayAddress {
+                let hosts = gatewayAddress.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                if let bad = hosts.first(where: { !NetworkAddress.isHost($0) }) {
+                    throw ValidationError("--gateway-address: \"\(bad)\" is not an IP address or DNS name")
+                }
+                address = hosts.joined(separator: ",")
+            } else {
+                var hosts: [String] = []
+                for replica in try context.resolve().replicas where !hosts.contains(replica.host) { hosts.append(replica.host) }
+                address = hosts.joined(separator: ",")
+            }
             let resources = MulticlusterCommand.gatewayResources(address: address, port: gatewayPort, probePort: probePort)
             print(output == .json ? ResourceEncoder.json(resources) : ResourceEncoder.yaml(resources), terminator: output == .json ? "\n" : "")
         }
@@ -146,7 +158,8 @@ struct MulticlusterCommand: AsyncParsableCommand {
             let trustDomain = localStatus.trustAnchorsPem.isEmpty ? "cluster.local" : (try? await ControllerClient.with(remote) { client in
                 try MeshConfigSpec(ResourceDecoder.decodeStored(try await client.resources.get(.with { $0.kind = "MeshConfig"; $0.name = "mesh" }).resourceJson)).trustDomain
             }) ?? "cluster.local"
-            let gatewayAddress = gateway.metadata.annotations[MirrorLabels.gatewayAddressAnnotation] ?? remote.serverHost
+            let gatewayAddresses = (gateway.metadata.annotations[MirrorLabels.gatewayAddressAnnotation] ?? remote.serverHost)
+                .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             let secretName = MirrorLabels.credentialsSecretName(cluster: clusterName)
             let secret = Resource(
                 name: secretName, namespace: MirrorLabels.namespace,
@@ -159,8 +172,8 @@ struct MulticlusterCommand: AsyncParsableCommand {
                 name: clusterName, namespace: MirrorLabels.namespace,
                 spec: LinkSpec(
                     targetClusterName: clusterName, targetClusterDomain: "cluster.local",
-                    apiAddress: "\(remote.serverHost):\(remote.serverPort)", credentialsSecret: secretName,
-                    gatewayAddress: gatewayAddress, gatewayPort: gatewaySpec.port(named: "mc-gateway")?.port ?? 4143,
+                    apiAddress: remote.replicas.map(\.description).joined(separator: ","), credentialsSecret: secretName,
+                    gatewayAddresses: gatewayAddresses.isEmpty ? [remote.serverHost] : gatewayAddresses, gatewayPort: gatewaySpec.port(named: "mc-gateway")?.port ?? 4143,
                     gatewayIdentity: MeshIdentity(namespace: MirrorLabels.namespace, serviceAccount: MirrorLabels.gatewayServiceAccount, trustDomain: trustDomain).dnsName,
                     probeSpec: LinkProbeSpec(path: "/ready", port: gatewaySpec.port(named: "mc-probe")?.port ?? 4191, period: try GoDuration.parse(probePeriod)),
                     selector: try LabelSelector.parse(selector)))

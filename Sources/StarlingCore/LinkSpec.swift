@@ -23,13 +23,22 @@ public struct LinkSpec: ResourceSpec {
     public var targetClusterName: String
     /// The remote cluster's DNS domain (default `cluster.local`).
     public var targetClusterDomain: String
-    /// The remote controller's API, `host:port`.
+    /// The remote controller's API, `host:port`, or every replica's: `A:8086,B:8086,C:8086`.
     public var apiAddress: String
+    /// Every replica of the remote API that `apiAddress` names.
+    public var apiEndpoints: [NetworkEndpoint] { NetworkEndpoint.list(parsing: apiAddress) ?? [] }
     /// The Secret (in the Link's namespace) holding the credentials for the remote API.
     public var credentialsSecret: String
-    /// The remote gateway's address (IP or DNS name).
-    public var gatewayAddress: String
-    /// The remote gateway's port (default 4143).
+    /// The remote cluster's gateways (IPs or DNS names), one per controller replica or gateway
+    /// process; never empty. Callers balance between the live ones and fail over.
+    public var gatewayAddresses: [String]
+    /// The first gateway address.
+    public var gatewayAddress: String { gatewayAddresses[0] }
+    /// Every gateway as `host:port`: how probes, the registry and mirrors name one gateway.
+    public var gatewayEndpoints: [String] {
+        gatewayAddresses.map { NetworkAddress.joinHostPort($0, gatewayPort) }
+    }
+    /// The remote gateways' port (default 4143).
     public var gatewayPort: Int
     /// The remote gateway's mesh identity (DNS form); the TLS peer must present it.
     public var gatewayIdentity: String
@@ -42,14 +51,15 @@ public struct LinkSpec: ResourceSpec {
 
     public init(
         targetClusterName: String, targetClusterDomain: String = "cluster.local", apiAddress: String,
-        credentialsSecret: String, gatewayAddress: String, gatewayPort: Int = 4143, gatewayIdentity: String,
+        credentialsSecret: String, gatewayAddresses: [String], gatewayPort: Int = 4143, gatewayIdentity: String,
         probeSpec: LinkProbeSpec = LinkProbeSpec(), selector: LabelSelector = LinkSpec.defaultSelector
     ) {
         self.targetClusterName = targetClusterName
         self.targetClusterDomain = targetClusterDomain
         self.apiAddress = apiAddress
         self.credentialsSecret = credentialsSecret
-        self.gatewayAddress = gatewayAddress
+        precondition(!gatewayAddresses.isEmpty, "a Link names at least one gateway")
+        self.gatewayAddresses = gatewayAddresses
         self.gatewayPort = gatewayPort
         self.gatewayIdentity = gatewayIdentity
         self.probeSpec = probeSpec
@@ -67,9 +77,10 @@ public struct LinkSpec: ResourceSpec {
             throw spec.invalid("targetClusterDomain", "invalid domain \(JSONTextWriter.quoted(domain)): \(problem)")
         }
         let apiAddress = try spec.requiredString("apiAddress")
-        guard NetworkAddress.splitHostPort(apiAddress) != nil else {
+        guard NetworkEndpoint.list(parsing: apiAddress) != nil else {
             throw spec.invalid(
-                "apiAddress", "expected host:port (e.g. 127.2.0.1:8086 or [fd00::1]:8086), got \(JSONTextWriter.quoted(apiAddress))")
+                "apiAddress",
+                "expected host:port (e.g. 127.2.0.1:8086 or [fd00::1]:8086), or several separated by commas, got \(JSONTextWriter.quoted(apiAddress))")
         }
         // `credentialsSecret: NAME` or `credentialsSecret: {name: NAME}`.
         let secret: String
@@ -83,10 +94,20 @@ public struct LinkSpec: ResourceSpec {
         if let problem = ResourceNames.dns1123SubdomainProblem(secret) {
             throw spec.invalid("credentialsSecret", "invalid secret name \(JSONTextWriter.quoted(secret)): \(problem)")
         }
-        let gatewayAddress = try spec.requiredString("gatewayAddress")
-        guard NetworkAddress.isHost(gatewayAddress) else {
-            throw spec.invalid(
-                "gatewayAddress", "expected an IP address or DNS name, got \(JSONTextWriter.quoted(gatewayAddress))")
+        // `gatewayAddress: HOST` (one gateway) or `gatewayAddresses: [HOST, …]` (one per replica).
+        let gatewayAddresses: [String]
+        if let listed = try spec.strings("gatewayAddresses") {
+            gatewayAddresses = listed
+            if listed.isEmpty {
+                throw spec.invalid("gatewayAddresses", "must name at least one gateway address")
+            }
+        } else {
+            gatewayAddresses = [try spec.requiredString("gatewayAddress")]
+        }
+        for (i, address) in gatewayAddresses.enumerated() where !NetworkAddress.isHost(address) {
+            let message = "expected an IP address or DNS name, got \(JSONTextWriter.quoted(address))"
+            if spec.value("gatewayAddresses") == nil { throw spec.invalid("gatewayAddress", message) }
+            throw ResourceError(.invalidValue, message, fieldPath: FieldPath.index(spec.at("gatewayAddresses"), i))
         }
         let gatewayIdentity = try spec.requiredString("gatewayIdentity")
         guard MeshIdentity(dnsName: gatewayIdentity) != nil else {
@@ -118,7 +139,7 @@ public struct LinkSpec: ResourceSpec {
         }
         self.init(
             targetClusterName: clusterName, targetClusterDomain: domain, apiAddress: apiAddress,
-            credentialsSecret: secret, gatewayAddress: gatewayAddress, gatewayPort: try spec.port("gatewayPort") ?? 4143,
+            credentialsSecret: secret, gatewayAddresses: gatewayAddresses, gatewayPort: try spec.port("gatewayPort") ?? 4143,
             gatewayIdentity: gatewayIdentity, probeSpec: probe, selector: selector)
     }
 
@@ -129,6 +150,9 @@ public struct LinkSpec: ResourceSpec {
         spec["apiAddress"] = .string(apiAddress)
         spec["credentialsSecret"] = .string(credentialsSecret)
         spec["gatewayAddress"] = .string(gatewayAddress)
+        if gatewayAddresses.count > 1 {
+            spec["gatewayAddresses"] = .array(gatewayAddresses.map { .string($0) })
+        }
         spec["gatewayPort"] = .int(Int64(gatewayPort))
         spec["gatewayIdentity"] = .string(gatewayIdentity)
         spec["probeSpec"] = .object(

@@ -105,4 +105,17 @@ public struct NetworkEndpoint: Sendable, Hashable, CustomStringConvertible {
         self.init(host: host, port: port)
     }
     public var description: String { NetworkAddress.joinHostPort(host, port) }
+
+    /// Parses a comma-separated list of `host:port` (`A:8086,B:8086`); nil when it is empty or
+    /// any part does not parse.
+    public static func list(parsing text: String) -> [NetworkEndpoint]? {
+        let parts = text.split(separator: ",").map { String($0.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed()) }
+        guard !parts.isEmpty else { return nil }
+        var endpoints: [NetworkEndpoint] = []
+        for part in parts {
+            guard let endpoint = NetworkEndpoint(parsing: part) else { return nil }
+            endpoints.append(endpoint)
+        }
+        return endpoints
+    }
 }

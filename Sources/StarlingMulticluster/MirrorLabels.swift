@@ -9,6 +9,7 @@ public enum MirrorLabels {
     /// Annotations on a mirror: where its traffic goes.
     public static let remoteService = "mirror.starling.io/remote-svc-fq-name"
     public static let remoteResourceVersion = "mirror.starling.io/remote-resource-version"
+    /// The linked cluster's gateway addresses, comma-separated (one per replica).
     public static let gatewayAddress = "mirror.starling.io/gateway-address"
     public static let gatewayPort = "mirror.starling.io/gateway-port"
     public static let gatewayIdentity = "mirror.starling.io/gateway-identity"
@@ -19,7 +20,8 @@ public enum MirrorLabels {
     /// `starling-gateway.starling-multicluster.serviceaccount.identity.starling.TRUST_DOMAIN`).
     public static let gatewayServiceAccount = "starling-gateway"
     /// The gateway's Service in ``namespace`` (ports `mc-gateway` and `mc-probe`), and its
-    /// annotation naming the address the gateway listens on.
+    /// annotation naming the addresses gateways listen on, comma-separated: each controller
+    /// replica serves the gateway on the one that is its own (or on the only one).
     public static let gatewayServiceName = "starling-gateway"
     public static let gatewayAddressAnnotation = "multicluster.starling.io/gateway-address"
 

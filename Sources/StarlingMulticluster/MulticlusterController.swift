@@ -75,29 +75,31 @@ public struct MulticlusterController: Sendable {
             }
             current[name]?.task.cancel()
             guard let secret, let token = secret.string("token"), let ca = secret.string("ca.crt") else {
-                registry.register(cluster: spec.targetClusterName, gatewayAddress: "\(spec.gatewayAddress):\(spec.gatewayPort)")
+                registry.register(cluster: spec.targetClusterName, gateways: spec.gatewayEndpoints)
                 registry.update(spec.targetClusterName) { $0.mirrorState = "error: credentials secret \(secretKey) is missing or lacks token/ca.crt" }
                 logger.error("link has no usable credentials", metadata: ["link": "\(name)", "secret": "\(secretKey)"])
                 continue
             }
-            registry.register(cluster: spec.targetClusterName, gatewayAddress: "\(spec.gatewayAddress):\(spec.gatewayPort)")
+            registry.register(cluster: spec.targetClusterName, gateways: spec.gatewayEndpoints)
             if let expiry = secret.string("expires-at").flatMap(Double.init) {
                 registry.update(spec.targetClusterName) { $0.credentialExpiresAt = Date(timeIntervalSince1970: expiry) }
             }
             let watcher = ClusterWatcher(
                 link: spec, token: token, remoteCertificatePEM: ca, store: store, registry: registry,
                 logger: logger)
-            let prober = ProbeWorker(
-                cluster: spec.targetClusterName, host: spec.gatewayAddress, port: spec.probeSpec.port,
-                path: spec.probeSpec.path, period: spec.probeSpec.period, registry: registry, logger: logger)
+            let probers = spec.gatewayAddresses.map { host in
+                ProbeWorker(
+                    cluster: spec.targetClusterName, host: host, gatewayPort: spec.gatewayPort, port: spec.probeSpec.port,
+                    path: spec.probeSpec.path, period: spec.probeSpec.period, registry: registry, logger: logger)
+            }
             logger.info(
                 mode.mirrors ? "link started" : "link probes started",
-                metadata: ["cluster": "\(spec.targetClusterName)", "api": "\(spec.apiAddress)", "gateway": "\(spec.gatewayAddress):\(spec.gatewayPort)"])
+                metadata: ["cluster": "\(spec.targetClusterName)", "api": "\(spec.apiAddress)", "gateways": "\(spec.gatewayEndpoints.joined(separator: ","))"])
             let mode = mode
             let task = Task {
                 await withDiscardingTaskGroup { group in
                     if mode.mirrors { group.addTask { await watcher.run() } }
-                    if mode.probes { group.addTask { await prober.run() } }
+                    if mode.probes { for prober in probers { group.addTask { await prober.run() } } }
                 }
             }
             next[name] = Running(fingerprint: fingerprint, task: task)

@@ -6,8 +6,10 @@ import Synchronization
 /// and the destination index (a dead gateway's mirrors get no endpoints, so a TrafficSplit
 /// shifts their share to the local backends).
 public final class MulticlusterRegistry: Sendable {
+    /// One gateway of one linked cluster (a replicated cluster has one per replica).
     public struct LinkStatus: Sendable {
         public var cluster: String
+        /// `host:port`
         public var gatewayAddress: String
         public var health = GatewayHealth()
         public var latencies = LatencyWindow()
@@ -18,24 +20,46 @@ public final class MulticlusterRegistry: Sendable {
         public var credentialExpiresAt: Date?
     }
 
-    private let links = Mutex<[String: LinkStatus]>([:])
+    /// cluster → gateway address → status.
+    private let links = Mutex<[String: [String: LinkStatus]]>([:])
     private let subscribers = Mutex<[UUID: AsyncStream<Void>.Continuation]>([:])
 
     public init() {}
 
-    public func statuses() -> [LinkStatus] { links.withLock { Array($0.values).sorted { $0.cluster < $1.cluster } } }
-
-    /// Gateway liveness of a linked cluster; unknown clusters count as alive (mirrors without a
-    /// running link keep their endpoints until the link says otherwise).
-    public func isAlive(_ cluster: String) -> Bool { links.withLock { $0[cluster]?.health.alive ?? true } }
-
-    /// Starts tracking `cluster`; a cluster already tracked at the same gateway address keeps its
-    /// status (the prober and the mirror of one link both register it).
-    func register(cluster: String, gatewayAddress: String) {
-        links.withLock {
-            if $0[cluster]?.gatewayAddress == gatewayAddress { return }
-            $0[cluster] = LinkStatus(cluster: cluster, gatewayAddress: gatewayAddress)
+    /// Every gateway of every linked cluster, by cluster then address.
+    public func statuses() -> [LinkStatus] {
+        links.withLock { all in
+            all.values.flatMap(\.values).sorted { ($0.cluster, $0.gatewayAddress) < ($1.cluster, $1.gatewayAddress) }
         }
+    }
+
+    /// Whether any gateway of a linked cluster is alive; unknown clusters count as alive (mirrors
+    /// without a running link keep their endpoints until the link says otherwise).
+    public func isAlive(_ cluster: String) -> Bool {
+        links.withLock { all in
+            guard let gateways = all[cluster], !gateways.isEmpty else { return true }
+            return gateways.values.contains { $0.health.alive }
+        }
+    }
+
+    /// Whether one gateway (`host:port`) of a linked cluster is alive; unknown ones count as alive.
+    public func isAlive(_ cluster: String, gateway: String) -> Bool {
+        links.withLock { $0[cluster]?[gateway]?.health.alive ?? true }
+    }
+
+    /// Tracks exactly these gateways (`host:port`) of `cluster`: those already tracked keep their
+    /// status (the prober and the mirror of one link both register them), others are dropped.
+    func register(cluster: String, gateways: [String]) {
+        let changed = links.withLock { all -> Bool in
+            let before = all[cluster] ?? [:]
+            var after: [String: LinkStatus] = [:]
+            for address in gateways {
+                after[address] = before[address] ?? LinkStatus(cluster: cluster, gatewayAddress: address)
+            }
+            all[cluster] = after
+            return Set(before.keys) != Set(after.keys)
+        }
+        if changed { notify() }
     }
 
     func remove(cluster: String) {
@@ -43,18 +67,23 @@ public final class MulticlusterRegistry: Sendable {
         if existed { notify() }
     }
 
+    /// Changes the status of every gateway of `cluster` (the mirror's state is the link's).
     func update(_ cluster: String, _ change: (inout LinkStatus) -> Void) {
-        links.withLock { if var s = $0[cluster] { change(&s); $0[cluster] = s } }
+        links.withLock { all in
+            guard var gateways = all[cluster] else { return }
+            for key in gateways.keys { change(&gateways[key]!) }
+            all[cluster] = gateways
+        }
     }
 
-    func recordProbe(_ cluster: String, success: Bool, latency: Duration?, error: String?) {
+    func recordProbe(_ cluster: String, gateway: String, success: Bool, latency: Duration?, error: String?) {
         let now = ContinuousClock.now
         let changed = links.withLock { all -> Bool in
-            guard var s = all[cluster] else { return false }
+            guard var s = all[cluster]?[gateway] else { return false }
             let changed = s.health.record(success: success)
             if let latency, success { s.latencies.record(latency, at: now) }
             s.lastProbeError = error
-            all[cluster] = s
+            all[cluster]![gateway] = s
             return changed
         }
         if changed { notify() }

@@ -65,6 +65,32 @@ private func destinationResume(
 struct DestinationAPITests {
     let webIdentity = "web.test.serviceaccount.identity.starling.cluster.local"
 
+    @Test func aMirrorOfAReplicatedClusterHasOneEndpointPerGateway() async throws {
+        try await withController { controller in
+            try await controller.withClients { api in
+                let mirror = Resource(
+                    apiVersion: "v1", kind: "Service",
+                    metadata: ObjectMeta(
+                        name: "podinfo-east", namespace: "test",
+                        labels: ["mirror.starling.io/mirrored-service": "true", "mirror.starling.io/cluster-name": "east"],
+                        annotations: [
+                            "mirror.starling.io/remote-svc-fq-name": "podinfo.test.svc.cluster.local",
+                            "mirror.starling.io/gateway-address": "127.9.0.1,127.9.0.2,127.9.0.3",
+                            "mirror.starling.io/gateway-port": "4143",
+                            "mirror.starling.io/gateway-identity": "starling-gateway.starling-multicluster.serviceaccount.identity.starling.cluster.local",
+                        ]),
+                    body: JSONObject([("spec", .object(JSONObject([("ports", .array([.object(JSONObject([("port", .int(9898))]))]))])))]))
+                try await api.apply([mirror])
+                let updates = destinationGet(api, "podinfo-east.test.svc.cluster.local:9898")
+                defer { updates.cancel() }
+                let first = try await updates.nextChange()
+                let addrs = try #require(first.addSet?.addrs, "got \(first)")
+                #expect(Set(addrs.map(\.ip)) == ["127.9.0.1", "127.9.0.2", "127.9.0.3"])
+                #expect(addrs.allSatisfy { $0.port == 4143 && $0.authorityOverride == "podinfo.test.svc.cluster.local:9898" })
+            }
+        }
+    }
+
     @Test func aResumedStreamConfirmsAStateThatIsStillCurrentAndResendsOneThatIsNot() async throws {
         try await withController { controller in
             try await controller.withClients { api in

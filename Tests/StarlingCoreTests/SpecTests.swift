@@ -157,12 +157,29 @@ import Testing
 
     @Test func roundTripsThroughItsBody() throws {
         let spec = LinkSpec(
-            targetClusterName: "east", apiAddress: "[fd00::1]:8086", credentialsSecret: "creds", gatewayAddress: "gw.example.com",
+            targetClusterName: "east", apiAddress: "[fd00::1]:8086", credentialsSecret: "creds", gatewayAddresses: ["gw.example.com"],
             gatewayPort: 4200, gatewayIdentity: "gw.mc.serviceaccount.identity.starling.example.org",
             probeSpec: LinkProbeSpec(period: .milliseconds(1500)))
         let resource = Resource(name: "east", namespace: "starling-multicluster", spec: spec)
         try ResourceValidator.validate(resource)
         #expect(try LinkSpec(resource) == spec)
+    }
+
+    @Test func namesEveryGatewayOfAReplicatedCluster() throws {
+        let spec = LinkSpec(
+            targetClusterName: "east", apiAddress: "10.0.0.1:8086", credentialsSecret: "creds",
+            gatewayAddresses: ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+            gatewayIdentity: "gw.mc.serviceaccount.identity.starling.example.org")
+        let resource = Resource(name: "east", namespace: "starling-multicluster", spec: spec)
+        try ResourceValidator.validate(resource)
+        #expect(try LinkSpec(resource).gatewayAddresses == ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+        #expect(try LinkSpec(resource).gatewayAddress == "10.0.0.1")
+
+        let bad = Fixtures.link + "  gatewayAddresses: [127.2.0.2, \"not an address\"]\n"
+        let error = try #require(Fixtures.decodeError(bad))
+        #expect(error.fieldPath == "spec.gatewayAddresses[1]", "got \(error)")
+        let empty = try #require(Fixtures.decodeError(Fixtures.link + "  gatewayAddresses: []\n"))
+        #expect(empty.fieldPath == "spec.gatewayAddresses")
     }
 }
 

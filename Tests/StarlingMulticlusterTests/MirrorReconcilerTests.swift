@@ -4,7 +4,7 @@ import Testing
 
 struct MirrorReconcilerTests {
     let reconciler = MirrorReconciler(
-        cluster: "workload2", gatewayAddress: "127.2.0.1", gatewayPort: 4143,
+        cluster: "workload2", gatewayAddresses: ["127.2.0.1"], gatewayPort: 4143,
         gatewayIdentity: "starling-gateway.starling-multicluster.serviceaccount.identity.starling.cluster.local",
         selector: LabelSelector(matchLabels: ["mirror.starling.io/exported": "true"]))
 
@@ -39,7 +39,7 @@ struct MirrorReconcilerTests {
         let mirror = reconciler.mirror(of: remoteService("podinfo"))
         let stale = reconciler.mirror(of: remoteService("gone"))
         let otherCluster = MirrorReconciler(
-            cluster: "east", gatewayAddress: "x", gatewayPort: 1, gatewayIdentity: "y",
+            cluster: "east", gatewayAddresses: ["x"], gatewayPort: 1, gatewayIdentity: "y",
             selector: LabelSelector(matchLabels: [:])
         ).mirror(of: remoteService("podinfo"))
         let plan = reconciler.plan(remote: [remoteService("podinfo")], local: [mirror, stale, otherCluster])

@@ -25,8 +25,8 @@ final class DestinationIndex: Sendable {
         var workloads: [String: [String: Resource]] = [:]  // namespace → name → Workload
         var splits: [String: [String: Resource]] = [:]  // namespace → name → TrafficSplit
         var routes: [String: [String: Resource]] = [:]  // namespace → name → HTTPRoute
-        /// Liveness of linked clusters' gateways (for mirrored services).
-        var isGatewayAlive: @Sendable (String) -> Bool = { _ in true }
+        /// Liveness of one gateway (`host:port`) of a linked cluster (for mirrored services).
+        var isGatewayAlive: @Sendable (_ cluster: String, _ gateway: String) -> Bool = { _, _ in true }
     }
 
     static let kinds: Set<String> = ["Service", "Workload", "TrafficSplit", "HTTPRoute"]
@@ -46,7 +46,7 @@ final class DestinationIndex: Sendable {
 
     var snapshot: Snapshot {
         var s = state.withLock { $0 }
-        s.isGatewayAlive = multicluster.isAlive
+        s.isGatewayAlive = multicluster.isAlive(_:gateway:)
         return s
     }
     var isReady: Bool { ready.withLock { $0 } }
@@ -220,18 +220,26 @@ extension DestinationIndex.Snapshot {
         return found ? result : nil
     }
 
-    /// A mirror's one endpoint: the remote cluster's gateway, asked for the remote authority —
-    /// or none while that gateway is dead, so splits shift its share elsewhere.
+    /// A mirror's endpoints: the remote cluster's live gateways (one per replica), each asked for
+    /// the remote authority — none while every gateway is dead, so splits shift its share
+    /// elsewhere.
     func mirrorEndpoints(_ mirror: Resource, servicePort: ServicePort?) -> Set<Endpoint> {
         let a = mirror.metadata.annotations
-        guard let cluster = mirror.metadata.labels[MirrorLabels.clusterName], isGatewayAlive(cluster),
-            let address = a[MirrorLabels.gatewayAddress], let port = a[MirrorLabels.gatewayPort].flatMap(Int.init),
+        guard let cluster = mirror.metadata.labels[MirrorLabels.clusterName],
+            let addresses = a[MirrorLabels.gatewayAddress], let port = a[MirrorLabels.gatewayPort].flatMap(Int.init),
             let remote = a[MirrorLabels.remoteService]
         else { return [] }
         let remoteAuthority = remote + (servicePort.map { ":\($0.port)" } ?? "")
-        return [Endpoint(
-            ip: address, port: port, identity: a[MirrorLabels.gatewayIdentity], opaque: servicePort.map(Self.isOpaque) ?? false,
-            labels: ["cluster": cluster, "gateway": "\(address):\(port)"], authorityOverride: remoteAuthority)]
+        var endpoints = Set<Endpoint>()
+        for address in addresses.split(separator: ",").map(String.init) where !address.isEmpty {
+            let gateway = NetworkAddress.joinHostPort(address, port)
+            guard isGatewayAlive(cluster, gateway) else { continue }
+            endpoints.insert(Endpoint(
+                ip: address, port: port, identity: a[MirrorLabels.gatewayIdentity],
+                opaque: servicePort.map(Self.isOpaque) ?? false,
+                labels: ["cluster": cluster, "gateway": gateway], authorityOverride: remoteAuthority))
+        }
+        return endpoints
     }
 
     func servicePort(_ service: ServiceSpec, _ port: Int?) -> ServicePort? {

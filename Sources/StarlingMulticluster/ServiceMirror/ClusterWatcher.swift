@@ -21,7 +21,7 @@ struct ClusterWatcher: Sendable {
     var reconciler: MirrorReconciler {
         MirrorReconciler(
             cluster: link.targetClusterName, clusterDomain: link.targetClusterDomain,
-            gatewayAddress: link.gatewayAddress, gatewayPort: link.gatewayPort,
+            gatewayAddresses: link.gatewayAddresses, gatewayPort: link.gatewayPort,
             gatewayIdentity: link.gatewayIdentity, selector: link.selector)
     }
 
@@ -50,13 +50,15 @@ struct ClusterWatcher: Sendable {
     }
 
     private func syncAndFollow() async throws {
-        guard let (host, port) = NetworkAddress.splitHostPort(link.apiAddress) else {
-            throw MirrorError("link \(link.targetClusterName): apiAddress \"\(link.apiAddress)\" is not HOST:PORT")
+        let replicas = link.apiEndpoints
+        guard !replicas.isEmpty else {
+            throw MirrorError("link \(link.targetClusterName): apiAddress \"\(link.apiAddress)\" is not HOST:PORT[,HOST:PORT…]")
         }
         let transport = try HTTP2ClientTransport.Posix(
-            target: .ipv4(address: host, port: port),
+            target: ReplicaTarget.resolve(replicas),
             transportSecurity: .tls { $0.trustRoots = .certificates([.bytes(Array(remoteCertificatePEM.utf8), format: .pem)]) },
-            config: .defaults { $0.backoff = .init(initial: .milliseconds(200), max: .seconds(2), multiplier: 1.6, jitter: 0.1) })
+            config: .defaults { $0.backoff = .init(initial: .milliseconds(200), max: .seconds(2), multiplier: 1.6, jitter: 0.1) },
+            serviceConfig: ServiceConfig(loadBalancingConfig: [.roundRobin]))
         try await withGRPCClient(transport: transport) { client in
             let resources = Starling_V1_Resources.Client(wrapping: client)
             var metadata = Metadata()

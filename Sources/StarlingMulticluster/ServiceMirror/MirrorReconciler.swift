@@ -7,19 +7,20 @@ public struct MirrorReconciler: Sendable {
     /// The linked cluster's name (the mirror suffix).
     public var cluster: String
     public var clusterDomain: String
-    public var gatewayAddress: String
+    /// Every gateway of the linked cluster; a mirror's annotation lists them, comma-separated.
+    public var gatewayAddresses: [String]
     public var gatewayPort: Int
     public var gatewayIdentity: String
     /// The Link's selector; the remote already limits a link credential to exported services.
     public var selector: LabelSelector
 
     public init(
-        cluster: String, clusterDomain: String = "cluster.local", gatewayAddress: String, gatewayPort: Int,
+        cluster: String, clusterDomain: String = "cluster.local", gatewayAddresses: [String], gatewayPort: Int,
         gatewayIdentity: String, selector: LabelSelector
     ) {
         self.cluster = cluster
         self.clusterDomain = clusterDomain
-        self.gatewayAddress = gatewayAddress
+        self.gatewayAddresses = gatewayAddresses
         self.gatewayPort = gatewayPort
         self.gatewayIdentity = gatewayIdentity
         self.selector = selector
@@ -81,7 +82,7 @@ public struct MirrorReconciler: Sendable {
         let annotations = [
             MirrorLabels.remoteService: "\(remote.metadata.name).\(namespace).svc.\(clusterDomain)",
             MirrorLabels.remoteResourceVersion: remote.metadata.resourceVersion.map(String.init) ?? "",
-            MirrorLabels.gatewayAddress: gatewayAddress,
+            MirrorLabels.gatewayAddress: gatewayAddresses.joined(separator: ","),
             MirrorLabels.gatewayPort: "\(gatewayPort)",
             MirrorLabels.gatewayIdentity: gatewayIdentity,
         ]

@@ -1,6 +1,7 @@
 import GRPCCore
 public import GRPCNIOTransportHTTP2Posix
 public import StarlingCore
+import StarlingMulticluster
 
 /// Where and how the proxy reaches its controller's API: gRPC over TLS pinned to the controller's
 /// own certificate, with the workload's join token.
@@ -28,27 +29,12 @@ public struct ControllerAPI: Sendable, CustomStringConvertible {
 
     public var description: String { replicas.map(\.description).joined(separator: ",") }
 
-    /// The gRPC target for `replicas`: IP literals of one family are given as a list (the channel
-    /// balances over them and leaves one that fails); a DNS name resolves to all its addresses.
-    public static func target(_ replicas: [NetworkEndpoint]) -> any ResolvableTarget {
-        if replicas.count > 1, replicas.allSatisfy({ NetworkAddress.isIPv4($0.host) }) {
-            return .ipv4(pairs: replicas.map { (host: $0.host, port: $0.port) })
-        }
-        if replicas.count > 1, replicas.allSatisfy({ NetworkAddress.isIPv6($0.host) }) {
-            return .ipv6(pairs: replicas.map { (host: $0.host, port: $0.port) })
-        }
-        let first = replicas.first ?? NetworkEndpoint(host: "127.0.0.1", port: 8086)
-        if NetworkAddress.isIPv6(first.host) { return .ipv6(address: first.host, port: first.port) }
-        if NetworkAddress.isIPv4(first.host) { return .ipv4(address: first.host, port: first.port) }
-        return .dns(host: first.host, port: first.port)
-    }
-
     /// A transport to the controller. Unary calls get `unaryTimeout` as their deadline so that an
     /// unreachable controller fails a call instead of hanging it; streams run as long as they are
     /// read. The transport reconnects by itself with the given backoff.
     func makeTransport(unaryTimeout: Duration = .seconds(10)) throws -> HTTP2ClientTransport.Posix {
         return try HTTP2ClientTransport.Posix(
-            target: Self.target(replicas),
+            target: ReplicaTarget.resolve(replicas),
             transportSecurity: .tls {
                 $0.trustRoots = .certificates([.bytes(Array(certificatePEM.utf8), format: .pem)])
             },

@@ -28,11 +28,24 @@ extension ClusterCommand {
                 valueName: "store"))
         var store: String = "sqlite"
 
+        @Option(help: ArgumentHelp(
+            "Controller replicas on one PostgreSQL store, on 127.N.0.1, 127.N.0.2, … (1–9; more than one needs --store postgres://…).",
+            valueName: "n"))
+        var replicas: Int = 1
+
         func validate() throws {
             do {
                 try ClusterRegistry.validate(name: name)
                 if let addressRange { _ = try ClusterAddressRange(parsing: addressRange) }
-                _ = try ControllerCommand.postgresURL(store)
+                let postgres = try ControllerCommand.postgresURL(store) != nil
+                guard (1...9).contains(replicas) else {
+                    throw CLIError("--replicas \(replicas): expected 1 to 9")
+                }
+                guard replicas == 1 || postgres else {
+                    throw CLIError(
+                        "--replicas \(replicas) needs a shared store: replicas cannot share a SQLite file",
+                        hint: "add --store postgres://USER@HOST:PORT/DB")
+                }
             } catch {
                 throw ValidationError("\(error)")
             }
@@ -41,11 +54,13 @@ extension ClusterCommand {
         func run() async throws {
             let range = try addressRange.map { try ClusterAddressRange(parsing: $0) }
             let record = try await ClusterCommand.registry().create(
-                name: name, requestedRange: range, store: try ControllerCommand.postgresURL(store) == nil ? nil : store
+                name: name, requestedRange: range, store: try ControllerCommand.postgresURL(store) == nil ? nil : store,
+                replicas: replicas
             ) { line in
                 print(line)
             }
-            print("✓ cluster \(record.name) created (API \(record.apiAddress))")
+            let apis = record.replicaList.map(\.apiAddress).joined(separator: ", ")
+            print("✓ cluster \(record.name) created (API \(apis))")
         }
     }
 }

@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 public import Foundation
+import StarlingCore
 import Yams
 
 /// What `$STARLING_HOME/clusters/NAME/cluster.yaml` records about a local cluster.
@@ -23,11 +24,15 @@ public struct ClusterRecord: Codable, Sendable, Equatable {
     /// The controller's `--store` when it is not SQLite in the data directory: a PostgreSQL URL.
     /// The record file is 0600, as is every file that holds a credential.
     public var store: String?
+    /// How many controller replicas share the store (nil: one). Replica K listens on `127.N.0.K`.
+    public var replicas: Int?
 
     public init(
-        name: String, addressRange: String, apiAddress: String, adminAddress: String, created: Date, store: String? = nil
+        name: String, addressRange: String, apiAddress: String, adminAddress: String, created: Date, store: String? = nil,
+        replicas: Int? = nil
     ) {
         self.store = store
+        self.replicas = replicas
         self.name = name
         self.addressRange = addressRange
         self.apiAddress = apiAddress
@@ -42,6 +47,29 @@ public struct ClusterRecord: Codable, Sendable, Equatable {
         case adminAddress = "admin-address"
         case created
         case store
+        case replicas
+    }
+
+    /// Replica K (1-based) of the controller: where it listens. Replica 1 is `apiAddress` and
+    /// `adminAddress`; replica K uses the same ports on `127.N.0.K`.
+    public struct Replica: Sendable, Equatable {
+        public var index: Int
+        public var apiAddress: String
+        public var adminAddress: String
+        public var host: String
+    }
+
+    public var replicaList: [Replica] {
+        let api = NetworkEndpoint(parsing: apiAddress)
+        let admin = NetworkEndpoint(parsing: adminAddress)
+        guard let api, let admin else { return [Replica(index: 1, apiAddress: apiAddress, adminAddress: adminAddress, host: apiAddress)] }
+        let prefix = api.host.split(separator: ".").dropLast().joined(separator: ".")
+        return (1...max(1, replicas ?? 1)).map { k in
+            let host = k == 1 ? api.host : "\(prefix).\(k)"
+            return Replica(
+                index: k, apiAddress: NetworkAddress.joinHostPort(host, api.port),
+                adminAddress: NetworkAddress.joinHostPort(host, admin.port), host: host)
+        }
     }
 }
 
@@ -107,6 +135,15 @@ public struct ClusterRegistry: Sendable {
     public func logPath(of name: String) -> String { directory(of: name) + "/controller.log" }
     func recordPath(of name: String) -> String { directory(of: name) + "/cluster.yaml" }
     func pidPath(of name: String) -> String { directory(of: name) + "/controller.pid" }
+    /// Replica K's directory: the cluster's own for replica 1, `replica-K/` below it for the others.
+    func replicaDirectory(of name: String, _ k: Int) -> String { k == 1 ? directory(of: name) : directory(of: name) + "/replica-\(k)" }
+    func dataDirectory(of name: String, replica k: Int) -> String { replicaDirectory(of: name, k) + "/data" }
+    func logPath(of name: String, replica k: Int) -> String { replicaDirectory(of: name, k) + "/controller.log" }
+    func pidPath(of name: String, replica k: Int) -> String { replicaDirectory(of: name, k) + "/controller.pid" }
+
+    /// The files every replica shares (made by replica 1 on its first start): its API certificate
+    /// names every replica, and the secrets key opens what the others sealed.
+    static let sharedCredentialFiles = ["admin-token", "token-key", "api.crt", "api.key", "secrets.key"]
 
     // MARK: - Names
 
@@ -178,8 +215,8 @@ public struct ClusterRegistry: Sendable {
         return (.running, pid)
     }
 
-    func readPID(of name: String) -> pid_t? {
-        guard let bytes = try? ContextFileIO.readIfPresent(pidPath(of: name)) else { return nil }
+    func readPID(of name: String, replica k: Int = 1) -> pid_t? {
+        guard let bytes = try? ContextFileIO.readIfPresent(pidPath(of: name, replica: k)) else { return nil }
         return pid_t(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
@@ -239,7 +276,7 @@ public struct ClusterRegistry: Sendable {
     /// Validates the name, allocates the range and claims `clusters/NAME/` with its `cluster.yaml`,
     /// all under the registry lock so that concurrent creates cannot take the same name or range.
     func reserve(
-        name: String, requestedRange: ClusterAddressRange?, store: String? = nil, now: Date = Date()
+        name: String, requestedRange: ClusterAddressRange?, store: String? = nil, replicas: Int = 1, now: Date = Date()
     ) throws -> ClusterRecord {
         try Self.validate(name: name)
         return try withLock {
@@ -255,7 +292,8 @@ public struct ClusterRegistry: Sendable {
                 apiAddress: "\(range.controllerHost):\(apiPort)",
                 adminAddress: "\(range.controllerHost):\(adminPort)",
                 created: now,
-                store: store
+                store: store,
+                replicas: replicas > 1 ? replicas : nil
             )
             guard mkdir(directory(of: name), 0o700) == 0 else {
                 throw CLIError("cannot create \(directory(of: name)): \(ContextFileIO.errorString(errno))")
@@ -275,15 +313,23 @@ public struct ClusterRegistry: Sendable {
         }
     }
 
-    /// The controller's command line for `record`, without the program path.
-    public func controllerArguments(for record: ClusterRecord) -> [String] {
-        [
+    /// The command line of replica `k` of `record`'s controller, without the program path. With
+    /// several replicas, each names the others in its API certificate (replica 1 makes it; the
+    /// others get copies).
+    public func controllerArguments(for record: ClusterRecord, replica k: Int = 1) -> [String] {
+        let replicas = record.replicaList
+        let me = replicas.first(where: { $0.index == k }) ?? replicas[0]
+        var arguments = [
             "controller",
             "--cluster-name", record.name,
-            "--data-dir", dataDirectory(of: record.name),
-            "--api-address", record.apiAddress,
-            "--admin-address", record.adminAddress,
+            "--data-dir", dataDirectory(of: record.name, replica: me.index),
+            "--api-address", me.apiAddress,
+            "--admin-address", me.adminAddress,
         ] + (record.store.map { ["--store", $0] } ?? [])
+        for other in replicas where other.index != me.index {
+            arguments += ["--api-certificate-name", other.host]
+        }
+        return arguments
     }
 
     /// Creates cluster `name`: reserves its directory and range, starts its controller in the
@@ -295,13 +341,18 @@ public struct ClusterRegistry: Sendable {
         name: String,
         requestedRange: ClusterAddressRange?,
         store: String? = nil,
+        replicas: Int = 1,
         progress: (String) -> Void
     ) async throws -> ClusterRecord {
-        let record = try reserve(name: name, requestedRange: requestedRange, store: store)
-        var pid: pid_t?
+        let record = try reserve(name: name, requestedRange: requestedRange, store: store, replicas: replicas)
+        var pids: [pid_t] = []
         do {
-            pid = try launch(record, progress: progress)
-            try await waitUntilReady(record, pid: pid ?? 0, progress: progress)
+            for replica in record.replicaList {
+                if replica.index > 1 { try copySharedCredentials(of: record.name, to: replica.index) }
+                let pid = try launch(record, replica, progress: progress)
+                pids.append(pid)
+                try await waitUntilReady(record, replica, pid: pid, progress: progress)
+            }
             let context = try context(for: record)
             try withLock {
                 var file = try loadContextFileIfPresent(path: configPath) ?? ContextFile()
@@ -313,7 +364,7 @@ public struct ClusterRegistry: Sendable {
             }
             return record
         } catch {
-            if let pid, ClusterProcess.isAlive(pid) {
+            for pid in pids where ClusterProcess.isAlive(pid) {
                 _ = await ClusterProcess.stop(pid, grace: stopGracePeriod)
             }
             try? FileManager.default.removeItem(atPath: directory(of: name))
@@ -321,28 +372,43 @@ public struct ClusterRegistry: Sendable {
         }
     }
 
-    private func launch(_ record: ClusterRecord, progress: (String) -> Void) throws -> pid_t {
-        let (adminHost, adminPort) = try ContextAddress.parse(record.adminAddress, field: "admin address")
+    /// Gives replica `k` the credentials replica 1 made, keeping them 0600.
+    private func copySharedCredentials(of name: String, to k: Int) throws {
+        let from = dataDirectory(of: name)
+        let to = dataDirectory(of: name, replica: k)
+        try ContextFileIO.makeDirectory(replicaDirectory(of: name, k), mode: 0o700)
+        try ContextFileIO.makeDirectory(to, mode: 0o700)
+        for file in Self.sharedCredentialFiles {
+            let bytes = try ContextFileIO.readRequired(from + "/" + file, what: "replica 1's \(file)")
+            try ContextFileIO.writeAtomically(Array(bytes), to: to + "/" + file, mode: 0o600)
+        }
+    }
+
+    private func launch(_ record: ClusterRecord, _ replica: ClusterRecord.Replica, progress: (String) -> Void) throws -> pid_t {
+        let (adminHost, adminPort) = try ContextAddress.parse(replica.adminAddress, field: "admin address")
         if let status = ClusterProcess.httpStatus(host: adminHost, port: adminPort, path: "/ready", timeout: .milliseconds(500)) {
             throw CLIError(
-                "something already answers on http://\(record.adminAddress)/ready (HTTP \(status)) before cluster \(record.name)'s controller started",
+                "something already answers on http://\(replica.adminAddress)/ready (HTTP \(status)) before cluster \(record.name)'s controller started",
                 hint: "a controller from another STARLING_HOME may still run on \(record.addressRange); stop it, "
                     + "or pick another range with --address-range"
             )
         }
         let executable = try controllerExecutable ?? ClusterProcess.currentExecutable()
-        progress("starting controller for \(record.name) on \(record.apiAddress) ...")
+        let which = record.replicaList.count > 1 ? "replica \(replica.index) of the controller" : "controller"
+        progress("starting \(which) for \(record.name) on \(replica.apiAddress) ...")
         let pid = try ClusterProcess.spawnDetached(
             executable: executable,
-            arguments: controllerArguments(for: record),
-            logPath: logPath(of: record.name)
+            arguments: controllerArguments(for: record, replica: replica.index),
+            logPath: logPath(of: record.name, replica: replica.index)
         )
-        try ContextFileIO.writeAtomically(Array("\(pid)\n".utf8), to: pidPath(of: record.name), mode: 0o644)
+        try ContextFileIO.writeAtomically(Array("\(pid)\n".utf8), to: pidPath(of: record.name, replica: replica.index), mode: 0o644)
         return pid
     }
 
-    private func waitUntilReady(_ record: ClusterRecord, pid: pid_t, progress: (String) -> Void) async throws {
-        let (host, port) = try ContextAddress.parse(record.adminAddress, field: "admin address")
+    private func waitUntilReady(
+        _ record: ClusterRecord, _ replica: ClusterRecord.Replica, pid: pid_t, progress: (String) -> Void
+    ) async throws {
+        let (host, port) = try ContextAddress.parse(replica.adminAddress, field: "admin address")
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = start.advanced(by: readyTimeout)
@@ -350,34 +416,34 @@ public struct ClusterRegistry: Sendable {
         var announced = false
         while true {
             if let ending = ClusterProcess.reapIfExited(pid) {
-                throw failure(record, "exited (\(ending)) before it was ready")
+                throw failure(record, replica, "exited (\(ending)) before it was ready")
             }
             if !ClusterProcess.isAlive(pid) {
-                throw failure(record, "exited before it was ready")
+                throw failure(record, replica, "exited before it was ready")
             }
             lastStatus = ClusterProcess.httpStatus(host: host, port: port, path: "/ready", timeout: .seconds(1))
             if lastStatus == 200 { return }
             if clock.now >= deadline { break }
             if !announced, clock.now - start > .seconds(3) {
-                progress("waiting for http://\(record.adminAddress)/ready (up to \(readyTimeout)) ...")
+                progress("waiting for http://\(replica.adminAddress)/ready (up to \(readyTimeout)) ...")
                 announced = true
             }
             try await Task.sleep(for: .milliseconds(200))
         }
         let answered = lastStatus.map { "answered HTTP \($0)" } ?? "did not answer"
-        throw failure(record, "was not ready after \(readyTimeout) (http://\(record.adminAddress)/ready \(answered))")
+        throw failure(record, replica, "was not ready after \(readyTimeout) (http://\(replica.adminAddress)/ready \(answered))")
     }
 
-    /// A failure of the controller of `record`, with the tail of its log.
-    private func failure(_ record: ClusterRecord, _ what: String) -> CLIError {
-        let lines = ClusterProcess.tail(of: logPath(of: record.name), lines: 20)
+    /// A failure of a controller replica of `record`, with the tail of its log.
+    private func failure(_ record: ClusterRecord, _ replica: ClusterRecord.Replica, _ what: String) -> CLIError {
+        let lines = ClusterProcess.tail(of: logPath(of: record.name, replica: replica.index), lines: 20)
         let log = lines.isEmpty
             ? "controller.log is empty"
             : "last \(lines.count) lines of controller.log:\n" + lines.map { "  | " + $0 }.joined(separator: "\n")
         let program = controllerExecutable ?? "starling"
         return CLIError(
             "the controller of cluster \(record.name) \(what); \(log)",
-            hint: "run it in the foreground to see why: \(([program] + controllerArguments(for: record)).joined(separator: " "))"
+            hint: "run it in the foreground to see why: \(([program] + controllerArguments(for: record, replica: replica.index)).joined(separator: " "))"
         )
     }
 
@@ -399,7 +465,7 @@ public struct ClusterRegistry: Sendable {
         return ContextFile.Context(
             name: record.name,
             clusterName: record.name,
-            server: record.apiAddress,
+            server: record.replicaList.map(\.apiAddress).joined(separator: ","),
             adminServer: record.adminAddress,
             certificateAuthorityData: Data(certificate).base64EncodedString(),
             token: token
@@ -422,9 +488,11 @@ public struct ClusterRegistry: Sendable {
     /// `$STARLING_HOME/config`.
     public func delete(name: String, progress: (String) -> Void) async throws {
         try requireExisting(name)
-        if let pid = readPID(of: name), ClusterProcess.isAlive(pid) {
+        let replicas = (try? record(named: name))?.replicaList.map(\.index) ?? [1]
+        for k in replicas {
+            guard let pid = readPID(of: name, replica: k), ClusterProcess.isAlive(pid) else { continue }
             if ClusterProcess.isController(pid, clusterName: name) {
-                progress("stopping controller of \(name) (pid \(pid)) ...")
+                progress("stopping controller\(k > 1 ? " replica \(k)" : "") of \(name) (pid \(pid)) ...")
                 guard await ClusterProcess.stop(pid, grace: stopGracePeriod) else {
                     throw CLIError(
                         "the controller of \(name) (pid \(pid)) is still running after SIGKILL; \(directory(of: name)) was kept",
@@ -432,7 +500,7 @@ public struct ClusterRegistry: Sendable {
                     )
                 }
             } else {
-                progress("pid \(pid) in \(pidPath(of: name)) is not \(name)'s controller any more; not signalling it")
+                progress("pid \(pid) in \(pidPath(of: name, replica: k)) is not \(name)'s controller any more; not signalling it")
             }
         }
         let viz = VizPrometheus.Local(clusterDirectory: directory(of: name))

@@ -243,7 +243,8 @@ struct MulticlusterCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("No linked clusters.\n".utf8))
                 return
             }
-            var table = Table(["CLUSTER", "ALIVE", "NUM_SVC", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99"])
+            // One row per gateway: a replicated cluster has one per controller replica.
+            var table = Table(["CLUSTER", "ALIVE", "NUM_SVC", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99", "GATEWAY"])
             // Whole milliseconds as Linkerd prints them; a tenth under 10 ms (loopback and LAN
             // gateways answer in well under one).
             func ms(_ v: Double?, _ alive: Bool) -> String {
@@ -251,7 +252,7 @@ struct MulticlusterCommand: AsyncParsableCommand {
                 return v < 10 ? String(format: "%.1fms", v) : "\(Int(v.rounded()))ms"
             }
             for r in rows {
-                table.add([r.cluster, r.alive ? "True" : "False", "\(r.numServices)", ms(r.latencyP50Ms, r.alive), ms(r.latencyP95Ms, r.alive), ms(r.latencyP99Ms, r.alive)])
+                table.add([r.cluster, r.alive ? "True" : "False", "\(r.numServices)", ms(r.latencyP50Ms, r.alive), ms(r.latencyP95Ms, r.alive), ms(r.latencyP99Ms, r.alive), r.gateway])
             }
             print(table.render())
         }

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# End to end: a replicated cluster — three controller replicas on one PostgreSQL database, made by
+# `cluster create --replicas 3` — linked both ways with a one-controller cluster. Each replica
+# serves the gateway on its own address and the Link names all three; the mirror of an exported
+# service has one endpoint per gateway. Then replica 1 is killed (-9) under steady load, in the
+# cluster and across the link: no call fails, the proxies' destination streams resume on the other
+# replicas without resending their state, the service-mirror duty moves and follows an export made
+# after the kill, and check says 2/3. Prints "N passed, N failed"; exits non-zero on any failure.
+#
+#   tests/e2e/replicas.sh [path/to/starling]
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
+e2e_binary "${1:-}"
+
+echo; echo "== replicated control plane"
+if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
+  echo "  - skipped: PostgreSQL server not installed (apt-get install postgresql)"
+  echo "replicas e2e: 0 passed, 0 failed"
+  exit 0
+fi
+
+work=$(mktemp -d /tmp/starling-repe2e.XXXXXX)
+chmod 755 "$work"
+export STARLING_HOME=$work/home
+unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+pgport=55434
+trust=identity.starling.cluster.local
+cleanup() {
+  stop_workloads
+  for c in east west; do
+    for f in "$STARLING_HOME/clusters/$c/controller.log" "$STARLING_HOME"/clusters/$c/replica-*/controller.log; do
+      [ -f "$f" ] && cp "$f" "$work/$c-$(basename "$(dirname "$f")").log"
+    done
+    "$STARLING" cluster delete "$c" >/dev/null 2>&1
+  done
+  "$root/scripts/postgres-test-server.sh" stop "$work/pg" >/dev/null 2>&1
+  [ -n "${KEEP_WORK:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+cd "$work"
+S() { timeout 60 "$STARLING" "$@"; }
+E() { STARLING_CONFIG=$work/east.conf timeout 60 "$STARLING" "$@"; }
+W() { STARLING_CONFIG=$work/west.conf timeout 60 "$STARLING" "$@"; }
+
+step "east: three replicas on PostgreSQL; west: one controller on SQLite"
+if ! base=$("$root/scripts/postgres-test-server.sh" start "$work/pg" $pgport 2>&1); then
+  bad "PostgreSQL starts"; echo "$base" | show
+  echo; echo "replicas e2e: $passed passed, $failed failed"; exit 1
+fi
+expect_ok "cluster create east --replicas 3 --store postgres://…" \
+  S cluster create east --address-range 127.64.0.0/16 --store "$base" --replicas 3
+expect_ok "cluster create west" S cluster create west --address-range 127.65.0.0/16
+S cluster credentials east --export-file east.conf >/dev/null
+S cluster credentials west --export-file west.conf >/dev/null
+grep -q "server: 127.64.0.1:8086,127.64.0.2:8086,127.64.0.3:8086" east.conf \
+  && ok "the exported context lists every replica" || { bad "east's context does not list the replicas"; show < east.conf; }
+S certs create "$trust" root.crt root.key --profile root-ca --no-password --insecure >/dev/null
+S certs create "$trust" issuer.crt issuer.key --profile intermediate-ca --not-after 8760h \
+  --no-password --insecure --ca root.crt --ca-key root.key >/dev/null
+for c in E W; do
+  $c install --identity-trust-anchors-file root.crt --identity-issuer-certificate-file issuer.crt \
+    --identity-issuer-key-file issuer.key | $c apply -f - >/dev/null
+  $c multicluster install | $c apply -f - >/dev/null
+done
+out=$(E check 2>&1)
+matches "check: 3/3 controller replicas are alive" "3/3 controller replicas are alive" "$out"
+out=$(E get svc starling-gateway -n starling-multicluster -o yaml 2>&1)
+matches "the gateway Service lists every replica's address" "gateway-address: '?127.64.0.1,127.64.0.2,127.64.0.3" "$out"
+for k in 1 2 3; do
+  eventually "replica $k serves the gateway on 127.64.0.$k" 30 curl -sf http://127.64.0.$k:4191/ready
+done
+
+step "link both ways"
+expect_ok "link west -> east" bash -c "STARLING_CONFIG=$work/west.conf '$STARLING' multicluster link --cluster-name east --config $work/east.conf > link-east.yaml && STARLING_CONFIG=$work/west.conf '$STARLING' apply -f link-east.yaml"
+expect_ok "link east -> west" bash -c "STARLING_CONFIG=$work/east.conf '$STARLING' multicluster link --cluster-name west --config $work/west.conf | STARLING_CONFIG=$work/east.conf '$STARLING' apply -f -"
+out=$(cat link-east.yaml)
+matches "the Link to east names its three gateways" "127.64.0.3" "$(sed -n '/gatewayAddresses/,/gatewayIdentity/p' link-east.yaml)"
+matches "the Link to east names its three API replicas" "apiAddress: '?127.64.0.1:8086,127.64.0.2:8086,127.64.0.3:8086" "$out"
+three_alive() { [ "$(W multicluster gateways | grep -cE '^east +True')" = 3 ]; }
+eventually "west sees east's three gateways alive" 30 three_alive
+W multicluster gateways | show 5
+
+step "workloads: podinfo in east (exported), callers in both clusters"
+STARLING_CONFIG=$work/east.conf start_workload podinfo.log -n test --service podinfo --port 9898 -- "$STARLING" demo-app podinfo --message "from east"
+STARLING_CONFIG=$work/east.conf start_workload ecaller.log -n test --service ecaller --port 7001 -- "$STARLING" demo-app podinfo --port 7001 --message caller
+STARLING_CONFIG=$work/west.conf start_workload wcaller.log -n test --service wcaller --port 7002 -- "$STARLING" demo-app podinfo --port 7002 --message caller
+eaddr=$(address_of ecaller.log) || { bad "east's caller never started"; show < ecaller.log; }
+waddr=$(address_of wcaller.log) || { bad "west's caller never started"; show < wcaller.log; }
+registered_in() { STARLING_CONFIG=$work/$1.conf timeout 30 "$STARLING" get wl -n test | grep -q "^$2-"; }
+eventually "podinfo registered in east" 45 registered_in east podinfo
+eventually "west's caller registered" 45 registered_in west wcaller
+# Twelve names for podinfo: twelve destination streams per kind on east's caller, spread over
+# the three replicas, so some of them are on replica 1 when it dies.
+for i in $(seq 1 12); do
+  printf '%s\n' '---' 'apiVersion: v1' 'kind: Service' "metadata: {name: alias-$i, namespace: test}" \
+    'spec: {selector: {app: podinfo}, ports: [{name: http, port: 9898}]}'
+done > aliases.yaml
+expect_ok "twelve Services for podinfo" E apply -f aliases.yaml
+expect_ok "export podinfo from east" E label svc -n test podinfo mirror.starling.io/exported=true
+eventually "west has the mirror podinfo-east" 15 bash -c "STARLING_CONFIG=$work/west.conf '$STARLING' get svc -n test | grep -q podinfo-east"
+out=$(W get svc podinfo-east -n test -o yaml 2>&1)
+matches "the mirror names every gateway of east" "gateway-address: '?127.64.0.1,127.64.0.2,127.64.0.3" "$out"
+in_cluster() { curl -s -m 3 -x "http://$eaddr:4140" "http://$1.test:9898/" | grep -q "from east"; }
+across() { curl -s -m 3 -x "http://$waddr:4140" http://podinfo-east.test:9898/ | grep -q "from east"; }
+eventually "east's caller reaches podinfo" 30 in_cluster podinfo
+for i in $(seq 1 12); do in_cluster alias-$i || bad "alias-$i does not reach podinfo"; done
+eventually "west's caller reaches podinfo-east through east's gateways" 30 across
+gateways_used() { grep -o 'gateway="127.64.0.[123]:4143"' <(curl -s http://$waddr:4191/metrics) | sort -u | wc -l; }
+for i in $(seq 1 30); do across; done
+[ "$(gateways_used)" -ge 2 ] && ok "west's calls spread over $(gateways_used) of east's gateways" \
+  || { bad "west's calls used $(gateways_used) gateway(s)"; curl -s http://$waddr:4191/metrics | grep 'gateway="' | show 6; }
+
+step "kill -9 replica 1 under load: no call fails, streams resume, the mirror duty moves"
+duties() { PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d starling_test -Atc \
+  "SELECT duty || '=' || holder FROM starling_duties WHERE expires_at > now() ORDER BY duty" 2>/dev/null; }
+echo "      duties before: $(duties | tr '\n' ' ')"
+kill -9 "$(cat "$STARLING_HOME/clusters/east/controller.pid")"
+killed=$SECONDS
+ok_in=0; bad_in=0; ok_x=0; bad_x=0; end=$((SECONDS + 20)); exported=""
+while [ $SECONDS -lt $end ]; do
+  if in_cluster alias-$(( (SECONDS % 12) + 1 )); then ok_in=$((ok_in + 1)); else bad_in=$((bad_in + 1)); fi
+  if across; then ok_x=$((ok_x + 1)); else bad_x=$((bad_x + 1)); fi
+  if [ -z "$exported" ] && [ $((SECONDS - killed)) -ge 2 ]; then
+    # An export in west after the kill: east's mirror of it needs the service-mirror duty.
+    W apply -f - >/dev/null 2>&1 <<'YAML'
+apiVersion: v1
+kind: Service
+metadata: {name: late, namespace: test, labels: {mirror.starling.io/exported: "true"}}
+spec: {selector: {app: wcaller}, ports: [{name: http, port: 7002}]}
+YAML
+    exported=$SECONDS
+  fi
+  sleep 0.1
+done
+echo "      in east: $ok_in calls, $bad_in failed; west → east: $ok_x calls, $bad_x failed"
+[ "$bad_in" = 0 ] && [ "$ok_in" -gt 0 ] && ok "no call failed in east after replica 1 died" || bad "$bad_in calls failed in east"
+[ "$bad_x" = 0 ] && [ "$ok_x" -gt 0 ] && ok "no call from west through east's gateways failed" || bad "$bad_x calls failed across the link"
+late_mirrored() { E get svc -n test | grep -q '^late-west '; }
+eventually "east mirrors a service exported after the kill (the duty moved)" 5 late_mirrored
+echo "      duties after: $(duties | tr '\n' ' ')"
+n=$(E get svc -n test 2>/dev/null | grep -c '^late-west ')
+[ "$n" = 1 ] && ok "the late mirror exists once" || bad "late-west appears $n times"
+resumes() { for k in 2 3; do curl -s http://127.64.0.$k:9990/metrics; done | grep "^starling_destination_resumes_total{outcome=\"$1\"}" | awk '{s += $2} END {print s + 0}'; }
+kept=$(resumes kept); resent=$(resumes resent)
+echo "      streams resumed on replicas 2 and 3: $kept kept their state, $resent were resent"
+[ "$kept" -gt 0 ] && [ "$resent" = 0 ] && ok "the streams replica 1 served resumed on the others without a resync" \
+  || bad "resumes after the kill: $kept kept, $resent resent"
+out=$(E check 2>&1)
+matches "check: 2/3 replicas alive, naming the dead one" "2/3 controller replicas are alive; not seen: 127.64.0.1:8086" "$out"
+dead_seen() { W multicluster gateways | grep -qE '^east +False .*127.64.0.1:4143'; }
+eventually "west sees replica 1's gateway dead" 20 dead_seen
+W multicluster gateways | show 5
+out=$(W check --multicluster 2>&1)
+matches "west's check warns about the dead gateway only" "gateway 127.64.0.1:4143 is not answering" "$out"
+
+echo
+echo "replicas e2e: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -505,7 +505,25 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         responseTimeout?.disarm()
         exchange.stream.detach()
         exchange.stream.reset()
-        exchange.pick.complete(.failure(latency: ContinuousClock.now - exchange.started))
+        // Nothing answered and nothing of the request is lost (no body, a method safe to repeat):
+        // the peer went away mid-request — a gateway or proxy that died — so try another endpoint.
+        if exchange.status == nil, !request.outbound.hasBody, Self.repeatable(request.head.method) {
+            // `record` reports the failure to the balancer.
+            if ConnectAttempts.record(&request.attempts, failedConnectOf: exchange.pick, started: exchange.started) {
+                logger.debug(
+                    "trying another endpoint after the stream broke before a response",
+                    metadata: [
+                        "authority": "\(request.outbound.authority)", "endpoint": "\(exchange.pick.endpoint)",
+                        "error": "\(error)",
+                    ])
+                request.connectError = error
+                state = .routing(request)
+                route(context: context)
+                return
+            }
+        } else {
+            exchange.pick.complete(.failure(latency: ContinuousClock.now - exchange.started))
+        }
         if exchange.status != nil {
             logger.warning(
                 "response broke off",
@@ -517,6 +535,14 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         }
         state = .routing(request)
         respond(error, pick: exchange.pick, context: context)
+    }
+
+    /// Methods a client may send twice with the effect of once (RFC 9110 §9.2.2).
+    static func repeatable(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: true
+        default: false
+        }
     }
 
     private func timedOut(context: ChannelHandlerContext) {

@@ -9,6 +9,23 @@ e2e_binary() {
   STARLING=$(cd "$(dirname "$STARLING")" && pwd)/$(basename "$STARLING")
 }
 
+# e2e_needs_postgres NAME: exits, counted as skipped, when Debian's PostgreSQL server is missing.
+e2e_needs_postgres() {
+  ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 && return 0
+  echo "  - skipped: PostgreSQL server not installed (apt-get install postgresql)"
+  echo "$1 e2e: 0 passed, 0 failed"
+  exit 0
+}
+
+# e2e_home PREFIX: a fresh work directory $work (readable by the postgres user) holding
+# STARLING_HOME, with no inherited context or HTTP proxy.
+e2e_home() {
+  work=$(mktemp -d "/tmp/$1.XXXXXX")
+  chmod 755 "$work"
+  export STARLING_HOME=$work/home
+  unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+}
+
 passed=0; failed=0; pids=()
 ok()   { passed=$((passed + 1)); echo "  ✓ $*"; }
 bad()  { failed=$((failed + 1)); echo "  × $*"; }

@@ -13,16 +13,8 @@ root=$(cd "$here/../.." && pwd)
 e2e_binary "${1:-}"
 
 echo; echo "== PostgreSQL store"
-if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
-  echo "  - skipped: PostgreSQL server not installed (apt-get install postgresql)"
-  echo "postgres-store e2e: 0 passed, 0 failed"
-  exit 0
-fi
-
-work=$(mktemp -d /tmp/starling-pge2e.XXXXXX)
-chmod 755 "$work"
-export STARLING_HOME=$work/home
-unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+e2e_needs_postgres postgres-store
+e2e_home starling-pge2e
 cluster=pgc
 range=127.63.0.0/16
 ctl=127.63.0.1

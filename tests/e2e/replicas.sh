@@ -15,16 +15,8 @@ root=$(cd "$here/../.." && pwd)
 e2e_binary "${1:-}"
 
 echo; echo "== replicated control plane"
-if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
-  echo "  - skipped: PostgreSQL server not installed (apt-get install postgresql)"
-  echo "replicas e2e: 0 passed, 0 failed"
-  exit 0
-fi
-
-work=$(mktemp -d /tmp/starling-repe2e.XXXXXX)
-chmod 755 "$work"
-export STARLING_HOME=$work/home
-unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+e2e_needs_postgres replicas
+e2e_home starling-repe2e
 pgport=55434
 trust=identity.starling.cluster.local
 cleanup() {

@@ -7,11 +7,13 @@ import SwiftProtobuf
 import StarlingCore
 import StarlingProxy
 
-/// `starling run -n NS --service SVC --port P [--service-account SA] -- CMD...`: universal mode's
+/// `starling run -n NS [--service SVC --port P] [--service-account SA] -- CMD...`: universal mode's
 /// "inject". Gets a join token, starts the proxy (in this process), starts CMD with
 /// `http_proxy` pointing at the outbound listener, registers the workload once CMD listens on
 /// its port (or, when it has not within 30 s, as a client only until it does), keeps it alive
-/// with heartbeats, forwards signals, deregisters on exit and exits with CMD's status.
+/// with heartbeats, forwards signals, deregisters on exit and exits with CMD's status. Without
+/// `--port` the command is a client only (a batch job, a curl): it is registered as one at once
+/// and the run ends as soon as the command does.
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run a command as a meshed workload: proxy, registration, and the app.")
@@ -21,11 +23,11 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: [.short, .customLong("namespace")], help: "The workload's namespace.")
     var namespace: String
 
-    @Option(help: "The service this workload serves (created if missing, selecting app=SERVICE).")
-    var service: String
+    @Option(help: "The service this workload serves (created if missing, selecting app=SERVICE; needs --port).")
+    var service: String?
 
-    @Option(help: "The application's port.")
-    var port: Int
+    @Option(help: "The application's port (none: the command only calls out).")
+    var port: Int?
 
     @Option(help: "The workload's service account.")
     var serviceAccount: String = "default"
@@ -50,7 +52,13 @@ struct RunCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard !command.isEmpty else { throw ValidationError("give the command to run after --") }
-        guard (1...65535).contains(port) else { throw ValidationError("--port \(port) is not a port") }
+        if let port, !(1...65535).contains(port) { throw ValidationError("--port \(port) is not a port") }
+        if service != nil, port == nil {
+            throw ValidationError("--service needs --port: a service routes to the port the command listens on (omit both for a command that only calls out)")
+        }
+        if port != nil, service == nil {
+            throw ValidationError("--port needs --service: name the service that routes to it")
+        }
         for binding in outboundTCP { _ = try OpaqueBindingFlag.parse(binding) }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a log level") }
     }
@@ -64,7 +72,7 @@ struct RunCommand: AsyncParsableCommand {
         let proxyPorts = (inbound: 4143, outbound: 4140, admin: 4191)
         let claims = (StarlingPaths.home(environment: ProcessInfo.processInfo.environment) as NSString).appendingPathComponent("workloads")
         let workloadAddress = try address ?? WorkloadAddress.allocate(
-            controllerHost: resolved.serverHost, ports: [proxyPorts.inbound, proxyPorts.outbound, proxyPorts.admin, port],
+            controllerHost: resolved.serverHost, ports: [proxyPorts.inbound, proxyPorts.outbound, proxyPorts.admin] + (port.map { [$0] } ?? []),
             claims: claims)
         defer { if address == nil { WorkloadAddress.release(workloadAddress, in: claims) } }
         let (namespace, service, port, serviceAccount, appProtocol) = (self.namespace, self.service, self.port, self.serviceAccount, self.appProtocol)
@@ -76,7 +84,9 @@ struct RunCommand: AsyncParsableCommand {
             request.serviceAccount = serviceAccount
             request.ttlSeconds = 7 * 86400
             let token = try await client.mesh.createToken(request).token
-            try await Self.ensureService(client, namespace: namespace, service: service, port: port, appProtocol: appProtocol)
+            if let service, let port {
+                try await Self.ensureService(client, namespace: namespace, service: service, port: port, appProtocol: appProtocol)
+            }
             return token
         }
         var registrationContext = resolved
@@ -92,7 +102,7 @@ struct RunCommand: AsyncParsableCommand {
                 controllerCertificatePEM: resolved.caPEM, token: token,
                 identity: MeshIdentity(namespace: namespace, serviceAccount: serviceAccount, trustDomain: domain),
                 listenHost: workloadAddress, inboundPort: proxyPorts.inbound, outboundPort: proxyPorts.outbound,
-                adminPort: proxyPorts.admin, appHost: workloadAddress, appPorts: [port],
+                adminPort: proxyPorts.admin, appHost: workloadAddress, appPorts: port.map { [$0] } ?? [],
                 opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse), clusterName: resolved.clusterName)
         proxyConfiguration.controllerReplicas = resolved.replicas
         let proxy = Proxy(configuration: proxyConfiguration, logger: Logger(label: "starling.proxy"), metrics: metrics)
@@ -103,10 +113,12 @@ struct RunCommand: AsyncParsableCommand {
         environment["no_proxy"] = "localhost,127.0.0.1"
         environment["STARLING_WORKLOAD_ADDRESS"] = workloadAddress
         environment["STARLING_NAMESPACE"] = namespace
-        environment["STARLING_SERVICE"] = service
+        if let service { environment["STARLING_SERVICE"] = service }
         environment["STARLING_CLUSTER"] = resolved.clusterName
-        environment["PORT"] = "\(port)"
-        let name = "\(service)-\(String(UUID().uuidString.lowercased().prefix(5)))"
+        if let port { environment["PORT"] = "\(port)" }
+        // A client-only command is named, and labelled, after its service account.
+        let app = service ?? serviceAccount
+        let name = "\(app)-\(String(UUID().uuidString.lowercased().prefix(5)))"
         let command = self.command
 
         let status: Int32 = try await withThrowingTaskGroup(of: Int32?.self) { group in
@@ -122,7 +134,11 @@ struct RunCommand: AsyncParsableCommand {
                 func keepRegistered(appPort: Int?) async {
                     try? await Registration.keepRegistered(
                         workloadContext, name: name, address: workloadAddress, inboundPort: proxyPorts.inbound,
-                        appPort: appPort, adminPort: proxyPorts.admin, labels: ["app": service], logger: logger)
+                        appPort: appPort, adminPort: proxyPorts.admin, labels: ["app": app], logger: logger)
+                }
+                guard let port else {
+                    await keepRegistered(appPort: nil)
+                    return nil
                 }
                 if await WorkloadAddress.waitUntilListening(host: workloadAddress, port: port, timeout: .seconds(30)) {
                     await keepRegistered(appPort: port)

@@ -116,6 +116,16 @@ matches "three GETs on one HTTP/1.1 keep-alive connection (Python http.client) a
 out=$(curl -s -m 5 -i --http2-prior-knowledge -H 'Host: podinfo.test:9898' "http://$caddr:4140/" 2>&1)
 matches "h2c (prior knowledge) to the outbound listener, Host podinfo.test:9898 → 200" '^HTTP/2 200' "$out"
 
+# A command that only calls out: no --port, no --service; the run ends with the command.
+t0=$SECONDS
+out=$(timeout 60 "$STARLING" run -n test --service-account job -- sh -c 'curl -s -m 5 -x "$http_proxy" http://podinfo.test:9898/' 2>&1); rc=$?
+took=$((SECONDS - t0))
+[ $rc = 0 ] && grep -qa 'podinfo in dp1' <<<"$out" && [ $took -lt 20 ] \
+  && ok "run with no --port: a client-only command reaches podinfo and the run ends with it (${took}s)" \
+  || { bad "client-only run: status $rc after ${took}s"; echo "$out" | show; }
+timeout 60 "$STARLING" run -n test --service-account job -- sh -c 'exit 3' >/dev/null 2>&1; rc=$?
+[ $rc = 3 ] && ok "run exits with its command's status (3)" || bad "run exited $rc, not the command's 3"
+
 step "2. gRPC (Python grpcio) through the proxy pair"
 out=$(timeout 30 python3 "$dp/greeter.py" call --target "$caddr:4140" --authority greeter.test:50051 --name mesh 2>&1)
 matches "SayHello via :authority greeter.test:50051 succeeds" '^status=OK' "$out"

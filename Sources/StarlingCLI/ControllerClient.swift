@@ -39,7 +39,8 @@ struct ControllerClient {
                         .init(service: "starling.v1.Resources", method: "List"),
                         .init(service: "starling.v1.Resources", method: "Delete"),
                     ],
-                    timeout: timeout, maxRequestMessageBytes: 64 * 1024 * 1024, maxResponseMessageBytes: 64 * 1024 * 1024)
+                    timeout: timeout, maxRequestMessageBytes: 64 * 1024 * 1024, maxResponseMessageBytes: 64 * 1024 * 1024,
+                    executionPolicy: ReplicaTarget.failover)
                 ],
                 // Spread over the replicas that answer (pick-first would only ever try the first).
                 loadBalancingConfig: [.roundRobin]))

@@ -31,6 +31,9 @@ struct InstallCommand: AsyncParsableCommand {
     @Option(help: "PEM file of the issuer's private key (PKCS#8 or SEC1).")
     var identityIssuerKeyFile: String?
 
+    @Option(help: "How long workload certificates are valid, as a Go duration (proxies renew them before they expire).")
+    var identityIssuanceLifetime: String = "24h0m0s"
+
     @Option(help: "systemd: the controllers' store, postgres://USER@HOST:PORT/DB (its password goes in the environment file).")
     var store: String?
 
@@ -62,6 +65,13 @@ struct InstallCommand: AsyncParsableCommand {
                 (identityIssuerKeyFile, "--identity-issuer-key-file"),
             ] where value == nil {
                 throw ValidationError("missing \(flag) (the mesh's identity; see `starling certs create`)")
+            }
+            do {
+                guard try GoDuration.parse(identityIssuanceLifetime) >= MeshIdentitySettings.minimumIssuanceLifetime else {
+                    throw ValidationError("--identity-issuance-lifetime \(identityIssuanceLifetime): must be at least 30s")
+                }
+            } catch let error as ResourceError {
+                throw ValidationError("--identity-issuance-lifetime: \(error.message)")
             }
         case .systemd:
             guard !replicas.isEmpty else {
@@ -95,7 +105,8 @@ struct InstallCommand: AsyncParsableCommand {
         }
         let resources = try Self.resources(
             anchorsFile: identityTrustAnchorsFile, issuerFile: identityIssuerCertificateFile,
-            keyFile: identityIssuerKeyFile, clusterName: cluster, trustDomain: trustDomain, now: Date())
+            keyFile: identityIssuerKeyFile, clusterName: cluster, trustDomain: trustDomain,
+            issuanceLifetime: try GoDuration.parse(identityIssuanceLifetime), now: Date())
         print(output == .json ? ResourceEncoder.json(resources) : ResourceEncoder.yaml(resources), terminator: output == .json ? "\n" : "")
     }
 
@@ -115,7 +126,8 @@ struct InstallCommand: AsyncParsableCommand {
 
     /// Reads and checks the certificates, and builds the documents to apply.
     static func resources(
-        anchorsFile: String, issuerFile: String, keyFile: String, clusterName: String, trustDomain: String, now: Date
+        anchorsFile: String, issuerFile: String, keyFile: String, clusterName: String, trustDomain: String,
+        issuanceLifetime: Duration = MeshIdentitySettings.defaultIssuanceLifetime, now: Date
     ) throws -> [Resource] {
         let anchorsPEM = try InputFile.read(anchorsFile)
         let issuerPEM = try InputFile.read(issuerFile)
@@ -141,7 +153,8 @@ struct InstallCommand: AsyncParsableCommand {
                 clusterName: clusterName, trustDomain: trustDomain,
                 identity: MeshIdentitySettings(
                     trustAnchorsPEM: anchorsPEM,
-                    issuer: MeshIssuer(certificatePEM: issuerPEM, keySecret: SecretReference(name: issuerSecretName, namespace: namespace)))))
+                    issuer: MeshIssuer(certificatePEM: issuerPEM, keySecret: SecretReference(name: issuerSecretName, namespace: namespace)),
+                    issuanceLifetime: issuanceLifetime)))
         return [Resource(name: namespace, spec: NamespaceSpec()), secret, mesh]
     }
 }

@@ -55,19 +55,20 @@ public struct Controller: Sendable {
                 })
         }
         let allDuties = duties
+        let clock = ReplicaClock(logger: logger)
         let scheduler = DutyScheduler(
             store: store,
             holder: "\(NetworkAddress.joinHostPort(c.apiHost, c.apiPort)) on \(ProcessInfo.processInfo.hostName) pid \(getpid())",
-            logger: logger)
+            logger: logger, clock: clock)
 
         let services: [any RegistrableRPCService] = [
             ResourcesService(store: store, auth: auth, logger: logger),
-            IdentityService(identity: identity, auth: auth, logger: logger),
+            IdentityService(identity: identity, auth: auth, logger: logger, clock: clock),
             DestinationService(index: index, auth: auth, logger: logger),
             MeshService(
                 store: store, auth: auth, tokenKey: credentials.tokenKey, tapKey: credentials.apiKey, identity: identity,
                 index: index,
-                leases: leases, multicluster: multicluster, configuration: c, logger: logger),
+                leases: leases, multicluster: multicluster, configuration: c, logger: logger, clock: clock),
         ]
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: c.apiHost, port: c.apiPort),

@@ -27,10 +27,18 @@ public struct MeshIdentitySettings: Sendable, Hashable {
     /// The root certificates every cluster of the mesh trusts (PEM, one or more).
     public var trustAnchorsPEM: String
     public var issuer: MeshIssuer
+    /// How long the workload certificates the issuer signs are valid (Linkerd's
+    /// `issuanceLifetime`); proxies renew them before they expire. Default 24 h.
+    public var issuanceLifetime: Duration
 
-    public init(trustAnchorsPEM: String, issuer: MeshIssuer) {
+    public static let defaultIssuanceLifetime: Duration = .seconds(86400)
+    /// Shorter lifetimes would have proxies renew more often than they can be served.
+    public static let minimumIssuanceLifetime: Duration = .seconds(30)
+
+    public init(trustAnchorsPEM: String, issuer: MeshIssuer, issuanceLifetime: Duration = defaultIssuanceLifetime) {
         self.trustAnchorsPEM = trustAnchorsPEM
         self.issuer = issuer
+        self.issuanceLifetime = issuanceLifetime
     }
 }
 
@@ -90,6 +98,19 @@ public struct MeshConfigSpec: ResourceSpec {
         if let problem = ResourceNames.dns1123LabelProblem(secretNamespace) {
             throw keySecret.invalid("namespace", "invalid namespace \(JSONTextWriter.quoted(secretNamespace)): \(problem)")
         }
+        var lifetime = MeshIdentitySettings.defaultIssuanceLifetime
+        if let text = try identity.string("issuanceLifetime") {
+            do {
+                lifetime = try GoDuration.parse(text)
+            } catch {
+                throw ResourceError(error.code, error.message, fieldPath: identity.at("issuanceLifetime"))
+            }
+            guard lifetime >= MeshIdentitySettings.minimumIssuanceLifetime else {
+                throw identity.invalid(
+                    "issuanceLifetime",
+                    "must be at least \(GoDuration.format(MeshIdentitySettings.minimumIssuanceLifetime)), got \(JSONTextWriter.quoted(text))")
+            }
+        }
         let apiAddress = try spec.string("apiAddress")
         if let apiAddress, NetworkAddress.splitHostPort(apiAddress) == nil {
             throw spec.invalid("apiAddress", "expected host:port, got \(JSONTextWriter.quoted(apiAddress))")
@@ -105,7 +126,8 @@ public struct MeshConfigSpec: ResourceSpec {
                 trustAnchorsPEM: anchors,
                 issuer: MeshIssuer(
                     certificatePEM: certificate,
-                    keySecret: SecretReference(name: secretName, namespace: secretNamespace))),
+                    keySecret: SecretReference(name: secretName, namespace: secretNamespace)),
+                issuanceLifetime: lifetime),
             apiAddress: apiAddress, gatewayAddress: gatewayAddress)
     }
 
@@ -119,8 +141,11 @@ public struct MeshConfigSpec: ResourceSpec {
         var spec = JSONObject()
         spec["clusterName"] = .string(clusterName)
         spec["trustDomain"] = .string(trustDomain)
-        spec["identity"] = .object(
-            JSONObject([("trustAnchorsPEM", .string(identity.trustAnchorsPEM)), ("issuer", .object(issuer))]))
+        var identityObject = JSONObject([("trustAnchorsPEM", .string(identity.trustAnchorsPEM)), ("issuer", .object(issuer))])
+        if identity.issuanceLifetime != MeshIdentitySettings.defaultIssuanceLifetime {
+            identityObject["issuanceLifetime"] = .string(GoDuration.format(identity.issuanceLifetime))
+        }
+        spec["identity"] = .object(identityObject)
         if let apiAddress { spec["apiAddress"] = .string(apiAddress) }
         if let gatewayAddress { spec["gatewayAddress"] = .string(gatewayAddress) }
         return JSONObject([("spec", .object(spec))])

@@ -33,9 +33,12 @@ public struct ReplicaSeen: Sendable, Hashable {
     public var replica: String
     /// Seconds since it last said it was alive, by the database's clock.
     public var secondsAgo: Double
-    public init(replica: String, secondsAgo: Double) {
+    /// Its clock minus the database's, in seconds, at its last heartbeat.
+    public var clockSkew: Double
+    public init(replica: String, secondsAgo: Double, clockSkew: Double = 0) {
         self.replica = replica
         self.secondsAgo = secondsAgo
+        self.clockSkew = clockSkew
     }
 }
 
@@ -51,8 +54,10 @@ public protocol ReplicatedStore: ResourceStore {
     func releaseDuty(_ duty: String, holder: String) async throws
     /// Every duty's current lease.
     func dutyHolders() async throws -> [DutyHolder]
-    /// Records that `replica` is alive now (every replica does, every second).
-    func recordReplica(_ replica: String) async throws
+    /// Records that `replica` is alive now (every replica does, every second); returns its clock
+    /// minus the database's, in seconds.
+    @discardableResult
+    func recordReplica(_ replica: String) async throws -> Double
     /// The replicas seen within the last hour, most recent first.
     func replicas() async throws -> [ReplicaSeen]
     /// `apply`, refused unless `fence` is still valid.

@@ -1,3 +1,4 @@
+public import GRPCCore
 public import GRPCNIOTransportHTTP2Posix
 public import StarlingCore
 
@@ -6,6 +7,13 @@ public import StarlingCore
 /// addresses. Proxies, gateways and the service mirror (a Link's `apiAddress` may list every
 /// replica of the remote cluster) reach a controller this way.
 public enum ReplicaTarget {
+    /// A call a replica refused as unavailable (it is stopping, its database is away, its clock
+    /// is off) goes again, and round robin sends it to the next replica.
+    public static let failover = RPCExecutionPolicy.retry(
+        RetryPolicy(
+            maxAttempts: 3, initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(500), backoffMultiplier: 2,
+            retryableStatusCodes: [.unavailable]))
+
     public static func resolve(_ replicas: [NetworkEndpoint]) -> any ResolvableTarget {
         if replicas.count > 1, replicas.allSatisfy({ NetworkAddress.isIPv4($0.host) }) {
             return .ipv4(pairs: replicas.map { (host: $0.host, port: $0.port) })

@@ -27,6 +27,8 @@ struct DutyScheduler: Sendable {
     var ttl: Duration = .seconds(4)
     var renewEvery: Duration = .seconds(1)
     var logger: Logger
+    /// Where each heartbeat's clock measurement goes.
+    var clock: ReplicaClock? = nil
 
     func run(_ duties: [Duty]) async {
         await withDiscardingTaskGroup { group in
@@ -34,7 +36,7 @@ struct DutyScheduler: Sendable {
                 // Replicas say they are alive, for `check` (2/3 replicas live).
                 group.addTask {
                     while !Task.isCancelled {
-                        try? await shared.recordReplica(holder)
+                        if let skew = try? await shared.recordReplica(holder) { clock?.record(skew) }
                         try? await Task.sleep(for: renewEvery)
                     }
                 }

@@ -14,13 +14,20 @@ struct IdentityService: Starling_V1_Identity.ServiceProtocol {
     let identity: MeshIdentityState
     let auth: Authenticator
     let logger: Logger
-    let lifetime: TimeInterval
+    /// Overrides the MeshConfig's `issuanceLifetime` (tests).
+    let lifetime: TimeInterval?
+    /// This replica's clock against the database's; nil for a controller on its own store.
+    let clock: ReplicaClock?
 
-    public init(identity: MeshIdentityState, auth: Authenticator, logger: Logger, lifetime: TimeInterval = 86400) {
+    init(
+        identity: MeshIdentityState, auth: Authenticator, logger: Logger, lifetime: TimeInterval? = nil,
+        clock: ReplicaClock? = nil
+    ) {
         self.identity = identity
         self.auth = auth
         self.logger = logger
         self.lifetime = lifetime
+        self.clock = clock
     }
 
     func certify(
@@ -31,6 +38,9 @@ struct IdentityService: Starling_V1_Identity.ServiceProtocol {
             metadata.replaceOrAddString("Bearer \(request.message.token)", forKey: "authorization")
         }
         let caller = try auth.authenticate(metadata)
+        if let refusal = clock?.refusal {
+            throw RPCError(code: .unavailable, message: refusal)
+        }
         guard let configuration = identity.configuration else {
             throw RPCError(code: .failedPrecondition, message: identity.problem ?? "identity is not configured")
         }
@@ -53,7 +63,7 @@ struct IdentityService: Starling_V1_Identity.ServiceProtocol {
         let chain: [Certificate]
         do {
             chain = try configuration.issuer.certify(
-                csrDER: Array(request.message.certificateSigningRequest), granted: granted, lifetime: lifetime, now: Date())
+                csrDER: Array(request.message.certificateSigningRequest), granted: granted, lifetime: lifetime ?? TimeInterval(configuration.issuanceLifetime.components.seconds), now: Date())
         } catch {
             logger.warning("certify refused", metadata: ["identity": "\(granted)", "error": "\(error.message)"])
             throw RPCError(code: error.code == .csrSignatureInvalid || error.code == .identityNotGranted ? .permissionDenied : .invalidArgument, message: error.message)

@@ -14,6 +14,8 @@ struct MeshIdentityConfiguration: Sendable {
     var trust: TrustBundle
     var issuer: Issuer
     var issuerCertificate: Certificate
+    /// How long the workload certificates it signs are valid.
+    var issuanceLifetime: Duration
 }
 
 /// Follows the store and keeps the current `MeshIdentityConfiguration`. When a new configuration
@@ -102,7 +104,8 @@ final class MeshIdentityState: Sendable {
             trustDomain: spec.trustDomain)
         return MeshIdentityConfiguration(
             clusterName: spec.clusterName, trustDomain: spec.trustDomain, trustAnchorsPEM: spec.identity.trustAnchorsPEM,
-            trust: trust, issuer: issuer, issuerCertificate: issuerCertificate)
+            trust: trust, issuer: issuer, issuerCertificate: issuerCertificate,
+            issuanceLifetime: spec.identity.issuanceLifetime)
     }
 }
 

@@ -21,6 +21,9 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     let multicluster: MulticlusterRegistry
     let configuration: ControllerConfiguration
     let logger: Logger
+    /// This replica's clock against the database's: a token it stamped with a skewed clock
+    /// would be refused by the other replicas ("issued in the future").
+    var clock: ReplicaClock? = nil
 
     static let maximumTokenTTL: Int64 = 365 * 86400
 
@@ -32,6 +35,7 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         request: ServerRequest<Starling_V1_CreateTokenRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_CreateTokenResponse> {
         try auth.requireAdmin(request.metadata, for: "token create")
+        if let refusal = clock?.refusal { throw RPCError(code: .unavailable, message: refusal) }
         let m = request.message
         guard Names.isDNSLabel(m.namespace) else {
             throw RPCError(code: .invalidArgument, message: "namespace \"\(m.namespace)\" is not a valid name (lowercase letters, digits and '-', at most 63)")

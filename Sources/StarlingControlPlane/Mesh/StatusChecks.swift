@@ -58,6 +58,18 @@ struct StatusChecks {
                         "replicas",
                         hint: "start the missing replicas again; a replica that left for good drops off this list after an hour"))
             }
+            let skewed = live.filter { abs($0.clockSkew) > ReplicaClock.defaultLimit }
+            if skewed.isEmpty {
+                let worst = live.map { abs($0.clockSkew) }.max() ?? 0
+                results.append(.ok("replica clocks agree with the database's (largest skew \(ReplicaClock.magnitude(worst)))", "replica-clocks"))
+            }
+            for replica in skewed {
+                results.append(
+                    .error(
+                        "replica \(replica.replica)'s clock is \(ReplicaClock.describe(replica.clockSkew)) the database's; it signs no certificates",
+                        "replica-clocks",
+                        hint: "sync its clock (chrony or systemd-timesyncd); the other replicas sign meanwhile"))
+            }
             let holders = Dictionary(uniqueKeysWithValues: try await shared.dutyHolders().map { ($0.duty, $0) })
             for duty in [Duty.serviceMirror, Duty.workloadLeaseExpiry] {
                 if let holder = holders[duty], holder.expiresIn > 0 {

@@ -43,7 +43,9 @@ public struct ControllerAPI: Sendable, CustomStringConvertible {
             },
             serviceConfig: ServiceConfig(
                 methodConfig: [
-                    MethodConfig(names: [.init(service: "starling.v1.Identity")], timeout: unaryTimeout)
+                    MethodConfig(
+                        names: [.init(service: "starling.v1.Identity")], timeout: unaryTimeout,
+                        executionPolicy: ReplicaTarget.failover)
                 ],
                 loadBalancingConfig: [.roundRobin]))
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import PostgresNIO
 public import StarlingCore
@@ -45,28 +46,37 @@ extension PostgresResourceStore: ReplicatedStore {
         }
     }
 
-    public func recordReplica(_ replica: String) async throws {
+    public func recordReplica(_ replica: String) async throws -> Double {
         try await access("recording replica \(replica)") { client in
-            try await client.query(
+            // This replica's clock, read as the statement leaves: its skew is against `now()`.
+            let local = Date().timeIntervalSince1970
+            var skew = 0.0
+            for try await value in try await client.query(
                 """
-                INSERT INTO starling_replicas (replica, seen_at) VALUES (\(replica), now())
-                ON CONFLICT (replica) DO UPDATE SET seen_at = now()
-                """)
+                INSERT INTO starling_replicas (replica, seen_at, clock_skew)
+                VALUES (\(replica), now(), \(local) - EXTRACT(EPOCH FROM now())::float8)
+                ON CONFLICT (replica) DO UPDATE SET seen_at = now(), clock_skew = excluded.clock_skew
+                RETURNING clock_skew
+                """
+            ).decode(Double.self) {
+                skew = value
+            }
             // Forget replicas gone for a day (their rows would only grow with restarts).
             try await client.query("DELETE FROM starling_replicas WHERE seen_at < now() - interval '1 day'")
+            return skew
         }
     }
 
     public func replicas() async throws -> [ReplicaSeen] {
         try await access("reading the replicas") { client in
             var seen: [ReplicaSeen] = []
-            for try await (replica, ago) in try await client.query(
+            for try await (replica, ago, skew) in try await client.query(
                 """
-                SELECT replica, EXTRACT(EPOCH FROM now() - seen_at)::float8 FROM starling_replicas
+                SELECT replica, EXTRACT(EPOCH FROM now() - seen_at)::float8, clock_skew FROM starling_replicas
                 WHERE seen_at > now() - interval '1 hour' ORDER BY seen_at DESC
                 """
-            ).decode((String, Double).self) {
-                seen.append(ReplicaSeen(replica: replica, secondsAgo: ago))
+            ).decode((String, Double, Double).self) {
+                seen.append(ReplicaSeen(replica: replica, secondsAgo: ago, clockSkew: skew))
             }
             return seen
         }

@@ -83,6 +83,9 @@ enum PostgresSchema {
         Migration(
             version: 4, description: "replicas",
             statements: ["CREATE TABLE starling_replicas (replica text PRIMARY KEY, seen_at timestamptz NOT NULL)"]),
+        Migration(
+            version: 5, description: "replica clock skew",
+            statements: ["ALTER TABLE starling_replicas ADD COLUMN clock_skew float8 NOT NULL DEFAULT 0"]),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

@@ -3,7 +3,8 @@
 #   scripts/postgres-test-server.sh start DIR [PORT]   initdb + start; prints the store URL
 #   scripts/postgres-test-server.sh stop DIR           stops it and removes DIR
 # The server listens on 127.0.0.1:PORT (default 55432) with password (SCRAM) authentication, so
-# a wrong password is refused as it would be on a real host. Run as root, the server runs as the
+# a wrong password is refused as it would be on a real host. It also listens on 127.0.0.2, so that
+# a test can cut one client off with nftables (a client that connects there) and not the others. Run as root, the server runs as the
 # `postgres` user (PostgreSQL refuses to run as root).
 set -euo pipefail
 cmd=${1:?start|stop}
@@ -32,7 +33,8 @@ start)
     exit 1
   fi
   rm -f "$dir/pw"
-  if ! as_owner "cd /tmp && $pgbin/pg_ctl -D '$dir/data' -w -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off\" -l '$dir/server.log' start >/dev/null"; then
+  as_owner "echo 'host all all 127.0.0.2/32 scram-sha-256' >> '$dir/data/pg_hba.conf'"
+  if ! as_owner "cd /tmp && $pgbin/pg_ctl -D '$dir/data' -w -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1,127.0.0.2 -c max_connections=300 -c fsync=off\" -l '$dir/server.log' start >/dev/null"; then
     echo "PostgreSQL did not start on 127.0.0.1:$port; see $dir/server.log:" >&2
     tail -5 "$dir/server.log" >&2
     exit 1

@@ -39,6 +39,29 @@ func cliClusterTestRange() -> ClusterAddressRange {
         #expect(try registry.list().clusters.map(\.name) == ["b", "c", "d"])
     }
 
+    @Test func aReplicatedClusterPutsReplicaKOnTheKthAddressWithOneCertificateNamingAll() throws {
+        let home = try CLITemporaryDirectory()
+        defer { home.cleanup() }
+        let registry = ClusterRegistry(home: home.path)
+        let record = try registry.reserve(
+            name: "prod", requestedRange: ClusterAddressRange(parsing: "127.9.0.0/16"),
+            store: "postgres://u@db:5432/s", replicas: 3)
+        #expect(record.replicaList.map(\.apiAddress) == ["127.9.0.1:8086", "127.9.0.2:8086", "127.9.0.3:8086"])
+        #expect(record.replicaList.map(\.adminAddress) == ["127.9.0.1:9990", "127.9.0.2:9990", "127.9.0.3:9990"])
+        let second = registry.controllerArguments(for: record, replica: 2)
+        #expect(second.contains("127.9.0.2:8086"))
+        #expect(second.contains(registry.directory(of: "prod") + "/replica-2/data"))
+        #expect(second.contains("--store"))
+        let names = second.enumerated().filter { $0.offset > 0 && second[$0.offset - 1] == "--api-certificate-name" }.map(\.element)
+        #expect(names == ["127.9.0.1", "127.9.0.3"], "every other replica is named in the shared API certificate")
+        // Read back from cluster.yaml, a one-replica cluster has no replica list of its own.
+        #expect(try registry.record(named: "prod").replicas == 3)
+        let single = try registry.reserve(name: "one", requestedRange: ClusterAddressRange(parsing: "127.10.0.0/16"))
+        #expect(single.replicas == nil)
+        #expect(single.replicaList.map(\.apiAddress) == ["127.10.0.1:8086"])
+        #expect(!registry.controllerArguments(for: single).contains("--api-certificate-name"))
+    }
+
     @Test func twoClustersWithTheSameLoopbackRangeAreRefused() throws {
         let home = try CLITemporaryDirectory()
         defer { home.cleanup() }

@@ -208,6 +208,20 @@ extension LinkSpecTests {
         #expect(spec.apiAddress == nil)
     }
 
+    @Test func readsTheIssuanceLifetimeAndRefusesOneTooShort() throws {
+        #expect(try MeshConfigSpec(Fixtures.one(Fixtures.meshConfig())).identity.issuanceLifetime == .seconds(86400))
+        let short = Fixtures.meshConfig().replacing("    issuer:\n", with: "    issuanceLifetime: 60s\n    issuer:\n")
+        let spec = try MeshConfigSpec(Fixtures.one(short))
+        #expect(spec.identity.issuanceLifetime == .seconds(60))
+        #expect(try MeshConfigSpec(Resource(name: "mesh", spec: spec)) == spec, "round trip")
+        let tooShort = Fixtures.meshConfig().replacing("    issuer:\n", with: "    issuanceLifetime: 5s\n    issuer:\n")
+        let error = Fixtures.decodeError(tooShort)
+        #expect(error?.fieldPath == "spec.identity.issuanceLifetime", "got \(String(describing: error))")
+        #expect(error?.message.contains("at least 30s") == true)
+        let notADuration = Fixtures.meshConfig().replacing("    issuer:\n", with: "    issuanceLifetime: a minute\n    issuer:\n")
+        #expect(Fixtures.decodeError(notADuration)?.fieldPath == "spec.identity.issuanceLifetime")
+    }
+
     @Test func refusesMissingIssuerAndBadPEM() throws {
         let noKey = Fixtures.meshConfig().replacing("      keySecret:\n        name: issuer-key\n        namespace: starling\n", with: "")
         #expect(Fixtures.decodeError(noKey)?.fieldPath == "spec.identity.issuer.keySecret")

@@ -20,6 +20,7 @@ e2e_home starling-repe2e
 pgport=55434
 trust=identity.starling.cluster.local
 cleanup() {
+  nft delete table inet starling_e2e_cut 2>/dev/null
   # The replica restarted under faketime is faketime's child: stop it by its command line.
   pkill -f -- "--data-dir $STARLING_HOME/clusters/east/data " 2>/dev/null
   stop_workloads
@@ -172,7 +173,7 @@ if command -v faketime >/dev/null 2>&1; then
     grep -qE "replica 127.64.0.1:8086 .*clock is (9m5[0-9]s|10m[0-9]s) ahead of the database's" <<<"$out" && return 0
     grep -E "clock|replicas" <<<"$out"; return 1
   }
-  eventually "check names the replica whose clock is off" 15 skew_reported
+  eventually "check names the replica whose clock is off" 30 skew_reported
   grep -q "this replica's clock is off the database's" skewed.log && ok "the skewed replica logs that it signs nothing" \
     || { bad "the skewed replica does not log its clock"; show < skewed.log; }
 else
@@ -187,6 +188,53 @@ renewed_twice() { [ "$(grep -c 'workload certificate renewed' newcomer.log)" -ge
 eventually "the newcomer's 60 s certificate renews" 75 renewed_twice
 grep 'workload certificate renewed' newcomer.log | tail -2 | sed 's/^.*not_after=/      not_after=/'
 eventually "east's caller still reaches podinfo" 10 in_cluster podinfo
+
+step "replica 1 cut off from PostgreSQL (nftables): it stops its duties before another replica takes them"
+if [ "$(id -u)" != 0 ] || ! command -v nft >/dev/null 2>&1; then
+  echo "  - skipped: cutting a replica off needs root and nft (apt-get install nftables)"
+else
+  # Replica 1 again, on time, reaching the database at 127.0.0.2: the address the rule cuts.
+  pkill -f -- "--data-dir $STARLING_HOME/clusters/east/data " 2>/dev/null; sleep 1
+  "$STARLING" controller --cluster-name east --data-dir "$STARLING_HOME/clusters/east/data" \
+    --api-address 127.64.0.1:8086 --admin-address 127.64.0.1:9990 --store "${base/127.0.0.1/127.0.0.2}" \
+    --api-certificate-name 127.64.0.2 --api-certificate-name 127.64.0.3 > cut.log 2>&1 &
+  pids+=($!); disown $!
+  eventually "replica 1 is back, reaching PostgreSQL at 127.0.0.2" 30 curl -sf http://127.64.0.1:9990/ready
+  # Replicas 2 and 3 paused past their leases: replica 1 takes both duties. The paused holder,
+  # once resumed, finds its lease gone and stops (its writes would be refused by the fence).
+  others=$(cat "$STARLING_HOME"/clusters/east/replica-{2,3}/controller.pid)
+  kill -STOP $others
+  holds_both() { [ "$(duties | grep -c '=127.64.0.1:8086')" = 2 ]; }
+  eventually "replica 1 holds both duties while replicas 2 and 3 are paused" 15 holds_both
+  kill -CONT $others
+  sleep 2
+  grep -h "duty stopped" "$STARLING_HOME"/clusters/east/replica-{2,3}/controller.log | grep -q "could not be renewed in time" \
+    && ok "the paused holder stopped its duty on waking (its lease had run out)" \
+    || { bad "no paused replica stopped its duty"; grep -h "duty " "$STARLING_HOME"/clusters/east/replica-{2,3}/controller.log | show 4; }
+  nft add table inet starling_e2e_cut
+  nft add chain inet starling_e2e_cut out '{ type filter hook output priority 0; }'
+  nft add rule inet starling_e2e_cut out ip daddr 127.0.0.2 tcp dport $pgport drop
+  cut=$SECONDS
+  moved() { duties | grep -q '^service-mirror=127.64.0.[23]' && duties | grep -q '^workload-lease-expiry=127.64.0.[23]'; }
+  eventually "another replica takes both duties of the cut-off one" 20 moved
+  echo "      duties moved within $((SECONDS - cut)) s of the cut: $(duties | tr '\n' ' ')"
+  grep "duty stopped" cut.log | grep -q "could not be renewed in time" \
+    && ok "the cut-off replica stopped its duties (its lease could not be renewed)" || { bad "the cut-off replica did not stop its duties"; grep "duty" cut.log | show 4; }
+  stopped_at=$(grep 'duty stopped' cut.log | grep 'duty=service-mirror' | tail -1 | cut -c1-24)
+  taken_at=$(grep -h 'duty taken' "$STARLING_HOME"/clusters/east/replica-{2,3}/controller.log | grep 'duty=service-mirror' | sort | tail -1 | cut -c1-24)
+  if [ -n "$stopped_at" ] && [ -n "$taken_at" ] && [[ ! "$taken_at" < "$stopped_at" ]]; then
+    ok "no two replicas ran the service mirror at once (stopped $stopped_at, taken $taken_at)"
+  else bad "the service mirror overlapped: stopped '$stopped_at', taken '$taken_at'"; fi
+  W apply -f - >/dev/null 2>&1 <<'YAML'
+apiVersion: v1
+kind: Service
+metadata: {name: during-cut, namespace: test, labels: {mirror.starling.io/exported: "true"}}
+spec: {selector: {app: wcaller}, ports: [{name: http, port: 7002}]}
+YAML
+  cut_mirrored() { [ "$(E get svc -n test | grep -c '^during-cut-west ')" = 1 ]; }
+  eventually "an export made during the cut is mirrored in east, once" 10 cut_mirrored
+  nft delete table inet starling_e2e_cut
+fi
 
 echo
 echo "replicas e2e: $passed passed, $failed failed"

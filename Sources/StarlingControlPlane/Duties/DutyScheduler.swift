@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import StarlingCore
 
 /// A job that must run on one replica of a cluster at a time: workload lease expiry, the service
@@ -71,25 +72,28 @@ struct DutyScheduler: Sendable {
     }
 
     private func lead(_ duty: Duty, _ shared: any ReplicatedStore) async {
-        var running: (token: Int64, task: Task<Void, Never>)?
-        var validUntil = ContinuousClock.now
+        var running: DutyRun?
         var failing = false
         func stop(_ why: String) {
-            guard let current = running else { return }
-            current.task.cancel()
+            running?.stop(why)
             running = nil
-            logger.notice("duty stopped", metadata: ["duty": "\(duty.name)", "token": "\(current.token)", "reason": "\(why)"])
         }
         while !Task.isCancelled {
             let asked = ContinuousClock.now
+            if running?.isStopped == true { running = nil }
             do {
                 if let token = try await shared.acquireDuty(duty.name, holder: holder, ttl: ttl) {
-                    validUntil = asked + ttl
-                    if running?.token != token {
+                    // Stop before the lease can run out: by then another replica may hold it.
+                    let deadline = asked + ttl - renewEvery
+                    if let current = running, current.token == token {
+                        current.extend(to: deadline)
+                    } else {
                         stop("the lease was renewed with a new token")
                         let fence = DutyFence(duty: duty.name, holder: holder, token: token)
                         let logger = logger
-                        running = (token, Task { await Self.keepRunning(duty.name, logger: logger) { try await duty.run(fence) } })
+                        running = DutyRun(
+                            duty: duty.name, token: token, deadline: deadline, logger: logger,
+                            body: { await Self.keepRunning(duty.name, logger: logger) { try await duty.run(fence) } })
                         logger.notice("duty taken", metadata: ["duty": "\(duty.name)", "token": "\(token)"])
                     }
                 } else {
@@ -106,14 +110,65 @@ struct DutyScheduler: Sendable {
                     logger.warning("cannot renew the duty lease", metadata: ["duty": "\(duty.name)", "error": "\(error)"])
                 }
             }
-            if running != nil, ContinuousClock.now >= validUntil - renewEvery {
-                stop("the lease could not be renewed in time")
-            }
             try? await Task.sleep(for: renewEvery)
         }
         if let current = running {
-            current.task.cancel()
+            current.stop("the controller is stopping")
             try? await shared.releaseDuty(duty.name, holder: holder)
         }
+    }
+}
+
+/// One holding of a duty: its task, and a watchdog that stops it at the lease's deadline unless
+/// a renewal extended it. The watchdog runs apart from the renewal, so a renewal stuck on an
+/// unreachable database (its call bounded at 10 s) cannot keep the duty running past its lease.
+final class DutyRun: Sendable {
+    let duty: String
+    let token: Int64
+    private let logger: Logger
+    private let state: Mutex<(deadline: ContinuousClock.Instant, stopped: Bool)>
+    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
+    private let watchdog: Mutex<Task<Void, Never>?> = Mutex(nil)
+
+    init(
+        duty: String, token: Int64, deadline: ContinuousClock.Instant, logger: Logger,
+        body: @escaping @Sendable () async -> Void
+    ) {
+        self.duty = duty
+        self.token = token
+        self.logger = logger
+        state = Mutex((deadline, false))
+        task.withLock { $0 = Task { await body() } }
+        watchdog.withLock {
+            $0 = Task { [weak self] in
+                while let self, !Task.isCancelled {
+                    let deadline = self.state.withLock { $0.deadline }
+                    if ContinuousClock.now >= deadline {
+                        self.stop("the lease could not be renewed in time")
+                        return
+                    }
+                    try? await Task.sleep(until: deadline, clock: .continuous)
+                }
+            }
+        }
+    }
+
+    var isStopped: Bool { state.withLock { $0.stopped } }
+
+    /// A renewal: the duty may run until `deadline`.
+    func extend(to deadline: ContinuousClock.Instant) {
+        state.withLock { if !$0.stopped { $0.deadline = max($0.deadline, deadline) } }
+    }
+
+    /// Cancels the duty (once), logging why.
+    func stop(_ why: String) {
+        let first = state.withLock { state -> Bool in
+            defer { state.stopped = true }
+            return !state.stopped
+        }
+        guard first else { return }
+        task.withLock { $0?.cancel() }
+        watchdog.withLock { $0?.cancel() }
+        logger.notice("duty stopped", metadata: ["duty": "\(duty)", "token": "\(token)", "reason": "\(why)"])
     }
 }

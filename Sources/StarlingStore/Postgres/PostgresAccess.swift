@@ -11,7 +11,7 @@ enum PostgresAccess {
     /// Runs `body` and gives up after `timeout` (a database that does not answer must not hang an
     /// `apply`); errors become `StoreError`s naming the store, what was being done and what to do.
     static func bounded<T: Sendable>(
-        name: String, url: PostgresStoreURL, timeout: Duration, what: String,
+        name: String, url: PostgresStoreURL, timeout: Duration, what: String, outage: PostgresOutage? = nil,
         _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let work = Task { try await body() }
@@ -23,22 +23,30 @@ enum PostgresAccess {
         }
         defer { watchdog.cancel() }
         do {
-            return try await withTaskCancellationHandler {
+            let value = try await withTaskCancellationHandler {
                 try await work.value
             } onCancel: {
                 work.cancel()
             }
+            outage?.answered()
+            return value
         } catch {
             if expired.withLock({ $0 }) {
                 // Say why when a fresh connection shows it (refused, a wrong password, no such database).
                 let failure = await probe(url)
-                throw StoreError(
+                let error = StoreError(
                     failure?.code ?? .unavailable,
                     "\(name): \(what) got no answer within \(timeout): "
                         + (failure?.message ?? "PostgreSQL at \(NetworkAddress.joinHostPort(url.host, url.port)) "
                             + "accepts connections but does not answer; check its load and locks"))
+                outage?.unanswered(error)
+                throw error
             }
-            throw wrapping(error, name: name, url: url, doing: what)
+            let wrapped = wrapping(error, name: name, url: url, doing: what)
+            if let psql = error as? PSQLError, isUnreachable(psql), let wrapped = wrapped as? StoreError {
+                outage?.unanswered(wrapped)
+            }
+            throw wrapped
         }
     }
 
@@ -86,6 +94,15 @@ enum PostgresAccess {
             return StoreError(
                 isMisconfiguration(error) ? .misconfigured : .unavailable, "\(name): \(what) failed: \(explain(error, url: url))")
         default: return StoreError(.unavailable, "\(name): \(what) failed", cause: error)
+        }
+    }
+
+    /// True for errors that say the database did not answer at all (as opposed to answering no).
+    static func isUnreachable(_ error: PSQLError) -> Bool {
+        switch error.code {
+        case .connectionError, .serverClosedConnection, .uncleanShutdown: return true
+        case .server: return ["57P01", "57P02", "57P03"].contains(error.serverInfo?[.sqlState] ?? "")
+        default: return false
         }
     }
 

@@ -61,6 +61,9 @@ public final class PostgresResourceStore: ResourceStore {
     let feed: Mutex<Task<Void, Never>?> = Mutex(nil)
     /// The last version the change feed published to this replica's watches.
     let published: PublishedVersion
+    /// Set while the database does not answer: calls then fail at once instead of each waiting
+    /// for its timeout, so clients move to a replica that reaches the database.
+    let outage = PostgresOutage()
 
     /// Connects, migrates the schema, claims the database for `clusterID` (or checks it belongs to
     /// it) and starts the change feed.
@@ -339,9 +342,12 @@ public final class PostgresResourceStore: ResourceStore {
     /// that name the store and say what to do.
     func access<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresClient) async throws -> T) async throws -> T {
         guard !hub.isClosed else { throw closedError }
+        if let failure = outage.failFast(doing: what) { throw failure }
         let client = client
         do {
-            return try await PostgresAccess.bounded(name: name, url: url, timeout: configuration.operationTimeout, what: what) {
+            return try await PostgresAccess.bounded(
+                name: name, url: url, timeout: configuration.operationTimeout, what: what, outage: outage
+            ) {
                 try await body(client)
             }
         } catch {

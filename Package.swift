@@ -192,7 +192,7 @@ let package = Package(
         .executableTarget(
             name: "starling-bench",
             dependencies: [
-                "StarlingCore", "StarlingIdentity", "StarlingAPI",
+                "StarlingCore", "StarlingIdentity", "StarlingAPI", "StarlingMulticluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -10,7 +10,10 @@
 #   SKIP_BUILD=1 BIN_DIR=DIR bench/control-plane.sh     use starling and starling-bench from DIR
 #   STORES="sqlite postgres" (default)   the store benchmarks (2-4) run once per store: the
 #                                     controller on SQLite, then on a throwaway PostgreSQL server
-#                                     (Debian's package, scripts/postgres-test-server.sh, port 55450)
+#                                     (Debian's package, scripts/postgres-test-server.sh, port 55450);
+#                                     with postgres they run once more on three replicas
+#                                     (`cluster create --replicas 3`), followed by 5: one replica
+#                                     killed under the open destination streams
 #
 # Exit status: 0 when every target is met, 1 when one is missed, 2 when a benchmark could not run.
 #
@@ -80,18 +83,27 @@ if command -v taskset >/dev/null 2>&1; then pin=(taskset -c 0); else echo "(task
 "${pin[@]}" "$BENCH" identity --count "$IDENTITY_CSRS" --runs 3 | tee identity-local.out || fail "identity (in-process)"
 row "identity: CSRs signed/s, 1 core (median of 3)" "$(result identity.local.csrs_per_second identity-local.out)" "/s" ">= 2000" ge 2000
 
-# store_benchmarks STORE: a controller on STORE (sqlite | postgres) in a free loopback range,
-# then benchmarks 2-4 against it; the cluster is deleted afterwards.
+# store_benchmarks STORE [REPLICAS]: a controller (or REPLICAS replicas) on STORE (sqlite |
+# postgres) in a free loopback range, then benchmarks 2-4 against it (5 with replicas); the
+# cluster is deleted afterwards.
 store_benchmarks() {
 store=$1
+replicas=${2:-1}
+label=$store; [ "$replicas" -gt 1 ] && label="$store x$replicas"
 store_url=""
 rm -f root.crt root.key issuer.crt issuer.key install.yaml
 if [ "$store" = postgres ]; then
-  echo
-  echo "== a PostgreSQL server for the store (Debian's package, 127.0.0.1:55450)"
-  base=$("$root/scripts/postgres-test-server.sh" start "$work/pg" 55450) || fail "PostgreSQL did not start (apt-get install postgresql)"
-  pg_started=1
-  store_url=$base
+  if [ "$pg_started" != 1 ]; then
+    echo
+    echo "== a PostgreSQL server for the store (Debian's package, 127.0.0.1:55450)"
+    "$root/scripts/postgres-test-server.sh" start "$work/pg" 55450 > pg.url || fail "PostgreSQL did not start (apt-get install postgresql)"
+    pg_started=1
+  fi
+  # A fresh database per cluster: a database belongs to the cluster that first used it.
+  db=starling_bench_$replicas
+  PGPASSWORD=starling-test psql -h 127.0.0.1 -p 55450 -U starling -d postgres -qc "CREATE DATABASE $db" >/dev/null \
+    || fail "cannot create database $db"
+  store_url=$(sed "s|/starling_test\$|/$db|" pg.url)
 fi
 # --- a real controller on a free loopback range ---
 echo
@@ -106,16 +118,17 @@ for n in $(seq 200 254); do
 done
 [ -n "$range" ] || fail "no free loopback range in 127.200-254.0.0/16"
 cluster_created=1
-"$STARLING" cluster create "$cluster" --address-range "$range" ${store_url:+--store "$store_url"} || fail "cluster create $cluster"
+"$STARLING" cluster create "$cluster" --address-range "$range" ${store_url:+--store "$store_url"} --replicas "$replicas" \
+  || fail "cluster create $cluster"
 "$STARLING" cluster credentials "$cluster" --export-file "$work/config-$store" >/dev/null || fail "cluster credentials"
 export STARLING_CONFIG=$work/config-$store
 pid=$(cat "$STARLING_HOME/clusters/$cluster/controller.pid")
 [ -r "/proc/$pid/status" ] || fail "controller pid $pid is not running"
-echo "controller pid $pid on $range, store $store"
+echo "controller pid $pid on $range, store $label"
 
 # --- 2. store: 10,000 Services through `starling apply -f` ---
 echo
-echo "== [$store] store: $STORE_SERVICES Services through starling apply -f"
+echo "== [$label] store: $STORE_SERVICES Services through starling apply -f"
 sleep 1
 idle=$(rss_mb "$pid")
 awk -v n="$STORE_SERVICES" 'BEGIN {
@@ -135,14 +148,15 @@ echo "apply took $apply_s s; controller lists $count Services in store-bench"
 sleep 2  # let the destination index and watchers take the changes in
 held=$(rss_mb "$pid")
 echo "controller RSS: idle $idle MB, holding $STORE_SERVICES Services $held MB (peak so far $(hwm_mb "$pid") MB)"
-row "[$store] store: RSS idle (before apply)" "$idle" "MB" "info" info 0
+row "[$label] store: RSS idle (before apply)" "$idle" "MB" "info" info 0
 if [ "$store" = postgres ]; then apply_target=20; else apply_target=10; fi
-row "[$store] store: apply -f $STORE_SERVICES Services, wall" "$apply_s" "s" "< $apply_target" le "$apply_target"
-row "[$store] store: RSS holding $STORE_SERVICES Services" "$held" "MB" "< 150" le 150
+dest_target=100; [ "$replicas" -gt 1 ] && dest_target=150
+row "[$label] store: apply -f $STORE_SERVICES Services, wall" "$apply_s" "s" "< $apply_target" le "$apply_target"
+row "[$label] store: RSS holding $STORE_SERVICES Services" "$held" "MB" "< 150" le 150
 
 # --- 3. identity over the API: a mesh (root, issuer) installed, then Identity.Certify ---
 echo
-echo "== [$store] identity: Identity.Certify over TLS ($IDENTITY_CALLERS callers, one connection)"
+echo "== [$label] identity: Identity.Certify over TLS ($IDENTITY_CALLERS callers, one connection)"
 "$STARLING" certs create identity.starling.cluster.local root.crt root.key --profile root-ca \
   --no-password --insecure >/dev/null || fail "certs create root"
 "$STARLING" certs create identity.starling.cluster.local issuer.crt issuer.key --profile intermediate-ca \
@@ -154,18 +168,31 @@ echo "== [$store] identity: Identity.Certify over TLS ($IDENTITY_CALLERS callers
 sleep 1
 "$BENCH" identity --rpc --config "$work/config-$store" --count "$IDENTITY_RPCS" --callers "$IDENTITY_CALLERS" --runs 3 \
   | tee identity-rpc.out || fail "identity (RPC)"
-row "[$store] identity: Certify RPCs/s, $IDENTITY_CALLERS callers (median of 3)" \
+row "[$label] identity: Certify RPCs/s, $IDENTITY_CALLERS callers (median of 3)" \
   "$(result identity.rpc.certify_per_second identity-rpc.out)" "/s" "info" info 0
 
 # --- 4. destination: N open streams, time from a change to the last stream ---
 echo
-echo "== [$store] destination: $DEST_STREAMS Destination.Get streams, $DEST_CHANGES changes"
+echo "== [$label] destination: $DEST_STREAMS Destination.Get streams, $DEST_CHANGES changes"
 "$BENCH" destination --config "$work/config-$store" --streams "$DEST_STREAMS" --changes "$DEST_CHANGES" \
   ${DEST_CONNECTIONS:+--connections "$DEST_CONNECTIONS"} | tee destination.out || fail "destination"
-row "[$store] destination: change -> last of $DEST_STREAMS streams, p50" "$(result destination.latency.p50 destination.out)" "ms" "info" info 0
-row "[$store] destination: change -> last of $DEST_STREAMS streams, p99" "$(result destination.latency.p99 destination.out)" "ms" "< 100" le 100
-row "[$store] destination: change -> last of $DEST_STREAMS streams, max" "$(result destination.latency.max destination.out)" "ms" "info" info 0
-row "[$store] controller: RSS at the end (peak)" "$(rss_mb "$pid") ($(hwm_mb "$pid"))" "MB" "info" info 0
+row "[$label] destination: change -> last of $DEST_STREAMS streams, p50" "$(result destination.latency.p50 destination.out)" "ms" "info" info 0
+row "[$label] destination: change -> last of $DEST_STREAMS streams, p99" "$(result destination.latency.p99 destination.out)" "ms" "< $dest_target" le "$dest_target"
+row "[$label] destination: change -> last of $DEST_STREAMS streams, max" "$(result destination.latency.max destination.out)" "ms" "info" info 0
+row "[$label] controller: RSS at the end (peak)" "$(rss_mb "$pid") ($(hwm_mb "$pid"))" "MB" "info" info 0
+
+# --- 5. failover: one replica killed under the open streams ---
+if [ "$replicas" -gt 1 ]; then
+  victim=$(cat "$STARLING_HOME/clusters/$cluster/replica-2/controller.pid")
+  echo
+  echo "== [$label] failover: $DEST_STREAMS Destination.Get streams, replica 2 (pid $victim) killed"
+  "$BENCH" failover --config "$work/config-$store" --streams "$DEST_STREAMS" --kill-pid "$victim" | tee failover.out \
+    || fail "failover"
+  row "[$label] failover: streams on the killed replica" "$(result failover.streams_moved failover.out)" "" "info" info 0
+  row "[$label] failover: kill -> stream open again, p50" "$(result failover.resume.p50 failover.out)" "ms" "info" info 0
+  row "[$label] failover: kill -> stream open again, p99" "$(result failover.resume.p99 failover.out)" "ms" "< 3000" le 3000
+  row "[$label] failover: streams resumed, state resent" "$(result failover.resent failover.out)" "" "info" info 0
+fi
 
 "$STARLING" cluster delete "$cluster" >/dev/null 2>&1 || true
 cluster_created=0
@@ -173,6 +200,7 @@ unset STARLING_CONFIG
 }
 
 for store in $STORES; do store_benchmarks "$store"; done
+case " $STORES " in *" postgres "*) store_benchmarks postgres 3 ;; esac
 
 # --- table ---
 echo

@@ -8,7 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starling-bench",
         abstract: "Control-plane benchmarks: certificate signing and destination fan-out.",
-        subcommands: [IdentityBenchmark.self, DestinationBenchmark.self]
+        subcommands: [IdentityBenchmark.self, DestinationBenchmark.self, FailoverBenchmark.self]
     )
 }
 

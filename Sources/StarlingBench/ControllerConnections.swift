@@ -1,10 +1,12 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+import StarlingMulticluster
 
 
-/// One or more HTTP/2 connections to a controller, made the way `starling` makes its own: TLS with
-/// the controller's certificate pinned as the only root, and the context's bearer token on every
-/// call. Each `GRPCClient` owns one transport, so `count` clients give `count` TCP connections.
+/// One or more gRPC clients of a controller, made the way `starling` and the proxies make theirs:
+/// TLS with the controller's certificate pinned as the only root, the context's bearer token on
+/// every call, and round robin over every replica the context lists. Each `GRPCClient` owns one
+/// transport: `count` clients give `count` connections per replica.
 enum ControllerConnections {
     /// Connects `count` clients to the controller of `context`, runs `body` with them, then shuts
     /// them down (after `body` returns or throws; in-flight calls should be finished or cancelled
@@ -17,13 +19,14 @@ enum ControllerConnections {
         var clients: [GRPCClient<HTTP2ClientTransport.Posix>] = []
         for _ in 0..<count {
             let transport = try HTTP2ClientTransport.Posix(
-                target: context.isIPv6 ? .ipv6(address: context.host, port: context.port) : .ipv4(address: context.host, port: context.port),
+                target: ReplicaTarget.resolve(context.replicas),
                 transportSecurity: .tls {
                     $0.trustRoots = .certificates([.bytes(Array(context.caPEM.utf8), format: .pem)])
                 },
                 config: .defaults {
                     $0.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.1)
-                }
+                },
+                serviceConfig: ServiceConfig(loadBalancingConfig: [.roundRobin])
             )
             clients.append(GRPCClient(transport: transport, interceptors: [BearerTokenInterceptor(token: context.token)]))
         }

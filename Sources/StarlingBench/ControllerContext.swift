@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StarlingCore
 import Yams
 
 /// Where a controller is and how to talk to it, read from a Starling config file (the file
@@ -9,14 +10,13 @@ import Yams
 /// The benchmark reads only the fields it needs, so that it does not depend on the CLI target.
 struct ControllerContext: Sendable {
     var name: String
-    var host: String
-    var port: Int
-    var isIPv6: Bool
+    /// Every replica of the controller's API (`server: A:8086,B:8086,C:8086`).
+    var replicas: [NetworkEndpoint]
     var caPEM: String
     var token: String
 
-    /// `HOST:PORT` as the config file spells it.
-    var server: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    /// `HOST:PORT[,HOST:PORT…]` as the config file spells it.
+    var server: String { replicas.map(\.description).joined(separator: ",") }
 
     /// The context `requested` (else the current one, else the only one) of the config at `path`.
     static func load(path: String, requested: String?) throws -> ControllerContext {
@@ -46,7 +46,9 @@ struct ControllerContext: Sendable {
 
     private init(_ entry: ConfigFile.Entry, path: String) throws {
         let whose = "context \(entry.name) in \(path)"
-        let (host, port, isIPv6) = try Self.parseServer(entry.server, whose: whose)
+        guard let replicas = NetworkEndpoint.list(parsing: entry.server.replacingOccurrences(of: "localhost", with: "127.0.0.1")) else {
+            throw BenchError("server '\(entry.server)' of \(whose) is not HOST:PORT (or several, separated by commas)")
+        }
         let trimmed = entry.certificateAuthorityData.trimmingCharacters(in: .whitespacesAndNewlines)
         let pem: String
         if trimmed.hasPrefix("-----BEGIN") {
@@ -59,41 +61,14 @@ struct ControllerContext: Sendable {
             throw BenchError("certificate-authority-data of \(whose) is neither a PEM certificate nor base64 of one")
         }
         guard !entry.token.isEmpty else { throw BenchError("the token of \(whose) is empty") }
-        self.init(name: entry.name, host: host, port: port, isIPv6: isIPv6, caPEM: pem, token: entry.token)
+        self.init(name: entry.name, replicas: replicas, caPEM: pem, token: entry.token)
     }
 
-    private init(name: String, host: String, port: Int, isIPv6: Bool, caPEM: String, token: String) {
+    private init(name: String, replicas: [NetworkEndpoint], caPEM: String, token: String) {
         self.name = name
-        self.host = host
-        self.port = port
-        self.isIPv6 = isIPv6
+        self.replicas = replicas
         self.caPEM = caPEM
         self.token = token
-    }
-
-    /// `HOST:PORT` or `[V6]:PORT`.
-    private static func parseServer(_ text: String, whose: String) throws -> (String, Int, Bool) {
-        var host: Substring
-        let portText: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
-                throw BenchError("server '\(text)' of \(whose) is not [HOST]:PORT")
-            }
-            host = text[text.index(after: text.startIndex)..<close]
-            portText = text[text.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = text.lastIndex(of: ":") else {
-                throw BenchError("server '\(text)' of \(whose) is not HOST:PORT")
-            }
-            host = text[..<colon]
-            portText = text[text.index(after: colon)...]
-        }
-        guard let port = Int(portText), (1...65535).contains(port), !host.isEmpty else {
-            throw BenchError("server '\(text)' of \(whose) is not HOST:PORT with a port in 1-65535")
-        }
-        let isIPv6 = host.contains(":")
-        if host == "localhost" { host = "127.0.0.1" }
-        return (String(host), port, isIPv6)
     }
 
     /// The parts of the config file the benchmark reads.

@@ -79,10 +79,8 @@ struct DestinationBenchmark: AsyncParsableCommand {
         }
     }
 
-    private static let servicePort = 9898
-    private static let proxyPort = 4143
-
-    private var authority: String { "\(service).\(namespace).svc.cluster.local:\(Self.servicePort)" }
+    private var workloads: BenchWorkloads { BenchWorkloads(namespace: namespace, service: service) }
+    private var authority: String { workloads.authority }
     private var baseline: String { "\(service)-base" }
     private var steps: Int { warmup + changes }
     private var connectionCount: Int {
@@ -123,40 +121,18 @@ struct DestinationBenchmark: AsyncParsableCommand {
     // MARK: - Resources
 
     private func workload(_ name: String, address: String) -> Resource {
-        Resource(
-            name: name, namespace: namespace, labels: ["app": service],
-            spec: WorkloadSpec(address: address, ports: [WorkloadPort(port: Self.proxyPort, appPort: Self.servicePort)]))
+        workloads.workload(name, address: address)
     }
 
     private func apply(_ resources: Starling_V1_Resources.Client<some ClientTransport>, _ items: [Resource]) async throws {
-        var request = Starling_V1_ApplyRequest()
-        request.resourcesJson = items.map(ResourceEncoder.compactJSON)
-        request.source = "starling-bench destination"
-        do {
-            _ = try await resources.apply(request, options: ControllerConnections.unary())
-        } catch let error as RPCError {
-            let names = items.map { "\($0.kind.lowercased())/\($0.metadata.name)" }.joined(separator: ", ")
-            throw BenchError("applying \(names) in namespace \(namespace) failed: \(error.message) (\(error.code))")
-        }
+        try await workloads.apply(resources, items, source: "starling-bench destination")
     }
 
-    /// Deletes a Workload; returns false when it did not exist.
     @discardableResult
     private func deleteWorkload(
         _ resources: Starling_V1_Resources.Client<some ClientTransport>, _ name: String
     ) async throws -> Bool {
-        var request = Starling_V1_DeleteRequest()
-        request.kind = "Workload"
-        request.namespace = namespace
-        request.name = name
-        do {
-            _ = try await resources.delete(request, options: ControllerConnections.unary())
-            return true
-        } catch let error as RPCError where error.code == .notFound {
-            return false
-        } catch let error as RPCError {
-            throw BenchError("deleting workload/\(name) in namespace \(namespace) failed: \(error.message) (\(error.code))")
-        }
+        try await workloads.delete(resources, name)
     }
 
     /// The Service and the baseline Workload, with any Workload a previous aborted run left behind
@@ -165,9 +141,7 @@ struct DestinationBenchmark: AsyncParsableCommand {
         for pair in 1...pairs {
             try await deleteWorkload(resources, workloadName(ofPair: pair))
         }
-        let serviceResource = Resource(
-            name: service, namespace: namespace, spec: ServiceSpec(ports: [ServicePort(port: Self.servicePort)]))
-        try await apply(resources, [serviceResource, workload(baseline, address: Self.baselineAddress)])
+        try await apply(resources, [workloads.serviceResource, workload(baseline, address: Self.baselineAddress)])
     }
 
     /// Removes what the benchmark applied; failures are reported, not thrown, so that they do not
@@ -178,11 +152,7 @@ struct DestinationBenchmark: AsyncParsableCommand {
                 try await deleteWorkload(resources, workloadName(ofPair: pair))
             }
             try await deleteWorkload(resources, baseline)
-            var request = Starling_V1_DeleteRequest()
-            request.kind = "Service"
-            request.namespace = namespace
-            request.name = service
-            _ = try await resources.delete(request, options: ControllerConnections.unary())
+            try await workloads.delete(resources, kind: "Service", service)
         } catch {
             print("warning: cleaning up the benchmark's resources in namespace \(namespace) failed: \(error)")
         }

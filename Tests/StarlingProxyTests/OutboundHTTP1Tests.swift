@@ -238,6 +238,26 @@ struct OutboundHTTP1Tests {
         #expect(elapsed >= Duration.milliseconds(1400) && elapsed < Duration.seconds(6), "closed after \(elapsed)")
     }
 
+    /// A client that closed its sending side wants no more: the answer still comes, then the
+    /// connection closes at once (it is not kept half-open until the idle timeout, which would hold
+    /// a proxy's shutdown for its whole drain period).
+    @Test func aClientThatHalfClosesGetsItsAnswerThenTheConnectionCloses() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let configuration = OutboundProxy.Configuration(
+            listenHost: "127.0.0.1", listenPort: 0, idleTimeout: .seconds(30), drainGracePeriod: .milliseconds(200))
+        let (response, elapsed) = try await withOutboundProxy(
+            configuration: configuration, picker: picker(peer: peer), tls: clientTLS
+        ) { port in
+            let started = ContinuousClock.now
+            let response = try await rawExchange(
+                port: port, send: "GET / HTTP/1.1\r\nHost: podinfo.test:9898\r\n\r\n", halfClose: true, timeout: .seconds(8))
+            return (response, ContinuousClock.now - started)
+        }
+        #expect(response.hasPrefix("HTTP/1.1 200 OK"), "\(response.prefix(200))")
+        #expect(elapsed < Duration.seconds(2), "closed after \(elapsed), not right after the answer")
+    }
+
     /// Nothing reached the refusing endpoint, so even a POST with a body goes to the next one.
     @Test func aRefusedConnectIsTriedAgainOnAnotherEndpoint() async throws {
         let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))

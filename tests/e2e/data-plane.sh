@@ -120,7 +120,7 @@ matches "h2c (prior knowledge) to the outbound listener, Host podinfo.test:9898 
 t0=$SECONDS
 out=$(timeout 60 "$STARLING" run -n test --service-account job -- sh -c 'curl -s -m 5 -x "$http_proxy" http://podinfo.test:9898/' 2>&1); rc=$?
 took=$((SECONDS - t0))
-[ $rc = 0 ] && grep -qa 'podinfo in dp1' <<<"$out" && [ $took -lt 20 ] \
+[ $rc = 0 ] && grep -qa "podinfo in dp1" <<<"$out" && [ $took -lt 8 ] \
   && ok "run with no --port: a client-only command reaches podinfo and the run ends with it (${took}s)" \
   || { bad "client-only run: status $rc after ${took}s"; echo "$out" | show; }
 timeout 60 "$STARLING" run -n test --service-account job -- sh -c 'exit 3' >/dev/null 2>&1; rc=$?

@@ -88,6 +88,9 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     private let originalDestination: String?
     private var logger: Logger
     private var state = State.idle
+    /// The client closed its side (it sends no more requests): close once the current one is
+    /// answered, instead of keeping a half-closed connection open until its idle timeout.
+    private var clientDone = false
     /// The current request's wait for its response head (one re-armed check per connection,
     /// not a timer per request).
     private var responseTimeout: DeadlineCheck?
@@ -226,6 +229,15 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
             exchange.stream.isReceiving = true
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            clientDone = true
+            // Requests the decoder still holds come first; with none, nothing is left to answer.
+            if case .idle = state, queued.isEmpty { closeConnection(after: nil, context: context) }
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -616,7 +628,13 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         }
         state = .idle
         drainQueued(context: context)
-        if case .idle = state { resumeReads() }
+        if case .idle = state {
+            if clientDone, queued.isEmpty {
+                closeConnection(after: nil, context: context)
+                return
+            }
+            resumeReads()
+        }
     }
 
     /// Hands what the last read already decoded to the current request, as far as it belongs to it.

@@ -4,12 +4,16 @@
 #   scripts/postgres-test-server.sh stop DIR           stops it and removes DIR
 # The server listens on 127.0.0.1:PORT (default 55432) with password (SCRAM) authentication, so
 # a wrong password is refused as it would be on a real host. It also listens on 127.0.0.2, so that
-# a test can cut one client off with nftables (a client that connects there) and not the others. Run as root, the server runs as the
+# a test can cut one client off with nftables (a client that connects there) and not the others.
+# PG_LISTEN (addresses, comma-separated) and PG_CLIENTS (a CIDR allowed with a password) change
+# that, for a server on a host of its own (a network namespace). Run as root, the server runs as the
 # `postgres` user (PostgreSQL refuses to run as root).
 set -euo pipefail
 cmd=${1:?start|stop}
 dir=${2:?data directory}
 port=${3:-55432}
+listen=${PG_LISTEN:-127.0.0.1,127.0.0.2}
+clients=${PG_CLIENTS:-127.0.0.2/32}
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 if [ -z "$pgbin" ]; then
   echo "PostgreSQL server not installed (apt-get install postgresql)" >&2
@@ -33,8 +37,8 @@ start)
     exit 1
   fi
   rm -f "$dir/pw"
-  as_owner "echo 'host all all 127.0.0.2/32 scram-sha-256' >> '$dir/data/pg_hba.conf'"
-  if ! as_owner "cd /tmp && $pgbin/pg_ctl -D '$dir/data' -w -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1,127.0.0.2 -c max_connections=300 -c fsync=off\" -l '$dir/server.log' start >/dev/null"; then
+  as_owner "echo 'host all all $clients scram-sha-256' >> '$dir/data/pg_hba.conf'"
+  if ! as_owner "cd /tmp && $pgbin/pg_ctl -D '$dir/data' -w -o \"-p $port -k '$dir' -c listen_addresses=$listen -c max_connections=300 -c fsync=off\" -l '$dir/server.log' start >/dev/null"; then
     echo "PostgreSQL did not start on 127.0.0.1:$port; see $dir/server.log:" >&2
     tail -5 "$dir/server.log" >&2
     exit 1

@@ -19,6 +19,9 @@ enum PostgresAccess {
         let watchdog = Task {
             guard (try? await Task.sleep(for: timeout)) != nil else { return }
             expired.withLock { $0 = true }
+            // Other calls fail fast from now on, while this one finds out why.
+            outage?.unanswered(
+                StoreError(.unavailable, "\(name): \(what) got no answer within \(timeout)"))
             work.cancel()
         }
         defer { watchdog.cancel() }
@@ -32,8 +35,9 @@ enum PostgresAccess {
             return value
         } catch {
             if expired.withLock({ $0 }) {
-                // Say why when a fresh connection shows it (refused, a wrong password, no such database).
-                let failure = await probe(url)
+                // Say why when a fresh connection shows it (refused, a wrong password, no such
+                // database); briefly, since the caller has waited the whole timeout already.
+                let failure = await probe(url, timeout: .seconds(2))
                 let error = StoreError(
                     failure?.code ?? .unavailable,
                     "\(name): \(what) got no answer within \(timeout): "

@@ -4,9 +4,10 @@ import Synchronization
 
 /// Whether the database answers, as this replica last saw it. After an operation fails for want
 /// of the database (it timed out, or no connection could be made), further operations fail at once
-/// with that error, except one trial every ``trialEvery`` (the heartbeats and the change feed make
-/// them): a replica cut off from the database answers "unavailable" in milliseconds, and clients
-/// retry on another replica instead of waiting out a timeout here. The first answer ends it.
+/// with that error, except one probe every ``trialEvery`` (the replica's heartbeat, which runs
+/// every second): a replica cut off from the database answers "unavailable" in milliseconds, and
+/// clients retry on another replica instead of waiting out a timeout here. No client call is ever
+/// the probe, so none waits for one. The first answer ends the outage.
 final class PostgresOutage: Sendable {
     let trialEvery: Duration
     private struct State {
@@ -21,11 +22,11 @@ final class PostgresOutage: Sendable {
     }
 
     /// The error to fail with now; nil when the operation may go to the database (no outage, or
-    /// it is this moment's trial).
-    func failFast(doing what: String, now: ContinuousClock.Instant = .now) -> StoreError? {
+    /// it is a probe and this moment's trial).
+    func failFast(doing what: String, probe: Bool = false, now: ContinuousClock.Instant = .now) -> StoreError? {
         state.withLock { state in
             guard let failure = state.failure else { return nil }
-            if now - state.lastTrial >= trialEvery {
+            if probe, now - state.lastTrial >= trialEvery {
                 state.lastTrial = now
                 return nil
             }

@@ -47,7 +47,7 @@ extension PostgresResourceStore: ReplicatedStore {
     }
 
     public func recordReplica(_ replica: String) async throws -> Double {
-        try await access("recording replica \(replica)") { client in
+        try await access("recording replica \(replica)", probe: true) { client in
             // This replica's clock, read as the statement leaves: its skew is against `now()`.
             let local = Date().timeIntervalSince1970
             var skew = 0.0

@@ -340,9 +340,13 @@ public final class PostgresResourceStore: ResourceStore {
 
     /// Runs one database access within `operationTimeout`, mapping its errors to `StoreError`s
     /// that name the store and say what to do.
-    func access<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresClient) async throws -> T) async throws -> T {
+    /// One bounded operation. During an outage only a `probe` (the replica's heartbeat) goes to
+    /// the database, once per ``PostgresOutage/trialEvery``; everything else fails at once.
+    func access<T: Sendable>(
+        _ what: String, probe: Bool = false, _ body: @escaping @Sendable (PostgresClient) async throws -> T
+    ) async throws -> T {
         guard !hub.isClosed else { throw closedError }
-        if let failure = outage.failFast(doing: what) { throw failure }
+        if let failure = outage.failFast(doing: what, probe: probe) { throw failure }
         let client = client
         do {
             return try await PostgresAccess.bounded(

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# End to end: one cluster across hosts. Every host is a network namespace on one LAN (a bridge in
+# a namespace of its own; nothing is added to the host's network namespace):
+#
+#   sl-db  10.203.0.10   PostgreSQL (Debian's server, password authentication)
+#   sl-c1  10.203.0.1    controller replica 1      sl-h1  10.203.0.21   a caller workload
+#   sl-c2  10.203.0.2    controller replica 2      sl-h2  10.203.0.22   podinfo
+#   sl-c3  10.203.0.3    controller replica 3
+#
+# The replicas share the database and one set of credentials (replica 1 makes them; the others get
+# copies), the operator's context is written by `config add-cluster` with every replica, and the
+# workloads run `starling run` on their own hosts. While calls go from sl-h1 to podinfo on sl-h2:
+# replica 1 is killed (-9) and replica 2 is cut off from the database host with nftables inside
+# its namespace. No call may fail; the duties move; check reports it; a workload joins while one
+# replica is dead and another cut off. Needs root, iproute2, nftables and PostgreSQL; otherwise
+# prints a "skipped" line.
+#
+#   tests/e2e/hosts-netns.sh [path/to/starling]
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
+e2e_binary "${1:-}"
+
+echo; echo "== one cluster on six hosts (network namespaces)"
+skip() { echo "  - skipped: $*"; echo "hosts-netns e2e: 0 passed, 0 failed"; exit 0; }
+[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
+command -v ip >/dev/null || skip "ip (iproute2) not installed"
+command -v nft >/dev/null || skip "nft (nftables) not installed"
+e2e_needs_postgres hosts-netns
+e2e_home starling-hosts
+lan=sl-lan
+hosts="sl-db sl-c1 sl-c2 sl-c3 sl-h1 sl-h2"
+declare -A addr=([sl-db]=10.203.0.10 [sl-c1]=10.203.0.1 [sl-c2]=10.203.0.2 [sl-c3]=10.203.0.3 [sl-h1]=10.203.0.21 [sl-h2]=10.203.0.22)
+pgport=5432
+netns_down() { for ns in $hosts $lan; do ip netns del "$ns" 2>/dev/null; done; }
+cleanup() {
+  local ns left
+  stop_workloads
+  for ns in $hosts; do
+    left=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
+    [ -n "$left" ] && kill -9 $left 2>/dev/null
+  done
+  netns_down
+  [ -n "${KEEP_WORK:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+cd "$work"
+# on HOST CMD...: a command on that host.
+on() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+# S CMD...: the operator's starling, on sl-h1 with the context that lists every replica.
+S() { on sl-h1 env STARLING_CONFIG="$work/config" STARLING_HOME="$work/home" timeout 60 "$STARLING" "$@"; }
+
+step "hosts: six namespaces on one bridge"
+netns_down
+set -e
+ip netns add $lan
+ip -n $lan link add br0 type bridge
+ip -n $lan link set br0 up
+for ns in $hosts; do
+  ip netns add "$ns"
+  ip -n $lan link add "v-$ns" type veth peer name eth0 netns "$ns"
+  ip -n $lan link set "v-$ns" master br0 up
+  ip -n "$ns" link set lo up
+  ip -n "$ns" addr add "${addr[$ns]}/24" dev eth0
+  ip -n "$ns" link set eth0 up
+done
+set +e
+ok "sl-db, sl-c1..3, sl-h1..2 on 10.203.0.0/24"
+
+step "PostgreSQL on sl-db"
+if ! base=$(on sl-db env PG_LISTEN=127.0.0.1,10.203.0.10 PG_CLIENTS=10.203.0.0/24 \
+  "$root/scripts/postgres-test-server.sh" start "$work/pg" $pgport 2>&1); then
+  bad "PostgreSQL starts on sl-db"; echo "$base" | show
+  echo; echo "hosts-netns e2e: $passed passed, $failed failed"; exit 1
+fi
+url=${base/127.0.0.1/10.203.0.10}
+for h in sl-c1 sl-c2 sl-c3; do
+  on $h timeout 2 bash -c "exec 3<>/dev/tcp/10.203.0.10/$pgport" 2>/dev/null && ok "$h reaches PostgreSQL on sl-db" \
+    || bad "$h cannot reach 10.203.0.10:$pgport"
+done
+
+step "three controller replicas, each on its own host"
+replica() {
+  local k=$1
+  on "sl-c$k" "$STARLING" controller --cluster-name prod --data-dir "$work/c$k" \
+    --api-address "10.203.0.$k:8086" --admin-address "10.203.0.$k:9990" --store "$url" \
+    $(for o in 1 2 3; do [ $o = "$k" ] || echo "--api-certificate-name 10.203.0.$o"; done) > "c$k.log" 2>&1 &
+  pids+=($!); disown $!
+}
+mkdir -p c1 && chmod 700 c1
+replica 1
+eventually "replica 1 ready on sl-c1" 60 on sl-c1 curl -sf -m 2 http://10.203.0.1:9990/ready
+for k in 2 3; do
+  mkdir -p "c$k" && chmod 700 "c$k"
+  for f in admin-token token-key api.crt api.key secrets.key; do cp -p "c1/$f" "c$k/$f"; done
+  replica $k
+done
+for k in 2 3; do eventually "replica $k ready on sl-c$k" 60 on "sl-c$k" curl -sf -m 2 "http://10.203.0.$k:9990/ready"; done
+expect_ok "config add-cluster prod --server (three replicas)" \
+  on sl-h1 env STARLING_CONFIG="$work/config" STARLING_HOME="$work/home" "$STARLING" config add-cluster prod \
+  --server 10.203.0.1:8086,10.203.0.2:8086,10.203.0.3:8086 --ca-file c1/api.crt --token-file c1/admin-token --use
+"$STARLING" certs create identity.starling.cluster.local root.crt root.key --profile root-ca --no-password --insecure >/dev/null
+"$STARLING" certs create identity.starling.cluster.local issuer.crt issuer.key --profile intermediate-ca --not-after 8760h \
+  --no-password --insecure --ca root.crt --ca-key root.key >/dev/null
+S install --identity-trust-anchors-file root.crt --identity-issuer-certificate-file issuer.crt \
+  --identity-issuer-key-file issuer.key --identity-issuance-lifetime 60s > install.yaml
+expect_ok "install | apply, from sl-h1 (60 s workload certificates)" S apply -f install.yaml
+out=$(S check 2>&1)
+matches "check: 3/3 controller replicas are alive" "3/3 controller replicas are alive" "$out"
+
+step "workloads on sl-h1 and sl-h2, joined with the context's replicas"
+on sl-h2 env STARLING_CONFIG="$work/config" STARLING_HOME="$work/home-h2" "$STARLING" run -n test --service podinfo \
+  --port 9898 --address 10.203.0.22 -- "$STARLING" demo-app podinfo --message "podinfo on sl-h2" > podinfo.log 2>&1 &
+pids+=($!); disown $!
+on sl-h1 env STARLING_CONFIG="$work/config" STARLING_HOME="$work/home-h1" "$STARLING" run -n test --service caller \
+  --port 7001 --address 10.203.0.21 -- "$STARLING" demo-app podinfo --port 7001 --message caller > caller.log 2>&1 &
+pids+=($!); disown $!
+registered_on() { S get wl -n test | grep -q "^$1-"; }
+eventually "podinfo (sl-h2) registered" 60 registered_on podinfo
+eventually "caller (sl-h1) registered" 60 registered_on caller
+call() { on sl-h1 curl -s -m 3 -x http://10.203.0.21:4140 http://podinfo.test:9898/ | grep -q "podinfo on sl-h2"; }
+eventually "sl-h1 calls podinfo on sl-h2 through both proxies" 30 call
+
+duties() { on sl-db env PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d starling_test -Atc \
+  "SELECT duty || '=' || holder FROM starling_duties WHERE expires_at > now() ORDER BY duty" 2>/dev/null; }
+# load SECONDS: calls from sl-h1 for that long; sets ok_calls and failed_calls.
+load() {
+  ok_calls=0; failed_calls=0; local end=$((SECONDS + $1))
+  while [ $SECONDS -lt $end ]; do
+    if call; then ok_calls=$((ok_calls + 1)); else failed_calls=$((failed_calls + 1)); fi
+    sleep 0.1
+  done
+}
+
+step "kill -9 replica 1 (sl-c1) under load"
+echo "      duties before: $(duties | tr '\n' ' ')"
+pkill -9 -f -- "--data-dir $work/c1 "
+load 12
+echo "      $ok_calls calls, $failed_calls failed; duties after: $(duties | tr '\n' ' ')"
+[ "$failed_calls" = 0 ] && [ "$ok_calls" -gt 0 ] && ok "no call failed after replica 1 died" || bad "$failed_calls calls failed after replica 1 died"
+duties | grep -q '10.203.0.1:' && bad "a duty is still held by the dead replica" || ok "no duty is held by the dead replica"
+out=$(S check 2>&1)
+matches "check: 2/3 replicas alive, naming sl-c1's" "2/3 controller replicas are alive; not seen: 10.203.0.1:8086" "$out"
+
+step "replica 2 (sl-c2) cut off from sl-db with nftables, on its own host"
+on sl-c2 nft add table inet cut
+on sl-c2 nft add chain inet cut out '{ type filter hook output priority 0; }'
+on sl-c2 nft add rule inet cut out ip daddr 10.203.0.10 drop
+load 12
+echo "      $ok_calls calls, $failed_calls failed; duties: $(duties | tr '\n' ' ')"
+[ "$failed_calls" = 0 ] && [ "$ok_calls" -gt 0 ] && ok "no call failed while replica 2 is cut off" || bad "$failed_calls calls failed during the cut"
+both_on_3() { [ "$(duties | grep -c '=10.203.0.3:8086')" = 2 ]; }
+eventually "replica 3 holds both duties" 10 both_on_3
+expect_ok "apply through the context while one replica is dead and one cut off" S label svc -n test podinfo tier=web
+ip -n sl-h1 addr add 10.203.0.23/24 dev eth0
+on sl-h1 env STARLING_CONFIG="$work/config" STARLING_HOME="$work/home-h1" "$STARLING" run -n test --service late \
+  --port 7002 --address 10.203.0.23 -- "$STARLING" demo-app podinfo --port 7002 --message late > late.log 2>&1 &
+pids+=($!); disown $!
+eventually "a new workload joins (certificate and registration through replica 3)" 60 registered_on late
+late_call() { on sl-h1 curl -s -m 3 -x http://10.203.0.21:4140 http://late.test:7002/ | grep -q late; }
+eventually "the new workload answers over mTLS" 30 late_call
+on sl-c2 nft delete table inet cut
+
+echo
+echo "hosts-netns e2e: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -114,9 +114,13 @@ struct GatewaySupervisor: Sendable {
     /// (those replicas serve the gateway, this one does not).
     static func servedAddress(listed: String?, ownHost: String) -> String? {
         guard let listed else { return ownHost }
-        let hosts = listed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let hosts = MirrorLabels.gatewayHosts(listed)
         if hosts.isEmpty || hosts.contains(ownHost) { return ownHost }
-        return hosts.count == 1 ? hosts[0] : nil
+        if hosts.count == 1 { return hosts[0] }
+        // A replica listening on every address (0.0.0.0, as systemd units run it) serves on the
+        // listed address that is one of its host's own.
+        if NetworkAddress.isWildcard(ownHost) { return hosts.first(where: LocalAddresses.isLocal) }
+        return nil
     }
 
     private func serve(_ desired: Desired, controller: ControllerAPI) async {

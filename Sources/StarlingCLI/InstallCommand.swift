@@ -68,7 +68,9 @@ struct InstallCommand: AsyncParsableCommand {
             }
             do {
                 guard try GoDuration.parse(identityIssuanceLifetime) >= MeshIdentitySettings.minimumIssuanceLifetime else {
-                    throw ValidationError("--identity-issuance-lifetime \(identityIssuanceLifetime): must be at least 30s")
+                    throw ValidationError(
+                        "--identity-issuance-lifetime \(identityIssuanceLifetime): must be at least "
+                            + GoDuration.format(MeshIdentitySettings.minimumIssuanceLifetime))
                 }
             } catch let error as ResourceError {
                 throw ValidationError("--identity-issuance-lifetime: \(error.message)")

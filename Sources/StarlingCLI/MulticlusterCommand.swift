@@ -47,7 +47,7 @@ struct MulticlusterCommand: AsyncParsableCommand {
         func run() async throws {
             let address: String
             if let gatewayAddress {
-                let hosts = gatewayAddress.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                let hosts = MirrorLabels.gatewayHosts(gatewayAddress)
                 if let bad = hosts.first(where: { !NetworkAddress.isHost($0) }) {
                     throw ValidationError("--gateway-address: \"\(bad)\" is not an IP address or DNS name")
                 }
@@ -158,8 +158,8 @@ struct MulticlusterCommand: AsyncParsableCommand {
             let trustDomain = localStatus.trustAnchorsPem.isEmpty ? "cluster.local" : (try? await ControllerClient.with(remote) { client in
                 try MeshConfigSpec(ResourceDecoder.decodeStored(try await client.resources.get(.with { $0.kind = "MeshConfig"; $0.name = "mesh" }).resourceJson)).trustDomain
             }) ?? "cluster.local"
-            let gatewayAddresses = (gateway.metadata.annotations[MirrorLabels.gatewayAddressAnnotation] ?? remote.serverHost)
-                .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let gatewayAddresses = MirrorLabels.gatewayHosts(
+                gateway.metadata.annotations[MirrorLabels.gatewayAddressAnnotation] ?? remote.serverHost)
             let secretName = MirrorLabels.credentialsSecretName(cluster: clusterName)
             let secret = Resource(
                 name: secretName, namespace: MirrorLabels.namespace,

@@ -55,7 +55,7 @@ public struct Controller: Sendable {
                 })
         }
         let allDuties = duties
-        let clock = ReplicaClock(logger: logger)
+        let clock = ReplicaClock(measurementRequired: store is any ReplicatedStore, logger: logger)
         let scheduler = DutyScheduler(
             store: store,
             holder: "\(NetworkAddress.joinHostPort(c.apiHost, c.apiPort)) on \(ProcessInfo.processInfo.hostName) pid \(getpid())",

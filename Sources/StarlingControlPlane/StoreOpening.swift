@@ -25,7 +25,9 @@ struct StoreOpening: Sendable {
                 let store = try await PostgresResourceStore.open(
                     url: url, clusterID: c.clusterName, sealer: sealer, logger: storeLogger)
                 return StoreOpening(store: store, description: url.description, close: { store.close() })
-            } catch let error as StoreError where error.code == .unavailable && ContinuousClock.now < deadline {
+            } catch let error as StoreError
+                where (error.code == .unavailable || error.code == .noAnswer) && ContinuousClock.now < deadline
+            {
                 logger.warning("store not reachable yet; retrying in 2 s", metadata: ["error": "\(error.message)"])
                 try await Task.sleep(for: .seconds(2))
             }

@@ -77,10 +77,19 @@ public struct LinkSpec: ResourceSpec {
             throw spec.invalid("targetClusterDomain", "invalid domain \(JSONTextWriter.quoted(domain)): \(problem)")
         }
         let apiAddress = try spec.requiredString("apiAddress")
-        guard NetworkEndpoint.list(parsing: apiAddress) != nil else {
+        guard let apiReplicas = NetworkEndpoint.list(parsing: apiAddress) else {
             throw spec.invalid(
                 "apiAddress",
                 "expected host:port (e.g. 127.2.0.1:8086 or [fd00::1]:8086), or several separated by commas, got \(JSONTextWriter.quoted(apiAddress))")
+        }
+        // Several replicas are balanced as a list of IP addresses of one family; a DNS name
+        // names every replica itself (it resolves to all of them).
+        if apiReplicas.count > 1,
+            !(apiReplicas.allSatisfy { NetworkAddress.isIPv4($0.host) } || apiReplicas.allSatisfy { NetworkAddress.isIPv6($0.host) })
+        {
+            throw spec.invalid(
+                "apiAddress",
+                "several replicas must be IP addresses of one family (give one DNS name that resolves to every replica instead), got \(JSONTextWriter.quoted(apiAddress))")
         }
         // `credentialsSecret: NAME` or `credentialsSecret: {name: NAME}`.
         let secret: String

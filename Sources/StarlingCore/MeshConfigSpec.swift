@@ -32,8 +32,9 @@ public struct MeshIdentitySettings: Sendable, Hashable {
     public var issuanceLifetime: Duration
 
     public static let defaultIssuanceLifetime: Duration = .seconds(86400)
-    /// Shorter lifetimes would have proxies renew more often than they can be served.
-    public static let minimumIssuanceLifetime: Duration = .seconds(30)
+    /// Shorter lifetimes would have proxies renew more often than they can be served, and would
+    /// not outlast the clock skew a replica may have before it stops signing (30 s).
+    public static let minimumIssuanceLifetime: Duration = .seconds(60)
 
     public init(trustAnchorsPEM: String, issuer: MeshIssuer, issuanceLifetime: Duration = defaultIssuanceLifetime) {
         self.trustAnchorsPEM = trustAnchorsPEM

@@ -40,6 +40,11 @@ public enum NetworkAddress {
     /// True for an IPv4 or IPv6 literal.
     public static func isIPAddress(_ s: String) -> Bool { isIPv4(s) || isIPv6(s) }
 
+    /// True for an address that means "every address of this host" (`0.0.0.0`, `::`).
+    public static func isWildcard(_ host: String) -> Bool {
+        ["0.0.0.0", "::", "[::]"].contains(host)
+    }
+
     /// `host:port`, or `[host]:port` for an IPv6 host: the inverse of ``splitHostPort(_:)``.
     public static func joinHostPort(_ host: String, _ port: Int) -> String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"

@@ -17,6 +17,10 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         public static let fenced = Code("fenced")
         /// A resource could not be stored as given.
         public static let invalid = Code("invalid")
+        /// The store gave no answer in time: the operation may or may not have taken effect (a
+        /// write may have committed), so it must not be repeated blindly. `unavailable` means the
+        /// operation was not done.
+        public static let noAnswer = Code("noAnswer")
     }
 
     public var code: Code

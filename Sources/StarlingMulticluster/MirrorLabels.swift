@@ -25,6 +25,13 @@ public enum MirrorLabels {
     public static let gatewayServiceName = "starling-gateway"
     public static let gatewayAddressAnnotation = "multicluster.starling.io/gateway-address"
 
+    /// The hosts of a comma-separated gateway address list (the gateway Service's annotation, a
+    /// mirror's `gateway-address`), trimmed, empty entries dropped.
+    public static func gatewayHosts(_ list: String) -> [String] {
+        list.split(separator: ",").map { String($0.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed()) }
+            .filter { !$0.isEmpty }
+    }
+
     /// `NAME-CLUSTER`
     public static func mirrorName(service: String, cluster: String) -> String { "\(service)-\(cluster)" }
 

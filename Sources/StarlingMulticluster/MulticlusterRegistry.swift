@@ -33,15 +33,6 @@ public final class MulticlusterRegistry: Sendable {
         }
     }
 
-    /// Whether any gateway of a linked cluster is alive; unknown clusters count as alive (mirrors
-    /// without a running link keep their endpoints until the link says otherwise).
-    public func isAlive(_ cluster: String) -> Bool {
-        links.withLock { all in
-            guard let gateways = all[cluster], !gateways.isEmpty else { return true }
-            return gateways.values.contains { $0.health.alive }
-        }
-    }
-
     /// Whether one gateway (`host:port`) of a linked cluster is alive; unknown ones count as alive.
     public func isAlive(_ cluster: String, gateway: String) -> Bool {
         links.withLock { $0[cluster]?[gateway]?.health.alive ?? true }

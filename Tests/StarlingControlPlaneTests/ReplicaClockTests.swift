@@ -21,6 +21,13 @@ struct ReplicaClockTests {
         #expect(clock.refusal == nil, "synced again: it signs again")
     }
 
+    @Test func aReplicaOfASharedStoreSignsOnlyOnceItHasMeasuredItsClock() {
+        let clock = ReplicaClock(limit: 30, measurementRequired: true, logger: Logger(label: "test"))
+        #expect(clock.refusal?.contains("has not compared its clock") == true)
+        clock.record(0.1)
+        #expect(clock.refusal == nil)
+    }
+
     @Test func skewsAreWrittenAsOperatorsReadThem() {
         #expect(ReplicaClock.describe(599.4) == "9m59s ahead of")
         #expect(ReplicaClock.describe(-2.5) == "2.5s behind")

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# End to end: one cluster across hosts. Every host is a network namespace on one LAN (a bridge in
-# a namespace of its own; nothing is added to the host's network namespace):
+# End to end: a cluster across hosts, linked with a second cluster on a host of its own. Every
+# host is a network namespace on one LAN (a bridge in a namespace of its own; nothing is added to
+# the host's network namespace):
 #
 #   sl-db  10.203.0.10   PostgreSQL (Debian's server, password authentication)
-#   sl-c1  10.203.0.1    controller replica 1      sl-h1  10.203.0.21   a caller workload
-#   sl-c2  10.203.0.2    controller replica 2      sl-h2  10.203.0.22   podinfo
-#   sl-c3  10.203.0.3    controller replica 3
+#   sl-c1  10.203.0.1    prod: controller replica 1 and its gateway
+#   sl-c2  10.203.0.2    prod: controller replica 2 and its gateway
+#   sl-c3  10.203.0.3    prod: controller replica 3 and its gateway
+#   sl-h1  10.203.0.21   prod: a caller workload      sl-h2  10.203.0.22   prod: podinfo (exported)
+#   sl-w   10.203.0.30   west: its controller (SQLite) and gateway; .31 a caller of podinfo-prod
 #
 # The replicas share the database and one set of credentials (replica 1 makes them; the others get
 # copies), the operator's context is written by `config add-cluster` with every replica, and the
-# workloads run `starling run` on their own hosts. While calls go from sl-h1 to podinfo on sl-h2:
+# workloads run `starling run` on their own hosts. West links to prod and calls its podinfo through
+# prod's three gateways. While calls go from sl-h1 to podinfo on sl-h2, and from west through the
+# gateways:
 # replica 1 is killed (-9) and replica 2 is cut off from the database host with nftables inside
 # its namespace. No call may fail; the duties move; check reports it; a workload joins while one
 # replica is dead and another cut off. Needs root, iproute2, nftables and PostgreSQL; otherwise
@@ -30,8 +35,8 @@ command -v nft >/dev/null || skip "nft (nftables) not installed"
 e2e_needs_postgres hosts-netns
 e2e_home starling-hosts
 lan=sl-lan
-hosts="sl-db sl-c1 sl-c2 sl-c3 sl-h1 sl-h2"
-declare -A addr=([sl-db]=10.203.0.10 [sl-c1]=10.203.0.1 [sl-c2]=10.203.0.2 [sl-c3]=10.203.0.3 [sl-h1]=10.203.0.21 [sl-h2]=10.203.0.22)
+hosts="sl-db sl-c1 sl-c2 sl-c3 sl-h1 sl-h2 sl-w"
+declare -A addr=([sl-db]=10.203.0.10 [sl-c1]=10.203.0.1 [sl-c2]=10.203.0.2 [sl-c3]=10.203.0.3 [sl-h1]=10.203.0.21 [sl-h2]=10.203.0.22 [sl-w]=10.203.0.30)
 pgport=5432
 netns_down() { for ns in $hosts $lan; do ip netns del "$ns" 2>/dev/null; done; }
 cleanup() {
@@ -51,8 +56,10 @@ cd "$work"
 on() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 # S CMD...: the operator's starling, on sl-h1 with the context that lists every replica.
 S() { on sl-h1 env STARLING_CONFIG="$work/config" STARLING_HOME="$work/home" timeout 60 "$STARLING" "$@"; }
+# W CMD...: west's starling, on sl-w.
+W() { on sl-w env STARLING_CONFIG="$work/config-west" STARLING_HOME="$work/home-w" timeout 60 "$STARLING" "$@"; }
 
-step "hosts: six namespaces on one bridge"
+step "hosts: seven namespaces on one bridge"
 netns_down
 set -e
 ip netns add $lan
@@ -67,7 +74,8 @@ for ns in $hosts; do
   ip -n "$ns" link set eth0 up
 done
 set +e
-ok "sl-db, sl-c1..3, sl-h1..2 on 10.203.0.0/24"
+ip -n sl-w addr add 10.203.0.31/24 dev eth0
+ok "sl-db, sl-c1..3, sl-h1..2, sl-w on 10.203.0.0/24"
 
 step "PostgreSQL on sl-db"
 if ! base=$(on sl-db env PG_LISTEN=127.0.0.1,10.203.0.10 PG_CLIENTS=10.203.0.0/24 \
@@ -110,6 +118,30 @@ expect_ok "install | apply, from sl-h1 (60 s workload certificates)" S apply -f 
 out=$(S check 2>&1)
 matches "check: 3/3 controller replicas are alive" "3/3 controller replicas are alive" "$out"
 
+step "west: a controller on sl-w, linked to prod through prod's three gateways"
+mkdir -p w && chmod 700 w
+on sl-w "$STARLING" controller --cluster-name west --data-dir "$work/w" --api-address 10.203.0.30:8086 \
+  --admin-address 10.203.0.30:9990 > west.log 2>&1 &
+pids+=($!); disown $!
+eventually "west's controller ready on sl-w" 60 on sl-w curl -sf -m 2 http://10.203.0.30:9990/ready
+expect_ok "config add-cluster west" on sl-w env STARLING_CONFIG="$work/config-west" STARLING_HOME="$work/home-w" \
+  "$STARLING" config add-cluster west --server 10.203.0.30:8086 --ca-file w/api.crt --token-file w/admin-token --use
+W install --identity-trust-anchors-file root.crt --identity-issuer-certificate-file issuer.crt \
+  --identity-issuer-key-file issuer.key > install-west.yaml
+expect_ok "install | apply (west, the same trust anchors)" W apply -f install-west.yaml
+S multicluster install > mc-prod.yaml && W multicluster install > mc-west.yaml
+matches "prod's gateway Service lists its three replicas" "gateway-address: '?10.203.0.1,10.203.0.2,10.203.0.3" "$(cat mc-prod.yaml)"
+expect_ok "multicluster install (prod)" S apply -f mc-prod.yaml
+expect_ok "multicluster install (west)" W apply -f mc-west.yaml
+for k in 1 2 3; do eventually "replica $k serves prod's gateway on sl-c$k" 30 on sl-w curl -sf -m 2 "http://10.203.0.$k:4191/ready"; done
+cp config config-prod-for-west
+expect_ok "link west -> prod (from sl-w)" bash -c "ip netns exec sl-w env STARLING_CONFIG=$work/config-west '$STARLING' \
+  multicluster link --cluster-name prod --config $work/config-prod-for-west > link-prod.yaml"
+expect_ok "apply the Link (west)" W apply -f link-prod.yaml
+matches "the Link names prod's three gateways" "10.203.0.3" "$(sed -n '/gatewayAddresses/,/gatewayIdentity/p' link-prod.yaml)"
+prod_gateways_alive() { [ "$(W multicluster gateways | grep -cE '^prod +True')" = 3 ]; }
+eventually "west sees prod's three gateways alive" 30 prod_gateways_alive
+
 step "workloads on sl-h1 and sl-h2, joined with the context's replicas"
 on sl-h2 env STARLING_CONFIG="$work/config" STARLING_HOME="$work/home-h2" "$STARLING" run -n test --service podinfo \
   --port 9898 --address 10.203.0.22 -- "$STARLING" demo-app podinfo --message "podinfo on sl-h2" > podinfo.log 2>&1 &
@@ -122,19 +154,28 @@ eventually "podinfo (sl-h2) registered" 60 registered_on podinfo
 eventually "caller (sl-h1) registered" 60 registered_on caller
 call() { on sl-h1 curl -s -m 3 -x http://10.203.0.21:4140 http://podinfo.test:9898/ | grep -q "podinfo on sl-h2"; }
 eventually "sl-h1 calls podinfo on sl-h2 through both proxies" 30 call
+on sl-w env STARLING_CONFIG="$work/config-west" STARLING_HOME="$work/home-w" "$STARLING" run -n test --service wcaller \
+  --port 7003 --address 10.203.0.31 -- "$STARLING" demo-app podinfo --port 7003 --message wcaller > wcaller.log 2>&1 &
+pids+=($!); disown $!
+expect_ok "export podinfo from prod" S label svc -n test podinfo mirror.starling.io/exported=true
+eventually "west has the mirror podinfo-prod" 20 bash -c "ip netns exec sl-w env STARLING_CONFIG=$work/config-west '$STARLING' get svc -n test | grep -q '^podinfo-prod '"
+across() { on sl-w curl -s -m 3 -x http://10.203.0.31:4140 http://podinfo-prod.test:9898/ | grep -q "podinfo on sl-h2"; }
+eventually "west (sl-w) calls podinfo on sl-h2 through prod's gateways" 45 across
 
 duties() { on sl-db env PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d starling_test -Atc \
   "SELECT duty || '=' || holder FROM starling_duties WHERE expires_at > now() ORDER BY duty" 2>/dev/null; }
-# load SECONDS: calls from sl-h1 for that long; sets ok_calls and failed_calls.
+# load SECONDS: calls from sl-h1, and from west through the gateways, for that long; sets
+# ok_calls and failed_calls (both kinds together).
 load() {
   ok_calls=0; failed_calls=0; local end=$((SECONDS + $1))
   while [ $SECONDS -lt $end ]; do
     if call; then ok_calls=$((ok_calls + 1)); else failed_calls=$((failed_calls + 1)); fi
+    if across; then ok_calls=$((ok_calls + 1)); else failed_calls=$((failed_calls + 1)); fi
     sleep 0.1
   done
 }
 
-step "kill -9 replica 1 (sl-c1) under load"
+step "kill -9 replica 1 (sl-c1) under load, in prod and from west"
 echo "      duties before: $(duties | tr '\n' ' ')"
 pkill -9 -f -- "--data-dir $work/c1 "
 load 12
@@ -143,6 +184,8 @@ echo "      $ok_calls calls, $failed_calls failed; duties after: $(duties | tr '
 duties | grep -q '10.203.0.1:' && bad "a duty is still held by the dead replica" || ok "no duty is held by the dead replica"
 out=$(S check 2>&1)
 matches "check: 2/3 replicas alive, naming sl-c1's" "2/3 controller replicas are alive; not seen: 10.203.0.1:8086" "$out"
+dead_gateway() { W multicluster gateways | grep -qE '^prod +False .*10.203.0.1:4143'; }
+eventually "west sees the gateway on sl-c1 dead, the others alive" 20 dead_gateway
 
 step "replica 2 (sl-c2) cut off from sl-db with nftables, on its own host"
 on sl-c2 nft add table inet cut

@@ -231,7 +231,7 @@ extension DestinationIndex.Snapshot {
         else { return [] }
         let remoteAuthority = remote + (servicePort.map { ":\($0.port)" } ?? "")
         var endpoints = Set<Endpoint>()
-        for address in addresses.split(separator: ",").map(String.init) where !address.isEmpty {
+        for address in MirrorLabels.gatewayHosts(addresses) {
             let gateway = NetworkAddress.joinHostPort(address, port)
             guard isGatewayAlive(cluster, gateway) else { continue }
             endpoints.insert(Endpoint(

@@ -56,11 +56,13 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
             // The `exists` value of the last NoEndpoints sent; nil while endpoints are known.
             var lastNotice: Bool? = nil
             var first = true
-            for await version in changes {
+            for await _ in changes {
+                // One snapshot per wake-up: the answer and the version it is stamped with agree.
+                let snapshot = index.snapshot
                 let current: Set<Endpoint>? =
                     switch target {
-                    case .service(let authority): index.snapshot.endpoints(of: authority)
-                    case .address(let host, let port): index.snapshot.endpoints(atAddress: host, port: port)
+                    case .service(let authority): snapshot.endpoints(of: authority)
+                    case .address(let host, let port): snapshot.endpoints(atAddress: host, port: port)
                     }
                 let now = current ?? []
                 let digest = Self.digest(current)
@@ -93,11 +95,14 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
                     updates.append(.with { $0.noEndpoints = .with { $0.exists = current != nil } })
                     lastNotice = current != nil
                 }
-                // Every message names the version and the whole state after it: the last one
-                // received is what a proxy resumes from.
-                for var update in updates {
-                    update.version = version
-                    update.digest = digest
+                // The last message of a batch names the version and the whole state after the
+                // batch: a proxy resumes only from a position it fully received (a batch cut off
+                // midway leaves it at the previous one, and its resume is answered in full).
+                if !updates.isEmpty {
+                    updates[updates.count - 1].version = snapshot.version
+                    updates[updates.count - 1].digest = digest
+                }
+                for update in updates {
                     try await writer.write(update)
                 }
             }
@@ -147,15 +152,16 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
         let changes = index.changes()
         return StreamingServerResponse { writer in
             var last: Starling_V1_DestinationProfile?
-            for await version in changes {
+            for await _ in changes {
+                let snapshot = index.snapshot
                 let profile: Starling_V1_DestinationProfile =
                     switch target {
-                    case .service(let authority): profile(for: authority, in: index.snapshot)
+                    case .service(let authority): profile(for: authority, in: snapshot)
                     case .address(let host, let port): addressProfile(host: host, port: port)
                     }
                 if profile != last {
                     var message = profile
-                    message.version = version
+                    message.version = snapshot.version
                     try await writer.write(message)
                     last = profile
                 }

@@ -80,7 +80,12 @@ struct DutyScheduler: Sendable {
         }
         while !Task.isCancelled {
             let asked = ContinuousClock.now
-            if running?.isStopped == true { running = nil }
+            // A run its watchdog stopped ends before the duty may start again: two copies would
+            // carry the same fence.
+            if let stopped = running, stopped.isStopped {
+                await stopped.finished()
+                running = nil
+            }
             do {
                 if let token = try await shared.acquireDuty(duty.name, holder: holder, ttl: ttl) {
                     // Stop before the lease can run out: by then another replica may hold it.
@@ -154,6 +159,12 @@ final class DutyRun: Sendable {
     }
 
     var isStopped: Bool { state.withLock { $0.stopped } }
+
+    /// Returns once the duty's task has ended.
+    func finished() async {
+        let running = task.withLock { $0 }
+        await running?.value
+    }
 
     /// A renewal: the duty may run until `deadline`.
     func extend(to deadline: ContinuousClock.Instant) {

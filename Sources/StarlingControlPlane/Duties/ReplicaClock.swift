@@ -12,11 +12,14 @@ final class ReplicaClock: Sendable {
     static let defaultLimit: Double = 30
 
     let limit: Double
+    /// A replica of a shared store signs only once it has measured its clock.
+    let measurementRequired: Bool
     private let skew = Mutex<Double?>(nil)
     private let logger: Logger
 
-    init(limit: Double = ReplicaClock.defaultLimit, logger: Logger) {
+    init(limit: Double = ReplicaClock.defaultLimit, measurementRequired: Bool = false, logger: Logger) {
         self.limit = limit
+        self.measurementRequired = measurementRequired
         self.logger = logger
     }
 
@@ -38,10 +41,15 @@ final class ReplicaClock: Sendable {
         }
     }
 
-    /// Why this replica must not sign now; nil when its clock is within the limit (or not
-    /// measured: a controller on SQLite has no database clock to compare with).
+    /// Why this replica must not sign now; nil when its clock is within the limit, or not
+    /// measured where no measurement is required (a controller on SQLite has no database clock).
     var refusal: String? {
-        guard let seconds = skew.withLock({ $0 }), abs(seconds) > limit else { return nil }
+        guard let seconds = skew.withLock({ $0 }) else {
+            return measurementRequired
+                ? "this controller replica has not compared its clock with the database's yet; other replicas sign meanwhile"
+                : nil
+        }
+        guard abs(seconds) > limit else { return nil }
         return "this controller replica's clock is \(Self.describe(seconds)) the database's, so the certificates it signed "
             + "would not be valid elsewhere; sync its clock (chrony or systemd-timesyncd). Other replicas sign meanwhile."
     }

@@ -229,16 +229,16 @@ extension MeshService {
             guard let identity = entry.spec.identity else { continue }
             response.targets.append(try target(namespace: entry.namespace, workload: entry.name, identity: identity, address: entry.address))
         }
-        if namespace.isEmpty || namespace == MirrorLabels.namespace,
-            let gateway = ProxyAdminEndpoints.gateway(snapshot, defaultHost: configuration.apiHost)
-        {
+        if namespace.isEmpty || namespace == MirrorLabels.namespace {
             let trustDomain = identity.configuration?.trustDomain ?? "cluster.local"
             let gatewayIdentity = MeshIdentity(
                 namespace: MirrorLabels.namespace, serviceAccount: MirrorLabels.gatewayServiceAccount, trustDomain: trustDomain)
-            response.targets.append(
-                try target(
-                    namespace: MirrorLabels.namespace, workload: MirrorLabels.gatewayServiceName, identity: gatewayIdentity.dnsName,
-                    address: gateway))
+            for gateway in ProxyAdminEndpoints.gateways(snapshot, defaultHost: configuration.apiHost) {
+                response.targets.append(
+                    try target(
+                        namespace: MirrorLabels.namespace, workload: MirrorLabels.gatewayServiceName,
+                        identity: gatewayIdentity.dnsName, address: gateway))
+            }
         }
         logger.info("tap tickets issued", metadata: [
             "namespace": "\(namespace.isEmpty ? "*" : namespace)", "targets": "\(response.targets.count)",

@@ -36,13 +36,14 @@ enum ProxyAdminEndpoints {
         return entries
     }
 
-    /// The multicluster gateway's probe (admin) endpoint, which serves its tap, when the
-    /// gateway is installed; `defaultHost` is where it listens unless its Service says.
-    static func gateway(_ snapshot: DestinationIndex.Snapshot, defaultHost: String) -> String? {
+    /// The probe (admin) endpoint, which serves the tap, of each multicluster gateway when the
+    /// gateway is installed: one per address its Service lists (one per replica), or
+    /// `defaultHost` when it lists none.
+    static func gateways(_ snapshot: DestinationIndex.Snapshot, defaultHost: String) -> [String] {
         guard let service = snapshot.services[MirrorLabels.namespace]?[MirrorLabels.gatewayServiceName],
             let spec = try? ServiceSpec(service), let probe = spec.port(named: "mc-probe")
-        else { return nil }
-        let host = service.metadata.annotations[MirrorLabels.gatewayAddressAnnotation] ?? defaultHost
-        return NetworkAddress.joinHostPort(host, probe.port)
+        else { return [] }
+        let listed = service.metadata.annotations[MirrorLabels.gatewayAddressAnnotation].map(MirrorLabels.gatewayHosts) ?? []
+        return (listed.isEmpty ? [defaultHost] : listed).map { NetworkAddress.joinHostPort($0, probe.port) }
     }
 }

@@ -217,6 +217,9 @@ enum StoreCall {
             switch error.code {
             case .invalid: throw RPCError(code: .invalidArgument, message: "\(what): \(error.description)")
             case .versionTooOld: throw RPCError(code: .outOfRange, message: "\(what): \(error.description)")
+            // Not `unavailable`: clients retry that on another replica, and this may have been done.
+            case .noAnswer:
+                throw RPCError(code: .unknown, message: "\(what): the store gave no answer; it may or may not have taken effect: \(error.description)")
             default: throw RPCError(code: .unavailable, message: "\(what): store unavailable: \(error.description)")
             }
         }

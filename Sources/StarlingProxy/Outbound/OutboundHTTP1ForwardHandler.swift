@@ -91,6 +91,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     /// The client closed its side (it sends no more requests): close once the current one is
     /// answered, instead of keeping a half-closed connection open until its idle timeout.
     private var clientDone = false
+    /// The last write of the latest response: a close waits for it (a close drops unwritten data).
+    private var lastResponseWrite: EventLoopFuture<Void>?
     /// The current request's wait for its response head (one re-armed check per connection,
     /// not a timer per request).
     private var responseTimeout: DeadlineCheck?
@@ -235,7 +237,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         if let event = event as? ChannelEvent, event == .inputClosed {
             clientDone = true
             // Requests the decoder still holds come first; with none, nothing is left to answer.
-            if case .idle = state, queued.isEmpty { closeConnection(after: nil, context: context) }
+            if case .idle = state, queued.isEmpty { closeConnection(after: lastResponseWrite, context: context) }
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -529,6 +531,9 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
                         "error": "\(error)",
                     ])
                 request.connectError = error
+                // The request's end went out with its head: hold it again for the next attempt
+                // (a plain endpoint is served by replaying what is held).
+                request.held = request.requestDone ? [.end(nil)] : []
                 state = .routing(request)
                 route(context: context)
                 return
@@ -591,7 +596,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
             request.requestDone && !exchange.closeAfter && request.head.isKeepAlive && !environment.draining()
         if !request.requestDone { exchange.stream.reset() }
         if keepAlive {
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            lastResponseWrite = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
             nextRequest(after: nil, context: context)
         } else {
             nextRequest(after: context.writeAndFlush(wrapOutboundOut(.end(trailers))), context: context)
@@ -606,6 +611,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         environment.forwarder.failed(request.outbound, error: error, pick: pick, logger: logger)
         let close = !request.requestDone || environment.draining() || !request.head.isKeepAlive
         let written = writeError(error, version: request.head.version, close: close, context: context)
+        lastResponseWrite = written
         nextRequest(after: close ? written : nil, context: context)
     }
 
@@ -630,7 +636,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         drainQueued(context: context)
         if case .idle = state {
             if clientDone, queued.isEmpty {
-                closeConnection(after: nil, context: context)
+                closeConnection(after: lastResponseWrite, context: context)
                 return
             }
             resumeReads()

@@ -39,7 +39,7 @@ enum PostgresAccess {
                 // database); briefly, since the caller has waited the whole timeout already.
                 let failure = await probe(url, timeout: .seconds(2))
                 let error = StoreError(
-                    failure?.code ?? .unavailable,
+                    failure?.code == .misconfigured ? .misconfigured : .noAnswer,
                     "\(name): \(what) got no answer within \(timeout): "
                         + (failure?.message ?? "PostgreSQL at \(NetworkAddress.joinHostPort(url.host, url.port)) "
                             + "accepts connections but does not answer; check its load and locks"))
@@ -47,8 +47,13 @@ enum PostgresAccess {
                 throw error
             }
             let wrapped = wrapping(error, name: name, url: url, doing: what)
-            if let psql = error as? PSQLError, isUnreachable(psql), let wrapped = wrapped as? StoreError {
-                outage?.unanswered(wrapped)
+            if let psql = error as? PSQLError {
+                if isUnreachable(psql), let wrapped = wrapped as? StoreError {
+                    outage?.unanswered(wrapped)
+                } else if psql.code == .server {
+                    // The database answered (with an error): it is reachable.
+                    outage?.answered()
+                }
             }
             throw wrapped
         }
@@ -101,11 +106,12 @@ enum PostgresAccess {
         }
     }
 
-    /// True for errors that say the database did not answer at all (as opposed to answering no).
+    /// True for errors that say the database cannot be reached (as opposed to answering no). One
+    /// terminated backend (57P01, `pg_terminate_backend`) is not: the pool opens another.
     static func isUnreachable(_ error: PSQLError) -> Bool {
         switch error.code {
-        case .connectionError, .serverClosedConnection, .uncleanShutdown: return true
-        case .server: return ["57P01", "57P02", "57P03"].contains(error.serverInfo?[.sqlState] ?? "")
+        case .connectionError: return true
+        case .server: return ["57P02", "57P03"].contains(error.serverInfo?[.sqlState] ?? "")
         default: return false
         }
     }

@@ -254,17 +254,12 @@ struct DestinationBenchmark: AsyncParsableCommand {
     }
 
     private func report(latencies: [Double], acknowledgements: [Double]) {
-        let p50 = Statistics.percentile(latencies, 50) ?? 0
-        let p99 = Statistics.percentile(latencies, 99) ?? 0
-        let max = latencies.max() ?? 0
+        let latency = Statistics.Latencies(latencies)
         print(
-            "change to last of \(streams) streams over \(latencies.count) changes: p50 \(Statistics.format(p50)) ms, "
-                + "p99 \(Statistics.format(p99)) ms (nearest rank), max \(Statistics.format(max)) ms; "
+            "change to last of \(streams) streams over \(latencies.count) changes: \(latency.summary) (nearest rank); "
                 + "Apply/Delete RPC p50 \(Statistics.format(Statistics.percentile(acknowledgements, 50) ?? 0)) ms")
         Statistics.result("destination.streams", Double(streams), "streams")
-        Statistics.result("destination.latency.p50", p50, "ms")
-        Statistics.result("destination.latency.p99", p99, "ms")
-        Statistics.result("destination.latency.max", max, "ms")
+        latency.printResults("destination.latency")
     }
 
     private static func describe(_ failures: [String]) -> String {

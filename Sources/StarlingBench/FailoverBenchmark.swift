@@ -151,17 +151,12 @@ struct FailoverBenchmark: AsyncParsableCommand {
     private func report(_ outcomes: [FailoverTracker.Outcome]) {
         let latencies = outcomes.map { Statistics.seconds($0.after) * 1000 }
         let kept = outcomes.filter(\.kept).count
-        let p50 = Statistics.percentile(latencies, 50) ?? 0
-        let p99 = Statistics.percentile(latencies, 99) ?? 0
-        let max = latencies.max() ?? 0
+        let latency = Statistics.Latencies(latencies)
         print(
             "\(outcomes.count) of \(streams) streams were on the killed replica; open again on the others after "
-                + "p50 \(Statistics.format(p50)) ms, p99 \(Statistics.format(p99)) ms, max \(Statistics.format(max)) ms; "
-                + "\(kept) resumed with their state kept, \(outcomes.count - kept) were sent it again")
+                + "\(latency.summary); \(kept) resumed with their state kept, \(outcomes.count - kept) were sent it again")
         Statistics.result("failover.streams_moved", Double(outcomes.count), "streams")
-        Statistics.result("failover.resume.p50", p50, "ms")
-        Statistics.result("failover.resume.p99", p99, "ms")
-        Statistics.result("failover.resume.max", max, "ms")
+        latency.printResults("failover.resume")
         Statistics.result("failover.kept", Double(kept), "streams")
         Statistics.result("failover.resent", Double(outcomes.count - kept), "streams")
     }

@@ -35,6 +35,29 @@ enum Statistics {
         return decimals < digits ? text + String(repeating: "0", count: digits - decimals) : text
     }
 
+    /// p50, p99 (nearest rank) and max of latencies in milliseconds (0 for none).
+    struct Latencies {
+        var p50: Double
+        var p99: Double
+        var max: Double
+
+        init(_ milliseconds: [Double]) {
+            p50 = Statistics.percentile(milliseconds, 50) ?? 0
+            p99 = Statistics.percentile(milliseconds, 99) ?? 0
+            max = milliseconds.max() ?? 0
+        }
+
+        /// `p50 A ms, p99 B ms, max C ms`
+        var summary: String { "p50 \(format(p50)) ms, p99 \(format(p99)) ms, max \(format(max)) ms" }
+
+        /// `result PREFIX.p50 …`, `.p99`, `.max`, in ms.
+        func printResults(_ prefix: String) {
+            result("\(prefix).p50", p50, "ms")
+            result("\(prefix).p99", p99, "ms")
+            result("\(prefix).max", max, "ms")
+        }
+    }
+
     /// Prints one machine-readable line, `result NAME VALUE UNIT`.
     static func result(_ name: String, _ value: Double, _ unit: String) {
         print("result \(name) \(format(value, digits: 3)) \(unit)")

@@ -206,13 +206,16 @@ public struct ClusterRegistry: Sendable {
         }
     }
 
-    /// Whether the cluster's controller runs (its pid file names a live `controller` process of
-    /// this cluster), and that pid.
+    /// Whether the cluster's controller runs (a replica's pid file names a live `controller`
+    /// process of this cluster), and the pid of the first replica that does.
     public func state(of name: String) -> (state: ClusterState, pid: Int32?) {
-        guard let pid = readPID(of: name), ClusterProcess.isController(pid, clusterName: name) else {
-            return (.stopped, nil)
+        let replicas = (try? record(named: name))?.replicaList.map(\.index) ?? [1]
+        for k in replicas {
+            if let pid = readPID(of: name, replica: k), ClusterProcess.isController(pid, clusterName: name) {
+                return (.running, pid)
+            }
         }
-        return (.running, pid)
+        return (.stopped, nil)
     }
 
     func readPID(of name: String, replica k: Int = 1) -> pid_t? {

@@ -47,6 +47,9 @@ public struct ReplicaSeen: Sendable, Hashable {
 /// replica may take a heartbeat and the one that holds lease expiry sees it. Every time it
 /// compares is the database's, so a replica whose clock is off cannot stretch a lease.
 public protocol ReplicatedStore: ResourceStore {
+    /// Where the shared store is and which schema it has, for `check` ("PostgreSQL at
+    /// db:5432, database starling, schema v5").
+    var location: String { get }
     /// Takes or renews `duty` for `holder` for `ttl`; the fencing token when held, nil when
     /// another holder's lease is still valid. A new holder gets a larger token than any before.
     func acquireDuty(_ duty: String, holder: String, ttl: Duration) async throws -> Int64?

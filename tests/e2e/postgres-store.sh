@@ -96,6 +96,8 @@ duties | sed 's/^/      /'
 out=$(S check 2>&1)
 grep -q "2/2 controller replicas are alive" <<<"$out" && ok "check: 2/2 controller replicas are alive" || { bad "check does not show 2/2 replicas"; echo "$out" | show 12; }
 grep -q "service-mirror is held by $ctl:808[67]" <<<"$out" && ok "check names the holder of each duty" || { bad "check does not name the duty holders"; echo "$out" | show 12; }
+grep -qE "store: PostgreSQL at 127.0.0.1:$pgport, database starling_e2e, schema v[0-9]+, answering in" <<<"$out" \
+  && ok "check names the database, its schema version and that it answers" || { bad "check does not describe the database"; echo "$out" | show 12; }
 
 start_workload podinfo.log -n test --service podinfo --port 9898 -- "$STARLING" demo-app podinfo --message "from postgres"
 start_workload curl.log -n test --service curl --port 7001 -- "$STARLING" demo-app podinfo --port 7001 --message caller

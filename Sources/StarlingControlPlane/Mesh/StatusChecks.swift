@@ -45,6 +45,10 @@ struct StatusChecks {
     private func replicaChecks(_ shared: any ReplicatedStore) async -> [Starling_V1_CheckResult] {
         var results: [Starling_V1_CheckResult] = []
         do {
+            let asked = ContinuousClock.now
+            _ = try await shared.currentVersion()
+            let took = ContinuousClock.now - asked
+            results.append(.ok("store: \(shared.location), answering in \(String(format: "%.1f", took.inMilliseconds)) ms", "store-reach"))
             let seen = try await shared.replicas()
             let live = seen.filter { $0.secondsAgo < 5 }
             let gone = seen.filter { $0.secondsAgo >= 5 }

@@ -6,6 +6,10 @@ public import StarlingCore
 /// Duty leases and workload heartbeats in the shared database. Every expiry is computed with the
 /// database's `now()`, so replicas' clocks do not matter.
 extension PostgresResourceStore: ReplicatedStore {
+    public var location: String {
+        "PostgreSQL at \(NetworkAddress.joinHostPort(url.host, url.port)), database \(url.database), schema v\(schemaVersion)"
+    }
+
     public func acquireDuty(_ duty: String, holder: String, ttl: Duration) async throws -> Int64? {
         let seconds = Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18
         return try await access("taking the \(duty) lease") { client in

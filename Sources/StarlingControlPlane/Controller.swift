@@ -53,6 +53,16 @@ public struct Controller: Sendable {
                     let writes: any ResourceStore = fence.map { FencedStore(base: shared, fence: $0) } ?? shared
                     try await MulticlusterController(store: writes, registry: multicluster, logger: logger, mode: .mirrorsOnly).run()
                 })
+            // The shared history would only grow: one replica trims it twice a minute (deleting
+            // old history twice is harmless, so it needs no fence).
+            duties.append(
+                Duty(name: Duty.historyCompaction) { _ in
+                    while true {
+                        let dropped = try await shared.compact()
+                        if dropped > 0 { logger.debug("history compacted", metadata: ["dropped": "\(dropped)"]) }
+                        try await Task.sleep(for: .seconds(30))
+                    }
+                })
         }
         let allDuties = duties
         let clock = ReplicaClock(measurementRequired: store is any ReplicatedStore, logger: logger)

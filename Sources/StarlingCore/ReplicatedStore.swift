@@ -79,6 +79,11 @@ public protocol ReplicatedStore: ResourceStore {
     func restartWorkloadLeases() async throws
     /// Removes and returns the workloads whose last heartbeat is older than `lease`.
     func takeExpiredWorkloads(lease: Duration) async throws -> [ResourceKey]
+    /// Drops the change history beyond what watches may still resume from; returns how many
+    /// changes were dropped. (A store on one machine trims as it writes; a shared one leaves it
+    /// to the replica holding the compaction duty.)
+    @discardableResult
+    func compact() async throws -> Int
 }
 
 /// A duty's view of the shared store: reads go straight through, every write carries the duty's

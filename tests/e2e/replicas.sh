@@ -205,8 +205,8 @@ else
   others=$(cat "$STARLING_HOME"/clusters/east/replica-{2,3}/controller.pid)
   stops_before=$(cat "$STARLING_HOME"/clusters/east/replica-{2,3}/controller.log | grep "duty stopped" | grep -c "could not be renewed in time")
   kill -STOP $others
-  holds_both() { [ "$(duties | grep -c '=127.64.0.1:8086')" = 2 ]; }
-  eventually "replica 1 holds both duties while replicas 2 and 3 are paused" 15 holds_both
+  holds_all() { [ "$(duties | grep -c '=127.64.0.1:8086')" = 3 ]; }
+  eventually "replica 1 holds every duty while replicas 2 and 3 are paused" 15 holds_all
   kill -CONT $others
   sleep 2
   stops_after=$(cat "$STARLING_HOME"/clusters/east/replica-{2,3}/controller.log | grep "duty stopped" | grep -c "could not be renewed in time")
@@ -217,8 +217,8 @@ else
   nft add chain inet starling_e2e_cut out '{ type filter hook output priority 0; }'
   nft add rule inet starling_e2e_cut out ip daddr 127.0.0.2 tcp dport $pgport drop
   cut=$SECONDS
-  moved() { duties | grep -q '^service-mirror=127.64.0.[23]' && duties | grep -q '^workload-lease-expiry=127.64.0.[23]'; }
-  eventually "another replica takes both duties of the cut-off one" 20 moved
+  moved() { [ "$(duties | grep -c '=127.64.0.[23]:8086')" = 3 ]; }
+  eventually "other replicas take every duty of the cut-off one" 20 moved
   echo "      duties moved within $((SECONDS - cut)) s of the cut: $(duties | tr '\n' ' ')"
   grep "duty stopped" cut.log | grep -q "could not be renewed in time" \
     && ok "the cut-off replica stopped its duties (its lease could not be renewed)" || { bad "the cut-off replica did not stop its duties"; grep "duty" cut.log | show 4; }

@@ -9,6 +9,9 @@ struct Duty: Sendable {
     /// The duties a controller runs, by the names their leases and `check` use.
     static let workloadLeaseExpiry = "workload-lease-expiry"
     static let serviceMirror = "service-mirror"
+    static let historyCompaction = "history-compaction"
+    /// Every duty, in the order `check` lists them.
+    static let all = [serviceMirror, workloadLeaseExpiry, historyCompaction]
 
     var name: String
     var run: @Sendable (DutyFence?) async throws -> Void

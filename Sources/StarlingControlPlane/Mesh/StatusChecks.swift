@@ -75,7 +75,7 @@ struct StatusChecks {
                         hint: "sync its clock (chrony or systemd-timesyncd); the other replicas sign meanwhile"))
             }
             let holders = Dictionary(uniqueKeysWithValues: try await shared.dutyHolders().map { ($0.duty, $0) })
-            for duty in [Duty.serviceMirror, Duty.workloadLeaseExpiry] {
+            for duty in Duty.all {
                 if let holder = holders[duty], holder.expiresIn > 0 {
                     results.append(.ok("\(duty) is held by \(holder.holder) (token \(holder.token))", "duty-\(duty)"))
                 } else {

@@ -157,8 +157,8 @@ assert 0.3 <= r["share"] <= 0.7 and r["figures"]["success"] == 1, r'
   if [ -z "$browser" ]; then
     echo "  - skipped: no chromium (apt-get install chromium)"
   else
-    "$STARLING" dashboard --port 50751 > dashboard.log 2>&1 & pids+=($!)
-    eventually "the dashboard answers" 30 curl -sf -m 10 http://127.0.0.1:50751/api/overview
+    "$STARLING" dashboard --port 30751 > dashboard.log 2>&1 & pids+=($!)
+    eventually "the dashboard answers" 30 curl -sf -m 10 http://127.0.0.1:30751/api/overview
     # The page renders what /api/overview answered at that moment: look again (up to 4 times) until
     # the first answers with rates have come.
     shares_ok() { python3 -c '
@@ -166,7 +166,7 @@ import re, sys
 shares = dict(re.findall(r"data-leaf=\"([a-z0-9-]+)\" data-share=\"([0-9.]+)\"", sys.stdin.read()))
 assert float(shares["podinfo"]) > 0 and float(shares["podinfo-workload2"]) > 0, shares' 2>/dev/null; }
     for attempt in 1 2 3 4; do
-      dom=$(timeout 60 "$browser" --headless --no-sandbox --disable-gpu --virtual-time-budget=6000 --dump-dom http://127.0.0.1:50751/ 2>/dev/null)
+      dom=$(timeout 60 "$browser" --headless --no-sandbox --disable-gpu --virtual-time-budget=6000 --dump-dom http://127.0.0.1:30751/ 2>/dev/null)
       shares_ok <<<"$dom" && break
       sleep 3
     done
@@ -182,16 +182,16 @@ assert float(shares["podinfo"]) > 0 and float(shares["podinfo-workload2"]) > 0, 
     else bad "the dashboard's workloads or topology"; grep -o 'data-workload="[^"]*"\|<svg class="topology"[^>]*>' <<<"$dom" | sed 's/^/      /'; fi
     mkdir -p /tmp/starling-e2e-artifacts
     timeout 60 "$browser" --headless --no-sandbox --disable-gpu --window-size=1300,1800 --virtual-time-budget=6000 \
-      --screenshot=/tmp/starling-e2e-artifacts/dashboard.png http://127.0.0.1:50751/ >/dev/null 2>&1
+      --screenshot=/tmp/starling-e2e-artifacts/dashboard.png http://127.0.0.1:30751/ >/dev/null 2>&1
     [ -s /tmp/starling-e2e-artifacts/dashboard.png ] && ok "screenshot saved to /tmp/starling-e2e-artifacts/dashboard.png" || bad "no dashboard screenshot"
     # The tap view: workload1's calls, half of them across to workload2 through its gateway.
-    curl -s -m 10 -o /dev/null "http://127.0.0.1:50751/api/tap?cluster=workload1"
+    curl -s -m 10 -o /dev/null "http://127.0.0.1:30751/api/tap?cluster=workload1"
     sleep 2
     for i in $(seq 20); do curl -s -m 5 -o /dev/null -x "$proxy1" http://podinfo.test:9898/; done
-    cross_tap() { curl -s -m 10 "http://127.0.0.1:50751/api/tap?cluster=workload1" | grep -q '"dst_cluster":"workload2"'; }
+    cross_tap() { curl -s -m 10 "http://127.0.0.1:30751/api/tap?cluster=workload1" | grep -q '"dst_cluster":"workload2"'; }
     eventually "the dashboard's tap view has workload1's calls across to workload2" 10 cross_tap
     timeout 60 "$browser" --headless --no-sandbox --disable-gpu --window-size=1500,900 --virtual-time-budget=5000 \
-      --screenshot=/tmp/starling-e2e-artifacts/dashboard-tap-multicluster.png "http://127.0.0.1:50751/#tap" >/dev/null 2>&1
+      --screenshot=/tmp/starling-e2e-artifacts/dashboard-tap-multicluster.png "http://127.0.0.1:30751/#tap" >/dev/null 2>&1
     [ -s /tmp/starling-e2e-artifacts/dashboard-tap-multicluster.png ] && ok "screenshot saved to /tmp/starling-e2e-artifacts/dashboard-tap-multicluster.png" \
       || bad "no tap view screenshot"
     # viz tap at workload2's gateway: the calls that came across, with the caller's identity and cluster.

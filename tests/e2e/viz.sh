@@ -60,9 +60,11 @@ out=$(S viz stat svc -n test 2>&1); rc=$?
 if [ $rc != 0 ] && grep -q "no Prometheus runs for cluster $cluster" <<<"$out" && grep -q "viz install" <<<"$out"; then
   ok "viz stat without Prometheus fails naming viz install"
 else bad "viz stat without Prometheus (exit $rc)"; echo "$out" | show; fi
-"$STARLING" dashboard --port 50752 > dashboard.log 2>&1 & pids+=($!)
-eventually "the dashboard answers" 30 curl -sf -m 10 http://127.0.0.1:50752/api/overview
-overview=$(curl -s -m 10 http://127.0.0.1:50752/api/overview)
+"$STARLING" dashboard --port 30752 > dashboard.log 2>&1 & pids+=($!)
+# (Its port is below the kernel's ephemeral range, 32768-60999, so no outgoing connection of an
+# earlier test can be holding it.)
+eventually "the dashboard answers" 30 curl -sf -m 10 http://127.0.0.1:30752/api/overview || show < dashboard.log
+overview=$(curl -s -m 10 http://127.0.0.1:30752/api/overview)
 grep -q "no Prometheus for $cluster: run \`starling viz install\`" <<<"$overview" && ok "the dashboard says plainly that there is no Prometheus" \
   || { bad "the dashboard without Prometheus"; echo "$overview" | show; }
 out=$(PATH=/nonexistent "$STARLING" viz install 2>&1); rc=$?
@@ -165,16 +167,16 @@ else bad "viz top"; cat top.json top.err | show 12; fi
 "$STARLING" viz top ns/test --duration 1s | show 4
 # The dashboard's tap view: its first poll starts the cluster's tap; requests made after it are
 # kept for the page (which a headless browser then renders).
-curl -s -m 10 -o /dev/null "http://127.0.0.1:50752/api/tap?cluster=$cluster"
+curl -s -m 10 -o /dev/null "http://127.0.0.1:30752/api/tap?cluster=$cluster"
 eventually "the dashboard has opened its taps" 8 bash -c "$(declare -f tapping); tapping $paddr && tapping $caddr"
 for i in $(seq 5); do curl -s -m 5 -o /dev/null -x "$proxy" "http://podinfo.test:9898/status/202?dashboard=$i"; done
-dash_tap() { curl -s -m 10 "http://127.0.0.1:50752/api/tap?cluster=$cluster" | grep -q '/status/202?dashboard=5'; }
+dash_tap() { curl -s -m 10 "http://127.0.0.1:30752/api/tap?cluster=$cluster" | grep -q '/status/202?dashboard=5'; }
 eventually "the dashboard's tap API has the requests made after it started" 10 dash_tap
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$browser" ]; then
   echo "  - skipped: no chromium (apt-get install chromium)"
 else
-  dom=$(timeout 60 "$browser" --headless --no-sandbox --disable-gpu --virtual-time-budget=5000 --dump-dom "http://127.0.0.1:50752/#tap" 2>/dev/null)
+  dom=$(timeout 60 "$browser" --headless --no-sandbox --disable-gpu --virtual-time-budget=5000 --dump-dom "http://127.0.0.1:30752/#tap" 2>/dev/null)
   if grep -Eq '<td data-path(="")?>/status/202\?dashboard=' <<<"$dom"; then
     if grep -q 'data-src="curl.test.serviceaccount.identity.starling.cluster.local"' <<<"$dom"; then
       ok "the dashboard's tap view (headless Chromium) lists the requests with the caller's identity"
@@ -182,7 +184,7 @@ else
   else bad "the dashboard's tap view lacks the requests"; echo "$dom" | head -c 1500 | show 12; fi
   mkdir -p /tmp/starling-e2e-artifacts
   timeout 60 "$browser" --headless --no-sandbox --disable-gpu --window-size=1500,700 --virtual-time-budget=5000 \
-    --screenshot=/tmp/starling-e2e-artifacts/dashboard-tap.png "http://127.0.0.1:50752/#tap" >/dev/null 2>&1
+    --screenshot=/tmp/starling-e2e-artifacts/dashboard-tap.png "http://127.0.0.1:30752/#tap" >/dev/null 2>&1
   [ -s /tmp/starling-e2e-artifacts/dashboard-tap.png ] && ok "screenshot saved to /tmp/starling-e2e-artifacts/dashboard-tap.png" || bad "no tap view screenshot"
 fi
 

@@ -10,7 +10,7 @@
 #   SKIP_BUILD=1 BIN_DIR=DIR bench/control-plane.sh     use starling and starling-bench from DIR
 #   STORES="sqlite postgres" (default)   the store benchmarks (2-4) run once per store: the
 #                                     controller on SQLite, then on a throwaway PostgreSQL server
-#                                     (Debian's package, scripts/postgres-test-server.sh, port 55450);
+#                                     (Debian's package, scripts/postgres-test-server.sh, port 25450);
 #                                     with postgres they run once more on three replicas
 #                                     (`cluster create --replicas 3`), followed by 5: one replica
 #                                     killed under the open destination streams
@@ -95,13 +95,13 @@ rm -f root.crt root.key issuer.crt issuer.key install.yaml
 if [ "$store" = postgres ]; then
   if [ "$pg_started" != 1 ]; then
     echo
-    echo "== a PostgreSQL server for the store (Debian's package, 127.0.0.1:55450)"
-    "$root/scripts/postgres-test-server.sh" start "$work/pg" 55450 > pg.url || fail "PostgreSQL did not start (apt-get install postgresql)"
+    echo "== a PostgreSQL server for the store (Debian's package, 127.0.0.1:25450)"
+    "$root/scripts/postgres-test-server.sh" start "$work/pg" 25450 > pg.url || fail "PostgreSQL did not start (apt-get install postgresql)"
     pg_started=1
   fi
   # A fresh database per cluster: a database belongs to the cluster that first used it.
   db=starling_bench_$replicas
-  PGPASSWORD=starling-test psql -h 127.0.0.1 -p 55450 -U starling -d postgres -qc "CREATE DATABASE $db" >/dev/null \
+  PGPASSWORD=starling-test psql -h 127.0.0.1 -p 25450 -U starling -d postgres -qc "CREATE DATABASE $db" >/dev/null \
     || fail "cannot create database $db"
   store_url=$(sed "s|/starling_test\$|/$db|" pg.url)
 fi

@@ -10,7 +10,7 @@ swift build --build-tests
 # The PostgreSQL store's tests run against a real server (Debian's package), started here.
 pgtest=$(mktemp -d /tmp/starling-pgtest.XXXXXX)
 trap 'scripts/postgres-test-server.sh stop "$pgtest/server"; rm -rf "$pgtest"' EXIT
-STARLING_TEST_POSTGRES_URL=$(scripts/postgres-test-server.sh start "$pgtest/server" 55432)
+STARLING_TEST_POSTGRES_URL=$(scripts/postgres-test-server.sh start "$pgtest/server" 25432)
 export STARLING_TEST_POSTGRES_URL
 # Serially: the suite is fast (under a minute) and its real-socket tests keep their time bounds
 # on a loaded 2-core machine.

@@ -18,7 +18,7 @@ e2e_home starling-pge2e
 cluster=pgc
 range=127.63.0.0/16
 ctl=127.63.0.1
-pgport=55433
+pgport=25433
 trust=identity.starling.cluster.local
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 pg_as_owner() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "cd /tmp && $*"; else sh -c "$*"; fi; }

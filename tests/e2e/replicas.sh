@@ -17,7 +17,7 @@ e2e_binary "${1:-}"
 echo; echo "== replicated control plane"
 e2e_needs_postgres replicas
 e2e_home starling-repe2e
-pgport=55434
+pgport=25434
 trust=identity.starling.cluster.local
 cleanup() {
   nft delete table inet starling_e2e_cut 2>/dev/null

@@ -111,6 +111,19 @@ public enum Starling_V1_Mesh: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "RenewLinkCredential" metadata.
+        public enum RenewLinkCredential: Sendable {
+            /// Request type for "RenewLinkCredential".
+            public typealias Input = Starling_V1_RenewLinkCredentialRequest
+            /// Response type for "RenewLinkCredential".
+            public typealias Output = Starling_V1_CreateTokenResponse
+            /// Descriptor for "RenewLinkCredential".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "starling.v1.Mesh"),
+                method: "RenewLinkCredential",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "starling.v1.Mesh" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateToken.descriptor,
@@ -119,7 +132,8 @@ public enum Starling_V1_Mesh: Sendable {
             Deregister.descriptor,
             Status.descriptor,
             Gateways.descriptor,
-            TapTargets.descriptor
+            TapTargets.descriptor,
+            RenewLinkCredential.descriptor
         ]
     }
 }
@@ -271,6 +285,26 @@ extension Starling_V1_Mesh {
             request: GRPCCore.StreamingServerRequest<Starling_V1_TapTargetsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Starling_V1_TapTargetsResponse>
+
+        /// Handle the "RenewLinkCredential" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Link credential only: a fresh credential with the same grant and lifetime as the caller's,
+        /// > which must still be valid. The linked cluster's controller calls it at two thirds of its
+        /// > credential's lifetime.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Starling_V1_RenewLinkCredentialRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Starling_V1_CreateTokenResponse` messages.
+        func renewLinkCredential(
+            request: GRPCCore.StreamingServerRequest<Starling_V1_RenewLinkCredentialRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Starling_V1_CreateTokenResponse>
     }
 
     /// Service protocol for the "starling.v1.Mesh" service.
@@ -406,6 +440,26 @@ extension Starling_V1_Mesh {
             request: GRPCCore.ServerRequest<Starling_V1_TapTargetsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Starling_V1_TapTargetsResponse>
+
+        /// Handle the "RenewLinkCredential" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Link credential only: a fresh credential with the same grant and lifetime as the caller's,
+        /// > which must still be valid. The linked cluster's controller calls it at two thirds of its
+        /// > credential's lifetime.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Starling_V1_RenewLinkCredentialRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Starling_V1_CreateTokenResponse` message.
+        func renewLinkCredential(
+            request: GRPCCore.ServerRequest<Starling_V1_RenewLinkCredentialRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Starling_V1_CreateTokenResponse>
     }
 
     /// Simple service protocol for the "starling.v1.Mesh" service.
@@ -539,6 +593,26 @@ extension Starling_V1_Mesh {
             request: Starling_V1_TapTargetsRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Starling_V1_TapTargetsResponse
+
+        /// Handle the "RenewLinkCredential" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Link credential only: a fresh credential with the same grant and lifetime as the caller's,
+        /// > which must still be valid. The linked cluster's controller calls it at two thirds of its
+        /// > credential's lifetime.
+        ///
+        /// - Parameters:
+        ///   - request: A `Starling_V1_RenewLinkCredentialRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Starling_V1_CreateTokenResponse` to respond with.
+        func renewLinkCredential(
+            request: Starling_V1_RenewLinkCredentialRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Starling_V1_CreateTokenResponse
     }
 }
 
@@ -623,6 +697,17 @@ extension Starling_V1_Mesh.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Starling_V1_Mesh.Method.RenewLinkCredential.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Starling_V1_RenewLinkCredentialRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Starling_V1_CreateTokenResponse>(),
+            handler: { request, context in
+                try await self.renewLinkCredential(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -700,6 +785,17 @@ extension Starling_V1_Mesh.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Starling_V1_TapTargetsResponse> {
         let response = try await self.tapTargets(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func renewLinkCredential(
+        request: GRPCCore.StreamingServerRequest<Starling_V1_RenewLinkCredentialRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Starling_V1_CreateTokenResponse> {
+        let response = try await self.renewLinkCredential(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -794,6 +890,19 @@ extension Starling_V1_Mesh.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Starling_V1_TapTargetsResponse> {
         return GRPCCore.ServerResponse<Starling_V1_TapTargetsResponse>(
             message: try await self.tapTargets(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func renewLinkCredential(
+        request: GRPCCore.ServerRequest<Starling_V1_RenewLinkCredentialRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Starling_V1_CreateTokenResponse> {
+        return GRPCCore.ServerResponse<Starling_V1_CreateTokenResponse>(
+            message: try await self.renewLinkCredential(
                 request: request.message,
                 context: context
             ),
@@ -970,6 +1079,31 @@ extension Starling_V1_Mesh {
             deserializer: some GRPCCore.MessageDeserializer<Starling_V1_TapTargetsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_TapTargetsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RenewLinkCredential" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Link credential only: a fresh credential with the same grant and lifetime as the caller's,
+        /// > which must still be valid. The linked cluster's controller calls it at two thirds of its
+        /// > credential's lifetime.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Starling_V1_RenewLinkCredentialRequest` message.
+        ///   - serializer: A serializer for `Starling_V1_RenewLinkCredentialRequest` messages.
+        ///   - deserializer: A deserializer for `Starling_V1_CreateTokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func renewLinkCredential<Result>(
+            request: GRPCCore.ClientRequest<Starling_V1_RenewLinkCredentialRequest>,
+            serializer: some GRPCCore.MessageSerializer<Starling_V1_RenewLinkCredentialRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Starling_V1_CreateTokenResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_CreateTokenResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1226,6 +1360,42 @@ extension Starling_V1_Mesh {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "RenewLinkCredential" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Link credential only: a fresh credential with the same grant and lifetime as the caller's,
+        /// > which must still be valid. The linked cluster's controller calls it at two thirds of its
+        /// > credential's lifetime.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Starling_V1_RenewLinkCredentialRequest` message.
+        ///   - serializer: A serializer for `Starling_V1_RenewLinkCredentialRequest` messages.
+        ///   - deserializer: A deserializer for `Starling_V1_CreateTokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func renewLinkCredential<Result>(
+            request: GRPCCore.ClientRequest<Starling_V1_RenewLinkCredentialRequest>,
+            serializer: some GRPCCore.MessageSerializer<Starling_V1_RenewLinkCredentialRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Starling_V1_CreateTokenResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_CreateTokenResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Starling_V1_Mesh.Method.RenewLinkCredential.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1425,6 +1595,37 @@ extension Starling_V1_Mesh.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Starling_V1_TapTargetsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Starling_V1_TapTargetsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RenewLinkCredential" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Link credential only: a fresh credential with the same grant and lifetime as the caller's,
+    /// > which must still be valid. The linked cluster's controller calls it at two thirds of its
+    /// > credential's lifetime.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Starling_V1_RenewLinkCredentialRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func renewLinkCredential<Result>(
+        request: GRPCCore.ClientRequest<Starling_V1_RenewLinkCredentialRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_CreateTokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.renewLinkCredential(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Starling_V1_RenewLinkCredentialRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Starling_V1_CreateTokenResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1654,6 +1855,41 @@ extension Starling_V1_Mesh.ClientProtocol {
             metadata: metadata
         )
         return try await self.tapTargets(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RenewLinkCredential" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Link credential only: a fresh credential with the same grant and lifetime as the caller's,
+    /// > which must still be valid. The linked cluster's controller calls it at two thirds of its
+    /// > credential's lifetime.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func renewLinkCredential<Result>(
+        _ message: Starling_V1_RenewLinkCredentialRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Starling_V1_CreateTokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Starling_V1_RenewLinkCredentialRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.renewLinkCredential(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -20,6 +20,16 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated struct Starling_V1_RenewLinkCredentialRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Starling_V1_CreateTokenRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -34,6 +44,10 @@ public nonisolated struct Starling_V1_CreateTokenRequest: Sendable {
   /// "" or "join": a workload join token. "link": a link credential for the cluster named by
   /// service_account, which may only list and watch exported services.
   public var audience: String = String()
+
+  /// Join tokens only: binds the token to one service of the namespace. Its holder may register
+  /// only workloads that no other service's selector picks.
+  public var service: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -258,6 +272,13 @@ public nonisolated struct Starling_V1_GatewayStatus: Sendable {
 
   public var lastProbeError: String = String()
 
+  /// The last renewal of the link credential failed with this; "" when it did not.
+  public var credentialRenewalError: String = String()
+
+  /// Unix seconds when the controller renews the link credential (two thirds of its lifetime);
+  /// 0 when unknown.
+  public var credentialRenewsAt: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -333,9 +354,28 @@ public nonisolated struct Starling_V1_TapTargetsResponse: Sendable {
 
 fileprivate nonisolated let _protobuf_package = "starling.v1"
 
+nonisolated extension Starling_V1_RenewLinkCredentialRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RenewLinkCredentialRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Starling_V1_RenewLinkCredentialRequest, rhs: Starling_V1_RenewLinkCredentialRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Starling_V1_CreateTokenRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateTokenRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}service_account\0\u{3}ttl_seconds\0\u{1}audience\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{3}service_account\0\u{3}ttl_seconds\0\u{1}audience\0\u{1}service\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -347,6 +387,7 @@ nonisolated extension Starling_V1_CreateTokenRequest: SwiftProtobuf.Message, Swi
       case 2: try { try decoder.decodeSingularStringField(value: &self.serviceAccount) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.ttlSeconds) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.audience) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.service) }()
       default: break
       }
     }
@@ -365,6 +406,9 @@ nonisolated extension Starling_V1_CreateTokenRequest: SwiftProtobuf.Message, Swi
     if !self.audience.isEmpty {
       try visitor.visitSingularStringField(value: self.audience, fieldNumber: 4)
     }
+    if !self.service.isEmpty {
+      try visitor.visitSingularStringField(value: self.service, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -373,6 +417,7 @@ nonisolated extension Starling_V1_CreateTokenRequest: SwiftProtobuf.Message, Swi
     if lhs.serviceAccount != rhs.serviceAccount {return false}
     if lhs.ttlSeconds != rhs.ttlSeconds {return false}
     if lhs.audience != rhs.audience {return false}
+    if lhs.service != rhs.service {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -812,7 +857,7 @@ nonisolated extension Starling_V1_GatewaysRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Starling_V1_GatewayStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GatewayStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}alive\0\u{3}num_services\0\u{3}latency_p50_ms\0\u{3}latency_p95_ms\0\u{3}latency_p99_ms\0\u{3}gateway_address\0\u{3}mirror_state\0\u{3}last_sync\0\u{3}credential_expires_at\0\u{3}last_probe_error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}alive\0\u{3}num_services\0\u{3}latency_p50_ms\0\u{3}latency_p95_ms\0\u{3}latency_p99_ms\0\u{3}gateway_address\0\u{3}mirror_state\0\u{3}last_sync\0\u{3}credential_expires_at\0\u{3}last_probe_error\0\u{3}credential_renewal_error\0\u{3}credential_renews_at\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -831,6 +876,8 @@ nonisolated extension Starling_V1_GatewayStatus: SwiftProtobuf.Message, SwiftPro
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.lastSync) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.credentialExpiresAt) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.lastProbeError) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.credentialRenewalError) }()
+      case 13: try { try decoder.decodeSingularInt64Field(value: &self.credentialRenewsAt) }()
       default: break
       }
     }
@@ -870,6 +917,12 @@ nonisolated extension Starling_V1_GatewayStatus: SwiftProtobuf.Message, SwiftPro
     if !self.lastProbeError.isEmpty {
       try visitor.visitSingularStringField(value: self.lastProbeError, fieldNumber: 11)
     }
+    if !self.credentialRenewalError.isEmpty {
+      try visitor.visitSingularStringField(value: self.credentialRenewalError, fieldNumber: 12)
+    }
+    if self.credentialRenewsAt != 0 {
+      try visitor.visitSingularInt64Field(value: self.credentialRenewsAt, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -885,6 +938,8 @@ nonisolated extension Starling_V1_GatewayStatus: SwiftProtobuf.Message, SwiftPro
     if lhs.lastSync != rhs.lastSync {return false}
     if lhs.credentialExpiresAt != rhs.credentialExpiresAt {return false}
     if lhs.lastProbeError != rhs.lastProbeError {return false}
+    if lhs.credentialRenewalError != rhs.credentialRenewalError {return false}
+    if lhs.credentialRenewsAt != rhs.credentialRenewsAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

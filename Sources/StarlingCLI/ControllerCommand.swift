@@ -43,6 +43,12 @@ struct ControllerCommand: AsyncParsableCommand {
             discussion: "Replicas share one certificate (copied with the data directory), which clients pin as their only root."))
     var apiCertificateNames: [String] = []
 
+    @Option(help: "Workload certificates one identity may get per second once its burst is spent (on each replica).")
+    var certifyRate: Double = CertifyRateLimit.standard.perSecond
+
+    @Option(help: "Workload certificates one identity may get at once (a whole deployment starting).")
+    var certifyBurst: Int = Int(CertifyRateLimit.standard.burst)
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -66,6 +72,8 @@ struct ControllerCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error")
         }
+        guard certifyRate > 0, certifyRate.isFinite else { throw ValidationError("--certify-rate \(certifyRate) must be above 0") }
+        guard certifyBurst >= 1 else { throw ValidationError("--certify-burst \(certifyBurst) must be at least 1") }
     }
 
     func run() async throws {
@@ -82,6 +90,7 @@ struct ControllerCommand: AsyncParsableCommand {
             adminHost: admin.host, adminPort: admin.port, postgres: try postgresURL())
         configuration.secretsKeyFile = secretsKeyFile
         configuration.apiCertificateNames = apiCertificateNames
+        configuration.certifyRateLimit = CertifyRateLimit(perSecond: certifyRate, burst: Double(certifyBurst))
         let controller = Controller(
             configuration: configuration,
             logger: logger,

@@ -25,6 +25,7 @@ struct MulticlusterChecks {
         func add(_ name: String, _ ok: Bool, _ message: String, _ hint: String? = nil, warning: Bool = false) {
             results.append(Result(name: name, status: ok ? "ok" : (warning ? "warning" : "error"), message: message, hint: ok ? nil : hint))
         }
+        func add(contentsOf more: [Result]) { results += more }
         do {
             try await ControllerClient.with(context) { client in
                 let links = try await client.resources.list(.with { $0.kind = "Link"; $0.allNamespaces = true }).resourcesJson
@@ -58,11 +59,12 @@ struct MulticlusterChecks {
                     add("remote-api", reach == nil, reach.map { "cluster \(link.targetClusterName): remote API refused or unreachable: \($0)" }
                         ?? "cluster \(link.targetClusterName): remote API answers the link credential",
                         "check that \(link.apiAddress) is reachable and link again if the credential was revoked")
+                    let linkGateways = gateways[link.targetClusterName] ?? []
                     if let expiry = spec.string("expires-at").flatMap(Double.init) {
-                        let days = (expiry - Date().timeIntervalSince1970) / 86400
-                        add("credential-expiry", days > 7, days > 7 ? "cluster \(link.targetClusterName): link credential valid for \(Int(days)) more days"
-                            : "cluster \(link.targetClusterName): link credential expires in \(max(0, Int(days))) days",
-                            "link again to replace the credential (no downtime)", warning: days > 0)
+                        add(contentsOf: Self.credentialChecks(
+                            cluster: link.targetClusterName, expiresAt: expiry, now: Date().timeIntervalSince1970,
+                            renewsAt: linkGateways.first.map { Double($0.credentialRenewsAt) } ?? 0,
+                            renewalError: linkGateways.first?.credentialRenewalError ?? ""))
                     }
                     if let anchors = spec.string("trust-anchors.pem") {
                         add("trust-anchors", anchors == status.trustAnchorsPem,
@@ -70,7 +72,6 @@ struct MulticlusterChecks {
                                 : "cluster \(link.targetClusterName) serves different trust anchors",
                             "install both clusters with the same --identity-trust-anchors-file, then link again")
                     }
-                    let linkGateways = gateways[link.targetClusterName] ?? []
                     let mirrorState = linkGateways.first?.mirrorState
                     add("mirror-loop", mirrorState == "running",
                         "cluster \(link.targetClusterName): service mirror \(mirrorState ?? "not running")",
@@ -105,6 +106,33 @@ struct MulticlusterChecks {
             add("multicluster", false, "multicluster checks could not run: \(error)", "is the controller reachable? `starling check`")
         }
         return results
+    }
+
+    /// The link credential: valid, renewed on time by the controller (at two thirds of its
+    /// lifetime), a failed renewal a warning while it is still valid, an expired one an error.
+    static func credentialChecks(
+        cluster: String, expiresAt: Double, now: Double, renewsAt: Double, renewalError: String
+    ) -> [Result] {
+        let left = expiresAt - now
+        let relink = "link again: `starling multicluster link --cluster-name \(cluster) --config REMOTE | starling apply -f -`"
+        guard left > 0 else {
+            return [Result(name: "credential-expiry", status: "error",
+                message: "cluster \(cluster): link credential expired \(Self.span(-left)) ago", hint: relink)]
+        }
+        var results = [Result(name: "credential-expiry", status: "ok",
+            message: "cluster \(cluster): link credential valid for \(Self.span(left))"
+                + (renewsAt > now ? ", renewed in \(Self.span(renewsAt - now))" : ""))]
+        if !renewalError.isEmpty {
+            results.append(Result(name: "credential-renewal", status: "warning",
+                message: "cluster \(cluster): link credential renewal failed: \(renewalError); it expires in \(Self.span(left))",
+                hint: "the controller retries; check that \(cluster)'s API is reachable, or " + relink))
+        }
+        return results
+    }
+
+    /// `12 days`, or Go's style under two days (`1h2m3s`).
+    static func span(_ seconds: Double) -> String {
+        seconds >= 2 * 86400 ? "\(Int(seconds / 86400)) days" : GoDuration.format(.seconds(Int64(seconds.rounded())))
     }
 
     static func hasEndpoints(_ client: ControllerClient, _ mirror: Resource) async -> Bool {

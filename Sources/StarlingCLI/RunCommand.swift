@@ -83,6 +83,9 @@ struct RunCommand: AsyncParsableCommand {
             request.namespace = namespace
             request.serviceAccount = serviceAccount
             request.ttlSeconds = 7 * 86400
+            // Bound to the service it serves (a client only: the service its labels name), so
+            // the token cannot register a workload another service would route to.
+            request.service = service ?? serviceAccount
             let token = try await client.mesh.createToken(request).token
             if let service, let port {
                 try await Self.ensureService(client, namespace: namespace, service: service, port: port, appProtocol: appProtocol)

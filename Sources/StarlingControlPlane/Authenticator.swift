@@ -7,11 +7,12 @@ import StarlingIdentity
 enum Caller: Sendable {
     /// Holds the cluster's admin credential (from the context file).
     case admin
-    /// A workload holding a join token for one namespace and service account.
-    case workload(namespace: String, serviceAccount: String)
+    /// A workload holding a join token for one namespace and service account, and perhaps bound
+    /// to one service of that namespace.
+    case workload(namespace: String, serviceAccount: String, service: String?)
     /// A linked cluster's service mirror holding a link credential: it may list and watch
-    /// exported services, nothing else.
-    case link(cluster: String)
+    /// exported services, and renew the credential before it expires; nothing else.
+    case link(cluster: String, claims: JoinToken.Claims)
 }
 
 /// Turns `authorization: Bearer TOKEN` metadata into a `Caller`, or refuses the call.
@@ -38,8 +39,8 @@ struct Authenticator: Sendable {
         do throws(IdentityError) {
             let claims = try JoinToken.verify(
                 token, key: tokenKey, audiences: [JoinToken.Audience.join, JoinToken.Audience.link], now: now())
-            if claims.audience == JoinToken.Audience.link { return .link(cluster: claims.serviceAccount) }
-            return .workload(namespace: claims.namespace, serviceAccount: claims.serviceAccount)
+            if claims.audience == JoinToken.Audience.link { return .link(cluster: claims.serviceAccount, claims: claims) }
+            return .workload(namespace: claims.namespace, serviceAccount: claims.serviceAccount, service: claims.service)
         } catch {
             throw RPCError(code: .unauthenticated, message: "credential refused: \(error.message)")
         }

@@ -73,7 +73,7 @@ public struct Controller: Sendable {
 
         let services: [any RegistrableRPCService] = [
             ResourcesService(store: store, auth: auth, logger: logger),
-            IdentityService(identity: identity, auth: auth, logger: logger, clock: clock),
+            IdentityService(identity: identity, auth: auth, logger: logger, clock: clock, rateLimit: configuration.certifyRateLimit),
             DestinationService(index: index, auth: auth, logger: logger),
             MeshService(
                 store: store, auth: auth, tokenKey: credentials.tokenKey, tapKey: credentials.apiKey, identity: identity,

@@ -28,6 +28,8 @@ public struct ControllerConfiguration: Sendable {
     public var apiCertificateNames: [String] = []
     /// How long to keep trying a store that cannot be reached at start.
     public var storeStartupWait: Duration = .seconds(60)
+    /// How many workload certificates one identity may get (per replica).
+    public var certifyRateLimit: CertifyRateLimit = .standard
 
     public init(
         clusterName: String,

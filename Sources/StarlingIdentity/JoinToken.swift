@@ -32,10 +32,13 @@ public enum JoinToken {
         public var audience: String
         /// The cluster that issued it (`cluster`), optional.
         public var cluster: String?
+        /// The one service of the namespace a join token is bound to (`svc`), optional: its holder
+        /// may register only workloads that no other service's selector picks.
+        public var service: String?
 
         enum CodingKeys: String, CodingKey {
             case namespace = "ns", serviceAccount = "sa", issuedAt = "iat", expiresAt = "exp", id = "jti"
-            case audience = "aud", cluster
+            case audience = "aud", cluster, service = "svc"
         }
 
         public init(
@@ -45,7 +48,8 @@ public enum JoinToken {
             expiresAt: Int64,
             id: String = UUID().uuidString.lowercased(),
             audience: String = Audience.join,
-            cluster: String? = nil
+            cluster: String? = nil,
+            service: String? = nil
         ) {
             self.namespace = namespace
             self.serviceAccount = serviceAccount
@@ -54,6 +58,7 @@ public enum JoinToken {
             self.id = id
             self.audience = audience
             self.cluster = cluster
+            self.service = service
         }
 
         /// Claims valid from `now` for `lifetime` seconds.
@@ -63,7 +68,8 @@ public enum JoinToken {
             lifetime: TimeInterval,
             now: Date = Date(),
             audience: String = Audience.join,
-            cluster: String? = nil
+            cluster: String? = nil,
+            service: String? = nil
         ) {
             let issued = Int64(now.timeIntervalSince1970.rounded(.down))
             self.init(
@@ -72,9 +78,13 @@ public enum JoinToken {
                 issuedAt: issued,
                 expiresAt: issued + Int64(lifetime.rounded(.up)),
                 audience: audience,
-                cluster: cluster
+                cluster: cluster,
+                service: service
             )
         }
+
+        /// Seconds from `iat` to `exp`.
+        public var lifetime: Int64 { expiresAt - issuedAt }
 
         /// The mesh identity these claims grant in `trustDomain`.
         public func identity(trustDomain: String = "cluster.local") -> MeshIdentity {
@@ -175,6 +185,14 @@ public enum JoinToken {
             throw invalid("the token names an empty namespace or service account")
         }
         return claims
+    }
+
+    /// The claims of a token its holder keeps, read without the key: when to renew it. Nothing
+    /// here is verified, so nothing may be granted on it; `nil` for a token that is not a JWT.
+    public static func unverifiedClaims(_ token: String) -> Claims? {
+        let parts = token.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let payload = decodeBase64URL(parts[1]) else { return nil }
+        return try? JSONDecoder().decode(Claims.self, from: Data(payload))
     }
 
     private static func invalid(_ message: String) -> IdentityError {

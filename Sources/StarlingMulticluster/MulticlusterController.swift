@@ -2,9 +2,9 @@ import Foundation
 public import Logging
 public import StarlingCore
 
-/// Runs one service mirror and one gateway prober per `Link` in the local store, starting,
-/// restarting (when the Link or its credentials change) and stopping them as Links come and go.
-/// Unlinking removes the link's mirrors.
+/// Runs, for each `Link` in the local store, one service mirror, one credential renewer and one
+/// prober per gateway: starting, restarting (when the Link or its credentials change) and
+/// stopping them as Links come and go. Unlinking removes the link's mirrors.
 public struct MulticlusterController: Sendable {
     /// What this instance runs per Link. One controller runs both. Replicas sharing a database
     /// all probe the gateways (each serves Destination answers from its own liveness view), and
@@ -87,6 +87,10 @@ public struct MulticlusterController: Sendable {
             let watcher = ClusterWatcher(
                 link: spec, token: token, remoteCertificatePEM: ca, store: store, registry: registry,
                 logger: logger)
+            // The replica that mirrors (one, under a lease) also renews the credential.
+            let renewer = LinkCredentialRenewer(
+                link: spec, secretKey: secretKey, token: token, remoteCertificatePEM: ca, store: store, registry: registry,
+                logger: logger)
             let probers = spec.gatewayAddresses.map { host in
                 ProbeWorker(
                     cluster: spec.targetClusterName, host: host, gatewayPort: spec.gatewayPort, port: spec.probeSpec.port,
@@ -98,7 +102,10 @@ public struct MulticlusterController: Sendable {
             let mode = mode
             let task = Task {
                 await withDiscardingTaskGroup { group in
-                    if mode.mirrors { group.addTask { await watcher.run() } }
+                    if mode.mirrors {
+                        group.addTask { await watcher.run() }
+                        group.addTask { await renewer.run() }
+                    }
                     if mode.probes { for prober in probers { group.addTask { await prober.run() } } }
                 }
             }

@@ -18,6 +18,10 @@ public final class MulticlusterRegistry: Sendable {
         public var mirroredServices = 0
         public var lastSync: Date?
         public var credentialExpiresAt: Date?
+        /// When the controller renews the link credential (two thirds of its lifetime).
+        public var credentialRenewsAt: Date?
+        /// Why the last renewal of the link credential failed; nil once one succeeds.
+        public var credentialRenewalError: String?
     }
 
     /// cluster → gateway address → status.

@@ -193,14 +193,16 @@ func withController<T: Sendable>(
     heartbeatInterval: Duration = .seconds(3),
     metrics: @escaping @Sendable () -> String = { "" },
     strictShutdown: Bool = false,
+    certifyRateLimit: CertifyRateLimit = .standard,
     _ body: (TestController) async throws -> T
 ) async throws -> T {
     let directory = FileManager.default.temporaryDirectory
         .appendingPathComponent("starling-controller-test-\(UUID().uuidString.prefix(8).lowercased())").path
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    let configuration = ControllerConfiguration(
+    var configuration = ControllerConfiguration(
         clusterName: "test", dataDirectory: directory, apiHost: "127.0.0.1", apiPort: 0,
         adminHost: "127.0.0.1", adminPort: 0, workloadLease: workloadLease, heartbeatInterval: heartbeatInterval)
+    configuration.certifyRateLimit = certifyRateLimit
     let controller = Controller(configuration: configuration, logger: harnessLogger, metrics: metrics)
 
     let (listening, announce) = AsyncStream<Controller.Listening>.makeStream()

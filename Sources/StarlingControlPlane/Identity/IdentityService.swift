@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import Logging
+import Metrics
 import StarlingAPI
 import StarlingCore
 import SwiftProtobuf
@@ -9,7 +10,8 @@ import SwiftASN1
 import X509
 
 /// Signs workload certificates: only for the identity the caller's join token grants, with a
-/// CSR whose signature verifies, valid for 24 hours.
+/// CSR whose signature verifies, for the mesh's issuance lifetime, at most at the rate limit of
+/// that identity.
 struct IdentityService: Starling_V1_Identity.ServiceProtocol {
     let identity: MeshIdentityState
     let auth: Authenticator
@@ -18,16 +20,19 @@ struct IdentityService: Starling_V1_Identity.ServiceProtocol {
     let lifetime: TimeInterval?
     /// This replica's clock against the database's; nil for a controller on its own store.
     let clock: ReplicaClock?
+    /// Certificates per identity per second, on this replica.
+    let rateLimiter: CertifyRateLimiter
 
     init(
         identity: MeshIdentityState, auth: Authenticator, logger: Logger, lifetime: TimeInterval? = nil,
-        clock: ReplicaClock? = nil
+        clock: ReplicaClock? = nil, rateLimit: CertifyRateLimit = .standard
     ) {
         self.identity = identity
         self.auth = auth
         self.logger = logger
         self.lifetime = lifetime
         self.clock = clock
+        self.rateLimiter = CertifyRateLimiter(rateLimit)
     }
 
     func certify(
@@ -51,7 +56,7 @@ struct IdentityService: Starling_V1_Identity.ServiceProtocol {
         switch caller {
         case .admin:
             granted = requested
-        case .workload(let namespace, let serviceAccount):
+        case .workload(let namespace, let serviceAccount, _):
             granted = MeshIdentity(namespace: namespace, serviceAccount: serviceAccount, trustDomain: configuration.trustDomain)
         case .link:
             throw RPCError(code: .permissionDenied, message: "a link credential cannot obtain certificates")
@@ -59,6 +64,17 @@ struct IdentityService: Starling_V1_Identity.ServiceProtocol {
         guard requested == granted, requested.trustDomain == configuration.trustDomain else {
             logger.warning("certify refused: identity not granted", metadata: ["requested": "\(requested)", "granted": "\(granted)", "peer": "\(context.remotePeer)"])
             throw RPCError(code: .permissionDenied, message: "the token grants \(granted.dnsName), not \(requested.dnsName)")
+        }
+        // Admin callers (the CLI, the controller's own gateway) are not limited; workloads are,
+        // by the identity their token grants, before any signing work.
+        if case .workload = caller, let refusal = rateLimiter.acquire(granted.dnsName) {
+            Counter(label: "starling_certify_rate_limited_total").increment()
+            if let count = refusal.toLog {
+                logger.warning("certify refused: rate limit", metadata: ["identity": "\(granted)", "refused": "\(count)"])
+            }
+            throw RPCError(
+                code: .resourceExhausted,
+                message: "too many certificate requests for \(granted.dnsName) (limit \(Int(rateLimiter.limit.perSecond))/s, burst \(Int(rateLimiter.limit.burst))); retry in \(refusal.retryAfter)")
         }
         let chain: [Certificate]
         do {

@@ -47,6 +47,14 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         guard m.audience.isEmpty || m.audience == "join" || isLink else {
             throw RPCError(code: .invalidArgument, message: "audience \"\(m.audience)\" is not join or link")
         }
+        if !m.service.isEmpty {
+            guard !isLink else {
+                throw RPCError(code: .invalidArgument, message: "a link credential cannot be bound to a service (--service is for join tokens)")
+            }
+            guard Names.isDNSLabel(m.service) else {
+                throw RPCError(code: .invalidArgument, message: "service \"\(m.service)\" is not a valid name (lowercase letters, digits and '-', at most 63)")
+            }
+        }
         let ttl = m.ttlSeconds == 0 ? (isLink ? 30 * 86400 : 86400) : m.ttlSeconds
         guard ttl > 0, ttl <= Self.maximumTokenTTL else {
             throw RPCError(code: .invalidArgument, message: "ttl \(ttl)s is out of range (1s to 8760h)")
@@ -54,18 +62,44 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         let now = Date()
         let claims = JoinToken.Claims(
             namespace: m.namespace, serviceAccount: m.serviceAccount, lifetime: TimeInterval(ttl), now: now,
-            audience: isLink ? JoinToken.Audience.link : JoinToken.Audience.join, cluster: configuration.clusterName)
+            audience: isLink ? JoinToken.Audience.link : JoinToken.Audience.join, cluster: configuration.clusterName,
+            service: m.service.isEmpty ? nil : m.service)
         var response = Starling_V1_CreateTokenResponse()
         response.token = JoinToken.sign(claims, key: tokenKey)
         response.expiresAt = claims.expiresAt
-        logger.info("join token created", metadata: ["namespace": "\(m.namespace)", "service-account": "\(m.serviceAccount)", "ttl": "\(ttl)s"])
+        var metadata: Logger.Metadata = ["namespace": "\(m.namespace)", "service-account": "\(m.serviceAccount)", "ttl": "\(ttl)s"]
+        if let service = claims.service { metadata["service"] = "\(service)" }
+        logger.info(isLink ? "link credential created" : "join token created", metadata: metadata)
+        return ServerResponse(message: response)
+    }
+
+    /// A linked cluster renews its own credential while it is valid: same grant, same lifetime,
+    /// a new id. An expired credential is refused by `authenticate`; the remote cluster's admin
+    /// must then make a new link.
+    func renewLinkCredential(
+        request: ServerRequest<Starling_V1_RenewLinkCredentialRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Starling_V1_CreateTokenResponse> {
+        guard case .link(let cluster, let held) = try auth.authenticate(request.metadata) else {
+            throw RPCError(code: .permissionDenied, message: "only a link credential can be renewed this way; make join tokens with `starling token create`")
+        }
+        if let refusal = clock?.refusal { throw RPCError(code: .unavailable, message: refusal) }
+        let lifetime = min(max(held.lifetime, 60), Self.maximumTokenTTL)
+        let claims = JoinToken.Claims(
+            namespace: held.namespace, serviceAccount: held.serviceAccount, lifetime: TimeInterval(lifetime),
+            audience: JoinToken.Audience.link, cluster: configuration.clusterName)
+        var response = Starling_V1_CreateTokenResponse()
+        response.token = JoinToken.sign(claims, key: tokenKey)
+        response.expiresAt = claims.expiresAt
+        logger.info("link credential renewed", metadata: [
+            "cluster": "\(cluster)", "expires-at": "\(claims.expiry.formatted(.iso8601))", "peer": "\(context.remotePeer)",
+        ])
         return ServerResponse(message: response)
     }
 
     func register(
         request: ServerRequest<Starling_V1_RegisterRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_RegisterResponse> {
-        guard case .workload(let namespace, let serviceAccount) = try auth.authenticate(request.metadata) else {
+        guard case .workload(let namespace, let serviceAccount, let boundService) = try auth.authenticate(request.metadata) else {
             throw RPCError(code: .permissionDenied, message: "register needs a join token: it names the workload's namespace and service account")
         }
         let m = request.message
@@ -104,6 +138,9 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         } catch {
             throw RPCError(code: .invalidArgument, message: "workload \(namespace)/\(m.name): \(error.description)")
         }
+        if let boundService {
+            try await requireOnlyService(boundService, picks: m.labels, workload: "\(namespace)/\(m.name)", namespace: namespace)
+        }
         var toApply = [resource]
         if try await StoreCall.run("register", { try await store.get(ResourceKey(kind: "Namespace", namespace: nil, name: namespace)) }) == nil {
             toApply.insert(Resource(apiVersion: "v1", kind: "Namespace", metadata: ObjectMeta(name: namespace)), at: 0)
@@ -117,6 +154,24 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         response.heartbeatIntervalMs = Self.milliseconds(configuration.heartbeatInterval)
         response.leaseMs = Self.milliseconds(configuration.workloadLease)
         return ServerResponse(message: response)
+    }
+
+    /// A token bound to `service` registers no workload that another service of the namespace
+    /// selects: it would receive that service's traffic.
+    private func requireOnlyService(_ service: String, picks labels: [String: String], workload: String, namespace: String) async throws {
+        let services = try await StoreCall.run("register") { try await store.list(kind: "Service", namespace: namespace, selector: nil) }
+        let others = services.filter { resource in
+            guard resource.metadata.name != service, let spec = try? ServiceSpec(resource) else { return false }
+            return spec.labelSelector(serviceName: resource.metadata.name).matches(labels)
+        }.map(\.metadata.name).sorted()
+        guard others.isEmpty else {
+            logger.warning("register refused: labels picked by another service", metadata: [
+                "workload": "\(workload)", "token-service": "\(service)", "picked-by": "\(others.joined(separator: ","))",
+            ])
+            throw RPCError(
+                code: .permissionDenied,
+                message: "the join token is bound to service \(service), but the labels of workload \(workload) are picked by service\(others.count == 1 ? "" : "s") \(others.joined(separator: ", ")) of namespace \(namespace); register with labels only \(service) selects, or use a token for that service")
+        }
     }
 
     func heartbeat(
@@ -144,7 +199,7 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         switch try auth.authenticate(metadata) {
         case .admin:
             return ResourceKey(kind: "Workload", namespace: namespace, name: name)
-        case .workload(let ns, _):
+        case .workload(let ns, _, _):
             guard ns == namespace else {
                 throw RPCError(code: .permissionDenied, message: "a join token for namespace \(ns) cannot act on workloads in \(namespace)")
             }
@@ -189,6 +244,8 @@ extension MeshService {
                 $0.lastSync = Int64(s.lastSync?.timeIntervalSince1970 ?? 0)
                 $0.credentialExpiresAt = Int64(s.credentialExpiresAt?.timeIntervalSince1970 ?? 0)
                 $0.lastProbeError = s.lastProbeError ?? ""
+                $0.credentialRenewalError = s.credentialRenewalError ?? ""
+                $0.credentialRenewsAt = Int64(s.credentialRenewsAt?.timeIntervalSince1970 ?? 0)
             }
         }
         return ServerResponse(message: response)

@@ -1,0 +1,255 @@
+import Foundation
+import GRPCCore
+import StarlingAPI
+@testable import StarlingControlPlane
+import StarlingCore
+import StarlingIdentity
+import SwiftProtobuf
+import Testing
+
+/// What each credential can do, attempt by attempt, with the gRPC status each refusal gets:
+/// a link credential reads exported services and renews itself, nothing else; a join token bound
+/// to a service registers no workload another service selects; one identity's CSR flood is
+/// rate limited.
+@Suite(.timeLimit(.minutes(1)))
+struct CredentialScopeTests {
+    /// A link credential made the way `multicluster link` makes it.
+    private func linkCredential(_ controller: TestController, ttl: Int64 = 3600) async throws -> Starling_V1_CreateTokenResponse {
+        try await controller.withClients(.admin) { api in
+            try await api.mesh.createToken(.with {
+                $0.namespace = "starling-multicluster"
+                $0.serviceAccount = "west"
+                $0.audience = "link"
+                $0.ttlSeconds = ttl
+            })
+        }
+    }
+
+    @Test func aLinkCredentialReadsExportedServicesAndNothingElse() async throws {
+        let pki = try TestPKI()
+        try await withController { controller in
+            try await controller.install(pki)
+            _ = try await controller.withClients { api in
+                try await api.apply([
+                    TestResources.namespace("test"),
+                    TestResources.service("exported", labels: ["mirror.starling.io/exported": "true"]),
+                    TestResources.service("internal"),
+                    Resource(name: "db-password", namespace: "test", spec: SecretSpec(strings: ["password": "hunter2"])),
+                ])
+            }
+            let link = try await linkCredential(controller).token
+            try await controller.withClients(.token(link)) { api in
+                let services = try await api.list("Service", allNamespaces: true)
+                #expect(services.resources.map(\.metadata.name) == ["exported"])
+
+                let secrets = await #expect(throws: RPCError.self) { _ = try await api.list("Secret", allNamespaces: true) }
+                #expect(secrets?.code == .permissionDenied)
+                let get = await #expect(throws: RPCError.self) {
+                    _ = try await api.resources.get(.with { $0.kind = "Service"; $0.namespace = "test"; $0.name = "internal" })
+                }
+                #expect(get?.code == .permissionDenied)
+                let getSecret = await #expect(throws: RPCError.self) {
+                    _ = try await api.resources.get(.with { $0.kind = "Secret"; $0.namespace = "test"; $0.name = "db-password" })
+                }
+                #expect(getSecret?.code == .permissionDenied)
+                let watchSecrets = await #expect(throws: RPCError.self) {
+                    try await api.resources.watch(.with { $0.kinds = ["Secret"] }) { response in
+                        for try await _ in response.messages {}
+                    }
+                }
+                #expect(watchSecrets?.code == .permissionDenied)
+
+                let apply = await #expect(throws: RPCError.self) { try await api.apply([TestResources.service("planted")]) }
+                #expect(apply?.code == .permissionDenied)
+                let delete = await #expect(throws: RPCError.self) {
+                    _ = try await api.resources.delete(.with { $0.kind = "Service"; $0.namespace = "test"; $0.name = "exported" })
+                }
+                #expect(delete?.code == .permissionDenied)
+                let mint = await #expect(throws: RPCError.self) {
+                    _ = try await api.mesh.createToken(.with { $0.namespace = "test"; $0.serviceAccount = "default" })
+                }
+                #expect(mint?.code == .permissionDenied)
+
+                let identity = MeshIdentity(namespace: "test", serviceAccount: "default")
+                let certify = await #expect(throws: RPCError.self) {
+                    _ = try await api.identity.certify(.with {
+                        $0.identity = identity.dnsName
+                        $0.certificateSigningRequest = Data(try WorkloadKey().csr(for: identity).der)
+                    })
+                }
+                #expect(certify?.code == .permissionDenied)
+                let destination = await #expect(throws: RPCError.self) {
+                    try await api.destination.get(.with { $0.path = "exported.test:80" }) { response in
+                        for try await _ in response.messages {}
+                    }
+                }
+                #expect(destination?.code == .permissionDenied)
+            }
+            // Nothing the link credential tried changed the store.
+            try await controller.withClients { api in
+                #expect(try await api.get("Service", "planted", namespace: "test") == nil)
+                #expect(try await api.get("Service", "exported", namespace: "test") != nil)
+            }
+        }
+    }
+
+    @Test func aLinkCredentialRenewsItselfWithTheSameGrantAndLifetime() async throws {
+        try await withController { controller in
+            let held = try await linkCredential(controller, ttl: 7200)
+            let renewed = try await controller.withClients(.token(held.token)) { api in
+                try await api.mesh.renewLinkCredential(.init())
+            }
+            #expect(renewed.token != held.token)
+            let key = try controller.credentials().tokenKey
+            let claims = try JoinToken.verify(renewed.token, key: key, audience: JoinToken.Audience.link)
+            #expect(claims.serviceAccount == "west")
+            #expect(claims.namespace == "starling-multicluster")
+            #expect(claims.lifetime == 7200)
+            #expect(renewed.expiresAt == claims.expiresAt)
+            #expect(renewed.expiresAt >= held.expiresAt)
+            // The renewed credential works, and is still only a link credential.
+            try await controller.withClients(.token(renewed.token)) { api in
+                _ = try await api.list("Service", allNamespaces: true)
+                let apply = await #expect(throws: RPCError.self) { try await api.apply([TestResources.service("planted")]) }
+                #expect(apply?.code == .permissionDenied)
+            }
+        }
+    }
+
+    @Test func onlyAValidLinkCredentialCanBeRenewed() async throws {
+        try await withController { controller in
+            let key = try controller.credentials().tokenKey
+            let expired = JoinToken.sign(
+                JoinToken.Claims(
+                    namespace: "starling-multicluster", serviceAccount: "west", lifetime: 3600,
+                    now: Date().addingTimeInterval(-7200), audience: JoinToken.Audience.link),
+                key: key)
+            let refused = await #expect(throws: RPCError.self) {
+                try await controller.withClients(.token(expired)) { api in _ = try await api.mesh.renewLinkCredential(.init()) }
+            }
+            #expect(refused?.code == .unauthenticated)
+            #expect(refused?.message.contains("expired") == true)
+
+            let join = try await controller.joinToken(namespace: "test", serviceAccount: "web")
+            let notLink = await #expect(throws: RPCError.self) {
+                try await controller.withClients(.token(join)) { api in _ = try await api.mesh.renewLinkCredential(.init()) }
+            }
+            #expect(notLink?.code == .permissionDenied)
+            let admin = await #expect(throws: RPCError.self) {
+                try await controller.withClients(.admin) { api in _ = try await api.mesh.renewLinkCredential(.init()) }
+            }
+            #expect(admin?.code == .permissionDenied)
+        }
+    }
+
+    private func register(_ controller: TestController, token: String, name: String, app: String) async throws {
+        try await controller.withClients(.token(token)) { api in
+            _ = try await api.mesh.register(.with {
+                $0.name = name
+                $0.address = "127.0.0.9"
+                $0.labels = ["app": app]
+                $0.ports = [.with { $0.name = "http"; $0.port = 4143; $0.appPort = 8080 }]
+            })
+        }
+    }
+
+    @Test func aTokenBoundToAServiceCannotRegisterAWorkloadAnotherServiceSelects() async throws {
+        try await withController { controller in
+            _ = try await controller.withClients { api in
+                try await api.apply([TestResources.namespace("test"), TestResources.service("podinfo"), TestResources.service("web")])
+            }
+            let bound = try await controller.withClients(.admin) { api in
+                try await api.mesh.createToken(.with { $0.namespace = "test"; $0.serviceAccount = "default"; $0.service = "web" })
+            }.token
+            // Labelled to receive podinfo's traffic: refused, naming the service that selects it.
+            let refused = await #expect(throws: RPCError.self) {
+                try await register(controller, token: bound, name: "web-1", app: "podinfo")
+            }
+            #expect(refused?.code == .permissionDenied)
+            #expect(refused?.message.contains("podinfo") == true, "message: \(refused?.message ?? "")")
+            #expect(try await controller.withClients { api in try await api.get("Workload", "web-1", namespace: "test") } == nil)
+
+            // Its own service, or no service at all, is fine.
+            try await register(controller, token: bound, name: "web-2", app: "web")
+            try await register(controller, token: bound, name: "web-3", app: "batch")
+            #expect(try await controller.withClients { api in try await api.get("Workload", "web-2", namespace: "test") } != nil)
+
+            // A token without a service keeps the namespace/service-account scope of before.
+            let unbound = try await controller.joinToken(namespace: "test", serviceAccount: "default")
+            try await register(controller, token: unbound, name: "any-1", app: "podinfo")
+            #expect(try await controller.withClients { api in try await api.get("Workload", "any-1", namespace: "test") } != nil)
+        }
+    }
+
+    @Test func aServiceBindingIsForJoinTokensAndMustBeAName() async throws {
+        try await withController { controller in
+            try await controller.withClients(.admin) { api in
+                let link = await #expect(throws: RPCError.self) {
+                    _ = try await api.mesh.createToken(.with {
+                        $0.namespace = "starling-multicluster"; $0.serviceAccount = "west"; $0.audience = "link"; $0.service = "web"
+                    })
+                }
+                #expect(link?.code == .invalidArgument)
+                let bad = await #expect(throws: RPCError.self) {
+                    _ = try await api.mesh.createToken(.with { $0.namespace = "test"; $0.serviceAccount = "default"; $0.service = "Web_1" })
+                }
+                #expect(bad?.code == .invalidArgument)
+            }
+        }
+    }
+
+    @Test func oneIdentitysCSRFloodIsRateLimitedAndOthersAreServed() async throws {
+        let pki = try TestPKI()
+        try await withController(certifyRateLimit: CertifyRateLimit(perSecond: 1, burst: 3)) { controller in
+            try await controller.install(pki)
+            let flooder = try await controller.joinToken(namespace: "test", serviceAccount: "flood")
+            let other = try await controller.joinToken(namespace: "test", serviceAccount: "web")
+            func certify(_ token: String, _ sa: String) async throws -> Starling_V1_CertifyResponse {
+                let identity = MeshIdentity(namespace: "test", serviceAccount: sa)
+                let csr = try WorkloadKey().csr(for: identity)
+                return try await controller.withClients(.none) { api in
+                    try await api.identity.certify(.with {
+                        $0.identity = identity.dnsName
+                        $0.token = token
+                        $0.certificateSigningRequest = Data(csr.der)
+                    })
+                }
+            }
+            var granted = 0
+            var limited: RPCError?
+            for _ in 0..<6 {
+                do {
+                    _ = try await certify(flooder, "flood")
+                    granted += 1
+                } catch let error as RPCError where error.code == .resourceExhausted {
+                    limited = error
+                }
+            }
+            // The burst (3), perhaps one more refilled while the calls ran; the rest refused.
+            #expect(granted >= 3 && granted <= 4, "granted \(granted)")
+            #expect(limited?.message.contains("retry in") == true, "message: \(limited?.message ?? "none")")
+            // Another identity is not affected.
+            let answer = try await certify(other, "web")
+            #expect(!answer.chain.isEmpty)
+        }
+    }
+
+    @Test func theRateLimiterRefillsAtItsRateAndLogsAFloodOncePerWindow() {
+        let limiter = CertifyRateLimiter(CertifyRateLimit(perSecond: 2, burst: 2))
+        let start = ContinuousClock.now
+        #expect(limiter.acquire("a", now: start) == nil)
+        #expect(limiter.acquire("a", now: start) == nil)
+        let first = limiter.acquire("a", now: start)
+        #expect(first?.retryAfter == .milliseconds(500))
+        #expect(first?.toLog == 1)
+        #expect(limiter.acquire("a", now: start + .milliseconds(100))?.toLog == nil)
+        #expect(limiter.acquire("b", now: start) == nil)
+        // Half a second later one certificate is back.
+        #expect(limiter.acquire("a", now: start + .milliseconds(500)) == nil)
+        #expect(limiter.acquire("a", now: start + .milliseconds(500)) != nil)
+        // 10 s on the bucket is full again; the next refusal is logged, counting those in between.
+        #expect(limiter.acquire("a", now: start + .seconds(10)) == nil)
+        #expect(limiter.acquire("a", now: start + .seconds(10)) == nil)
+        #expect(limiter.acquire("a", now: start + .seconds(10))?.toLog == 3)
+    }
+}

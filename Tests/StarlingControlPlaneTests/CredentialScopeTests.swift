@@ -86,10 +86,11 @@ struct CredentialScopeTests {
                 #expect(destination?.code == .permissionDenied)
             }
             // Nothing the link credential tried changed the store.
-            try await controller.withClients { api in
-                #expect(try await api.get("Service", "planted", namespace: "test") == nil)
-                #expect(try await api.get("Service", "exported", namespace: "test") != nil)
+            let (planted, exported) = try await controller.withClients { api in
+                (try await api.get("Service", "planted", namespace: "test"), try await api.get("Service", "exported", namespace: "test"))
             }
+            #expect(planted == nil)
+            #expect(exported != nil)
         }
     }
 
@@ -167,17 +168,20 @@ struct CredentialScopeTests {
             }
             #expect(refused?.code == .permissionDenied)
             #expect(refused?.message.contains("podinfo") == true, "message: \(refused?.message ?? "")")
-            #expect(try await controller.withClients { api in try await api.get("Workload", "web-1", namespace: "test") } == nil)
+            let web1 = try await controller.withClients { api in try await api.get("Workload", "web-1", namespace: "test") }
+            #expect(web1 == nil)
 
             // Its own service, or no service at all, is fine.
             try await register(controller, token: bound, name: "web-2", app: "web")
             try await register(controller, token: bound, name: "web-3", app: "batch")
-            #expect(try await controller.withClients { api in try await api.get("Workload", "web-2", namespace: "test") } != nil)
+            let web2 = try await controller.withClients { api in try await api.get("Workload", "web-2", namespace: "test") }
+            #expect(web2 != nil)
 
             // A token without a service keeps the namespace/service-account scope of before.
             let unbound = try await controller.joinToken(namespace: "test", serviceAccount: "default")
             try await register(controller, token: unbound, name: "any-1", app: "podinfo")
-            #expect(try await controller.withClients { api in try await api.get("Workload", "any-1", namespace: "test") } != nil)
+            let any1 = try await controller.withClients { api in try await api.get("Workload", "any-1", namespace: "test") }
+            #expect(any1 != nil)
         }
     }
 
@@ -251,5 +255,55 @@ struct CredentialScopeTests {
         #expect(limiter.acquire("a", now: start + .seconds(10)) == nil)
         #expect(limiter.acquire("a", now: start + .seconds(10)) == nil)
         #expect(limiter.acquire("a", now: start + .seconds(10))?.toLog == 3)
+    }
+}
+
+/// The linked cluster's controller renews a Link's credential at two thirds of its lifetime,
+/// against the remote cluster's API, and writes it into the Link's Secret.
+@Suite(.timeLimit(.minutes(1)))
+struct LinkCredentialRenewalTests {
+    @Test func theMirroringControllerRenewsALinkCredentialAtTwoThirdsOfItsLifetime() async throws {
+        try await withController { remote in
+            let issued = try await remote.withClients(.admin) { api in
+                try await api.mesh.createToken(.with {
+                    $0.namespace = "starling-multicluster"; $0.serviceAccount = "test"; $0.audience = "link"; $0.ttlSeconds = 6
+                })
+            }
+            try await withController { local in
+                let secret = Resource(
+                    name: "cluster-credentials-east", namespace: "starling-multicluster",
+                    spec: SecretSpec(type: "multicluster.starling.io/link-credential", strings: [
+                        "token": issued.token, "ca.crt": remote.apiCertificatePEM, "expires-at": "\(issued.expiresAt)",
+                    ]))
+                let link = Resource(
+                    name: "east", namespace: "starling-multicluster",
+                    spec: LinkSpec(
+                        targetClusterName: "east", apiAddress: "127.0.0.1:\(remote.apiPort)",
+                        credentialsSecret: "cluster-credentials-east", gatewayAddresses: ["127.0.0.1"], gatewayPort: 1,
+                        gatewayIdentity: MeshIdentity(namespace: "starling-multicluster", serviceAccount: "starling-gateway").dnsName))
+                _ = try await local.withClients { api in try await api.apply([secret, link]) }
+
+                // Renewed 4 s after issue (2/3 of 6 s), well before it expires.
+                var found: SecretSpec?
+                let deadline = ContinuousClock.now + .seconds(10)
+                while found == nil, ContinuousClock.now < deadline {
+                    let current = try await local.withClients { api in
+                        try await api.get("Secret", "cluster-credentials-east", namespace: "starling-multicluster")
+                    }
+                    if let current, let spec = try? SecretSpec(current), spec.string("token") != issued.token { found = spec }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                let renewed = try #require(found, "the link credential was not renewed within 10 s")
+                let claims = try JoinToken.verify(
+                    renewed.string("token") ?? "", key: try remote.credentials().tokenKey, audience: JoinToken.Audience.link)
+                #expect(claims.serviceAccount == "test")
+                #expect(renewed.string("expires-at") == "\(claims.expiresAt)")
+                #expect(claims.expiresAt > issued.expiresAt)
+                #expect(renewed.string("ca.crt") == remote.apiCertificatePEM)
+                // The next renewal is scheduled from the new credential, with no error.
+                let status = try await local.withClients { api in try await api.mesh.gateways(.init()) }.gateways.first
+                #expect(status?.credentialRenewalError == "")
+            }
+        }
     }
 }

@@ -135,6 +135,14 @@ public nonisolated struct Starling_V1_HeartbeatRequest: Sendable {
 
   public var name: String = String()
 
+  /// The SHA-256 fingerprint of the issuer certificate (the chain's second) of the proxy's
+  /// current workload certificate, and the fingerprint of the trust anchors it verifies peers
+  /// with (TrustBundle.fingerprint); "" when the proxy has none yet. `check` follows a trust
+  /// anchor rollover with them.
+  public var certificateIssuerSha256: String = String()
+
+  public var trustAnchorsSha256: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -600,7 +608,7 @@ nonisolated extension Starling_V1_RegisterResponse: SwiftProtobuf.Message, Swift
 
 nonisolated extension Starling_V1_HeartbeatRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{1}name\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{1}name\0\u{3}certificate_issuer_sha256\0\u{3}trust_anchors_sha256\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -610,6 +618,8 @@ nonisolated extension Starling_V1_HeartbeatRequest: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.namespace) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.certificateIssuerSha256) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.trustAnchorsSha256) }()
       default: break
       }
     }
@@ -622,12 +632,20 @@ nonisolated extension Starling_V1_HeartbeatRequest: SwiftProtobuf.Message, Swift
     if !self.name.isEmpty {
       try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
     }
+    if !self.certificateIssuerSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.certificateIssuerSha256, fieldNumber: 3)
+    }
+    if !self.trustAnchorsSha256.isEmpty {
+      try visitor.visitSingularStringField(value: self.trustAnchorsSha256, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Starling_V1_HeartbeatRequest, rhs: Starling_V1_HeartbeatRequest) -> Bool {
     if lhs.namespace != rhs.namespace {return false}
     if lhs.name != rhs.name {return false}
+    if lhs.certificateIssuerSha256 != rhs.certificateIssuerSha256 {return false}
+    if lhs.trustAnchorsSha256 != rhs.trustAnchorsSha256 {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

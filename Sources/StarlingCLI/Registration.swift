@@ -2,15 +2,18 @@ import Foundation
 import GRPCCore
 import Logging
 import StarlingAPI
+import StarlingProxy
 import SwiftProtobuf
 
 /// Registers a workload with its join token and keeps it registered: heartbeats at the interval
-/// the controller asks for, registering again when the controller has forgotten it (a restart),
-/// riding out controller outages.
+/// the controller asks for (each naming the issuer and trust anchors of the proxy's certificate),
+/// registering again when the controller has forgotten it (a restart), riding out controller
+/// outages.
 enum Registration {
     static func keepRegistered(
         _ context: ResolvedContext, name: String, address: String, inboundPort: Int, appPort: Int?, adminPort: Int,
-        labels: [String: String], logger: Logger
+        labels: [String: String], logger: Logger,
+        certificate: @escaping @Sendable () -> Proxy.CertificateReport? = { nil }
     ) async throws {
         var request = Starling_V1_RegisterRequest()
         request.name = name
@@ -34,7 +37,13 @@ enum Registration {
                     }
                     while !Task.isCancelled, let current = registered {
                         try await Task.sleep(for: .milliseconds(max(200, current.heartbeatIntervalMs)))
-                        let answer = try await client.mesh.heartbeat(.with { $0.namespace = current.namespace; $0.name = name })
+                        let report = certificate()
+                        let answer = try await client.mesh.heartbeat(.with {
+                            $0.namespace = current.namespace
+                            $0.name = name
+                            $0.certificateIssuerSha256 = report?.issuer ?? ""
+                            $0.trustAnchorsSha256 = report?.trustAnchors ?? ""
+                        })
                         if !answer.known {
                             logger.notice("the controller forgot this workload; registering again")
                             registered = nil

@@ -137,7 +137,8 @@ struct RunCommand: AsyncParsableCommand {
                 func keepRegistered(appPort: Int?) async {
                     try? await Registration.keepRegistered(
                         workloadContext, name: name, address: workloadAddress, inboundPort: proxyPorts.inbound,
-                        appPort: appPort, adminPort: proxyPorts.admin, labels: ["app": app], logger: logger)
+                        appPort: appPort, adminPort: proxyPorts.admin, labels: ["app": app], logger: logger,
+                        certificate: { proxy.certificateReport })
                 }
                 guard let port else {
                     await keepRegistered(appPort: nil)

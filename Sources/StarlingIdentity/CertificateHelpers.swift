@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 import StarlingCore
 import SwiftASN1
-import X509
+public import X509
 
 extension Certificate {
     /// The certificate's DER encoding.
@@ -75,7 +75,7 @@ extension Certificate {
     }
 
     /// Upper-case colon-separated SHA-256 of the DER, as `openssl x509 -fingerprint -sha256` prints.
-    var sha256Fingerprint: String {
+    public var sha256Fingerprint: String {
         SHA256.hash(data: derBytes).map { byte in
             let hex = String(byte, radix: 16, uppercase: true)
             return hex.count == 1 ? "0" + hex : hex

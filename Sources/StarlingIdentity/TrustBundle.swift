@@ -34,6 +34,11 @@ public struct TrustBundle: Sendable, Hashable {
     /// The anchors as a PEM bundle.
     public var pem: String { PEMFile.pem(anchors) }
 
+    /// One name for this set of anchors, whatever their order: the SHA-256 fingerprints of the
+    /// anchors, sorted and joined by commas. A proxy reports it so that `check` can tell which
+    /// proxies already trust the roots of a rollover.
+    public var fingerprint: String { anchors.map(\.sha256Fingerprint).sorted().joined(separator: ",") }
+
     /// The anchors' subjects, for messages.
     public var anchorSubjects: [String] { anchors.map { $0.subject.description } }
 

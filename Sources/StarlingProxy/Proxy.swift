@@ -2,6 +2,7 @@ import Foundation
 public import Logging
 import StarlingCore
 import StarlingObservability
+import StarlingIdentity
 import StarlingTLS
 import Synchronization
 
@@ -22,6 +23,21 @@ public final class Proxy: Sendable {
         var outboundPort: Int?
         var adminPort: Int?
         var failure: String?
+        var tls: MeshTLS?
+    }
+
+    /// Which issuer signed the current workload certificate and which roots the proxy trusts,
+    /// as fingerprints (heartbeats carry them for `check`).
+    public struct CertificateReport: Sendable, Hashable {
+        public var issuer: String
+        public var trustAnchors: String
+    }
+
+    /// The current certificate's report; nil before the first certificate.
+    public var certificateReport: CertificateReport? {
+        guard let tls = state.withLock({ $0.tls }) else { return nil }
+        let chain = tls.certificateChain
+        return CertificateReport(issuer: chain.count > 1 ? chain[1].sha256Fingerprint : "", trustAnchors: tls.trust.fingerprint)
     }
 
     public init(configuration: ProxyConfiguration, logger: Logger, metrics: @escaping @Sendable () -> String = { "" }) {
@@ -92,6 +108,7 @@ public final class Proxy: Sendable {
                 group.addTask { try await identity.run() }
                 group.addTask { try await discovery.run() }
                 let tls = try await identity.waitUntilReady(timeout: .seconds(60))
+                state.withLock { $0.tls = tls }
                 var inboundConfiguration = InboundProxy.Configuration(
                     listenHost: c.listenHost, listenPort: c.inboundPort, appHost: c.appHost, appPorts: Set(c.appPorts),
                     defaultAppPort: c.appPorts.first ?? 80)

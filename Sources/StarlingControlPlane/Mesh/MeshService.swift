@@ -180,6 +180,9 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         let key = try workloadKey(request.metadata, request.message.namespace, request.message.name)
         var response = Starling_V1_HeartbeatResponse()
         response.known = try await StoreCall.run("heartbeat") { try await leases.heartbeat(key) }
+        if response.known {
+            try await recordCertificate(key, issuer: request.message.certificateIssuerSha256, anchors: request.message.trustAnchorsSha256)
+        }
         return ServerResponse(message: response)
     }
 
@@ -192,6 +195,23 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
             logger.info("workload deregistered", metadata: ["workload": "\(key)"])
         }
         return ServerResponse(message: Starling_V1_DeregisterResponse())
+    }
+
+    /// Annotations naming the issuer of a workload's current certificate and the roots its proxy
+    /// trusts (fingerprints), written when they change, for `check` during a trust anchor rollover.
+    static let issuerAnnotation = "identity.starling.io/issuer-sha256"
+    static let trustAnchorsAnnotation = "identity.starling.io/trust-anchors-sha256"
+
+    private func recordCertificate(_ key: ResourceKey, issuer: String, anchors: String) async throws {
+        guard !issuer.isEmpty || !anchors.isEmpty else { return }
+        try await StoreCall.run("heartbeat") {
+            guard var workload = try await store.get(key) else { return }
+            let annotations = workload.metadata.annotations
+            guard annotations[Self.issuerAnnotation] != issuer || annotations[Self.trustAnchorsAnnotation] != anchors else { return }
+            workload.metadata.annotations[Self.issuerAnnotation] = issuer
+            workload.metadata.annotations[Self.trustAnchorsAnnotation] = anchors
+            _ = try await store.apply([workload])
+        }
     }
 
     /// A workload may only heartbeat or deregister workloads of its own namespace.

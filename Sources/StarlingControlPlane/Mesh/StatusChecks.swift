@@ -18,6 +18,7 @@ struct StatusChecks {
             results.append(contentsOf: await replicaChecks(shared))
         }
         results.append(contentsOf: identityChecks(now: now))
+        results.append(contentsOf: await rolloverChecks())
         results.append(
             index.isReady
                 ? .ok("destination index is current", "destination")
@@ -110,6 +111,91 @@ struct StatusChecks {
                 results.append(.warning("issuer certificate expires in \(Int(days)) days (\(issuer.notValidAfter))", "issuer-expiry", hint: "rotate the issuer before it expires: workloads cannot renew after that"))
             } else {
                 results.append(.ok("issuer certificate is not expiring within 60 days", "issuer-expiry"))
+            }
+        }
+        return results
+    }
+}
+
+extension StatusChecks {
+    /// Where a trust anchor rollover stands, from the MeshConfig's roots, the issuer, and what
+    /// each registered proxy last reported (`MeshService.recordCertificate`):
+    /// 1. old and new roots trusted, the issuer still signed by the old root — wait until every
+    ///    proxy trusts both, then install an issuer signed by the new root;
+    /// 2. the issuer signed by the new root — wait until every proxy holds a certificate from
+    ///    it, then remove the old root;
+    /// 3. one root again.
+    /// Proxies that still trust only the old roots, or hold a certificate from a previous issuer,
+    /// are warnings: the next step would break their connections.
+    func rolloverChecks() async -> [Starling_V1_CheckResult] {
+        guard let configuration = identity.configuration else { return [] }
+        let anchors = configuration.trust.anchors
+        let issuer = configuration.issuerCertificate
+        let issuerPrint = issuer.sha256Fingerprint
+        let anchorsPrint = configuration.trust.fingerprint
+        let workloads: [Resource]
+        do {
+            workloads = try await store.list(kind: "Workload", namespace: nil, selector: nil)
+        } catch {
+            return [.error("cannot list workloads: \(error)", "rollover", hint: "check the store")]
+        }
+        func named(_ list: [Resource]) -> String {
+            let names = list.prefix(5).map { "\($0.metadata.namespace ?? "default")/\($0.metadata.name)" }
+            return names.joined(separator: ", ") + (list.count > 5 ? " and \(list.count - 5) more" : "")
+        }
+        let reporting = workloads.filter { $0.metadata.annotations[MeshService.issuerAnnotation] != nil }
+        let oldCertificate = reporting.filter { $0.metadata.annotations[MeshService.issuerAnnotation] != issuerPrint }
+        let oldAnchors = reporting.filter { $0.metadata.annotations[MeshService.trustAnchorsAnnotation] != anchorsPrint }
+        let lifetime = GoDuration.format(configuration.issuanceLifetime)
+        var results: [Starling_V1_CheckResult] = []
+        guard anchors.count > 1 else {
+            results.append(.ok("trust anchors: one root, no rollover in progress", "rollover"))
+            if !oldCertificate.isEmpty {
+                results.append(.warning(
+                    "\(oldCertificate.count) of \(reporting.count) proxies still hold a certificate from a previous issuer: \(named(oldCertificate))",
+                    "rollover-proxies",
+                    hint: "they renew within the issuance lifetime (\(lifetime)); restart a proxy that does not"))
+            }
+            if !oldAnchors.isEmpty {
+                results.append(.warning(
+                    "\(oldAnchors.count) of \(reporting.count) proxies trust other roots than the mesh's: \(named(oldAnchors))",
+                    "rollover-anchors",
+                    hint: "they take the mesh's roots at their next renewal (within \(lifetime)); restart a proxy that does not"))
+            }
+            return results
+        }
+        // The new root is the one made last (on a tie, the bundle's last): roots of a rollover
+        // usually share a subject, so the issuer's signature tells which one signed it.
+        let newest = anchors.indices.max { (anchors[$0].notValidBefore, $0) < (anchors[$1].notValidBefore, $1) }.map { anchors[$0] }
+        let signedByNewest = newest.map { $0.publicKey.isValidSignature(issuer.signature, for: issuer) } ?? false
+        if !signedByNewest {
+            results.append(.ok(
+                "trust anchor rollover, phase 1 of 3: \(anchors.count) roots trusted; the issuer is still signed by the old root \(issuer.issuer)",
+                "rollover"))
+            if oldAnchors.isEmpty {
+                results.append(.ok(
+                    "every proxy (\(reporting.count)) trusts all \(anchors.count) roots; next: install an issuer signed by the new root",
+                    "rollover-anchors"))
+            } else {
+                results.append(.warning(
+                    "\(oldAnchors.count) of \(reporting.count) proxies do not trust the new root yet: \(named(oldAnchors))",
+                    "rollover-anchors",
+                    hint: "wait for their next renewal (within \(lifetime)) before installing an issuer signed by the new root"))
+            }
+        } else {
+            results.append(.ok(
+                "trust anchor rollover, phase 2 of 3: the issuer is signed by the new root \(issuer.issuer); \(anchors.count) roots trusted",
+                "rollover"))
+            if oldCertificate.isEmpty && oldAnchors.isEmpty {
+                results.append(.ok(
+                    "every proxy (\(reporting.count)) holds a certificate from the new issuer; next: install with the new root alone",
+                    "rollover-proxies"))
+            } else {
+                let lagging = Set((oldCertificate + oldAnchors).map(\.key))
+                results.append(.warning(
+                    "\(lagging.count) of \(reporting.count) proxies still hold a certificate from the old chain: \(named(oldCertificate + oldAnchors.filter { !oldCertificate.map(\.key).contains($0.key) }))",
+                    "rollover-proxies",
+                    hint: "wait for their next renewal (within \(lifetime)) before removing the old root"))
             }
         }
         return results

@@ -56,6 +56,15 @@ extension MeshTLS {
         return PeerIdentity.of(certificate)
     }
 
+    /// The subject alternative names of the peer's leaf, for a refusal message ("SANs: IP
+    /// 127.0.0.1"); "no peer certificate" when there is none.
+    public static func peerNames(in pipeline: ChannelPipeline.SynchronousOperations) -> String {
+        guard let certificate = (try? pipeline.nioSSL_peerCertificate()) ?? nil,
+            let bytes = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: bytes)
+        else { return "no peer certificate" }
+        return ClientCertificateRules.describeNames(parsed)
+    }
+
     /// The ALPN protocol a `TLSUserEvent.handshakeCompleted` event carries; nil for other events
     /// (and for handshakes where no protocol was agreed).
     public static func negotiatedALPN(_ event: Any) -> String? {

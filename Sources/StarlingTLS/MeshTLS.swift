@@ -1,4 +1,5 @@
 public import Crypto
+import NIOCore
 public import Foundation
 public import NIOSSL
 public import StarlingCore
@@ -21,7 +22,12 @@ public import X509
 ///   BoringSSL's chain verification to the anchors (signatures, CA rules, expiry, client
 ///   certificate required); NIOSSL has no context-level custom callback, so the mesh-identity rule
 ///   is then enforced by ``peerIdentity(of:)`` / ``MeshHandshakeHandler``, which report nil for a
-///   leaf without exactly one mesh identity — the listener must close such connections.
+///   leaf without exactly one mesh identity — the listener must close such connections. Mesh
+///   listeners make that handler through ``ClientVerification``, which adds
+///   ``ClientCertificateRules`` (client usage, no CA leaf, mesh names only, path length) to
+///   BoringSSL's verification;
+/// - every server context refuses a ClientHello whose SNI names anyone but this workload
+///   (``serverNameProblem(_:identity:)``).
 ///
 /// Contexts are built once per certificate (eagerly for the server, lazily per ALPN list for
 /// clients) and cached. ``update(chain:key:)`` swaps the certificate: later calls return contexts
@@ -75,7 +81,7 @@ public final class MeshTLS: MeshTLSSource {
         let identity = try Self.identity(of: chain, trust: trust)
         let anchors = try Self.nioCertificates(trustAnchors, what: "trust anchor")
         let material = try Self.material(chain: chain, key: key, generation: 0)
-        let server = try Self.serverContext(material, anchors: anchors)
+        let server = try Self.serverContext(material, anchors: anchors, identity: identity)
         self.identity = identity
         self.trust = trust
         self.anchors = anchors
@@ -98,7 +104,7 @@ public final class MeshTLS: MeshTLSSource {
         }
         let generation = state.withLock { $0.material.generation } + 1
         let material = try Self.material(chain: chain, key: key, generation: generation)
-        let server = try Self.serverContext(material, anchors: anchors)
+        let server = try Self.serverContext(material, anchors: anchors, identity: identity)
         state.withLock { state in
             state.material = material
             state.server = server
@@ -166,12 +172,41 @@ public final class MeshTLS: MeshTLSSource {
         return configuration
     }
 
-    private static func serverContext(_ material: Material, anchors: [NIOSSLCertificate]) throws(MeshTLSError)
-        -> NIOSSLContext
+    private static func serverContext(_ material: Material, anchors: [NIOSSLCertificate], identity: MeshIdentity)
+        throws(MeshTLSError) -> NIOSSLContext
     {
         var configuration = baseConfiguration(material, anchors: anchors)
         configuration.applicationProtocols = serverALPN
+        configuration.sslContextCallback = serverNameCheck(identity)
         return try context(configuration, for: "server")
+    }
+
+    /// The listener's server-name rule, run on each ClientHello: mesh clients send no SNI; a client
+    /// that sends one must name this workload's identity (its DNS form), or the handshake fails
+    /// with a ``MeshTLSError/Code/serverNameMismatch`` error (the listener logs it; the client gets
+    /// an alert). A listener serves one identity, so an SNI naming another workload is a caller
+    /// that meant to reach someone else.
+    static func serverNameCheck(_ identity: MeshIdentity) -> NIOSSLContextCallback {
+        { values, promise in
+            if let problem = serverNameProblem(values.serverHostname, identity: identity) {
+                promise.fail(problem)
+            } else {
+                promise.succeed(.noChanges)
+            }
+        }
+    }
+
+    /// Why `serverName` (a ClientHello's SNI) is refused by a listener serving `identity`; nil
+    /// when there is none or it names `identity` (case-insensitive, a trailing dot allowed).
+    public static func serverNameProblem(_ serverName: String?, identity: MeshIdentity) -> MeshTLSError? {
+        guard let serverName else { return nil }
+        var name = serverName.lowercased()
+        if name.hasSuffix(".") { name.removeLast() }
+        guard name != identity.dnsName.lowercased() else { return nil }
+        let named = MeshIdentity(dnsName: name).map { "identity \($0)" } ?? "'\(serverName)'"
+        return MeshTLSError(
+            .serverNameMismatch,
+            "the client asked (SNI) for \(named), but this listener serves identity \(identity)")
     }
 
     private static func context(_ configuration: TLSConfiguration, for role: String) throws(MeshTLSError)

@@ -19,6 +19,26 @@ public struct MeshTLSError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let contextFailed = Code("contextFailed")
         /// The connection closed or failed before the TLS handshake completed.
         public static let handshakeIncomplete = Code("handshakeIncomplete")
+
+        // Why a mesh listener refused a client's certificate or hello (``ClientCertificateRules``,
+        // the listener's server-name check); the listener's metric label is named after each.
+
+        /// A certificate of the client's chain expired.
+        public static let certificateExpired = Code("certificateExpired")
+        /// A certificate of the client's chain is not valid yet.
+        public static let certificateNotYetValid = Code("certificateNotYetValid")
+        /// The client's chain does not lead to the trust anchors (another root, a broken chain).
+        public static let unknownAuthority = Code("unknownAuthority")
+        /// The client's leaf does not allow TLS client authentication (extendedKeyUsage).
+        public static let noClientAuthUsage = Code("noClientAuthUsage")
+        /// The client's leaf is a CA certificate.
+        public static let caCertificateAsLeaf = Code("caCertificateAsLeaf")
+        /// The client's leaf names something besides its mesh identity (an IP address, another name).
+        public static let nonMeshName = Code("nonMeshName")
+        /// The client's verified chain has more certificates than allowed.
+        public static let chainTooLong = Code("chainTooLong")
+        /// The client asked (SNI) for a server name that is not this listener's identity.
+        public static let serverNameMismatch = Code("serverNameMismatch")
     }
 
     public var code: Code

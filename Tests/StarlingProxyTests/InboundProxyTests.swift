@@ -170,7 +170,7 @@ struct InboundProxyTests {
         let foreign = try InboundTestPKI(subject: "someone.else")
         let (chain, key) = try foreign.workload(.inboundClient)
         let context = try inboundClientContext(chain: chain, key: key, trustRoot: pki.root)
-        try await expectRefused(reason: "certificate-rejected") { port in
+        try await expectRefused(reason: "unknown-authority") { port in
             try await InboundTestClient.connect(port: port) { try NIOSSLClientHandler(context: context, serverHostname: nil) }
         }
     }
@@ -178,8 +178,36 @@ struct InboundProxyTests {
     @Test func anExpiredClientCertificateIsRefusedInTheHandshake() async throws {
         let (chain, key) = try pki.workload(.inboundClient, now: Date().addingTimeInterval(-7200), lifetime: 600)
         let context = try inboundClientContext(chain: chain, key: key, trustRoot: pki.root)
-        try await expectRefused(reason: "certificate-rejected") { port in
+        try await expectRefused(reason: "expired") { port in
             try await InboundTestClient.connect(port: port) { try NIOSSLClientHandler(context: context, serverHostname: nil) }
+        }
+    }
+
+    @Test func aClientAskingForAnotherWorkloadBySNIIsRefusedInTheHandshake() async throws {
+        let (chain, key) = try pki.workload(.inboundClient)
+        let context = try inboundClientContext(chain: chain, key: key, trustRoot: pki.root)
+        try await expectRefused(reason: "sni-mismatch") { port in
+            try await InboundTestClient.connect(port: port) {
+                try NIOSSLClientHandler(context: context, serverHostname: MeshIdentity.inboundClient.dnsName)
+            }
+        }
+    }
+
+    @Test func aClientNamingThisWorkloadBySNIIsServed() async throws {
+        let (chain, key) = try pki.workload(.inboundClient)
+        let context = try inboundClientContext(chain: chain, key: key, trustRoot: pki.root)
+        let logs = InboundLogCapture()
+        let configuration = InboundProxy.Configuration(appPorts: [], defaultAppPort: 1)
+        try await withInboundProxy(configuration: configuration, tls: serverTLS, logger: logs.logger) { port in
+            let client = try await InboundTestClient.connect(port: port) {
+                try NIOSSLClientHandler(context: context, serverHostname: MeshIdentity.inboundServer.dnsName)
+            }
+            defer { Task { await client.close() } }
+            // No app listens on port 1: the inbound answers with an error status, which is enough
+            // to show the connection was served, not refused.
+            let response = try await client.send(authority: "podinfo.test", headers: [("starling-orig-proto", "HTTP/1.1")])
+            #expect(response.status != nil)
+            #expect(logs.all.filter { $0.message == "refused inbound connection" }.isEmpty)
         }
     }
 

@@ -3,6 +3,7 @@ import NIOHPACK
 import NIOHTTP1
 import NIOSSL
 import StarlingCore
+import StarlingTLS
 import Testing
 
 @testable import StarlingProxy
@@ -72,6 +73,23 @@ struct InboundRoutingTests {
         #expect(InboundHandshakeFailure.classify(TestError("SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER")) == .notTLS)
         #expect(InboundHandshakeFailure.classify(TestError("UNSUPPORTED_PROTOCOL")) == .protocolMismatch)
         #expect(InboundHandshakeFailure.classify(TestError("something new")) == .other)
+    }
+
+    @Test func theMeshsOwnRefusalsHaveTheirOwnReasonsAndBoringSSLsAreExplained() {
+        #expect(InboundHandshakeFailure.reason(for: .certificateExpired) == .expired)
+        #expect(InboundHandshakeFailure.reason(for: .certificateNotYetValid) == .notYetValid)
+        #expect(InboundHandshakeFailure.reason(for: .unknownAuthority) == .unknownAuthority)
+        #expect(InboundHandshakeFailure.reason(for: .noClientAuthUsage) == .noClientAuth)
+        #expect(InboundHandshakeFailure.reason(for: .caCertificateAsLeaf) == .caAsLeaf)
+        #expect(InboundHandshakeFailure.reason(for: .nonMeshName) == .nonMeshName)
+        #expect(InboundHandshakeFailure.reason(for: .chainTooLong) == .chainTooLong)
+        #expect(InboundHandshakeFailure.reason(for: .serverNameMismatch) == .serverNameMismatch)
+        #expect(InboundHandshakeFailure.reason(for: .keyMismatch) == nil)
+        let tls12 = InboundHandshakeFailure.explain(.protocolMismatch, TestError("error:100000f0:UNSUPPORTED_PROTOCOL"))
+        #expect(tls12.hasPrefix("the client offered TLS 1.2 or older; TLS 1.3 is required"))
+        #expect(tls12.contains("UNSUPPORTED_PROTOCOL"))
+        #expect(InboundHandshakeFailure.explain(.protocolMismatch, TestError("NO_SHARED_CIPHER")).contains("no cipher"))
+        #expect(InboundHandshakeFailure.explain(.notTLS, TestError("HTTP_REQUEST")).hasPrefix("the client did not speak TLS"))
     }
 
     struct TestError: Error, CustomStringConvertible {

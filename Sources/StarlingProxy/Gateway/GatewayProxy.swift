@@ -12,9 +12,10 @@ public import StarlingTLS
 ///
 /// Stages of a connection, in order:
 /// 1. accept: track for drain, attach the peer address to the logger;
-/// 2. TLS 1.3 with a required client certificate chaining to the mesh's anchors; the peer must
-///    carry a mesh identity of our trust domain (refusals logged once each, counted in
-///    `starling_gateway_refused_total`);
+/// 2. TLS 1.3 with a required client certificate chaining to the mesh's anchors, checked as the
+///    inbound checks it (``ClientVerification``, the SNI rule); the peer must carry a mesh
+///    identity of our trust domain (refusals logged once each, counted in
+///    `starling_gateway_refused_total{reason}` with the inbound's reasons);
 /// 3. by ALPN: `h2` → each stream names its target in `starling-target` and is admitted and
 ///    forwarded on its own (``GatewayHTTP2Server``); `starling-opaque` → the transport header
 ///    names the target, then the connection is admitted and spliced (``GatewayOpaque``).
@@ -184,12 +185,13 @@ extension GatewayProxy {
             var logger = logger
             logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")"
             do {
-                let ssl = NIOSSLServerHandler(context: try tls.serverContext())
+                let verification = ClientVerification()
+                let ssl = try verification.makeServerHandler(context: tls.serverContext())
                 let connectionLogger = logger
                 let configuration = configuration
                 let handshake = InboundHandshakeHandler(
                     timeout: TimeAmount(configuration.handshakeTimeout), trustDomain: tls.identity.trustDomain,
-                    logger: logger, onRefused: { GatewayMetrics.refused(reason: $0.rawValue) }
+                    logger: logger, verification: verification, onRefused: { GatewayMetrics.refused(reason: $0.rawValue) }
                 ) { channel, alpn, peer in
                     var logger = connectionLogger
                     logger[metadataKey: "client_identity"] = "\(peer)"

@@ -21,17 +21,21 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
     private let logger: Logger
     private let established: Established
     private let onRefused: (InboundHandshakeFailure.Reason) -> Void
+    private let verification: ClientVerification?
     private var timer: Scheduled<Void>?
     private var finished = false
 
     /// - Parameters:
     ///   - trustDomain: callers must be identities of this trust domain.
+    ///   - verification: the connection's client-certificate check, whose recorded reason names a
+    ///     refused certificate (nil: BoringSSL's error is classified instead).
     ///   - onRefused: counts a refusal (the inbound proxy's handshake-failure metric unless given).
     init(
-        timeout: TimeAmount, trustDomain: String, logger: Logger,
+        timeout: TimeAmount, trustDomain: String, logger: Logger, verification: ClientVerification? = nil,
         onRefused: @escaping (InboundHandshakeFailure.Reason) -> Void = InboundMetrics.handshakeFailed,
         established: @escaping Established
     ) {
+        self.verification = verification
         self.timeout = timeout
         self.trustDomain = trustDomain
         self.logger = logger
@@ -77,13 +81,16 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
             return
         }
         guard let peer = MeshTLS.peerIdentity(in: context.pipeline.syncOperations) else {
-            refuse(context: context, .noMeshIdentity, detail: "the client certificate names no single mesh identity")
+            refuse(
+                context: context, .noMeshIdentity,
+                detail: "the client certificate names no single mesh identity "
+                    + "(\(MeshTLS.peerNames(in: context.pipeline.syncOperations)))")
             return
         }
         guard peer.trustDomain == trustDomain else {
             refuse(
-                context: context, .noMeshIdentity,
-                detail: "the client identity \(peer) is not in trust domain \(trustDomain)")
+                context: context, .identityNotAllowed,
+                detail: "identity \(peer) is not allowed: it is not in this mesh's trust domain \(trustDomain)")
             return
         }
         guard let alpn = negotiated, alpn == "h2" || alpn == MeshHeaders.opaqueALPN else {
@@ -111,7 +118,14 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
             context.fireErrorCaught(error)
             return
         }
-        refuse(context: context, InboundHandshakeFailure.classify(error), detail: "\(error)")
+        if let refusal = verification?.refusal, let reason = InboundHandshakeFailure.reason(for: refusal.code) {
+            refuse(context: context, reason, detail: refusal.message)
+        } else if let tlsError = error as? MeshTLSError, let reason = InboundHandshakeFailure.reason(for: tlsError.code) {
+            refuse(context: context, reason, detail: tlsError.message)
+        } else {
+            let reason = InboundHandshakeFailure.classify(error)
+            refuse(context: context, reason, detail: InboundHandshakeFailure.explain(reason, error))
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

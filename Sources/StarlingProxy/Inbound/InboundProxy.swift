@@ -11,7 +11,13 @@ public import StarlingTLS
 ///
 /// Stages of a connection, in order (each set up in ``makeConnectionPipeline``):
 /// 1. accept: register for drain, count, attach the peer address to the logger;
-/// 2. TLS 1.3 with a required client certificate from `tls` (refusals are logged once each);
+/// 2. TLS 1.3 with a required client certificate from `tls`: BoringSSL verifies the chain to the
+///    anchors synchronously inside the handshake, with ``ClientVerification``'s rules (client
+///    usage, no CA leaf, mesh names only, path length) in its verify callback; the listener's SNI
+///    rule runs on the ClientHello. Refusals are logged once each with the reason and counted in
+///    `starling_proxy_tls_handshake_failures_total{reason}`. (`MeshTLS.makeServerHandler()`'s
+///    asynchronous verification is not used: a TLS 1.3 caller may send data and FIN right after
+///    its Finished, and NIOSSL drops a connection whose EOF arrives while that callback runs.)
 /// 3. identity: the verified peer's mesh identity (connections without one are closed);
 /// 4. protocol by ALPN: `h2` → one HTTP/2 server connection whose streams are routed per request
 ///    (HTTP/1.1 to the application when the caller's app spoke HTTP/1, h2c otherwise);
@@ -145,9 +151,10 @@ extension InboundProxy {
             InboundMetrics.connectionOpened()
             channel.closeFuture.whenComplete { _ in InboundMetrics.connectionClosed() }
 
+            let verification = ClientVerification()
             let sslHandler: NIOSSLServerHandler
             do {
-                sslHandler = try makeServerHandler()
+                sslHandler = try verification.makeServerHandler(context: tls.serverContext())
             } catch {
                 InboundMetrics.handshakeFailed(.localConfiguration)
                 logger.error("no TLS server context; refusing the connection", metadata: ["error": "\(error)"])
@@ -156,7 +163,8 @@ extension InboundProxy {
             }
             let connectionLogger = logger
             let handshake = InboundHandshakeHandler(
-                timeout: TimeAmount(configuration.handshakeTimeout), trustDomain: tls.identity.trustDomain, logger: logger
+                timeout: TimeAmount(configuration.handshakeTimeout), trustDomain: tls.identity.trustDomain, logger: logger,
+                verification: verification
             ) { channel, alpn, peer in
                 var logger = connectionLogger
                 logger[metadataKey: "client_identity"] = "\(peer)"
@@ -168,17 +176,6 @@ extension InboundProxy {
             }
             try channel.pipeline.syncOperations.addHandler(sslHandler)
             try channel.pipeline.syncOperations.addHandler(handshake)
-        }
-
-        /// BoringSSL verifies the caller's chain to the anchors (signatures, CA rules, expiry,
-        /// certificate required) synchronously inside the handshake; the mesh identity is read
-        /// and checked once it completes (``InboundHandshakeHandler``).
-        ///
-        /// `MeshTLS.makeServerHandler()` would verify with an asynchronous callback instead; it is
-        /// not used because a TLS 1.3 caller may send data and FIN right after its Finished, and
-        /// NIOSSL drops a connection whose EOF arrives while that callback is still running.
-        private func makeServerHandler() throws -> NIOSSLServerHandler {
-            NIOSSLServerHandler(context: try tls.serverContext())
         }
 
         /// Stage 4, `h2`.

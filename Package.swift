@@ -272,3 +272,25 @@ let package = Package(
         ),
     ]
 )
+
+// Fuzzing (docs/fuzzing.md): `starling-fuzz` exists only when STARLING_FUZZ=1, because it links
+// libFuzzer's driver and so builds only with `-sanitize=fuzzer`; `swift build` and
+// `swift build --build-tests` never see it. tests/fuzz/run.sh sets the variable and the flags.
+if Context.environment["STARLING_FUZZ"] == "1" {
+    package.targets.append(
+        .executableTarget(
+            name: "starling-fuzz",
+            dependencies: [
+                "StarlingCore", "StarlingIdentity", "StarlingProxy", "StarlingStore", "StarlingMulticluster",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ],
+            path: "Sources/StarlingFuzz",
+            swiftSettings: settings
+        ))
+}

@@ -67,8 +67,10 @@ public enum GoDuration {
             }
             let (w, o1) = whole.multipliedReportingOverflow(by: perUnit)
             if o1 { throw overflow(text) }
-            // fraction / fractionScale of a unit, in nanoseconds (exact enough: units ≤ 1h).
-            let fractional = Int64((Double(fraction) / Double(fractionScale) * Double(perUnit)).rounded(.down))
+            // fraction / fractionScale of a unit, in nanoseconds, in Go's order of operations:
+            // (unit / scale) is exact for a fraction written to the unit's precision (`19.032218211s`),
+            // where (fraction / scale) × unit lost a nanosecond.
+            let fractional = Int64((Double(fraction) * (Double(perUnit) / Double(fractionScale))).rounded(.down))
             let (part, o2) = w.addingReportingOverflow(fractional)
             let (sum, o3) = total.addingReportingOverflow(part)
             if o2 || o3 { throw overflow(text) }

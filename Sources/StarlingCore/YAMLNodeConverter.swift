@@ -60,6 +60,21 @@ struct YAMLNodeConverter {
     }
 
     private func convertScalar(_ scalar: Node.Scalar, path: String) throws(ResourceError) -> JSONValue {
+        let value = try resolveScalar(scalar, path: path)
+        // JSON, and so the store, has no infinity or NaN (the JSON parser refuses them too): a
+        // value the store would keep as null, and that never equals itself when re-applied, is
+        // refused here, as kubectl refuses it.
+        if case .double(let d) = value, !d.isFinite {
+            throw ResourceError(
+                .invalidValue,
+                "\(location(scalar.mark))\(JSONTextWriter.quoted(scalar.string)) is not a finite number, which JSON "
+                    + "cannot hold; quote it to keep it as a string",
+                fieldPath: path)
+        }
+        return value
+    }
+
+    private func resolveScalar(_ scalar: Node.Scalar, path: String) throws(ResourceError) -> JSONValue {
         let tag = scalar.tag.rawValue
         switch tag {
         case Tag.Name.implicit.rawValue:

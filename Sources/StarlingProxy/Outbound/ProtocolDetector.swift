@@ -1,9 +1,9 @@
-import NIOCore
+public import NIOCore
 
 /// Decides from a connection's first bytes which protocol the client speaks (pure; see
 /// ``ProtocolDetectionHandler``).
-struct ProtocolDetector: Sendable, Hashable {
-    enum Detected: Sendable, Hashable {
+public struct ProtocolDetector: Sendable, Hashable {
+    public enum Detected: Sendable, Hashable {
         /// The HTTP/2 client connection preface (prior knowledge, h2c).
         case http2
         /// An HTTP/1 request line (`METHOD SP ...`).
@@ -12,17 +12,17 @@ struct ProtocolDetector: Sendable, Hashable {
         case unknown
     }
 
-    enum Decision: Sendable, Hashable {
+    public enum Decision: Sendable, Hashable {
         case needMoreBytes
         case detected(Detected)
     }
 
-    static let http2Preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    public static let http2Preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
     /// The longest method token accepted before its space (`PROPPATCH`, extension methods).
-    static let maximumMethodLength = 24
+    public static let maximumMethodLength = 24
 
     /// Classifies `bytes`, the first bytes of the connection (everything read so far).
-    static func decide(_ bytes: ByteBuffer) -> Decision {
+    public static func decide(_ bytes: ByteBuffer) -> Decision {
         let view = bytes.readableBytesView
         let prefaceCount = min(view.count, http2Preface.count)
         if view.prefix(prefaceCount).elementsEqual(http2Preface.prefix(prefaceCount)) {

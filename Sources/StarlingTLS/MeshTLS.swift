@@ -41,10 +41,10 @@ public final class MeshTLS: MeshTLSSource {
     public typealias RejectionHandler = @Sendable (IdentityError) -> Void
 
     public let identity: MeshIdentity
-    /// The trust anchors and trust domain peers are verified against.
-    public let trust: TrustBundle
+    /// The trust anchors and trust domain peers are verified against now (they change with a
+    /// trust anchor rollover, through ``update(chain:key:trustAnchors:)``).
+    public var trust: TrustBundle { state.withLock { $0.trust } }
 
-    private let anchors: [NIOSSLCertificate]
     private let onRejected: RejectionHandler?
     private let state: Mutex<State>
 
@@ -58,6 +58,8 @@ public final class MeshTLS: MeshTLSSource {
 
     private struct State: Sendable {
         var material: Material
+        var trust: TrustBundle
+        var anchors: [NIOSSLCertificate]
         var server: NIOSSLContext
         /// Client contexts of the current material, by offered ALPN list.
         var clients: [[String]: NIOSSLContext]
@@ -83,30 +85,37 @@ public final class MeshTLS: MeshTLSSource {
         let material = try Self.material(chain: chain, key: key, generation: 0)
         let server = try Self.serverContext(material, anchors: anchors, identity: identity)
         self.identity = identity
-        self.trust = trust
-        self.anchors = anchors
         self.onRejected = onRejected
-        self.state = Mutex(State(material: material, server: server, clients: [:]))
+        self.state = Mutex(State(material: material, trust: trust, anchors: anchors, server: server, clients: [:]))
     }
 
     // MARK: - Rotation
 
-    /// Swaps in a renewed certificate and key. New handlers and contexts use them; connections
-    /// already open are not touched.
+    /// Swaps in a renewed certificate and key, and new trust anchors when given (a trust anchor
+    /// rollover: the controller serves a bundle of old and new roots, later the new alone). New
+    /// handlers and contexts use them; connections already open are not touched.
     ///
-    /// - Throws: ``MeshTLSError`` (and keeps the current certificate) when the new leaf names
-    ///   another identity, its key does not match, or NIOSSL refuses the material.
-    public func update(chain: [Certificate], key: P256.Signing.PrivateKey) throws(MeshTLSError) {
+    /// - Throws: ``MeshTLSError`` (and keeps the current material) when the new leaf names
+    ///   another identity, its key does not match, or NIOSSL refuses the material or anchors.
+    public func update(chain: [Certificate], key: P256.Signing.PrivateKey, trustAnchors: [Certificate]? = nil)
+        throws(MeshTLSError)
+    {
+        let (current, currentAnchors, generation) = state.withLock { ($0.trust, $0.anchors, $0.material.generation + 1) }
+        let trust = trustAnchors.map { TrustBundle(anchors: $0, trustDomain: current.trustDomain) } ?? current
+        let anchors = try trustAnchors.map { anchors throws(MeshTLSError) in
+            try Self.nioCertificates(anchors, what: "trust anchor")
+        } ?? currentAnchors
         let renewed = try Self.identity(of: chain, trust: trust)
         guard renewed == identity else {
             throw MeshTLSError(
                 .identityChanged, "the renewed certificate names \(renewed), but this workload is \(identity)")
         }
-        let generation = state.withLock { $0.material.generation } + 1
         let material = try Self.material(chain: chain, key: key, generation: generation)
         let server = try Self.serverContext(material, anchors: anchors, identity: identity)
         state.withLock { state in
             state.material = material
+            state.trust = trust
+            state.anchors = anchors
             state.server = server
             state.clients = [:]
         }
@@ -140,7 +149,7 @@ public final class MeshTLS: MeshTLSSource {
 
     /// The cached client context for `alpn`, built on first use after each rotation.
     func clientContext(alpn: [String]) throws(MeshTLSError) -> NIOSSLContext {
-        let (material, cached) = state.withLock { ($0.material, $0.clients[alpn]) }
+        let (material, anchors, cached) = state.withLock { ($0.material, $0.anchors, $0.clients[alpn]) }
         if let cached { return cached }
         var configuration = Self.baseConfiguration(material, anchors: anchors)
         configuration.applicationProtocols = alpn

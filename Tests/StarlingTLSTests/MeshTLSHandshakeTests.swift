@@ -183,6 +183,42 @@ struct MeshTLSHandshakeTests {
         #expect(try await old.echo("still open") == "still open")
     }
 
+    @Test func aTrustAnchorRolloverLetsPeersOfTheNewRootInWithoutARestart() async throws {
+        let newPKI = try TestPKI(name: "new-root")
+        let serverTLS = try pki.meshTLS(server)
+        let listener = try await TestServer(tls: serverTLS)
+        defer { Task { await listener.close() } }
+        // A client with a certificate of the new root (trusting both): refused while the server
+        // trusts the old root alone.
+        let issued = try newPKI.workload(client)
+        let newClient = try MeshTLS(chain: issued.chain, key: issued.key.privateKey, trustAnchors: [pki.root, newPKI.root])
+        let refused = try await TestConnection.connect(port: listener.port, tls: newClient, expecting: nil)
+        _ = try? await refused.handshake.get()
+        #expect(try await listener.outcomes.wait(for: 1) == [.failed])
+        await refused.close()
+
+        // Phase 1: the server renews with both roots; clients of either root get in.
+        let renewed = try pki.workload(server)
+        try serverTLS.update(chain: renewed.chain, key: renewed.key.privateKey, trustAnchors: [pki.root, newPKI.root])
+        #expect(serverTLS.trust.anchors.count == 2)
+        let accepted = try await TestConnection.connect(port: listener.port, tls: newClient, expecting: nil)
+        _ = try await accepted.handshake.get()
+        let oldClient = try await TestConnection.connect(port: listener.port, tls: try pki.meshTLS(client), expecting: server)
+        _ = try await oldClient.handshake.get()
+
+        // Phase 3: the server's certificate now comes from the new root, which alone is trusted;
+        // a client of the old root is refused again.
+        let moved = try newPKI.workload(server)
+        try serverTLS.update(chain: moved.chain, key: moved.key.privateKey, trustAnchors: [newPKI.root])
+        let late = try await TestConnection.connect(port: listener.port, tls: try pki.meshTLS(client), expecting: nil)
+        _ = try? await late.handshake.get()
+        #expect(try await listener.outcomes.wait(for: 4).last == .failed)
+        await late.close()
+        // The connection made in phase 1 stays open and serves.
+        #expect(try await accepted.echo("still open") == "still open")
+        await oldClient.close()
+    }
+
     // MARK: - Helpers
 
     /// A client presenting a leaf from the mesh issuer that carries no mesh identity.

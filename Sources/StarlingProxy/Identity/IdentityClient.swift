@@ -169,12 +169,18 @@ public final class IdentityClient: Sendable {
     private func install(chain: [Certificate], trust: TrustBundle, anchorsPEM: String) throws -> MeshTLS {
         let (current, currentAnchors) = state.withLock { ($0.tls, $0.anchorsPEM) }
         if let current {
-            if currentAnchors != anchorsPEM {
-                logger.warning("the controller's trust anchors changed; restart the proxy to use the new anchors")
-                state.withLock { $0.anchorsPEM = anchorsPEM }
+            // A trust anchor rollover: new handshakes verify peers against the new roots.
+            let anchorsChanged = currentAnchors != anchorsPEM
+            try current.update(chain: chain, key: key.privateKey, trustAnchors: anchorsChanged ? trust.anchors : nil)
+            state.withLock {
+                $0.anchorsPEM = anchorsPEM
+                $0.lastFailure = nil
             }
-            try current.update(chain: chain, key: key.privateKey)
-            state.withLock { $0.lastFailure = nil }
+            if anchorsChanged {
+                logger.notice("trust anchors updated", metadata: [
+                    "roots": "\(trust.anchors.count)", "fingerprints": "\(trust.fingerprint)",
+                ])
+            }
             return current
         }
         let logger = self.logger

@@ -20,7 +20,7 @@ starling=.build/release/starling
 log=$(mktemp)
 home=$(mktemp -d /tmp/starling-demo.XXXXXX)
 trap 'rm -f "$log"; rm -rf "$home"; scripts/postgres-test-server.sh stop "$pgtest/server"; rm -rf "$pgtest"' EXIT
-for script in control-plane multicluster multicluster-netns data-plane viz postgres-store replicas hosts-netns; do
+for script in control-plane multicluster multicluster-netns data-plane mtls-refusal rotation viz postgres-store replicas hosts-netns; do
   tests/e2e/$script.sh "$starling" | tee -a "$log"
 done
 # README's main command, unattended, as a new user runs it (its own STARLING_HOME).

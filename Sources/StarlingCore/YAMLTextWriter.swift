@@ -12,11 +12,21 @@ enum YAMLTextWriter {
 
     // MARK: - Collections
 
+    /// The longest key written as `key: value`. A YAML reader takes at most 1024 characters as
+    /// an implicit key (libyaml counts to the `:`); a longer key is written explicitly,
+    /// `? key` then `: value`, which has no limit.
+    static let maximumImplicitKeyLength = 1000
+
     private static func writeMapping(_ object: JSONObject, indent: Int, firstPrefix: String?, into out: inout String) {
         let pad = String(repeating: " ", count: indent)
         for (i, entry) in object.entries.enumerated() {
             out += (i == 0 ? firstPrefix : nil) ?? pad
-            out += key(entry.key)
+            let written = key(entry.key)
+            if written.unicodeScalars.count > maximumImplicitKeyLength {
+                out += "? " + written + "\n" + pad
+            } else {
+                out += written
+            }
             out += ":"
             switch entry.value {
             case .object(let child) where !child.isEmpty:

@@ -34,4 +34,46 @@ import Testing
         #expect(GoDuration.format(nanoseconds: fuzzed) == "6h32m19.032218211s")
         #expect(try GoDuration.nanoseconds(GoDuration.format(nanoseconds: fuzzed)) == fuzzed)
     }
+
+    /// `resources` target: `get -o yaml` wrote every key as `key: value`, but a YAML reader takes
+    /// at most 1024 characters as such a key, so a resource with a longer key did not read back.
+    @Test func keysLongerThanAYAMLImplicitKeyReadBack() throws {
+        // The fuzzer's input: JSON with raw newlines in a key, which the decoder reads as flow YAML.
+        let text = #"""
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "scalars"}, "spec": {"int": 84, "negative": -7, "hex": 31, "octal": "0o17", "float": 1.5, "exp": "1e3", "yes11": true, "on11": true, "bool": true, "nullTilde": null, "nullWord": null, "empty": null, "quotedInt": "42", "single     MTAwMDAwMFoXDTM2MTIwMTAwMDAwMFowKjEoMCYGA1UEAwwfaWRlbnRpdHkuc3Rh
+                  cmxpbmcuY2x1c3Rlci5sb2NhbDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABDyy
+                  pQqfyRbwI/UJjEkXPACGTVxg0DdidyJBTbQ+91blQyoe15lOsaqplLXggNOa5Ah6
+                  53eR3TlSg6OXjmFtfTWjQjBAMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQD
+                  AgEGMB0GA1UdDgQWBBRQl79oyBBr/B42mchV8oTBsfsxvjAKBggqhkjOPQQDAgNI
+                  ADBFAiAKOJqb9gPHY/+27DO2hxyHwAgi4S3OQRof9qylCiPWEAIhAIDidgdDa9/0
+                  7Rc7fpZOR2GKP4xhbOwP+yXa/U3LcQRY
+                  -----END CERTIFICATE-----
+                issuer:
+                  certificatePEM: |
+                    -----BEGIN CERTIFICATE-----
+                    MIIBtzCCAV6gAwIBAgIQUbSLC2OQxk9A+lzR4GQfdzAKBggqhkjOPQQDAjAqMSgw
+                    JgYDVQQDDB9pZGVudGl0eS5zdGFybGluZy5jbHVzdGVyLmxvY2FsMB4XDTI2MTIw
+                    MTAwMDAwMFoXDTI3MTIwMTAwMDAwMFowKjEoMCYGA1UEAwwfaWRlbnRpdHkuc3Rh
+                    cmxpbmcuY2x1c3Rlci5sb2NhbDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABORJ
+                    mG4qYOUe/Kc4+r5O7s6N10cTaw4FntgnNdQmzIUVPL/zBTvAGdds3SYDGgvsI5iS
+                    RWohvn9WI/hhfJvmONijZjBkMBIGA1UdEwEB/wQIMAYBAf8CAQAwDgYDVR0PAQH/
+                    BAQDAgEGMB0GA1UdDgQWBBQTH2nl2Ue13SkDs7DgpI6Fh6FatTAfBgNVHSMEGDAW
+                    gBRQl79oyBBr/B42mchV8oTBsfsxvjAKBggqhkjOPQQDAgNHADBEAiBhjwdWHS8V
+                    lelzXaL3njf04FkgFfZyHU/Ft2EXaLMr/wIgdjqQZkRqiokeMy3CS3PVOLc48vPw
+                    VD/VS9gcjOLkiB8=
+                    Q\u2713", "taggedString": "12"}}
+            """#
+        let decoded = try ResourceDecoder.decode(text, source: "fuzz")
+        let key = try #require(decoded.first?.spec.keys.first { $0.count > 1024 })
+        #expect(key.hasPrefix("single"))
+        #expect(try ResourceDecoder.decode(ResourceEncoder.yaml(decoded), source: "yaml") == decoded)
+
+        var resource = try #require(decoded.first)
+        let long = "é \"" + String(repeating: "k", count: 1100)
+        let nested = JSONObject([(long, .array([.int(1), .object(JSONObject([(long, .string("v"))]))]))])
+        resource.body["spec"] = .object(JSONObject([(long, .object(nested)), ("list", .array([.object(nested)]))]))
+        let yaml = ResourceEncoder.yaml([resource])
+        #expect(yaml.contains("? é"))
+        #expect(try ResourceDecoder.decode(yaml, source: "yaml") == [resource])
+    }
 }

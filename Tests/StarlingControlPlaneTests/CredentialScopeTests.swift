@@ -171,7 +171,11 @@ struct CredentialScopeTests {
             let web1 = try await controller.withClients { api in try await api.get("Workload", "web-1", namespace: "test") }
             #expect(web1 == nil)
 
-            // Its own service, or no service at all, is fine.
+            // Its own service, or no service at all, is fine; so is an alias whose selector is
+            // part of web's (it routes to every web workload anyway).
+            _ = try await controller.withClients { api in
+                try await api.apply([TestResources.service("web-canary", selector: ["app": "web"])])
+            }
             try await register(controller, token: bound, name: "web-2", app: "web")
             try await register(controller, token: bound, name: "web-3", app: "batch")
             let web2 = try await controller.withClients { api in try await api.get("Workload", "web-2", namespace: "test") }

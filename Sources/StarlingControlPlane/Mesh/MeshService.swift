@@ -157,12 +157,19 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     }
 
     /// A token bound to `service` registers no workload that another service of the namespace
-    /// selects: it would receive that service's traffic.
+    /// selects: it would receive that service's traffic. An alias is the exception: a service
+    /// whose selector is part of the bound service's own (`{app: web}` beside web's
+    /// `{app: web, tier: front}`) already routes to every workload of the bound service.
     private func requireOnlyService(_ service: String, picks labels: [String: String], workload: String, namespace: String) async throws {
         let services = try await StoreCall.run("register") { try await store.list(kind: "Service", namespace: namespace, selector: nil) }
+        let bound = services.first { $0.metadata.name == service }
+            .flatMap { try? ServiceSpec($0).effectiveSelector(serviceName: service) }
         let others = services.filter { resource in
             guard resource.metadata.name != service, let spec = try? ServiceSpec(resource) else { return false }
-            return spec.labelSelector(serviceName: resource.metadata.name).matches(labels)
+            let selector = spec.effectiveSelector(serviceName: resource.metadata.name)
+            guard spec.labelSelector(serviceName: resource.metadata.name).matches(labels) else { return false }
+            let alias = bound.map { bound in selector.allSatisfy { bound[$0.key] == $0.value } } ?? false
+            return !alias
         }.map(\.metadata.name).sorted()
         guard others.isEmpty else {
             logger.warning("register refused: labels picked by another service", metadata: [

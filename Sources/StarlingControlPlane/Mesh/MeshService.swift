@@ -24,6 +24,8 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     /// This replica's clock against the database's: a token it stamped with a skewed clock
     /// would be refused by the other replicas ("issued in the future").
     var clock: ReplicaClock? = nil
+    /// The proxies' heartbeat reports of their certificates, for `check`.
+    var reports = CertificateReports()
 
     static let maximumTokenTTL: Int64 = 365 * 86400
 
@@ -187,8 +189,9 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         let key = try workloadKey(request.metadata, request.message.namespace, request.message.name)
         var response = Starling_V1_HeartbeatResponse()
         response.known = try await StoreCall.run("heartbeat") { try await leases.heartbeat(key) }
-        if response.known {
-            try await recordCertificate(key, issuer: request.message.certificateIssuerSha256, anchors: request.message.trustAnchorsSha256)
+        let m = request.message
+        if response.known, !m.certificateIssuerSha256.isEmpty || !m.trustAnchorsSha256.isEmpty {
+            reports.record(key, .init(issuer: m.certificateIssuerSha256, trustAnchors: m.trustAnchorsSha256))
         }
         return ServerResponse(message: response)
     }
@@ -198,27 +201,11 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     ) async throws -> ServerResponse<Starling_V1_DeregisterResponse> {
         let key = try workloadKey(request.metadata, request.message.namespace, request.message.name)
         try await StoreCall.run("deregister") { try await leases.release(key) }
+        reports.forget(key)
         if try await StoreCall.run("deregister", { try await store.delete(key) }) != nil {
             logger.info("workload deregistered", metadata: ["workload": "\(key)"])
         }
         return ServerResponse(message: Starling_V1_DeregisterResponse())
-    }
-
-    /// Annotations naming the issuer of a workload's current certificate and the roots its proxy
-    /// trusts (fingerprints), written when they change, for `check` during a trust anchor rollover.
-    static let issuerAnnotation = "identity.starling.io/issuer-sha256"
-    static let trustAnchorsAnnotation = "identity.starling.io/trust-anchors-sha256"
-
-    private func recordCertificate(_ key: ResourceKey, issuer: String, anchors: String) async throws {
-        guard !issuer.isEmpty || !anchors.isEmpty else { return }
-        try await StoreCall.run("heartbeat") {
-            guard var workload = try await store.get(key) else { return }
-            let annotations = workload.metadata.annotations
-            guard annotations[Self.issuerAnnotation] != issuer || annotations[Self.trustAnchorsAnnotation] != anchors else { return }
-            workload.metadata.annotations[Self.issuerAnnotation] = issuer
-            workload.metadata.annotations[Self.trustAnchorsAnnotation] = anchors
-            _ = try await store.apply([workload])
-        }
     }
 
     /// A workload may only heartbeat or deregister workloads of its own namespace.
@@ -244,7 +231,7 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         response.clusterName = configuration.clusterName
         response.version = StarlingVersion.current
         response.nowMs = Int64(Date().timeIntervalSince1970 * 1000)
-        response.checks = await StatusChecks(store: store, identity: identity, index: index).run()
+        response.checks = await StatusChecks(store: store, identity: identity, index: index, reports: reports).run()
         response.storeVersion = (try? await store.currentVersion()) ?? 0
         response.trustAnchorsPem = identity.configuration?.trustAnchorsPEM ?? ""
         return ServerResponse(message: response)

@@ -10,6 +10,7 @@ struct StatusChecks {
     let store: any ResourceStore
     let identity: MeshIdentityState
     let index: DestinationIndex
+    var reports = CertificateReports()
 
     func run(now: Date = Date()) async -> [Starling_V1_CheckResult] {
         var results: [Starling_V1_CheckResult] = []
@@ -119,7 +120,7 @@ struct StatusChecks {
 
 extension StatusChecks {
     /// Where a trust anchor rollover stands, from the MeshConfig's roots, the issuer, and what
-    /// each registered proxy last reported (`MeshService.recordCertificate`):
+    /// each registered proxy last reported in its heartbeats (``CertificateReports``):
     /// 1. old and new roots trusted, the issuer still signed by the old root — wait until every
     ///    proxy trusts both, then install an issuer signed by the new root;
     /// 2. the issuer signed by the new root — wait until every proxy holds a certificate from
@@ -143,9 +144,10 @@ extension StatusChecks {
             let names = list.prefix(5).map { "\($0.metadata.namespace ?? "default")/\($0.metadata.name)" }
             return names.joined(separator: ", ") + (list.count > 5 ? " and \(list.count - 5) more" : "")
         }
-        let reporting = workloads.filter { $0.metadata.annotations[MeshService.issuerAnnotation] != nil }
-        let oldCertificate = reporting.filter { $0.metadata.annotations[MeshService.issuerAnnotation] != issuerPrint }
-        let oldAnchors = reporting.filter { $0.metadata.annotations[MeshService.trustAnchorsAnnotation] != anchorsPrint }
+        let reported = reports.current()
+        let reporting = workloads.filter { reported[$0.key] != nil }
+        let oldCertificate = reporting.filter { reported[$0.key]?.issuer != issuerPrint }
+        let oldAnchors = reporting.filter { reported[$0.key]?.trustAnchors != anchorsPrint }
         let lifetime = GoDuration.format(configuration.issuanceLifetime)
         var results: [Starling_V1_CheckResult] = []
         guard anchors.count > 1 else {

@@ -80,6 +80,22 @@ def resources():
           metadata: {name: web, namespace: test, labels: {app: web}}
           spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: 8080}]}
         """))
+    # A Link naming one gateway per replica (the LinkSpec address lists).
+    write("resources", "link-replicas.yaml", textwrap.dedent("""\
+        apiVersion: multicluster.starling.io/v1alpha1
+        kind: Link
+        metadata:
+          name: workload2
+          namespace: starling-multicluster
+        spec:
+          targetClusterName: workload2
+          apiAddress: 127.2.0.1:8086,127.2.0.4:8086
+          credentialsSecret: {name: cluster-credentials-workload2}
+          gatewayAddresses: [127.2.0.2, 127.2.0.3, gw.workload2.example]
+          gatewayPort: 4143
+          gatewayIdentity: starling-gateway.starling-multicluster.serviceaccount.identity.starling.cluster.local
+          probeSpec: {path: /ready, period: 3s}
+        """))
     write("store-apply", "list-1", b"\x01" + open(os.path.join(ROOT, "resources", "list.yaml"), "rb").read())
     write("store-apply", "list-2", b"\x02" + open(os.path.join(ROOT, "resources", "list.yaml"), "rb").read())
     write("resources", "stream.json",

@@ -7,8 +7,8 @@ import ArgumentParser
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starling-bench",
-        abstract: "Control-plane benchmarks: certificate signing and destination fan-out.",
-        subcommands: [IdentityBenchmark.self, DestinationBenchmark.self, FailoverBenchmark.self]
+        abstract: "Control-plane benchmarks: certificate signing, its rate limit under a flood, and destination fan-out.",
+        subcommands: [IdentityBenchmark.self, DestinationBenchmark.self, FailoverBenchmark.self, CertifyFloodBenchmark.self]
     )
 }
 

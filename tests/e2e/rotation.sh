@@ -96,7 +96,8 @@ load() {
     sleep 0.05
   done
 }
-load > load.log 2>&1 &
+: > load.log   # before the background job opens it: `mark` may run first
+load >> load.log 2>&1 &
 loadpid=$!
 # load_report FROM_LINE: calls and failures logged since line FROM_LINE
 load_report() { tail -n +"$1" load.log | awk '{n++} $2 == "fail" {f++; w[$3]++} END {printf "%d calls, %d failed", n, f; for (k in w) printf " (%s: %d)", k, w[k]}'; }

@@ -117,10 +117,10 @@ enum ProxyTargets {
             }
         }
         // The cache key of a service authority: normalizing twice changes nothing. (A name that
-        // is no service authority keeps all but one trailing dot, as documented, so `x..` is
-        // left out, and so is `host:port.`, whose port only the second pass sees.)
+        // is no service authority keeps all but one trailing dot, as documented, so names with
+        // `..` are left out, and so is `host:port.`, whose port only the second pass sees.)
         let key = AuthorityKey.normalize(text)
-        if !key.hasSuffix("."), !key.contains(".."), !(text.hasSuffix(".") && text.contains(":")) {
+        if !key.hasSuffix("."), !text.contains(".."), !(text.hasSuffix(".") && text.contains(":")) {
             check(AuthorityKey.normalize(key) == key, "AuthorityKey.normalize(\(text)) = \(key) is not stable")
         }
         if let split = NetworkAddress.splitHostPort(text) {

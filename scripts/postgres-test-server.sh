@@ -52,8 +52,9 @@ start)
     as_owner "cd /tmp && $pgbin/pg_ctl -D '$dir/data' -m immediate stop >/dev/null 2>&1" || true
     exit 1
   fi
-  PGPASSWORD=starling-test psql -h 127.0.0.1 -p "$port" -U starling -d postgres -qc "CREATE DATABASE starling_test" >/dev/null
-  echo "postgres://starling:starling-test@127.0.0.1:$port/starling_test"
+  # Through the Unix socket: PG_LISTEN need not include 127.0.0.1.
+  as_owner "PGPASSWORD=starling-test psql -h '$dir' -p $port -U starling -d postgres -qc 'CREATE DATABASE starling_test'" >/dev/null
+  echo "postgres://starling:starling-test@${listen%%,*}:$port/starling_test"
   ;;
 stop)
   [ ! -d "$dir/data" ] || as_owner "cd /tmp && $pgbin/pg_ctl -D '$dir/data' -m immediate stop >/dev/null 2>&1" || true

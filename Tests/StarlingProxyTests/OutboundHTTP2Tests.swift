@@ -77,6 +77,27 @@ struct OutboundHTTP2Tests {
         #expect(peer.seen.received.count == 1)
     }
 
+    /// An h2c client that closes its side (as curl does after its answer) gets the connection
+    /// closed at once, not kept half-open until the idle timeout.
+    @Test func anH2CClientsFinClosesTheConnectionAtOnce() async throws {
+        let pki = try OutboundTestPKI()
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let configuration = OutboundProxy.Configuration(
+            listenHost: "127.0.0.1", listenPort: 0, idleTimeout: .seconds(30), drainGracePeriod: .milliseconds(200))
+        let picker = FixedPicker(endpoints: ["podinfo.test:9898": Endpoint(host: "127.0.0.1", port: peer.port, identity: serverIdentity)])
+        let (answer, elapsed) = try await withOutboundProxy(configuration: configuration, picker: picker, tls: try pki.tls(clientIdentity)) { port in
+            let started = ContinuousClock.now
+            // The connection preface and an empty SETTINGS frame, then FIN.
+            let preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + String(decoding: [0, 0, 0, 4, 0, 0, 0, 0, 0], as: UTF8.self)
+            let answer = try await rawExchange(
+                port: port, send: preface, halfClose: true, awaitBeforeHalfClose: 9, timeout: .seconds(8))
+            return (answer, ContinuousClock.now - started)
+        }
+        #expect(answer.utf8.count >= 9, "no SETTINGS from the proxy")
+        #expect(elapsed < Duration.seconds(2), "closed after \(elapsed), not at the client's FIN")
+    }
+
     private func h2cExchange(
         body: ByteBuffer, peer: TestPeer, pki: OutboundTestPKI, picker: FixedPicker? = nil
     ) async throws -> [HTTP2Frame.FramePayload] {

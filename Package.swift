@@ -293,4 +293,16 @@ if Context.environment["STARLING_FUZZ"] == "1" {
             path: "Sources/StarlingFuzz",
             swiftSettings: settings
         ))
+    // STARLING_FUZZ_SCOPE=starling (CI's short run): only Starling's own modules get coverage and
+    // AddressSanitizer, so the dependencies of an ordinary debug build in `.build` are reused
+    // (minutes saved); the dependencies' parsers then run uninstrumented. tests/fuzz/run.sh passes
+    // no -Xswiftc flags in that mode.
+    if Context.environment["STARLING_FUZZ_SCOPE"] == "starling" {
+        for target in package.targets where target.type != .test && target.name.lowercased().hasPrefix("starling") {
+            target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=fuzzer,address"])]
+            if target.name == "starling-fuzz" {
+                target.linkerSettings = [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]
+            }
+        }
+    }
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: Swift Testing unit and integration tests on the debug build, then the
-# end-to-end scripts and `starling demo --check` against the build users deploy (release, Swift
-# runtime linked in: scripts/release-build.sh). Needs: swift, openssl, curl, python3 with
-# grpcio + grpcio-tools + PyYAML + cryptography, PostgreSQL, chromium, prometheus, iproute2 +
-# nftables (.ci/run installs them).
+# The whole test suite: Swift Testing unit and integration tests on the debug build, every fuzz
+# target for 30 s, then the end-to-end scripts, a 3-minute soak and `starling demo --check`
+# against the build users deploy (release, Swift runtime linked in: scripts/release-build.sh).
+# Needs: swift, openssl, curl, python3 with grpcio + grpcio-tools + PyYAML + cryptography +
+# matplotlib, PostgreSQL, chromium, prometheus, iproute2 + nftables (.ci/run installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --build-tests
@@ -15,21 +15,28 @@ export STARLING_TEST_POSTGRES_URL
 # Serially: the suite is fast (under a minute) and its real-socket tests keep their time bounds
 # on a loaded 2-core machine.
 swift test --skip-build --no-parallel
-scripts/release-build.sh starling
-starling=.build/release/starling
 log=$(mktemp)
 home=$(mktemp -d /tmp/starling-demo.XXXXXX)
 trap 'rm -f "$log"; rm -rf "$home"; scripts/postgres-test-server.sh stop "$pgtest/server"; rm -rf "$pgtest"' EXIT
+# Every libFuzzer target for 30 s, two at a time. Short form: Starling's own modules instrumented
+# in .build, reusing the debug build's dependencies (docs/fuzzing.md has the full-instrumentation
+# runs of the published figures).
+STARLING_FUZZ_SCOPE=starling STARLING_FUZZ_SCRATCH=.build STARLING_FUZZ_JOBS=2 tests/fuzz/run.sh all 30 | tee -a "$log"
+scripts/release-build.sh starling
+starling=.build/release/starling
 for script in control-plane multicluster multicluster-netns data-plane mtls-refusal rotation viz postgres-store replicas hosts-netns; do
   tests/e2e/$script.sh "$starling" | tee -a "$log"
 done
+# The soak's short form: two linked clusters under mixed load and faults for 3 minutes, every
+# Starling process's RSS, fds and connections sampled (tests/soak/run.sh 30 for the figures).
+tests/soak/run.sh 3 "$starling" | tee -a "$log"
 # README's main command, unattended, as a new user runs it (its own STARLING_HOME).
 if STARLING_HOME=$home "$starling" demo --check; then
   echo "demo: 1 passed, 0 failed" | tee -a "$log"
 else
   echo "demo: 0 passed, 1 failed" | tee -a "$log"
 fi
-# One closing line for all end-to-end checks (each script exits non-zero on a failure).
+# One closing line for all checks after the unit tests (each script exits non-zero on a failure).
 closing=$(grep -E '^[a-z0-9 -]+: [0-9]+ passed, [0-9]+ failed' "$log")
 passed=$(grep -oE '[0-9]+ passed' <<<"$closing" | awk '{s += $1} END {print s + 0}')
 failed=$(grep -oE '[0-9]+ failed' <<<"$closing" | awk '{s += $1} END {print s + 0}')

@@ -21,9 +21,11 @@ scratch=${STARLING_FUZZ_SCRATCH:-.build-fuzz}
 bin=$scratch/debug/starling-fuzz
 
 build() {
-    local start=$SECONDS
+    local start=$SECONDS flags=(-Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld)
+    # STARLING_FUZZ_SCOPE=starling: Package.swift instruments Starling's modules only.
+    [ "${STARLING_FUZZ_SCOPE:-}" = starling ] && flags=()
     if ! STARLING_FUZZ=1 swift build -c debug --scratch-path "$scratch" --product starling-fuzz \
-        -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld >"$scratch/build.log" 2>&1; then
+        "${flags[@]}" >"$scratch/build.log" 2>&1; then
         tail -40 "$scratch/build.log" >&2
         echo "fuzz: the build failed (log: $scratch/build.log)" >&2
         exit 1

@@ -50,15 +50,7 @@ struct ClusterWatcher: Sendable {
     }
 
     private func syncAndFollow() async throws {
-        let replicas = link.apiEndpoints
-        guard !replicas.isEmpty else {
-            throw MirrorError("link \(link.targetClusterName): apiAddress \"\(link.apiAddress)\" is not HOST:PORT[,HOST:PORT…]")
-        }
-        let transport = try HTTP2ClientTransport.Posix(
-            target: ReplicaTarget.resolve(replicas),
-            transportSecurity: .tls { $0.trustRoots = .certificates([.bytes(Array(remoteCertificatePEM.utf8), format: .pem)]) },
-            config: .defaults { $0.backoff = .init(initial: .milliseconds(200), max: .seconds(2), multiplier: 1.6, jitter: 0.1) },
-            serviceConfig: ServiceConfig(loadBalancingConfig: [.roundRobin]))
+        let transport = try RemoteAPI.transport(link, certificatePEM: remoteCertificatePEM)
         try await withGRPCClient(transport: transport) { client in
             let resources = Starling_V1_Resources.Client(wrapping: client)
             var metadata = Metadata()

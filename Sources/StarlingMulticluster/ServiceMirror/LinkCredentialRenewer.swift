@@ -61,14 +61,7 @@ struct LinkCredentialRenewer: Sendable {
     }
 
     private func renewOnce() async throws {
-        let replicas = link.apiEndpoints
-        guard !replicas.isEmpty else {
-            throw MirrorError("link \(link.targetClusterName): apiAddress \"\(link.apiAddress)\" is not HOST:PORT[,HOST:PORT…]")
-        }
-        let transport = try HTTP2ClientTransport.Posix(
-            target: ReplicaTarget.resolve(replicas),
-            transportSecurity: .tls { $0.trustRoots = .certificates([.bytes(Array(remoteCertificatePEM.utf8), format: .pem)]) },
-            serviceConfig: ServiceConfig(loadBalancingConfig: [.roundRobin]))
+        let transport = try RemoteAPI.transport(link, certificatePEM: remoteCertificatePEM)
         let renewed = try await withGRPCClient(transport: transport) { client in
             var metadata = Metadata()
             metadata.addString("Bearer \(token)", forKey: "authorization")

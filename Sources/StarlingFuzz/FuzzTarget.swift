@@ -63,3 +63,11 @@ struct FuzzInput {
         return Array(bytes)
     }
 }
+
+/// The harness could not set itself up (a temporary store, a throwaway issuer): says why and
+/// exits with status 2, which `tests/fuzz/run.sh` reports as a failed target. No fuzzed input is
+/// involved, so this is not a finding.
+func setupFailed(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("starling-fuzz: \(message)\n".utf8))
+    exit(2)
+}

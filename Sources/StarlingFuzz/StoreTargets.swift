@@ -29,7 +29,7 @@ enum StoreTargets {
             try queue.close()
             return store
         } catch {
-            fatalError("opening the fuzzer's store at \(path) failed: \(error)")
+            setupFailed("opening the fuzzer's store at \(path) failed: \(error)")
         }
     }()
 

@@ -10,7 +10,8 @@ struct StatusChecks {
     let store: any ResourceStore
     let identity: MeshIdentityState
     let index: DestinationIndex
-    var reports = CertificateReports()
+    /// What the proxies reported in their heartbeats (the Mesh service's).
+    let reports: CertificateReports
 
     func run(now: Date = Date()) async -> [Starling_V1_CheckResult] {
         var results: [Starling_V1_CheckResult] = []
@@ -193,9 +194,9 @@ extension StatusChecks {
                     "every proxy (\(reporting.count)) holds a certificate from the new issuer; next: install with the new root alone",
                     "rollover-proxies"))
             } else {
-                let lagging = Set((oldCertificate + oldAnchors).map(\.key))
+                let lagging = reporting.filter { reported[$0.key] != .init(issuer: issuerPrint, trustAnchors: anchorsPrint) }
                 results.append(.warning(
-                    "\(lagging.count) of \(reporting.count) proxies still hold a certificate from the old chain: \(named(oldCertificate + oldAnchors.filter { !oldCertificate.map(\.key).contains($0.key) }))",
+                    "\(lagging.count) of \(reporting.count) proxies still hold a certificate from the old chain: \(named(lagging))",
                     "rollover-proxies",
                     hint: "wait for their next renewal (within \(lifetime)) before removing the old root"))
             }

@@ -21,7 +21,7 @@ trap 'rm -f "$log"; rm -rf "$home"; scripts/postgres-test-server.sh stop "$pgtes
 # Every libFuzzer target for 30 s, two at a time. Short form: Starling's own modules instrumented
 # in .build, reusing the debug build's dependencies (docs/fuzzing.md has the full-instrumentation
 # runs of the published figures).
-STARLING_FUZZ_SCOPE=starling STARLING_FUZZ_SCRATCH=.build STARLING_FUZZ_JOBS=2 tests/fuzz/run.sh all 30 | tee -a "$log"
+STARLING_FUZZ_SCOPE=starling STARLING_FUZZ_SCRATCH=.build STARLING_FUZZ_JOBS=2 STARLING_FUZZ_SEED=1 tests/fuzz/run.sh all 30 | tee -a "$log"
 scripts/release-build.sh starling
 starling=.build/release/starling
 for script in control-plane multicluster multicluster-netns data-plane mtls-refusal rotation viz postgres-store replicas hosts-netns; do

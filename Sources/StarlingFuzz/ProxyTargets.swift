@@ -72,9 +72,10 @@ enum ProxyTargets {
             let start = line.hasPrefix(":") ? line.index(after: line.startIndex) : line.startIndex
             let colon = line[start...].firstIndex(of: ":") ?? line.endIndex
             let name = String(line[..<colon])
-            // NIOHTTP2 refuses a header block with a non-ASCII name before it reaches the proxy
-            // (and NIOHPACK traps on one), so such lines are dropped.
-            guard name.utf8.allSatisfy({ $0 < 0x80 }) else { continue }
+            // NIOHTTP2 refuses a header block with a name that is not a lower-case token before
+            // it reaches the proxy (and NIOHPACK traps on a non-ASCII one), so such lines are
+            // dropped: the proxy only ever converts validated blocks.
+            guard isValidHTTP2FieldName(name) else { continue }
             headers.add(name: name, value: colon == line.endIndex ? "" : String(line[line.index(after: colon)...]))
         }
         _ = try? HTTPHeadConversion.http1RequestHead(from: headers)
@@ -93,6 +94,20 @@ enum ProxyTargets {
         }
         let trailers = HTTPHeadConversion.http1Trailers(from: headers)
         _ = HTTPHeadConversion.http2Trailers(from: trailers)
+    }
+
+    /// NIOHTTP2's rule for a field name (its header block validation, on by default, which the
+    /// proxy keeps): an optional leading `:` for a pseudo-header, then one or more `tchar`s of
+    /// RFC 9110 §5.6.2 without upper-case letters.
+    static func isValidHTTP2FieldName(_ name: String) -> Bool {
+        var bytes = Substring(name).utf8
+        if bytes.first == UInt8(ascii: ":") { bytes = bytes.dropFirst() }
+        return !bytes.isEmpty && bytes.allSatisfy { byte in
+            switch byte {
+            case 0x21, 0x23...0x27, 0x2a, 0x2b, 0x2d, 0x2e, 0x30...0x39, 0x5e...0x7a, 0x7c, 0x7e: true
+            default: false
+            }
+        }
     }
 
     // MARK: - Authorities

@@ -10,6 +10,8 @@
 # what it finds in .build-fuzz/fuzz/TARGET/corpus. Prints per target the executions, exec/s,
 # coverage (libFuzzer's cov: and ft:) and crashes, then "fuzz: N passed, M failed"; exits
 # non-zero on any crash, keeping the input in .build-fuzz/fuzz/TARGET/crashes/.
+# STARLING_FUZZ_SEED fixes libFuzzer's random seed (default 0: a new one each run); the test suite
+# uses 1, so that a run on a fresh machine explores what the last one did and a failure replays.
 # STARLING_FUZZ_SCRATCH changes the build directory (default .build-fuzz, kept apart from .build
 # because every module is compiled with -sanitize=fuzzer,address).
 set -u
@@ -51,7 +53,7 @@ run_one() {
         echo 1 >"$work/status"; return
     fi
     tmp=$(mktemp -d)   # the store target's SQLite file lives here
-    SWIFT_BACKTRACE=enable=no TMPDIR=$tmp "$bin" "$target" -max_total_time="$seconds" -timeout=30 \
+    SWIFT_BACKTRACE=enable=no TMPDIR=$tmp "$bin" "$target" -max_total_time="$seconds" -seed="${STARLING_FUZZ_SEED:-0}" -timeout=30 \
         -rss_limit_mb=3072 -detect_leaks=0 -print_final_stats=1 -artifact_prefix="$work/crashes/" \
         "$work/corpus" "tests/fuzz/corpus/$target" >"$work/log" 2>&1
     rc=$?

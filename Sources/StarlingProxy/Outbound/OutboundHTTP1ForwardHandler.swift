@@ -5,7 +5,7 @@ import NIOHTTP1
 import NIOHTTP2
 
 /// The HTTP/1 front end of the outbound listener (a forward proxy), as a channel handler: each
-/// request is validated, routed (`EndpointPicker.pickNow`), and sent as one stream on the pooled
+/// request is validated, routed (``OutboundStreamRoute``), and sent as one stream on the pooled
 /// HTTP/2 mTLS connection to the chosen peer that lives on this connection's event loop; the
 /// response comes back from the connection's ``HTTP2StreamDispatcher``. No task, no thread hop,
 /// no stream channel per request.
@@ -46,10 +46,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         /// Parts read before the stream was open (body, end), in order.
         var held: [HTTPServerRequestPart] = []
         var requestDone: Bool
-        /// Set at the first connect failure: the endpoints to avoid and the time left.
-        var attempts: ConnectAttempts?
-        /// The last connect failure, answered when no other endpoint is left to try.
-        var connectError: ProxyError?
+        /// Picks, connects and opens the stream; tries other endpoints after failures.
+        var route: OutboundStreamRoute?
 
         init(head: HTTPRequestHead, outbound: OutboundRequest, requestDone: Bool) {
             self.head = head
@@ -251,8 +249,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
             exchange.stream.detach()
             exchange.stream.reset()
             exchange.pick.complete(.abandoned)
-        case .handedOff:
-            break
+        case .routing(let request):
+            request.route?.cancel()
         default:
             break
         }
@@ -295,99 +293,26 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
                 wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         // Body-less requests still send `.end`; it is held (and dropped) like a body's.
-        state = .routing(Request(head: prepared.head, outbound: prepared.request, requestDone: false))
-        route(context: context)
+        let request = Request(head: prepared.head, outbound: prepared.request, requestDone: false)
+        let route = OutboundStreamRoute(
+            forwarder: environment.forwarder, authority: prepared.request.routingAuthority, eventLoop: context.eventLoop)
+        request.route = route
+        state = .routing(request)
+        route.start(owner: self) { outcome in self.routed(outcome, context: context) }
     }
 
     // MARK: - Routing
 
-    private func route(context: ChannelHandlerContext) {
-        guard case .routing(let request) = state else { return }
-        let authority = request.outbound.routingAuthority
-        let avoiding = request.attempts?.avoided ?? []
-        if let result = environment.forwarder.picker.pickNow(authority, avoiding: avoiding) {
-            picked(result, context: context)
-            return
-        }
-        // The authority's first request waits for discovery, off the event loop.
-        let picker = environment.forwarder.picker
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let promise = context.eventLoop.makePromise(of: Pick.self)
-        promise.completeWithTask { try await picker.pick(authority, avoiding: avoiding) }
-        promise.futureResult.whenComplete { result in
-            let (handler, context) = loopBound.value
-            handler.picked(result.mapError { ($0 as? ProxyError) ?? ProxyError(.discoveryUnavailable, "\($0)") }, context: context)
-        }
-    }
-
-    private func picked(_ result: Result<Pick, ProxyError>, context: ChannelHandlerContext) {
-        guard case .routing(let request) = state else {
-            if case .success(let pick) = result { pick.complete(.abandoned) }
-            return
-        }
-        let pick: Pick
-        switch result {
-        case .failure(let error):
-            // A re-pick that found nothing else to try answers with the connect failure.
-            respond(request.connectError ?? error, pick: nil, context: context)
-            return
-        case .success(let chosen):
-            pick = chosen
-        }
-        guard pick.endpoint.identity != nil else {
+    private func routed(_ outcome: OutboundStreamRoute.Outcome, context: ChannelHandlerContext) {
+        switch outcome {
+        case .failed(let error, let pick):
+            respond(error, pick: pick, context: context)
+        case .plain(let pick):
             pick.complete(.abandoned)
             handOff(context: context)
-            return
+        case .opened(let stream, let pick, let started):
+            streamOpened(stream, pick: pick, started: started, context: context)
         }
-        let started = ContinuousClock.now
-        let pool = environment.forwarder.pool
-        if let connection = pool.readyConnection(to: pick.endpoint, on: context.eventLoop) {
-            openStream(on: connection, pick: pick, started: started, context: context)
-            return
-        }
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let timeout = request.attempts?.remaining(now: started) ?? pick.timeout
-        pool.connection(to: pick.endpoint, on: context.eventLoop, timeout: timeout).whenComplete { result in
-            let (handler, context) = loopBound.value
-            switch result {
-            case .success(let connection):
-                handler.openStream(on: connection, pick: pick, started: started, context: context)
-            case .failure(let error):
-                handler.connectFailed(
-                    (error as? ProxyError) ?? ProxyError(.connectFailed, "\(error)"), pick: pick, started: started,
-                    context: context)
-            }
-        }
-    }
-
-    private func connectFailed(_ error: ProxyError, pick: Pick, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
-        guard case .routing(let request) = state else {
-            pick.complete(.abandoned)
-            return
-        }
-        request.connectError = error
-        if ConnectAttempts.record(&request.attempts, failedConnectOf: pick, started: started) {
-            logger.debug(
-                "connecting elsewhere after a connect failure",
-                metadata: ["authority": "\(request.outbound.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
-            route(context: context)
-            return
-        }
-        respond(error, pick: pick, context: context)
-    }
-
-    private func openStream(on connection: PeerConnection, pick: Pick, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
-        guard case .routing = state else {
-            pick.complete(.abandoned)
-            return
-        }
-        guard let stream = connection.openFrameStream(owner: self) else {
-            connectFailed(
-                ProxyError(.connectFailed, "the connection to \(pick.endpoint) takes no new stream"), pick: pick,
-                started: started, context: context)
-            return
-        }
-        streamOpened(stream, pick: pick, started: started, context: context)
     }
 
     private func streamOpened(_ stream: HTTP2FrameStream, pick: Pick, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
@@ -521,21 +446,18 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         exchange.stream.reset()
         // Nothing answered and nothing of the request is lost (no body, a method safe to repeat):
         // the peer went away mid-request — a gateway or proxy that died — so try another endpoint.
-        if exchange.status == nil, !request.outbound.hasBody, Self.repeatable(request.head.method) {
-            // `record` reports the failure to the balancer.
-            if ConnectAttempts.record(&request.attempts, failedConnectOf: exchange.pick, started: exchange.started) {
-                logger.debug(
-                    "trying another endpoint after the stream broke before a response",
-                    metadata: [
-                        "authority": "\(request.outbound.authority)", "endpoint": "\(exchange.pick.endpoint)",
-                        "error": "\(error)",
-                    ])
-                request.connectError = error
-                // The request's end went out with its head: hold it again for the next attempt
-                // (a plain endpoint is served by replaying what is held).
-                request.held = request.requestDone ? [.end(nil)] : []
-                state = .routing(request)
-                route(context: context)
+        if exchange.status == nil, !request.outbound.hasBody, OutboundStreamRoute.repeatable(request.head.method),
+            let route = request.route
+        {
+            // The request's end went out with its head: hold it again for the next attempt
+            // (a plain endpoint is served by replaying what is held).
+            request.held = request.requestDone ? [.end(nil)] : []
+            state = .routing(request)
+            // `retry` reports the failure to the balancer.
+            if route.retry(
+                after: error, pick: exchange.pick, started: exchange.started,
+                { outcome in self.routed(outcome, context: context) })
+            {
                 return
             }
         } else {
@@ -552,14 +474,6 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         }
         state = .routing(request)
         respond(error, pick: exchange.pick, context: context)
-    }
-
-    /// Methods a client may send twice with the effect of once (RFC 9110 §9.2.2).
-    static func repeatable(_ method: HTTPMethod) -> Bool {
-        switch method {
-        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: true
-        default: false
-        }
     }
 
     private func timedOut(context: ChannelHandlerContext) {

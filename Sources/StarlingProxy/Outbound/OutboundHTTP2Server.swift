@@ -5,7 +5,9 @@ import NIOHTTP2
 
 /// The HTTP/2 (prior knowledge, h2c) front end of the outbound listener, for clients such as
 /// gRPC that speak HTTP/2 to the proxy with `:authority` = the service. Every stream is routed by
-/// its `:authority` and forwarded as a stream on the peer connection; trailers pass through.
+/// its `:authority` and relayed on the event loop to a stream on the peer connection
+/// (``OutboundHTTP2StreamForwarder``); trailers pass through. Streams routed to a plain endpoint
+/// (outside the mesh) are handed to a task each, which forwards them with ``OutboundForwarder``.
 ///
 /// Limits against abusive clients: at most `maximumConcurrentStreams` streams, a 64 KiB header
 /// list, NIOHTTP2's reset-frame rate limit (rapid reset, CVE-2023-44487), CONTINUATION and
@@ -32,15 +34,26 @@ struct OutboundHTTP2Server: Sendable {
         return http2
     }
 
-    /// Adds the HTTP/2 server handlers after protocol detection (call on the event loop).
-    static func configure(_ channel: any Channel, configuration: OutboundProxy.Configuration) throws -> HTTP2ServerStreams {
+    /// Adds the HTTP/2 server handlers after protocol detection (call on the event loop). Every
+    /// stream is served on the event loop by an ``OutboundHTTP2StreamForwarder``; only those routed
+    /// to a plain endpoint reach ``serve(_:originalDestination:logger:)``.
+    static func configure(
+        _ channel: any Channel, configuration: OutboundProxy.Configuration,
+        environment: OutboundHTTP2StreamForwarder.Environment, originalDestination: String?
+    ) throws -> HTTP2ServerStreams {
         // The listener accepts half-closed connections for opaque TCP; HTTP/2 has no use for one.
         // A client's FIN (curl after its answer) closes the connection now, instead of leaving it
         // in CLOSE_WAIT until the idle timeout (the soak counted 140 such sockets on one proxy).
         try channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: false)
         let activity = HTTP2ConnectionActivity()
+        var environment = environment
+        environment.logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
         let server = try HTTP2ServerStreams.configure(
-            channel, configuration: http2Configuration(configuration), activity: activity)
+            channel, configuration: http2Configuration(configuration), activity: activity
+        ) { stream, _, handOff in
+            OutboundHTTP2StreamForwarder(
+                client: stream, originalDestination: originalDestination, environment: environment, handOff: handOff)
+        }
         try channel.pipeline.syncOperations.addHandler(
             HTTP2ConnectionLivenessHandler(activity: activity, idleTimeout: TimeAmount(configuration.idleTimeout)))
         return server

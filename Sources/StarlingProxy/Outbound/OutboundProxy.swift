@@ -67,6 +67,8 @@ public struct OutboundProxy: Sendable {
                 await http1.serve(connection, originalDestination: originalDestination, logger: connectionLogger)
             })
 
+        let http2Environment = OutboundHTTP2StreamForwarder.Environment(
+            forwarder: forwarder, idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger)
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -77,7 +79,8 @@ public struct OutboundProxy: Sendable {
                     AcceptedConnection(
                         channel: channel,
                         outcome: Self.accept(
-                            channel, configuration: configuration, http1: http1Environment, logger: logger)))
+                            channel, configuration: configuration, http1: http1Environment, http2: http2Environment,
+                            logger: logger)))
             }
         var opaqueListeners: [(OpaqueBinding, NIOAsyncChannel<any Channel, Never>)] = []
         do {
@@ -154,7 +157,7 @@ public struct OutboundProxy: Sendable {
     /// the returned future resolves once the protocol handlers are in place.
     static func accept(
         _ channel: any Channel, configuration: Configuration, http1: OutboundHTTP1ForwardHandler.Environment,
-        logger: Logger
+        http2: OutboundHTTP2StreamForwarder.Environment, logger: Logger
     ) -> EventLoopFuture<Accepted> {
         let metrics = ConnectionMetricsHandler()
         let detector = ProtocolDetectionHandler(
@@ -173,7 +176,7 @@ public struct OutboundProxy: Sendable {
             channel.eventLoop.makeCompletedFuture {
                 try configureDetected(
                     outcome, channel: channel, originalDestination: originalDestination, configuration: configuration,
-                    http1: http1, logger: logger, metrics: metricsBound.value, detector: detectorBound.value)
+                    http1: http1, http2: http2, logger: logger, metrics: metricsBound.value, detector: detectorBound.value)
             }.flatMap { $0 }
         }.flatMapErrorThrowing { error in
             channel.close(promise: nil)
@@ -185,8 +188,9 @@ public struct OutboundProxy: Sendable {
     /// (replaying what it held) for HTTP; for opaque traffic it stays until the splice is in place.
     private static func configureDetected(
         _ outcome: ProtocolDetectionHandler.Outcome, channel: any Channel, originalDestination: String?,
-        configuration: Configuration, http1: OutboundHTTP1ForwardHandler.Environment, logger: Logger,
-        metrics: ConnectionMetricsHandler, detector: ProtocolDetectionHandler
+        configuration: Configuration, http1: OutboundHTTP1ForwardHandler.Environment,
+        http2: OutboundHTTP2StreamForwarder.Environment, logger: Logger, metrics: ConnectionMetricsHandler,
+        detector: ProtocolDetectionHandler
     ) throws -> EventLoopFuture<Accepted> {
         let accepted: Accepted
         switch outcome {
@@ -201,7 +205,9 @@ public struct OutboundProxy: Sendable {
         case .detected(.http2):
             metrics.kind = "http2"
             accepted = .http2(
-                try OutboundHTTP2Server.configure(channel, configuration: configuration), channel: channel,
+                try OutboundHTTP2Server.configure(
+                    channel, configuration: configuration, environment: http2, originalDestination: originalDestination),
+                channel: channel,
                 originalDestination: originalDestination)
         case .detected(.unknown), .timedOut:
             guard let originalDestination else {

@@ -27,14 +27,33 @@ struct HTTP2ServerStreams: Sendable {
         }
     }
 
+    /// Serves a stream on the event loop: given the stream, its first HEADERS and `handOff` (which
+    /// gives the stream to ``serveEach`` instead, replaying the frames it is passed), returns the
+    /// stream's owner.
+    typealias ServeOnLoop = (
+        HTTP2FrameStream, HTTP2Frame.FramePayload.Headers,
+        _ handOff: @escaping (HTTP2FrameStream, [HTTP2Frame.FramePayload]) -> Void
+    ) -> any HTTP2FrameStreamOwner
+
     /// Adds the HTTP/2 server handlers to `channel` (call on its event loop); `activity` counts
-    /// the open streams for the handlers added after it (idle close, drain).
+    /// the open streams for the handlers added after it (idle close, drain). With `serveOnLoop`,
+    /// every stream goes to it first, and only those it hands off reach ``streams``.
     static func configure(
-        _ channel: any Channel, configuration: NIOHTTP2Handler.Configuration, activity: HTTP2ConnectionActivity
+        _ channel: any Channel, configuration: NIOHTTP2Handler.Configuration, activity: HTTP2ConnectionActivity,
+        serveOnLoop: ServeOnLoop? = nil
     ) throws -> HTTP2ServerStreams {
         let (streams, continuation) = AsyncStream.makeStream(of: PeerStream.self)
         let client = "client \(channel.remoteAddress.map { "\($0)" } ?? "?")"
         let dispatcher = HTTP2StreamDispatcher(observer: activity) { stream, headers in
+            if let serveOnLoop {
+                let owner = serveOnLoop(stream, headers) { stream, received in
+                    let (peerStream, owner) = PeerStream.accepted(stream, peerDescription: client)
+                    stream.handOver(to: owner)
+                    for payload in received { owner.streamReceived(payload) }
+                    continuation.yield(peerStream)
+                }
+                return (owner, .headers(headers))
+            }
             let (peerStream, owner) = PeerStream.accepted(stream, peerDescription: client)
             continuation.yield(peerStream)
             return (owner, .headers(headers))

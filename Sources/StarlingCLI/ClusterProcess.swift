@@ -24,9 +24,6 @@ enum ClusterProcess {
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Starts `executable` with `arguments` in a new session (no controlling terminal, not killed by
-    /// the shell's SIGHUP or Ctrl-C), stdin from `/dev/null`, stdout and stderr appended to `logPath`,
-    /// and no other inherited file descriptors. Returns its pid.
     /// Default dispositions and an empty signal mask for a spawned child: the parent (this CLI)
     /// may ignore or block signals the child must react to, and both are inherited across exec.
     static func setDefaultSignals(_ attributes: inout posix_spawnattr_t, extraFlags: Int32 = 0) {
@@ -40,6 +37,9 @@ enum ClusterProcess {
         posix_spawnattr_setflags(&attributes, Int16(extraFlags | Int32(POSIX_SPAWN_SETSIGDEF) | Int32(POSIX_SPAWN_SETSIGMASK)))
     }
 
+    /// Starts `executable` with `arguments` in a new session (no controlling terminal, not killed by
+    /// the shell's SIGHUP or Ctrl-C), stdin from `/dev/null`, stdout and stderr appended to `logPath`,
+    /// and no other inherited file descriptors. Returns its pid.
     static func spawnDetached(executable: String, arguments: [String], logPath: String) throws(CLIError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         var attributes = posix_spawnattr_t()
@@ -77,12 +77,16 @@ enum ClusterProcess {
     /// application, ``ChildProcess``). Uses glibc's
     /// `posix_spawn_file_actions_addclosefrom_np` (2.34+, looked up at run time because the GNU
     /// declarations are hidden from Swift); otherwise closes each inheritable (non-close-on-exec)
-    /// descriptor listed in `/proc/self/fd`.
+    /// descriptor listed in `/proc/self/fd`. Used by both posix_spawn sites (``spawnDetached``,
+    /// ``ChildProcess/start(_:environment:)``); ChildFDsTests checks the children's descriptors.
     static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
         if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") {
             let addCloseFrom = unsafeBitCast(symbol, to: AddCloseFrom.self)
             if addCloseFrom(&actions, 3) == 0 { return }
         }
+        // Fallback (glibc < 2.34): racy. A descriptor another thread opens without close-on-exec
+        // between this listing and the spawn is inherited. One closed in between is no error: glibc
+        // and musl ignore EBADF on a close action.
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
         for fd in entries.compactMap(Int32.init) where fd > 2 {
             let flags = fcntl(fd, F_GETFD)

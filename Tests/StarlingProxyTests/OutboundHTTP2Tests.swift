@@ -35,9 +35,9 @@ struct OutboundHTTP2Tests {
         #expect(seen.headers.first(name: "te") == "trailers")
     }
 
-    /// A body far larger than HTTP/2's 64 KiB windows, both ways, on the task path (the h2c front
-    /// end and a `PeerStream`): the upload waits for the peer stream's writability, the echoed
-    /// download's credit follows the client's reading.
+    /// A body far larger than HTTP/2's 64 KiB windows, both ways, through the event-loop relay
+    /// (`OutboundHTTP2StreamForwarder`): the upload waits for the peer stream's writability, the
+    /// echoed download's credit follows the client's reading.
     @Test func largeH2CBodiesStreamBothWaysThroughFlowControl() async throws {
         let pki = try OutboundTestPKI()
         let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))

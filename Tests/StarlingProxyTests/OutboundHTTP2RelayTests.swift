@@ -8,7 +8,7 @@ import StarlingTLS
 import Testing
 
 /// The outbound's h2c (prior knowledge, gRPC) front end on the event loop
-/// (`OutboundHTTP2StreamForwarder`): a real NIOHTTP2 client through a running `OutboundProxy`,
+/// (`HTTP2StreamRelay`): a real NIOHTTP2 client through a running `OutboundProxy`,
 /// what a gRPC user relies on — routing failures answered with `starling-error`, timeouts,
 /// concurrent streams, trailers both ways, trailers-only answers, resets either way, and the
 /// hand-off of plain endpoints to the task path.
@@ -182,13 +182,20 @@ struct OutboundHTTP2RelayTests {
         let seen = peer.seen.received
         #expect(seen.count == count)
         #expect(Set(seen.map(\.body)) == Set((0..<count).map(callBody)))
+        // Each call reports one outcome, a success: the client's stream closing as the response's
+        // last frame goes out is not the client going away (it was counted as abandoned too).
+        let deadline = ContinuousClock.now + .seconds(2)
+        while fixed.outcomes.count < count, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(fixed.outcomes.count == count)
+        #expect(fixed.outcomes.successes == count)
         // Each peer stream got its own call's path with its own body.
         for request in seen {
             let path = request.headers.first(name: ":path") ?? ""
             let index = Int(path.dropFirst("/grpc.Echo/Say".count)) ?? -1
             #expect(request.body == callBody(index), "\(path)")
         }
-        #expect(fixed.outcomes.successes == count)
     }
 
     /// A client's trailers (HEADERS with END_STREAM after the body) reach the peer as trailers.

@@ -36,7 +36,7 @@ struct OutboundHTTP2Tests {
     }
 
     /// A body far larger than HTTP/2's 64 KiB windows, both ways, through the event-loop relay
-    /// (`OutboundHTTP2StreamForwarder`): the upload waits for the peer stream's writability, the
+    /// (`HTTP2StreamRelay`): the upload waits for the peer stream's writability, the
     /// echoed download's credit follows the client's reading.
     @Test func largeH2CBodiesStreamBothWaysThroughFlowControl() async throws {
         let pki = try OutboundTestPKI()

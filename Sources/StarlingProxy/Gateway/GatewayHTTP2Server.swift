@@ -5,13 +5,14 @@ import NIOHTTP2
 import StarlingCore
 
 /// The gateway's `h2` side: every stream a calling proxy opens is admitted
-/// (``GatewayAdmission``) and forwarded as a stream on the pooled mTLS HTTP/2 connection to a
-/// local workload, with the caller's verified identity passed on.
+/// (``GatewayAdmission``) and relayed on the event loop (``HTTP2StreamRelay`` with
+/// ``GatewayHTTP2Front``) to a stream on the pooled mTLS HTTP/2 connection to a local workload,
+/// with the caller's verified identity passed on.
 ///
 /// Order of stages per stream: target and hop check → profile (exported, not a mirror) → pick →
-/// connect → rewrite headers (``forwardedHeaders(_:peer:)``) → exchange with the pick's timeout
-/// (bodies streamed both ways with backpressure, trailers kept) → report the outcome to the
-/// balancer and metrics.
+/// connect → rewrite headers (``forwardedHeaders(_:peer:)``) → relay with the pick's timeout
+/// for the response head (bodies both ways with flow control, trailers kept) → report the
+/// outcome to the balancer and metrics.
 struct GatewayHTTP2Server: Sendable {
     let discovery: any DiscoverySource
     let picker: any EndpointPicker
@@ -23,8 +24,11 @@ struct GatewayHTTP2Server: Sendable {
     var clusterName = ""
     var localIdentity = ""
 
-    /// Adds the HTTP/2 server handlers to an established `h2` connection (call on its event loop).
-    static func configure(_ channel: any Channel, configuration: GatewayProxy.Configuration) throws -> HTTP2ServerStreams {
+    /// Adds the HTTP/2 server handlers to an established `h2` connection from `peer` (call on its
+    /// event loop).
+    func configure(
+        _ channel: any Channel, configuration: GatewayProxy.Configuration, peer: MeshIdentity, logger: Logger
+    ) throws -> HTTP2ServerStreams {
         var http2 = NIOHTTP2Handler.Configuration()
         http2.connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: configuration.maxConcurrentStreams),
@@ -39,107 +43,23 @@ struct GatewayHTTP2Server: Sendable {
         http2.stream.streamErrorRateLimit.maximumCount = 200
         http2.stream.streamErrorRateLimit.windowLength = .seconds(30)
         let activity = HTTP2ConnectionActivity()
-        let server = try HTTP2ServerStreams.configure(channel, configuration: http2, activity: activity)
+        let environment = HTTP2StreamRelay.Environment(
+            front: GatewayHTTP2Front(server: self, peer: peer, logger: logger), picker: picker, pool: pool,
+            idleTimeout: idleTimeout, logger: logger)
+        let server = try HTTP2ServerStreams.configure(channel, configuration: http2, activity: activity) {
+            stream, _, handOff in
+            HTTP2StreamRelay(client: stream, environment: environment, handOff: handOff)
+        }
         try channel.pipeline.syncOperations.addHandler(
             HTTP2ConnectionLivenessHandler(activity: activity, idleTimeout: TimeAmount(configuration.idleTimeout)))
         try channel.pipeline.syncOperations.addHandler(GatewayHTTP2DrainHandler(activity: activity))
         return server
     }
 
-    /// Serves the connection's streams until it closes.
-    func serve(_ server: HTTP2ServerStreams, peer: MeshIdentity, logger: Logger) async {
-        await server.serveEach { stream in await serveStream(stream, peer: peer, logger: logger) }
-    }
-
-    private func serveStream(_ stream: PeerStream, peer: MeshIdentity, logger: Logger) async {
-        // A refusal, an error or a response that broke off resets the stream unless it closed.
-        defer { stream.close() }
-        do {
-            var frames = stream.inbound.makeAsyncIterator()
-            guard case .headers(let first)? = try await frames.next() else { return }
-            let sink = HTTP2ResponseSink(stream: stream)
-            var caller = GatewayCaller(identity: peer, claimedCluster: first.headers.first(name: GatewayHeaders.clientCluster))
-            if tap.isActive {
-                caller.tapped = (first.headers.first(name: ":method") ?? "", first.headers.first(name: ":path") ?? "")
-            }
-            let target = first.headers.first(name: MeshHeaders.target)
-            var logger = logger
-            logger[metadataKey: "target"] = "\(target ?? "-")"
-            let admitted: String
-            switch GatewayAdmission.check(target: target, hops: first.headers.first(name: GatewayHeaders.hops)) {
-            case .failure(let refusal):
-                try await refuse(refusal, target: target ?? "-", peer: caller, sink: sink, logger: logger)
-                return
-            case .success(let target):
-                admitted = target
-            }
-            let profile: ServiceProfile
-            do throws(ProxyError) {
-                profile = try await discovery.profile(admitted)
-            } catch {
-                try await fail(error, target: admitted, peer: caller, pick: nil, sink: sink, logger: logger)
-                return
-            }
-            if let refusal = GatewayAdmission.check(target: admitted, profile: profile) {
-                try await refuse(refusal, target: admitted, peer: caller, sink: sink, logger: logger)
-                return
-            }
-            var requestEnded = first.endStream
-            try await forward(
-                first, target: admitted, peer: caller, sink: sink, logger: logger,
-                sendBody: { writer in
-                    try await Self.relayRequestBody(from: &frames, to: writer)
-                    requestEnded = true
-                })
-            // A response that broke off has thrown: its stream is reset on the way out.
-            if requestEnded { await stream.awaitClose(within: idleTimeout) }
-        } catch {
-            logger.debug("gateway stream ended", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Picks a local endpoint, connects and runs the exchange.
-    private func forward(
-        _ first: HTTP2Frame.FramePayload.Headers, target: String, peer: GatewayCaller, sink: HTTP2ResponseSink,
-        logger: Logger, sendBody: (any UpstreamBodyWriter) async throws -> Void
-    ) async throws {
-        let pick: Pick
-        let stream: PeerStream
-        let started: ContinuousClock.Instant
-        do throws(PickFailure) {
-            (pick, stream, started) = try await picker.connect(target, logger: logger) { pick, timeout throws(ProxyError) in
-                guard pick.endpoint.identity != nil else {
-                    throw ProxyError(.connectFailed, "\(pick.endpoint) of \(target) is not meshed; the gateway forwards over mTLS only")
-                }
-                return try await pool.connection(to: pick.endpoint, timeout: timeout).openStream()
-            }
-        } catch {
-            try await fail(error.error, target: target, peer: peer, pick: error.pick, sink: sink, logger: logger)
-            return
-        }
-        let result = await runExchange(
-            upstream: .http2(stream), headers: Self.forwardedHeaders(first.headers, peer: peer.identity), hasBody: !first.endStream,
-            timeout: pick.timeout, sink: sink, sendBody: sendBody)
-        switch result {
-        case .responded(let status, _, let latency):
-            pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
-            record(target: target, status: status, caller: peer, pick: pick, latency: latency)
-            logger.debug(
-                "forwarded through the gateway",
-                metadata: ["endpoint": "\(pick.endpoint)", "status": "\(status)", "latency": "\(latency)"])
-        case .failed(let error, let headSent, let errorResponded):
-            pick.complete(.failure(latency: ContinuousClock.now - started))
-            if headSent {
-                logger.warning("response broke off", metadata: ["endpoint": "\(pick.endpoint)", "error": "\(error)"])
-                throw error
-            }
-            if errorResponded {
-                record(target: target, status: error.httpStatus, caller: peer, pick: pick)
-                logger.warning("request failed", metadata: ["endpoint": "\(pick.endpoint)", "error": "\(error)"])
-                return
-            }
-            try await fail(error, target: target, peer: peer, pick: pick, sink: sink, logger: logger)
-        }
+    /// Tracks the connection until it closes. Its streams are served on the event loop; none is
+    /// handed to a task (the gateway refuses plain endpoints), so this only waits.
+    func serve(_ server: HTTP2ServerStreams) async {
+        await server.serveEach { stream in stream.close() }
     }
 
     /// The request headers the local workload's inbound proxy gets: the caller's own headers
@@ -162,70 +82,10 @@ struct GatewayHTTP2Server: Sendable {
         return headers
     }
 
-    /// Copies the caller's request body (and trailers) to the workload, one frame at a time.
-    private static func relayRequestBody(
-        from frames: inout PeerStream.Inbound.AsyncIterator,
-        to writer: any UpstreamBodyWriter
-    ) async throws {
-        while let payload = try await frames.next() {
-            switch payload {
-            case .data(let data):
-                if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
-                    try await writer.body(buffer)
-                }
-                if data.endStream {
-                    try await writer.end(nil)
-                    return
-                }
-            case .headers(let trailers):
-                try await writer.end(trailers.headers)
-                return
-            case .rstStream:
-                throw ProxyError(.badRequest, "the caller reset the stream")
-            default:
-                continue
-            }
-        }
-        throw ProxyError(.badRequest, "the caller's stream ended inside the request body")
-    }
-
-    // MARK: - Responses of the gateway itself
-
-    private func refuse(
-        _ refusal: GatewayRefusal, target: String, peer: GatewayCaller, sink: HTTP2ResponseSink, logger: Logger
-    ) async throws {
-        GatewayMetrics.refused(reason: refusal.reason)
-        record(target: target, status: refusal.status, caller: peer, pick: nil, nameUnknown: true)
-        logger.notice("gateway refused a request", metadata: ["reason": "\(refusal.reason)", "error": "\(refusal.message)"])
-        let body = ByteBuffer(string: "\(refusal.message)\n")
-        let headers: HPACKHeaders = [
-            ":status": String(refusal.status), ProxyError.headerName: refusal.code.name,
-            "content-type": "text/plain; charset=utf-8", "content-length": String(body.readableBytes),
-        ]
-        try await sink.stream.write(.headers(.init(headers: headers)))
-        try await sink.stream.write(.data(.init(data: .byteBuffer(body), endStream: true)))
-    }
-
-    private func fail(
-        _ error: ProxyError, target: String, peer: GatewayCaller, pick: Pick?, sink: HTTP2ResponseSink, logger: Logger
-    ) async throws {
-        let metadata: Logger.Metadata = ["endpoint": "\(pick.map { "\($0.endpoint)" } ?? "-")", "error": "\(error)"]
-        switch error.code {
-        case .unknownService, .badRequest:
-            logger.debug("gateway request refused", metadata: metadata)
-        default:
-            logger.warning("gateway request failed", metadata: metadata)
-        }
-        record(
-            target: target, status: error.httpStatus, caller: peer, pick: pick,
-            nameUnknown: error.code == .unknownService || error.code == .badRequest)
-        try await sink.error(error, abortRequest: false)
-    }
-
     /// One request's outcome, to the metrics and to the open taps. A target refused or unknown
     /// was named by the caller alone: the metrics count it as `unknown` (a bounded label), the
     /// tap shows it as sent.
-    private func record(
+    fileprivate func record(
         target: String, status: Int, caller: GatewayCaller, pick: Pick?, latency: Duration? = nil, nameUnknown: Bool = false
     ) {
         GatewayMetrics.request(target: nameUnknown ? OutboundMetrics.unknown : target, status: status, caller: caller, latency: latency)
@@ -237,6 +97,115 @@ struct GatewayHTTP2Server: Sendable {
                 destinationIdentity: pick?.endpoint.identity?.dnsName ?? "", sourceCluster: caller.cluster,
                 destinationCluster: clusterName, destinationWorkload: pick?.endpoint.labels["workload"], tls: true)
         }
+    }
+}
+
+/// The gateway's streams: admitted by target, hop and profile (exported, not a mirror), sent to a
+/// meshed local endpoint with the caller's identity, counted as gateway requests.
+struct GatewayHTTP2Front: HTTP2RelayFront {
+    struct Request: Sendable {
+        var target: String
+        var caller: GatewayCaller
+        /// The caller's headers (hop-by-hop fields removed), for the forwarded ones.
+        var headers: HPACKHeaders
+    }
+
+    let server: GatewayHTTP2Server
+    /// The calling proxy's verified identity.
+    let peer: MeshIdentity
+    let logger: Logger
+
+    func admit(
+        _ headers: HPACKHeaders, hasBody: Bool, eventLoop: any EventLoop,
+        _ done: @escaping (Result<(Request, authority: String), HTTP2RelayAnswer>) -> Void
+    ) {
+        var caller = GatewayCaller(identity: peer, claimedCluster: headers.first(name: GatewayHeaders.clientCluster))
+        if server.tap.isActive {
+            caller.tapped = (headers.first(name: ":method") ?? "", headers.first(name: ":path") ?? "")
+        }
+        let target = headers.first(name: MeshHeaders.target)
+        let admitted: String
+        switch GatewayAdmission.check(target: target, hops: headers.first(name: GatewayHeaders.hops)) {
+        case .failure(let refusal):
+            done(.failure(refuse(refusal, target: target ?? "-", caller: caller)))
+            return
+        case .success(let target):
+            admitted = target
+        }
+        let request = Request(target: admitted, caller: caller, headers: headers)
+        if let profile = server.discovery.cachedProfile(admitted) {
+            done(profiled(request, profile))
+            return
+        }
+        // The target's first request waits for discovery, off the event loop.
+        let discovery = server.discovery
+        let bound = NIOLoopBound(done, eventLoop: eventLoop)
+        let promise = eventLoop.makePromise(of: ServiceProfile.self)
+        promise.completeWithTask { try await discovery.profile(admitted) }
+        promise.futureResult.whenComplete { result in
+            switch result {
+            case .success(let profile):
+                bound.value(profiled(request, profile))
+            case .failure(let error):
+                let error = (error as? ProxyError) ?? ProxyError(.discoveryUnavailable, "\(error)")
+                failed(request, error: error, pick: nil)
+                bound.value(.failure(HTTP2RelayAnswer(error)))
+            }
+        }
+    }
+
+    private func profiled(_ request: Request, _ profile: ServiceProfile) -> Result<(Request, authority: String), HTTP2RelayAnswer> {
+        if let refusal = GatewayAdmission.check(target: request.target, profile: profile) {
+            return .failure(refuse(refusal, target: request.target, caller: request.caller))
+        }
+        return .success((request, request.target))
+    }
+
+    private func refuse(_ refusal: GatewayRefusal, target: String, caller: GatewayCaller) -> HTTP2RelayAnswer {
+        GatewayMetrics.refused(reason: refusal.reason)
+        server.record(target: target, status: refusal.status, caller: caller, pick: nil, nameUnknown: true)
+        logger.notice(
+            "gateway refused a request",
+            metadata: ["target": "\(target)", "reason": "\(refusal.reason)", "error": "\(refusal.message)"])
+        return HTTP2RelayAnswer(status: refusal.status, code: refusal.code, message: refusal.message)
+    }
+
+    func peerHeaders(for request: Request, pick: Pick) -> HPACKHeaders {
+        GatewayHTTP2Server.forwardedHeaders(request.headers, peer: request.caller.identity)
+    }
+
+    func plainEndpoint(_ pick: Pick, request: Request) -> ProxyError? {
+        ProxyError(.connectFailed, "\(pick.endpoint) of \(request.target) is not meshed; the gateway forwards over mTLS only")
+    }
+
+    func responded(_ request: Request, pick: Pick, status: Int, latency: Duration) {
+        server.record(target: request.target, status: status, caller: request.caller, pick: pick, latency: latency)
+        if logger.logLevel <= .debug {
+            logger.debug(
+                "forwarded through the gateway",
+                metadata: [
+                    "target": "\(request.target)", "endpoint": "\(pick.endpoint)", "status": "\(status)",
+                    "latency": "\(latency)",
+                ])
+        }
+    }
+
+    func failed(_ request: Request, error: ProxyError, pick: Pick?) {
+        let metadata: Logger.Metadata = [
+            "target": "\(request.target)", "endpoint": "\(pick.map { "\($0.endpoint)" } ?? "-")", "error": "\(error)",
+        ]
+        let unknown = error.code == .unknownService || error.code == .badRequest
+        if unknown {
+            logger.debug("gateway request refused", metadata: metadata)
+        } else {
+            logger.warning("gateway request failed", metadata: metadata)
+        }
+        server.record(target: request.target, status: error.httpStatus, caller: request.caller, pick: pick, nameUnknown: unknown)
+    }
+
+    func brokeOff(_ request: Request, pick: Pick, error: ProxyError) {
+        logger.warning(
+            "response broke off", metadata: ["target": "\(request.target)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
     }
 }
 

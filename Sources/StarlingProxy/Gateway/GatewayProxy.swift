@@ -78,7 +78,7 @@ public struct GatewayProxy: Sendable {
             clusterName: clusterName, localIdentity: tls.identity.dnsName)
         let opaque = GatewayOpaque(discovery: discovery, picker: picker, dialer: dialer)
         let registry = ConnectionRegistry()
-        let setup = ConnectionSetup(configuration: configuration, tls: tls, logger: logger)
+        let setup = ConnectionSetup(configuration: configuration, tls: tls, http2: http2, logger: logger)
 
         let listener: NIOAsyncChannel<Accepted, Never>
         do {
@@ -136,7 +136,7 @@ public struct GatewayProxy: Sendable {
 
     /// What an admitted-for-handshake connection turned out to be.
     enum Established: Sendable {
-        case http2(HTTP2ServerStreams, peer: MeshIdentity, logger: Logger)
+        case http2(HTTP2ServerStreams)
         case opaque(target: String, peer: MeshIdentity, logger: Logger)
     }
 
@@ -144,8 +144,8 @@ public struct GatewayProxy: Sendable {
         // A refused handshake or transport header closed the connection and logged why.
         guard let established = try? await accepted.outcome.get() else { return }
         switch established {
-        case .http2(let server, let peer, let logger):
-            await http2.serve(server, peer: peer, logger: logger)
+        case .http2(let server):
+            await http2.serve(server)
             try? await accepted.channel.close()
         case .opaque(let target, let peer, let logger):
             await opaque.serve(accepted.channel, target: target, peer: peer, logger: logger)
@@ -175,6 +175,7 @@ extension GatewayProxy {
     struct ConnectionSetup: Sendable {
         let configuration: Configuration
         let tls: any MeshTLSSource
+        let http2: GatewayHTTP2Server
         let logger: Logger
 
         /// Stages 1–3 (call on the channel's event loop). The future fails when the connection
@@ -189,6 +190,7 @@ extension GatewayProxy {
                 let ssl = try verification.makeServerHandler(context: tls.serverContext())
                 let connectionLogger = logger
                 let configuration = configuration
+                let http2 = self.http2
                 let handshake = InboundHandshakeHandler(
                     timeout: TimeAmount(configuration.handshakeTimeout), trustDomain: tls.identity.trustDomain,
                     logger: logger, verification: verification, onRefused: { GatewayMetrics.refused(reason: $0.rawValue) }
@@ -211,8 +213,8 @@ extension GatewayProxy {
                         }
                     } else {
                         GatewayMetrics.connection(protocol: "h2")
-                        let server = try GatewayHTTP2Server.configure(channel, configuration: configuration)
-                        promise.succeed(.http2(server, peer: peer, logger: logger))
+                        let server = try http2.configure(channel, configuration: configuration, peer: peer, logger: logger)
+                        promise.succeed(.http2(server))
                     }
                 }
                 try channel.pipeline.syncOperations.addHandler(ssl)

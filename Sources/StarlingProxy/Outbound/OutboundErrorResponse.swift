@@ -2,11 +2,16 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP1
 
-/// The response a client gets when the proxy itself fails a request: `ProxyError.httpStatus`,
-/// `starling-error: <code>` and the message as a short text body. Built here only.
+/// The response a client gets when the proxy or the gateway answers a request itself: the
+/// status (`ProxyError.httpStatus`, or a gateway refusal's), `starling-error: <code>` and the
+/// message as a short text body. Built here only.
 enum OutboundErrorResponse {
     static func body(_ error: ProxyError) -> ByteBuffer {
-        ByteBuffer(string: "\(error.message)\n")
+        body(error.message)
+    }
+
+    static func body(_ message: String) -> ByteBuffer {
+        ByteBuffer(string: "\(message)\n")
     }
 
     static func http1Head(_ error: ProxyError, version: HTTPVersion, close: Bool) -> HTTPResponseHead {
@@ -19,11 +24,15 @@ enum OutboundErrorResponse {
     }
 
     static func http2Headers(_ error: ProxyError) -> HPACKHeaders {
+        http2Headers(status: error.httpStatus, code: error.code, bodyLength: body(error).readableBytes)
+    }
+
+    static func http2Headers(status: Int, code: ProxyError.Code, bodyLength: Int) -> HPACKHeaders {
         [
-            ":status": String(error.httpStatus),
-            ProxyError.headerName: error.code.name,
+            ":status": String(status),
+            ProxyError.headerName: code.name,
             "content-type": "text/plain; charset=utf-8",
-            "content-length": String(body(error).readableBytes),
+            "content-length": String(bodyLength),
         ]
     }
 }

@@ -5,7 +5,7 @@ import NIOHTTP1
 import NIOHTTP2
 
 /// The HTTP/1 front end of the outbound listener (a forward proxy), as a channel handler: each
-/// request is validated, routed (``OutboundStreamRoute``), and sent as one stream on the pooled
+/// request is validated, routed (``PeerStreamRoute``), and sent as one stream on the pooled
 /// HTTP/2 mTLS connection to the chosen peer that lives on this connection's event loop; the
 /// response comes back from the connection's ``HTTP2StreamDispatcher``. No task, no thread hop,
 /// no stream channel per request.
@@ -47,7 +47,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         var held: [HTTPServerRequestPart] = []
         var requestDone: Bool
         /// Picks, connects and opens the stream; tries other endpoints after failures.
-        var route: OutboundStreamRoute?
+        var route: PeerStreamRoute?
 
         init(head: HTTPRequestHead, outbound: OutboundRequest, requestDone: Bool) {
             self.head = head
@@ -294,8 +294,9 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         }
         // Body-less requests still send `.end`; it is held (and dropped) like a body's.
         let request = Request(head: prepared.head, outbound: prepared.request, requestDone: false)
-        let route = OutboundStreamRoute(
-            forwarder: environment.forwarder, authority: prepared.request.routingAuthority, eventLoop: context.eventLoop)
+        let route = PeerStreamRoute(
+            picker: environment.forwarder.picker, pool: environment.forwarder.pool, logger: logger,
+            authority: prepared.request.routingAuthority, eventLoop: context.eventLoop)
         request.route = route
         state = .routing(request)
         route.start(owner: self) { outcome in self.routed(outcome, context: context) }
@@ -303,7 +304,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
 
     // MARK: - Routing
 
-    private func routed(_ outcome: OutboundStreamRoute.Outcome, context: ChannelHandlerContext) {
+    private func routed(_ outcome: PeerStreamRoute.Outcome, context: ChannelHandlerContext) {
         switch outcome {
         case .failed(let error, let pick):
             respond(error, pick: pick, context: context)
@@ -446,7 +447,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         exchange.stream.reset()
         // Nothing answered and nothing of the request is lost (no body, a method safe to repeat):
         // the peer went away mid-request — a gateway or proxy that died — so try another endpoint.
-        if exchange.status == nil, !request.outbound.hasBody, OutboundStreamRoute.repeatable(request.head.method),
+        if exchange.status == nil, !request.outbound.hasBody, PeerStreamRoute.repeatable(request.head.method),
             let route = request.route
         {
             // The request's end went out with its head: hold it again for the next attempt

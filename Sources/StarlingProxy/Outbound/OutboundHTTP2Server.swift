@@ -6,7 +6,7 @@ import NIOHTTP2
 /// The HTTP/2 (prior knowledge, h2c) front end of the outbound listener, for clients such as
 /// gRPC that speak HTTP/2 to the proxy with `:authority` = the service. Every stream is routed by
 /// its `:authority` and relayed on the event loop to a stream on the peer connection
-/// (``OutboundHTTP2StreamForwarder``); trailers pass through. Streams routed to a plain endpoint
+/// (``HTTP2StreamRelay`` with ``OutboundHTTP2Front``); trailers pass through. Streams routed to a plain endpoint
 /// (outside the mesh) are handed to a task each, which forwards them with ``OutboundForwarder``.
 ///
 /// Limits against abusive clients: at most `maximumConcurrentStreams` streams, a 64 KiB header
@@ -35,11 +35,11 @@ struct OutboundHTTP2Server: Sendable {
     }
 
     /// Adds the HTTP/2 server handlers after protocol detection (call on the event loop). Every
-    /// stream is served on the event loop by an ``OutboundHTTP2StreamForwarder``; only those routed
-    /// to a plain endpoint reach ``serve(_:originalDestination:logger:)``.
+    /// stream is served on the event loop by an ``HTTP2StreamRelay``; only those routed to a plain
+    /// endpoint reach ``serve(_:originalDestination:logger:)``.
     static func configure(
         _ channel: any Channel, configuration: OutboundProxy.Configuration,
-        environment: OutboundHTTP2StreamForwarder.Environment, originalDestination: String?
+        environment: HTTP2StreamRelay<OutboundHTTP2Front>.Environment, originalDestination: String?
     ) throws -> HTTP2ServerStreams {
         // The listener accepts half-closed connections for opaque TCP; HTTP/2 has no use for one.
         // A client's FIN (curl after its answer) closes the connection now, instead of leaving it
@@ -48,11 +48,12 @@ struct OutboundHTTP2Server: Sendable {
         let activity = HTTP2ConnectionActivity()
         var environment = environment
         environment.logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+        environment.front.logger = environment.logger
+        environment.front.originalDestination = originalDestination
         let server = try HTTP2ServerStreams.configure(
             channel, configuration: http2Configuration(configuration), activity: activity
         ) { stream, _, handOff in
-            OutboundHTTP2StreamForwarder(
-                client: stream, originalDestination: originalDestination, environment: environment, handOff: handOff)
+            HTTP2StreamRelay(client: stream, environment: environment, handOff: handOff)
         }
         try channel.pipeline.syncOperations.addHandler(
             HTTP2ConnectionLivenessHandler(activity: activity, idleTimeout: TimeAmount(configuration.idleTimeout)))
@@ -152,5 +153,60 @@ struct HTTP2ResponseSink: OutboundResponseSink {
     func error(_ error: ProxyError, abortRequest: Bool) async throws {
         try await stream.write(.headers(.init(headers: OutboundErrorResponse.http2Headers(error))))
         try await stream.write(.data(.init(data: .byteBuffer(OutboundErrorResponse.body(error)), endStream: true)))
+    }
+}
+
+/// The outbound's h2c/gRPC streams: routed by `:authority` (or the original destination of a
+/// captured connection), sent with the mesh headers, counted as outbound requests.
+struct OutboundHTTP2Front: HTTP2RelayFront {
+    let forwarder: OutboundForwarder
+    var logger: Logger
+    /// Set per connection: a transparently captured one routes by where it was going.
+    var originalDestination: String? = nil
+
+    func admit(
+        _ headers: HPACKHeaders, hasBody: Bool, eventLoop: any EventLoop,
+        _ done: @escaping (Result<(OutboundRequest, authority: String), HTTP2RelayAnswer>) -> Void
+    ) {
+        guard let authority = headers.first(name: ":authority") ?? headers.first(name: "host"),
+            let routing = HostPort.canonical(authority, defaultPort: 80)
+        else {
+            done(.failure(HTTP2RelayAnswer(ProxyError(.badRequest, "the request has no usable :authority"))))
+            return
+        }
+        let request = OutboundRequest(
+            headers: headers, routingAuthority: originalDestination ?? routing, authority: authority,
+            method: headers.first(name: ":method") ?? "", originalProtocol: nil, hasBody: hasBody)
+        done(.success((request, request.routingAuthority)))
+    }
+
+    func peerHeaders(for request: OutboundRequest, pick: Pick) -> HPACKHeaders {
+        forwarder.meshHeaders(for: request, pick: pick)
+    }
+
+    func plainEndpoint(_ pick: Pick, request: OutboundRequest) -> ProxyError? {
+        nil
+    }
+
+    func responded(_ request: OutboundRequest, pick: Pick, status: Int, latency: Duration) {
+        forwarder.record(request, pick: pick, status: status, latency: latency)
+        if logger.logLevel <= .debug {
+            logger.debug(
+                "forwarded",
+                metadata: [
+                    "authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "status": "\(status)",
+                    "latency": "\(latency)",
+                ])
+        }
+    }
+
+    func failed(_ request: OutboundRequest, error: ProxyError, pick: Pick?) {
+        forwarder.failed(request, error: error, pick: pick, logger: logger)
+    }
+
+    func brokeOff(_ request: OutboundRequest, pick: Pick, error: ProxyError) {
+        logger.warning(
+            "response broke off",
+            metadata: ["authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
     }
 }

@@ -67,8 +67,9 @@ public struct OutboundProxy: Sendable {
                 await http1.serve(connection, originalDestination: originalDestination, logger: connectionLogger)
             })
 
-        let http2Environment = OutboundHTTP2StreamForwarder.Environment(
-            forwarder: forwarder, idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger)
+        let http2Environment = HTTP2StreamRelay.Environment(
+            front: OutboundHTTP2Front(forwarder: forwarder, logger: logger), picker: runtime.picker, pool: pool,
+            idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger)
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -157,7 +158,7 @@ public struct OutboundProxy: Sendable {
     /// the returned future resolves once the protocol handlers are in place.
     static func accept(
         _ channel: any Channel, configuration: Configuration, http1: OutboundHTTP1ForwardHandler.Environment,
-        http2: OutboundHTTP2StreamForwarder.Environment, logger: Logger
+        http2: HTTP2StreamRelay<OutboundHTTP2Front>.Environment, logger: Logger
     ) -> EventLoopFuture<Accepted> {
         let metrics = ConnectionMetricsHandler()
         let detector = ProtocolDetectionHandler(
@@ -189,7 +190,7 @@ public struct OutboundProxy: Sendable {
     private static func configureDetected(
         _ outcome: ProtocolDetectionHandler.Outcome, channel: any Channel, originalDestination: String?,
         configuration: Configuration, http1: OutboundHTTP1ForwardHandler.Environment,
-        http2: OutboundHTTP2StreamForwarder.Environment, logger: Logger, metrics: ConnectionMetricsHandler,
+        http2: HTTP2StreamRelay<OutboundHTTP2Front>.Environment, logger: Logger, metrics: ConnectionMetricsHandler,
         detector: ProtocolDetectionHandler
     ) throws -> EventLoopFuture<Accepted> {
         let accepted: Accepted

@@ -2,15 +2,15 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Routes one request of the outbound's front ends (HTTP/1 and HTTP/2 clients) to a stream on a
-/// peer, on the client connection's event loop: pick (from what discovery already knows, or
+/// Routes one request to a stream on a peer (the outbound's HTTP/1 and HTTP/2 front ends, the
+/// gateway), on the client connection's event loop: pick (from what discovery already knows, or
 /// waiting for it off the loop for an authority's first request) → connect through the pool
 /// (the loop's own connection to the endpoint) → open a stream whose owner is the caller.
 ///
 /// A connect that fails, or a stream that breaks before anything answered, is tried again on
 /// another endpoint as ``ConnectAttempts`` allows; when none is left the outcome is the last
 /// connect error. The caller reports the opened stream's outcome to its pick.
-final class OutboundStreamRoute {
+final class PeerStreamRoute {
     enum Outcome {
         /// The stream is open; its frames go to the owner given to ``start(owner:_:)``.
         case opened(HTTP2FrameStream, Pick, started: ContinuousClock.Instant)
@@ -22,7 +22,9 @@ final class OutboundStreamRoute {
         case failed(ProxyError, Pick?)
     }
 
-    private let forwarder: OutboundForwarder
+    private let picker: any EndpointPicker
+    private let pool: PeerConnectionPool
+    private let logger: Logger
     private let authority: String
     private let eventLoop: any EventLoop
     private var attempts: ConnectAttempts?
@@ -32,8 +34,10 @@ final class OutboundStreamRoute {
     /// Cleared when the outcome is delivered or the route cancelled: a late callback finds nil.
     private var completion: ((Outcome) -> Void)?
 
-    init(forwarder: OutboundForwarder, authority: String, eventLoop: any EventLoop) {
-        self.forwarder = forwarder
+    init(picker: any EndpointPicker, pool: PeerConnectionPool, logger: Logger, authority: String, eventLoop: any EventLoop) {
+        self.picker = picker
+        self.pool = pool
+        self.logger = logger
         self.authority = authority
         self.eventLoop = eventLoop
     }
@@ -62,7 +66,7 @@ final class OutboundStreamRoute {
     ) -> Bool {
         connectError = error
         guard ConnectAttempts.record(&attempts, failedConnectOf: pick, started: started) else { return false }
-        forwarder.logger.debug(
+        logger.debug(
             "trying another endpoint after the stream broke before a response",
             metadata: ["authority": "\(authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
         self.completion = completion
@@ -100,11 +104,11 @@ final class OutboundStreamRoute {
 
     private func pick() {
         let avoiding = attempts?.avoided ?? []
-        if let result = forwarder.picker.pickNow(authority, avoiding: avoiding) {
+        if let result = picker.pickNow(authority, avoiding: avoiding) {
             picked(result)
             return
         }
-        let picker = forwarder.picker
+        let picker = self.picker
         let authority = self.authority
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
         let promise = eventLoop.makePromise(of: Pick.self)
@@ -133,7 +137,7 @@ final class OutboundStreamRoute {
             return
         }
         let started = ContinuousClock.now
-        let pool = forwarder.pool
+        let pool = self.pool
         if let connection = pool.readyConnection(to: pick.endpoint, on: eventLoop) {
             openStream(on: connection, pick: pick, started: started)
             return
@@ -160,7 +164,7 @@ final class OutboundStreamRoute {
             deliver(.failed(error, pick))
             return
         }
-        forwarder.logger.debug(
+        logger.debug(
             "connecting elsewhere after a connect failure",
             metadata: ["authority": "\(authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
         self.pick()
@@ -182,4 +186,4 @@ final class OutboundStreamRoute {
 }
 
 @available(*, unavailable)
-extension OutboundStreamRoute: Sendable {}
+extension PeerStreamRoute: Sendable {}

@@ -4,15 +4,58 @@ import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
 
-/// Serves one stream that an HTTP/2 client (h2c prior knowledge, gRPC) opened on the outbound
-/// listener, on the connection's event loop: routes it by its `:authority` (or the original
-/// destination of a captured connection) with ``OutboundStreamRoute``, opens a stream on the
-/// loop's pooled mTLS connection to the picked peer, and relays frames both ways. No task, no
-/// thread hop: both streams belong to frame-mode connections of the same loop.
+/// What an HTTP/2 front end decides for the streams an ``HTTP2StreamRelay`` serves: which
+/// streams are admitted and where they go, the headers the peer gets, and how outcomes are logged
+/// and counted. The outbound's h2c/gRPC front end (``OutboundHTTP2Front``) and the gateway
+/// (``GatewayHTTP2Front``) are the two.
+protocol HTTP2RelayFront: Sendable {
+    /// What the front keeps about an admitted request.
+    associatedtype Request
+
+    /// Admits a stream by its first HEADERS (hop-by-hop fields removed): calls `done` once, on
+    /// `eventLoop` (possibly before returning), with the request and the authority to route it
+    /// to, or with the answer to give instead (which the front has logged and counted).
+    func admit(
+        _ headers: HPACKHeaders, hasBody: Bool, eventLoop: any EventLoop,
+        _ done: @escaping (Result<(Request, authority: String), HTTP2RelayAnswer>) -> Void)
+    /// The headers the peer's stream opens with.
+    func peerHeaders(for request: Request, pick: Pick) -> HPACKHeaders
+    /// A pick outside the mesh: nil to hand the stream to the task path, or the error to answer.
+    func plainEndpoint(_ pick: Pick, request: Request) -> ProxyError?
+    /// The peer's response went to the client in full.
+    func responded(_ request: Request, pick: Pick, status: Int, latency: Duration)
+    /// The relay answers `error` itself: log and count it.
+    func failed(_ request: Request, error: ProxyError, pick: Pick?)
+    /// The response broke off after its head went out: log it.
+    func brokeOff(_ request: Request, pick: Pick, error: ProxyError)
+}
+
+/// An answer of the proxy's own instead of the peer's: status, `starling-error` code, message.
+struct HTTP2RelayAnswer: Error {
+    var status: Int
+    var code: ProxyError.Code
+    var message: String
+
+    init(_ error: ProxyError) {
+        self.init(status: error.httpStatus, code: error.code, message: error.message)
+    }
+
+    init(status: Int, code: ProxyError.Code, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+}
+
+/// Serves one stream a client opened on an HTTP/2 front end, on the connection's event loop: the
+/// front admits it, ``PeerStreamRoute`` picks a peer and opens a stream on the loop's pooled mTLS
+/// connection to it, and frames are relayed both ways. No task, no thread hop: both streams
+/// belong to frame-mode connections of the same loop.
 ///
 /// - **Flow control.** Each side's DATA is taken only while the other side can take writes
 ///   (``HTTP2FrameStream/isReceiving``); credit withheld meanwhile holds the sender, at most one
-///   window per stream. While the stream is routed, the client's body waits the same way.
+///   window per stream. While the stream is admitted and routed, the client's body waits the
+///   same way.
 /// - **Trailers** pass both ways, so `grpc-status` stays a trailer; a trailers-only response
 ///   stays one HEADERS frame.
 /// - **Failures** before a response head are answered by the proxy (``OutboundErrorResponse``,
@@ -20,42 +63,44 @@ import NIOHTTP2
 ///   request had no body and a method safe to repeat; a response that broke off after its head
 ///   resets the client's stream. The response head must come within the pick's timeout.
 /// - **Plain endpoints** (outside the mesh) are handed to the task-based server with what was
-///   received so far (`handOff`).
-final class OutboundHTTP2StreamForwarder: HTTP2FrameStreamOwner {
-    /// What every stream of the listener shares.
-    struct Environment {
-        var forwarder: OutboundForwarder
+///   received so far, when the front allows them.
+final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
+    /// What every stream of a listener shares.
+    struct Environment: Sendable {
+        var front: Front
+        var picker: any EndpointPicker
+        var pool: PeerConnectionPool
         /// How long a finished stream may wait for the client to take its last frames or end
         /// its side, before it is reset.
         var idleTimeout: TimeAmount
         var logger: Logger
     }
 
-    /// The peer stream's owner: its frames come back to the forwarder.
+    /// The peer stream's owner: its frames come back to the relay.
     private final class PeerSide: HTTP2FrameStreamOwner {
-        let forwarder: OutboundHTTP2StreamForwarder
-        init(_ forwarder: OutboundHTTP2StreamForwarder) { self.forwarder = forwarder }
-        func streamReceived(_ payload: HTTP2Frame.FramePayload) { forwarder.peerReceived(payload) }
-        func streamReadComplete() { forwarder.peerReadComplete() }
-        func streamWritable() { forwarder.peerWritable() }
-        func streamClosed(reason: HTTP2ErrorCode?) { forwarder.peerClosed(reason: reason) }
+        let relay: HTTP2StreamRelay
+        init(_ relay: HTTP2StreamRelay) { self.relay = relay }
+        func streamReceived(_ payload: HTTP2Frame.FramePayload) { relay.peerReceived(payload) }
+        func streamReadComplete() { relay.peerReadComplete() }
+        func streamWritable() { relay.peerWritable() }
+        func streamClosed(reason: HTTP2ErrorCode?) { relay.peerClosed(reason: reason) }
     }
 
     private let client: HTTP2FrameStream
     private let environment: Environment
-    private let originalDestination: String?
     /// Serves the stream in a task instead (plain endpoints), replaying what it is given.
     private let handOff: (HTTP2FrameStream, _ received: [HTTP2Frame.FramePayload]) -> Void
-    /// Set by the first HEADERS.
-    private var request: OutboundRequest?
     /// The client's first HEADERS as received, replayed by a hand-off.
     private var first: HTTP2Frame.FramePayload?
+    /// Set once the front admitted the stream.
+    private var request: Front.Request?
+    private var hasBody = false
     /// Whether the request may be sent again after its stream broke before any answer.
     private var repeatable = false
-    /// The client's body and trailers received while the stream is routed, in order.
+    /// The client's body and trailers received before the peer stream opened, in order.
     private var held: [HTTP2Frame.FramePayload] = []
     private var requestEnded = false
-    private var route: OutboundStreamRoute?
+    private var route: PeerStreamRoute?
     private var peer: HTTP2FrameStream?
     private var pick: Pick?
     private var started = ContinuousClock.now
@@ -66,11 +111,10 @@ final class OutboundHTTP2StreamForwarder: HTTP2FrameStreamOwner {
     private var done = false
 
     init(
-        client: HTTP2FrameStream, originalDestination: String?, environment: Environment,
+        client: HTTP2FrameStream, environment: Environment,
         handOff: @escaping (HTTP2FrameStream, _ received: [HTTP2Frame.FramePayload]) -> Void
     ) {
         self.client = client
-        self.originalDestination = originalDestination
         self.environment = environment
         self.handOff = handOff
     }
@@ -83,7 +127,7 @@ final class OutboundHTTP2StreamForwarder: HTTP2FrameStreamOwner {
         switch payload {
         case .headers(let headers):
             ends = headers.endStream
-            if request == nil {
+            if first == nil {
                 requestEnded = ends
                 start(headers.headers, frame: payload)
                 return
@@ -126,37 +170,48 @@ final class OutboundHTTP2StreamForwarder: HTTP2FrameStreamOwner {
         pick?.complete(.abandoned)
     }
 
-    // MARK: - Routing
+    // MARK: - Admission and routing
 
     private func start(_ requestHeaders: HPACKHeaders, frame: HTTP2Frame.FramePayload) {
+        first = frame
+        hasBody = !requestEnded
         var headers = requestHeaders
         HopByHopHeaders.remove(from: &headers)
-        let method = headers.first(name: ":method") ?? ""
-        guard let authority = headers.first(name: ":authority") ?? headers.first(name: "host"),
-            let routing = HostPort.canonical(authority, defaultPort: 80)
-        else {
-            answer(ProxyError(.badRequest, "the request has no usable :authority"))
-            return
-        }
-        request = OutboundRequest(
-            headers: headers, routingAuthority: originalDestination ?? routing, authority: authority, method: method,
-            originalProtocol: nil, hasBody: !requestEnded)
-        first = frame
-        repeatable = requestEnded && OutboundStreamRoute.repeatable(HTTPMethod(rawValue: method))
+        repeatable =
+            !hasBody && PeerStreamRoute.repeatable(HTTPMethod(rawValue: headers.first(name: ":method") ?? ""))
         // The body waits for the peer stream: its credit is withheld until then.
         client.isReceiving = false
-        let route = OutboundStreamRoute(
-            forwarder: environment.forwarder, authority: originalDestination ?? routing, eventLoop: client.eventLoop)
-        self.route = route
-        route.start(owner: PeerSide(self), routed)
+        environment.front.admit(headers, hasBody: hasBody, eventLoop: client.eventLoop) { result in
+            self.admitted(result)
+        }
     }
 
-    private func routed(_ outcome: OutboundStreamRoute.Outcome) {
+    private func admitted(_ result: Result<(Front.Request, authority: String), HTTP2RelayAnswer>) {
+        guard !done else { return }
+        switch result {
+        case .failure(let answer):
+            self.answer(answer)
+        case .success(let (request, authority)):
+            self.request = request
+            let route = PeerStreamRoute(
+                picker: environment.picker, pool: environment.pool, logger: environment.logger, authority: authority,
+                eventLoop: client.eventLoop)
+            self.route = route
+            route.start(owner: PeerSide(self), routed)
+        }
+    }
+
+    private func routed(_ outcome: PeerStreamRoute.Outcome) {
         guard !done, let request else { return }
         switch outcome {
         case .failed(let error, let pick):
             respond(error, pick: pick)
         case .plain(let pick):
+            if let error = environment.front.plainEndpoint(pick, request: request) {
+                pick.complete(.abandoned)
+                respond(error, pick: pick)
+                return
+            }
             pick.complete(.abandoned)
             done = true
             route = nil
@@ -168,9 +223,8 @@ final class OutboundHTTP2StreamForwarder: HTTP2FrameStreamOwner {
             self.peer = stream
             self.pick = pick
             self.started = started
-            stream.write(
-                .headers(.init(headers: environment.forwarder.meshHeaders(for: request, pick: pick), endStream: !request.hasBody)))
-            if request.hasBody {
+            stream.write(.headers(.init(headers: environment.front.peerHeaders(for: request, pick: pick), endStream: !hasBody)))
+            if hasBody {
                 for payload in held { stream.write(payload) }
             }
             held = []
@@ -199,18 +253,17 @@ final class OutboundHTTP2StreamForwarder: HTTP2FrameStreamOwner {
                 status = code
                 var headers = frame.headers
                 HopByHopHeaders.remove(from: &headers)
-                client.write(.headers(.init(headers: headers, endStream: frame.endStream)))
+                let head = HTTP2Frame.FramePayload.headers(.init(headers: headers, endStream: frame.endStream))
+                if frame.endStream { finish(last: head) } else { client.write(head) }
             } else {
-                client.write(.headers(.init(headers: frame.headers, endStream: true)))
+                finish(last: .headers(.init(headers: frame.headers, endStream: true)))
             }
-            if frame.endStream { finish() }
         case .data(let frame):
             guard status != nil else {
                 peerFailed(ProxyError(.upstreamProtocol, "the peer sent data before its response head"))
                 return
             }
-            client.write(payload)
-            if frame.endStream { finish() }
+            if frame.endStream { finish(last: payload) } else { client.write(payload) }
         default:
             break
         }
@@ -256,9 +309,7 @@ final class OutboundHTTP2StreamForwarder: HTTP2FrameStreamOwner {
             return
         }
         pick.complete(.failure(latency: ContinuousClock.now - started))
-        environment.logger.warning(
-            "response broke off",
-            metadata: ["authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
+        environment.front.brokeOff(request, pick: pick, error: error)
         done = true
         client.reset(.cancel)
     }
@@ -274,25 +325,20 @@ final class OutboundHTTP2StreamForwarder: HTTP2FrameStreamOwner {
         respond(ProxyError(.timeout, "no response within \(pick.timeout)"), pick: pick)
     }
 
-    /// The response ended (its last frame went to the client).
-    private func finish() {
+    /// The response ends with `last`, its frame with END_STREAM.
+    private func finish(last: HTTP2Frame.FramePayload) {
         guard let request, let pick, let status, let peer else { return }
+        // Done before the write: when the client has ended its side, the write closes the client's
+        // stream on the way, and its close must not count as the client going away.
         done = true
+        client.write(last)
         timeout?.cancel()
         timeout = nil
         let latency = ContinuousClock.now - started
         // A 5xx from the peer proxy itself (it names its error) counts against the endpoint.
         pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
-        environment.forwarder.record(request, pick: pick, status: status, latency: latency)
-        if environment.logger.logLevel <= .debug {
-            environment.logger.debug(
-                "forwarded",
-                metadata: [
-                    "authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "status": "\(status)",
-                    "latency": "\(latency)",
-                ])
-        }
-        // The peer stream tells the forwarder no more (not even the end of this read): the
+        environment.front.responded(request, pick: pick, status: status, latency: latency)
+        // The peer stream tells the relay no more (not even the end of this read): the
         // response's last frames are flushed now.
         client.flush()
         peer.detach()
@@ -304,18 +350,21 @@ final class OutboundHTTP2StreamForwarder: HTTP2FrameStreamOwner {
     // MARK: - Answers of the proxy's own
 
     private func respond(_ error: ProxyError, pick: Pick?) {
-        if let request { environment.forwarder.failed(request, error: error, pick: pick, logger: environment.logger) }
-        answer(error)
+        if let request { environment.front.failed(request, error: error, pick: pick) }
+        answer(HTTP2RelayAnswer(error))
     }
 
-    /// Writes the proxy's error response and ends the exchange.
-    private func answer(_ error: ProxyError) {
+    /// Writes the proxy's own response and ends the exchange.
+    private func answer(_ answer: HTTP2RelayAnswer) {
         done = true
         timeout?.cancel()
         timeout = nil
         route?.cancel()
-        client.write(.headers(.init(headers: OutboundErrorResponse.http2Headers(error))))
-        client.write(.data(.init(data: .byteBuffer(OutboundErrorResponse.body(error)), endStream: true)))
+        let body = OutboundErrorResponse.body(answer.message)
+        client.write(
+            .headers(
+                .init(headers: OutboundErrorResponse.http2Headers(status: answer.status, code: answer.code, bodyLength: body.readableBytes))))
+        client.write(.data(.init(data: .byteBuffer(body), endStream: true)))
         client.flush()
         endClientStream()
     }
@@ -333,4 +382,4 @@ final class OutboundHTTP2StreamForwarder: HTTP2FrameStreamOwner {
 }
 
 @available(*, unavailable)
-extension OutboundHTTP2StreamForwarder: Sendable {}
+extension HTTP2StreamRelay: Sendable {}

@@ -56,6 +56,10 @@ curl_run=$!
 start_workload greeter.log -n test --service greeter --service-account greeter --port 50051 -- python3 "$dp/greeter.py" serve
 start_workload podinfo-a.log -n test --service podinfo-a --port 9898 -- "$STARLING" demo-app podinfo --message podinfo-a
 start_workload podinfo-b.log -n test --service podinfo-b --port 9898 -- "$STARLING" demo-app podinfo --message podinfo-b
+# Two replicas of one service, restarted one after the other under load in step 11.
+roll_args=(-n test --service roll --port 9898 -- "$STARLING" demo-app podinfo --message roll)
+start_workload roll-1.log "${roll_args[@]}"; roll_pid[1]=$!
+start_workload roll-2.log "${roll_args[@]}"; roll_pid[2]=$!
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if [ -n "$pgbin" ] && command -v psql >/dev/null && id postgres >/dev/null 2>&1; then
   pgdir=$(mktemp -d /tmp/starling-dp-pg.XXXXXX); chown postgres "$pgdir"
@@ -72,7 +76,7 @@ caddr=$(address_of curl.log) || { bad "the curl workload never started"; show < 
 paddr=$(address_of podinfo.log) || { bad "podinfo never started"; show < podinfo.log; }
 proxy=http://$caddr:4140
 curl_id=curl.test.serviceaccount.$trust
-for w in podinfo greeter podinfo-a podinfo-b; do eventually "$w registered" 45 registered test "$w"; done
+for w in podinfo greeter podinfo-a podinfo-b roll; do eventually "$w registered" 45 registered test "$w"; done
 
 # The application gets stdin, stdout and stderr only: never the proxy's sockets (a child holding
 # 4140/4143/4191 keeps them bound after its proxy died).
@@ -317,6 +321,31 @@ else
     bad "could not install the nft capture rule"
   fi
 fi
+
+step "11. a rolling restart of the server side under load loses no request"
+# Each replica of `roll` in turn gets SIGTERM (its proxy stops accepting, drains what is in
+# flight, and its app stops), and starts again; the client's outbound goes on sending at 20
+# req/s, a new connection each. A request to a replica that is going away is sent to the other
+# (a refused connect, or a stream closed before any answer to a GET).
+roll_stop=$work/roll.stop
+timeout 180 python3 "$dp/traffic.py" load --proxy "$caddr:4140" --url http://roll.test:9898/ --rate 20 \
+  --stop-file "$roll_stop" > roll-load.log 2>&1 &
+roll_loader=$!
+sleep 3
+for i in 1 2; do
+  kill -TERM "${roll_pid[$i]}"
+  for _ in $(seq 1 150); do kill -0 "${roll_pid[$i]}" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "${roll_pid[$i]}" 2>/dev/null; then bad "replica $i of roll still runs 15 s after SIGTERM"; fi
+  start_workload "roll-$i-again.log" "${roll_args[@]}"; roll_pid[$i]=$!
+  eventually "replica $i of roll is back" 45 grep -q 'workload started' "roll-$i-again.log"
+  sleep 3
+done
+touch "$roll_stop"; wait $roll_loader
+total=$(awk '$1 == "requests" {print $2}' roll-load.log); rfailed=$(awk '$1 == "requests" {print $4}' roll-load.log)
+echo "      $(head -1 roll-load.log) (20 req/s, a new connection each, across two restarts)"
+if [ -n "$total" ] && [ "$total" -ge 200 ] && [ "$rfailed" = 0 ]; then
+  ok "no request to roll.test failed across the rolling restart ($total requests)"
+else bad "requests during the rolling restart: ${total:-?} sent, ${rfailed:-?} failed"; show 10 < roll-load.log; fi
 
 step "cleanup"
 expect_ok "cluster delete $cluster" S cluster delete "$cluster"

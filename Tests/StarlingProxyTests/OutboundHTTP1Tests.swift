@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHPACK
+import NIOPosix
 import StarlingCore
 import StarlingProxy
 import StarlingTLS
@@ -323,6 +324,36 @@ struct OutboundHTTP1Tests {
         #expect(response.hasPrefix("HTTP/1.1 504"), "\(response)")
         #expect(response.contains("starling-error: timeout"))
         #expect(ContinuousClock.now - started < .seconds(7))
+    }
+
+    /// An upload that takes longer than the pick's timeout: the response head is awaited from
+    /// the end of the request, so the answer still comes.
+    @Test func anUploadMayTakeLongerThanTheResponseTimeout() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let response = try await withOutboundProxy(
+            picker: picker(peer: peer, timeout: .milliseconds(600)), tls: clientTLS
+        ) { port in
+            let collector = ByteCollector()
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector.handler()) }
+                }
+                .connect(host: "127.0.0.1", port: port).get()
+            try await channel.writeAndFlush(
+                ByteBuffer(string: "POST /upload HTTP/1.1\r\nHost: podinfo.test:9898\r\nContent-Length: 8\r\nConnection: close\r\n\r\n"))
+            // Four parts 400 ms apart: 1.6 s of upload against a 600 ms timeout.
+            for index in 1...4 {
+                try await Task.sleep(for: .milliseconds(400))
+                try await channel.writeAndFlush(ByteBuffer(string: "m\(index)"))
+            }
+            let deadline = channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+            try? await channel.closeFuture.get()
+            deadline.cancel()
+            return collector.text
+        }
+        #expect(response.hasPrefix("HTTP/1.1 200"), "\(response)")
+        #expect(response.contains("echo:m1m2m3m4"), "\(response)")
     }
 
     @Test func malformedRequestLineGets400() async throws {

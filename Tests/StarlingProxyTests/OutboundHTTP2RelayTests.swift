@@ -245,6 +245,49 @@ struct OutboundHTTP2RelayTests {
         #expect(fixed.outcomes.successes == 1)
     }
 
+    /// A client-streaming call whose upload takes longer than the pick's timeout: the timeout
+    /// for the response head counts from the end of the request, so the answer still comes.
+    @Test func aClientStreamingUploadMayTakeLongerThanTheResponseTimeout() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let fixed = picker(port: peer.port, timeout: .milliseconds(600))
+        let (head, body, trailers) = try await withOutboundProxy(picker: fixed, tls: clientTLS) { port in
+            let connection = try await H2CTestConnection.open(port: port, limit: .seconds(5))
+            defer { connection.close() }
+            let stream = try await connection.multiplexer.openStream { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<HTTP2Frame.FramePayload, HTTP2Frame.FramePayload>(wrappingChannelSynchronously: stream)
+                }
+            }
+            return try await stream.executeThenClose { inbound, outbound in
+                try await outbound.write(.headers(.init(headers: grpcHeaders(path: "/grpc.Echo/Upload"))))
+                // Four messages 400 ms apart: 1.6 s of upload against a 600 ms timeout.
+                for index in 1...4 {
+                    try await outbound.write(.data(.init(data: .byteBuffer(ByteBuffer(string: "m\(index)")))))
+                    try await Task.sleep(for: .milliseconds(400))
+                }
+                try await outbound.write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+                var head: HPACKHeaders?
+                var body = ""
+                var trailers: HPACKHeaders?
+                for try await frame in inbound {
+                    switch frame {
+                    case .headers(let block) where head == nil: head = block.headers
+                    case .headers(let block): trailers = block.headers
+                    case .data(let data): if case .byteBuffer(let buffer) = data.data { body += String(buffer: buffer) }
+                    default: break
+                    }
+                }
+                return (head, body, trailers)
+            }
+        }
+        #expect(head?.first(name: ":status") == "200", "\(String(describing: head))")
+        #expect(body == "echo:m1m2m3m4")
+        #expect(trailers?.first(name: "grpc-status") == "0")
+        #expect(fixed.outcomes.successes == 1)
+        #expect(fixed.outcomes.failures == 0)
+    }
+
     /// A bidirectional gRPC stream: each message is relayed as it comes, in both directions, while
     /// the request is still open (a proxy that waited for the request's end would hang the call).
     @Test(arguments: [false, true])

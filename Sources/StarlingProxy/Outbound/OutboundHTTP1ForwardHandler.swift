@@ -206,6 +206,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
                 if request.outbound.hasBody {
                     exchange.stream.write(.requestEnd(trailers.map(HTTPHeadConversion.http2Trailers(from:))))
                 }
+                // The response head is awaited from the request's end (an upload may take longer).
+                if exchange.status == nil { responseTimeout?.arm(in: TimeAmount(exchange.pick.timeout)) }
             }
         case .handedOff, .closed:
             break
@@ -339,7 +341,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         }
         stream.flush()
         let exchange = Exchange(stream: stream, pick: pick, started: started)
-        responseTimeout?.arm(in: TimeAmount(pick.timeout))
+        if request.requestDone { responseTimeout?.arm(in: TimeAmount(pick.timeout)) }
         state = .exchanging(request, exchange)
         if stream.isWritable { resumeReads() }
     }

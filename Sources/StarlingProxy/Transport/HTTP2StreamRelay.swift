@@ -61,7 +61,9 @@ struct HTTP2RelayAnswer: Error {
 /// - **Failures** before a response head are answered by the proxy (``OutboundErrorResponse``,
 ///   `starling-error`); a stream that broke before any answer is sent again elsewhere when its
 ///   request had no body and a method safe to repeat; a response that broke off after its head
-///   resets the client's stream. The response head must come within the pick's timeout.
+///   resets the client's stream. The response head must come within the pick's timeout, counted
+///   from the end of the request (as Envoy's route timeout): a client-streaming gRPC call may
+///   upload for longer.
 /// - **Plain endpoints** (outside the mesh) are handed to the task-based server with what was
 ///   received so far, when the front allows them.
 final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
@@ -140,6 +142,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         if ends { requestEnded = true }
         if let peer {
             peer.write(payload)
+            if ends && status == nil { armTimeout() }
         } else {
             held.append(payload)
         }
@@ -229,10 +232,19 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
             }
             held = []
             stream.flush()
-            let bound = NIOLoopBound(self, eventLoop: client.eventLoop)
-            timeout = client.eventLoop.scheduleTask(in: TimeAmount(pick.timeout)) { bound.value.timedOut() }
-            if !requestEnded { client.isReceiving = stream.isWritable }
+            if requestEnded {
+                armTimeout()
+            } else {
+                client.isReceiving = stream.isWritable
+            }
         }
+    }
+
+    /// The response head must come within the pick's timeout once the request has ended.
+    private func armTimeout() {
+        guard timeout == nil, let pick else { return }
+        let bound = NIOLoopBound(self, eventLoop: client.eventLoop)
+        timeout = client.eventLoop.scheduleTask(in: TimeAmount(pick.timeout)) { bound.value.timedOut() }
     }
 
     // MARK: - Peer side

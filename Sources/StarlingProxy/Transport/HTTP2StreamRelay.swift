@@ -323,6 +323,8 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         pick.complete(.failure(latency: ContinuousClock.now - started))
         environment.front.brokeOff(request, pick: pick, error: error)
         done = true
+        // The route holds the peer side, which holds the relay.
+        route = nil
         client.reset(.cancel)
     }
 

@@ -45,7 +45,7 @@ struct GatewayHTTP2Server: Sendable {
         let activity = HTTP2ConnectionActivity()
         let environment = HTTP2StreamRelay.Environment(
             front: GatewayHTTP2Front(server: self, peer: peer, logger: logger), picker: picker, pool: pool,
-            idleTimeout: idleTimeout, logger: logger)
+            idleTimeout: idleTimeout)
         let server = try HTTP2ServerStreams.configure(channel, configuration: http2, activity: activity) {
             stream, _, handOff in
             HTTP2StreamRelay(client: stream, environment: environment, handOff: handOff)

@@ -47,8 +47,7 @@ struct OutboundHTTP2Server: Sendable {
         try channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: false)
         let activity = HTTP2ConnectionActivity()
         var environment = environment
-        environment.logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
-        environment.front.logger = environment.logger
+        environment.front.logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
         environment.front.originalDestination = originalDestination
         let server = try HTTP2ServerStreams.configure(
             channel, configuration: http2Configuration(configuration), activity: activity

@@ -69,7 +69,7 @@ public struct OutboundProxy: Sendable {
 
         let http2Environment = HTTP2StreamRelay.Environment(
             front: OutboundHTTP2Front(forwarder: forwarder, logger: logger), picker: runtime.picker, pool: pool,
-            idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger)
+            idleTimeout: TimeAmount(configuration.idleTimeout))
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

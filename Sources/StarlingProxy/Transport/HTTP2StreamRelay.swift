@@ -12,6 +12,9 @@ protocol HTTP2RelayFront: Sendable {
     /// What the front keeps about an admitted request.
     associatedtype Request
 
+    /// The connection's logger (the route's retries log there too).
+    var logger: Logger { get }
+
     /// Admits a stream by its first HEADERS (hop-by-hop fields removed): calls `done` once, on
     /// `eventLoop` (possibly before returning), with the request and the authority to route it
     /// to, or with the answer to give instead (which the front has logged and counted).
@@ -75,7 +78,6 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         /// How long a finished stream may wait for the client to take its last frames or end
         /// its side, before it is reset.
         var idleTimeout: TimeAmount
-        var logger: Logger
     }
 
     /// The peer stream's owner: its frames come back to the relay.
@@ -197,7 +199,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         case .success(let (request, authority)):
             self.request = request
             let route = PeerStreamRoute(
-                picker: environment.picker, pool: environment.pool, logger: environment.logger, authority: authority,
+                picker: environment.picker, pool: environment.pool, logger: environment.front.logger, authority: authority,
                 eventLoop: client.eventLoop)
             self.route = route
             route.start(owner: PeerSide(self), routed)

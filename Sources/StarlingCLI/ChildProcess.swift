@@ -1,7 +1,7 @@
 import Foundation
 
 /// A child command started by `starling run`: SIGTERM and SIGINT sent to starling are forwarded
-/// to it, and its exit status becomes starling's.
+/// to it (at once, or when `onSignal` decides), and its exit status becomes starling's.
 ///
 /// Spawned with `posix_spawn` and default signal dispositions and an empty signal mask: this
 /// process ignores SIGTERM/SIGINT (it forwards them) and its threads block signals, and both
@@ -16,7 +16,12 @@ final class ChildProcess: @unchecked Sendable {
 
     private init(pid: pid_t) { self.pid = pid }
 
-    static func start(_ command: [String], environment: [String: String]) throws -> ChildProcess {
+    /// Starts `command`. A SIGTERM or SIGINT sent to this process goes to `onSignal` (on a
+    /// background queue) when given, which forwards it with ``send(_:)`` when it is time;
+    /// without it the signal is forwarded at once.
+    static func start(
+        _ command: [String], environment: [String: String], onSignal: (@Sendable (ChildProcess, Int32) -> Void)? = nil
+    ) throws -> ChildProcess {
         let executable = try resolve(command[0], path: environment["PATH"] ?? "/usr/bin:/bin")
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -40,11 +45,18 @@ final class ChildProcess: @unchecked Sendable {
         for signo in [SIGTERM, SIGINT] {
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
-            source.setEventHandler { kill(pid, signo) }
+            source.setEventHandler { [weak child] in
+                if let onSignal, let child { onSignal(child, signo) } else { kill(pid, signo) }
+            }
             source.resume()
             child.signalSources.append(source)
         }
         return child
+    }
+
+    /// Sends `signo` to the child.
+    func send(_ signo: Int32) {
+        kill(pid, signo)
     }
 
     /// Waits for the child to exit; returns its exit status (128 + signal when killed).

@@ -11,7 +11,9 @@ import StarlingProxy
 /// "inject". Gets a join token, starts the proxy (in this process), starts CMD with
 /// `http_proxy` pointing at the outbound listener, registers the workload once CMD listens on
 /// its port (or, when it has not within 30 s, as a client only until it does), keeps it alive
-/// with heartbeats, forwards signals, deregisters on exit and exits with CMD's status. Without
+/// with heartbeats, forwards signals, deregisters on exit and exits with CMD's status. A
+/// SIGTERM or SIGINT to a workload that serves deregisters it first and reaches CMD
+/// `--shutdown-delay` later (``RunShutdown``). Without
 /// `--port` the command is a client only (a batch job, a curl): it is registered as one at once
 /// and the run ends as soon as the command does.
 struct RunCommand: AsyncParsableCommand {
@@ -44,6 +46,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Request metrics: on, or off (to measure what they cost; bench/proxy-pair.sh).")
     var metrics: MetricsSetting = .on
 
+    @Option(help: "Seconds between deregistering the workload on SIGTERM or SIGINT and passing the signal to the command, so that callers stop routing to it first (0: at once).")
+    var shutdownDelay: Double = 1
+
     @Option(help: "Log level of the proxy.")
     var logLevel: String = "notice"
 
@@ -60,6 +65,9 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--port needs --service: name the service that routes to it")
         }
         for binding in outboundTCP { _ = try OpaqueBindingFlag.parse(binding) }
+        guard (0...300).contains(shutdownDelay) else {
+            throw ValidationError("--shutdown-delay \(shutdownDelay) is not between 0 and 300 seconds")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a log level") }
     }
 
@@ -130,10 +138,17 @@ struct RunCommand: AsyncParsableCommand {
                 return nil
             }
             try await proxy.waitUntilReady(timeout: .seconds(30))
-            let child = try ChildProcess.start(command, environment: environment)
+            // A client-only command is not routed to: its signal goes through at once.
+            let shutdown = RunShutdown(delay: port == nil ? .zero : .milliseconds(Int(shutdownDelay * 1000)))
+            let child = try ChildProcess.start(command, environment: environment, onSignal: shutdown.handle)
             logger.notice("workload started", metadata: ["workload": "\(namespace)/\(name)", "address": "\(workloadAddress)", "pid": "\(child.pid)"])
             StartupPages.release(logger: logger)
-            group.addTask {
+            @Sendable func deregister() async {
+                try? await ControllerClient.with(workloadContext, timeout: .seconds(3)) { client in
+                    _ = try await client.mesh.deregister(.with { $0.namespace = namespace; $0.name = name })
+                }
+            }
+            @Sendable func register() async {
                 func keepRegistered(appPort: Int?) async {
                     try? await Registration.keepRegistered(
                         workloadContext, name: name, address: workloadAddress, inboundPort: proxyPorts.inbound,
@@ -142,11 +157,11 @@ struct RunCommand: AsyncParsableCommand {
                 }
                 guard let port else {
                     await keepRegistered(appPort: nil)
-                    return nil
+                    return
                 }
                 if await WorkloadAddress.waitUntilListening(host: workloadAddress, port: port, timeout: .seconds(30)) {
                     await keepRegistered(appPort: port)
-                    return nil
+                    return
                 }
                 // An application that does not listen (yet) is registered as a client only, so
                 // that Prometheus scrapes its proxy and `viz tap` sees its calls; once it listens
@@ -166,12 +181,37 @@ struct RunCommand: AsyncParsableCommand {
                     return first
                 }
                 if listening { await keepRegistered(appPort: port) }
+            }
+            group.addTask {
+                // Registered until a signal asks the workload to stop (or the command exits).
+                let stopping = await withTaskGroup(of: Bool.self) { phase in
+                    phase.addTask {
+                        await register()
+                        return false
+                    }
+                    phase.addTask {
+                        for await _ in shutdown.requests { return true }
+                        return false
+                    }
+                    var stopping = false
+                    while let ended = await phase.next() {
+                        if ended { stopping = true; break }
+                        if Task.isCancelled { break }
+                    }
+                    phase.cancelAll()
+                    return stopping
+                }
+                guard stopping else { return nil }
+                await deregister()
+                logger.notice(
+                    "stopping: the workload is deregistered; the command gets the signal after the shutdown delay",
+                    metadata: ["workload": "\(namespace)/\(name)", "delay": "\(shutdown.delay)"])
+                try? await Task.sleep(for: shutdown.delay)
+                shutdown.forwardHeld()
                 return nil
             }
             let exit = await child.waitForExit()
-            try? await ControllerClient.with(workloadContext, timeout: .seconds(3)) { client in
-                _ = try await client.mesh.deregister(.with { $0.namespace = namespace; $0.name = name })
-            }
+            await deregister()
             group.cancelAll()
             return exit
         } ?? 0

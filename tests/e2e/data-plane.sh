@@ -323,10 +323,12 @@ else
 fi
 
 step "11. a rolling restart of the server side under load loses no request"
-# Each replica of `roll` in turn gets SIGTERM (its proxy stops accepting, drains what is in
-# flight, and its app stops), and starts again; the client's outbound goes on sending at 20
-# req/s, a new connection each. A request to a replica that is going away is sent to the other
-# (a refused connect, or a stream closed before any answer to a GET).
+# Each replica of `roll` in turn gets SIGTERM (`starling run` deregisters it, and a second later
+# its app gets the signal and stops, then its proxy drains), and starts again; the client's
+# outbound goes on sending at 20 req/s, a new connection each. A request to a replica that is
+# going away is sent to the other (a refused connect, or a stream closed before any answer to a
+# GET). Without the deregistration first, a request routed in the window between the app's exit
+# and the callers hearing of it got 502 connect-failed from the stopping proxy (one CI run).
 roll_stop=$work/roll.stop
 timeout 180 python3 "$dp/traffic.py" load --proxy "$caddr:4140" --url http://roll.test:9898/ --rate 20 \
   --stop-file "$roll_stop" > roll-load.log 2>&1 &
@@ -336,6 +338,8 @@ for i in 1 2; do
   kill -TERM "${roll_pid[$i]}"
   for _ in $(seq 1 150); do kill -0 "${roll_pid[$i]}" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "${roll_pid[$i]}" 2>/dev/null; then bad "replica $i of roll still runs 15 s after SIGTERM"; fi
+  if grep -q 'stopping: the workload is deregistered' "roll-$i.log"; then ok "replica $i was deregistered before its application got SIGTERM"
+  else bad "replica $i: no deregistration before the application's SIGTERM in roll-$i.log"; fi
   start_workload "roll-$i-again.log" "${roll_args[@]}"; roll_pid[$i]=$!
   eventually "replica $i of roll is back" 45 grep -q 'workload started' "roll-$i-again.log"
   sleep 3

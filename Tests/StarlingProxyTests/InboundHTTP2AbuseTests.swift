@@ -5,9 +5,9 @@
 // must still serve a well-behaved caller afterwards. A connection held open without streams
 // (the cheap way to hoard connections) must get GOAWAY after the idle timeout.
 //
-// What the inbound is expected to enforce (InboundProxy.ConnectionSetup.configureHTTP2):
-// - at most 200 RST_STREAM frames from the caller per 30 s window
-//   (`streamResetFrameRateLimit`); NIOHTTP2 fails the connection on the 201st;
+// What the inbound is expected to enforce (HTTP2Limits, used by every HTTP/2 connection):
+// - at most 1,000 RST_STREAM frames from the caller per 10 s window
+//   (`streamResetFrameRateLimit`); NIOHTTP2 fails the connection on the 1,001st;
 // - at most 5 CONTINUATION frames in a row (`maximumSequentialContinuationFrames`, NIOHTTP2's
 //   default); NIOHTTP2 fails the connection on the 6th.
 //
@@ -27,7 +27,7 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct InboundHTTP2AbuseTests {
     /// The inbound's RST_STREAM budget per window (`streamResetFrameRateLimit.maximumCount`).
-    static let resetLimit = 200
+    static let resetLimit = 1_000
     /// HTTP/2 error code ENHANCE_YOUR_CALM, which NIOHTTP2 puts in GOAWAY when a DoS limit trips.
     static let enhanceYourCalm: UInt32 = 0xB
 
@@ -48,9 +48,9 @@ struct InboundHTTP2AbuseTests {
     /// followed by a PING. The PING is a barrier: the inbound handles frames in order, so its ACK
     /// means every frame before it was processed, and `streamsSent` counts streams the inbound
     /// had read when it closed the connection (not bytes sitting in socket buffers). With a limit
-    /// of 200 resets the connection must end in the fifth batch (250 streams); the bound of 1,000
-    /// leaves room for a tighter or looser limit of the same order, while an unprotected listener
-    /// takes all 5,000. At most 100 PINGs are sent, half NIOHTTP2's control frame budget, so that
+    /// of 1,000 resets the connection must end in the 21st batch (1,050 streams); the bound of
+    /// 2,000 leaves room for a tighter or looser limit of the same order, while an unprotected
+    /// listener takes all 5,000. At most 100 PINGs are sent, half NIOHTTP2's control frame budget, so that
     /// limit cannot be what ends the connection.
     @Test func rapidResetEndsTheConnectionEarlyAndTheInboundStillServes() async throws {
         try await withRawCaller { peer, port, counter in
@@ -112,7 +112,7 @@ struct InboundHTTP2AbuseTests {
 
             #expect(closed, "the inbound kept the connection open through \(streamsSent) reset streams")
             #expect(
-                streamsSent < 1_000,
+                streamsSent < 2 * Self.resetLimit,
                 "the inbound processed \(streamsSent) opened-and-reset streams before closing (limit \(Self.resetLimit))")
             #expect(state.goAway?.errorCode == Self.enhanceYourCalm, "GOAWAY seen: \(String(describing: state.goAway))")
             #expect(elapsed < .seconds(5), "the attack took \(elapsed) to be cut off")

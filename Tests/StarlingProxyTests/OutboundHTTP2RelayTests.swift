@@ -5,6 +5,7 @@ import NIOPosix
 import StarlingCore
 import StarlingProxy
 import StarlingTLS
+import Synchronization
 import Testing
 
 /// The outbound's h2c (prior knowledge, gRPC) front end on the event loop
@@ -431,6 +432,47 @@ struct OutboundHTTP2RelayTests {
         #expect(fixed.outcomes.count == 2)
     }
 
+    /// Issue #14's h2load stalls: a client that leaves with many calls in flight makes the relay
+    /// reset as many peer streams at once, while the peer's answers to them are on their way.
+    /// NIOHTTP2 recognised late frames only for the last 32 streams reset; a frame for an older
+    /// one was a connection error, after which the pooled connection read nothing more and every
+    /// later call on it waited for its timeout. Now the connection stays, and the next call on it
+    /// is answered at once.
+    @Test func lateAnswersToManyResetStreamsLeaveThePeerConnectionUsable() async throws {
+        let peer = try await ScriptedPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let fixed = picker(port: peer.port, answersNow: true)
+        let calls = 60
+        let (warm, next, elapsed) = try await withOutboundProxy(picker: fixed, tls: clientTLS) { port in
+            let client = try await H2CTestConnection.open(port: port)
+            defer { client.close() }
+            let warm = try await client.exchange(grpcHeaders(), body: [ByteBuffer(string: "warm")])
+            var streams: [any Channel] = []
+            for _ in 0..<calls {
+                let stream = try await client.multiplexer.openStream { stream in
+                    stream.eventLoop.makeSucceededFuture(stream as any Channel)
+                }
+                var headers = grpcHeaders()
+                headers.add(name: ScriptedPeer.answerHeader, value: "held")
+                try await stream.writeAndFlush(HTTP2Frame.FramePayload.headers(.init(headers: headers, endStream: true))).get()
+                streams.append(stream)
+            }
+            try await eventually("the peer holds \(calls) calls") { peer.held.count == calls }
+            // The client gives up on every call at once (RST_STREAM each).
+            try await client.channel.eventLoop.submit { for stream in streams { stream.close(promise: nil) } }.get()
+            try await eventually("the peer answered the other held calls") { peer.held.lateAnswers == calls - 1 }
+            try await Task.sleep(for: .milliseconds(200))
+            let start = ContinuousClock.now
+            let next = try await client.exchange(grpcHeaders(), body: [ByteBuffer(string: "after")])
+            return (warm, next, ContinuousClock.now - start)
+        }
+        #expect(warm.status == "200")
+        #expect(next.status == "200", "\(next)")
+        #expect(next.body == "echo:after", "\(next)")
+        #expect(elapsed < .seconds(2), "the call after the resets took \(elapsed)")
+        #expect(peer.connections == 1, "the pooled peer connection was replaced (\(peer.connections) connections)")
+    }
+
     // MARK: - Resets
 
     /// A client that gives up on a call (HEADERS and some DATA, then RST_STREAM) neither breaks
@@ -659,24 +701,70 @@ struct H2CTestConnection: Sendable {
 /// `grpc-status: 5`), `reset` (RST_STREAM before any answer), `reset-after-head` (a head and some
 /// DATA, then RST_STREAM), `slow-stream` (a head and a message, the next message and the
 /// trailers 1.5 s later); `bidi` answers its head at once and every DATA frame with
-/// `pong:<data>` as it comes, then trailers; otherwise it echoes as `TestPeer` does.
+/// `pong:<data>` as it comes, then trailers; `held` is not answered until the caller resets one
+/// held stream, and then every other held stream is answered at once (as a peer does whose
+/// answers were on their way when the caller's resets came); otherwise it echoes as `TestPeer`
+/// does.
 final class ScriptedPeer: Sendable {
     static let answerHeader = "x-test-answer"
     let channel: any Channel
     let seen: PeerRecorder
+    let held: HeldStreams
+    private let accepted: Accepted
     var port: Int { channel.localAddress?.port ?? 0 }
+    /// Connections accepted so far.
+    var connections: Int { accepted.count.withLock { $0 } }
 
-    private init(channel: any Channel, seen: PeerRecorder) {
+    private final class Accepted: Sendable {
+        let count = Mutex(0)
+    }
+
+    private init(channel: any Channel, seen: PeerRecorder, held: HeldStreams, accepted: Accepted) {
         self.channel = channel
         self.seen = seen
+        self.held = held
+        self.accepted = accepted
+    }
+
+    /// The streams a peer holds unanswered (`held`), all on one connection's event loop.
+    final class HeldStreams: Sendable {
+        private let streams = Mutex<[ObjectIdentifier: NIOLoopBound<ChannelHandlerContext>]>([:])
+        private let answered = Mutex(0)
+        var count: Int { streams.withLock { $0.count } }
+        /// Streams answered after another held stream was reset.
+        var lateAnswers: Int { answered.withLock { $0 } }
+
+        func hold(_ context: ChannelHandlerContext) {
+            streams.withLock { $0[ObjectIdentifier(context)] = NIOLoopBound(context, eventLoop: context.eventLoop) }
+        }
+
+        /// `context`'s stream was reset: every other held stream is answered now.
+        func reset(_ context: ChannelHandlerContext) {
+            let others = streams.withLock { streams -> [NIOLoopBound<ChannelHandlerContext>] in
+                guard streams.removeValue(forKey: ObjectIdentifier(context)) != nil else { return [] }
+                let others = Array(streams.values)
+                streams.removeAll()
+                return others
+            }
+            for other in others {
+                let context = other.value
+                context.write(NIOAny(HTTP2Frame.FramePayload.headers(.init(headers: [":status": "200"]))), promise: nil)
+                context.writeAndFlush(
+                    NIOAny(HTTP2Frame.FramePayload.headers(.init(headers: ["grpc-status": "0"], endStream: true))), promise: nil)
+            }
+            answered.withLock { $0 += others.count }
+        }
     }
 
     static func start(tls: MeshTLS) async throws -> ScriptedPeer {
         let recorder = PeerRecorder()
+        let held = HeldStreams()
+        let accepted = Accepted()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                accepted.count.withLock { $0 += 1 }
+                return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     // NIOSSL holds the server's preface until the handshake is done.
                     try sync.addHandler(try tls.makeServerHandler())
@@ -684,13 +772,14 @@ final class ScriptedPeer: Sendable {
                         mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
                     ) { stream in
                         stream.eventLoop.makeCompletedFuture {
-                            try stream.pipeline.syncOperations.addHandler(ScriptedPeerStreamHandler(recorder: recorder))
+                            try stream.pipeline.syncOperations.addHandler(
+                                ScriptedPeerStreamHandler(recorder: recorder, held: held))
                         }
                     }
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        return ScriptedPeer(channel: channel, seen: recorder)
+        return ScriptedPeer(channel: channel, seen: recorder, held: held, accepted: accepted)
     }
 
     func close() async { try? await channel.close() }
@@ -700,11 +789,20 @@ private final class ScriptedPeerStreamHandler: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
     let recorder: PeerRecorder
+    let held: ScriptedPeer.HeldStreams
     private var headers = HPACKHeaders()
     private var body = ""
     private var mode: String { headers.first(name: ScriptedPeer.answerHeader) ?? "" }
 
-    init(recorder: PeerRecorder) { self.recorder = recorder }
+    init(recorder: PeerRecorder, held: ScriptedPeer.HeldStreams) {
+        self.recorder = recorder
+        self.held = held
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if mode == "held" { held.reset(context) }
+        context.fireChannelInactive()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -737,6 +835,8 @@ private final class ScriptedPeerStreamHandler: ChannelInboundHandler {
         recorder.record(PeerRecorder.Request(headers: headers, body: body, trailers: trailers))
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         switch mode {
+        case "held":
+            held.hold(context)
         case "trailers-only":
             let only: HPACKHeaders = [
                 ":status": "200", "content-type": "application/grpc", "grpc-status": "5", "grpc-message": "not found",

@@ -29,19 +29,12 @@ struct GatewayHTTP2Server: Sendable {
     func configure(
         _ channel: any Channel, configuration: GatewayProxy.Configuration, peer: MeshIdentity, logger: Logger
     ) throws -> HTTP2ServerStreams {
-        var http2 = NIOHTTP2Handler.Configuration()
-        http2.connection.initialSettings = [
+        // Rapid reset and CONTINUATION floods: NIOHTTP2's limits stay on (HTTP2Limits).
+        let http2 = HTTP2Limits.configuration(settings: [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: configuration.maxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: configuration.maxHeaderListSize),
             HTTP2Setting(parameter: .enablePush, value: 0),
-        ]
-        // Rapid reset and CONTINUATION floods: NIOHTTP2's limits stay on, the reset and error
-        // rate limits are set explicitly (as on the inbound side).
-        http2.connection.maximumBufferedControlFrames = 1000
-        http2.stream.streamResetFrameRateLimit.maximumCount = 200
-        http2.stream.streamResetFrameRateLimit.windowLength = .seconds(30)
-        http2.stream.streamErrorRateLimit.maximumCount = 200
-        http2.stream.streamErrorRateLimit.windowLength = .seconds(30)
+        ])
         let activity = HTTP2ConnectionActivity()
         let environment = HTTP2StreamRelay.Environment(
             front: GatewayHTTP2Front(server: self, peer: peer, logger: logger), picker: picker, pool: pool,

@@ -94,6 +94,14 @@ public final class HTTP2ConnectionLivenessHandler: ChannelInboundHandler {
         context.fireChannelRead(data)
     }
 
+    /// A connection error (stream errors stop at ``HTTP2StreamDispatcher``): NIOHTTP2 has sent
+    /// GOAWAY and reads nothing more, so the connection is closed, which ends its streams and
+    /// takes it out of the pool. Left open, every stream opened on it waited for its timeout.
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        activity.markGoingAway()
+        context.close(promise: nil)
+    }
+
     private func start(context: ChannelHandlerContext) {
         guard check == nil else { return }
         let activity = self.activity

@@ -68,19 +68,17 @@ final class InboundHTTP2AppConnections: Sendable {
     private func connect(
         port: Int, on eventLoop: any EventLoop, key: Key, id: Int
     ) -> EventLoopFuture<NIOHTTP2Handler.StreamMultiplexer> {
-        var connection = NIOHTTP2Handler.ConnectionConfiguration()
-        connection.initialSettings = [
+        let http2 = HTTP2Limits.configuration(settings: [
             HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderListSize),
             HTTP2Setting(parameter: .enablePush, value: 0),
-        ]
-        let streams = NIOHTTP2Handler.StreamConfiguration()
+        ])
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .client, connectionConfiguration: connection, streamConfiguration: streams,
+                        mode: .client, connectionConfiguration: http2.connection, streamConfiguration: http2.stream,
                         inboundStreamInitializer: { stream in stream.close() }
                     )
                     try channel.pipeline.syncOperations.addHandler(InboundAppConnectionErrorHandler())

@@ -180,24 +180,14 @@ extension InboundProxy {
 
         /// Stage 4, `h2`.
         private func configureHTTP2(_ channel: any Channel, peer: MeshIdentity, logger: Logger) throws {
-            var connection = NIOHTTP2Handler.ConnectionConfiguration()
-            connection.initialSettings = [
+            // Rapid reset (CVE-2023-44487) and CONTINUATION floods: NIOHTTP2's protections stay
+            // on, at the limits every connection of the proxy uses (HTTP2Limits).
+            let http2 = HTTP2Limits.configuration(settings: [
                 HTTP2Setting(parameter: .maxConcurrentStreams, value: configuration.maxConcurrentStreams),
                 HTTP2Setting(parameter: .maxHeaderListSize, value: configuration.maxHeaderListSize),
                 HTTP2Setting(parameter: .initialWindowSize, value: 65_535),
                 HTTP2Setting(parameter: .enablePush, value: 0),
-            ]
-            // Rapid reset (CVE-2023-44487) and CONTINUATION floods: NIOHTTP2's rate limits on
-            // resets, stream errors and control frames, a cap on sequential CONTINUATION frames
-            // and on recently reset streams, and the glitch counter all stay on at NIOHTTP2's
-            // defaults (which is what those settings are for); the buffered control frame cap is
-            // tightened to bound memory per connection.
-            connection.maximumBufferedControlFrames = 1000
-            var streams = NIOHTTP2Handler.StreamConfiguration()
-            streams.streamResetFrameRateLimit.maximumCount = 200
-            streams.streamResetFrameRateLimit.windowLength = .seconds(30)
-            streams.streamErrorRateLimit.maximumCount = 200
-            streams.streamErrorRateLimit.windowLength = .seconds(30)
+            ])
 
             let environment = InboundStreamEnvironment(
                 configuration: configuration, client: peer, clientName: peer.dnsName, logger: logger, http1Pool: http1Pool,
@@ -207,7 +197,7 @@ extension InboundProxy {
             let router = InboundStreamRouter(environment: environment)
             let sync = channel.pipeline.syncOperations
             try sync.addFrameModeHTTP2(
-                mode: .server, connection: connection, streams: streams,
+                mode: .server, connection: http2.connection, streams: http2.stream,
                 dispatcher: HTTP2StreamDispatcher(observer: connectionHandler, accept: router.accept))
             try sync.addHandler(connectionHandler)
             logger.debug("inbound HTTP/2 connection established")

@@ -19,19 +19,11 @@ struct OutboundHTTP2Server: Sendable {
 
     /// NIOHTTP2 settings for the client-facing server side.
     static func http2Configuration(_ configuration: OutboundProxy.Configuration) -> NIOHTTP2Handler.Configuration {
-        var http2 = NIOHTTP2Handler.Configuration()
-        http2.connection.initialSettings = [
+        HTTP2Limits.configuration(settings: [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: configuration.maximumConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: configuration.maximumHeaderBytes),
             HTTP2Setting(parameter: .enablePush, value: 0),
-        ]
-        http2.connection.maximumRecentlyResetStreams = 32
-        http2.connection.maximumSequentialContinuationFrames = 5
-        http2.stream.streamResetFrameRateLimit.maximumCount = 200
-        http2.stream.streamResetFrameRateLimit.windowLength = .seconds(30)
-        http2.stream.streamErrorRateLimit.maximumCount = 200
-        http2.stream.streamErrorRateLimit.windowLength = .seconds(30)
-        return http2
+        ])
     }
 
     /// Adds the HTTP/2 server handlers after protocol detection (call on the event loop). Every

@@ -70,6 +70,9 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
     private var pendingCredit: [(HTTP2StreamID, Int)] = []
     private var readTouched: [HTTP2FrameStream] = []
     private var inRead = false
+    /// True while a frame of this handler's is being written into NIOHTTP2: an error it raises
+    /// then is about that frame, not the connection (see `errorCaught`).
+    private var writing = false
     /// Client side: set when stream IDs ran out or the peer sent GOAWAY.
     private(set) var isExhausted = false
 
@@ -123,6 +126,8 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
 
     fileprivate func write(_ payload: HTTP2Frame.FramePayload, on stream: HTTP2FrameStream) {
         guard let context else { return }
+        writing = true
+        defer { writing = false }
         let frame = HTTP2Frame(streamID: stream.id, payload: payload)
         // DATA that more DATA may follow counts against the stream's writability until NIOHTTP2
         // has sent it on; a stream's last frame needs no accounting.
@@ -169,6 +174,8 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
             connectionWindow = Self.windowSize
         }
         guard !pendingCredit.isEmpty, let context else { return }
+        writing = true
+        defer { writing = false }
         for (id, credit) in pendingCredit where id == .rootStream || streams[id] != nil {
             context.write(
                 wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: credit))),
@@ -267,6 +274,11 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
         // event follows). Everything else goes on, including the stream errors NIOHTTP2 fires
         // unwrapped: the next handler cannot tell those from connection errors.
         if error is NIOHTTP2Errors.StreamError { return }
+        // NIOHTTP2 refused a frame written here, such as DATA for a stream it closed a moment
+        // before this handler heard of the close: that write failed, the connection is sound
+        // (NIOHTTP2 reports such a refusal as a connection error, but sends no GOAWAY). An error
+        // from reading the peer's frames goes on, and the connection's handler closes it.
+        if writing { return }
         context.fireErrorCaught(error)
     }
 

@@ -41,12 +41,12 @@ public final class PeerConnectionPool: Sendable {
 
     public init(
         dialer: PeerDialer, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        idleTimeout: Duration = .seconds(60), configuration: NIOHTTP2Handler.Configuration = .init()
+        idleTimeout: Duration = .seconds(60), configuration: NIOHTTP2Handler.Configuration? = nil
     ) {
         self.dialer = dialer
         self.group = group
         self.idleTimeout = TimeAmount(idleTimeout)
-        self.configuration = configuration
+        self.configuration = configuration ?? HTTP2Limits.configuration()
     }
 
     /// A usable connection to `endpoint` (which must be meshed), dialing when there is none.

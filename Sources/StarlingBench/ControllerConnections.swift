@@ -18,16 +18,8 @@ enum ControllerConnections {
     ) async throws -> T {
         var clients: [GRPCClient<HTTP2ClientTransport.Posix>] = []
         for _ in 0..<count {
-            let transport = try HTTP2ClientTransport.Posix(
-                target: ReplicaTarget.resolve(context.replicas),
-                transportSecurity: .tls {
-                    $0.trustRoots = .certificates([.bytes(Array(context.caPEM.utf8), format: .pem)])
-                },
-                config: .defaults {
-                    $0.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.1)
-                },
-                serviceConfig: ServiceConfig(loadBalancingConfig: [.roundRobin])
-            )
+            let transport = try ControllerTransport.make(
+                replicas: context.replicas, certificatePEM: context.caPEM, maximumBackoff: .seconds(1))
             clients.append(GRPCClient(transport: transport, interceptors: [BearerTokenInterceptor(token: context.token)]))
         }
         return try await withThrowingTaskGroup(of: Void.self) { group in

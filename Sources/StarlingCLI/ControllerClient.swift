@@ -20,15 +20,9 @@ struct ControllerClient {
         _ context: ResolvedContext, timeout: Duration = .seconds(15),
         _ body: (ControllerClient) async throws -> T
     ) async throws -> T {
-        let transport = try HTTP2ClientTransport.Posix(
-            target: ReplicaTarget.resolve(context.replicas),
-            transportSecurity: .tls {
-                $0.trustRoots = .certificates([.bytes(Array(context.caPEM.utf8), format: .pem)])
-            },
-            config: .defaults {
-                $0.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.1)
-            },
-            serviceConfig: ServiceConfig(methodConfig: [
+        let transport = try ControllerTransport.make(
+            replicas: context.replicas, certificatePEM: context.caPEM, maximumBackoff: .seconds(1),
+            methods: [
                 // Unary calls get a deadline, so that a dead controller fails a command instead
                 // of hanging it; streams (watch, destination) run as long as they are read.
                 MethodConfig(
@@ -41,9 +35,7 @@ struct ControllerClient {
                     ],
                     timeout: timeout, maxRequestMessageBytes: 64 * 1024 * 1024, maxResponseMessageBytes: 64 * 1024 * 1024,
                     executionPolicy: ReplicaTarget.failover)
-                ],
-                // Spread over the replicas that answer (pick-first would only ever try the first).
-                loadBalancingConfig: [.roundRobin]))
+            ])
         do {
             return try await withGRPCClient(
                 transport: transport,

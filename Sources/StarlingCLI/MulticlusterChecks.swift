@@ -159,13 +159,13 @@ struct MulticlusterChecks {
 
     /// Lists exported services from the remote API with the link credential; nil when it answers.
     static func remoteAnswers(link: LinkSpec, token: String, caPEM: String) async -> String? {
-        guard let (host, port) = NetworkAddress.splitHostPort(link.apiAddress) else {
-            return "apiAddress \(link.apiAddress) is not HOST:PORT"
+        let replicas = link.apiEndpoints
+        guard !replicas.isEmpty else {
+            return "apiAddress \(link.apiAddress) is not HOST:PORT[,HOST:PORT…]"
         }
         do {
-            let transport = try HTTP2ClientTransport.Posix(
-                target: .ipv4(address: host, port: port),
-                transportSecurity: .tls { $0.trustRoots = .certificates([.bytes(Array(caPEM.utf8), format: .pem)]) })
+            // Every replica, IPv4, IPv6 or a DNS name (this check took one IPv4 address only).
+            let transport = try ControllerTransport.make(replicas: replicas, certificatePEM: caPEM)
             return try await withGRPCClient(transport: transport) { grpc in
                 var metadata = Metadata()
                 metadata.addString("Bearer \(token)", forKey: "authorization")

@@ -11,10 +11,6 @@ enum RemoteAPI {
         guard !replicas.isEmpty else {
             throw MirrorError("link \(link.targetClusterName): apiAddress \"\(link.apiAddress)\" is not HOST:PORT[,HOST:PORT…]")
         }
-        return try HTTP2ClientTransport.Posix(
-            target: ReplicaTarget.resolve(replicas),
-            transportSecurity: .tls { $0.trustRoots = .certificates([.bytes(Array(certificatePEM.utf8), format: .pem)]) },
-            config: .defaults { $0.backoff = .init(initial: .milliseconds(200), max: .seconds(2), multiplier: 1.6, jitter: 0.1) },
-            serviceConfig: ServiceConfig(loadBalancingConfig: [.roundRobin]))
+        return try ControllerTransport.make(replicas: replicas, certificatePEM: certificatePEM)
     }
 }

@@ -33,21 +33,13 @@ public struct ControllerAPI: Sendable, CustomStringConvertible {
     /// unreachable controller fails a call instead of hanging it; streams run as long as they are
     /// read. The transport reconnects by itself with the given backoff.
     func makeTransport(unaryTimeout: Duration = .seconds(10)) throws -> HTTP2ClientTransport.Posix {
-        return try HTTP2ClientTransport.Posix(
-            target: ReplicaTarget.resolve(replicas),
-            transportSecurity: .tls {
-                $0.trustRoots = .certificates([.bytes(Array(certificatePEM.utf8), format: .pem)])
-            },
-            config: .defaults {
-                $0.backoff = .init(initial: .milliseconds(100), max: .seconds(2), multiplier: 1.6, jitter: 0.2)
-            },
-            serviceConfig: ServiceConfig(
-                methodConfig: [
-                    MethodConfig(
-                        names: [.init(service: "starling.v1.Identity")], timeout: unaryTimeout,
-                        executionPolicy: ReplicaTarget.failover)
-                ],
-                loadBalancingConfig: [.roundRobin]))
+        try ControllerTransport.make(
+            replicas: replicas, certificatePEM: certificatePEM,
+            methods: [
+                MethodConfig(
+                    names: [.init(service: "starling.v1.Identity")], timeout: unaryTimeout,
+                    executionPolicy: ReplicaTarget.failover)
+            ])
     }
 }
 

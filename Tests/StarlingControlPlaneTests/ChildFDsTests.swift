@@ -27,21 +27,14 @@ struct ChildFDsTests {
             return flags >= 0 && flags & FD_CLOEXEC == 0
         })
 
-        // ChildProcess.start ignores SIGTERM/SIGINT here (it forwards them); put the dispositions
-        // back after. Its forwarding dispatch sources cannot be cancelled from here and stay.
-        var oldTerm = sigaction(), oldInt = sigaction()
-        sigaction(SIGTERM, nil, &oldTerm)
-        sigaction(SIGINT, nil, &oldInt)
-        defer {
-            sigaction(SIGTERM, &oldTerm, nil)
-            sigaction(SIGINT, &oldInt, nil)
+        let fds = try await withSignalDispositionsKept {
+            let sleep = try ChildProcess.resolve("sleep", path: "/usr/bin:/bin")
+            let child = try ChildProcess.start([sleep, "30"], environment: ["PATH": "/usr/bin:/bin"])
+            let fds = await childDescriptors(child.pid, settlingTo: standard)
+            kill(child.pid, SIGKILL)
+            _ = await child.waitForExit()
+            return fds
         }
-
-        let sleep = try ChildProcess.resolve("sleep", path: "/usr/bin:/bin")
-        let child = try ChildProcess.start([sleep, "30"], environment: ["PATH": "/usr/bin:/bin"])
-        let fds = await childDescriptors(child.pid, settlingTo: standard)
-        kill(child.pid, SIGKILL)
-        _ = await child.waitForExit()
 
         #expect(!fds.contains(leaks.listener), "the child holds the listening socket (fd \(leaks.listener))")
         #expect(!fds.contains(leaks.file), "the child holds the file (fd \(leaks.file))")
@@ -69,6 +62,20 @@ struct ChildFDsTests {
         let resolvedLog = (log as NSString).resolvingSymlinksInPath
         #expect(targets == ["/dev/null", resolvedLog, resolvedLog])
     }
+}
+
+/// Runs `body`, which starts children with ``ChildProcess/start(_:environment:onSignal:)``: that
+/// makes this process ignore SIGTERM/SIGINT (it forwards them), so the dispositions are put back
+/// after. Its forwarding dispatch sources cannot be cancelled from here and stay.
+func withSignalDispositionsKept<T>(_ body: () async throws -> T) async rethrows -> T {
+    var oldTerm = sigaction(), oldInt = sigaction()
+    sigaction(SIGTERM, nil, &oldTerm)
+    sigaction(SIGINT, nil, &oldInt)
+    defer {
+        sigaction(SIGTERM, &oldTerm, nil)
+        sigaction(SIGINT, &oldInt, nil)
+    }
+    return try await body()
 }
 
 /// A listening TCP socket on 127.0.0.1 (port 0) and an open temporary file, both without

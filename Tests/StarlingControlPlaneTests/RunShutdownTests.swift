@@ -48,19 +48,14 @@ struct RunShutdownTests {
         return waitpid(child.pid, &status, WNOHANG) == 0
     }
 
-    /// Starts `sleep 30` through ``ChildProcess/start(_:environment:onSignal:)`` (which ignores
-    /// SIGTERM/SIGINT in this process; the dispositions are put back after) and kills it at the end.
+    /// Starts `sleep 30` through ``ChildProcess/start(_:environment:onSignal:)`` and kills it at
+    /// the end.
     private func withSleepingChild(_ body: (ChildProcess) async throws -> Void) async throws {
-        var oldTerm = sigaction(), oldInt = sigaction()
-        sigaction(SIGTERM, nil, &oldTerm)
-        sigaction(SIGINT, nil, &oldInt)
-        defer {
-            sigaction(SIGTERM, &oldTerm, nil)
-            sigaction(SIGINT, &oldInt, nil)
+        try await withSignalDispositionsKept {
+            let sleep = try ChildProcess.resolve("sleep", path: "/usr/bin:/bin")
+            let child = try ChildProcess.start([sleep, "30"], environment: ["PATH": "/usr/bin:/bin"], onSignal: { _, _ in })
+            defer { kill(child.pid, SIGKILL) }
+            try await body(child)
         }
-        let sleep = try ChildProcess.resolve("sleep", path: "/usr/bin:/bin")
-        let child = try ChildProcess.start([sleep, "30"], environment: ["PATH": "/usr/bin:/bin"], onSignal: { _, _ in })
-        defer { kill(child.pid, SIGKILL) }
-        try await body(child)
     }
 }

@@ -114,6 +114,32 @@ struct OutboundHTTP2RelayTests {
         #expect(fixed.outcomes.failures == 1)
     }
 
+    /// Response timeouts are deadlines of the client connection, checked by one timer at the
+    /// earliest: a call with a short timeout made after one with a long timeout, on the same
+    /// connection, still gets its 504 at its own timeout.
+    @Test func aShortTimeoutAfterALongOneOnTheSameConnectionFiresAtItsOwnTime() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity), delay: .seconds(8))
+        defer { Task { await peer.close() } }
+        var fixed = picker(port: peer.port, timeout: .seconds(6))
+        fixed.endpoints["short.test:9898"] = fixed.endpoints["podinfo.test:9898"]
+        fixed.timeouts["short.test:9898"] = .milliseconds(1500)
+        let (long, short, shortElapsed) = try await withOutboundProxy(picker: fixed, tls: clientTLS) { port in
+            let connection = try await H2CTestConnection.open(port: port)
+            defer { connection.close() }
+            async let long = connection.exchange(grpcHeaders(), body: [ByteBuffer(string: "long")])
+            try await Task.sleep(for: .milliseconds(300))
+            let started = ContinuousClock.now
+            let short = try await connection.exchange(grpcHeaders(authority: "short.test:9898"), body: [ByteBuffer(string: "short")])
+            let shortElapsed = ContinuousClock.now - started
+            return (try await long, short, shortElapsed)
+        }
+        #expect(short.status == "504", "\(short)")
+        #expect(shortElapsed >= .milliseconds(1400), "answered after \(shortElapsed), before its timeout")
+        #expect(shortElapsed < .seconds(4), "answered after \(shortElapsed), not at its own timeout (1.5 s)")
+        #expect(long.status == "504", "\(long)")
+        #expect(fixed.outcomes.failures == 2)
+    }
+
     @Test func aPeerWithAnotherIdentityGets502PeerIdentityRejected() async throws {
         let impostor = try await TestPeer.start(tls: try pki.tls(MeshIdentity(namespace: "evil", serviceAccount: "impostor")))
         defer { Task { await impostor.close() } }

@@ -54,6 +54,8 @@ struct FixedPicker: EndpointPicker {
     var fallbacks: [String: [Endpoint]] = [:]
     var backend: String = "podinfo.test.svc.cluster.local:9898"
     var timeout: Duration = .seconds(5)
+    /// Timeouts of particular authorities (others get `timeout`).
+    var timeouts: [String: Duration] = [:]
     /// Answers `pickNow` too (as `MeshPicker` does once discovery has answered), so the channel
     /// handlers route without a task; otherwise only the async `pick`.
     var answersNow = false
@@ -81,7 +83,7 @@ struct FixedPicker: EndpointPicker {
         }
         let outcomes = self.outcomes
         return Pick(
-            endpoint: endpoint, backend: backend, timeout: timeout, mayRetry: { true },
+            endpoint: endpoint, backend: backend, timeout: timeouts[authority] ?? timeout, mayRetry: { true },
             complete: { outcomes.append($0) })
     }
 }

@@ -13,6 +13,12 @@ protocol HTTP2FrameStreamOwner: AnyObject {
     /// The stream is gone: both sides ended it, either side reset it, or the connection closed.
     /// Nothing written afterwards goes out.
     func streamClosed(reason: HTTP2ErrorCode?)
+    /// The deadline set with ``HTTP2FrameStream/armDeadline(in:)`` has passed (it is disarmed).
+    func streamDeadlinePassed()
+}
+
+extension HTTP2FrameStreamOwner {
+    func streamDeadlinePassed() {}
 }
 
 /// Told when streams open and close (the connection's idle and drain accounting).
@@ -75,6 +81,10 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
     private var writing = false
     /// Client side: set when stream IDs ran out or the peer sent GOAWAY.
     private(set) var isExhausted = false
+    /// Streams with an armed deadline (each knows its index), and the one timer that checks them.
+    private var timed: [HTTP2FrameStream] = []
+    private var sweep: Scheduled<Void>?
+    private var sweepAt: NIODeadline?
 
     /// A server-side dispatcher: `accept` serves each stream the peer opens.
     init(observer: (any HTTP2StreamObserver)?, accept: @escaping Accept) {
@@ -97,6 +107,9 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        sweep?.cancel()
+        sweep = nil
+        sweepAt = nil
     }
 
     var openStreams: Int { streams.count }
@@ -266,7 +279,63 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
     fileprivate func streamEnded(_ id: HTTP2StreamID, reason: HTTP2ErrorCode?) {
         guard let stream = streams.removeValue(forKey: id) else { return }
         observer?.streamClosed(id)
+        disarm(stream)
         stream.closed(reason: reason)
+    }
+
+    // MARK: - Deadlines
+
+    // A response timeout per request as a timer each (NIO's `scheduleTask`) costs a task, a
+    // closure, a promise and a heap entry, and its cancel a search of the heap, on every request,
+    // though it almost never fires. The streams' deadlines are kept here instead: arming and
+    // disarming store the deadline (no allocation); one timer per connection fires at the
+    // earliest deadline known when it was set, and a check that finds nothing due re-arms itself
+    // at the earliest one left (as ``DeadlineCheck`` does for one deadline).
+
+    fileprivate func arm(_ stream: HTTP2FrameStream, at deadline: NIODeadline) {
+        if stream.deadlineIndex == nil {
+            stream.deadlineIndex = timed.count
+            timed.append(stream)
+        }
+        stream.deadline = deadline
+        if let sweepAt, sweepAt <= deadline { return }
+        scheduleSweep(at: deadline)
+    }
+
+    fileprivate func disarm(_ stream: HTTP2FrameStream) {
+        guard let index = stream.deadlineIndex else { return }
+        let last = timed.removeLast()
+        if last !== stream {
+            timed[index] = last
+            last.deadlineIndex = index
+        }
+        stream.deadlineIndex = nil
+        stream.deadline = nil
+    }
+
+    private func scheduleSweep(at when: NIODeadline) {
+        guard let context else { return }
+        sweep?.cancel()
+        sweepAt = when
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        sweep = context.eventLoop.scheduleTask(deadline: when) { bound.value.sweepNow() }
+    }
+
+    private func sweepNow() {
+        sweep = nil
+        sweepAt = nil
+        let now = NIODeadline.now()
+        var due: [HTTP2FrameStream] = []
+        for stream in timed {
+            if let deadline = stream.deadline, deadline <= now { due.append(stream) }
+        }
+        for stream in due {
+            disarm(stream)
+            stream.owner?.streamDeadlinePassed()
+        }
+        // Owners may have armed new deadlines meanwhile (which scheduled a check).
+        guard sweepAt == nil, let next = timed.lazy.compactMap(\.deadline).min() else { return }
+        scheduleSweep(at: next)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -294,6 +363,14 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isExhausted = true
+        sweep?.cancel()
+        sweep = nil
+        sweepAt = nil
+        for stream in timed {
+            stream.deadlineIndex = nil
+            stream.deadline = nil
+        }
+        timed = []
         let open = streams
         streams = [:]
         for (id, stream) in open {
@@ -322,6 +399,9 @@ final class HTTP2FrameStream {
     fileprivate var buffered = 0
     fileprivate var waitsForWritable = false
     fileprivate var readTouched = false
+    /// Set by ``armDeadline(in:)``; its place in the dispatcher's list of armed streams.
+    fileprivate var deadline: NIODeadline?
+    fileprivate var deadlineIndex: Int?
     /// Set by ``resetUnlessClosed(after:)``; cancelled when the stream closes first.
     private var closeDeadline: Scheduled<Void>?
 
@@ -384,7 +464,19 @@ final class HTTP2FrameStream {
     /// is taken and dropped.
     func detach() {
         owner = nil
+        dispatcher.disarm(self)
         isReceiving = true
+    }
+
+    /// Tells the owner (``HTTP2FrameStreamOwner/streamDeadlinePassed()``) if `amount` passes
+    /// before ``disarmDeadline()`` or the stream's close; arming again moves the deadline.
+    func armDeadline(in amount: TimeAmount) {
+        guard !isClosed else { return }
+        dispatcher.arm(self, at: .now() + amount)
+    }
+
+    func disarmDeadline() {
+        dispatcher.disarm(self)
     }
 
     /// Resets the stream if it has not closed within `limit` (a detached stream left to end by

@@ -110,7 +110,8 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
     private var started = ContinuousClock.now
     /// The response's status, once its head went to the client.
     private var status: Int?
-    private var timeout: Scheduled<Void>?
+    /// Whether the response timeout is armed (a deadline of the client's stream).
+    private var timeoutArmed = false
     /// The exchange is over (answered, broken off, or the client went away).
     private var done = false
 
@@ -166,7 +167,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         // The client reset its stream, or its connection closed.
         guard !done else { return }
         done = true
-        timeout?.cancel()
+        disarmTimeout()
         route?.cancel()
         if let peer {
             peer.detach()
@@ -244,9 +245,20 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
 
     /// The response head must come within the pick's timeout once the request has ended.
     private func armTimeout() {
-        guard timeout == nil, let pick else { return }
-        let bound = NIOLoopBound(self, eventLoop: client.eventLoop)
-        timeout = client.eventLoop.scheduleTask(in: TimeAmount(pick.timeout)) { bound.value.timedOut() }
+        guard !timeoutArmed, let pick else { return }
+        timeoutArmed = true
+        client.armDeadline(in: TimeAmount(pick.timeout))
+    }
+
+    private func disarmTimeout() {
+        guard timeoutArmed else { return }
+        timeoutArmed = false
+        client.disarmDeadline()
+    }
+
+    func streamDeadlinePassed() {
+        timeoutArmed = false
+        timedOut()
     }
 
     // MARK: - Peer side
@@ -262,8 +274,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
                 }
                 // Informational heads (100 Continue) are the peer proxy's business.
                 if (100..<200).contains(code) { return }
-                timeout?.cancel()
-                timeout = nil
+                disarmTimeout()
                 status = code
                 var headers = frame.headers
                 HopByHopHeaders.remove(from: &headers)
@@ -305,8 +316,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
     /// The peer's stream closed or failed before the response ended.
     private func peerFailed(_ error: ProxyError) {
         guard !done, let peer, let pick, let request else { return }
-        timeout?.cancel()
-        timeout = nil
+        disarmTimeout()
         peer.detach()
         peer.reset()
         self.peer = nil
@@ -332,7 +342,6 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
 
     private func timedOut() {
         guard !done, status == nil, let peer, let pick else { return }
-        timeout = nil
         peer.detach()
         peer.reset()
         self.peer = nil
@@ -348,8 +357,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         // stream on the way, and its close must not count as the client going away.
         done = true
         client.write(last)
-        timeout?.cancel()
-        timeout = nil
+        disarmTimeout()
         let latency = ContinuousClock.now - started
         // A 5xx from the peer proxy itself (it names its error) counts against the endpoint.
         pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
@@ -373,8 +381,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
     /// Writes the proxy's own response and ends the exchange.
     private func answer(_ answer: HTTP2RelayAnswer) {
         done = true
-        timeout?.cancel()
-        timeout = nil
+        disarmTimeout()
         route?.cancel()
         let body = OutboundErrorResponse.body(answer.message)
         client.write(

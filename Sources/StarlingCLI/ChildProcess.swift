@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A child command started by `starling run`: SIGTERM and SIGINT sent to starling are forwarded
 /// to it (at once, or when `onSignal` decides), and its exit status becomes starling's.
@@ -13,6 +14,9 @@ import Foundation
 final class ChildProcess: @unchecked Sendable {
     let pid: pid_t
     private var signalSources: [any DispatchSourceSignal] = []
+    /// Set once the child's exit has been collected (its pid may then name another process):
+    /// from then on nothing is sent to it.
+    private let reaped = Mutex(false)
 
     private init(pid: pid_t) { self.pid = pid }
 
@@ -46,7 +50,7 @@ final class ChildProcess: @unchecked Sendable {
             signal(signo, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
             source.setEventHandler { [weak child] in
-                if let onSignal, let child { onSignal(child, signo) } else { kill(pid, signo) }
+                if let child { if let onSignal { onSignal(child, signo) } else { child.send(signo) } }
             }
             source.resume()
             child.signalSources.append(source)
@@ -54,9 +58,11 @@ final class ChildProcess: @unchecked Sendable {
         return child
     }
 
-    /// Sends `signo` to the child.
+    /// Sends `signo` to the child, unless its exit has been collected.
     func send(_ signo: Int32) {
-        kill(pid, signo)
+        reaped.withLock { reaped in
+            if !reaped { _ = kill(pid, signo) }
+        }
     }
 
     /// Waits for the child to exit; returns its exit status (128 + signal when killed).
@@ -64,8 +70,15 @@ final class ChildProcess: @unchecked Sendable {
         let pid = self.pid
         return await withCheckedContinuation { continuation in
             Thread.detachNewThread {
+                // Wait for the exit without collecting it, then collect it while `send` cannot
+                // run: a signal never goes to a pid that was reused.
+                var info = siginfo_t()
+                while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
                 var status: Int32 = 0
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                self.reaped.withLock { reaped in
+                    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                    reaped = true
+                }
                 let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
                 continuation.resume(returning: code)
             }

@@ -12,7 +12,7 @@ import StarlingProxy
 /// `http_proxy` pointing at the outbound listener, registers the workload once CMD listens on
 /// its port (or, when it has not within 30 s, as a client only until it does), keeps it alive
 /// with heartbeats, forwards signals, deregisters on exit and exits with CMD's status. A
-/// SIGTERM or SIGINT to a workload that serves deregisters it first and reaches CMD
+/// SIGTERM to a workload that serves deregisters it first and reaches CMD
 /// `--shutdown-delay` later (``RunShutdown``). Without
 /// `--port` the command is a client only (a batch job, a curl): it is registered as one at once
 /// and the run ends as soon as the command does.
@@ -46,7 +46,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Request metrics: on, or off (to measure what they cost; bench/proxy-pair.sh).")
     var metrics: MetricsSetting = .on
 
-    @Option(help: "Seconds between deregistering the workload on SIGTERM or SIGINT and passing the signal to the command, so that callers stop routing to it first (0: at once).")
+    @Option(help: "Seconds between deregistering the workload on SIGTERM and passing the signal to the command, so that callers stop routing to it first (0: at once; SIGINT always goes at once).")
     var shutdownDelay: Double = 1
 
     @Option(help: "Log level of the proxy.")
@@ -143,9 +143,15 @@ struct RunCommand: AsyncParsableCommand {
             let child = try ChildProcess.start(command, environment: environment, onSignal: shutdown.handle)
             logger.notice("workload started", metadata: ["workload": "\(namespace)/\(name)", "address": "\(workloadAddress)", "pid": "\(child.pid)"])
             StartupPages.release(logger: logger)
-            @Sendable func deregister() async {
-                try? await ControllerClient.with(workloadContext, timeout: .seconds(3)) { client in
-                    _ = try await client.mesh.deregister(.with { $0.namespace = namespace; $0.name = name })
+            @Sendable func deregister() async -> Bool {
+                do {
+                    try await ControllerClient.with(workloadContext, timeout: .seconds(3)) { client in
+                        _ = try await client.mesh.deregister(.with { $0.namespace = namespace; $0.name = name })
+                    }
+                    return true
+                } catch {
+                    logger.warning("deregistering the workload failed", metadata: ["error": "\(error)"])
+                    return false
                 }
             }
             @Sendable func register() async {
@@ -202,16 +208,17 @@ struct RunCommand: AsyncParsableCommand {
                     return stopping
                 }
                 guard stopping else { return nil }
-                await deregister()
-                logger.notice(
-                    "stopping: the workload is deregistered; the command gets the signal after the shutdown delay",
-                    metadata: ["workload": "\(namespace)/\(name)", "delay": "\(shutdown.delay)"])
+                if await deregister() {
+                    logger.notice(
+                        "stopping: the workload is deregistered; the command gets the signal after the shutdown delay",
+                        metadata: ["workload": "\(namespace)/\(name)", "delay": "\(shutdown.delay)"])
+                }
                 try? await Task.sleep(for: shutdown.delay)
                 shutdown.forwardHeld()
                 return nil
             }
             let exit = await child.waitForExit()
-            await deregister()
+            _ = await deregister()
             group.cancelAll()
             return exit
         } ?? 0

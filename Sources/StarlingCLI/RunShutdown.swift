@@ -1,11 +1,18 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Synchronization
 
-/// How `starling run` stops a workload that serves, on SIGTERM or SIGINT: first callers stop
-/// routing to it (the workload is deregistered, and the callers' proxies hear of it from the
-/// controller within milliseconds), then, `delay` later, the command gets the signal and ends
-/// what it has in flight. Passing the signal at once, as before, left a window in which callers
-/// still picked the workload while its application had already gone: their requests got 502
-/// connect-failed from its proxy. A second signal goes to the command at once.
+/// How `starling run` stops a workload that serves, on SIGTERM: first callers stop routing to it
+/// (the workload is deregistered, and the callers' proxies hear of it from the controller within
+/// milliseconds), then, `delay` later, the command gets the signal and ends what it has in
+/// flight. Passing the signal at once, as before, left a window in which callers still picked
+/// the workload while its application had already gone: their requests got 502 connect-failed
+/// from its proxy. A second signal goes to the command at once. SIGINT goes through at once: a
+/// Ctrl-C in a terminal reaches the command itself too (one process group), and passing it again
+/// a second later would look like a second, impatient Ctrl-C.
 final class RunShutdown: Sendable {
     private enum State {
         case running
@@ -29,7 +36,7 @@ final class RunShutdown: Sendable {
     func handle(_ child: ChildProcess, _ signo: Int32) {
         let hold: Bool = state.withLock { state in
             switch state {
-            case .running where delay > .zero:
+            case .running where delay > .zero && signo == SIGTERM:
                 state = .stopping(signo, child)
                 return true
             case .running, .stopping, .forwarding:

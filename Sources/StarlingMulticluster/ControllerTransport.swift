@@ -4,9 +4,10 @@ public import StarlingCore
 
 /// The one way a Starling process reaches a controller API, its own cluster's or a linked
 /// cluster's: the CLI, proxies and gateways, the service mirror and `multicluster check`, the
-/// bench. Every replica is a target (IPv4, IPv6 or a DNS name, through ``ReplicaTarget``), the
-/// calls are balanced round robin over those that answer, TLS trusts only the given certificate,
-/// and the connection comes back by itself with backoff.
+/// bench. The target comes from ``ReplicaTarget``: a list of IPv4 or of IPv6 literals is every
+/// replica; a DNS name (the first entry, when the list holds one) is every address it resolves
+/// to. Calls are balanced round robin over those that answer, TLS trusts only the given
+/// certificate, and the connection comes back by itself with backoff.
 public enum ControllerTransport {
     /// - Parameters:
     ///   - replicas: the API's replicas; at least one.

@@ -35,6 +35,16 @@ struct RunShutdownTests {
         }
     }
 
+    /// A Ctrl-C in a terminal reaches the command too (one process group): SIGINT is not held,
+    /// so the command does not get it a second time a second later.
+    @Test func sigintGoesThroughAtOnce() async throws {
+        try await withSleepingChild { child in
+            let shutdown = RunShutdown(delay: .seconds(5))
+            shutdown.handle(child, SIGINT)
+            #expect(await child.waitForExit() == 128 + SIGINT)
+        }
+    }
+
     @Test func withoutADelayTheSignalGoesThroughAtOnce() async throws {
         try await withSleepingChild { child in
             let shutdown = RunShutdown(delay: .zero)

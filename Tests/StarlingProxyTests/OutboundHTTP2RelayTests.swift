@@ -114,6 +114,30 @@ struct OutboundHTTP2RelayTests {
         #expect(fixed.outcomes.failures == 1)
     }
 
+    /// A stream NIOHTTP2 refuses (a connection-specific header field, which it reports unwrapped
+    /// after resetting that stream) is that stream's end, not the connection's: a call in flight
+    /// on the same connection still gets its answer.
+    @Test func aForbiddenHeaderOnOneStreamLeavesTheOtherCallsOfItsConnection() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity), delay: .milliseconds(800))
+        defer { Task { await peer.close() } }
+        let fixed = picker(port: peer.port, answersNow: true)
+        let (inFlight, bad, after) = try await withOutboundProxy(picker: fixed, tls: clientTLS) { port in
+            let connection = try await H2CTestConnection.open(port: port, validatesHeaders: false)
+            defer { connection.close() }
+            async let inFlight = connection.exchange(grpcHeaders(), body: [ByteBuffer(string: "in flight")])
+            try await Task.sleep(for: .milliseconds(200))
+            var forbidden = grpcHeaders()
+            forbidden.add(name: "connection", value: "keep-alive")
+            let bad = try await connection.exchange(forbidden, body: [ByteBuffer(string: "bad")])
+            let after = try await connection.exchange(grpcHeaders(), body: [ByteBuffer(string: "after")])
+            return (try await inFlight, bad, after)
+        }
+        #expect(bad.status != "200", "\(bad)")
+        #expect(inFlight.status == "200", "\(inFlight)")
+        #expect(inFlight.body == "echo:in flight", "\(inFlight)")
+        #expect(after.status == "200", "\(after)")
+    }
+
     /// Response timeouts are deadlines of the client connection, checked by one timer at the
     /// earliest: a call with a short timeout made after one with a long timeout, on the same
     /// connection, still gets its 504 at its own timeout.
@@ -669,11 +693,18 @@ struct H2CTestConnection: Sendable {
     let channel: any Channel
     let multiplexer: NIOHTTP2Handler.AsyncStreamMultiplexer<Void>
 
-    static func open(port: Int, limit: TimeAmount = .seconds(9)) async throws -> H2CTestConnection {
+    /// `validatesHeaders: false` lets the client send header blocks HTTP/2 forbids.
+    static func open(port: Int, limit: TimeAmount = .seconds(9), validatesHeaders: Bool = true) async throws
+        -> H2CTestConnection
+    {
+        var configuration = NIOHTTP2Handler.Configuration()
+        if !validatesHeaders { configuration.connection.headerBlockValidation = .disabled }
         let (channel, multiplexer) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let multiplexer = try channel.pipeline.syncOperations.configureAsyncHTTP2Pipeline(mode: .client) {
+                    let multiplexer = try channel.pipeline.syncOperations.configureAsyncHTTP2Pipeline(
+                        mode: .client, configuration: configuration
+                    ) {
                         stream in stream.eventLoop.makeSucceededVoidFuture()
                     }
                     return (channel as any Channel, multiplexer)

@@ -34,7 +34,7 @@ struct GatewayHTTP2Server: Sendable {
             HTTP2Setting(parameter: .maxConcurrentStreams, value: configuration.maxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: configuration.maxHeaderListSize),
             HTTP2Setting(parameter: .enablePush, value: 0),
-        ])
+        ], bufferedControlFrames: HTTP2Limits.bufferedControlFramesFromPeers)
         let activity = HTTP2ConnectionActivity()
         let environment = HTTP2StreamRelay.Environment(
             front: GatewayHTTP2Front(server: self, peer: peer, logger: logger), picker: picker, pool: pool,

@@ -26,10 +26,16 @@ enum HTTP2Limits {
     static let streamErrors = 200
     static let streamErrorWindow = TimeAmount.seconds(30)
     static let sequentialContinuationFrames = 5
-    static let bufferedControlFrames = 1_000
+    /// Control frames NIOHTTP2 may buffer while the socket is backed up, on the connections the
+    /// inbound and the gateway serve to peers (bounding what a peer that does not read costs);
+    /// elsewhere NIOHTTP2's 10,000, which a burst of cancellations on a busy pooled connection
+    /// must not exhaust.
+    static let bufferedControlFramesFromPeers = 1_000
 
     /// NIOHTTP2's configuration with these limits and `settings` as the initial SETTINGS.
-    static func configuration(settings: HTTP2Settings = nioDefaultSettings) -> NIOHTTP2Handler.Configuration {
+    static func configuration(
+        settings: HTTP2Settings = nioDefaultSettings, bufferedControlFrames: Int = 10_000
+    ) -> NIOHTTP2Handler.Configuration {
         var http2 = NIOHTTP2Handler.Configuration()
         http2.connection.initialSettings = settings
         http2.connection.maximumRecentlyResetStreams = recentlyResetStreams

@@ -187,7 +187,7 @@ extension InboundProxy {
                 HTTP2Setting(parameter: .maxHeaderListSize, value: configuration.maxHeaderListSize),
                 HTTP2Setting(parameter: .initialWindowSize, value: 65_535),
                 HTTP2Setting(parameter: .enablePush, value: 0),
-            ])
+            ], bufferedControlFrames: HTTP2Limits.bufferedControlFramesFromPeers)
 
             let environment = InboundStreamEnvironment(
                 configuration: configuration, client: peer, clientName: peer.dnsName, logger: logger, http1Pool: http1Pool,

@@ -76,9 +76,9 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
     private var pendingCredit: [(HTTP2StreamID, Int)] = []
     private var readTouched: [HTTP2FrameStream] = []
     private var inRead = false
-    /// True while a frame of this handler's is being written into NIOHTTP2: an error it raises
-    /// then is about that frame, not the connection (see `errorCaught`).
-    private var writing = false
+    /// Set when NIOHTTP2 failed the connection: it wrote GOAWAY with an error code (it is this
+    /// handler's frame delegate), and the error that follows ends the connection.
+    private var connectionFailed = false
     /// Client side: set when stream IDs ran out or the peer sent GOAWAY.
     private(set) var isExhausted = false
     /// Streams with an armed deadline (each knows its index), and the one timer that checks them.
@@ -139,8 +139,6 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
 
     fileprivate func write(_ payload: HTTP2Frame.FramePayload, on stream: HTTP2FrameStream) {
         guard let context else { return }
-        writing = true
-        defer { writing = false }
         let frame = HTTP2Frame(streamID: stream.id, payload: payload)
         // DATA that more DATA may follow counts against the stream's writability until NIOHTTP2
         // has sent it on; a stream's last frame needs no accounting.
@@ -187,8 +185,6 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
             connectionWindow = Self.windowSize
         }
         guard !pendingCredit.isEmpty, let context else { return }
-        writing = true
-        defer { writing = false }
         for (id, credit) in pendingCredit where id == .rootStream || streams[id] != nil {
             context.write(
                 wrapOutboundOut(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: credit))),
@@ -324,30 +320,35 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
     private func sweepNow() {
         sweep = nil
         sweepAt = nil
-        let now = NIODeadline.now()
+        guard let now = context?.eventLoop.now else { return }
         var due: [HTTP2FrameStream] = []
         for stream in timed {
             if let deadline = stream.deadline, deadline <= now { due.append(stream) }
         }
         for stream in due {
+            // An owner told before may have moved or dropped this deadline.
+            guard let deadline = stream.deadline, deadline <= now else { continue }
             disarm(stream)
             stream.owner?.streamDeadlinePassed()
         }
-        // Owners may have armed new deadlines meanwhile (which scheduled a check).
-        guard sweepAt == nil, let next = timed.lazy.compactMap(\.deadline).min() else { return }
+        // Owners may have armed deadlines meanwhile, which scheduled a check that may be later
+        // than the earliest one left.
+        guard let next = timed.lazy.compactMap(\.deadline).min() else { return }
+        if let sweepAt, sweepAt <= next { return }
         scheduleSweep(at: next)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // An error NIOHTTP2 wraps as a stream error has already reset its stream (the close
-        // event follows). Everything else goes on, including the stream errors NIOHTTP2 fires
-        // unwrapped: the next handler cannot tell those from connection errors.
+        // event follows).
         if error is NIOHTTP2Errors.StreamError { return }
-        // NIOHTTP2 refused a frame written here, such as DATA for a stream it closed a moment
-        // before this handler heard of the close: that write failed, the connection is sound
-        // (NIOHTTP2 reports such a refusal as a connection error, but sends no GOAWAY). An error
-        // from reading the peer's frames goes on, and the connection's handler closes it.
-        if writing { return }
+        // NIOHTTP2's other errors end the connection only when NIOHTTP2 failed it, and then it
+        // wrote GOAWAY with an error code first (`wroteFrame`). The rest concern one stream (some
+        // it fires unwrapped, such as a forbidden header field, after resetting the stream) or
+        // one frame it refused to send (HEADERS for a stream it closed a moment before this
+        // handler heard): the connection and its other streams go on. What goes on, and every
+        // error from below (TLS, the socket), reaches the connection's handler, which closes.
+        if error is any NIOHTTP2Error, !connectionFailed { return }
         context.fireErrorCaught(error)
     }
 
@@ -378,6 +379,12 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
             stream.closed(reason: .cancel)
         }
         context.fireChannelInactive()
+    }
+}
+
+extension HTTP2StreamDispatcher: NIOHTTP2FrameDelegate {
+    func wroteFrame(_ frame: HTTP2Frame) {
+        if case .goAway(_, let code, _) = frame.payload, code != .noError { connectionFailed = true }
     }
 }
 
@@ -472,7 +479,7 @@ final class HTTP2FrameStream {
     /// before ``disarmDeadline()`` or the stream's close; arming again moves the deadline.
     func armDeadline(in amount: TimeAmount) {
         guard !isClosed else { return }
-        dispatcher.arm(self, at: .now() + amount)
+        dispatcher.arm(self, at: eventLoop.now + amount)
     }
 
     func disarmDeadline() {
@@ -511,7 +518,9 @@ extension ChannelPipeline.SynchronousOperations {
         streams: NIOHTTP2Handler.StreamConfiguration, dispatcher: HTTP2StreamDispatcher
     ) throws {
         try addHandler(FlushCoalescingHandler())
-        try addHandler(NIOHTTP2Handler(mode: mode, connectionConfiguration: connection, streamConfiguration: streams))
+        try addHandler(
+            NIOHTTP2Handler(
+                mode: mode, frameDelegate: dispatcher, connectionConfiguration: connection, streamConfiguration: streams))
         try addHandler(dispatcher)
     }
 }

@@ -117,6 +117,42 @@ import Testing
         #expect(released == nil, "the closed stream is still held (by its deadline's task)")
     }
 
+    /// Deadlines of several streams on one connection, checked by one timer: each fires once, at
+    /// its own time, after disarms (taken out of the middle of the list), a deadline moved
+    /// earlier, a stream closed while armed, and an owner that re-arms when told.
+    @Test func streamDeadlinesFireOnceEachAtTheirOwnTime() throws {
+        let pair = try DispatcherPair()
+        let loop = pair.client.embeddedEventLoop
+        let start = loop.now
+        let owners = (0..<6).map { _ in RecordingOwner() }
+        var streams: [HTTP2FrameStream] = []
+        for owner in owners {
+            owner.clock = { loop.now }
+            streams.append(try #require(pair.dispatcher.openStream(owner: owner)))
+        }
+        streams[0].armDeadline(in: .seconds(5))
+        streams[1].armDeadline(in: .seconds(1))
+        streams[2].armDeadline(in: .seconds(3))
+        streams[3].armDeadline(in: .seconds(2))
+        streams[4].armDeadline(in: .seconds(4))
+        streams[5].armDeadline(in: .seconds(6))
+        streams[1].disarmDeadline()
+        streams[4].armDeadline(in: .milliseconds(500))
+        streams[5].reset()
+        // Told at 3 s, stream 2 asks again for 10 s more; stream 0's 5 s must not wait for it.
+        let rearmed = streams[2]
+        owners[2].onDeadline = { rearmed.armDeadline(in: .seconds(10)) }
+
+        loop.advanceTime(by: .seconds(14))
+        func times(_ owner: RecordingOwner) -> [Int64] { owner.deadlinesPassed.map { ($0 - start).nanoseconds / 1_000_000 } }
+        #expect(times(owners[4]) == [500])
+        #expect(times(owners[1]).isEmpty, "a disarmed deadline fired")
+        #expect(times(owners[3]) == [2_000])
+        #expect(times(owners[2]) == [3_000, 13_000])
+        #expect(times(owners[0]) == [5_000])
+        #expect(times(owners[5]).isEmpty, "a closed stream's deadline fired")
+    }
+
     @Test func aGoAwayFromThePeerStopsNewStreams() throws {
         let pair = try DispatcherPair()
         try pair.server.send(.goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil), on: .rootStream)
@@ -223,5 +259,15 @@ private final class RecordingOwner: HTTP2FrameStreamOwner {
 
     func streamClosed(reason: HTTP2ErrorCode?) {
         closedReason = .some(reason)
+    }
+
+    /// When each deadline passed (the loop's clock), and what to do then.
+    var deadlinesPassed: [NIODeadline] = []
+    var onDeadline: (() -> Void)?
+    var clock: (() -> NIODeadline)?
+
+    func streamDeadlinePassed() {
+        deadlinesPassed.append(clock?() ?? .now())
+        onDeadline?()
     }
 }

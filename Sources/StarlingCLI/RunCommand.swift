@@ -13,7 +13,7 @@ import StarlingProxy
 /// its port (or, when it has not within 30 s, as a client only until it does), keeps it alive
 /// with heartbeats, forwards signals, deregisters on exit and exits with CMD's status. A
 /// SIGTERM to a workload that serves deregisters it first and reaches CMD
-/// `--shutdown-delay` later (``RunShutdown``). Without
+/// `--shutdown-delay` later when that is set (``RunShutdown``). Without
 /// `--port` the command is a client only (a batch job, a curl): it is registered as one at once
 /// and the run ends as soon as the command does.
 struct RunCommand: AsyncParsableCommand {
@@ -46,8 +46,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Request metrics: on, or off (to measure what they cost; bench/proxy-pair.sh).")
     var metrics: MetricsSetting = .on
 
-    @Option(help: "Seconds between deregistering the workload on SIGTERM and passing the signal to the command, so that callers stop routing to it first (0: at once; SIGINT always goes at once).")
-    var shutdownDelay: Double = 1
+    @Option(help: "Seconds between deregistering the workload on SIGTERM and passing the signal to the command, so that callers stop routing to it first (as a Kubernetes preStop sleep; default 0: at once; SIGINT always goes at once). Whatever stops starling must wait longer than this before SIGKILL, or the command is left running.")
+    var shutdownDelay: Double = 0
 
     @Option(help: "Log level of the proxy.")
     var logLevel: String = "notice"

@@ -57,7 +57,7 @@ start_workload greeter.log -n test --service greeter --service-account greeter -
 start_workload podinfo-a.log -n test --service podinfo-a --port 9898 -- "$STARLING" demo-app podinfo --message podinfo-a
 start_workload podinfo-b.log -n test --service podinfo-b --port 9898 -- "$STARLING" demo-app podinfo --message podinfo-b
 # Two replicas of one service, restarted one after the other under load in step 11.
-roll_args=(-n test --service roll --port 9898 -- "$STARLING" demo-app podinfo --message roll)
+roll_args=(-n test --service roll --port 9898 --shutdown-delay 1 -- "$STARLING" demo-app podinfo --message roll)
 start_workload roll-1.log "${roll_args[@]}"; roll_pid[1]=$!
 start_workload roll-2.log "${roll_args[@]}"; roll_pid[2]=$!
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -323,8 +323,8 @@ else
 fi
 
 step "11. a rolling restart of the server side under load loses no request"
-# Each replica of `roll` in turn gets SIGTERM (`starling run` deregisters it, and a second later
-# its app gets the signal and stops, then its proxy drains), and starts again; the client's
+# Each replica of `roll` in turn gets SIGTERM (`starling run --shutdown-delay 1` deregisters it,
+# and a second later its app gets the signal and stops, then its proxy drains), and starts again; the client's
 # outbound goes on sending at 20 req/s, a new connection each. A request to a replica that is
 # going away is sent to the other (a refused connect, or a stream closed before any answer to a
 # GET). Without the deregistration first, a request routed in the window between the app's exit

@@ -107,9 +107,7 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
-        sweep?.cancel()
-        sweep = nil
-        sweepAt = nil
+        dropDeadlines()
     }
 
     var openStreams: Int { streams.count }
@@ -309,6 +307,18 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
         stream.deadline = nil
     }
 
+    /// The connection is gone: no deadline is checked any more.
+    private func dropDeadlines() {
+        sweep?.cancel()
+        sweep = nil
+        sweepAt = nil
+        for stream in timed {
+            stream.deadlineIndex = nil
+            stream.deadline = nil
+        }
+        timed = []
+    }
+
     private func scheduleSweep(at when: NIODeadline) {
         guard let context else { return }
         sweep?.cancel()
@@ -364,14 +374,7 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isExhausted = true
-        sweep?.cancel()
-        sweep = nil
-        sweepAt = nil
-        for stream in timed {
-            stream.deadlineIndex = nil
-            stream.deadline = nil
-        }
-        timed = []
+        dropDeadlines()
         let open = streams
         streams = [:]
         for (id, stream) in open {

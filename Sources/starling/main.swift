@@ -14,8 +14,8 @@ import Glibc
 //
 // Swift's global executor stays Swift's own. NIO can take it over, but only where it finds the
 // runtime's hook with dlsym: in the statically linked release build the hook is a local symbol,
-// so tests (dynamic builds) and deployed proxies ran tasks on different threads. The tasks on
-// the data path pick their connection's loop themselves (EventLoopTaskExecutor).
+// so tests (dynamic builds) and deployed proxies ran tasks on different threads. The data path
+// runs no task per request or connection: its channel handlers run on their connection's loop.
 if let command = CommandLine.arguments.dropFirst().first, ["proxy", "run"].contains(command) {
     let threads =
         getenv("STARLING_PROXY_THREADS").flatMap { Int(String(cString: $0)) } ?? min(2, System.coreCount)

@@ -122,7 +122,7 @@ struct GatewayProxyTests {
     @Test func aCallerWithoutCertificateIsRefused() async throws {
         try await withGatewayStack(app: .http) { stack in
             let context = try inboundClientContext(chain: nil, key: nil, trustRoot: stack.pki.root)
-            var send = ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            let send = ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
             // TLS 1.3 clients finish their side before the gateway checks their certificate, so
             // the write may go out or fail; either way nothing comes back and the connection closes.
             if let (bytes, closed) = try? await inboundRawExchange(

@@ -85,9 +85,9 @@ struct GatewayRulesTests {
             endpoint: Endpoint(host: "127.0.0.1", port: 1, identity: .gateway(), authorityOverride: Self.target),
             backend: "podinfo-east.test.svc.cluster.local:9898", timeout: .seconds(1))
         let named = OutboundForwarder(
-            picker: FixedPicker(endpoints: [:]), pool: pool, dialer: dialer, logger: .init(label: "test"), clusterName: "west")
+            picker: FixedPicker(endpoints: [:]), pool: pool, logger: .init(label: "test"), clusterName: "west")
         #expect(named.meshHeaders(for: request, pick: pick)[GatewayHeaders.clientCluster] == ["west"])
-        let unnamed = OutboundForwarder(picker: FixedPicker(endpoints: [:]), pool: pool, dialer: dialer, logger: .init(label: "test"))
+        let unnamed = OutboundForwarder(picker: FixedPicker(endpoints: [:]), pool: pool, logger: .init(label: "test"))
         #expect(unnamed.meshHeaders(for: request, pick: pick)[GatewayHeaders.clientCluster].isEmpty)
     }
 }

@@ -187,23 +187,34 @@ func inboundUnusedPort() async throws -> Int {
 /// A running in-test server; `close()` when done.
 struct InboundTestServer: Sendable {
     let channel: any Channel
+    /// The TCP connections the server accepted so far.
+    var accepted = SharedCount()
     var port: Int { channel.localAddress?.port ?? 0 }
     func close() async { try? await channel.close() }
+}
+
+/// A counter shared between a test and its servers.
+final class SharedCount: Sendable {
+    private let value = Atomic<Int>(0)
+    var count: Int { value.load(ordering: .relaxed) }
+    func increment() { value.add(1, ordering: .relaxed) }
 }
 
 /// An HTTP/1.1 application that answers every request with 200, the request body echoed, and
 /// what it saw of the request in `echo-*` headers.
 func startInboundHTTP1App() async throws -> InboundTestServer {
+    let accepted = SharedCount()
     let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
         .childChannelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
+            accepted.increment()
+            return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                 try channel.pipeline.syncOperations.addHandler(InboundHTTP1EchoHandler())
             }
         }
         .bind(host: "127.0.0.1", port: 0).get()
-    return InboundTestServer(channel: channel)
+    return InboundTestServer(channel: channel, accepted: accepted)
 }
 
 final class InboundHTTP1EchoHandler: ChannelInboundHandler {

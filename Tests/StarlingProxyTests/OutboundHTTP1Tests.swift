@@ -139,8 +139,8 @@ struct OutboundHTTP1Tests {
     }
 
     @Test func aPlainEndpointIsServedOverHTTP1() async throws {
-        // An endpoint outside the mesh (no identity): the connection is handed to the task-based
-        // server, which forwards plain HTTP/1.1 — the request read so far is replayed to it.
+        // An endpoint outside the mesh (no identity) gets plain HTTP/1.1, on the same event-loop
+        // path as a meshed one; pipelined requests go one after the other.
         let app = try await startInboundHTTP1App()
         defer { Task { await app.close() } }
         let fixed = FixedPicker(
@@ -157,6 +157,72 @@ struct OutboundHTTP1Tests {
         #expect(response.contains("hello"))
         // Plain endpoints get no mesh headers.
         #expect(response.contains("echo-target: none"))
+    }
+
+    /// Plain endpoints get pooled connections, as the inbound's application does: requests of
+    /// several client connections, one after the other, reach the application on one connection.
+    @Test func aPlainEndpointsConnectionIsKeptAndReused() async throws {
+        let app = try await startInboundHTTP1App()
+        defer { Task { await app.close() } }
+        let fixed = FixedPicker(
+            endpoints: ["plain.test:80": Endpoint(host: "127.0.0.1", port: app.port)], answersNow: true)
+        let responses = try await withOutboundProxy(picker: fixed, tls: clientTLS) { port in
+            var responses: [String] = []
+            for index in 0..<4 {
+                responses.append(
+                    try await rawExchange(
+                        port: port,
+                        send: "GET /n\(index) HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n"))
+            }
+            return responses
+        }
+        for (index, response) in responses.enumerated() {
+            #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(response.prefix(200))")
+            #expect(response.contains("echo-path: /n\(index)"))
+        }
+        // Client connections land on either of the proxy's loops; each loop keeps its own.
+        #expect(app.accepted.count <= 2, "the application saw \(app.accepted.count) connections for 4 requests")
+        #expect(fixed.outcomes.successes == 4)
+    }
+
+    /// A plain endpoint that refuses the connect is tried again elsewhere, as a meshed one is.
+    @Test func aRefusedPlainEndpointIsTriedAgainOnAnotherEndpoint() async throws {
+        let app = try await startInboundHTTP1App()
+        defer { Task { await app.close() } }
+        let picker = FixedPicker(
+            endpoints: ["plain.test:80": Endpoint(host: "127.0.0.1", port: try closedPort())],
+            fallbacks: ["plain.test:80": [Endpoint(host: "127.0.0.1", port: app.port)]])
+        let response = try await withOutboundProxy(picker: picker, tls: clientTLS) { port in
+            try await rawExchange(
+                port: port,
+                send: "POST /submit HTTP/1.1\r\nHost: plain.test\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+        }
+        #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(response.prefix(200))")
+        #expect(response.hasSuffix("hello"))
+        #expect(picker.outcomes.failures == 1)
+        #expect(picker.outcomes.successes == 1)
+    }
+
+    /// A chunked upload of unknown length reaches a plain endpoint chunked, and a HEAD request's
+    /// answer ends with its head.
+    @Test func aPlainEndpointGetsChunkedBodiesAndHeadRequests() async throws {
+        let app = try await startInboundHTTP1App()
+        defer { Task { await app.close() } }
+        let fixed = FixedPicker(
+            endpoints: ["plain.test:80": Endpoint(host: "127.0.0.1", port: app.port)], answersNow: true)
+        let response = try await withOutboundProxy(picker: fixed, tls: clientTLS) { port in
+            try await rawExchange(
+                port: port,
+                send: "PUT /up HTTP/1.1\r\nHost: plain.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+                    + "HEAD /h HTTP/1.1\r\nHost: plain.test\r\nConnection: close\r\n\r\n")
+        }
+        let answers = response.components(separatedBy: "HTTP/1.1 200 OK")
+        #expect(answers.count == 3, "\(response)")
+        #expect(response.contains("hello world"))
+        #expect(response.contains("echo-method: HEAD"))
+        // The HEAD answer has no body after its head.
+        #expect(answers.last?.hasSuffix("\r\n\r\n") == true, "\(response)")
     }
 
     @Test func smugglingAttemptIsRefusedAndNeverForwarded() async throws {

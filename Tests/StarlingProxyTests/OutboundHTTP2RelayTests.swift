@@ -11,8 +11,8 @@ import Testing
 /// The outbound's h2c (prior knowledge, gRPC) front end on the event loop
 /// (`HTTP2StreamRelay`): a real NIOHTTP2 client through a running `OutboundProxy`,
 /// what a gRPC user relies on — routing failures answered with `starling-error`, timeouts,
-/// concurrent streams, trailers both ways, trailers-only answers, resets either way, and the
-/// hand-off of plain endpoints to the task path.
+/// concurrent streams, trailers both ways, trailers-only answers, resets either way, and plain
+/// endpoints (outside the mesh) reached over HTTP/1.1.
 struct OutboundHTTP2RelayTests {
     let pki: OutboundTestPKI
     let clientTLS: MeshTLS
@@ -30,11 +30,11 @@ struct OutboundHTTP2RelayTests {
             timeout: timeout, answersNow: answersNow)
     }
 
-    // MARK: - Hand-off of plain endpoints
+    // MARK: - Plain endpoints
 
-    /// An endpoint outside the mesh (no identity) is handed to the task path, which forwards
-    /// HTTP/1.1: the request head and the body received while routing are replayed to it. The large
-    /// body is more than the 64 KiB window the client may send while its stream is being routed.
+    /// An endpoint outside the mesh (no identity) gets the request as HTTP/1.1: its head, and the
+    /// body received while routing, then the rest. The large body is more than the 64 KiB window
+    /// the client may send while its stream is being routed.
     @Test(arguments: [false, true], [5, 200_000])
     func aPlainEndpointIsStillServedToAnH2CClient(answersNow: Bool, size: Int) async throws {
         let app = try await startInboundHTTP1App()

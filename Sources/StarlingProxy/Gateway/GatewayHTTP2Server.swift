@@ -28,7 +28,7 @@ struct GatewayHTTP2Server: Sendable {
     /// event loop).
     func configure(
         _ channel: any Channel, configuration: GatewayProxy.Configuration, peer: MeshIdentity, logger: Logger
-    ) throws -> HTTP2ServerStreams {
+    ) throws {
         // Rapid reset and CONTINUATION floods: NIOHTTP2's limits stay on (HTTP2Limits).
         let http2 = HTTP2Limits.configuration(settings: [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: configuration.maxConcurrentStreams),
@@ -38,21 +38,13 @@ struct GatewayHTTP2Server: Sendable {
         let activity = HTTP2ConnectionActivity()
         let environment = HTTP2StreamRelay.Environment(
             front: GatewayHTTP2Front(server: self, peer: peer, logger: logger), picker: picker, pool: pool,
-            idleTimeout: idleTimeout)
-        let server = try HTTP2ServerStreams.configure(channel, configuration: http2, activity: activity) {
-            stream, _, handOff in
-            HTTP2StreamRelay(client: stream, environment: environment, handOff: handOff)
+            plainConnections: nil, idleTimeout: idleTimeout)
+        try HTTP2ServerStreams.configure(channel, configuration: http2, activity: activity) { stream, _ in
+            HTTP2StreamRelay(client: stream, environment: environment)
         }
         try channel.pipeline.syncOperations.addHandler(
             HTTP2ConnectionLivenessHandler(activity: activity, idleTimeout: TimeAmount(configuration.idleTimeout)))
         try channel.pipeline.syncOperations.addHandler(GatewayHTTP2DrainHandler(activity: activity))
-        return server
-    }
-
-    /// Tracks the connection until it closes. Its streams are served on the event loop; none is
-    /// handed to a task (the gateway refuses plain endpoints), so this only waits.
-    func serve(_ server: HTTP2ServerStreams) async {
-        await server.serveEach { stream in stream.close() }
     }
 
     /// The request headers the local workload's inbound proxy gets: the caller's own headers
@@ -165,10 +157,6 @@ struct GatewayHTTP2Front: HTTP2RelayFront {
 
     func peerHeaders(for request: Request, pick: Pick) -> HPACKHeaders {
         GatewayHTTP2Server.forwardedHeaders(request.headers, peer: request.caller.identity)
-    }
-
-    func plainEndpoint(_ pick: Pick, request: Request) -> ProxyError? {
-        ProxyError(.connectFailed, "\(pick.endpoint) of \(request.target) is not meshed; the gateway forwards over mTLS only")
     }
 
     func responded(_ request: Request, pick: Pick, status: Int, latency: Duration) {

@@ -106,7 +106,7 @@ public struct GatewayProxy: Sendable {
                 try await listener.executeThenClose { inbound in
                     for try await accepted in inbound {
                         registry.start(channel: accepted.channel) {
-                            await Self.serve(accepted, http2: http2, opaque: opaque)
+                            await Self.serve(accepted, opaque: opaque)
                         }
                     }
                 }
@@ -136,17 +136,17 @@ public struct GatewayProxy: Sendable {
 
     /// What an admitted-for-handshake connection turned out to be.
     enum Established: Sendable {
-        case http2(HTTP2ServerStreams)
+        /// Served by channel handlers until it closes.
+        case http2
         case opaque(target: String, peer: MeshIdentity, logger: Logger)
     }
 
-    static func serve(_ accepted: Accepted, http2: GatewayHTTP2Server, opaque: GatewayOpaque) async {
+    static func serve(_ accepted: Accepted, opaque: GatewayOpaque) async {
         // A refused handshake or transport header closed the connection and logged why.
         guard let established = try? await accepted.outcome.get() else { return }
         switch established {
-        case .http2(let server):
-            await http2.serve(server)
-            try? await accepted.channel.close()
+        case .http2:
+            try? await accepted.channel.closeFuture.get()
         case .opaque(let target, let peer, let logger):
             await opaque.serve(accepted.channel, target: target, peer: peer, logger: logger)
         }
@@ -213,8 +213,8 @@ extension GatewayProxy {
                         }
                     } else {
                         GatewayMetrics.connection(protocol: "h2")
-                        let server = try http2.configure(channel, configuration: configuration, peer: peer, logger: logger)
-                        promise.succeed(.http2(server))
+                        try http2.configure(channel, configuration: configuration, peer: peer, logger: logger)
+                        promise.succeed(.http2)
                     }
                 }
                 try channel.pipeline.syncOperations.addHandler(ssl)

@@ -14,14 +14,14 @@ import NIOHTTP2
 /// Bodies stream both ways with backpressure: the stream's credit flows only while the
 /// application connection is writable, and the application is read only while the stream is
 /// writable.
-final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, InboundHTTP1AppOwner {
+final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, HTTP1AppConnectionOwner {
     private let stream: HTTP2FrameStream
     private let environment: InboundStreamEnvironment
     private let appPort: Int
     private var logger: Logger
     private var recorder: InboundRequestRecorder
     private var machine = InboundHTTP1ForwardStateMachine()
-    private var app: (channel: any Channel, handler: InboundAppHTTP1Handler)?
+    private var app: (channel: any Channel, handler: HTTP1AppConnectionHandler)?
     private var responseKeepAlive = true
     /// A read is owed to the application once the stream drains.
     private var appReadWaiting = false
@@ -124,12 +124,12 @@ final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, InboundHTTP1AppOwner {
     private func connect() {
         let pool = environment.http1Pool
         let eventLoop = stream.eventLoop
-        if let channel = pool.idleConnection(port: appPort, on: eventLoop) {
+        if let channel = pool.idleConnection(host: environment.configuration.appHost, port: appPort, on: eventLoop) {
             connected(channel)
             return
         }
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
-        pool.connect(port: appPort, on: eventLoop).whenComplete { result in
+        pool.connect(host: environment.configuration.appHost, port: appPort, on: eventLoop).whenComplete { result in
             let forwarder = loopBound.value
             switch result {
             case .success(let channel):
@@ -145,9 +145,9 @@ final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, InboundHTTP1AppOwner {
         case .discard:
             channel.close(promise: nil)
         case .send(let held, let readMore):
-            let handler: InboundAppHTTP1Handler
+            let handler: HTTP1AppConnectionHandler
             do {
-                handler = try channel.pipeline.syncOperations.handler(type: InboundAppHTTP1Handler.self)
+                handler = try channel.pipeline.syncOperations.handler(type: HTTP1AppConnectionHandler.self)
             } catch {
                 channel.close(promise: nil)
                 _ = machine.appFailed()
@@ -268,7 +268,7 @@ final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, InboundHTTP1AppOwner {
         app.handler.endLease()
         switch disposal {
         case .reuse:
-            environment.http1Pool.release(app.channel, port: appPort)
+            environment.http1Pool.release(app.channel, host: environment.configuration.appHost, port: appPort)
         case .close:
             app.channel.close(promise: nil)
         }

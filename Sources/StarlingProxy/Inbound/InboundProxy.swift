@@ -55,8 +55,7 @@ public struct InboundProxy: Sendable {
     public func run(onBound: (Int) -> Void) async throws {
         let configuration = configuration
         let registry = InboundConnectionRegistry()
-        let http1Pool = InboundHTTP1ConnectionPool(
-            host: configuration.appHost,
+        let http1Pool = HTTP1AppConnectionPool(
             connectTimeout: TimeAmount(configuration.appConnectTimeout),
             idleTimeout: TimeAmount(configuration.appConnectionIdleTimeout),
             maxIdlePerKey: configuration.maxIdleAppConnectionsPerPort
@@ -135,7 +134,7 @@ extension InboundProxy {
         let tls: any MeshTLSSource
         let logger: Logger
         let registry: InboundConnectionRegistry
-        let http1Pool: InboundHTTP1ConnectionPool
+        let http1Pool: HTTP1AppConnectionPool
         let http2Connections: InboundHTTP2AppConnections
         let tap: TapHub
 

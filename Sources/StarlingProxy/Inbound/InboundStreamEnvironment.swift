@@ -12,7 +12,7 @@ struct InboundStreamEnvironment: Sendable {
     var clientName: String
     /// Carries the connection's metadata (peer address, client identity).
     var logger: Logger
-    var http1Pool: InboundHTTP1ConnectionPool
+    var http1Pool: HTTP1AppConnectionPool
     var http2Connections: InboundHTTP2AppConnections
     /// Open taps, and this workload's identity as their events' destination.
     var tap: TapHub

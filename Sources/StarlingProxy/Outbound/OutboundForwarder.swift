@@ -5,81 +5,19 @@ import NIOHTTP1
 import NIOPosix
 import StarlingCore
 
-/// The routing core of the outbound proxy, shared by the HTTP/1 and HTTP/2 front ends: picks an
-/// endpoint for each request, connects (pooled HTTP/2 over mTLS for meshed endpoints, a plain
-/// HTTP/1.1 connection otherwise), adds the mesh headers, runs the exchange, and answers
-/// failures with `ProxyError.httpStatus` + `starling-error`.
-///
-/// Order of stages: pick → connect (a connect that fails is tried again on another endpoint or
-/// backend, see ``ConnectAttempts``) → rewrite headers → exchange with the pick's timeout →
-/// report the outcome to the balancer and metrics.
+/// What the outbound's HTTP/1 and HTTP/2 front ends share about a request: where to route it
+/// (picker, peer connections), the headers its upstream gets, and how its outcome is logged,
+/// counted and shown to taps. The exchange itself is the front end's (``PeerStreamRoute`` picks,
+/// connects and opens the upstream stream).
 struct OutboundForwarder: Sendable {
-    /// What the client's connection must do after a forwarded request.
-    enum Disposition: Sendable {
-        /// A complete response (the upstream's or an error) went out.
-        case responded
-        /// The response broke off after its head; the client connection or stream must be closed.
-        case aborted
-    }
-
     let picker: any EndpointPicker
     let pool: PeerConnectionPool
-    let dialer: PeerDialer
     let logger: Logger
     /// This cluster's name, sent to remote gateways as `starling-client-cluster` when configured.
     var clusterName: String? = nil
     /// Where finished requests are shown to open taps, and this workload's identity for them.
     var tap: TapHub = TapHub()
     var localIdentity: String = ""
-
-    func forward(
-        _ request: OutboundRequest, sink: some OutboundResponseSink,
-        sendBody: (any UpstreamBodyWriter) async throws -> Void
-    ) async -> Disposition {
-        let pick: Pick
-        let upstream: Upstream
-        let started: ContinuousClock.Instant
-        do throws(PickFailure) {
-            (pick, upstream, started) = try await picker.connect(request.routingAuthority, logger: logger) {
-                pick, timeout throws(ProxyError) in try await connect(pick, timeout: timeout)
-            }
-        } catch {
-            return await respond(error.error, to: request, pick: error.pick, sink: sink)
-        }
-        let headers = meshHeaders(for: request, pick: pick)
-        let result = await runExchange(
-            upstream: upstream, headers: headers, hasBody: request.hasBody, timeout: pick.timeout, sink: sink,
-            sendBody: sendBody)
-        switch result {
-        case .responded(let status, _, let latency):
-            // A 5xx from the peer proxy itself (it names its error) counts against the endpoint.
-            pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
-            record(request, pick: pick, status: status, latency: latency)
-            logger.debug(
-                "forwarded",
-                metadata: [
-                    "authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "status": "\(status)",
-                    "latency": "\(latency)",
-                ])
-            return .responded
-        case .failed(let error, let headSent, let errorResponded):
-            pick.complete(.failure(latency: ContinuousClock.now - started))
-            if headSent {
-                logger.warning(
-                    "response broke off",
-                    metadata: ["authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
-                return .aborted
-            }
-            if errorResponded {
-                record(request, pick: pick, status: error.httpStatus, latency: nil)
-                logger.warning(
-                    "request failed",
-                    metadata: ["authority": "\(request.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
-                return .responded
-            }
-            return await respond(error, to: request, pick: pick, sink: sink)
-        }
-    }
 
     /// The request headers as the upstream gets them. Meshed: the client's own mesh headers are
     /// replaced by `starling-target` (and `starling-orig-proto` for HTTP/1 clients). Plain
@@ -100,41 +38,6 @@ struct OutboundForwarder: Sendable {
             headers.add(name: MeshHeaders.originalProtocol, value: original)
         }
         return headers
-    }
-
-    private func connect(_ pick: Pick, timeout: Duration) async throws(ProxyError) -> Upstream {
-        if pick.endpoint.identity != nil {
-            let connection = try await pool.connection(to: pick.endpoint, timeout: timeout)
-            return .http2(try await connection.openStream())
-        }
-        let dialed = try await dialer.dial(
-            pick.endpoint, alpn: [], group: MultiThreadedEventLoopGroup.singleton, timeout: timeout
-        ) { channel in
-            try channel.pipeline.syncOperations.addHTTPClientHandlers()
-        }
-        do {
-            let channel = dialed.channel
-            return .http1(
-                try await channel.eventLoop.submit {
-                    try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
-                        wrappingChannelSynchronously: channel)
-                }.get())
-        } catch {
-            dialed.channel.close(promise: nil)
-            throw ProxyError(.connectFailed, "setting up HTTP/1.1 to \(pick.endpoint) failed: \(error)")
-        }
-    }
-
-    private func respond(
-        _ error: ProxyError, to request: OutboundRequest, pick: Pick?, sink: some OutboundResponseSink
-    ) async -> Disposition {
-        failed(request, error: error, pick: pick, logger: logger)
-        do {
-            try await sink.error(error, abortRequest: false)
-            return .responded
-        } catch {
-            return .aborted
-        }
     }
 
     /// A request the proxy answers with `error` itself: logged once (refusals of bad or unknown

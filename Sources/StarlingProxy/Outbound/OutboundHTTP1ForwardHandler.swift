@@ -5,10 +5,10 @@ import NIOHTTP1
 import NIOHTTP2
 
 /// The HTTP/1 front end of the outbound listener (a forward proxy), as a channel handler: each
-/// request is validated, routed (``PeerStreamRoute``), and sent as one stream on the pooled
-/// HTTP/2 mTLS connection to the chosen peer that lives on this connection's event loop; the
-/// response comes back from the connection's ``HTTP2StreamDispatcher``. No task, no thread hop,
-/// no stream channel per request.
+/// request is validated (``OutboundHTTP1Request``), routed (``PeerStreamRoute``), and sent as one
+/// upstream stream that lives on this connection's event loop — a stream on the pooled HTTP/2
+/// mTLS connection to the chosen peer, or an HTTP/1.1 exchange on a pooled connection to a plain
+/// endpoint (``PlainHTTP1Stream``). No task, no thread hop, no stream channel per request.
 ///
 /// One request at a time: parts of a pipelined request wait in `queued` until the current
 /// response is out, and reads stop once `maximumQueuedParts` wait, or once as many body parts
@@ -19,10 +19,6 @@ import NIOHTTP2
 /// Routing: the authority of an absolute-form target (`GET http://svc.ns:9898/ HTTP/1.1`, what
 /// `http_proxy=` clients send), else `Host`; port 80 when none is given. A transparently captured
 /// connection routes by its original destination instead.
-///
-/// A request routed to a plain endpoint (one outside the mesh) hands the whole connection to the
-/// task-based ``OutboundHTTP1Server``, which replays it: such endpoints are rare and not worth a
-/// second handler-based HTTP/1 client.
 final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -34,8 +30,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         var forwarder: OutboundForwarder
         var maximumHeaderBytes: Int
         var draining: @Sendable () -> Bool
-        /// Serves a connection handed off to the task-based server (plain endpoints).
-        var handOff: @Sendable (OutboundHTTP1Server.Connection, _ originalDestination: String?) async -> Void
+        /// Connections to plain endpoints (outside the mesh).
+        var plainConnections: HTTP1AppConnectionPool
     }
 
     /// The request being served. A class, as is `Exchange`: the state is read on every frame,
@@ -58,14 +54,14 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
 
     /// The exchange with the peer once its stream is open.
     private final class Exchange {
-        let stream: HTTP2FrameStream
+        let stream: any UpstreamStream
         let pick: Pick
         let started: ContinuousClock.Instant
         var status: Int?
         /// The response says `connection: close`, or the connection must close after it.
         var closeAfter = false
 
-        init(stream: HTTP2FrameStream, pick: Pick, started: ContinuousClock.Instant) {
+        init(stream: any UpstreamStream, pick: Pick, started: ContinuousClock.Instant) {
             self.stream = stream
             self.pick = pick
             self.started = started
@@ -77,8 +73,6 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         /// Picking an endpoint, connecting or opening a stream; parts read meanwhile are held.
         case routing(Request)
         case exchanging(Request, Exchange)
-        /// The connection belongs to the task-based server now; everything passes through.
-        case handedOff
         case closed
     }
 
@@ -150,10 +144,6 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     // MARK: - Client side
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .handedOff = state {
-            context.fireChannelRead(data)
-            return
-        }
         let part = unwrapInboundIn(data)
         // Parts wait behind those already queued, in order.
         if queued.isEmpty {
@@ -173,7 +163,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         switch state {
         case .idle: true
         case .routing(let request), .exchanging(let request, _): !request.requestDone
-        case .handedOff, .closed: false
+        case .closed: false
         }
     }
 
@@ -209,7 +199,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
                 // The response head is awaited from the request's end (an upload may take longer).
                 if exchange.status == nil { responseTimeout?.arm(in: TimeAmount(exchange.pick.timeout)) }
             }
-        case .handedOff, .closed:
+        case .closed:
             break
         }
     }
@@ -219,8 +209,6 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         case .exchanging(let request, let exchange):
             exchange.stream.flush()
             if !request.requestDone && !exchange.stream.isWritable { pauseReads() }
-        case .handedOff:
-            context.fireChannelReadComplete()
         default:
             break
         }
@@ -260,14 +248,10 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if case .handedOff = state {
-            context.fireErrorCaught(error)
-            return
-        }
         // The decoder refused the bytes: answer once (if no response is under way), then close.
         switch state {
         case .idle, .routing:
-            let refusal = OutboundHTTP1Server.refusal(for: error)
+            let refusal = OutboundHTTP1Request.refusal(for: error)
             logger.debug("refused a malformed request", metadata: ["error": "\(error)"])
             closeConnection(after: writeError(refusal, version: .http1_1, close: true, context: context), context: context)
         default:
@@ -281,9 +265,9 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         // A request without a body ends with its head; its `.end` arrives after.
         guard case .head(let head) = part else { return }
         context.triggerUserOutboundEvent(HTTP1ServerTimeoutEvent.requestHeadReceived, promise: nil)
-        let prepared: OutboundHTTP1Server.Prepared
+        let prepared: OutboundHTTP1Request.Prepared
         do {
-            prepared = try OutboundHTTP1Server.prepare(
+            prepared = try OutboundHTTP1Request.prepare(
                 head, maximumHeaderBytes: environment.maximumHeaderBytes, originalDestination: originalDestination)
         } catch {
             // Framing is unknown or untrusted: never forward, never reuse the connection.
@@ -297,7 +281,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         // Body-less requests still send `.end`; it is held (and dropped) like a body's.
         let request = Request(head: prepared.head, outbound: prepared.request, requestDone: false)
         let route = PeerStreamRoute(
-            picker: environment.forwarder.picker, pool: environment.forwarder.pool, logger: logger,
+            picker: environment.forwarder.picker, pool: environment.forwarder.pool,
+            plainConnections: environment.plainConnections, logger: logger,
             authority: prepared.request.routingAuthority, eventLoop: context.eventLoop)
         request.route = route
         state = .routing(request)
@@ -310,15 +295,12 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         switch outcome {
         case .failed(let error, let pick):
             respond(error, pick: pick, context: context)
-        case .plain(let pick):
-            pick.complete(.abandoned)
-            handOff(context: context)
         case .opened(let stream, let pick, let started):
             streamOpened(stream, pick: pick, started: started, context: context)
         }
     }
 
-    private func streamOpened(_ stream: HTTP2FrameStream, pick: Pick, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
+    private func streamOpened(_ stream: any UpstreamStream, pick: Pick, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
         guard case .routing(let request) = state else {
             stream.detach()
             stream.reset()
@@ -346,32 +328,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         if stream.isWritable { resumeReads() }
     }
 
-    private func handOff(context: ChannelHandlerContext) {
-        guard case .routing(let request) = state else { return }
-        state = .handedOff
-        let replay = [HTTPServerRequestPart.head(request.head)] + request.held + Array(queued)
-        queued = []
-        let connection: OutboundHTTP1Server.Connection
-        do {
-            connection = try OutboundHTTP1Server.Connection(wrappingChannelSynchronously: context.channel)
-        } catch {
-            logger.warning("could not hand the connection over", metadata: ["error": "\(error)"])
-            closeConnection(after: nil, context: context)
-            return
-        }
-        let environment = self.environment
-        let originalDestination = self.originalDestination
-        Task { await environment.handOff(connection, originalDestination) }
-        for part in replay { context.fireChannelRead(wrapInboundOut(part)) }
-        context.fireChannelReadComplete()
-        readsPaused = false
-        if readPending {
-            readPending = false
-            context.read()
-        }
-    }
-
-    // MARK: - Stream side (called by the connection's ``HTTP2StreamDispatcher`` on this event loop)
+    // MARK: - Upstream side (called by the upstream stream, on this event loop)
 
     func streamReceived(_ payload: HTTP2Frame.FramePayload) {
         guard let context, case .exchanging(let request, let exchange) = state else { return }
@@ -452,8 +409,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         if exchange.status == nil, !request.outbound.hasBody, PeerStreamRoute.repeatable(request.head.method),
             let route = request.route
         {
-            // The request's end went out with its head: hold it again for the next attempt
-            // (a plain endpoint is served by replaying what is held).
+            // The request's end went out with its head: hold it again for the next attempt.
             request.held = request.requestDone ? [.end(nil)] : []
             state = .routing(request)
             // `retry` reports the failure to the balancer.

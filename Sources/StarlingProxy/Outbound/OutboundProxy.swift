@@ -33,9 +33,8 @@ public struct OutboundProxy: Sendable {
 
     /// What the listener made of an accepted connection.
     enum Accepted: Sendable {
-        /// Served by channel handlers until it closes.
-        case http1(any Channel)
-        case http2(HTTP2ServerStreams, channel: any Channel, originalDestination: String?)
+        /// HTTP/1 or HTTP/2: served by channel handlers until it closes.
+        case served(any Channel)
         case opaque(any Channel, originalDestination: String)
         case rejected(any Channel, reason: String)
     }
@@ -49,27 +48,22 @@ public struct OutboundProxy: Sendable {
         let logger = runtime.logger
         let dialer = PeerDialer(tls: runtime.tls, connectTimeout: configuration.connectTimeout)
         let pool = PeerConnectionPool(dialer: dialer, group: group, idleTimeout: configuration.peerIdleTimeout)
+        // Plain endpoints (outside the mesh) get pooled HTTP/1.1 connections, kept as the
+        // inbound keeps its application's.
+        let plainConnections = HTTP1AppConnectionPool(
+            connectTimeout: TimeAmount(configuration.connectTimeout), idleTimeout: TimeAmount(configuration.peerIdleTimeout),
+            maxIdlePerKey: 64)
         let forwarder = OutboundForwarder(
-            picker: runtime.picker, pool: pool, dialer: dialer, logger: logger, clusterName: configuration.clusterName,
+            picker: runtime.picker, pool: pool, logger: logger, clusterName: configuration.clusterName,
             tap: runtime.tap, localIdentity: runtime.tls.identity.dnsName)
         let registry = ConnectionRegistry()
-        let http1 = OutboundHTTP1Server(
-            forwarder: forwarder, maximumHeaderBytes: configuration.maximumHeaderBytes,
-            draining: { registry.isDraining })
-        let http2 = OutboundHTTP2Server(forwarder: forwarder, idleTimeout: TimeAmount(configuration.idleTimeout))
         let opaque = OutboundOpaque(picker: runtime.picker, dialer: dialer)
         let http1Environment = OutboundHTTP1ForwardHandler.Environment(
             forwarder: forwarder, maximumHeaderBytes: configuration.maximumHeaderBytes,
-            draining: { registry.isDraining },
-            handOff: { connection, originalDestination in
-                var connectionLogger = logger
-                connectionLogger[metadataKey: "client"] = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"
-                await http1.serve(connection, originalDestination: originalDestination, logger: connectionLogger)
-            })
-
+            draining: { registry.isDraining }, plainConnections: plainConnections)
         let http2Environment = HTTP2StreamRelay.Environment(
             front: OutboundHTTP2Front(forwarder: forwarder, logger: logger), picker: runtime.picker, pool: pool,
-            idleTimeout: TimeAmount(configuration.idleTimeout))
+            plainConnections: plainConnections, idleTimeout: TimeAmount(configuration.idleTimeout))
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -121,7 +115,7 @@ public struct OutboundProxy: Sendable {
                         try await listener.executeThenClose { inbound in
                             for try await accepted in inbound {
                                 registry.start(channel: accepted.channel) {
-                                    await Self.serve(accepted.outcome, logger: logger, http2: http2, opaque: opaque)
+                                    await Self.serve(accepted.outcome, logger: logger, opaque: opaque)
                                 }
                             }
                         }
@@ -151,6 +145,7 @@ public struct OutboundProxy: Sendable {
         logger.info("outbound proxy draining", metadata: ["connections": "\(registry.count)"])
         await registry.drain(grace: configuration.drainGracePeriod)
         pool.close()
+        plainConnections.closeAll()
         logger.info("outbound proxy stopped")
     }
 
@@ -199,17 +194,15 @@ public struct OutboundProxy: Sendable {
             metrics.kind = "http1"
             var connectionLogger = logger
             connectionLogger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
-            try OutboundHTTP1Server.configure(
+            try OutboundHTTP1Request.configure(
                 channel, configuration: configuration, environment: http1, originalDestination: originalDestination,
                 logger: connectionLogger)
-            accepted = .http1(channel)
+            accepted = .served(channel)
         case .detected(.http2):
             metrics.kind = "http2"
-            accepted = .http2(
-                try OutboundHTTP2Server.configure(
-                    channel, configuration: configuration, environment: http2, originalDestination: originalDestination),
-                channel: channel,
-                originalDestination: originalDestination)
+            try OutboundHTTP2Server.configure(
+                channel, configuration: configuration, environment: http2, originalDestination: originalDestination)
+            accepted = .served(channel)
         case .detected(.unknown), .timedOut:
             guard let originalDestination else {
                 let reason =
@@ -226,19 +219,13 @@ public struct OutboundProxy: Sendable {
         return channel.pipeline.syncOperations.removeHandler(detector).map { accepted }
     }
 
-    static func serve(
-        _ accepted: EventLoopFuture<Accepted>, logger: Logger, http2: OutboundHTTP2Server, opaque: OutboundOpaque
-    ) async {
+    static func serve(_ accepted: EventLoopFuture<Accepted>, logger: Logger, opaque: OutboundOpaque) async {
         guard let accepted = try? await accepted.get() else { return }
         var logger = logger
         switch accepted {
-        case .http1(let channel):
-            // Its handlers serve it (or hand it to the task-based server); tracked until closed.
+        case .served(let channel):
+            // Its handlers serve it; tracked until closed.
             try? await channel.closeFuture.get()
-        case .http2(let server, let channel, let originalDestination):
-            logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
-            await http2.serve(server, originalDestination: originalDestination, logger: logger)
-            try? await channel.close()
         case .opaque(let channel, let originalDestination):
             logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
             await opaque.serve(channel, authority: originalDestination, logger: logger)

@@ -459,17 +459,6 @@ final class HTTP2FrameStream {
         dispatcher.streamEnded(id, reason: code)
     }
 
-    /// Gives the stream to `owner`, which is told everything from now on (a hand-off from the
-    /// event-loop path to a task); its credit flows again until the new owner says otherwise.
-    func handOver(to owner: any HTTP2FrameStreamOwner) {
-        guard !isClosed else {
-            owner.streamClosed(reason: .cancel)
-            return
-        }
-        self.owner = owner
-        isReceiving = true
-    }
-
     /// Stops telling the owner anything (it has finished with the stream); whatever still arrives
     /// is taken and dropped.
     func detach() {

@@ -23,8 +23,6 @@ protocol HTTP2RelayFront: Sendable {
         _ done: @escaping (Result<(Request, authority: String), HTTP2RelayAnswer>) -> Void)
     /// The headers the peer's stream opens with.
     func peerHeaders(for request: Request, pick: Pick) -> HPACKHeaders
-    /// A pick outside the mesh: nil to hand the stream to the task path, or the error to answer.
-    func plainEndpoint(_ pick: Pick, request: Request) -> ProxyError?
     /// The peer's response went to the client in full.
     func responded(_ request: Request, pick: Pick, status: Int, latency: Duration)
     /// The relay answers `error` itself: log and count it.
@@ -51,9 +49,10 @@ struct HTTP2RelayAnswer: Error {
 }
 
 /// Serves one stream a client opened on an HTTP/2 front end, on the connection's event loop: the
-/// front admits it, ``PeerStreamRoute`` picks a peer and opens a stream on the loop's pooled mTLS
-/// connection to it, and frames are relayed both ways. No task, no thread hop: both streams
-/// belong to frame-mode connections of the same loop.
+/// front admits it, ``PeerStreamRoute`` picks an endpoint and opens an upstream stream on the
+/// loop's pooled connection to it (HTTP/2 over mTLS to a peer, or HTTP/1.1 to a plain endpoint
+/// where `plainConnections` allows them), and frames are relayed both ways. No task, no thread
+/// hop: both sides live on the same loop.
 ///
 /// - **Flow control.** Each side's DATA is taken only while the other side can take writes
 ///   (``HTTP2FrameStream/isReceiving``); credit withheld meanwhile holds the sender, at most one
@@ -67,14 +66,14 @@ struct HTTP2RelayAnswer: Error {
 ///   resets the client's stream. The response head must come within the pick's timeout, counted
 ///   from the end of the request (as Envoy's route timeout): a client-streaming gRPC call may
 ///   upload for longer.
-/// - **Plain endpoints** (outside the mesh) are handed to the task-based server with what was
-///   received so far, when the front allows them.
 final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
     /// What every stream of a listener shares.
     struct Environment: Sendable {
         var front: Front
         var picker: any EndpointPicker
         var pool: PeerConnectionPool
+        /// Connections to plain endpoints (outside the mesh); nil where they are refused (the gateway).
+        var plainConnections: HTTP1AppConnectionPool?
         /// How long a finished stream may wait for the client to take its last frames or end
         /// its side, before it is reset.
         var idleTimeout: TimeAmount
@@ -92,10 +91,8 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
 
     private let client: HTTP2FrameStream
     private let environment: Environment
-    /// Serves the stream in a task instead (plain endpoints), replaying what it is given.
-    private let handOff: (HTTP2FrameStream, _ received: [HTTP2Frame.FramePayload]) -> Void
-    /// The client's first HEADERS as received, replayed by a hand-off.
-    private var first: HTTP2Frame.FramePayload?
+    /// Whether the client's first HEADERS has arrived.
+    private var started = false
     /// Set once the front admitted the stream.
     private var request: Front.Request?
     private var hasBody = false
@@ -105,9 +102,9 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
     private var held: [HTTP2Frame.FramePayload] = []
     private var requestEnded = false
     private var route: PeerStreamRoute?
-    private var peer: HTTP2FrameStream?
+    private var peer: (any UpstreamStream)?
     private var pick: Pick?
-    private var started = ContinuousClock.now
+    private var pickStarted = ContinuousClock.now
     /// The response's status, once its head went to the client.
     private var status: Int?
     /// Whether the response timeout is armed (a deadline of the client's stream).
@@ -115,13 +112,9 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
     /// The exchange is over (answered, broken off, or the client went away).
     private var done = false
 
-    init(
-        client: HTTP2FrameStream, environment: Environment,
-        handOff: @escaping (HTTP2FrameStream, _ received: [HTTP2Frame.FramePayload]) -> Void
-    ) {
+    init(client: HTTP2FrameStream, environment: Environment) {
         self.client = client
         self.environment = environment
-        self.handOff = handOff
     }
 
     // MARK: - Client side
@@ -132,9 +125,9 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         switch payload {
         case .headers(let headers):
             ends = headers.endStream
-            if first == nil {
+            if !started {
                 requestEnded = ends
-                start(headers.headers, frame: payload)
+                start(headers.headers)
                 return
             }
         case .data(let data):
@@ -178,8 +171,8 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
 
     // MARK: - Admission and routing
 
-    private func start(_ requestHeaders: HPACKHeaders, frame: HTTP2Frame.FramePayload) {
-        first = frame
+    private func start(_ requestHeaders: HPACKHeaders) {
+        started = true
         hasBody = !requestEnded
         var headers = requestHeaders
         HopByHopHeaders.remove(from: &headers)
@@ -200,8 +193,8 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         case .success(let (request, authority)):
             self.request = request
             let route = PeerStreamRoute(
-                picker: environment.picker, pool: environment.pool, logger: environment.front.logger, authority: authority,
-                eventLoop: client.eventLoop)
+                picker: environment.picker, pool: environment.pool, plainConnections: environment.plainConnections,
+                logger: environment.front.logger, authority: authority, eventLoop: client.eventLoop)
             self.route = route
             route.start(owner: PeerSide(self), routed)
         }
@@ -212,23 +205,10 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         switch outcome {
         case .failed(let error, let pick):
             respond(error, pick: pick)
-        case .plain(let pick):
-            if let error = environment.front.plainEndpoint(pick, request: request) {
-                pick.complete(.abandoned)
-                respond(error, pick: pick)
-                return
-            }
-            pick.complete(.abandoned)
-            done = true
-            route = nil
-            let received = (first.map { [$0] } ?? []) + held
-            first = nil
-            held = []
-            handOff(client, received)
         case .opened(let stream, let pick, let started):
             self.peer = stream
             self.pick = pick
-            self.started = started
+            self.pickStarted = started
             stream.write(.headers(.init(headers: environment.front.peerHeaders(for: request, pick: pick), endStream: !hasBody)))
             if hasBody {
                 for payload in held { stream.write(payload) }
@@ -325,14 +305,14 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
             // Nothing answered and nothing of the request is lost: the peer went away mid-request
             // (a gateway or proxy that died), so another endpoint is tried.
             if repeatable, let route {
-                if route.retry(after: error, pick: pick, started: started, routed) { return }
+                if route.retry(after: error, pick: pick, started: pickStarted, routed) { return }
             } else {
-                pick.complete(.failure(latency: ContinuousClock.now - started))
+                pick.complete(.failure(latency: ContinuousClock.now - pickStarted))
             }
             respond(error, pick: pick)
             return
         }
-        pick.complete(.failure(latency: ContinuousClock.now - started))
+        pick.complete(.failure(latency: ContinuousClock.now - pickStarted))
         environment.front.brokeOff(request, pick: pick, error: error)
         done = true
         // The route holds the peer side, which holds the relay.
@@ -346,7 +326,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         peer.reset()
         self.peer = nil
         self.pick = nil
-        pick.complete(.failure(latency: ContinuousClock.now - started))
+        pick.complete(.failure(latency: ContinuousClock.now - pickStarted))
         respond(ProxyError(.timeout, "no response within \(pick.timeout)"), pick: pick)
     }
 
@@ -358,7 +338,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         done = true
         client.write(last)
         disarmTimeout()
-        let latency = ContinuousClock.now - started
+        let latency = ContinuousClock.now - pickStarted
         // A 5xx from the peer proxy itself (it names its error) counts against the endpoint.
         pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
         environment.front.responded(request, pick: pick, status: status, latency: latency)
@@ -397,7 +377,6 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
     /// still sends is taken and dropped.
     private func endClientStream() {
         route = nil
-        first = nil
         held = []
         client.detach()
         client.resetUnlessClosed(after: environment.idleTimeout)

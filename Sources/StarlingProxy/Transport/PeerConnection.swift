@@ -22,30 +22,6 @@ public struct PeerConnection: Sendable {
         return stream
     }
 
-    /// Opens a new request stream for a task.
-    ///
-    /// - Throws: `ProxyError.connectFailed` when the connection can take no new stream.
-    public func openStream() async throws(ProxyError) -> PeerStream {
-        let dispatcher = self.dispatcher
-        let activity = self.activity
-        let peer = channel.remoteAddress.map { "\($0)" } ?? "the peer"
-        let eventLoop = channel.eventLoop
-        let opened: PeerStream?
-        do {
-            opened = try await eventLoop.submit {
-                let stream = PeerStream.open(on: dispatcher.value, eventLoop: eventLoop, peerDescription: peer)
-                if dispatcher.value.isExhausted { activity.markGoingAway() }
-                return stream
-            }.get()
-        } catch {
-            throw ProxyError(.connectFailed, "opening a stream to \(peer) failed: \(error)")
-        }
-        guard let opened else {
-            throw ProxyError(.connectFailed, "opening a stream to \(peer) failed: the connection takes no new stream")
-        }
-        return opened
-    }
-
     /// Makes the HTTP/2 client side on an established (TLS, ALPN `h2`) channel. Call on the
     /// channel's event loop.
     static func configure(

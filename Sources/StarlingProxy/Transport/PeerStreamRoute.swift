@@ -2,10 +2,13 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Routes one request to a stream on a peer (the outbound's HTTP/1 and HTTP/2 front ends, the
+/// Routes one request to an upstream stream (the outbound's HTTP/1 and HTTP/2 front ends, the
 /// gateway), on the client connection's event loop: pick (from what discovery already knows, or
 /// waiting for it off the loop for an authority's first request) → connect through the pool
-/// (the loop's own connection to the endpoint) → open a stream whose owner is the caller.
+/// (the loop's own connection to the endpoint) → open a stream whose owner is the caller. A
+/// meshed endpoint gets a stream on its pooled mTLS HTTP/2 connection; a plain one (outside the
+/// mesh) an HTTP/1.1 exchange on a pooled connection (``PlainHTTP1Stream``), where the caller
+/// allows plain endpoints at all.
 ///
 /// A connect that fails, or a stream that breaks before anything answered, is tried again on
 /// another endpoint as ``ConnectAttempts`` allows; when none is left the outcome is the last
@@ -13,10 +16,7 @@ import NIOHTTP1
 final class PeerStreamRoute {
     enum Outcome {
         /// The stream is open; its frames go to the owner given to ``start(owner:_:)``.
-        case opened(HTTP2FrameStream, Pick, started: ContinuousClock.Instant)
-        /// The pick is an endpoint outside the mesh (no identity): no stream to open. Its outcome
-        /// is the caller's to report.
-        case plain(Pick)
+        case opened(any UpstreamStream, Pick, started: ContinuousClock.Instant)
         /// Nothing could be opened: the error to answer, and the pick it belongs to (nil when
         /// picking itself failed). Every failed pick has been reported.
         case failed(ProxyError, Pick?)
@@ -24,6 +24,8 @@ final class PeerStreamRoute {
 
     private let picker: any EndpointPicker
     private let pool: PeerConnectionPool
+    /// Connections to plain endpoints; nil where only meshed ones may be used (the gateway).
+    private let plainConnections: HTTP1AppConnectionPool?
     private let logger: Logger
     private let authority: String
     private let eventLoop: any EventLoop
@@ -34,9 +36,13 @@ final class PeerStreamRoute {
     /// Cleared when the outcome is delivered or the route cancelled: a late callback finds nil.
     private var completion: ((Outcome) -> Void)?
 
-    init(picker: any EndpointPicker, pool: PeerConnectionPool, logger: Logger, authority: String, eventLoop: any EventLoop) {
+    init(
+        picker: any EndpointPicker, pool: PeerConnectionPool, plainConnections: HTTP1AppConnectionPool?, logger: Logger,
+        authority: String, eventLoop: any EventLoop
+    ) {
         self.picker = picker
         self.pool = pool
+        self.plainConnections = plainConnections
         self.logger = logger
         self.authority = authority
         self.eventLoop = eventLoop
@@ -90,8 +96,6 @@ final class PeerStreamRoute {
                 stream.detach()
                 stream.reset()
                 pick.complete(.abandoned)
-            case .plain(let pick):
-                pick.complete(.abandoned)
             case .failed:
                 break
             }
@@ -132,11 +136,11 @@ final class PeerStreamRoute {
             pick.complete(.abandoned)
             return
         }
+        let started = ContinuousClock.now
         guard pick.endpoint.identity != nil else {
-            deliver(.plain(pick))
+            connectPlain(pick, started: started)
             return
         }
-        let started = ContinuousClock.now
         let pool = self.pool
         if let connection = pool.readyConnection(to: pick.endpoint, on: eventLoop) {
             openStream(on: connection, pick: pick, started: started)
@@ -168,6 +172,52 @@ final class PeerStreamRoute {
             "connecting elsewhere after a connect failure",
             metadata: ["authority": "\(authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
         self.pick()
+    }
+
+    /// A plain endpoint: an idle pooled HTTP/1.1 connection, or a new one.
+    private func connectPlain(_ pick: Pick, started: ContinuousClock.Instant) {
+        guard let plainConnections else {
+            pick.complete(.abandoned)
+            deliver(
+                .failed(
+                    ProxyError(.connectFailed, "\(pick.endpoint) of \(authority) is not meshed; this proxy forwards over mTLS only"),
+                    pick))
+            return
+        }
+        let endpoint = pick.endpoint
+        if let channel = plainConnections.idleConnection(host: endpoint.host, port: endpoint.port, on: eventLoop) {
+            openPlainStream(on: channel, pick: pick, started: started)
+            return
+        }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let timeout = attempts?.remaining(now: started) ?? pick.timeout
+        plainConnections.connect(host: endpoint.host, port: endpoint.port, on: eventLoop, timeout: TimeAmount(timeout))
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    bound.value.openPlainStream(on: channel, pick: pick, started: started)
+                case .failure(let error):
+                    bound.value.connectFailed(
+                        ProxyError(.connectFailed, "connecting to \(endpoint) failed: \(error)"), pick: pick, started: started)
+                }
+            }
+    }
+
+    private func openPlainStream(on channel: any Channel, pick: Pick, started: ContinuousClock.Instant) {
+        guard completion != nil, let owner, let plainConnections else {
+            pick.complete(.abandoned)
+            channel.close(promise: nil)
+            return
+        }
+        guard
+            let stream = PlainHTTP1Stream(
+                leased: channel, pool: plainConnections, host: pick.endpoint.host, port: pick.endpoint.port, owner: owner)
+        else {
+            connectFailed(
+                ProxyError(.connectFailed, "the connection to \(pick.endpoint) is unusable"), pick: pick, started: started)
+            return
+        }
+        deliver(.opened(stream, pick, started: started))
     }
 
     private func openStream(on connection: PeerConnection, pick: Pick, started: ContinuousClock.Instant) {

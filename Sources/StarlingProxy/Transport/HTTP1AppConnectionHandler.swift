@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// What an HTTP/1.1 application connection reports to the stream that has leased it.
-protocol InboundHTTP1AppOwner: AnyObject {
+protocol HTTP1AppConnectionOwner: AnyObject {
     func appReceived(_ part: HTTPClientResponsePart)
     func appReadComplete()
     func appWritabilityChanged(isWritable: Bool)
@@ -16,14 +16,14 @@ protocol InboundHTTP1AppOwner: AnyObject {
 /// While idle in the pool it keeps one read outstanding, so the application closing a kept-alive
 /// connection is noticed at once, and closes the connection after `idleTimeout` unused (or when
 /// the application sends anything unasked).
-final class InboundAppHTTP1Handler: ChannelDuplexHandler {
+final class HTTP1AppConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
     private let idleTimeout: TimeAmount
     private var context: ChannelHandlerContext?
-    private var owner: (any InboundHTTP1AppOwner)?
+    private var owner: (any HTTP1AppConnectionOwner)?
     /// Closes the connection once idle in the pool for `idleTimeout` (re-armed every exchange).
     private var idleCheck: DeadlineCheck?
 
@@ -45,7 +45,7 @@ final class InboundAppHTTP1Handler: ChannelDuplexHandler {
 
     // MARK: - Lease
 
-    func lease(to owner: any InboundHTTP1AppOwner) {
+    func lease(to owner: any HTTP1AppConnectionOwner) {
         idleCheck?.disarm()
         self.owner = owner
     }
@@ -107,4 +107,4 @@ final class InboundAppHTTP1Handler: ChannelDuplexHandler {
 }
 
 @available(*, unavailable)
-extension InboundAppHTTP1Handler: Sendable {}
+extension HTTP1AppConnectionHandler: Sendable {}

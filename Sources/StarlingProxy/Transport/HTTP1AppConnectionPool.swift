@@ -3,19 +3,21 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// Kept-alive HTTP/1.1 connections to the application, per app port and event loop.
+/// Kept-alive HTTP/1.1 connections to applications, per address and event loop: the inbound's to
+/// its workload, the outbound's to plain endpoints (outside the mesh, ``PlainHTTP1Stream``).
 ///
-/// A connection lives on the event loop of the HTTP/2 stream that uses it, so the stream and the
+/// A connection lives on the event loop of the stream that uses it, so the stream and the
 /// connection hand bytes to each other without hopping threads. A connection serves one exchange
-/// at a time: it is leased by ``idleConnection(port:on:)`` or ``connect(port:on:)`` and comes back with ``release(_:port:)`` only
-/// after a complete exchange whose response allowed keep-alive.
-final class InboundHTTP1ConnectionPool: Sendable {
+/// at a time: it is leased by ``idleConnection(host:port:on:)`` or ``connect(host:port:on:timeout:)``
+/// and comes back with ``release(_:host:port:)`` only after a complete exchange whose response
+/// allowed keep-alive.
+final class HTTP1AppConnectionPool: Sendable {
     private struct Key: Hashable {
+        var host: String
         var port: Int
         var loop: ObjectIdentifier
     }
 
-    private let host: String
     private let connectTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private let maxIdlePerKey: Int
@@ -27,34 +29,34 @@ final class InboundHTTP1ConnectionPool: Sendable {
 
     private let idle = Mutex<[Key: IdleList]>([:])
 
-    init(host: String, connectTimeout: TimeAmount, idleTimeout: TimeAmount, maxIdlePerKey: Int) {
-        self.host = host
+    init(connectTimeout: TimeAmount, idleTimeout: TimeAmount, maxIdlePerKey: Int) {
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
         self.maxIdlePerKey = maxIdlePerKey
     }
 
-    /// A new connection to the application's `port` on `eventLoop` (for when ``idleConnection(port:on:)``
-    /// had none), leased. The future fails when connecting fails.
-    func connect(port: Int, on eventLoop: any EventLoop) -> EventLoopFuture<any Channel> {
+    /// A new connection to `host:port` on `eventLoop` (for when ``idleConnection(host:port:on:)``
+    /// had none), leased. The future fails when connecting fails, or takes longer than `timeout`
+    /// (when shorter than the pool's connect timeout).
+    func connect(host: String, port: Int, on eventLoop: any EventLoop, timeout: TimeAmount? = nil) -> EventLoopFuture<any Channel> {
         let idleTimeout = idleTimeout
         return ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
+            .connectTimeout(min(timeout ?? connectTimeout, connectTimeout))
             .channelOption(ChannelOptions.autoRead, value: false)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(InboundAppHTTP1Handler(idleTimeout: idleTimeout))
+                    try channel.pipeline.syncOperations.addHandler(HTTP1AppConnectionHandler(idleTimeout: idleTimeout))
                 }
             }
             .connect(host: host, port: port)
     }
 
-    /// An idle connection to the application's `port` on `eventLoop`, leased, if there is one
-    /// (the per-request path: no future, no callback).
-    func idleConnection(port: Int, on eventLoop: any EventLoop) -> (any Channel)? {
-        let key = Key(port: port, loop: ObjectIdentifier(eventLoop))
+    /// An idle connection to `host:port` on `eventLoop`, leased, if there is one (the per-request
+    /// path: no future, no callback).
+    func idleConnection(host: String, port: Int, on eventLoop: any EventLoop) -> (any Channel)? {
+        let key = Key(host: host, port: port, loop: ObjectIdentifier(eventLoop))
         while let channel = idle.withLock({ $0[key]?.channels.popLast() }) {
             if channel.isActive { return channel }
         }
@@ -62,8 +64,8 @@ final class InboundHTTP1ConnectionPool: Sendable {
     }
 
     /// Returns a connection after a complete exchange; it is closed instead when too many are idle.
-    func release(_ channel: any Channel, port: Int) {
-        let key = Key(port: port, loop: ObjectIdentifier(channel.eventLoop))
+    func release(_ channel: any Channel, host: String, port: Int) {
+        let key = Key(host: host, port: port, loop: ObjectIdentifier(channel.eventLoop))
         guard channel.isActive else {
             channel.close(promise: nil)
             return

@@ -11,7 +11,7 @@ import Yams
 struct ControllerContext: Sendable {
     var name: String
     /// Every replica of the controller's API (`server: A:8086,B:8086,C:8086`).
-    var replicas: [NetworkEndpoint]
+    var replicas: [HostPort]
     var caPEM: String
     var token: String
 
@@ -46,7 +46,7 @@ struct ControllerContext: Sendable {
 
     private init(_ entry: ConfigFile.Entry, path: String) throws {
         let whose = "context \(entry.name) in \(path)"
-        guard let replicas = NetworkEndpoint.list(parsing: entry.server.replacingOccurrences(of: "localhost", with: "127.0.0.1")) else {
+        guard let replicas = HostPort.list(parsing: entry.server.replacingOccurrences(of: "localhost", with: "127.0.0.1")) else {
             throw BenchError("server '\(entry.server)' of \(whose) is not HOST:PORT (or several, separated by commas)")
         }
         let trimmed = entry.certificateAuthorityData.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -64,7 +64,7 @@ struct ControllerContext: Sendable {
         self.init(name: entry.name, replicas: replicas, caPEM: pem, token: entry.token)
     }
 
-    private init(name: String, replicas: [NetworkEndpoint], caPEM: String, token: String) {
+    private init(name: String, replicas: [HostPort], caPEM: String, token: String) {
         self.name = name
         self.replicas = replicas
         self.caPEM = caPEM

@@ -60,8 +60,8 @@ public struct ClusterRecord: Codable, Sendable, Equatable {
     }
 
     public var replicaList: [Replica] {
-        let api = NetworkEndpoint(parsing: apiAddress)
-        let admin = NetworkEndpoint(parsing: adminAddress)
+        let api = HostPort(parsing: apiAddress)
+        let admin = HostPort(parsing: adminAddress)
         guard let api, let admin else { return [Replica(index: 1, apiAddress: apiAddress, adminAddress: adminAddress, host: apiAddress)] }
         let prefix = api.host.split(separator: ".").dropLast().joined(separator: ".")
         return (1...max(1, replicas ?? 1)).map { k in
@@ -388,8 +388,8 @@ public struct ClusterRegistry: Sendable {
     }
 
     private func launch(_ record: ClusterRecord, _ replica: ClusterRecord.Replica, progress: (String) -> Void) throws -> pid_t {
-        let (adminHost, adminPort) = try ContextAddress.parse(replica.adminAddress, field: "admin address")
-        if let status = ClusterProcess.httpStatus(host: adminHost, port: adminPort, path: "/ready", timeout: .milliseconds(500)) {
+        let admin = try ContextAddress.parse(replica.adminAddress, field: "admin address")
+        if let status = ClusterProcess.httpStatus(host: admin.host, port: admin.port, path: "/ready", timeout: .milliseconds(500)) {
             throw CLIError(
                 "something already answers on http://\(replica.adminAddress)/ready (HTTP \(status)) before cluster \(record.name)'s controller started",
                 hint: "a controller from another STARLING_HOME may still run on \(record.addressRange); stop it, "
@@ -411,7 +411,7 @@ public struct ClusterRegistry: Sendable {
     private func waitUntilReady(
         _ record: ClusterRecord, _ replica: ClusterRecord.Replica, pid: pid_t, progress: (String) -> Void
     ) async throws {
-        let (host, port) = try ContextAddress.parse(replica.adminAddress, field: "admin address")
+        let admin = try ContextAddress.parse(replica.adminAddress, field: "admin address")
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = start.advanced(by: readyTimeout)
@@ -424,7 +424,7 @@ public struct ClusterRegistry: Sendable {
             if !ClusterProcess.isAlive(pid) {
                 throw failure(record, replica, "exited before it was ready")
             }
-            lastStatus = ClusterProcess.httpStatus(host: host, port: port, path: "/ready", timeout: .seconds(1))
+            lastStatus = ClusterProcess.httpStatus(host: admin.host, port: admin.port, path: "/ready", timeout: .seconds(1))
             if lastStatus == 200 { return }
             if clock.now >= deadline { break }
             if !announced, clock.now - start > .seconds(3) {

@@ -54,10 +54,10 @@ struct ConfigCommand: AsyncParsableCommand {
                 throw ValidationError("--cluster-name \(clusterName): \(problem)")
             }
             let servers = server.split(separator: ",", omittingEmptySubsequences: false)
-            for part in servers where NetworkEndpoint(parsing: part.trimmingCharacters(in: .whitespaces)) == nil {
+            for part in servers where HostPort(parsing: part.trimmingCharacters(in: .whitespaces)) == nil {
                 throw ValidationError("--server: \"\(part)\" is not HOST:PORT (e.g. 10.0.0.1:8086)")
             }
-            if let adminServer, NetworkEndpoint(parsing: adminServer) == nil {
+            if let adminServer, HostPort(parsing: adminServer) == nil {
                 throw ValidationError("--admin-server \"\(adminServer)\" is not HOST:PORT")
             }
         }

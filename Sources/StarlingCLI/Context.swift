@@ -80,7 +80,7 @@ public struct ResolvedContext: Sendable, Equatable {
     public var configPath: String
     /// Every replica's API (`server: A:8086,B:8086,C:8086`), the first being `serverHost:serverPort`.
     /// Clients connect to whichever answers and move to another when it goes away.
-    public var replicas: [NetworkEndpoint] = []
+    public var replicas: [HostPort] = []
 
     public init(
         name: String,
@@ -91,7 +91,7 @@ public struct ResolvedContext: Sendable, Equatable {
         caPEM: String,
         token: String,
         configPath: String,
-        replicas: [NetworkEndpoint]? = nil
+        replicas: [HostPort]? = nil
     ) {
         self.name = name
         self.clusterName = clusterName
@@ -101,7 +101,7 @@ public struct ResolvedContext: Sendable, Equatable {
         self.caPEM = caPEM
         self.token = token
         self.configPath = configPath
-        self.replicas = replicas ?? [NetworkEndpoint(host: serverHost, port: serverPort)]
+        self.replicas = replicas ?? [HostPort(host: serverHost, port: serverPort)]
     }
 
     /// `HOST:PORT` of the API, with brackets around IPv6 hosts.
@@ -188,11 +188,9 @@ public struct ContextOptions: ParsableArguments {
     /// Parses and checks the fields of one context.
     static func resolve(_ context: ContextFile.Context, path: String) throws(CLIError) -> ResolvedContext {
         let whose = "context \(context.name) in \(path)"
-        var replicas: [NetworkEndpoint] = []
+        var replicas: [HostPort] = []
         for server in context.server.split(separator: ",") {
-            let (host, port) = try ContextAddress.parse(
-                server.trimmingCharacters(in: .whitespaces), field: "server of \(whose)")
-            replicas.append(NetworkEndpoint(host: host, port: port))
+            replicas.append(try ContextAddress.parse(server.trimmingCharacters(in: .whitespaces), field: "server of \(whose)"))
         }
         guard let first = replicas.first else {
             throw CLIError("server of \(whose) is empty", hint: "it is HOST:PORT, or HOST:PORT,HOST:PORT,… for replicas")
@@ -237,30 +235,13 @@ public struct ContextOptions: ParsableArguments {
     }
 }
 
-/// `HOST:PORT` and `[V6]:PORT` parsing.
+/// `HOST:PORT` and `[V6]:PORT` in contexts and cluster records.
 enum ContextAddress {
-    static func parse(_ text: String, field: String) throws(CLIError) -> (host: String, port: Int) {
-        let host: Substring
-        let portText: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
-                throw CLIError("\(field) is '\(text)'; expected [IPV6]:PORT")
-            }
-            host = text[text.index(after: text.startIndex)..<close]
-            portText = text[text.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else {
-                throw CLIError("\(field) is '\(text)'; expected HOST:PORT, e.g. 127.1.0.1:8086")
-            }
-            host = text[..<colon]
-            portText = text[text.index(after: colon)...]
+    static func parse(_ text: String, field: String) throws(CLIError) -> HostPort {
+        do {
+            return try HostPort.parse(text, field: field)
+        } catch {
+            throw CLIError(error.message)
         }
-        guard !host.isEmpty else {
-            throw CLIError("\(field) is '\(text)'; the host is empty")
-        }
-        guard let port = Int(portText), (1...65535).contains(port) else {
-            throw CLIError("\(field) is '\(text)'; the port must be a number from 1 to 65535")
-        }
-        return (String(host), port)
     }
 }

@@ -118,20 +118,13 @@ struct ControllerCommand: AsyncParsableCommand {
     }
 }
 
-/// `HOST:PORT` flags.
-struct HostPort: Sendable {
-    var host: String
-    var port: Int
-
+extension HostPort {
+    /// A `HOST:PORT` flag (port 0: any free port, for listen addresses).
     static func parse(_ text: String, flag: String) throws(ValidationError) -> HostPort {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65535).contains(port)
-        else {
-            throw ValidationError("\(flag) \"\(text)\" is not HOST:PORT (e.g. 127.0.0.1:8086)")
+        do {
+            return try HostPort.parse(text, field: flag, allowingPortZero: true)
+        } catch {
+            throw ValidationError(error.message)
         }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw ValidationError("\(flag) \"\(text)\" has no host") }
-        return HostPort(host: host, port: port)
     }
 }

@@ -79,7 +79,7 @@ struct InstallCommand: AsyncParsableCommand {
             guard !replicas.isEmpty else {
                 throw ValidationError("--target systemd needs --replica HOST:PORT for every controller replica")
             }
-            for replica in replicas where NetworkEndpoint(parsing: replica) == nil {
+            for replica in replicas where HostPort(parsing: replica) == nil {
                 throw ValidationError("--replica \(replica) is not HOST:PORT")
             }
             if let store {
@@ -114,7 +114,7 @@ struct InstallCommand: AsyncParsableCommand {
 
     private func printSystemdUnits() throws {
         let cluster = try clusterName ?? context.resolve().clusterName
-        let endpoints = replicas.compactMap { NetworkEndpoint(parsing: $0) }
+        let endpoints = replicas.compactMap { HostPort(parsing: $0) }
         let settings = SystemdUnits.Settings(
             binary: binary, user: user, clusterName: cluster, store: store,
             apiAddress: "0.0.0.0:\(endpoints.first?.port ?? 8086)", replicas: replicas,

@@ -86,7 +86,7 @@ struct ProxyCommand: AsyncParsableCommand {
                 listenHost: listenAddress, inboundPort: inboundPort, outboundPort: outboundPort, adminPort: adminPort,
                 appHost: appHost, appPorts: appPorts, opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse),
                 clusterName: clusterName)
-        configuration.controllerReplicas = replicas.map { NetworkEndpoint(host: $0.host, port: $0.port) }
+        configuration.controllerReplicas = replicas
         let proxy = Proxy(configuration: configuration, logger: logger, metrics: metrics)
         try await SignalScope.runUntilSignalled(logger: logger) {
             try await withThrowingDiscardingTaskGroup { group in

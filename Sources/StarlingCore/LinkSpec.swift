@@ -26,7 +26,7 @@ public struct LinkSpec: ResourceSpec {
     /// The remote controller's API, `host:port`, or every replica's: `A:8086,B:8086,C:8086`.
     public var apiAddress: String
     /// Every replica of the remote API that `apiAddress` names.
-    public var apiEndpoints: [NetworkEndpoint] { NetworkEndpoint.list(parsing: apiAddress) ?? [] }
+    public var apiEndpoints: [HostPort] { HostPort.list(parsing: apiAddress) ?? [] }
     /// The Secret (in the Link's namespace) holding the credentials for the remote API.
     public var credentialsSecret: String
     /// The remote cluster's gateways (IPs or DNS names), one per controller replica or gateway
@@ -77,7 +77,7 @@ public struct LinkSpec: ResourceSpec {
             throw spec.invalid("targetClusterDomain", "invalid domain \(JSONTextWriter.quoted(domain)): \(problem)")
         }
         let apiAddress = try spec.requiredString("apiAddress")
-        guard let apiReplicas = NetworkEndpoint.list(parsing: apiAddress) else {
+        guard let apiReplicas = HostPort.list(parsing: apiAddress) else {
             throw spec.invalid(
                 "apiAddress",
                 "expected host:port (e.g. 127.2.0.1:8086 or [fd00::1]:8086), or several separated by commas, got \(JSONTextWriter.quoted(apiAddress))")

@@ -95,32 +95,3 @@ extension String {
         return parts
     }
 }
-
-/// One `host:port` to connect to: an IP literal or a DNS name, and a port.
-public struct NetworkEndpoint: Sendable, Hashable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-    /// Parses `host:port` or `[v6]:port`; nil otherwise.
-    public init?(parsing text: String) {
-        guard let (host, port) = NetworkAddress.splitHostPort(text) else { return nil }
-        self.init(host: host, port: port)
-    }
-    public var description: String { NetworkAddress.joinHostPort(host, port) }
-
-    /// Parses a comma-separated list of `host:port` (`A:8086,B:8086`); nil when it is empty or
-    /// any part does not parse.
-    public static func list(parsing text: String) -> [NetworkEndpoint]? {
-        let parts = text.split(separator: ",").map { String($0.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed()) }
-        guard !parts.isEmpty else { return nil }
-        var endpoints: [NetworkEndpoint] = []
-        for part in parts {
-            guard let endpoint = NetworkEndpoint(parsing: part) else { return nil }
-            endpoints.append(endpoint)
-        }
-        return endpoints
-    }
-}

@@ -16,7 +16,7 @@ struct FuzzTarget: Sendable {
         FuzzTarget(name: "join-token", summary: "join tokens verified with a fixed key (raw, and claims re-signed)", run: IdentityTargets.joinToken),
         FuzzTarget(name: "http1-head", summary: "HTTP/1 request bytes through NIO's parser, validation and HTTP/2 conversion", run: ProxyTargets.http1Head),
         FuzzTarget(name: "http2-head", summary: "HTTP/2 header lists converted to HTTP/1 request and response heads", run: ProxyTargets.http2Head),
-        FuzzTarget(name: "authority", summary: "host:port parsers: HostPort, NetworkAddress, NetworkEndpoint, AuthorityKey, gateway lists", run: ProxyTargets.authority),
+        FuzzTarget(name: "authority", summary: "host:port parsers: HostPort (authorities, addresses, lists), NetworkAddress, ServiceAuthority keys, gateway lists", run: ProxyTargets.authority),
         FuzzTarget(name: "protocol-detect", summary: "outbound protocol detection from the first bytes", run: ProxyTargets.protocolDetect),
         FuzzTarget(name: "gateway-target", summary: "the opaque transport header naming the gateway's target, and starling-target", run: ProxyTargets.gatewayTarget),
         FuzzTarget(name: "store-apply", summary: "decoded resources applied to a SQLite store: all or nothing", run: StoreTargets.apply),

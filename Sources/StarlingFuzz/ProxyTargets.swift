@@ -45,7 +45,7 @@ enum ProxyTargets {
         }
         let back: HTTPRequestHead
         do {
-            back = try HTTPHeadConversion.http1RequestHead(from: h2)
+            back = try HTTPHeadConversion.http1RequestHead(from: h2, hasBody: false)
         } catch {
             check(false, "a parsed HTTP/1 head (\(head.method) \(head.uri)) does not convert back from HTTP/2: \(error)")
             return
@@ -78,7 +78,7 @@ enum ProxyTargets {
             guard isValidHTTP2FieldName(name) else { continue }
             headers.add(name: name, value: colon == line.endIndex ? "" : String(line[line.index(after: colon)...]))
         }
-        _ = try? HTTPHeadConversion.http1RequestHead(from: headers)
+        _ = try? HTTPHeadConversion.http1RequestHead(from: headers, hasBody: true)
         let method: HTTPMethod = flags & 1 != 0 ? .HEAD : .GET
         let version: HTTPVersion = flags & 2 != 0 ? .http1_0 : .http1_1
         if let response = try? HTTPHeadConversion.http1ResponseHead(from: headers, requestMethod: method, version: version) {
@@ -123,20 +123,20 @@ enum ProxyTargets {
     static func checkAuthority(_ text: String) {
         // The per-request fast path must agree with the full parse.
         for port in [80, 443] {
-            let full = HostPort(text, defaultPort: port)
+            let full = HostPort(authority: text, defaultPort: port)
             let canonical = HostPort.canonical(text, defaultPort: port)
             check(canonical == full?.description, "canonical(\(text)) = \(String(describing: canonical)), HostPort gives \(String(describing: full?.description))")
             // (A host with a bracket in it, which no valid authority has, prints ambiguously.)
             if let full, !full.host.contains(where: { $0 == "[" || $0 == "]" }) {
-                check(HostPort(full.description, defaultPort: port) == full, "HostPort \(full) does not read its own description back")
+                check(HostPort(authority: full.description, defaultPort: port) == full, "HostPort \(full) does not read its own description back")
             }
         }
         // The cache key of a service authority: normalizing twice changes nothing. (A name that
         // is no service authority keeps all but one trailing dot, as documented, so names with
         // `..` are left out, and so is `host:port.`, whose port only the second pass sees.)
-        let key = AuthorityKey.normalize(text)
+        let key = ServiceAuthority.key(text)
         if !key.hasSuffix("."), !text.contains(".."), !(text.hasSuffix(".") && text.contains(":")) {
-            check(AuthorityKey.normalize(key) == key, "AuthorityKey.normalize(\(text)) = \(key) is not stable")
+            check(ServiceAuthority.key(key) == key, "ServiceAuthority.key(\(text)) = \(key) is not stable")
         }
         if let split = NetworkAddress.splitHostPort(text) {
             let (host, port) = split
@@ -146,7 +146,7 @@ enum ProxyTargets {
         }
         _ = NetworkAddress.isHost(text)
         _ = NetworkAddress.isIPAddress(text)
-        _ = NetworkEndpoint.list(parsing: text)
+        _ = HostPort.list(parsing: text)
         _ = RequestTarget(text)
         _ = HTTPHeadConversion.originFormPath(text)
         _ = MirrorLabels.gatewayHosts(text)

@@ -15,7 +15,7 @@ public enum ControllerTransport {
     ///   - maximumBackoff: the longest wait between reconnection attempts.
     ///   - methods: per-method deadlines and retries (``ReplicaTarget/failover``).
     public static func make(
-        replicas: [NetworkEndpoint], certificatePEM: String, maximumBackoff: Duration = .seconds(2),
+        replicas: [HostPort], certificatePEM: String, maximumBackoff: Duration = .seconds(2),
         methods: [MethodConfig] = []
     ) throws -> HTTP2ClientTransport.Posix {
         try HTTP2ClientTransport.Posix(

@@ -14,14 +14,14 @@ public enum ReplicaTarget {
             maxAttempts: 3, initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(500), backoffMultiplier: 2,
             retryableStatusCodes: [.unavailable]))
 
-    public static func resolve(_ replicas: [NetworkEndpoint]) -> any ResolvableTarget {
+    public static func resolve(_ replicas: [HostPort]) -> any ResolvableTarget {
         if replicas.count > 1, replicas.allSatisfy({ NetworkAddress.isIPv4($0.host) }) {
             return .ipv4(pairs: replicas.map { (host: $0.host, port: $0.port) })
         }
         if replicas.count > 1, replicas.allSatisfy({ NetworkAddress.isIPv6($0.host) }) {
             return .ipv6(pairs: replicas.map { (host: $0.host, port: $0.port) })
         }
-        let first = replicas.first ?? NetworkEndpoint(host: "127.0.0.1", port: 8086)
+        let first = replicas.first ?? HostPort(host: "127.0.0.1", port: 8086)
         if NetworkAddress.isIPv6(first.host) { return .ipv6(address: first.host, port: first.port) }
         if NetworkAddress.isIPv4(first.host) { return .ipv4(address: first.host, port: first.port) }
         return .dns(host: first.host, port: first.port)

@@ -27,7 +27,7 @@ public struct ProxyConfiguration: Sendable {
     public var clusterName: String?
     /// Every controller replica (empty: `controllerHost:controllerPort` alone). Identity and
     /// Destination streams are spread over the replicas that answer and move when one goes away.
-    public var controllerReplicas: [NetworkEndpoint] = []
+    public var controllerReplicas: [HostPort] = []
 
     public init(
         controllerHost: String, controllerPort: Int, controllerCertificatePEM: String, token: String,

@@ -21,13 +21,13 @@ struct DiscoveryRecordTests {
         ("web", "web"),
     ])
     func authoritiesShareOneKey(input: String, key: String) {
-        #expect(AuthorityKey.normalize(input) == key)
+        #expect(ServiceAuthority.key(input) == key)
     }
 
     @Test func aCustomClusterDomainIsRecognised() {
-        #expect(AuthorityKey.normalize("web.test.svc.east.example:80", clusterDomain: "east.example")
+        #expect(ServiceAuthority.key("web.test.svc.east.example:80", clusterDomain: "east.example")
             == "web.test.svc.east.example:80")
-        #expect(AuthorityKey.normalize("web.test:80", clusterDomain: "east.example") == "web.test.svc.east.example:80")
+        #expect(ServiceAuthority.key("web.test:80", clusterDomain: "east.example") == "web.test.svc.east.example:80")
     }
 
     @Test func addsRemovesAndNoEndpointsAreApplied() {

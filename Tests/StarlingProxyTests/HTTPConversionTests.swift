@@ -1,5 +1,6 @@
 import NIOHPACK
 import NIOHTTP1
+import StarlingCore
 @testable import StarlingProxy
 import Testing
 
@@ -120,14 +121,42 @@ struct HTTPConversionTests {
 
     @Test func http2RequestBecomesHTTP1WithHost() throws {
         let head = try HTTPHeadConversion.http1RequestHead(
-            from: [":method": "POST", ":scheme": "http", ":authority": "svc:80", ":path": "/x", "content-length": "2"])
+            from: [":method": "POST", ":scheme": "http", ":authority": "svc:80", ":path": "/x", "content-length": "2"],
+            hasBody: true)
         #expect(head.method == .POST)
         #expect(head.uri == "/x")
         #expect(head.headers["host"] == ["svc:80"])
         #expect(head.headers["content-length"] == ["2"])
         #expect(throws: HTTPHeadConversion.ConversionError.self) {
-            try HTTPHeadConversion.http1RequestHead(from: [":path": "/"])
+            try HTTPHeadConversion.http1RequestHead(from: [":path": "/"], hasBody: false)
         }
+    }
+
+    /// A body of unknown length goes chunked whatever the method (NIO frames only POST, PUT and
+    /// PATCH itself, and would write a GET's body unframed); a TRACE with a body is refused.
+    @Test func http2RequestBodiesAreFramedForHTTP1() throws {
+        let get = try HTTPHeadConversion.http1RequestHead(
+            from: [":method": "GET", ":scheme": "http", ":authority": "svc:80", ":path": "/"], hasBody: true)
+        #expect(get.headers["transfer-encoding"] == ["chunked"])
+        let sized = try HTTPHeadConversion.http1RequestHead(
+            from: [":method": "GET", ":scheme": "http", ":authority": "svc:80", ":path": "/", "content-length": "4"],
+            hasBody: true)
+        #expect(sized.headers["transfer-encoding"].isEmpty)
+        let bodyless = try HTTPHeadConversion.http1RequestHead(
+            from: [":method": "GET", ":scheme": "http", ":authority": "svc:80", ":path": "/"], hasBody: false)
+        #expect(bodyless.headers["transfer-encoding"].isEmpty)
+        #expect(throws: HTTPHeadConversion.ConversionError.self) {
+            try HTTPHeadConversion.http1RequestHead(
+                from: [":method": "TRACE", ":scheme": "http", ":authority": "svc:80", ":path": "/"], hasBody: true)
+        }
+    }
+
+    @Test func aTraceWithABodyIsRefusedBeforeItIsForwarded() throws {
+        var head = HTTPRequestHead(version: .http1_1, method: .TRACE, uri: "/")
+        head.headers.add(name: "content-length", value: "40")
+        #expect(throws: ProxyError.self) { try HTTP1RequestValidation.validate(head, maximumHeaderBytes: 8192) }
+        head.headers.remove(name: "content-length")
+        #expect(try HTTP1RequestValidation.validate(head, maximumHeaderBytes: 8192) == .none)
     }
 
     @Test func targetsAndAuthoritiesParse() throws {
@@ -135,10 +164,10 @@ struct HTTPConversionTests {
         #expect(target.authority == "podinfo.test:9898")
         #expect(target.path == "/?q=1")
         #expect(RequestTarget("/origin/form") == nil)
-        #expect(HostPort("podinfo.test", defaultPort: 80)?.description == "podinfo.test:80")
-        #expect(HostPort("[::1]:8080", defaultPort: 80)?.description == "[::1]:8080")
-        #expect(HostPort("host:99999", defaultPort: 80) == nil)
-        #expect(HostPort(":80", defaultPort: 80) == nil)
+        #expect(HostPort(authority: "podinfo.test", defaultPort: 80)?.description == "podinfo.test:80")
+        #expect(HostPort(authority: "[::1]:8080", defaultPort: 80)?.description == "[::1]:8080")
+        #expect(HostPort(authority: "host:99999", defaultPort: 80) == nil)
+        #expect(HostPort(authority: ":80", defaultPort: 80) == nil)
     }
 
     /// The per-request fast path must agree with the parser on every spelling it accepts, and
@@ -149,7 +178,7 @@ struct HTTPConversionTests {
         "wéb.ns:80", "web.ns:80x", "web.ns:123456",
     ])
     func canonicalAuthoritiesMatchTheParser(text: String) {
-        #expect(HostPort.canonical(text, defaultPort: 80) == HostPort(text, defaultPort: 80)?.description)
+        #expect(HostPort.canonical(text, defaultPort: 80) == HostPort(authority: text, defaultPort: 80)?.description)
     }
 
     @Test func requestValidationRefusesAmbiguousFraming() throws {

@@ -166,7 +166,7 @@ final class DestinationIndex: Sendable {
 
 extension DestinationIndex.Snapshot {
     /// The ready endpoints of a service's port; nil when the service does not exist.
-    func endpoints(of authority: Authority) -> Set<Endpoint>? {
+    func endpoints(of authority: ServiceAuthority) -> Set<Endpoint>? {
         guard let serviceResource = services[authority.namespace]?[authority.service],
             let service = try? ServiceSpec(serviceResource)
         else { return nil }
@@ -254,7 +254,7 @@ extension DestinationIndex.Snapshot {
 
     /// Weighted backends for a service from a TrafficSplit (or an HTTPRoute), as authorities with
     /// milli-weights; empty when traffic goes to the service itself.
-    func backends(of authority: Authority, clusterDomain: String) -> [(authority: String, weight: UInt64)] {
+    func backends(of authority: ServiceAuthority, clusterDomain: String) -> [(authority: String, weight: UInt64)] {
         let portSuffix = authority.port.map { ":\($0)" } ?? ""
         let splitsHere = (splits[authority.namespace] ?? [:]).values.sorted { $0.metadata.name < $1.metadata.name }
         for resource in splitsHere {

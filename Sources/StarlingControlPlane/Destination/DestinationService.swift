@@ -26,7 +26,7 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
     /// What a destination request names: a service, or — for a connection captured transparently
     /// and routed by its original destination — a workload's `address:port`.
     enum Target: Sendable {
-        case service(Authority)
+        case service(ServiceAuthority)
         case address(host: String, port: Int)
     }
 
@@ -38,7 +38,7 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
         if let (host, port) = NetworkAddress.splitHostPort(path), NetworkAddress.isIPAddress(host) {
             return .address(host: host, port: port)
         }
-        guard let authority = Authority(path, clusterDomain: clusterDomain) else {
+        guard let authority = ServiceAuthority(path, clusterDomain: clusterDomain) else {
             throw RPCError(code: .invalidArgument, message: "\"\(path)\" is not a service authority (expected svc.ns[.svc.\(clusterDomain)][:port]) or a workload's address:port")
         }
         return .service(authority)
@@ -170,9 +170,9 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
         }
     }
 
-    func profile(for authority: Authority, in snapshot: DestinationIndex.Snapshot) -> Starling_V1_DestinationProfile {
+    func profile(for authority: ServiceAuthority, in snapshot: DestinationIndex.Snapshot) -> Starling_V1_DestinationProfile {
         var profile = Self.defaultProfile
-        profile.fullyQualifiedName = Authority(service: authority.service, namespace: authority.namespace, port: nil)
+        profile.fullyQualifiedName = ServiceAuthority(service: authority.service, namespace: authority.namespace, port: nil)
             .fullyQualified(clusterDomain: clusterDomain)
         profile.dstOverrides = snapshot.backends(of: authority, clusterDomain: clusterDomain).map { backend in
             .with {
@@ -196,7 +196,7 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
 
     /// Every match of the HTTPRoutes (in the service's namespace) whose parent is the service,
     /// named by their route, in the routes' name order (the proxy sorts by precedence).
-    static func routeMatches(of authority: Authority, in snapshot: DestinationIndex.Snapshot) -> [Starling_V1_RouteMatch] {
+    static func routeMatches(of authority: ServiceAuthority, in snapshot: DestinationIndex.Snapshot) -> [Starling_V1_RouteMatch] {
         var matches: [Starling_V1_RouteMatch] = []
         let routes = (snapshot.routes[authority.namespace] ?? [:]).values.sorted { $0.metadata.name < $1.metadata.name }
         for resource in routes {

@@ -1,6 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 public import Logging
+import StarlingCore
 import StarlingAPI
 import Synchronization
 
@@ -116,7 +117,7 @@ public final class DestinationClient: DiscoverySource {
             if let known = state.keys[authority] {
                 key = known
             } else {
-                key = AuthorityKey.normalize(authority, clusterDomain: clusterDomain)
+                key = ServiceAuthority.key(authority, clusterDomain: clusterDomain)
                 // Bounded: spellings come from applications.
                 if state.keys.count >= 4096 { state.keys.removeAll(keepingCapacity: true) }
                 state.keys[authority] = key
@@ -130,12 +131,12 @@ public final class DestinationClient: DiscoverySource {
     /// Yields each time the cached answer for `authority` changes (endpoints or profile). Starts
     /// the authority's streams if needed; an observed authority is never evicted.
     public func changes(of authority: String) -> AsyncStream<Void> {
-        subscribe(AuthorityKey.normalize(authority, clusterDomain: configuration.clusterDomain)).updates
+        subscribe(ServiceAuthority.key(authority, clusterDomain: configuration.clusterDomain)).updates
     }
 
     /// A counter bumped on every change of `authority`'s cached answer; 0 when nothing is known.
     public func version(of authority: String) -> UInt64 {
-        let key = AuthorityKey.normalize(authority, clusterDomain: configuration.clusterDomain)
+        let key = ServiceAuthority.key(authority, clusterDomain: configuration.clusterDomain)
         return state.withLock { $0.entries[key]?.version ?? 0 }
     }
 
@@ -163,7 +164,7 @@ public final class DestinationClient: DiscoverySource {
     private func read<T: Sendable>(
         _ authority: String, what: String, _ extract: @escaping @Sendable (DestinationRecord) -> T?
     ) async throws(ProxyError) -> T {
-        let key = AuthorityKey.normalize(authority, clusterDomain: configuration.clusterDomain)
+        let key = ServiceAuthority.key(authority, clusterDomain: configuration.clusterDomain)
         if let value = lookup(key, extract) { return value }
         let (updates, endUpdates) = subscribe(key)
         defer { endUpdates() }

@@ -15,9 +15,18 @@ public enum HTTP1RequestValidation {
     ///
     /// - Throws: `ProxyError.badRequest` for `Content-Length` together with `Transfer-Encoding`,
     ///   several differing or non-numeric `Content-Length` values, or a `Transfer-Encoding` other
-    ///   than a final `chunked`; `ProxyError.headersTooLarge` when the field names and values exceed
-    ///   `maximumHeaderBytes`.
+    ///   than a final `chunked`, a TRACE with a body (RFC 9110 §9.3.8; NIO's client encoder writes
+    ///   such a body unframed, so the upstream would read it as a second request);
+    ///   `ProxyError.headersTooLarge` when the field names and values exceed `maximumHeaderBytes`.
     public static func validate(_ head: HTTPRequestHead, maximumHeaderBytes: Int) throws(ProxyError) -> BodyFraming {
+        let framing = try framing(of: head, maximumHeaderBytes: maximumHeaderBytes)
+        if framing != .none, head.method == .TRACE {
+            throw ProxyError(.badRequest, "a TRACE request must not have a body")
+        }
+        return framing
+    }
+
+    private static func framing(of head: HTTPRequestHead, maximumHeaderBytes: Int) throws(ProxyError) -> BodyFraming {
         var size = head.uri.utf8.count + head.method.rawValue.utf8.count
         for (name, value) in head.headers {
             size += name.utf8.count + value.utf8.count + 4

@@ -71,13 +71,18 @@ public enum HTTPHeadConversion {
     // MARK: - HTTP/2 → HTTP/1
 
     /// An HTTP/1.1 request head for HTTP/2 request headers: `:path` becomes the target, `:authority`
-    /// the `Host` field; other pseudo-headers are dropped.
+    /// the `Host` field; other pseudo-headers are dropped. A request with a body (`hasBody`) and no
+    /// `content-length` is sent chunked, whatever its method (NIO's encoder frames only the
+    /// methods that usually carry one); a TRACE with a body is refused (RFC 9110 §9.3.8: NIO would
+    /// write it unframed, and the application would read it as a second request on a pooled
+    /// connection).
     public static func http1RequestHead(
-        from headers: HPACKHeaders, version: HTTPVersion = .http1_1
+        from headers: HPACKHeaders, hasBody: Bool, version: HTTPVersion = .http1_1
     ) throws(ConversionError) -> HTTPRequestHead {
         guard let method = headers.first(name: ":method"), !method.isEmpty else {
             throw ConversionError("the request has no :method")
         }
+        if hasBody, method == "TRACE" { throw ConversionError("a TRACE request must not have a body") }
         let path = headers.first(name: ":path") ?? (method == "OPTIONS" ? "*" : "/")
         var fields = HTTPHeaders()
         fields.reserveCapacity(headers.count)
@@ -88,6 +93,9 @@ public enum HTTPHeadConversion {
             fields.add(name: name, value: value)
         }
         HopByHopHeaders.remove(from: &fields)
+        if hasBody, !fields.contains(name: "content-length") {
+            fields.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+        }
         return HTTPRequestHead(version: version, method: HTTPMethod(rawValue: method), uri: path, headers: fields)
     }
 
@@ -176,74 +184,5 @@ public struct RequestTarget: Sendable, Hashable {
         self.scheme = scheme
         self.authority = String(authority)
         self.path = path
-    }
-}
-
-/// `host[:port]` split into its parts, with the port defaulted.
-public struct HostPort: Sendable, Hashable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    /// Parses `host`, `host:port`, `[v6]` or `[v6]:port`; nil when the port is not 1…65535 or the
-    /// host is empty.
-    public init?(_ text: String, defaultPort: Int) {
-        var host = Substring(text)
-        var port = defaultPort
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { return nil }
-            let after = host[host.index(after: close)...]
-            if !after.isEmpty {
-                guard after.hasPrefix(":"), let p = Int(after.dropFirst()) else { return nil }
-                port = p
-            }
-            host = host[host.index(after: host.startIndex)..<close]
-        } else if let colon = host.lastIndex(of: ":") {
-            guard let p = Int(host[host.index(after: colon)...]) else { return nil }
-            port = p
-            host = host[..<colon]
-        }
-        guard !host.isEmpty, (1...65535).contains(port) else { return nil }
-        self.host = host.lowercased()
-        self.port = port
-    }
-
-    /// `host:port` (IPv6 hosts in brackets).
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-
-    /// `text` in the form ``description`` gives (lower-case `host:port`), with the port defaulted;
-    /// nil when it does not parse. An authority already in that form is returned as it is, found
-    /// with one pass over its bytes (the per-request case: `Host: web.ns:8080`).
-    public static func canonical(_ text: String, defaultPort: Int) -> String? {
-        var colons = 0
-        var digitsAfterColon = 0
-        var port = 0
-        var plain = true
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: ":"):
-                colons += 1
-            case UInt8(ascii: "0")...UInt8(ascii: "9") where colons == 1:
-                // A leading zero is spelled differently by `description`.
-                if digitsAfterColon == 0 && byte == UInt8(ascii: "0") { plain = false }
-                digitsAfterColon += 1
-                port = port &* 10 &+ Int(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"):
-                if colons == 1 { plain = false }
-            default:
-                plain = false
-            }
-        }
-        if plain, colons == 1, (1...5).contains(digitsAfterColon), (1...65535).contains(port),
-            text.utf8.first != UInt8(ascii: ":")
-        {
-            return text
-        }
-        return HostPort(text, defaultPort: defaultPort)?.description
     }
 }

@@ -17,14 +17,14 @@ public struct ControllerAPI: Sendable, CustomStringConvertible {
 
     /// Every replica of the controller (the first is `host:port`). Calls and streams go to the
     /// replicas that answer, spread round robin, and move when one goes away.
-    public var replicas: [NetworkEndpoint]
+    public var replicas: [HostPort]
 
-    public init(host: String, port: Int = 8086, certificatePEM: String, token: String, replicas: [NetworkEndpoint] = []) {
+    public init(host: String, port: Int = 8086, certificatePEM: String, token: String, replicas: [HostPort] = []) {
         self.host = host
         self.port = port
         self.certificatePEM = certificatePEM
         self.token = token
-        self.replicas = replicas.isEmpty ? [NetworkEndpoint(host: host, port: port)] : replicas
+        self.replicas = replicas.isEmpty ? [HostPort(host: host, port: port)] : replicas
     }
 
     public var description: String { replicas.map(\.description).joined(separator: ",") }

@@ -55,7 +55,7 @@ final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, HTTP1AppConnectionOwne
             if headers.endStream { requestEnded = true }
             let head: HTTPRequestHead
             do {
-                head = try HTTPHeadConversion.http1RequestHead(from: headers.headers)
+                head = try HTTPHeadConversion.http1RequestHead(from: headers.headers, hasBody: !headers.endStream)
             } catch {
                 respondWithError(ProxyError(.badRequest, "\(error)"))
                 return

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import StarlingCore
 
 /// The HTTP/1 front end of the outbound listener before routing: the server codec with its
 /// limits and timeouts, and each request head validated and converted to the HTTP/2 form every

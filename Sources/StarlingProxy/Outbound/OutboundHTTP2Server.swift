@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+import StarlingCore
 
 /// The HTTP/2 (prior knowledge, h2c) front end of the outbound listener, for clients such as
 /// gRPC that speak HTTP/2 to the proxy with `:authority` = the service. Every stream is routed by
@@ -64,9 +65,15 @@ struct OutboundHTTP2Front: HTTP2RelayFront {
             done(.failure(HTTP2RelayAnswer(ProxyError(.badRequest, "the request has no usable :authority"))))
             return
         }
+        let method = headers.first(name: ":method") ?? ""
+        // An upstream reached over HTTP/1 would read such a body as a second request.
+        if hasBody, method == "TRACE" {
+            done(.failure(HTTP2RelayAnswer(ProxyError(.badRequest, "a TRACE request must not have a body"))))
+            return
+        }
         let request = OutboundRequest(
             headers: headers, routingAuthority: originalDestination ?? routing, authority: authority,
-            method: headers.first(name: ":method") ?? "", originalProtocol: nil, hasBody: hasBody)
+            method: method, originalProtocol: nil, hasBody: hasBody)
         done(.success((request, request.routingAuthority)))
     }
 

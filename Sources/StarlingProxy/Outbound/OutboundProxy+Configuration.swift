@@ -1,4 +1,5 @@
 public import Logging
+import StarlingCore
 public import StarlingTLS
 
 extension OutboundProxy {
@@ -20,8 +21,8 @@ extension OutboundProxy {
         /// Parses `SVC.NS:PORT=LOCAL_ADDR:LOCAL_PORT`; nil when either side is not `host:port`.
         public init?(flag: String) {
             let parts = flag.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let service = HostPort(parts[0], defaultPort: 0), service.port > 0,
-                parts[0].contains(":"), let local = HostPort(parts[1], defaultPort: 0), parts[1].contains(":")
+            guard parts.count == 2, let service = HostPort(authority: parts[0], defaultPort: 0), service.port > 0,
+                parts[0].contains(":"), let local = HostPort(authority: parts[1], defaultPort: 0), parts[1].contains(":")
             else { return nil }
             self.init(service: service.description, listenHost: local.host, listenPort: local.port)
         }

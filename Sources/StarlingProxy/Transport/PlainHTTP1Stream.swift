@@ -67,17 +67,13 @@ final class PlainHTTP1Stream: UpstreamStream, HTTP1AppConnectionOwner {
         switch payload {
         case .headers(let headers) where !requestHeadSent:
             requestHeadSent = true
-            var head: HTTPRequestHead
+            let head: HTTPRequestHead
             do {
-                head = try HTTPHeadConversion.http1RequestHead(from: headers.headers)
+                head = try HTTPHeadConversion.http1RequestHead(from: headers.headers, hasBody: !headers.endStream)
             } catch {
+                // The front ends refuse such requests first; this keeps a pooled connection clean.
                 failLater(ProxyError(.badRequest, "\(error)"))
                 return
-            }
-            // A body without a length is sent chunked whatever the method (NIO frames only the
-            // methods that usually carry one).
-            if !headers.endStream, !head.headers.contains(name: "content-length") {
-                head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
             }
             connection.handler.send(.head(head))
             if headers.endStream { endRequest(nil) }
@@ -111,9 +107,12 @@ final class PlainHTTP1Stream: UpstreamStream, HTTP1AppConnectionOwner {
         owner?.streamClosed(reason: code)
     }
 
+    /// Whatever still arrives is read and dropped, up to the response's end (which releases or
+    /// closes the connection).
     func detach() {
         owner = nil
         heldResponse = nil
+        isReceiving = true
     }
 
     func resetUnlessClosed(after limit: TimeAmount) {
@@ -128,7 +127,7 @@ final class PlainHTTP1Stream: UpstreamStream, HTTP1AppConnectionOwner {
         guard connection != nil else { return }
         switch part {
         case .head(let head) where head.status.code < 200:
-            // Interim answers: the front end answered `Expect: 100-continue` itself.
+            // Interim answers are not relayed (NIO's decoder drops them already); the final one follows.
             break
         case .head(let head):
             responseStarted = true

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOHPACK
 import NIOPosix
@@ -323,6 +324,40 @@ struct OutboundHTTP1Tests {
         }
         #expect(response.hasPrefix("HTTP/1.1 200 OK"), "\(response.prefix(200))")
         #expect(elapsed < Duration.seconds(2), "closed after \(elapsed), not right after the answer")
+    }
+
+    /// A shutdown closes a kept-alive client connection that is between requests at once (the
+    /// drain event), instead of holding the proxy for its whole grace period.
+    @Test func aShutdownClosesAnIdleKeptAliveConnectionAtOnce() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        var logger = Logger(label: "outbound-test")
+        logger.logLevel = .critical
+        let proxy = OutboundProxy(
+            configuration: OutboundProxy.Configuration(
+                listenHost: "127.0.0.1", listenPort: 0, idleTimeout: .seconds(30), drainGracePeriod: .seconds(8)),
+            runtime: OutboundProxy.Runtime(picker: picker(peer: peer), tls: clientTLS, logger: logger))
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let running = Task { try await proxy.run { continuation.yield($0) } }
+        var iterator = ports.makeAsyncIterator()
+        let port = try #require(await iterator.next())
+        let collector = ByteCollector()
+        let client = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector.handler()) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        try await client.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: podinfo.test:9898\r\n\r\n"))
+        let answered = ContinuousClock.now + .seconds(5)
+        while !collector.text.contains("echo:"), ContinuousClock.now < answered { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(collector.text.hasPrefix("HTTP/1.1 200 OK"), "\(collector.text.prefix(200))")
+        let started = ContinuousClock.now
+        running.cancel()
+        _ = try? await running.value
+        let stopped = ContinuousClock.now - started
+        try? await client.closeFuture.get()
+        #expect(stopped < .seconds(3), "the proxy stopped \(stopped) after the shutdown began, not at once")
+        #expect(!client.isActive)
     }
 
     /// Nothing reached the refusing endpoint, so even a POST with a body goes to the next one.

@@ -35,16 +35,14 @@ struct GatewayHTTP2Server: Sendable {
             HTTP2Setting(parameter: .maxHeaderListSize, value: configuration.maxHeaderListSize),
             HTTP2Setting(parameter: .enablePush, value: 0),
         ], bufferedControlFrames: HTTP2Limits.bufferedControlFramesFromPeers)
-        let activity = HTTP2ConnectionActivity()
         let environment = HTTP2StreamRelay.Environment(
             front: GatewayHTTP2Front(server: self, peer: peer, logger: logger), picker: picker, pool: pool,
             plainConnections: nil, idleTimeout: idleTimeout)
-        try HTTP2ServerStreams.configure(channel, configuration: http2, activity: activity) { stream, _ in
+        try HTTP2ServerStreams.configure(
+            channel, configuration: http2, idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger
+        ) { stream, _ in
             HTTP2StreamRelay(client: stream, environment: environment)
         }
-        try channel.pipeline.syncOperations.addHandler(
-            HTTP2ConnectionLivenessHandler(activity: activity, idleTimeout: TimeAmount(configuration.idleTimeout)))
-        try channel.pipeline.syncOperations.addHandler(GatewayHTTP2DrainHandler(activity: activity))
     }
 
     /// The request headers the local workload's inbound proxy gets: the caller's own headers
@@ -189,52 +187,3 @@ struct GatewayHTTP2Front: HTTP2RelayFront {
             "response broke off", metadata: ["target": "\(request.target)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
     }
 }
-
-/// Sits after the HTTP/2 handler of a gateway connection: when the gateway drains
-/// (``InboundDrainEvent``) it sends GOAWAY and closes the connection once its open streams
-/// have finished.
-final class GatewayHTTP2DrainHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame
-    typealias InboundOut = HTTP2Frame
-    typealias OutboundOut = HTTP2Frame
-
-    private let activity: HTTP2ConnectionActivity
-    private var check: RepeatedTask?
-
-    init(activity: HTTP2ConnectionActivity) {
-        self.activity = activity
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        check?.cancel()
-        check = nil
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is InboundDrainEvent else {
-            context.fireUserInboundEventTriggered(event)
-            return
-        }
-        guard check == nil else { return }
-        let goAway = HTTP2Frame(
-            streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
-        context.writeAndFlush(wrapOutboundOut(goAway), promise: nil)
-        let activity = self.activity
-        let channel = context.channel
-        check = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(50)) { task in
-            if activity.openStreams == 0 {
-                task.cancel()
-                channel.close(promise: nil)
-            }
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        check?.cancel()
-        check = nil
-        context.fireChannelInactive()
-    }
-}
-
-@available(*, unavailable)
-extension GatewayHTTP2DrainHandler: Sendable {}

@@ -101,12 +101,23 @@ public struct GatewayProxy: Sendable {
         onBound(port)
 
         let serverChannel = listener.channel
+        let grace = TimeAmount(configuration.drainTimeout)
         do {
             try await withTaskCancellationHandler {
                 try await listener.executeThenClose { inbound in
-                    for try await accepted in inbound {
-                        registry.start(channel: accepted.channel) {
-                            await Self.serve(accepted, opaque: opaque)
+                    // A task per connection, in this group: the group ends when the last one
+                    // has closed, which the drain bounds once the listener has closed.
+                    try await withThrowingDiscardingTaskGroup { connections in
+                        defer {
+                            logger.info("gateway draining", metadata: ["connections": "\(registry.count)"])
+                            registry.drain(grace: grace, on: serverChannel.eventLoop)
+                        }
+                        for try await accepted in inbound {
+                            guard registry.register(accepted.channel) else {
+                                accepted.channel.close(promise: nil)
+                                continue
+                            }
+                            connections.addTask { await Self.serve(accepted, opaque: opaque) }
                         }
                     }
                 }
@@ -114,15 +125,11 @@ public struct GatewayProxy: Sendable {
                 serverChannel.close(promise: nil)
             }
         } catch is CancellationError {
-            // Shutdown requested: fall through to draining.
+            // Shutdown requested.
         } catch where Task.isCancelled {
             // The listener closed because of the shutdown.
         }
-        logger.info("gateway draining", metadata: ["connections": "\(registry.count)"])
-        for channel in registry.channels {
-            channel.pipeline.fireUserInboundEventTriggered(InboundDrainEvent())
-        }
-        await registry.drain(grace: configuration.drainTimeout)
+        try? await registry.drain(grace: grace, on: serverChannel.eventLoop).get()
         pool.close()
         logger.info("gateway stopped")
     }

@@ -72,7 +72,7 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is InboundDrainEvent {
+        if event is DrainEvent {
             refuse(context: context, .closed, detail: "the proxy is shutting down")
             return
         }
@@ -150,6 +150,3 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
 
 @available(*, unavailable)
 extension InboundHandshakeHandler: Sendable {}
-
-/// Fired down every inbound connection's pipeline when the proxy begins a graceful shutdown.
-struct InboundDrainEvent: Sendable {}

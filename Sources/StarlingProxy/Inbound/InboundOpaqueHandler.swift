@@ -113,7 +113,7 @@ final class InboundOpaqueHandler: ChannelInboundHandler, InboundOpaqueAppOwner {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard case ChannelEvent.inputClosed = event else {
             // Opaque connections are not interrupted by a drain; the drain timeout ends them.
-            if !(event is InboundDrainEvent) { context.fireUserInboundEventTriggered(event) }
+            if !(event is DrainEvent) { context.fireUserInboundEventTriggered(event) }
             return
         }
         switch state {

@@ -54,7 +54,7 @@ public struct InboundProxy: Sendable {
     /// - Throws: when the listener cannot bind.
     public func run(onBound: (Int) -> Void) async throws {
         let configuration = configuration
-        let registry = InboundConnectionRegistry()
+        let registry = ConnectionRegistry()
         let http1Pool = HTTP1AppConnectionPool(
             connectTimeout: TimeAmount(configuration.appConnectTimeout),
             idleTimeout: TimeAmount(configuration.appConnectionIdleTimeout),
@@ -98,12 +98,7 @@ public struct InboundProxy: Sendable {
 
         let open = registry.count
         logger.info("inbound proxy draining", metadata: ["connections": "\(open)"])
-        let loop = eventLoopGroup.any()
-        let deadline = loop.scheduleTask(in: TimeAmount(configuration.drainTimeout)) {
-            registry.closeAll()
-        }
-        try? await registry.drain(on: loop).get()
-        deadline.cancel()
+        try? await registry.drain(grace: TimeAmount(configuration.drainTimeout), on: eventLoopGroup.any()).get()
         http1Pool.closeAll()
         http2Connections.closeAll()
         logger.info("inbound proxy stopped")
@@ -133,7 +128,7 @@ extension InboundProxy {
         let configuration: Configuration
         let tls: any MeshTLSSource
         let logger: Logger
-        let registry: InboundConnectionRegistry
+        let registry: ConnectionRegistry
         let http1Pool: HTTP1AppConnectionPool
         let http2Connections: InboundHTTP2AppConnections
         let tap: TapHub
@@ -191,7 +186,7 @@ extension InboundProxy {
             let environment = InboundStreamEnvironment(
                 configuration: configuration, client: peer, clientName: peer.dnsName, logger: logger, http1Pool: http1Pool,
                 http2Connections: http2Connections, tap: tap, localIdentity: tls.identity.dnsName)
-            let connectionHandler = InboundHTTP2ConnectionHandler(
+            let connectionHandler = HTTP2ServerConnectionHandler(
                 idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger)
             let router = InboundStreamRouter(environment: environment)
             let sync = channel.pipeline.syncOperations

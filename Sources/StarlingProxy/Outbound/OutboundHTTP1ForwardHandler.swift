@@ -29,7 +29,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     struct Environment: Sendable {
         var forwarder: OutboundForwarder
         var maximumHeaderBytes: Int
-        var draining: @Sendable () -> Bool
+        /// The listener's connections: once it drains, a connection closes after its current response.
+        var registry: ConnectionRegistry
         /// Connections to plain endpoints (outside the mesh).
         var plainConnections: HTTP1AppConnectionPool
     }
@@ -222,6 +223,12 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is DrainEvent {
+            // The proxy is shutting down: a connection between requests closes now; one serving
+            // a request closes after its response (`registry.isDraining`).
+            if case .idle = state, queued.isEmpty { closeConnection(after: lastResponseWrite, context: context) }
+            return
+        }
         if let event = event as? ChannelEvent, event == .inputClosed {
             clientDone = true
             // Requests the decoder still holds come first; with none, nothing is left to answer.
@@ -466,7 +473,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         }
         // An unread request body cannot be skipped safely: close after answering early.
         let keepAlive =
-            request.requestDone && !exchange.closeAfter && request.head.isKeepAlive && !environment.draining()
+            request.requestDone && !exchange.closeAfter && request.head.isKeepAlive && !environment.registry.isDraining
         if !request.requestDone { exchange.stream.reset() }
         if keepAlive {
             lastResponseWrite = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
@@ -482,7 +489,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     private func respond(_ error: ProxyError, pick: Pick?, context: ChannelHandlerContext) {
         guard case .routing(let request) = state else { return }
         environment.forwarder.failed(request.outbound, error: error, pick: pick, logger: logger)
-        let close = !request.requestDone || environment.draining() || !request.head.isKeepAlive
+        let close = !request.requestDone || environment.registry.isDraining || !request.head.isKeepAlive
         let written = writeError(error, version: request.head.version, close: close, context: context)
         lastResponseWrite = written
         nextRequest(after: close ? written : nil, context: context)

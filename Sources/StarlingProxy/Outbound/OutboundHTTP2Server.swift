@@ -33,17 +33,15 @@ enum OutboundHTTP2Server {
         // A client's FIN (curl after its answer) closes the connection now, instead of leaving it
         // in CLOSE_WAIT until the idle timeout (the soak counted 140 such sockets on one proxy).
         try channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: false)
-        let activity = HTTP2ConnectionActivity()
         var environment = environment
         environment.front.logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
         environment.front.originalDestination = originalDestination
         try HTTP2ServerStreams.configure(
-            channel, configuration: http2Configuration(configuration), activity: activity
+            channel, configuration: http2Configuration(configuration), idleTimeout: TimeAmount(configuration.idleTimeout),
+            logger: environment.front.logger
         ) { stream, _ in
             HTTP2StreamRelay(client: stream, environment: environment)
         }
-        try channel.pipeline.syncOperations.addHandler(
-            HTTP2ConnectionLivenessHandler(activity: activity, idleTimeout: TimeAmount(configuration.idleTimeout)))
     }
 }
 

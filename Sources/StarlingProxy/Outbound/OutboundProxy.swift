@@ -61,7 +61,7 @@ public struct OutboundProxy: Sendable {
         let opaque = OutboundOpaque(picker: runtime.picker, dialer: dialer)
         let http1Environment = OutboundHTTP1ForwardHandler.Environment(
             forwarder: forwarder, maximumHeaderBytes: configuration.maximumHeaderBytes,
-            draining: { registry.isDraining }, plainConnections: plainConnections)
+            registry: registry, plainConnections: plainConnections)
         let http2Environment = HTTP2StreamRelay.Environment(
             front: OutboundHTTP2Front(forwarder: forwarder, logger: logger), picker: runtime.picker, pool: pool,
             plainConnections: plainConnections, idleTimeout: TimeAmount(configuration.idleTimeout))
@@ -109,27 +109,47 @@ public struct OutboundProxy: Sendable {
         onBound(port)
 
         let serverChannels: [any Channel] = [listener.channel] + opaqueListeners.map { $0.1.channel }
+        let grace = TimeAmount(configuration.drainGracePeriod)
+        let drainLoop = listener.channel.eventLoop
+        /// Serves one listener's connections, a task each in one group; once the listener has
+        /// closed (the shutdown), draining begins and the group ends when the last has closed.
+        @Sendable func serveEach<Client: Sendable>(
+            _ inbound: NIOAsyncChannelInboundStream<Client>, channel: @escaping @Sendable (Client) -> any Channel,
+            _ serve: @escaping @Sendable (Client) async -> Void
+        ) async throws {
+            try await withThrowingDiscardingTaskGroup { connections in
+                defer {
+                    if !registry.isDraining {
+                        logger.info("outbound proxy draining", metadata: ["connections": "\(registry.count)"])
+                    }
+                    registry.drain(grace: grace, on: drainLoop)
+                }
+                for try await client in inbound {
+                    guard registry.register(channel(client)) else {
+                        channel(client).close(promise: nil)
+                        continue
+                    }
+                    connections.addTask { await serve(client) }
+                }
+            }
+        }
         do {
             try await withTaskCancellationHandler {
                 try await withThrowingDiscardingTaskGroup { tasks in
                     tasks.addTask {
                         try await listener.executeThenClose { inbound in
-                            for try await accepted in inbound {
-                                registry.start(channel: accepted.channel) {
-                                    await Self.serve(accepted.outcome, logger: logger, opaque: opaque)
-                                }
+                            try await serveEach(inbound, channel: { $0.channel }) { accepted in
+                                await Self.serve(accepted.outcome, logger: logger, opaque: opaque)
                             }
                         }
                     }
                     for (binding, server) in opaqueListeners {
                         tasks.addTask {
                             try await server.executeThenClose { inbound in
-                                for try await client in inbound {
-                                    registry.start(channel: client) {
-                                        var connectionLogger = logger
-                                        connectionLogger[metadataKey: "client"] = "\(client.remoteAddress.map { "\($0)" } ?? "?")"
-                                        await opaque.serve(client, authority: binding.service, logger: connectionLogger)
-                                    }
+                                try await serveEach(inbound, channel: { $0 }) { client in
+                                    var connectionLogger = logger
+                                    connectionLogger[metadataKey: "client"] = "\(client.remoteAddress.map { "\($0)" } ?? "?")"
+                                    await opaque.serve(client, authority: binding.service, logger: connectionLogger)
                                 }
                             }
                         }
@@ -139,12 +159,11 @@ public struct OutboundProxy: Sendable {
                 for channel in serverChannels { channel.close(promise: nil) }
             }
         } catch is CancellationError {
-            // Shutdown requested: fall through to draining.
+            // Shutdown requested.
         } catch where Task.isCancelled {
             // The listeners closed because of the shutdown.
         }
-        logger.info("outbound proxy draining", metadata: ["connections": "\(registry.count)"])
-        await registry.drain(grace: configuration.drainGracePeriod)
+        try? await registry.drain(grace: grace, on: drainLoop).get()
         pool.close()
         plainConnections.closeAll()
         logger.info("outbound proxy stopped")

@@ -2,11 +2,12 @@ import Logging
 import NIOCore
 import NIOHTTP2
 
-/// Manages one inbound HTTP/2 connection as a whole (the root stream, after the stream dispatcher):
-/// counts open streams, closes the connection after ``InboundProxy/Configuration/idleTimeout``
-/// without any, and on drain sends GOAWAY naming the last stream it accepted, then closes once
-/// those streams have finished.
-final class InboundHTTP2ConnectionHandler: ChannelInboundHandler, HTTP2StreamObserver {
+/// Manages one served HTTP/2 connection as a whole (the root stream, after the stream
+/// dispatcher): the inbound's, the outbound's h2c front end's and the gateway's. Counts open
+/// streams, sends GOAWAY after `idleTimeout` without any, and on drain (``DrainEvent``) sends
+/// GOAWAY naming the last stream it accepted, then closes once those streams have finished.
+/// A connection NIOHTTP2 failed (the dispatcher passes on only those errors) is closed.
+final class HTTP2ServerConnectionHandler: ChannelInboundHandler, HTTP2StreamObserver {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
@@ -30,7 +31,7 @@ final class InboundHTTP2ConnectionHandler: ChannelInboundHandler, HTTP2StreamObs
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         idleCheck = DeadlineCheck(eventLoop: context.eventLoop) {
             let handler = loopBound.value
-            handler.logger.debug("closing an idle inbound connection")
+            handler.logger.debug("closing an idle HTTP/2 connection")
             handler.goAway()
         }
         armIdleCheck()
@@ -100,7 +101,7 @@ final class InboundHTTP2ConnectionHandler: ChannelInboundHandler, HTTP2StreamObs
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
-        case is InboundDrainEvent:
+        case is DrainEvent:
             goAway()
         case ChannelEvent.inputClosed:
             // The caller is done sending; HTTP/2 has no use for a half-open connection.
@@ -111,7 +112,7 @@ final class InboundHTTP2ConnectionHandler: ChannelInboundHandler, HTTP2StreamObs
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("inbound HTTP/2 connection failed", metadata: ["error": "\(error)"])
+        logger.debug("HTTP/2 connection failed", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
 
@@ -123,4 +124,4 @@ final class InboundHTTP2ConnectionHandler: ChannelInboundHandler, HTTP2StreamObs
 }
 
 @available(*, unavailable)
-extension InboundHTTP2ConnectionHandler: Sendable {}
+extension HTTP2ServerConnectionHandler: Sendable {}

@@ -54,14 +54,13 @@ struct InboundStreamRouter {
 }
 
 extension HTTP2FrameStream {
-    /// Answers the caller with the inbound proxy's own error (status, `starling-proxy-error`, no
-    /// body). If the caller is still sending, nobody reads the rest: the answer is complete, so
-    /// a reset asks it to stop without an error (RFC 9113, 8.1).
+    /// Answers the caller with the inbound proxy's own error (``ErrorResponse``). If the caller is
+    /// still sending, nobody reads the rest: the answer is complete, so a reset asks it to stop
+    /// without an error (RFC 9113, 8.1).
     func respond(with error: ProxyError, requestEnded: Bool) {
-        let headers: HPACKHeaders = [
-            ":status": String(error.httpStatus), ProxyError.headerName: error.code.name, "content-length": "0",
-        ]
-        write(.headers(.init(headers: headers, endStream: true)))
+        let frames = ErrorResponse.http2Frames(error)
+        write(frames.head)
+        write(frames.body)
         flush()
         if !requestEnded { reset(.noError) }
     }

@@ -499,8 +499,8 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     private func writeError(
         _ error: ProxyError, version: HTTPVersion, close: Bool, context: ChannelHandlerContext
     ) -> EventLoopFuture<Void> {
-        context.write(wrapOutboundOut(.head(OutboundErrorResponse.http1Head(error, version: version, close: close))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(OutboundErrorResponse.body(error)))), promise: nil)
+        context.write(wrapOutboundOut(.head(ErrorResponse.http1Head(error, version: version, close: close))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ErrorResponse.body(error)))), promise: nil)
         return context.writeAndFlush(wrapOutboundOut(.end(nil)))
     }
 

@@ -60,7 +60,7 @@ struct HTTP2RelayAnswer: Error {
 ///   same way.
 /// - **Trailers** pass both ways, so `grpc-status` stays a trailer; a trailers-only response
 ///   stays one HEADERS frame.
-/// - **Failures** before a response head are answered by the proxy (``OutboundErrorResponse``,
+/// - **Failures** before a response head are answered by the proxy (``ErrorResponse``,
 ///   `starling-error`); a stream that broke before any answer is sent again elsewhere when its
 ///   request had no body and a method safe to repeat; a response that broke off after its head
 ///   resets the client's stream. The response head must come within the pick's timeout, counted
@@ -363,10 +363,10 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         done = true
         disarmTimeout()
         route?.cancel()
-        let body = OutboundErrorResponse.body(answer.message)
+        let body = ErrorResponse.body(answer.message)
         client.write(
             .headers(
-                .init(headers: OutboundErrorResponse.http2Headers(status: answer.status, code: answer.code, bodyLength: body.readableBytes))))
+                .init(headers: ErrorResponse.http2Headers(status: answer.status, code: answer.code, bodyLength: body.readableBytes))))
         client.write(.data(.init(data: .byteBuffer(body), endStream: true)))
         client.flush()
         endClientStream()

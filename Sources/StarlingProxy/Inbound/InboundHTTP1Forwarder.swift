@@ -7,9 +7,8 @@ import NIOHTTP2
 /// Forwards one HTTP/2 stream's request to the application over a pooled HTTP/1.1 connection,
 /// and relays the response back.
 ///
-/// It converts between the stream's frames and HTTP/1 parts itself. The response's last frame
-/// carries END_STREAM: a body part followed by the end goes out as one DATA frame, a head
-/// followed by the end (no body) as one HEADERS frame.
+/// It converts between the stream's frames and HTTP/1 parts itself; the response's last frame
+/// carries END_STREAM (``HTTP1ResponseFramer``).
 ///
 /// Bodies stream both ways with backpressure: the stream's credit flows only while the
 /// application connection is writable, and the application is read only while the stream is
@@ -29,9 +28,8 @@ final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, HTTP1AppConnectionOwne
     private var requestHeadSeen = false
     /// Whether the caller ended its side of the stream.
     private var requestEnded = false
-    /// The response frame not written yet: it is held until the next part shows whether it is
-    /// the last (then it carries END_STREAM) or the application's read ends.
-    private var heldResponse: HTTP2Frame.FramePayload?
+    /// The response in frames, the last one held until the next part or the end of the read.
+    private var framer = HTTP1ResponseFramer()
 
     init(
         stream: HTTP2FrameStream, environment: InboundStreamEnvironment, appPort: Int, recorder: InboundRequestRecorder,
@@ -227,39 +225,16 @@ final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, HTTP1AppConnectionOwne
 
     // MARK: - Helpers
 
-    /// Writes the response frame held so far and holds `part`'s frame; an end completes the held
-    /// frame (END_STREAM) instead of sending an empty DATA frame after it.
+    /// Writes what `part` releases of the response (``HTTP1ResponseFramer``).
     private func write(_ part: HTTPClientResponsePart) {
-        switch part {
-        case .head(let head):
-            recorder.responded(status: Int(head.status.code))
-            writeHeldResponse()
-            heldResponse = .headers(.init(headers: HTTPHeadConversion.http2ResponseHeaders(from: head)))
-        case .body(let body):
-            writeHeldResponse()
-            heldResponse = .data(.init(data: .byteBuffer(body)))
-        case .end(let trailers?) where !trailers.isEmpty:
-            writeHeldResponse()
-            stream.write(.headers(.init(headers: HTTPHeadConversion.http2Trailers(from: trailers), endStream: true)))
-        case .end:
-            switch heldResponse {
-            case .headers(var headers):
-                headers.endStream = true
-                heldResponse = .headers(headers)
-            case .data(var data):
-                data.endStream = true
-                heldResponse = .data(data)
-            default:
-                heldResponse = .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))
-            }
-            writeHeldResponse()
-        }
+        if case .head(let head) = part { recorder.responded(status: Int(head.status.code)) }
+        let (released, last) = framer.push(part)
+        if let released { stream.write(released) }
+        if let last { stream.write(last) }
     }
 
     private func writeHeldResponse() {
-        guard let held = heldResponse else { return }
-        heldResponse = nil
-        stream.write(held)
+        if let held = framer.release() { stream.write(held) }
     }
 
     private func finishExchange(_ disposal: InboundHTTP1ForwardStateMachine.Disposal) {
@@ -276,7 +251,7 @@ final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, HTTP1AppConnectionOwne
 
     private func respondWithError(_ error: ProxyError) {
         recorder.responded(status: error.httpStatus)
-        heldResponse = nil
+        _ = framer.release()
         stream.respond(with: error, requestEnded: requestEnded)
     }
 }

@@ -27,7 +27,7 @@ final class PlainHTTP1Stream: UpstreamStream, HTTP1AppConnectionOwner {
     private var responseKeepAlive = true
     /// A read is owed to the connection once the owner takes the response again.
     private var readWaiting = false
-    private var heldResponse: HTTP2Frame.FramePayload?
+    private var framer = HTTP1ResponseFramer()
     /// Set by ``resetUnlessClosed(after:)``.
     private var closeDeadline: Scheduled<Void>?
 
@@ -111,7 +111,7 @@ final class PlainHTTP1Stream: UpstreamStream, HTTP1AppConnectionOwner {
     /// closes the connection).
     func detach() {
         owner = nil
-        heldResponse = nil
+        _ = framer.release()
         isReceiving = true
     }
 
@@ -132,33 +132,16 @@ final class PlainHTTP1Stream: UpstreamStream, HTTP1AppConnectionOwner {
         case .head(let head):
             responseStarted = true
             responseKeepAlive = head.isKeepAlive
-            deliverHeld()
-            heldResponse = .headers(.init(headers: HTTPHeadConversion.http2ResponseHeaders(from: head)))
-        case .body(let body):
-            deliverHeld()
-            heldResponse = .data(.init(data: .byteBuffer(body)))
-        case .end(let trailers):
-            let last: HTTP2Frame.FramePayload
-            if let trailers, !trailers.isEmpty {
-                deliverHeld()
-                last = .headers(.init(headers: HTTPHeadConversion.http2Trailers(from: trailers), endStream: true))
-            } else {
-                switch heldResponse {
-                case .headers(var headers):
-                    headers.endStream = true
-                    last = .headers(headers)
-                case .data(var data):
-                    data.endStream = true
-                    last = .data(data)
-                default:
-                    last = .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))
-                }
-                heldResponse = nil
-            }
-            // The exchange is over before the owner hears of it: whatever it does next (detach,
-            // reset) no longer touches the connection.
+            if let released = framer.push(part).released { owner?.streamReceived(released) }
+        case .body:
+            if let released = framer.push(part).released { owner?.streamReceived(released) }
+        case .end:
+            let (released, last) = framer.push(part)
+            if let released { owner?.streamReceived(released) }
+            // The exchange is over before the owner hears of its end: whatever it does next
+            // (detach, reset) no longer touches the connection.
             finishExchange()
-            owner?.streamReceived(last)
+            if let last { owner?.streamReceived(last) }
             owner?.streamReadComplete()
             owner = nil
         }
@@ -184,7 +167,7 @@ final class PlainHTTP1Stream: UpstreamStream, HTTP1AppConnectionOwner {
         self.connection = nil
         closeDeadline?.cancel()
         connection.channel.close(promise: nil)
-        heldResponse = nil
+        _ = framer.release()
         let owner = self.owner
         self.owner = nil
         owner?.streamClosed(reason: nil)
@@ -193,9 +176,7 @@ final class PlainHTTP1Stream: UpstreamStream, HTTP1AppConnectionOwner {
     // MARK: - Helpers
 
     private func deliverHeld() {
-        guard let held = heldResponse else { return }
-        heldResponse = nil
-        owner?.streamReceived(held)
+        if let held = framer.release() { owner?.streamReceived(held) }
     }
 
     /// The response ended: the connection goes back to the pool if the whole request went out

@@ -1,5 +1,5 @@
 public import NIOCore
-public import NIOHTTP2
+import NIOHTTP2
 
 /// One HTTP/2 connection to a peer proxy, shared by every request to that endpoint on one event
 /// loop. NIOHTTP2 runs in frame mode under an ``HTTP2StreamDispatcher``: requests are streams

@@ -49,6 +49,28 @@ struct GatewayProxyTests {
         }
     }
 
+    /// The gateway forwards over mTLS only: an endpoint outside the mesh is passed over for a
+    /// meshed one, as a refused connect would be, and the request arrives through the inbound.
+    @Test func aPlainEndpointIsPassedOverForAMeshedOne() async throws {
+        try await withGatewayStack(app: .http, plainEndpointFirst: true) { stack in
+            let client = try await stack.callerClient()
+            defer { Task { await client.close() } }
+            let response = try await client.send(
+                method: "GET", path: "/echo", authority: "podinfo.test:9898",
+                headers: [("starling-target", Self.target), ("starling-orig-proto", "HTTP/1.1")], body: nil)
+            #expect(response.status == 200)
+            // The inbound named the caller: the request did not go to the application directly.
+            #expect(response.header("echo-starling-client-id") == Self.caller.dnsName)
+            #expect(stack.app.requests == 1)
+            let deadline = ContinuousClock.now + .seconds(2)
+            while stack.picker.outcomes.count < 2, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(stack.picker.outcomes.failures == 1)
+            #expect(stack.picker.outcomes.successes == 1)
+        }
+    }
+
     @Test func aCallerWithoutClusterReachesTheAppAsUnknown() async throws {
         try await withGatewayStack(app: .http) { stack in
             let client = try await stack.callerClient()
@@ -301,6 +323,7 @@ struct GatewayFakeDiscovery: DiscoverySource {
 func withGatewayStack(
     app kind: GatewayTestAppKind,
     profile: ServiceProfile = ServiceProfile(fullyQualifiedName: "podinfo.test.svc.cluster.local", exported: true),
+    plainEndpointFirst: Bool = false,
     _ body: @Sendable (GatewayStack) async throws -> Void
 ) async throws {
     let pki = try InboundTestPKI()
@@ -313,11 +336,12 @@ func withGatewayStack(
     try await withInboundProxy(
         configuration: .init(defaultAppPort: app.server.port), tls: workloadTLS, logger: logs.logger
     ) { inboundPort in
+        let meshed = Endpoint(host: "127.0.0.1", port: inboundPort, identity: GatewayProxyTests.workload)
+        // The application's own address, outside the mesh: reaching it would skip the inbound.
+        let plain = Endpoint(host: "127.0.0.1", port: app.server.port)
         let picker = FixedPicker(
-            endpoints: [
-                GatewayProxyTests.target: Endpoint(
-                    host: "127.0.0.1", port: inboundPort, identity: GatewayProxyTests.workload)
-            ],
+            endpoints: [GatewayProxyTests.target: plainEndpointFirst ? plain : meshed],
+            fallbacks: plainEndpointFirst ? [GatewayProxyTests.target: [meshed]] : [:],
             backend: GatewayProxyTests.target)
         let gateway = GatewayProxy(
             configuration: .init(listenHost: "127.0.0.1", listenPort: 0, drainTimeout: .seconds(1)),

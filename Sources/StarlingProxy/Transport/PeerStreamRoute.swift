@@ -177,11 +177,10 @@ final class PeerStreamRoute {
     /// A plain endpoint: an idle pooled HTTP/1.1 connection, or a new one.
     private func connectPlain(_ pick: Pick, started: ContinuousClock.Instant) {
         guard let plainConnections else {
-            pick.complete(.abandoned)
-            deliver(
-                .failed(
-                    ProxyError(.connectFailed, "\(pick.endpoint) of \(authority) is not meshed; this proxy forwards over mTLS only"),
-                    pick))
+            // Another endpoint may be meshed: this one is passed over as a failed connect would be.
+            connectFailed(
+                ProxyError(.connectFailed, "\(pick.endpoint) of \(authority) is not meshed; this proxy forwards over mTLS only"),
+                pick: pick, started: started)
             return
         }
         let endpoint = pick.endpoint

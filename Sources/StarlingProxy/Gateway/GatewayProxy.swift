@@ -105,20 +105,11 @@ public struct GatewayProxy: Sendable {
         do {
             try await withTaskCancellationHandler {
                 try await listener.executeThenClose { inbound in
-                    // A task per connection, in this group: the group ends when the last one
-                    // has closed, which the drain bounds once the listener has closed.
-                    try await withThrowingDiscardingTaskGroup { connections in
-                        defer {
-                            logger.info("gateway draining", metadata: ["connections": "\(registry.count)"])
-                            registry.drain(grace: grace, on: serverChannel.eventLoop)
-                        }
-                        for try await accepted in inbound {
-                            guard registry.register(accepted.channel) else {
-                                accepted.channel.close(promise: nil)
-                                continue
-                            }
-                            connections.addTask { await Self.serve(accepted, opaque: opaque) }
-                        }
+                    try await registry.serveEach(
+                        inbound, channel: { $0.channel }, grace: grace, on: serverChannel.eventLoop,
+                        draining: { [logger] in logger.info("gateway draining", metadata: ["connections": "\(registry.count)"]) }
+                    ) { accepted in
+                        await Self.serve(accepted, opaque: opaque)
                     }
                 }
             } onCancel: {

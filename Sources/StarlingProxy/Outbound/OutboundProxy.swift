@@ -111,34 +111,17 @@ public struct OutboundProxy: Sendable {
         let serverChannels: [any Channel] = [listener.channel] + opaqueListeners.map { $0.1.channel }
         let grace = TimeAmount(configuration.drainGracePeriod)
         let drainLoop = listener.channel.eventLoop
-        /// Serves one listener's connections, a task each in one group; once the listener has
-        /// closed (the shutdown), draining begins and the group ends when the last has closed.
-        @Sendable func serveEach<Client: Sendable>(
-            _ inbound: NIOAsyncChannelInboundStream<Client>, channel: @escaping @Sendable (Client) -> any Channel,
-            _ serve: @escaping @Sendable (Client) async -> Void
-        ) async throws {
-            try await withThrowingDiscardingTaskGroup { connections in
-                defer {
-                    if !registry.isDraining {
-                        logger.info("outbound proxy draining", metadata: ["connections": "\(registry.count)"])
-                    }
-                    registry.drain(grace: grace, on: drainLoop)
-                }
-                for try await client in inbound {
-                    guard registry.register(channel(client)) else {
-                        channel(client).close(promise: nil)
-                        continue
-                    }
-                    connections.addTask { await serve(client) }
-                }
-            }
+        let draining: @Sendable () -> Void = {
+            logger.info("outbound proxy draining", metadata: ["connections": "\(registry.count)"])
         }
         do {
             try await withTaskCancellationHandler {
                 try await withThrowingDiscardingTaskGroup { tasks in
                     tasks.addTask {
                         try await listener.executeThenClose { inbound in
-                            try await serveEach(inbound, channel: { $0.channel }) { accepted in
+                            try await registry.serveEach(
+                                inbound, channel: { $0.channel }, grace: grace, on: drainLoop, draining: draining
+                            ) { accepted in
                                 await Self.serve(accepted.outcome, logger: logger, opaque: opaque)
                             }
                         }
@@ -146,7 +129,9 @@ public struct OutboundProxy: Sendable {
                     for (binding, server) in opaqueListeners {
                         tasks.addTask {
                             try await server.executeThenClose { inbound in
-                                try await serveEach(inbound, channel: { $0 }) { client in
+                                try await registry.serveEach(
+                                    inbound, channel: { $0 }, grace: grace, on: drainLoop, draining: draining
+                                ) { client in
                                     var connectionLogger = logger
                                     connectionLogger[metadataKey: "client"] = "\(client.remoteAddress.map { "\($0)" } ?? "?")"
                                     await opaque.serve(client, authority: binding.service, logger: connectionLogger)

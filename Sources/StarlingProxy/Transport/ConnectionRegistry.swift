@@ -77,6 +77,29 @@ final class ConnectionRegistry: Sendable {
         return drained.futureResult
     }
 
+    /// Serves a listener's connections until it closes: each one registered and given to `serve`
+    /// as a task of one group. Once the listener has closed (the shutdown), draining begins
+    /// (`draining` is told first) and this returns when the last connection has closed.
+    func serveEach<Client: Sendable>(
+        _ inbound: NIOAsyncChannelInboundStream<Client>, channel: @escaping @Sendable (Client) -> any Channel,
+        grace: TimeAmount, on eventLoop: any EventLoop, draining: @escaping @Sendable () -> Void,
+        _ serve: @escaping @Sendable (Client) async -> Void
+    ) async throws {
+        try await withThrowingDiscardingTaskGroup { connections in
+            defer {
+                if !isDraining { draining() }
+                drain(grace: grace, on: eventLoop)
+            }
+            for try await client in inbound {
+                guard register(channel(client)) else {
+                    channel(client).close(promise: nil)
+                    continue
+                }
+                connections.addTask { await serve(client) }
+            }
+        }
+    }
+
     /// Closes every connection still open (when the grace period ends).
     private func closeAll() {
         let channels = state.withLock { Array($0.channels.values) }

@@ -23,7 +23,6 @@ final class PlainHTTP1Stream: UpstreamStream, HTTP1AppConnectionOwner {
     private var connection: (channel: any Channel, handler: HTTP1AppConnectionHandler)?
     private var requestHeadSent = false
     private var requestEnded = false
-    private var responseStarted = false
     private var responseKeepAlive = true
     /// A read is owed to the connection once the owner takes the response again.
     private var readWaiting = false
@@ -130,7 +129,6 @@ final class PlainHTTP1Stream: UpstreamStream, HTTP1AppConnectionOwner {
             // Interim answers are not relayed (NIO's decoder drops them already); the final one follows.
             break
         case .head(let head):
-            responseStarted = true
             responseKeepAlive = head.isKeepAlive
             if let released = framer.push(part).released { owner?.streamReceived(released) }
         case .body:

@@ -73,10 +73,7 @@ struct GatewayRulesTests {
         #expect(direct[GatewayHeaders.forwardedClientCluster].isEmpty)
     }
 
-    @Test func outboundSendsItsClusterNameOnlyWhenConfigured() async throws {
-        let pki = try OutboundTestPKI()
-        let dialer = PeerDialer(tls: try pki.tls(Self.caller))
-        let pool = PeerConnectionPool(dialer: dialer)
+    @Test func outboundSendsItsClusterNameOnlyWhenConfigured() {
         let request = OutboundRequest(
             headers: [":method": "GET", ":authority": "podinfo.test:9898", GatewayHeaders.clientCluster: "spoofed"],
             routingAuthority: "podinfo.test:9898", authority: "podinfo.test:9898", method: "GET", originalProtocol: nil,
@@ -84,10 +81,9 @@ struct GatewayRulesTests {
         let pick = Pick(
             endpoint: Endpoint(host: "127.0.0.1", port: 1, identity: .gateway(), authorityOverride: Self.target),
             backend: "podinfo-east.test.svc.cluster.local:9898", timeout: .seconds(1))
-        let named = OutboundForwarder(
-            picker: FixedPicker(endpoints: [:]), pool: pool, logger: .init(label: "test"), clusterName: "west")
+        let named = OutboundForwarder(logger: .init(label: "test"), clusterName: "west")
         #expect(named.meshHeaders(for: request, pick: pick)[GatewayHeaders.clientCluster] == ["west"])
-        let unnamed = OutboundForwarder(picker: FixedPicker(endpoints: [:]), pool: pool, logger: .init(label: "test"))
+        let unnamed = OutboundForwarder(logger: .init(label: "test"))
         #expect(unnamed.meshHeaders(for: request, pick: pick)[GatewayHeaders.clientCluster].isEmpty)
     }
 }

@@ -36,8 +36,8 @@ struct GatewayHTTP2Server: Sendable {
             HTTP2Setting(parameter: .enablePush, value: 0),
         ], bufferedControlFrames: HTTP2Limits.bufferedControlFramesFromPeers)
         let environment = HTTP2StreamRelay.Environment(
-            front: GatewayHTTP2Front(server: self, peer: peer, logger: logger), picker: picker, pool: pool,
-            plainConnections: nil, idleTimeout: idleTimeout)
+            front: GatewayHTTP2Front(server: self, peer: peer, logger: logger),
+            connector: UpstreamConnector(picker: picker, pool: pool, plainConnections: nil), idleTimeout: idleTimeout)
         try HTTP2ServerStreams.configure(
             channel, configuration: http2, idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger
         ) { stream, _ in

@@ -5,13 +5,10 @@ import NIOHTTP1
 import NIOPosix
 import StarlingCore
 
-/// What the outbound's HTTP/1 and HTTP/2 front ends share about a request: where to route it
-/// (picker, peer connections), the headers its upstream gets, and how its outcome is logged,
-/// counted and shown to taps. The exchange itself is the front end's (``PeerStreamRoute`` picks,
-/// connects and opens the upstream stream).
+/// What the outbound's HTTP/1 and HTTP/2 front ends share about a request: the headers its
+/// upstream gets, and how its outcome is logged, counted and shown to taps. Where it goes is its
+/// ``UpstreamExchange``'s (routed with the listener's ``UpstreamConnector``).
 struct OutboundForwarder: Sendable {
-    let picker: any EndpointPicker
-    let pool: PeerConnectionPool
     let logger: Logger
     /// This cluster's name, sent to remote gateways as `starling-client-cluster` when configured.
     var clusterName: String? = nil

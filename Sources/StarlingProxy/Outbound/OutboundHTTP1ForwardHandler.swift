@@ -5,10 +5,12 @@ import NIOHTTP1
 import NIOHTTP2
 
 /// The HTTP/1 front end of the outbound listener (a forward proxy), as a channel handler: each
-/// request is validated (``OutboundHTTP1Request``), routed (``PeerStreamRoute``), and sent as one
-/// upstream stream that lives on this connection's event loop — a stream on the pooled HTTP/2
+/// request is validated (``OutboundHTTP1Request``) and forwarded as an ``UpstreamExchange`` to
+/// one upstream stream that lives on this connection's event loop — a stream on the pooled HTTP/2
 /// mTLS connection to the chosen peer, or an HTTP/1.1 exchange on a pooled connection to a plain
-/// endpoint (``PlainHTTP1Stream``). No task, no thread hop, no stream channel per request.
+/// endpoint (``PlainHTTP1Stream``). No task, no thread hop, no stream channel per request. The
+/// exchange decides (routing, retries, the response timeout, reports); this handler is HTTP/1:
+/// framing, keep-alive, pipelining and read pressure.
 ///
 /// One request at a time: parts of a pipelined request wait in `queued` until the current
 /// response is out, and reads stop once `maximumQueuedParts` wait, or once as many body parts
@@ -19,7 +21,7 @@ import NIOHTTP2
 /// Routing: the authority of an absolute-form target (`GET http://svc.ns:9898/ HTTP/1.1`, what
 /// `http_proxy=` clients send), else `Host`; port 80 when none is given. A transparently captured
 /// connection routes by its original destination instead.
-final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamOwner {
+final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamOwner, UpstreamExchangeOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -28,52 +30,38 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     /// What every connection's handler shares.
     struct Environment: Sendable {
         var forwarder: OutboundForwarder
+        var connector: UpstreamConnector
         var maximumHeaderBytes: Int
         /// The listener's connections: once it drains, a connection closes after its current response.
         var registry: ConnectionRegistry
-        /// Connections to plain endpoints (outside the mesh).
-        var plainConnections: HTTP1AppConnectionPool
     }
 
-    /// The request being served. A class, as is `Exchange`: the state is read on every frame,
-    /// and matching an enum case copies its payload (a struct's every field retained each time).
+    /// The request being served. A class: the state is read on every frame, and matching an enum
+    /// case copies its payload (a struct's every field retained each time); its exchange is
+    /// changed in place.
     private final class Request {
         let head: HTTPRequestHead
         let outbound: OutboundRequest
-        /// Parts read before the stream was open (body, end), in order.
-        var held: [HTTPServerRequestPart] = []
-        var requestDone: Bool
-        /// Picks, connects and opens the stream; tries other endpoints after failures.
-        var route: PeerStreamRoute?
-
-        init(head: HTTPRequestHead, outbound: OutboundRequest, requestDone: Bool) {
-            self.head = head
-            self.outbound = outbound
-            self.requestDone = requestDone
-        }
-    }
-
-    /// The exchange with the peer once its stream is open.
-    private final class Exchange {
-        let stream: any UpstreamStream
-        let pick: Pick
-        let started: ContinuousClock.Instant
-        var status: Int?
+        var exchange: UpstreamExchange
+        /// The upstream stream, while the exchange has one open.
+        var stream: (any UpstreamStream)?
         /// The response says `connection: close`, or the connection must close after it.
         var closeAfter = false
 
-        init(stream: any UpstreamStream, pick: Pick, started: ContinuousClock.Instant) {
-            self.stream = stream
-            self.pick = pick
-            self.started = started
+        init(head: HTTPRequestHead, outbound: OutboundRequest) {
+            self.head = head
+            self.outbound = outbound
+            exchange = UpstreamExchange(
+                authority: outbound.routingAuthority, method: head.method, hasBody: outbound.hasBody, requestEnded: false)
         }
     }
 
     private enum State {
         case idle
-        /// Picking an endpoint, connecting or opening a stream; parts read meanwhile are held.
-        case routing(Request)
-        case exchanging(Request, Exchange)
+        /// A request is being forwarded: its exchange routes it, sends it, and relays the answer.
+        /// A request ends only by its response, or by the connection closing (then its exchange
+        /// is abandoned): a late pick or connect result always finds its own exchange.
+        case forwarding(Request)
         case closed
     }
 
@@ -93,7 +81,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     /// Parts of the next request(s), decoded in the same read as the current one's end.
     private var queued: CircularBuffer<HTTPServerRequestPart> = []
     private static let maximumQueuedParts = 16
-    /// Reads are held while `queued` or a routing request's `held` is full, and while the stream
+    /// Reads are held while `queued` or the exchange's held parts are full, and while the stream
     /// cannot take more body.
     private var readsPaused = false
     private var readPending = false
@@ -103,6 +91,18 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         self.originalDestination = originalDestination
         self.logger = logger
     }
+
+    // MARK: - The exchange's owner
+
+    var connector: UpstreamConnector { environment.connector }
+    var exchangeLogger: Logger { logger }
+
+    func withExchange<Result>(_ body: (inout UpstreamExchange) -> Result) -> Result? {
+        guard case .forwarding(let request) = state else { return nil }
+        return body(&request.exchange)
+    }
+
+    func makeStreamOwner() -> any HTTP2FrameStreamOwner { self }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -163,7 +163,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     private var takesParts: Bool {
         switch state {
         case .idle: true
-        case .routing(let request), .exchanging(let request, _): !request.requestDone
+        case .forwarding(let request): !request.exchange.requestEnded
         case .closed: false
         }
     }
@@ -172,33 +172,35 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         switch state {
         case .idle:
             received(part, context: context)
-        case .routing(let request):
-            if request.requestDone {
-                enqueue(part)
-            } else {
-                request.held.append(part)
-                if case .end = part { request.requestDone = true }
-                if request.held.count >= Self.maximumQueuedParts { pauseReads() }
-            }
-        case .exchanging(let request, let exchange):
-            if request.requestDone {
+        case .forwarding(let request):
+            guard !request.exchange.requestEnded else {
                 enqueue(part)
                 return
             }
+            let payload: HTTP2Frame.FramePayload?
+            let ends: Bool
             switch part {
             case .head:
-                // The decoder never sends a head inside a body; a safety net.
-                streamFailed(ProxyError(.badRequest, "a request head arrived inside a request body"))
+                // The decoder never sends a head inside a body; a safety net: framing is lost.
+                logger.debug("a request head arrived inside a request body")
+                closeConnection(after: nil, context: context)
+                return
             case .body(let buffer):
-                exchange.stream.write(.data(.init(data: .byteBuffer(buffer))))
+                payload = .data(.init(data: .byteBuffer(buffer)))
+                ends = false
             case .end(let trailers):
-                request.requestDone = true
                 // A body-less request ended with its HEADERS frame already.
-                if request.outbound.hasBody {
-                    exchange.stream.write(.requestEnd(trailers.map(HTTPHeadConversion.http2Trailers(from:))))
-                }
-                // The response head is awaited from the request's end (an upload may take longer).
-                if exchange.status == nil { responseTimeout?.arm(in: TimeAmount(exchange.pick.timeout)) }
+                payload = request.outbound.hasBody ? .requestEnd(trailers.map(HTTPHeadConversion.http2Trailers(from:))) : nil
+                ends = true
+            }
+            switch request.exchange.requestReceived(payload, ends: ends) {
+            case .hold:
+                if request.exchange.heldCount >= Self.maximumQueuedParts { pauseReads() }
+            case .write(let armTimeout):
+                if let payload { request.stream?.write(payload) }
+                if let armTimeout { responseTimeout?.arm(in: armTimeout) }
+            case .drop:
+                break
             }
         case .closed:
             break
@@ -206,18 +208,14 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        switch state {
-        case .exchanging(let request, let exchange):
-            exchange.stream.flush()
-            if !request.requestDone && !exchange.stream.isWritable { pauseReads() }
-        default:
-            break
-        }
+        guard case .forwarding(let request) = state, let stream = request.stream else { return }
+        stream.flush()
+        if !request.exchange.requestEnded && !stream.isWritable { pauseReads() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .exchanging(_, let exchange) = state, context.channel.isWritable {
-            exchange.stream.isReceiving = true
+        if case .forwarding(let request) = state, context.channel.isWritable {
+            request.stream?.isReceiving = true
         }
         context.fireChannelWritabilityChanged()
     }
@@ -238,32 +236,39 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let previous = state
+        abandonExchange()
         state = .closed
-        switch previous {
-        case .exchanging(_, let exchange):
-            responseTimeout?.disarm()
-            exchange.stream.detach()
-            exchange.stream.reset()
-            exchange.pick.complete(.abandoned)
-        case .routing(let request):
-            request.route?.cancel()
-        default:
-            break
-        }
         context.fireChannelInactive()
+    }
+
+    /// The connection is going away: the current exchange (if any) is abandoned, its stream reset.
+    private func abandonExchange() {
+        guard case .forwarding(let request) = state else { return }
+        responseTimeout?.disarm()
+        let streaming = request.exchange.clientClosed()
+        if let stream = request.stream {
+            request.stream = nil
+            stream.detach()
+            if streaming { stream.reset() }
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // The decoder refused the bytes: answer once (if no response is under way), then close.
+        let answered: Bool
         switch state {
-        case .idle, .routing:
-            let refusal = OutboundHTTP1Request.refusal(for: error)
-            logger.debug("refused a malformed request", metadata: ["error": "\(error)"])
-            closeConnection(after: writeError(refusal, version: .http1_1, close: true, context: context), context: context)
-        default:
+        case .idle: answered = false
+        case .forwarding(let request): answered = request.exchange.responseStarted
+        case .closed: answered = true
+        }
+        if answered {
             logger.debug("client connection failed", metadata: ["error": "\(error)"])
             closeConnection(after: nil, context: context)
+        } else {
+            let refusal = OutboundHTTP1Request.refusal(for: error)
+            logger.debug("refused a malformed request", metadata: ["error": "\(error)"])
+            let version = if case .forwarding(let request) = state { request.head.version } else { HTTPVersion.http1_1 }
+            closeConnection(after: writeError(refusal, version: version, close: true, context: context), context: context)
         }
     }
 
@@ -285,95 +290,41 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
             context.writeAndFlush(
                 wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
-        // Body-less requests still send `.end`; it is held (and dropped) like a body's.
-        let request = Request(head: prepared.head, outbound: prepared.request, requestDone: false)
-        let route = PeerStreamRoute(
-            picker: environment.forwarder.picker, pool: environment.forwarder.pool,
-            plainConnections: environment.plainConnections, logger: logger,
-            authority: prepared.request.routingAuthority, eventLoop: context.eventLoop)
-        request.route = route
-        state = .routing(request)
-        route.start(owner: self) { outcome in self.routed(outcome, context: context) }
+        state = .forwarding(Request(head: prepared.head, outbound: prepared.request))
+        pickUpstream(on: context.eventLoop)
     }
 
-    // MARK: - Routing
+    // MARK: - Routing (called for the exchange, on this event loop)
 
-    private func routed(_ outcome: PeerStreamRoute.Outcome, context: ChannelHandlerContext) {
-        switch outcome {
-        case .failed(let error, let pick):
-            respond(error, pick: pick, context: context)
-        case .opened(let stream, let pick, let started):
-            streamOpened(stream, pick: pick, started: started, context: context)
-        }
-    }
-
-    private func streamOpened(_ stream: any UpstreamStream, pick: Pick, started: ContinuousClock.Instant, context: ChannelHandlerContext) {
-        guard case .routing(let request) = state else {
-            stream.detach()
-            stream.reset()
-            pick.complete(.abandoned)
-            return
-        }
+    func upstreamOpened(_ stream: any UpstreamStream, pick: Pick, held: [HTTP2Frame.FramePayload], armTimeout: TimeAmount?) {
+        guard case .forwarding(let request) = state else { return }
+        request.stream = stream
         let headers = environment.forwarder.meshHeaders(for: request.outbound, pick: pick)
-        let hasBody = request.outbound.hasBody
-        stream.write(.headers(.init(headers: headers, endStream: !hasBody)))
-        let held = request.held
-        request.held = []
-        if hasBody {
-            for part in held {
-                switch part {
-                case .body(let buffer): stream.write(.data(.init(data: .byteBuffer(buffer))))
-                case .end(let trailers): stream.write(.requestEnd(trailers.map(HTTPHeadConversion.http2Trailers(from:))))
-                case .head: break
-                }
-            }
-        }
+        stream.write(.headers(.init(headers: headers, endStream: !request.outbound.hasBody)))
+        for payload in held { stream.write(payload) }
         stream.flush()
-        let exchange = Exchange(stream: stream, pick: pick, started: started)
-        if request.requestDone { responseTimeout?.arm(in: TimeAmount(pick.timeout)) }
-        state = .exchanging(request, exchange)
+        if let armTimeout { responseTimeout?.arm(in: armTimeout) }
         if stream.isWritable { resumeReads() }
+    }
+
+    func upstreamUnavailable(_ error: ProxyError, pick: Pick?) {
+        guard let context else { return }
+        respond(error, pick: pick, context: context)
     }
 
     // MARK: - Upstream side (called by the upstream stream, on this event loop)
 
     func streamReceived(_ payload: HTTP2Frame.FramePayload) {
-        guard let context, case .exchanging(let request, let exchange) = state else { return }
+        guard let context, case .forwarding(let request) = state, request.exchange.phase == .streaming else { return }
         switch payload {
         case .headers(let frame):
-            if exchange.status == nil {
-                guard let status = frame.headers.first(name: ":status").flatMap(Int.init) else {
-                    streamFailed(ProxyError(.upstreamProtocol, "the peer's response has no valid :status"))
-                    return
-                }
-                if (100..<200).contains(status) { return }
-                responseTimeout?.disarm()
-                let head: HTTPResponseHead
-                do {
-                    head = try HTTPHeadConversion.http1ResponseHead(
-                        from: frame.headers, requestMethod: request.head.method, version: request.head.version)
-                } catch {
-                    streamFailed(ProxyError(.upstreamProtocol, "\(error)"))
-                    return
-                }
-                exchange.status = status
-                if head.headers["connection"].contains(where: { $0.lowercased() == "close" }) {
-                    exchange.closeAfter = true
-                }
-                context.write(wrapOutboundOut(.head(head)), promise: nil)
-                // A response that cannot have a body is complete with its head, whatever else
-                // the peer sends on the stream (the detached stream drains until it closes).
-                let bodyless = request.head.method == .HEAD || status == 204 || status == 304
-                if frame.endStream {
-                    finish(trailers: nil, context: context)
-                } else if bodyless {
-                    finish(trailers: nil, streamEnded: false, context: context)
-                }
-            } else {
-                finish(trailers: HTTPHeadConversion.http1Trailers(from: frame.headers), context: context)
+            guard request.exchange.responseStarted else {
+                responseHeadReceived(frame, request: request, context: context)
+                return
             }
+            finish(trailers: HTTPHeadConversion.http1Trailers(from: frame.headers), context: context)
         case .data(let frame):
-            guard exchange.status != nil else {
+            guard request.exchange.responseStarted else {
                 streamFailed(ProxyError(.upstreamProtocol, "the peer sent data before its response head"))
                 return
             }
@@ -386,15 +337,41 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
         }
     }
 
+    private func responseHeadReceived(_ frame: HTTP2Frame.FramePayload.Headers, request: Request, context: ChannelHandlerContext) {
+        let head: HTTPResponseHead
+        do {
+            head = try HTTPHeadConversion.http1ResponseHead(
+                from: frame.headers, requestMethod: request.head.method, version: request.head.version)
+        } catch {
+            streamFailed(ProxyError(.upstreamProtocol, "\(error)"))
+            return
+        }
+        let status = Int(head.status.code)
+        guard case .forward = request.exchange.responseHeadReceived(status: status) else { return }
+        responseTimeout?.disarm()
+        if head.headers["connection"].contains(where: { $0.lowercased() == "close" }) {
+            request.closeAfter = true
+        }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        // A response that cannot have a body is complete with its head, whatever else the peer
+        // sends on the stream (the detached stream drains until it closes).
+        let bodyless = request.head.method == .HEAD || status == 204 || status == 304
+        if frame.endStream {
+            finish(trailers: nil, context: context)
+        } else if bodyless {
+            finish(trailers: nil, streamEnded: false, context: context)
+        }
+    }
+
     func streamReadComplete() {
-        guard let context, case .exchanging(_, let exchange) = state else { return }
+        guard let context, case .forwarding(let request) = state, let stream = request.stream else { return }
         context.flush()
         // The response's credit flows while the client keeps up.
-        exchange.stream.isReceiving = context.channel.isWritable
+        stream.isReceiving = context.channel.isWritable
     }
 
     func streamWritable() {
-        guard case .exchanging(let request, _) = state, !request.requestDone else { return }
+        guard case .forwarding(let request) = state, !request.exchange.requestEnded else { return }
         resumeReads()
     }
 
@@ -406,75 +383,68 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     }
 
     /// The stream closed or failed before the response ended.
-    func streamFailed(_ error: ProxyError) {
-        guard let context, case .exchanging(let request, let exchange) = state else { return }
+    private func streamFailed(_ error: ProxyError) {
+        guard let context, case .forwarding(let request) = state else { return }
+        let action = request.exchange.streamFailed(error, now: .now)
+        if case .ignore = action { return }
         responseTimeout?.disarm()
-        exchange.stream.detach()
-        exchange.stream.reset()
-        // Nothing answered and nothing of the request is lost (no body, a method safe to repeat):
-        // the peer went away mid-request — a gateway or proxy that died — so try another endpoint.
-        if exchange.status == nil, !request.outbound.hasBody, PeerStreamRoute.repeatable(request.head.method),
-            let route = request.route
-        {
-            // The request's end went out with its head: hold it again for the next attempt.
-            request.held = request.requestDone ? [.end(nil)] : []
-            state = .routing(request)
-            // `retry` reports the failure to the balancer.
-            if route.retry(
-                after: error, pick: exchange.pick, started: exchange.started,
-                { outcome in self.routed(outcome, context: context) })
-            {
-                return
-            }
-        } else {
-            exchange.pick.complete(.failure(latency: ContinuousClock.now - exchange.started))
+        if let stream = request.stream {
+            request.stream = nil
+            stream.detach()
+            stream.reset()
         }
-        if exchange.status != nil {
+        switch action {
+        case .retry(let failed):
+            retryUpstream(after: error, pick: failed, on: context.eventLoop)
+        case .respond(let error, let pick):
+            respond(error, pick: pick, context: context)
+        case .breakOff(let error, let pick):
             logger.warning(
                 "response broke off",
-                metadata: ["authority": "\(request.outbound.authority)", "endpoint": "\(exchange.pick.endpoint)", "error": "\(error)"])
+                metadata: ["authority": "\(request.outbound.authority)", "endpoint": "\(pick.endpoint)", "error": "\(error)"])
             state = .closed
             context.flush()
             context.close(promise: nil)
-            return
+        case .ignore:
+            break
         }
-        state = .routing(request)
-        respond(error, pick: exchange.pick, context: context)
     }
 
     private func timedOut(context: ChannelHandlerContext) {
-        guard case .exchanging(let request, let exchange) = state, exchange.status == nil else { return }
-        let timeout = exchange.pick.timeout
-        exchange.stream.detach()
-        exchange.stream.reset()
-        exchange.pick.complete(.failure(latency: ContinuousClock.now - exchange.started))
-        state = .routing(request)
-        respond(ProxyError(.timeout, "no response within \(timeout)"), pick: exchange.pick, context: context)
+        guard case .forwarding(let request) = state, let (error, pick) = request.exchange.timedOut(now: .now) else { return }
+        if let stream = request.stream {
+            request.stream = nil
+            stream.detach()
+            stream.reset()
+        }
+        respond(error, pick: pick, context: context)
     }
 
     /// The response ended: complete it, then serve the next request or close.
     /// - Parameter streamEnded: false when the response ended before its stream (a bodyless
     /// response whose END_STREAM is still to come): the stream is then left to drain, bounded.
     private func finish(trailers: HTTPHeaders?, streamEnded: Bool = true, context: ChannelHandlerContext) {
-        guard case .exchanging(let request, let exchange) = state, let status = exchange.status else { return }
-        exchange.stream.detach()
-        if !streamEnded { exchange.stream.resetUnlessClosed(after: TimeAmount(exchange.pick.timeout)) }
-        let latency = ContinuousClock.now - exchange.started
-        // A 5xx from the peer proxy itself (it names its error) counts against the endpoint.
-        exchange.pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
-        environment.forwarder.record(request.outbound, pick: exchange.pick, status: status, latency: latency)
+        guard case .forwarding(let request) = state,
+            case .finish(let pick, let status, let latency, let resetStream) = request.exchange.responseEnded(now: .now),
+            let stream = request.stream
+        else { return }
+        request.stream = nil
+        stream.detach()
+        if !streamEnded { stream.resetUnlessClosed(after: TimeAmount(pick.timeout)) }
+        // An unread request body cannot be skipped safely: the connection closes after answering early.
+        if resetStream { stream.reset() }
+        environment.forwarder.record(request.outbound, pick: pick, status: status, latency: latency)
         if logger.logLevel <= .debug {
             logger.debug(
                 "forwarded",
                 metadata: [
-                    "authority": "\(request.outbound.authority)", "endpoint": "\(exchange.pick.endpoint)",
+                    "authority": "\(request.outbound.authority)", "endpoint": "\(pick.endpoint)",
                     "status": "\(status)", "latency": "\(latency)",
                 ])
         }
-        // An unread request body cannot be skipped safely: close after answering early.
         let keepAlive =
-            request.requestDone && !exchange.closeAfter && request.head.isKeepAlive && !environment.registry.isDraining
-        if !request.requestDone { exchange.stream.reset() }
+            request.exchange.requestEnded && !request.closeAfter && request.head.isKeepAlive
+            && !environment.registry.isDraining
         if keepAlive {
             lastResponseWrite = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
             nextRequest(after: nil, context: context)
@@ -485,11 +455,11 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
 
     // MARK: - Answers of the proxy's own
 
-    /// Answers `error` for the current request (state `.routing`), then goes on like `finish`.
+    /// Answers `error` for the current request (its exchange is finished), then goes on like `finish`.
     private func respond(_ error: ProxyError, pick: Pick?, context: ChannelHandlerContext) {
-        guard case .routing(let request) = state else { return }
+        guard case .forwarding(let request) = state else { return }
         environment.forwarder.failed(request.outbound, error: error, pick: pick, logger: logger)
-        let close = !request.requestDone || environment.registry.isDraining || !request.head.isKeepAlive
+        let close = !request.exchange.requestEnded || environment.registry.isDraining || !request.head.isKeepAlive
         let written = writeError(error, version: request.head.version, close: close, context: context)
         lastResponseWrite = written
         nextRequest(after: close ? written : nil, context: context)
@@ -532,6 +502,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
 
     /// Closes the connection, after `written` completes when given (a close drops unwritten data).
     private func closeConnection(after written: EventLoopFuture<Void>?, context: ChannelHandlerContext) {
+        abandonExchange()
         state = .closed
         queued = []
         guard let written else {

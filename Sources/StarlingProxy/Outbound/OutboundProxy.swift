@@ -55,16 +55,17 @@ public struct OutboundProxy: Sendable {
         let plainConnections = HTTP1AppConnectionPool(
             connectTimeout: TimeAmount(configuration.connectTimeout), idleTimeout: .seconds(4), maxIdlePerKey: 64)
         let forwarder = OutboundForwarder(
-            picker: runtime.picker, pool: pool, logger: logger, clusterName: configuration.clusterName,
-            tap: runtime.tap, localIdentity: runtime.tls.identity.dnsName)
+            logger: logger, clusterName: configuration.clusterName, tap: runtime.tap,
+            localIdentity: runtime.tls.identity.dnsName)
+        let connector = UpstreamConnector(picker: runtime.picker, pool: pool, plainConnections: plainConnections)
         let registry = ConnectionRegistry()
         let opaque = OutboundOpaque(picker: runtime.picker, dialer: dialer)
         let http1Environment = OutboundHTTP1ForwardHandler.Environment(
-            forwarder: forwarder, maximumHeaderBytes: configuration.maximumHeaderBytes,
-            registry: registry, plainConnections: plainConnections)
+            forwarder: forwarder, connector: connector, maximumHeaderBytes: configuration.maximumHeaderBytes,
+            registry: registry)
         let http2Environment = HTTP2StreamRelay.Environment(
-            front: OutboundHTTP2Front(forwarder: forwarder, logger: logger), picker: runtime.picker, pool: pool,
-            plainConnections: plainConnections, idleTimeout: TimeAmount(configuration.idleTimeout))
+            front: OutboundHTTP2Front(forwarder: forwarder, logger: logger), connector: connector,
+            idleTimeout: TimeAmount(configuration.idleTimeout))
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

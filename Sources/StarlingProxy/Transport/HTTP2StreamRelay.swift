@@ -49,9 +49,9 @@ struct HTTP2RelayAnswer: Error {
 }
 
 /// Serves one stream a client opened on an HTTP/2 front end, on the connection's event loop: the
-/// front admits it, ``PeerStreamRoute`` picks an endpoint and opens an upstream stream on the
-/// loop's pooled connection to it (HTTP/2 over mTLS to a peer, or HTTP/1.1 to a plain endpoint
-/// where `plainConnections` allows them), and frames are relayed both ways. No task, no thread
+/// front admits it, then an ``UpstreamExchange`` routes it — pick, connect through the loop's
+/// pooled connection (HTTP/2 over mTLS to a peer, or HTTP/1.1 to a plain endpoint where the
+/// connector allows them), open a stream — and frames are relayed both ways. No task, no thread
 /// hop: both sides live on the same loop.
 ///
 /// - **Flow control.** Each side's DATA is taken only while the other side can take writes
@@ -61,19 +61,13 @@ struct HTTP2RelayAnswer: Error {
 /// - **Trailers** pass both ways, so `grpc-status` stays a trailer; a trailers-only response
 ///   stays one HEADERS frame.
 /// - **Failures** before a response head are answered by the proxy (``ErrorResponse``,
-///   `starling-error`); a stream that broke before any answer is sent again elsewhere when its
-///   request had no body and a method safe to repeat; a response that broke off after its head
-///   resets the client's stream. The response head must come within the pick's timeout, counted
-///   from the end of the request (as Envoy's route timeout): a client-streaming gRPC call may
-///   upload for longer.
-final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
+///   `starling-error`); retries and timeouts are the exchange's (``UpstreamExchange``); a
+///   response that broke off after its head resets the client's stream.
+final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, UpstreamExchangeOwner {
     /// What every stream of a listener shares.
     struct Environment: Sendable {
         var front: Front
-        var picker: any EndpointPicker
-        var pool: PeerConnectionPool
-        /// Connections to plain endpoints (outside the mesh); nil where they are refused (the gateway).
-        var plainConnections: HTTP1AppConnectionPool?
+        var connector: UpstreamConnector
         /// How long a finished stream may wait for the client to take its last frames or end
         /// its side, before it is reset.
         var idleTimeout: TimeAmount
@@ -91,43 +85,45 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
 
     private let client: HTTP2FrameStream
     private let environment: Environment
-    /// Whether the client's first HEADERS has arrived.
-    private var started = false
     /// Set once the front admitted the stream.
     private var request: Front.Request?
-    private var hasBody = false
-    /// Whether the request may be sent again after its stream broke before any answer.
-    private var repeatable = false
-    /// The client's body and trailers received before the peer stream opened, in order.
-    private var held: [HTTP2Frame.FramePayload] = []
-    private var requestEnded = false
-    private var route: PeerStreamRoute?
+    /// Set once the client's first HEADERS arrived and the front admitted it.
+    private var exchange: UpstreamExchange?
     private var peer: (any UpstreamStream)?
-    private var pick: Pick?
-    private var pickStarted = ContinuousClock.now
-    /// The response's status, once its head went to the client.
-    private var status: Int?
-    /// Whether the response timeout is armed (a deadline of the client's stream).
-    private var timeoutArmed = false
-    /// The exchange is over (answered, broken off, or the client went away).
-    private var done = false
+    /// Whether the client's first HEADERS has arrived.
+    private var started = false
+    /// Whether the request ended with its first HEADERS (read while admission runs).
+    private var endedWithHead = false
+    /// The client's body and trailers that arrived while the front admitted the stream.
+    private var heldBeforeAdmission: [HTTP2Frame.FramePayload] = []
+    /// The relay answered the stream itself, or the client went away before admission completed.
+    private var over = false
 
     init(client: HTTP2FrameStream, environment: Environment) {
         self.client = client
         self.environment = environment
     }
 
+    var connector: UpstreamConnector { environment.connector }
+    var exchangeLogger: Logger { environment.front.logger }
+
+    func withExchange<Result>(_ body: (inout UpstreamExchange) -> Result) -> Result? {
+        guard exchange != nil else { return nil }
+        return body(&exchange!)
+    }
+
+    func makeStreamOwner() -> any HTTP2FrameStreamOwner { PeerSide(self) }
+
     // MARK: - Client side
 
     func streamReceived(_ payload: HTTP2Frame.FramePayload) {
-        guard !done else { return }
+        guard !over else { return }
         let ends: Bool
         switch payload {
         case .headers(let headers):
             ends = headers.endStream
             if !started {
-                requestEnded = ends
-                start(headers.headers)
+                start(headers.headers, endStream: ends)
                 return
             }
         case .data(let data):
@@ -135,20 +131,29 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         default:
             return
         }
-        if ends { requestEnded = true }
-        if let peer {
-            peer.write(payload)
-            if ends && status == nil { armTimeout() }
-        } else {
-            held.append(payload)
+        guard exchange != nil else {
+            // Admission is still under way: the body waits with its credit withheld.
+            heldBeforeAdmission.append(payload)
+            return
+        }
+        received(payload, ends: ends)
+    }
+
+    private func received(_ payload: HTTP2Frame.FramePayload, ends: Bool) {
+        switch exchange!.requestReceived(payload, ends: ends) {
+        case .write(let armTimeout):
+            peer?.write(payload)
+            if let armTimeout { client.armDeadline(in: armTimeout) }
+        case .hold, .drop:
+            break
         }
     }
 
     func streamReadComplete() {
-        guard !done, let peer else { return }
+        guard let peer, exchange?.phase == .streaming else { return }
         peer.flush()
         // The client's body flows while the peer takes it.
-        if !requestEnded && !peer.isWritable { client.isReceiving = false }
+        if exchange?.requestEnded == false && !peer.isWritable { client.isReceiving = false }
     }
 
     func streamWritable() {
@@ -158,113 +163,101 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
 
     func streamClosed(reason: HTTP2ErrorCode?) {
         // The client reset its stream, or its connection closed.
-        guard !done else { return }
-        done = true
-        disarmTimeout()
-        route?.cancel()
-        if let peer {
-            peer.detach()
-            peer.reset()
-        }
-        pick?.complete(.abandoned)
+        over = true
+        client.disarmDeadline()
+        heldBeforeAdmission = []
+        guard exchange?.clientClosed() == true, let peer else { return }
+        self.peer = nil
+        peer.detach()
+        peer.reset()
+    }
+
+    func streamDeadlinePassed() {
+        guard let (error, pick) = exchange?.timedOut(now: .now) else { return }
+        dropPeer()
+        respond(error, pick: pick)
     }
 
     // MARK: - Admission and routing
 
-    private func start(_ requestHeaders: HPACKHeaders) {
+    private func start(_ requestHeaders: HPACKHeaders, endStream: Bool) {
         started = true
-        hasBody = !requestEnded
+        endedWithHead = endStream
         var headers = requestHeaders
         HopByHopHeaders.remove(from: &headers)
-        repeatable =
-            !hasBody && PeerStreamRoute.repeatable(HTTPMethod(rawValue: headers.first(name: ":method") ?? ""))
+        let method = HTTPMethod(rawValue: headers.first(name: ":method") ?? "")
         // The body waits for the peer stream: its credit is withheld until then.
         client.isReceiving = false
-        environment.front.admit(headers, hasBody: hasBody, eventLoop: client.eventLoop) { result in
-            self.admitted(result)
+        environment.front.admit(headers, hasBody: !endStream, eventLoop: client.eventLoop) { result in
+            self.admitted(result, method: method)
         }
     }
 
-    private func admitted(_ result: Result<(Front.Request, authority: String), HTTP2RelayAnswer>) {
-        guard !done else { return }
+    private func admitted(_ result: Result<(Front.Request, authority: String), HTTP2RelayAnswer>, method: HTTPMethod) {
+        guard !over else { return }
         switch result {
         case .failure(let answer):
             self.answer(answer)
         case .success(let (request, authority)):
             self.request = request
-            let route = PeerStreamRoute(
-                picker: environment.picker, pool: environment.pool, plainConnections: environment.plainConnections,
-                logger: environment.front.logger, authority: authority, eventLoop: client.eventLoop)
-            self.route = route
-            route.start(owner: PeerSide(self), routed)
+            exchange = UpstreamExchange(authority: authority, method: method, hasBody: !endedWithHead, requestEnded: endedWithHead)
+            let held = heldBeforeAdmission
+            heldBeforeAdmission = []
+            for payload in held {
+                received(payload, ends: Self.endsStream(payload))
+            }
+            pickUpstream(on: client.eventLoop)
         }
     }
 
-    private func routed(_ outcome: PeerStreamRoute.Outcome) {
-        guard !done, let request else { return }
-        switch outcome {
-        case .failed(let error, let pick):
-            respond(error, pick: pick)
-        case .opened(let stream, let pick, let started):
-            self.peer = stream
-            self.pick = pick
-            self.pickStarted = started
-            stream.write(.headers(.init(headers: environment.front.peerHeaders(for: request, pick: pick), endStream: !hasBody)))
-            if hasBody {
-                for payload in held { stream.write(payload) }
-            }
-            held = []
-            stream.flush()
-            if requestEnded {
-                armTimeout()
-            } else {
-                client.isReceiving = stream.isWritable
-            }
+    private static func endsStream(_ payload: HTTP2Frame.FramePayload) -> Bool {
+        switch payload {
+        case .headers(let headers): headers.endStream
+        case .data(let data): data.endStream
+        default: false
         }
     }
 
-    /// The response head must come within the pick's timeout once the request has ended.
-    private func armTimeout() {
-        guard !timeoutArmed, let pick else { return }
-        timeoutArmed = true
-        client.armDeadline(in: TimeAmount(pick.timeout))
+    func upstreamOpened(_ stream: any UpstreamStream, pick: Pick, held: [HTTP2Frame.FramePayload], armTimeout: TimeAmount?) {
+        guard let request, let exchange else { return }
+        peer = stream
+        stream.write(.headers(.init(headers: environment.front.peerHeaders(for: request, pick: pick), endStream: !exchange.hasBody)))
+        for payload in held { stream.write(payload) }
+        stream.flush()
+        if let armTimeout {
+            client.armDeadline(in: armTimeout)
+        } else if !exchange.requestEnded {
+            client.isReceiving = stream.isWritable
+        }
     }
 
-    private func disarmTimeout() {
-        guard timeoutArmed else { return }
-        timeoutArmed = false
-        client.disarmDeadline()
-    }
-
-    func streamDeadlinePassed() {
-        timeoutArmed = false
-        timedOut()
+    func upstreamUnavailable(_ error: ProxyError, pick: Pick?) {
+        respond(error, pick: pick)
     }
 
     // MARK: - Peer side
 
     private func peerReceived(_ payload: HTTP2Frame.FramePayload) {
-        guard !done else { return }
+        guard exchange?.phase == .streaming else { return }
         switch payload {
         case .headers(let frame):
-            if status == nil {
-                guard let code = frame.headers.first(name: ":status").flatMap(Int.init) else {
+            guard exchange!.responseStarted else {
+                guard let status = frame.headers.first(name: ":status").flatMap(Int.init) else {
                     peerFailed(ProxyError(.upstreamProtocol, "the peer's response has no valid :status"))
                     return
                 }
                 // Informational heads (100 Continue) are the peer proxy's business.
-                if (100..<200).contains(code) { return }
-                disarmTimeout()
-                status = code
+                guard case .forward = exchange!.responseHeadReceived(status: status) else { return }
+                client.disarmDeadline()
                 var headers = frame.headers
                 HopByHopHeaders.remove(from: &headers)
                 let head = HTTP2Frame.FramePayload.headers(.init(headers: headers, endStream: frame.endStream))
                 if frame.endStream { finish(last: head) } else { client.write(head) }
-            } else {
-                finish(last: .headers(.init(headers: frame.headers, endStream: true)))
+                return
             }
+            finish(last: .headers(.init(headers: frame.headers, endStream: true)))
         case .data(let frame):
-            guard status != nil else {
+            guard exchange!.responseStarted else {
                 peerFailed(ProxyError(.upstreamProtocol, "the peer sent data before its response head"))
                 return
             }
@@ -278,11 +271,11 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
         guard let peer else { return }
         client.flush()
         // The response's credit flows while the client keeps up.
-        if !done { peer.isReceiving = client.isWritable }
+        peer.isReceiving = client.isWritable
     }
 
     private func peerWritable() {
-        guard !done, !requestEnded else { return }
+        guard exchange?.phase == .streaming, exchange?.requestEnded == false else { return }
         client.isReceiving = true
     }
 
@@ -295,59 +288,47 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
 
     /// The peer's stream closed or failed before the response ended.
     private func peerFailed(_ error: ProxyError) {
-        guard !done, let peer, let pick, let request else { return }
-        disarmTimeout()
-        peer.detach()
-        peer.reset()
-        self.peer = nil
-        self.pick = nil
-        if status == nil {
-            // Nothing answered and nothing of the request is lost: the peer went away mid-request
-            // (a gateway or proxy that died), so another endpoint is tried.
-            if repeatable, let route {
-                if route.retry(after: error, pick: pick, started: pickStarted, routed) { return }
-            } else {
-                pick.complete(.failure(latency: ContinuousClock.now - pickStarted))
-            }
+        guard let action = exchange?.streamFailed(error, now: .now) else { return }
+        if case .ignore = action { return }
+        client.disarmDeadline()
+        dropPeer()
+        switch action {
+        case .retry(let failed):
+            retryUpstream(after: error, pick: failed, on: client.eventLoop)
+        case .respond(let error, let pick):
             respond(error, pick: pick)
-            return
+        case .breakOff(let error, let pick):
+            if let request { environment.front.brokeOff(request, pick: pick, error: error) }
+            client.reset(.cancel)
+        case .ignore:
+            break
         }
-        pick.complete(.failure(latency: ContinuousClock.now - pickStarted))
-        environment.front.brokeOff(request, pick: pick, error: error)
-        done = true
-        // The route holds the peer side, which holds the relay.
-        route = nil
-        client.reset(.cancel)
     }
 
-    private func timedOut() {
-        guard !done, status == nil, let peer, let pick else { return }
+    private func dropPeer() {
+        guard let peer else { return }
+        self.peer = nil
         peer.detach()
         peer.reset()
-        self.peer = nil
-        self.pick = nil
-        pick.complete(.failure(latency: ContinuousClock.now - pickStarted))
-        respond(ProxyError(.timeout, "no response within \(pick.timeout)"), pick: pick)
     }
 
     /// The response ends with `last`, its frame with END_STREAM.
     private func finish(last: HTTP2Frame.FramePayload) {
-        guard let request, let pick, let status, let peer else { return }
-        // Done before the write: when the client has ended its side, the write closes the client's
-        // stream on the way, and its close must not count as the client going away.
-        done = true
+        guard case .finish(let pick, let status, let latency, let resetStream) = exchange?.responseEnded(now: .now),
+            let request, let peer
+        else { return }
+        // The exchange is finished before the write: when the client has ended its side, the
+        // write closes the client's stream on the way, and that close is not the client going away.
         client.write(last)
-        disarmTimeout()
-        let latency = ContinuousClock.now - pickStarted
-        // A 5xx from the peer proxy itself (it names its error) counts against the endpoint.
-        pick.complete(status >= 500 ? .failure(latency: latency) : .success(latency: latency))
+        client.disarmDeadline()
         environment.front.responded(request, pick: pick, status: status, latency: latency)
         // The peer stream tells the relay no more (not even the end of this read): the
         // response's last frames are flushed now.
         client.flush()
+        self.peer = nil
         peer.detach()
         // A request still being sent has no reader any more.
-        if !requestEnded { peer.reset() }
+        if resetStream { peer.reset() }
         endClientStream()
     }
 
@@ -360,9 +341,8 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
 
     /// Writes the proxy's own response and ends the exchange.
     private func answer(_ answer: HTTP2RelayAnswer) {
-        done = true
-        disarmTimeout()
-        route?.cancel()
+        over = true
+        client.disarmDeadline()
         let body = ErrorResponse.body(answer.message)
         client.write(
             .headers(
@@ -376,8 +356,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner {
     /// client ended its side; one that does not within the idle timeout is reset. What the client
     /// still sends is taken and dropped.
     private func endClientStream() {
-        route = nil
-        held = []
+        heldBeforeAdmission = []
         client.detach()
         client.resetUnlessClosed(after: environment.idleTimeout)
     }

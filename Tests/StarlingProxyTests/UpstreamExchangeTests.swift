@@ -1,0 +1,270 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+import NIOHTTP2
+import StarlingCore
+import Synchronization
+import Testing
+
+@testable import StarlingProxy
+
+/// The exchange every front end forwards with (outbound HTTP/1, h2c/gRPC, the gateway), driven
+/// without a channel: what it asks for, what it holds, what it retries, and that each pick's
+/// outcome reaches the balancer exactly once.
+struct UpstreamExchangeTests {
+    /// The outcomes reported for the picks it made.
+    final class Reports: Sendable {
+        private let outcomes = Mutex<[(endpoint: Int, outcome: String)]>([])
+
+        func pick(_ port: Int, timeout: Duration = .seconds(10)) -> Pick {
+            Pick(
+                endpoint: Endpoint(host: "127.0.0.1", port: port, identity: .init(namespace: "test", serviceAccount: "web")),
+                backend: "web.test:80", timeout: timeout,
+                complete: { outcome in
+                    let name =
+                        switch outcome {
+                        case .success: "success"
+                        case .failure: "failure"
+                        case .abandoned: "abandoned"
+                        }
+                    self.outcomes.withLock { $0.append((port, name)) }
+                })
+        }
+
+        var all: [String] { outcomes.withLock { $0.map { "\($0.endpoint):\($0.outcome)" } } }
+    }
+
+    let reports = Reports()
+    let start = ContinuousClock.now
+
+    private func body(_ text: String, ends: Bool = false) -> HTTP2Frame.FramePayload {
+        .data(.init(data: .byteBuffer(ByteBuffer(string: text)), endStream: ends))
+    }
+
+    /// Picks `port` and opens its stream; the exchange is then streaming.
+    private func open(_ exchange: inout UpstreamExchange, port: Int, timeout: Duration = .seconds(10)) -> UpstreamExchange.OpenedAction {
+        guard case .connect = exchange.picked(.success(reports.pick(port, timeout: timeout)), now: start) else {
+            Issue.record("a pick did not lead to a connect")
+            return .discard
+        }
+        return exchange.streamOpened()
+    }
+
+    @Test func aBodyThatArrivesWhileConnectingIsHeldAndSentInOrderWhenTheStreamOpens() {
+        var exchange = UpstreamExchange(authority: "web.test:80", method: .POST, hasBody: true, requestEnded: false)
+        #expect(exchange.phase == .picking)
+        guard case .connect(_, let timeout) = exchange.picked(.success(reports.pick(1)), now: start) else {
+            Issue.record("no connect")
+            return
+        }
+        #expect(timeout == .seconds(10))
+        guard case .hold = exchange.requestReceived(body("a"), ends: false),
+            case .hold = exchange.requestReceived(body("b", ends: true), ends: true)
+        else {
+            Issue.record("parts before the stream were not held")
+            return
+        }
+        #expect(exchange.heldCount == 2)
+        guard case .send(_, let held, let armTimeout) = exchange.streamOpened() else {
+            Issue.record("the open stream got nothing to send")
+            return
+        }
+        #expect(held.count == 2)
+        if case .data(let first) = held[0], case .byteBuffer(let buffer) = first.data {
+            #expect(String(buffer: buffer) == "a")
+        } else {
+            Issue.record("the first held part is not the first body part")
+        }
+        // The request ended before the stream opened: the response timeout starts now.
+        #expect(armTimeout == TimeAmount.seconds(10))
+        #expect(exchange.heldCount == 0)
+    }
+
+    @Test func theResponseTimeoutStartsWhenTheRequestEndsNotWhenTheStreamOpens() {
+        var exchange = UpstreamExchange(authority: "web.test:80", method: .POST, hasBody: true, requestEnded: false)
+        guard case .send(_, _, let armAtOpen) = open(&exchange, port: 1) else { return }
+        #expect(armAtOpen == nil)
+        guard case .write(let armMidBody) = exchange.requestReceived(body("a"), ends: false),
+            case .write(let armAtEnd) = exchange.requestReceived(body("b", ends: true), ends: true)
+        else {
+            Issue.record("parts on an open stream were not written")
+            return
+        }
+        #expect(armMidBody == nil)
+        #expect(armAtEnd == TimeAmount.seconds(10))
+        // What follows the end is not part of the request.
+        guard case .drop = exchange.requestReceived(body("c"), ends: false) else {
+            Issue.record("a part after the end was taken")
+            return
+        }
+    }
+
+    @Test func aFinalResponseIsReportedOnceAsSuccessOrAsFailureFor5xx() {
+        for (status, expected) in [(200, "1:success"), (503, "1:failure")] {
+            let reports = Reports()
+            var exchange = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
+            _ = exchange.picked(.success(reports.pick(1)), now: start)
+            _ = exchange.streamOpened()
+            guard case .interim = exchange.responseHeadReceived(status: 100),
+                case .forward = exchange.responseHeadReceived(status: status)
+            else {
+                Issue.record("heads were not told apart")
+                return
+            }
+            guard case .finish(_, let finalStatus, let latency, let resetStream) = exchange.responseEnded(now: start + .milliseconds(5))
+            else {
+                Issue.record("the end did not finish the exchange")
+                return
+            }
+            #expect(finalStatus == status)
+            #expect(latency == .milliseconds(5))
+            #expect(!resetStream)
+            #expect(exchange.phase == .finished)
+            // Late events change nothing and report nothing more.
+            _ = exchange.streamFailed(ProxyError(.upstreamProtocol, "late"), now: start)
+            #expect(exchange.clientClosed() == false)
+            #expect(reports.all == [expected])
+        }
+    }
+
+    @Test func aRefusedConnectIsTriedElsewhereThenTheLastFailureIsAnswered() {
+        var exchange = UpstreamExchange(authority: "web.test:80", method: .POST, hasBody: true, requestEnded: true)
+        var attempts = 0
+        var answered: ProxyError?
+        while answered == nil {
+            attempts += 1
+            guard case .connect = exchange.picked(.success(reports.pick(attempts)), now: start) else {
+                Issue.record("no connect")
+                return
+            }
+            switch exchange.connectFailed(ProxyError(.connectFailed, "refused \(attempts)"), now: start) {
+            case .pick:
+                // Each failed endpoint is avoided by the next pick; a POST is safe here: nothing was sent.
+                #expect(exchange.avoided.map(\.port) == Array(1...attempts))
+            case .respond(let error, let pick):
+                answered = error
+                #expect(pick.endpoint.port == attempts)
+            case .ignore:
+                Issue.record("a connect failure was ignored")
+                return
+            }
+        }
+        #expect(attempts == ConnectAttempts.maximum)
+        #expect(answered?.message == "refused \(ConnectAttempts.maximum)")
+        #expect(reports.all == ["1:failure", "2:failure", "3:failure"])
+    }
+
+    @Test func aRePickThatFindsNothingAnswersTheConnectFailureNotTheEmptyPick() {
+        var exchange = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
+        _ = exchange.picked(.success(reports.pick(1)), now: start)
+        guard case .pick = exchange.connectFailed(ProxyError(.connectFailed, "refused"), now: start) else {
+            Issue.record("no second pick")
+            return
+        }
+        guard case .respond(let error, let pick) = exchange.picked(.failure(ProxyError(.noEndpoints, "no endpoint left")), now: start)
+        else {
+            Issue.record("a failed pick was not answered")
+            return
+        }
+        #expect(error.message == "refused")
+        #expect(pick == nil)
+    }
+
+    @Test func aBrokenStreamBeforeAnyAnswerIsRetriedOnlyWhenTheRequestCanBeSentAgain() {
+        // A GET without a body: sent again elsewhere.
+        var get = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
+        _ = open(&get, port: 1)
+        guard case .retry(let failed) = get.streamFailed(ProxyError(.upstreamProtocol, "reset"), now: start) else {
+            Issue.record("a GET was not retried")
+            return
+        }
+        #expect(failed.endpoint.port == 1)
+        #expect(get.phase == .picking)
+        #expect(get.avoided.map(\.port) == [1])
+        guard case .send(_, let held, let armTimeout) = open(&get, port: 2) else { return }
+        #expect(held.isEmpty)
+        #expect(armTimeout != nil)
+
+        // A POST (even without a body) is not: the answer is the failure.
+        var post = UpstreamExchange(authority: "web.test:80", method: .POST, hasBody: false, requestEnded: true)
+        _ = open(&post, port: 3)
+        guard case .respond(_, let pick) = post.streamFailed(ProxyError(.upstreamProtocol, "reset"), now: start) else {
+            Issue.record("a POST was retried")
+            return
+        }
+        #expect(pick.endpoint.port == 3)
+
+        // A GET with a body is not either: the body is gone.
+        let withBody = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: true, requestEnded: false)
+        #expect(!withBody.repeatable)
+        #expect(reports.all == ["1:failure", "3:failure"])
+    }
+
+    @Test func aStreamThatBreaksAfterTheResponseHeadBreaksOffTheClientsSide() {
+        var exchange = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
+        _ = open(&exchange, port: 1)
+        _ = exchange.responseHeadReceived(status: 200)
+        guard case .breakOff = exchange.streamFailed(ProxyError(.upstreamProtocol, "reset"), now: start) else {
+            Issue.record("a broken response was not broken off")
+            return
+        }
+        #expect(reports.all == ["1:failure"])
+    }
+
+    @Test func noHeadWithinThePicksTimeoutIsATimeoutOnlyBeforeTheHead() {
+        var exchange = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
+        _ = open(&exchange, port: 1, timeout: .milliseconds(250))
+        guard let (error, pick) = exchange.timedOut(now: start + .milliseconds(250)) else {
+            Issue.record("no timeout")
+            return
+        }
+        #expect(error.code == .timeout)
+        #expect(pick.endpoint.port == 1)
+        #expect(exchange.timedOut(now: start) == nil)
+
+        var answered = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
+        _ = open(&answered, port: 2)
+        _ = answered.responseHeadReceived(status: 200)
+        #expect(answered.timedOut(now: start + .seconds(60)) == nil)
+        #expect(reports.all == ["1:failure"])
+    }
+
+    @Test func aClientThatLeavesWhileConnectingAbandonsThePickAndTheLateStreamIsDiscarded() {
+        var exchange = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
+        _ = exchange.picked(.success(reports.pick(1)), now: start)
+        #expect(exchange.clientClosed() == false)
+        guard case .discard = exchange.streamOpened() else {
+            Issue.record("a stream opened for nobody was kept")
+            return
+        }
+        guard case .ignore = exchange.connectFailed(ProxyError(.connectFailed, "late"), now: start) else {
+            Issue.record("a late connect failure was acted on")
+            return
+        }
+        #expect(reports.all == ["1:abandoned"])
+    }
+
+    @Test func aPickThatArrivesAfterTheClientLeftIsReportedAbandoned() {
+        var exchange = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
+        #expect(exchange.clientClosed() == false)
+        guard case .ignore = exchange.picked(.success(reports.pick(7)), now: start) else {
+            Issue.record("a pick for nobody was connected")
+            return
+        }
+        #expect(reports.all == ["7:abandoned"])
+    }
+
+    @Test func aResponseBeforeTheRequestEndedResetsTheStream() {
+        var exchange = UpstreamExchange(authority: "web.test:80", method: .POST, hasBody: true, requestEnded: false)
+        _ = open(&exchange, port: 1)
+        _ = exchange.requestReceived(body("partial"), ends: false)
+        _ = exchange.responseHeadReceived(status: 413)
+        guard case .finish(_, _, _, let resetStream) = exchange.responseEnded(now: start) else {
+            Issue.record("no finish")
+            return
+        }
+        #expect(resetStream)
+        #expect(!exchange.requestEnded)
+        #expect(reports.all == ["1:success"])
+    }
+}

@@ -8,12 +8,12 @@ import StarlingObservability
 import StarlingProxy
 import SwiftProtobuf
 
-/// Runs the multicluster gateway inside `starling controller` while the gateway service that
-/// `starling multicluster install` applies exists, and stops it when it is deleted
-/// (`multicluster uninstall`). The gateway is the proxy in gateway mode: it gets its own
-/// identity (`starling-gateway.starling-multicluster...`) from this controller and follows this
-/// controller's destination API, like any proxy — through the API, so the control-plane library
-/// never imports the data plane.
+/// Runs the multicluster gateway (``GatewaySidecar``, what `starling gateway` runs in a process of
+/// its own) inside `starling controller` while the gateway service that `starling multicluster
+/// install` applies exists, and stops it when it is deleted (`multicluster uninstall`). The
+/// gateway gets its own identity (`starling-gateway.starling-multicluster...`) from this
+/// controller and follows this controller's destination API, like any proxy — through the API,
+/// so the control-plane library never imports the data plane.
 struct GatewaySupervisor: Sendable {
     var clusterName: String
     var apiHost: String
@@ -124,57 +124,16 @@ struct GatewaySupervisor: Sendable {
     }
 
     private func serve(_ desired: Desired, controller: ControllerAPI) async {
-        let identity = MeshIdentity(namespace: MirrorLabels.namespace, serviceAccount: MirrorLabels.gatewayServiceAccount, trustDomain: desired.trustDomain)
-        var gatewayLogger = self.logger
-        gatewayLogger[metadataKey: "component"] = "gateway"
-        let logger = gatewayLogger
-        let identityClient = IdentityClient(configuration: .init(controller: controller, identity: identity), logger: logger)
-        let discovery = DestinationClient(configuration: .init(controller: controller), logger: logger)
-        let picker = MeshPicker(discovery: discovery, logger: logger)
+        var logger = self.logger
+        logger[metadataKey: "component"] = "gateway"
+        let gateway = GatewaySidecar(
+            controller: controller, trustDomain: desired.trustDomain, listenHost: desired.address, port: desired.port,
+            probePort: desired.probePort, clusterName: clusterName, logger: logger, metrics: metrics)
         do {
-            let ready = ReadyFlag()
-            let tap = TapHub()
-            let tapEndpoint = TapEndpoint(
-                hub: tap, controllerCertificatePEM: controller.certificatePEM, identity: identity.dnsName,
-                address: NetworkAddress.joinHostPort(desired.address, desired.probePort), logger: logger)
-            let probe = try await AdminServer(
-                host: desired.address, port: desired.probePort,
-                routes: .init(
-                    readiness: { ready.isSet ? nil : "gateway starting" }, metrics: metrics,
-                    streams: [TapEndpoint.path: { tapEndpoint.answer($0) }]))
-            defer { Task { await probe.close() } }
-            // Stopping: the probe says "not ready" at once, so linked clusters fail over while
-            // the gateway drains its open connections.
-            try await withTaskCancellationHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await identityClient.run() }
-                group.addTask { try await discovery.run() }
-                let tls = try await identityClient.waitUntilReady(timeout: .seconds(60))
-                let gateway = GatewayProxy(
-                    configuration: .init(listenHost: desired.address, listenPort: desired.port),
-                    tls: tls, discovery: discovery, picker: picker, clusterName: clusterName, logger: logger, tap: tap)
-                group.addTask {
-                    try await gateway.run { port in
-                        ready.set()
-                        logger.notice("gateway started", metadata: ["gateway": "\(desired.address):\(port)", "probe": "\(desired.address):\(desired.probePort)", "identity": "\(identity)"])
-                    }
-                }
-            }
-            } onCancel: {
-                ready.clear()
-            }
+            try await gateway.run()
         } catch where Task.isCancelled {
         } catch {
             logger.error("gateway failed", metadata: ["error": "\(error)"])
         }
     }
-}
-
-/// A flag set once, read from any thread.
-final class ReadyFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-    func set() { lock.lock(); value = true; lock.unlock() }
-    func clear() { lock.lock(); value = false; lock.unlock() }
 }

@@ -6,12 +6,8 @@ import StarlingIdentity
 import StarlingTLS
 import Synchronization
 
-/// The sidecar: gets its identity from the controller, follows the destination API, and runs
-/// the inbound (mTLS) and outbound listeners and the admin endpoint until cancelled.
-///
-/// Start-up order: admin first (so `/live` answers and `/ready` says why it is not ready), then
-/// the identity; the listeners open once a certificate is in hand, because the inbound side
-/// cannot accept and the outbound side cannot dial without one.
+/// The sidecar: the inbound (mTLS) and outbound listeners on a ``SidecarRuntime`` (identity,
+/// discovery, admin), until cancelled.
 public final class Proxy: Sendable {
     public let configuration: ProxyConfiguration
     private let logger: Logger
@@ -75,53 +71,37 @@ public final class Proxy: Sendable {
 
     public func run() async throws {
         let c = configuration
-        let controller = ControllerAPI(
-            host: c.controllerHost, port: c.controllerPort, certificatePEM: c.controllerCertificatePEM, token: c.token,
-            replicas: c.controllerReplicas)
-        let identity = IdentityClient(configuration: .init(controller: controller, identity: c.identity), logger: logger)
-        let discovery = DestinationClient(configuration: .init(controller: controller), logger: logger)
-        let picker = MeshPicker(discovery: discovery, logger: logger)
-        let tap = TapHub()
-        let tapEndpoint = TapEndpoint(
-            hub: tap, controllerCertificatePEM: c.controllerCertificatePEM, identity: c.identity.dnsName,
-            address: c.adminPort == 0 || ["0.0.0.0", "::"].contains(c.listenHost)
-                ? nil : NetworkAddress.joinHostPort(c.listenHost, c.adminPort),
-            logger: logger)
-        let admin: AdminServer
+        let runtime = SidecarRuntime(
+            controller: ControllerAPI(
+                host: c.controllerHost, port: c.controllerPort, certificatePEM: c.controllerCertificatePEM, token: c.token,
+                replicas: c.controllerReplicas),
+            identity: c.identity, adminHost: c.listenHost, adminPort: c.adminPort, logger: logger, metrics: metrics)
+        let logger = self.logger
         do {
-            admin = try await AdminServer(
-                host: c.listenHost, port: c.adminPort,
-                routes: .init(
-                    readiness: { [weak self] in self?.ports == nil ? "waiting for the workload certificate" : nil },
-                    metrics: metrics,
-                    streams: [TapEndpoint.path: { tapEndpoint.answer($0) }]))
-        } catch {
-            // Said at once (waitUntilReady), not after the wait for a certificate runs out.
-            let failure = ProxyStartError(message: "the admin listener cannot use \(c.listenHost):\(c.adminPort): \(error)")
-            state.withLock { $0.failure = failure.message }
-            throw failure
-        }
-        state.withLock { $0.adminPort = admin.port }
-        defer { Task { await admin.close() } }
-        do {
-            try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await identity.run() }
-                group.addTask { try await discovery.run() }
-                let tls = try await identity.waitUntilReady(timeout: .seconds(60))
-                state.withLock { $0.tls = tls }
+            try await runtime.run(
+                readiness: { [weak self] in self?.ports == nil ? "waiting for the workload certificate" : nil },
+                adminStarted: { port in self.state.withLock { $0.adminPort = port } }
+            ) { services in
+                self.state.withLock { $0.tls = services.tls }
                 var inboundConfiguration = InboundProxy.Configuration(
                     listenHost: c.listenHost, listenPort: c.inboundPort, appHost: c.appHost, appPorts: Set(c.appPorts),
                     defaultAppPort: c.appPorts.first ?? 80)
                 inboundConfiguration.clusterName = c.clusterName
-                let inbound = InboundProxy(configuration: inboundConfiguration, tls: tls, logger: logger, tap: tap)
+                let inbound = InboundProxy(configuration: inboundConfiguration, tls: services.tls, logger: logger, tap: services.tap)
                 let outbound = OutboundProxy(
                     configuration: .init(
                         listenHost: c.listenHost, listenPort: c.outboundPort,
                         opaqueBindings: c.opaqueBindings, clusterName: c.clusterName),
-                    runtime: .init(picker: picker, tls: tls, logger: logger, tap: tap))
-                group.addTask { try await inbound.run { port in self.state.withLock { $0.inboundPort = port } } }
-                group.addTask { try await outbound.run { port in self.state.withLock { $0.outboundPort = port } } }
+                    runtime: .init(picker: services.picker, tls: services.tls, logger: logger, tap: services.tap))
+                try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask { try await inbound.run { port in self.state.withLock { $0.inboundPort = port } } }
+                    group.addTask { try await outbound.run { port in self.state.withLock { $0.outboundPort = port } } }
+                }
             }
+        } catch let error as SidecarRuntime.AdminListenerError {
+            // Said at once (waitUntilReady), not after the wait for a certificate runs out.
+            state.withLock { $0.failure = error.description }
+            throw ProxyStartError(message: error.description)
         } catch {
             state.withLock { $0.failure = "\(error)" }
             throw error

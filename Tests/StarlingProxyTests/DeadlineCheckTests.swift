@@ -33,6 +33,20 @@ struct DeadlineCheckTests {
         try? loop.syncShutdownGracefully()
     }
 
+    @Test func aShorterDeadlineAfterALongerOneFiresOnTime() {
+        let loop = EmbeddedEventLoop()
+        var expired = 0
+        let check = DeadlineCheck(eventLoop: loop) { expired += 1 }
+        // One request with a 10 s timeout answered, the next with 100 ms: the next one's timeout
+        // is not held back to the first one's check.
+        check.arm(in: .seconds(10))
+        check.disarm()
+        check.arm(in: .milliseconds(100))
+        loop.advanceTime(by: .milliseconds(150))
+        #expect(expired == 1)
+        try? loop.syncShutdownGracefully()
+    }
+
     @Test func reArmingEveryRequestSchedulesOneTimerAtATime() {
         let loop = EmbeddedEventLoop()
         var expired = 0

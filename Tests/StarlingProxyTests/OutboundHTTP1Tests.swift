@@ -326,6 +326,32 @@ struct OutboundHTTP1Tests {
         #expect(elapsed < Duration.seconds(2), "closed after \(elapsed), not right after the answer")
     }
 
+    /// A client that leaves while its authority's first pick still waits for discovery: the pick
+    /// that arrives afterwards is reported to the balancer as abandoned (not left in flight), and
+    /// nothing is sent to the peer.
+    @Test func aPickThatArrivesAfterTheClientLeftIsReportedAbandoned() async throws {
+        let peer = try await TestPeer.start(tls: try pki.tls(serverIdentity))
+        defer { Task { await peer.close() } }
+        let slow = SlowPicker(inner: picker(peer: peer), delay: .milliseconds(300))
+        try await withOutboundProxy(picker: slow, tls: clientTLS) { port in
+            // A reset, not a FIN: a FIN is a half-close, and a half-closed client still gets its answer.
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: port).get()
+            let options = try #require(channel as? any SocketOptionProvider)
+            try await options.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
+            try await channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: podinfo.test:9898\r\n\r\n"))
+            try await Task.sleep(for: .milliseconds(50))
+            try await channel.close()
+            let deadline = ContinuousClock.now + .seconds(3)
+            while slow.inner.outcomes.count == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        #expect(slow.inner.outcomes.count == 1)
+        #expect(slow.inner.outcomes.failures == 0 && slow.inner.outcomes.successes == 0, "the pick was not reported abandoned")
+        #expect(peer.recorder.received.isEmpty)
+    }
+
     /// A shutdown closes a kept-alive client connection that is between requests at once (the
     /// drain event), instead of holding the proxy for its whole grace period.
     @Test func aShutdownClosesAnIdleKeptAliveConnectionAtOnce() async throws {
@@ -492,5 +518,18 @@ struct OutboundHTTP1Tests {
         #expect(output.hasPrefix("HTTP/1.1 200"), "\(output)")
         #expect(output.contains("echo:"))
         #expect(peer.seen.received.first?.headers.first(name: "starling-orig-proto") == "HTTP/1.1")
+    }
+}
+
+/// A picker whose answers come only after `delay` (discovery's first answer for an authority).
+struct SlowPicker: EndpointPicker {
+    var inner: FixedPicker
+    var delay: Duration
+
+    func pickNow(_ authority: String, avoiding: [Endpoint]) -> Result<Pick, ProxyError>? { nil }
+
+    func pick(_ authority: String, avoiding: [Endpoint]) async throws(ProxyError) -> Pick {
+        try? await Task.sleep(for: delay)
+        return try await inner.pick(authority, avoiding: avoiding)
     }
 }

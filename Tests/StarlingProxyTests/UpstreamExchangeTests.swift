@@ -12,26 +12,35 @@ import Testing
 /// without a channel: what it asks for, what it holds, what it retries, and that each pick's
 /// outcome reaches the balancer exactly once.
 struct UpstreamExchangeTests {
-    /// The outcomes reported for the picks it made.
+    /// The outcomes reported for the picks it made, as `PORT:OUTCOME` (and `@LATENCY` where the
+    /// outcome has one).
     final class Reports: Sendable {
         private let outcomes = Mutex<[(endpoint: Int, outcome: String)]>([])
+        private let latencies = Mutex<[Duration]>([])
 
         func pick(_ port: Int, timeout: Duration = .seconds(10)) -> Pick {
             Pick(
                 endpoint: Endpoint(host: "127.0.0.1", port: port, identity: .init(namespace: "test", serviceAccount: "web")),
                 backend: "web.test:80", timeout: timeout,
                 complete: { outcome in
-                    let name =
-                        switch outcome {
-                        case .success: "success"
-                        case .failure: "failure"
-                        case .abandoned: "abandoned"
-                        }
+                    let name: String
+                    switch outcome {
+                    case .success(let latency):
+                        name = "success"
+                        self.latencies.withLock { $0.append(latency) }
+                    case .failure(let latency):
+                        name = "failure"
+                        self.latencies.withLock { $0.append(latency) }
+                    case .abandoned:
+                        name = "abandoned"
+                    }
                     self.outcomes.withLock { $0.append((port, name)) }
                 })
         }
 
         var all: [String] { outcomes.withLock { $0.map { "\($0.endpoint):\($0.outcome)" } } }
+        /// The latencies reported with successes and failures, in order.
+        var reportedLatencies: [Duration] { latencies.withLock { $0 } }
     }
 
     let reports = Reports()
@@ -47,7 +56,9 @@ struct UpstreamExchangeTests {
             Issue.record("a pick did not lead to a connect")
             return .discard
         }
-        return exchange.streamOpened()
+        let opened = exchange.streamOpened()
+        if case .discard = opened { Issue.record("the stream opened for a live exchange was discarded") }
+        return opened
     }
 
     @Test func aBodyThatArrivesWhileConnectingIsHeldAndSentInOrderWhenTheStreamOpens() {
@@ -82,7 +93,10 @@ struct UpstreamExchangeTests {
 
     @Test func theResponseTimeoutStartsWhenTheRequestEndsNotWhenTheStreamOpens() {
         var exchange = UpstreamExchange(authority: "web.test:80", method: .POST, hasBody: true, requestEnded: false)
-        guard case .send(_, _, let armAtOpen) = open(&exchange, port: 1) else { return }
+        guard case .send(_, _, let armAtOpen) = open(&exchange, port: 1) else {
+            Issue.record("no send")
+            return
+        }
         #expect(armAtOpen == nil)
         guard case .write(let armMidBody) = exchange.requestReceived(body("a"), ends: false),
             case .write(let armAtEnd) = exchange.requestReceived(body("b", ends: true), ends: true)
@@ -118,6 +132,7 @@ struct UpstreamExchangeTests {
             }
             #expect(finalStatus == status)
             #expect(latency == .milliseconds(5))
+            #expect(reports.reportedLatencies == [.milliseconds(5)])
             #expect(!resetStream)
             #expect(exchange.phase == .finished)
             // Late events change nothing and report nothing more.
@@ -181,7 +196,10 @@ struct UpstreamExchangeTests {
         #expect(failed.endpoint.port == 1)
         #expect(get.phase == .picking)
         #expect(get.avoided.map(\.port) == [1])
-        guard case .send(_, let held, let armTimeout) = open(&get, port: 2) else { return }
+        guard case .send(_, let held, let armTimeout) = open(&get, port: 2) else {
+            Issue.record("no send after the retry's pick")
+            return
+        }
         #expect(held.isEmpty)
         #expect(armTimeout != nil)
 
@@ -195,9 +213,13 @@ struct UpstreamExchangeTests {
         #expect(pick.endpoint.port == 3)
 
         // A GET with a body is not either: the body is gone.
-        let withBody = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: true, requestEnded: false)
-        #expect(!withBody.repeatable)
-        #expect(reports.all == ["1:failure", "3:failure"])
+        var withBody = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: true, requestEnded: true)
+        _ = open(&withBody, port: 4)
+        guard case .respond = withBody.streamFailed(ProxyError(.upstreamProtocol, "reset"), now: start) else {
+            Issue.record("a GET with a body was retried")
+            return
+        }
+        #expect(reports.all == ["1:failure", "3:failure", "4:failure"])
     }
 
     @Test func aStreamThatBreaksAfterTheResponseHeadBreaksOffTheClientsSide() {
@@ -211,7 +233,9 @@ struct UpstreamExchangeTests {
         #expect(reports.all == ["1:failure"])
     }
 
-    @Test func noHeadWithinThePicksTimeoutIsATimeoutOnlyBeforeTheHead() {
+    /// The deadline itself is the front end's (armed as the exchange says); the exchange decides
+    /// whether it still means a timeout, and reports the time the attempt took.
+    @Test func aDeadlineThatPassesBeforeTheHeadIsATimeoutAndAfterItNothing() {
         var exchange = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
         _ = open(&exchange, port: 1, timeout: .milliseconds(250))
         guard let (error, pick) = exchange.timedOut(now: start + .milliseconds(250)) else {
@@ -220,6 +244,7 @@ struct UpstreamExchangeTests {
         }
         #expect(error.code == .timeout)
         #expect(pick.endpoint.port == 1)
+        #expect(error.message == "no response within 0.25 seconds")
         #expect(exchange.timedOut(now: start) == nil)
 
         var answered = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
@@ -227,6 +252,45 @@ struct UpstreamExchangeTests {
         _ = answered.responseHeadReceived(status: 200)
         #expect(answered.timedOut(now: start + .seconds(60)) == nil)
         #expect(reports.all == ["1:failure"])
+        #expect(reports.reportedLatencies == [.milliseconds(250)])
+    }
+
+    @Test func aRetriedRequestReportsEachAttemptOnceWithItsOwnLatency() {
+        var exchange = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
+        var attempt = 0
+        while true {
+            attempt += 1
+            let opened = start + .milliseconds(100 * attempt)
+            _ = exchange.picked(.success(reports.pick(attempt)), now: opened)
+            _ = exchange.streamOpened()
+            let action = exchange.streamFailed(ProxyError(.upstreamProtocol, "reset \(attempt)"), now: opened + .milliseconds(attempt))
+            if case .retry = action { continue }
+            guard case .respond(let error, let pick) = action else {
+                Issue.record("the last failure was not answered")
+                return
+            }
+            #expect(error.message == "reset \(attempt)")
+            #expect(pick.endpoint.port == attempt)
+            break
+        }
+        #expect(attempt == ConnectAttempts.maximum)
+        #expect(reports.all == ["1:failure", "2:failure", "3:failure"])
+        #expect(reports.reportedLatencies == [.milliseconds(1), .milliseconds(2), .milliseconds(3)])
+        #expect(exchange.clientClosed() == false)
+        #expect(reports.all.count == 3)
+    }
+
+    @Test func aClientThatLeavesWhileStreamingAbandonsThePickAndResetsTheStream() {
+        var exchange = UpstreamExchange(authority: "web.test:80", method: .POST, hasBody: true, requestEnded: false)
+        _ = open(&exchange, port: 1)
+        let resetStream = exchange.clientClosed()
+        #expect(resetStream)
+        #expect(exchange.phase == .finished)
+        guard case .ignore = exchange.responseEnded(now: start) else {
+            Issue.record("an abandoned exchange finished")
+            return
+        }
+        #expect(reports.all == ["1:abandoned"])
     }
 
     @Test func aClientThatLeavesWhileConnectingAbandonsThePickAndTheLateStreamIsDiscarded() {

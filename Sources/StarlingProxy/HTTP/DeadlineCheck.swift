@@ -9,6 +9,8 @@ final class DeadlineCheck {
     private let eventLoop: any EventLoop
     private var deadline: NIODeadline?
     private var scheduled: Scheduled<Void>?
+    /// When the scheduled check fires.
+    private var scheduledAt: NIODeadline?
     private var onExpiry: (() -> Void)?
 
     init(eventLoop: any EventLoop, onExpiry: @escaping () -> Void) {
@@ -20,7 +22,10 @@ final class DeadlineCheck {
     func arm(in amount: TimeAmount) {
         let deadline = eventLoop.now + amount
         self.deadline = deadline
-        if scheduled == nil { schedule(at: deadline) }
+        if let scheduledAt, scheduledAt <= deadline { return }
+        // None scheduled, or one that would fire too late (an earlier request had a longer timeout).
+        scheduled?.cancel()
+        schedule(at: deadline)
     }
 
     func disarm() {
@@ -30,15 +35,18 @@ final class DeadlineCheck {
     func cancel() {
         scheduled?.cancel()
         scheduled = nil
+        scheduledAt = nil
         deadline = nil
         onExpiry = nil
     }
 
     private func schedule(at when: NIODeadline) {
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        scheduledAt = when
         scheduled = eventLoop.scheduleTask(deadline: when) {
             let check = loopBound.value
             check.scheduled = nil
+            check.scheduledAt = nil
             guard let due = check.deadline else { return }
             if check.eventLoop.now >= due {
                 check.deadline = nil

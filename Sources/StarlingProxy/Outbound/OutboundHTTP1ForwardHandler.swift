@@ -59,8 +59,6 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     private enum State {
         case idle
         /// A request is being forwarded: its exchange routes it, sends it, and relays the answer.
-        /// A request ends only by its response, or by the connection closing (then its exchange
-        /// is abandoned): a late pick or connect result always finds its own exchange.
         case forwarding(Request)
         case closed
     }
@@ -97,8 +95,11 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
     var connector: UpstreamConnector { environment.connector }
     var exchangeLogger: Logger { logger }
 
-    func withExchange<Result>(_ body: (inout UpstreamExchange) -> Result) -> Result? {
-        guard case .forwarding(let request) = state else { return nil }
+    /// The number of the request being served (the connection's first is 1).
+    private(set) var exchangeGeneration = 0
+
+    func withExchange<Result>(_ generation: Int, _ body: (inout UpstreamExchange) -> Result) -> Result? {
+        guard case .forwarding(let request) = state, generation == exchangeGeneration else { return nil }
         return body(&request.exchange)
     }
 
@@ -255,13 +256,15 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // The decoder refused the bytes: answer once (if no response is under way), then close.
-        let answered: Bool
+        // While a request is forwarded, the failure is its own only while its body is read; once
+        // it has ended, the bytes were a pipelined request's, and nothing is answered.
+        let answers: Bool
         switch state {
-        case .idle: answered = false
-        case .forwarding(let request): answered = request.exchange.responseStarted
-        case .closed: answered = true
+        case .idle: answers = true
+        case .forwarding(let request): answers = !request.exchange.requestEnded && !request.exchange.responseStarted
+        case .closed: answers = false
         }
-        if answered {
+        if !answers {
             logger.debug("client connection failed", metadata: ["error": "\(error)"])
             closeConnection(after: nil, context: context)
         } else {
@@ -290,6 +293,7 @@ final class OutboundHTTP1ForwardHandler: ChannelDuplexHandler, HTTP2FrameStreamO
             context.writeAndFlush(
                 wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
+        exchangeGeneration += 1
         state = .forwarding(Request(head: prepared.head, outbound: prepared.request))
         pickUpstream(on: context.eventLoop)
     }

@@ -107,7 +107,10 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
     var connector: UpstreamConnector { environment.connector }
     var exchangeLogger: Logger { environment.front.logger }
 
-    func withExchange<Result>(_ body: (inout UpstreamExchange) -> Result) -> Result? {
+    /// One exchange per relay.
+    var exchangeGeneration: Int { 0 }
+
+    func withExchange<Result>(_ generation: Int, _ body: (inout UpstreamExchange) -> Result) -> Result? {
         guard exchange != nil else { return nil }
         return body(&exchange!)
     }

@@ -34,24 +34,27 @@ struct UpstreamConnector: Sendable {
     /// Opens a stream to the pick's endpoint for `owner`, on the loop's pooled connection to it
     /// (made within `timeout` when there is none): a stream of the mTLS HTTP/2 connection to a
     /// meshed endpoint, or an HTTP/1.1 exchange (``PlainHTTP1Stream``) with a plain one. `done`
-    /// runs on `eventLoop`, possibly before this returns.
+    /// runs on `eventLoop`, possibly before this returns. A connection made for a caller that is
+    /// gone meanwhile (`stillWanted` false) opens no stream: `done` gets a failure.
     func open(
         _ pick: Pick, timeout: Duration, owner: any HTTP2FrameStreamOwner, on eventLoop: any EventLoop,
-        _ done: @escaping (Result<any UpstreamStream, ProxyError>) -> Void
+        stillWanted: @escaping () -> Bool, _ done: @escaping (Result<any UpstreamStream, ProxyError>) -> Void
     ) {
         let endpoint = pick.endpoint
         guard endpoint.identity != nil else {
-            openPlain(endpoint, timeout: timeout, owner: owner, on: eventLoop, done)
+            openPlain(endpoint, timeout: timeout, owner: owner, on: eventLoop, stillWanted: stillWanted, done)
             return
         }
         if let connection = pool.readyConnection(to: endpoint, on: eventLoop) {
             done(Self.stream(on: connection, to: endpoint, owner: owner))
             return
         }
-        let bound = NIOLoopBound((owner, done), eventLoop: eventLoop)
+        let bound = NIOLoopBound((owner, stillWanted, done), eventLoop: eventLoop)
         pool.connection(to: endpoint, on: eventLoop, timeout: timeout).whenComplete { result in
-            let (owner, done) = bound.value
+            let (owner, stillWanted, done) = bound.value
             switch result {
+            case .success where !stillWanted():
+                done(.failure(Self.unwanted))
             case .success(let connection):
                 done(Self.stream(on: connection, to: endpoint, owner: owner))
             case .failure(let error):
@@ -59,6 +62,9 @@ struct UpstreamConnector: Sendable {
             }
         }
     }
+
+    /// The caller went away while its connection was being made.
+    private static let unwanted = ProxyError(.connectFailed, "the request ended while connecting")
 
     private static func stream(
         on connection: PeerConnection, to endpoint: Endpoint, owner: any HTTP2FrameStreamOwner
@@ -72,7 +78,7 @@ struct UpstreamConnector: Sendable {
     /// A plain endpoint: an idle pooled HTTP/1.1 connection, or a new one.
     private func openPlain(
         _ endpoint: Endpoint, timeout: Duration, owner: any HTTP2FrameStreamOwner, on eventLoop: any EventLoop,
-        _ done: @escaping (Result<any UpstreamStream, ProxyError>) -> Void
+        stillWanted: @escaping () -> Bool, _ done: @escaping (Result<any UpstreamStream, ProxyError>) -> Void
     ) {
         guard let plainConnections else {
             // Another endpoint may be meshed: this one is passed over as a failed connect would be.
@@ -83,11 +89,14 @@ struct UpstreamConnector: Sendable {
             done(Self.plainStream(on: channel, pool: plainConnections, to: endpoint, owner: owner))
             return
         }
-        let bound = NIOLoopBound((owner, done), eventLoop: eventLoop)
+        let bound = NIOLoopBound((owner, stillWanted, done), eventLoop: eventLoop)
         plainConnections.connect(host: endpoint.host, port: endpoint.port, on: eventLoop, timeout: TimeAmount(timeout))
             .whenComplete { result in
-                let (owner, done) = bound.value
+                let (owner, stillWanted, done) = bound.value
                 switch result {
+                case .success(let channel) where !stillWanted():
+                    channel.close(promise: nil)
+                    done(.failure(Self.unwanted))
                 case .success(let channel):
                     done(Self.plainStream(on: channel, pool: plainConnections, to: endpoint, owner: owner))
                 case .failure(let error):
@@ -113,8 +122,11 @@ struct UpstreamConnector: Sendable {
 protocol UpstreamExchangeOwner: AnyObject {
     var connector: UpstreamConnector { get }
     var exchangeLogger: Logger { get }
-    /// Runs `body` on the current exchange, in place; nil when there is none any more.
-    func withExchange<Result>(_ body: (inout UpstreamExchange) -> Result) -> Result?
+    /// Names the current exchange (an owner serving one after another numbers them), so that a
+    /// late pick or connect result finds only its own.
+    var exchangeGeneration: Int { get }
+    /// Runs `body` on exchange `generation`, in place; nil when it is not the current one any more.
+    func withExchange<Result>(_ generation: Int, _ body: (inout UpstreamExchange) -> Result) -> Result?
     /// The owner of the streams opened for the exchange.
     func makeStreamOwner() -> any HTTP2FrameStreamOwner
     /// The stream is open: write the request head and `held`, arm the response timeout if given.
@@ -124,32 +136,41 @@ protocol UpstreamExchangeOwner: AnyObject {
 }
 
 extension UpstreamExchangeOwner {
-    /// Picks an endpoint for the exchange — first, or again after a failure — and goes on to
-    /// connect to it.
+    /// Picks an endpoint for the current exchange — first, or again after a failure — and goes on
+    /// to connect to it.
     func pickUpstream(on eventLoop: any EventLoop) {
-        guard let (authority, avoided) = withExchange({ ($0.authority, $0.avoided) }) else { return }
+        let generation = exchangeGeneration
+        guard let (authority, avoided) = withExchange(generation, { ($0.authority, $0.avoided) }) else { return }
         connector.pick(authority, avoiding: avoided, on: eventLoop) { result in
-            self.picked(result, on: eventLoop)
+            self.picked(result, generation: generation, on: eventLoop)
         }
     }
 
-    private func picked(_ result: Result<Pick, ProxyError>, on eventLoop: any EventLoop) {
-        switch withExchange({ $0.picked(result, now: .now) }) {
+    private func picked(_ result: Result<Pick, ProxyError>, generation: Int, on eventLoop: any EventLoop) {
+        switch withExchange(generation, { $0.picked(result, now: .now) }) {
         case .connect(let pick, let timeout):
-            connector.open(pick, timeout: timeout, owner: makeStreamOwner(), on: eventLoop) { result in
-                self.opened(result, pick: pick, on: eventLoop)
+            connector.open(
+                pick, timeout: timeout, owner: makeStreamOwner(), on: eventLoop,
+                stillWanted: { self.withExchange(generation, { $0.phase == .connecting }) == true }
+            ) { result in
+                self.opened(result, pick: pick, generation: generation, on: eventLoop)
             }
         case .respond(let error, let pick):
             upstreamUnavailable(error, pick: pick)
-        case .ignore, nil:
+        case .ignore:
             break
+        case nil:
+            // The exchange is gone (its connection closed): the pick was for nobody.
+            if case .success(let pick) = result { pick.complete(.abandoned) }
         }
     }
 
-    private func opened(_ result: Result<any UpstreamStream, ProxyError>, pick: Pick, on eventLoop: any EventLoop) {
+    private func opened(
+        _ result: Result<any UpstreamStream, ProxyError>, pick: Pick, generation: Int, on eventLoop: any EventLoop
+    ) {
         switch result {
         case .success(let stream):
-            switch withExchange({ $0.streamOpened() }) {
+            switch withExchange(generation, { $0.streamOpened() }) {
             case .send(let pick, let held, let armTimeout):
                 upstreamOpened(stream, pick: pick, held: held, armTimeout: armTimeout)
             case .discard, nil:
@@ -157,7 +178,8 @@ extension UpstreamExchangeOwner {
                 stream.reset()
             }
         case .failure(let error):
-            switch withExchange({ $0.connectFailed(error, now: .now) }) {
+            // A failure after the exchange ended (it reported its pick then) changes nothing.
+            switch withExchange(generation, { $0.connectFailed(error, now: .now) }) {
             case .pick:
                 exchangeLogger.debug(
                     "connecting elsewhere after a connect failure",

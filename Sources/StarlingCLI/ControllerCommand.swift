@@ -49,6 +49,12 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Workload certificates one identity may get at once (a whole deployment starting).")
     var certifyBurst: Int = Int(CertifyRateLimit.standard.burst)
 
+    @Option(
+        help: ArgumentHelp(
+            "Who serves the multicluster gateway: hosted (this controller, while multicluster is installed) or external (a `starling gateway` process).",
+            valueName: "hosted|external"))
+    var gateway: GatewayHosting = .hosted
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -105,8 +111,9 @@ struct ControllerCommand: AsyncParsableCommand {
                     defer { announce.finish() }
                     try await controller.run { announce.yield($0) }
                 }
-                // Once the API is up, the gateway runs whenever multicluster is installed.
-                for await ports in listening {
+                // Once the API is up, the gateway runs whenever multicluster is installed (unless
+                // a `starling gateway` process serves it).
+                for await ports in listening where gateway == .hosted {
                     let supervisor = GatewaySupervisor(
                         clusterName: clusterName, apiHost: api.host, apiPort: ports.apiPort, dataDirectory: dataDir,
                         logger: controllerLogger, metrics: metrics)
@@ -127,4 +134,9 @@ extension HostPort {
             throw ValidationError(error.message)
         }
     }
+}
+
+/// `starling controller --gateway`: who serves the multicluster gateway.
+enum GatewayHosting: String, ExpressibleByArgument, CaseIterable {
+    case hosted, external
 }

@@ -10,21 +10,7 @@ struct ProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy", abstract: "Run the sidecar proxy: inbound mTLS, outbound routing, admin.")
 
-    @Option(help: "The controller's API address HOST:PORT, or every replica's: HOST:PORT,HOST:PORT,…")
-    var controller: String
-
-    /// Every replica named by --controller.
-    func controllerReplicas() throws(ValidationError) -> [HostPort] {
-        try controller.split(separator: ",").map { part throws(ValidationError) in
-            try HostPort.parse(part.trimmingCharacters(in: .whitespaces), flag: "--controller")
-        }
-    }
-
-    @Option(help: "PEM file of the controller's API certificate (the context's certificate-authority-data).")
-    var controllerCAFile: String
-
-    @Option(help: "File holding the join token (from `starling token create`).")
-    var tokenFile: String
+    @OptionGroup var connection: ControllerConnectionOptions
 
     @Option(name: [.short, .customLong("namespace")], help: "The workload's namespace (must match the token).")
     var namespace: String
@@ -61,7 +47,6 @@ struct ProxyCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
-        guard !(try controllerReplicas()).isEmpty else { throw ValidationError("--controller is empty") }
         for binding in outboundTCP { _ = try OpaqueBindingFlag.parse(binding) }
         guard !appPorts.isEmpty else { throw ValidationError("give at least one --app-port") }
         if let clusterName, let problem = ResourceNames.dns1123LabelProblem(clusterName) {
@@ -74,19 +59,16 @@ struct ProxyCommand: AsyncParsableCommand {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         Observability.bootstrapLogging(level: level)
         let metrics = Observability.bootstrapProxyMetrics(self.metrics)
-        let replicas = try controllerReplicas()
-        let controller = replicas[0]
-        let caPEM = try InputFile.read(controllerCAFile)
-        let token = try InputFile.read(tokenFile).trimmingCharacters(in: .whitespacesAndNewlines)
+        let controller = try connection.api()
         let logger = Logger(label: "starling.proxy")
         var configuration = ProxyConfiguration(
-                controllerHost: controller.host, controllerPort: controller.port, controllerCertificatePEM: caPEM,
-                token: token,
+                controllerHost: controller.host, controllerPort: controller.port,
+                controllerCertificatePEM: controller.certificatePEM, token: controller.token,
                 identity: MeshIdentity(namespace: namespace, serviceAccount: serviceAccount, trustDomain: trustDomain),
                 listenHost: listenAddress, inboundPort: inboundPort, outboundPort: outboundPort, adminPort: adminPort,
                 appHost: appHost, appPorts: appPorts, opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse),
                 clusterName: clusterName)
-        configuration.controllerReplicas = replicas
+        configuration.controllerReplicas = controller.replicas
         let proxy = Proxy(configuration: configuration, logger: logger, metrics: metrics)
         try await SignalScope.runUntilSignalled(logger: logger) {
             try await withThrowingDiscardingTaskGroup { group in

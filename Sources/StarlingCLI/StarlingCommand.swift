@@ -15,6 +15,7 @@ public struct StarlingCommand: AsyncParsableCommand {
             DemoCommand.self,
             RunCommand.self,
             ProxyCommand.self,
+            GatewayCommand.self,
             CheckCommand.self,
             ConfigCommand.self,
             ApplyCommand.self,

@@ -8,12 +8,15 @@
 #   sl-c2  10.203.0.2    prod: controller replica 2 and its gateway
 #   sl-c3  10.203.0.3    prod: controller replica 3 and its gateway
 #   sl-h1  10.203.0.21   prod: a caller workload      sl-h2  10.203.0.22   prod: podinfo (exported)
-#   sl-w   10.203.0.30   west: its controller (SQLite) and gateway; .31 a caller of podinfo-prod
+#   sl-w   10.203.0.30   west: its controller (SQLite); .31 a caller of podinfo-prod (wcaller)
+#   sl-g   10.203.0.40   west: its gateway, `starling gateway` in a process of its own
 #
 # The replicas share the database and one set of credentials (replica 1 makes them; the others get
 # copies), the operator's context is written by `config add-cluster` with every replica, and the
 # workloads run `starling run` on their own hosts. West links to prod and calls its podinfo through
-# prod's three gateways. While calls go from sl-h1 to podinfo on sl-h2, and from west through the
+# prod's three gateways; prod links to west and calls its exported wcaller through west's gateway,
+# which runs on its own host (its controller started with --gateway external). While calls go from
+# sl-h1 to podinfo on sl-h2, and from west through the
 # gateways:
 # replica 1 is killed (-9) and replica 2 is cut off from the database host with nftables inside
 # its namespace. No call may fail; the duties move; check reports it; a workload joins while one
@@ -35,8 +38,8 @@ command -v nft >/dev/null || skip "nft (nftables) not installed"
 e2e_needs_postgres hosts-netns
 e2e_home starling-hosts
 lan=sl-lan
-hosts="sl-db sl-c1 sl-c2 sl-c3 sl-h1 sl-h2 sl-w"
-declare -A addr=([sl-db]=10.203.0.10 [sl-c1]=10.203.0.1 [sl-c2]=10.203.0.2 [sl-c3]=10.203.0.3 [sl-h1]=10.203.0.21 [sl-h2]=10.203.0.22 [sl-w]=10.203.0.30)
+hosts="sl-db sl-c1 sl-c2 sl-c3 sl-h1 sl-h2 sl-w sl-g"
+declare -A addr=([sl-db]=10.203.0.10 [sl-c1]=10.203.0.1 [sl-c2]=10.203.0.2 [sl-c3]=10.203.0.3 [sl-h1]=10.203.0.21 [sl-h2]=10.203.0.22 [sl-w]=10.203.0.30 [sl-g]=10.203.0.40)
 pgport=5432
 netns_down() { for ns in $hosts $lan; do ip netns del "$ns" 2>/dev/null; done; }
 cleanup() {
@@ -59,7 +62,7 @@ S() { on sl-h1 env STARLING_CONFIG="$work/config" STARLING_HOME="$work/home" tim
 # W CMD...: west's starling, on sl-w.
 W() { on sl-w env STARLING_CONFIG="$work/config-west" STARLING_HOME="$work/home-w" timeout 60 "$STARLING" "$@"; }
 
-step "hosts: seven namespaces on one bridge"
+step "hosts: eight namespaces on one bridge"
 netns_down
 set -e
 ip netns add $lan
@@ -75,7 +78,7 @@ for ns in $hosts; do
 done
 set +e
 ip -n sl-w addr add 10.203.0.31/24 dev eth0
-ok "sl-db, sl-c1..3, sl-h1..2, sl-w on 10.203.0.0/24"
+ok "sl-db, sl-c1..3, sl-h1..2, sl-w, sl-g on 10.203.0.0/24"
 
 step "PostgreSQL on sl-db"
 if ! base=$(on sl-db env PG_LISTEN=127.0.0.1,10.203.0.10 PG_CLIENTS=10.203.0.0/24 \
@@ -118,10 +121,10 @@ expect_ok "install | apply, from sl-h1 (60 s workload certificates)" S apply -f 
 out=$(S check 2>&1)
 matches "check: 3/3 controller replicas are alive" "3/3 controller replicas are alive" "$out"
 
-step "west: a controller on sl-w, linked to prod through prod's three gateways"
+step "west: a controller on sl-w (its gateway external), linked to prod through prod's three gateways"
 mkdir -p w && chmod 700 w
 on sl-w "$STARLING" controller --cluster-name west --data-dir "$work/w" --api-address 10.203.0.30:8086 \
-  --admin-address 10.203.0.30:9990 > west.log 2>&1 &
+  --admin-address 10.203.0.30:9990 --gateway external > west.log 2>&1 &
 pids+=($!); disown $!
 eventually "west's controller ready on sl-w" 60 on sl-w curl -sf -m 2 http://10.203.0.30:9990/ready
 expect_ok "config add-cluster west" on sl-w env STARLING_CONFIG="$work/config-west" STARLING_HOME="$work/home-w" \
@@ -129,7 +132,7 @@ expect_ok "config add-cluster west" on sl-w env STARLING_CONFIG="$work/config-we
 W install --identity-trust-anchors-file root.crt --identity-issuer-certificate-file issuer.crt \
   --identity-issuer-key-file issuer.key > install-west.yaml
 expect_ok "install | apply (west, the same trust anchors)" W apply -f install-west.yaml
-S multicluster install > mc-prod.yaml && W multicluster install > mc-west.yaml
+S multicluster install > mc-prod.yaml && W multicluster install --gateway-address 10.203.0.40 > mc-west.yaml
 matches "prod's gateway Service lists its three replicas" "gateway-address: '?10.203.0.1,10.203.0.2,10.203.0.3" "$(cat mc-prod.yaml)"
 expect_ok "multicluster install (prod)" S apply -f mc-prod.yaml
 expect_ok "multicluster install (west)" W apply -f mc-west.yaml
@@ -161,6 +164,30 @@ expect_ok "export podinfo from prod" S label svc -n test podinfo mirror.starling
 eventually "west has the mirror podinfo-prod" 20 bash -c "ip netns exec sl-w env STARLING_CONFIG=$work/config-west '$STARLING' get svc -n test | grep -q '^podinfo-prod '"
 across() { on sl-w curl -s -m 3 -x http://10.203.0.31:4140 http://podinfo-prod.test:9898/ | grep -q "podinfo on sl-h2"; }
 eventually "west (sl-w) calls podinfo on sl-h2 through prod's gateways" 45 across
+
+step "west's gateway in a process of its own on sl-g; prod calls west's wcaller through it"
+W token create -n starling-multicluster --service-account starling-gateway > gateway.token
+chmod 600 gateway.token
+on sl-g "$STARLING" gateway --controller 10.203.0.30:8086 --controller-ca-file w/api.crt --token-file gateway.token \
+  --cluster-name west --listen-address 10.203.0.40 > west-gateway.log 2>&1 &
+pids+=($!); disown $!
+eventually "starling gateway ready on sl-g (its own identity from west's controller)" 30 \
+  on sl-h1 curl -sf -m 2 http://10.203.0.40:4191/ready
+on sl-w ss -ltn 2>/dev/null | grep -q ':4143 ' && bad "west's controller listens on 4143 although its gateway is external" \
+  || ok "west's controller serves no gateway of its own (--gateway external)"
+cp config-west config-west-for-prod
+expect_ok "link prod -> west (from sl-h1)" bash -c "ip netns exec sl-h1 env STARLING_CONFIG=$work/config STARLING_HOME=$work/home \
+  '$STARLING' multicluster link --cluster-name west --config $work/config-west-for-prod > link-west.yaml"
+matches "the Link names west's gateway on sl-g" "10.203.0.40" "$(sed -n '/gatewayAddresses/,/gatewayIdentity/p' link-west.yaml)"
+expect_ok "apply the Link (prod)" S apply -f link-west.yaml
+west_gateway_alive() { S multicluster gateways | grep -qE '^west +True'; }
+eventually "prod sees west's gateway (sl-g) alive" 30 west_gateway_alive
+expect_ok "export wcaller from west" W label svc -n test wcaller mirror.starling.io/exported=true
+eventually "prod has the mirror wcaller-west" 30 bash -c "ip netns exec sl-h1 env STARLING_CONFIG=$work/config STARLING_HOME=$work/home '$STARLING' get svc -n test | grep -q '^wcaller-west '"
+to_west() { on sl-h1 curl -s -m 3 -x http://10.203.0.21:4140 http://wcaller-west.test:7003/ | grep -q wcaller; }
+eventually "prod (sl-h1) calls wcaller in west through the gateway on sl-g" 45 to_west
+gateway_counted() { on sl-h1 curl -s -m 2 http://10.203.0.40:4191/metrics | grep -E '^starling_gateway_requests_total\{' | grep -q 'client_cluster="prod"'; }
+eventually "the gateway on sl-g counts prod's requests (its /metrics)" 10 gateway_counted
 
 duties() { on sl-db env PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d starling_test -Atc \
   "SELECT duty || '=' || holder FROM starling_duties WHERE expires_at > now() ORDER BY duty" 2>/dev/null; }

@@ -12,7 +12,7 @@ struct GatewayCommand: AsyncParsableCommand {
         commandName: "gateway",
         abstract: "Run the multicluster gateway: linked clusters reach this cluster's exported services through it.",
         discussion: """
-            `starling multicluster install --gateway-addresses` names the address(es) linked clusters dial; the \
+            `starling multicluster install --gateway-address` names the address(es) linked clusters dial; the \
             controllers then leave the gateway to this process when started with `--gateway external`.
             """)
 

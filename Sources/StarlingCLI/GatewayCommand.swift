@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import StarlingCore
 import StarlingProxy
+import UnixSignals
 
 /// `starling gateway`: the multicluster gateway in a process of its own, on a host of its own
 /// (systemd-friendly), for a cluster whose controllers do not host it
@@ -56,8 +57,8 @@ struct GatewayCommand: AsyncParsableCommand {
         let gateway = GatewaySidecar(
             controller: try connection.api(), trustDomain: trustDomain, listenHost: listenAddress, port: port,
             probePort: probePort, clusterName: clusterName, logger: logger, metrics: metrics)
-        try await SignalScope.runUntilSignalled(logger: logger) {
-            try await gateway.run()
-        }
+        // SIGTERM and SIGINT shut it down gracefully: the probe says not ready, the gateway
+        // drains, then the rest stops.
+        try await gateway.run(gracefulShutdownSignals: [.sigterm, .sigint])
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import StarlingCore
 import StarlingProxy
+import UnixSignals
 
 /// `starling proxy`: the sidecar in the foreground (systemd-friendly). `starling run` starts the
 /// same proxy in-process; this command is for operators wiring it up themselves.
@@ -70,14 +71,18 @@ struct ProxyCommand: AsyncParsableCommand {
                 clusterName: clusterName)
         configuration.controllerReplicas = controller.replicas
         let proxy = Proxy(configuration: configuration, logger: logger, metrics: metrics)
-        try await SignalScope.runUntilSignalled(logger: logger) {
-            try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await proxy.run() }
-                group.addTask {
-                    guard (try? await proxy.waitUntilReady(timeout: .seconds(300))) != nil else { return }
-                    StartupPages.release(logger: logger)
-                }
+        try await withThrowingTaskGroup { group in
+            // SIGTERM and SIGINT shut it down gracefully (SidecarRuntime): /ready says so, the
+            // listeners drain, then the rest stops.
+            group.addTask { try await proxy.run(gracefulShutdownSignals: [.sigterm, .sigint]) }
+            group.addTask {
+                guard (try? await proxy.waitUntilReady(timeout: .seconds(300))) != nil else { return }
+                StartupPages.release(logger: logger)
+                // Held until the proxy stops, which ends the group.
+                try? await Task.sleep(for: .seconds(Int64.max / 2))
             }
+            try await group.next()
+            group.cancelAll()
         }
     }
 }

@@ -5,6 +5,7 @@ import StarlingObservability
 import StarlingIdentity
 import StarlingTLS
 import Synchronization
+public import UnixSignals
 
 /// The sidecar: the inbound (mTLS) and outbound listeners on a ``SidecarRuntime`` (identity,
 /// discovery, admin), until cancelled.
@@ -69,7 +70,9 @@ public final class Proxy: Sendable {
         throw ProxyStartError(message: "the proxy was not ready within \(timeout) (no certificate from the controller?)")
     }
 
-    public func run() async throws {
+    /// Serves until cancelled, or until one of `gracefulShutdownSignals` shuts it down gracefully
+    /// (``SidecarRuntime``).
+    public func run(gracefulShutdownSignals: [UnixSignal] = []) async throws {
         let c = configuration
         let runtime = SidecarRuntime(
             controller: ControllerAPI(
@@ -79,6 +82,7 @@ public final class Proxy: Sendable {
         let logger = self.logger
         do {
             try await runtime.run(
+                gracefulShutdownSignals: gracefulShutdownSignals,
                 readiness: { [weak self] in self?.ports == nil ? "waiting for the workload certificate" : nil },
                 adminStarted: { port in self.state.withLock { $0.adminPort = port } }
             ) { services in

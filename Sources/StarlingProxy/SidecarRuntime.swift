@@ -1,15 +1,24 @@
 public import Logging
+public import ServiceLifecycle
 public import StarlingCore
 import StarlingObservability
 public import StarlingTLS
+import Synchronization
+public import UnixSignals
 
 /// What a sidecar proxy and a multicluster gateway both run around their listeners: the admin
 /// endpoint (`/live`, `/ready`, `/metrics`, the tap API), the workload identity (a certificate
 /// from the controller, renewed), and discovery (the destination API) with its picker.
 ///
-/// Start-up order: admin first (so `/live` answers and `/ready` says why it is not ready), then
-/// the identity; the listeners are served once a certificate is in hand, because an mTLS side
-/// can neither accept nor dial without one.
+/// Each is a `Service` of one `ServiceGroup`, in this order: admin, identity, discovery, listeners.
+/// - **Start-up:** the admin endpoint listens first (so `/live` answers and `/ready` says why it is
+///   not ready); the listeners are served once a certificate is in hand, because an mTLS side can
+///   neither accept nor dial without one.
+/// - **Graceful shutdown** (a signal given to ``run(gracefulShutdownSignals:readiness:adminStarted:serve:)``)
+///   goes the other way, one at a time: `/ready` says "shutting down" at once, the listeners drain
+///   their connections (their own grace period) with the identity and discovery still running,
+///   then discovery, identity and the admin endpoint stop. Cancelling the task stops everything at
+///   once (the listeners still drain).
 public struct SidecarRuntime: Sendable {
     public var controller: ControllerAPI
     public var identity: MeshIdentity
@@ -46,11 +55,15 @@ public struct SidecarRuntime: Sendable {
         public var description: String
     }
 
-    /// Runs until cancelled (or until `serve` or a client fails): starts the admin endpoint and
-    /// calls `adminStarted` with its port, gets the identity and follows discovery, then runs
-    /// `serve` with what the listeners need.
-    /// - Parameter readiness: why the sidecar is not ready, or nil when it is (`/ready`).
+    /// Runs until cancelled or shut down (or until `serve` or a client fails): starts the admin
+    /// endpoint and calls `adminStarted` with its port, gets the identity and follows discovery,
+    /// then runs `serve` with what the listeners need.
+    /// - Parameters:
+    ///   - gracefulShutdownSignals: signals that shut the sidecar down gracefully (a command's
+    ///     SIGTERM and SIGINT; none when it runs inside another process's group).
+    ///   - readiness: why the sidecar is not ready, or nil when it is (`/ready`).
     public func run(
+        gracefulShutdownSignals: [UnixSignal] = [],
         readiness: @escaping @Sendable () -> String?,
         adminStarted: @Sendable (Int) -> Void = { _ in },
         serve: @escaping @Sendable (Services) async throws -> Void
@@ -66,21 +79,76 @@ public struct SidecarRuntime: Sendable {
             address: adminPort == 0 || NetworkAddress.isWildcard(adminHost)
                 ? nil : NetworkAddress.joinHostPort(adminHost, adminPort),
             logger: logger)
+        let stopping = Flag()
         let admin: AdminServer
         do {
             admin = try await AdminServer(
                 host: adminHost, port: adminPort,
-                routes: .init(readiness: readiness, metrics: metrics, streams: [TapEndpoint.path: { tapEndpoint.answer($0) }]))
+                routes: .init(
+                    readiness: { stopping.isSet ? "shutting down" : readiness() }, metrics: metrics,
+                    streams: [TapEndpoint.path: { tapEndpoint.answer($0) }]))
         } catch {
             throw AdminListenerError(description: "the admin listener cannot use \(adminHost):\(adminPort): \(error)")
         }
         adminStarted(admin.port)
-        defer { Task { await admin.close() } }
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await identityClient.run() }
-            group.addTask { try await discovery.run() }
+        let logger = self.logger
+        let listeners = StoppedOnShutdown(
+            onShutdown: {
+                stopping.set()
+                logger.info("shutting down: the listeners drain, then discovery, identity and admin stop")
+            }
+        ) {
             let tls = try await identityClient.waitUntilReady(timeout: .seconds(60))
             try await serve(Services(tls: tls, discovery: discovery, picker: picker, tap: tap))
         }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: AdminEndpoint(server: admin), serviceName: "admin"),
+                    .init(service: StoppedOnShutdown { try await identityClient.run() }, serviceName: "identity"),
+                    .init(service: StoppedOnShutdown { try await discovery.run() }, serviceName: "discovery"),
+                    .init(service: listeners, serviceName: "listeners"),
+                ],
+                gracefulShutdownSignals: gracefulShutdownSignals, logger: logger))
+        try await group.run()
     }
+}
+
+/// The admin endpoint as a service: it serves until its turn to stop (last), then closes.
+private struct AdminEndpoint: Service {
+    let server: AdminServer
+
+    func run() async throws {
+        // Thrown by a cancellation: the endpoint closes then too.
+        try? await gracefulShutdown()
+        await server.close()
+    }
+}
+
+/// A long-running piece that stops by cancellation (it drains, if it has anything to drain, when
+/// cancelled), as a service: its graceful shutdown cancels it. What it throws once it is stopping
+/// is the stop itself, not a failure of the group.
+private struct StoppedOnShutdown: Service {
+    var onShutdown: @Sendable () -> Void = {}
+    let body: @Sendable () async throws -> Void
+
+    func run() async throws {
+        let stopping = Flag()
+        do {
+            try await withGracefulShutdownHandler {
+                try await cancelWhenGracefulShutdown(body)
+            } onGracefulShutdown: {
+                stopping.set()
+                onShutdown()
+            }
+        } catch where stopping.isSet || Task.isCancelled {
+        }
+    }
+}
+
+/// A flag set once, read from any thread.
+private final class Flag: Sendable {
+    private let value = Atomic(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
 }

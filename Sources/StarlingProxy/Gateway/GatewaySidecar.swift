@@ -1,13 +1,15 @@
 public import Logging
 import StarlingCore
 import Synchronization
+public import UnixSignals
 
 /// The multicluster gateway as a whole — its listener (``GatewayProxy``) on a ``SidecarRuntime``
 /// whose admin endpoint is the probe port that linked clusters check — as `starling gateway`
 /// runs it in a process of its own, and as the controller hosts it for the local tooling.
 ///
-/// It runs as the gateway identity of `trustDomain`. Stopping, the probe says "not ready" at
-/// once, so linked clusters fail over while the gateway drains its open connections.
+/// It runs as the gateway identity of `trustDomain`. Shutting down gracefully, the probe says
+/// "not ready" at once, so linked clusters fail over while the gateway drains its open
+/// connections; cancelled, the probe closes at once.
 public struct GatewaySidecar: Sendable {
     public var controller: ControllerAPI
     public var trustDomain: String
@@ -34,38 +36,38 @@ public struct GatewaySidecar: Sendable {
         self.metrics = metrics
     }
 
-    /// Serves until cancelled; `started` gets the gateway's and the probe's bound ports once the
-    /// gateway listens.
-    public func run(started: @escaping @Sendable (_ port: Int, _ probePort: Int) -> Void = { _, _ in }) async throws {
+    /// Serves until cancelled or shut down gracefully (by one of `gracefulShutdownSignals`);
+    /// `started` gets the gateway's and the probe's bound ports once the gateway listens.
+    public func run(
+        gracefulShutdownSignals: [UnixSignal] = [],
+        started: @escaping @Sendable (_ port: Int, _ probePort: Int) -> Void = { _, _ in }
+    ) async throws {
         let identity = MeshIdentity.gateway(trustDomain: trustDomain)
         let runtime = SidecarRuntime(
             controller: controller, identity: identity, adminHost: listenHost, adminPort: probePort, logger: logger,
             metrics: metrics)
         let ready = ReadyState()
         let (listenHost, port, clusterName, logger) = (self.listenHost, self.port, self.clusterName, self.logger)
-        try await withTaskCancellationHandler {
-            try await runtime.run(
-                readiness: { ready.ready.load(ordering: .acquiring) ? nil : "gateway starting" },
-                adminStarted: { port in ready.probePort.store(port, ordering: .releasing) }
-            ) { services in
-                let gateway = GatewayProxy(
-                    configuration: .init(listenHost: listenHost, listenPort: port), tls: services.tls,
-                    discovery: services.discovery, picker: services.picker, clusterName: clusterName, logger: logger,
-                    tap: services.tap)
-                try await gateway.run { bound in
-                    ready.ready.store(true, ordering: .releasing)
-                    let probe = ready.probePort.load(ordering: .acquiring)
-                    logger.notice(
-                        "gateway started",
-                        metadata: [
-                            "gateway": "\(NetworkAddress.joinHostPort(listenHost, bound))",
-                            "probe": "\(NetworkAddress.joinHostPort(listenHost, probe))", "identity": "\(identity)",
-                        ])
-                    started(bound, probe)
-                }
+        try await runtime.run(
+            gracefulShutdownSignals: gracefulShutdownSignals,
+            readiness: { ready.ready.load(ordering: .acquiring) ? nil : "gateway starting" },
+            adminStarted: { port in ready.probePort.store(port, ordering: .releasing) }
+        ) { services in
+            let gateway = GatewayProxy(
+                configuration: .init(listenHost: listenHost, listenPort: port), tls: services.tls,
+                discovery: services.discovery, picker: services.picker, clusterName: clusterName, logger: logger,
+                tap: services.tap)
+            try await gateway.run { bound in
+                ready.ready.store(true, ordering: .releasing)
+                let probe = ready.probePort.load(ordering: .acquiring)
+                logger.notice(
+                    "gateway started",
+                    metadata: [
+                        "gateway": "\(NetworkAddress.joinHostPort(listenHost, bound))",
+                        "probe": "\(NetworkAddress.joinHostPort(listenHost, probe))", "identity": "\(identity)",
+                    ])
+                started(bound, probe)
             }
-        } onCancel: {
-            ready.ready.store(false, ordering: .releasing)
         }
     }
 

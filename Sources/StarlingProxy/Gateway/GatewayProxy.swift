@@ -107,9 +107,10 @@ public struct GatewayProxy: Sendable {
                 try await listener.executeThenClose { inbound in
                     try await registry.serveEach(
                         inbound, channel: { $0.channel }, grace: grace, on: serverChannel.eventLoop,
-                        draining: { [logger] in logger.info("gateway draining", metadata: ["connections": "\(registry.count)"]) }
-                    ) { accepted in
-                        await Self.serve(accepted, opaque: opaque)
+                        draining: { [logger] in logger.info("gateway draining", metadata: ["connections": "\(registry.count)"]) },
+                        work: { Self.opaqueWork($0) }
+                    ) { work in
+                        await opaque.serve(work.channel, target: work.target, peer: work.peer, logger: work.logger)
                     }
                 }
             } onCancel: {
@@ -139,15 +140,27 @@ public struct GatewayProxy: Sendable {
         case opaque(target: String, peer: MeshIdentity, logger: Logger)
     }
 
-    static func serve(_ accepted: Accepted, opaque: GatewayOpaque) async {
-        // A refused handshake or transport header closed the connection and logged why.
-        guard let established = try? await accepted.outcome.get() else { return }
-        switch established {
-        case .http2:
-            try? await accepted.channel.closeFuture.get()
-        case .opaque(let target, let peer, let logger):
-            await opaque.serve(accepted.channel, target: target, peer: peer, logger: logger)
+    /// An opaque connection to serve in a task of its own.
+    struct OpaqueWork: Sendable {
+        var channel: any Channel
+        var target: String
+        var peer: MeshIdentity
+        var logger: Logger
+    }
+
+    /// What an accepted connection turned out to be: an opaque one needs a task; an HTTP/2 one is
+    /// served by its handlers; a refused handshake or transport header closed the connection and
+    /// logged why.
+    static func opaqueWork(_ accepted: Accepted) -> EventLoopFuture<OpaqueWork?> {
+        accepted.outcome.map { established -> OpaqueWork? in
+            switch established {
+            case .http2:
+                return nil
+            case .opaque(let target, let peer, let logger):
+                return OpaqueWork(channel: accepted.channel, target: target, peer: peer, logger: logger)
+            }
         }
+        .recover { _ in nil }
     }
 }
 

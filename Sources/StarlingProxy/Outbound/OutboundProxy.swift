@@ -121,9 +121,10 @@ public struct OutboundProxy: Sendable {
                     tasks.addTask {
                         try await listener.executeThenClose { inbound in
                             try await registry.serveEach(
-                                inbound, channel: { $0.channel }, grace: grace, on: drainLoop, draining: draining
-                            ) { accepted in
-                                await Self.serve(accepted.outcome, logger: logger, opaque: opaque)
+                                inbound, channel: { $0.channel }, grace: grace, on: drainLoop, draining: draining,
+                                work: { Self.opaqueWork($0.outcome, logger: logger) }
+                            ) { work in
+                                await opaque.serve(work.channel, authority: work.originalDestination, logger: work.logger)
                             }
                         }
                     }
@@ -131,7 +132,8 @@ public struct OutboundProxy: Sendable {
                         tasks.addTask {
                             try await server.executeThenClose { inbound in
                                 try await registry.serveEach(
-                                    inbound, channel: { $0 }, grace: grace, on: drainLoop, draining: draining
+                                    inbound, channel: { $0 }, grace: grace, on: drainLoop, draining: draining,
+                                    work: { $0.eventLoop.makeSucceededFuture($0) }
                                 ) { client in
                                     var connectionLogger = logger
                                     connectionLogger[metadataKey: "client"] = "\(client.remoteAddress.map { "\($0)" } ?? "?")"
@@ -225,21 +227,31 @@ public struct OutboundProxy: Sendable {
         return channel.pipeline.syncOperations.removeHandler(detector).map { accepted }
     }
 
-    static func serve(_ accepted: EventLoopFuture<Accepted>, logger: Logger, opaque: OutboundOpaque) async {
-        guard let accepted = try? await accepted.get() else { return }
-        var logger = logger
-        switch accepted {
-        case .served(let channel):
-            // Its handlers serve it; tracked until closed.
-            try? await channel.closeFuture.get()
-        case .opaque(let channel, let originalDestination):
-            logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
-            await opaque.serve(channel, authority: originalDestination, logger: logger)
-        case .rejected(let channel, let reason):
-            logger.debug(
-                "closed an outbound connection",
-                metadata: ["client": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
-            try? await channel.close()
+    /// An opaque connection to serve in a task of its own.
+    struct OpaqueWork: Sendable {
+        var channel: any Channel
+        var originalDestination: String
+        var logger: Logger
+    }
+
+    /// What an accepted connection turned out to be, once detected: an opaque one needs a task;
+    /// an HTTP one is served by its handlers, and a rejected one is closed.
+    static func opaqueWork(_ accepted: EventLoopFuture<Accepted>, logger: Logger) -> EventLoopFuture<OpaqueWork?> {
+        accepted.map { accepted -> OpaqueWork? in
+            switch accepted {
+            case .served:
+                return nil
+            case .opaque(let channel, let originalDestination):
+                var logger = logger
+                logger[metadataKey: "client"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+                return OpaqueWork(channel: channel, originalDestination: originalDestination, logger: logger)
+            case .rejected(let channel, let reason):
+                logger.debug(
+                    "closed an outbound connection",
+                    metadata: ["client": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
+                channel.close(promise: nil)
+                return nil
+            }
         }
     }
 }

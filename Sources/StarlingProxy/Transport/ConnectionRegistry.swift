@@ -77,25 +77,39 @@ final class ConnectionRegistry: Sendable {
         return drained.futureResult
     }
 
-    /// Serves a listener's connections until it closes: each one registered and given to `serve`
-    /// as a task of one group. Once the listener has closed (the shutdown), draining begins
+    /// Serves a listener's connections until it closes: each one is registered, and `work` says
+    /// (once its handshake or protocol detection is done) whether it needs a task of its own —
+    /// an opaque connection does (`serve` runs for it, in one group); an HTTP one does not, its
+    /// channel handlers serve it. Once the listener has closed (the shutdown), draining begins
     /// (`draining` is told first) and this returns when the last connection has closed.
-    func serveEach<Client: Sendable>(
+    func serveEach<Client: Sendable, Work: Sendable>(
         _ inbound: NIOAsyncChannelInboundStream<Client>, channel: @escaping @Sendable (Client) -> any Channel,
         grace: TimeAmount, on eventLoop: any EventLoop, draining: @escaping @Sendable () -> Void,
-        _ serve: @escaping @Sendable (Client) async -> Void
+        work: @escaping @Sendable (Client) -> EventLoopFuture<Work?>,
+        _ serve: @escaping @Sendable (Work) async -> Void
     ) async throws {
-        try await withThrowingDiscardingTaskGroup { connections in
+        let (tasks, taskSink) = AsyncStream.makeStream(of: Work.self)
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                await withDiscardingTaskGroup { connections in
+                    for await work in tasks {
+                        connections.addTask { await serve(work) }
+                    }
+                }
+            }
             defer {
                 if !isDraining { draining() }
                 drain(grace: grace, on: eventLoop)
+                taskSink.finish()
             }
             for try await client in inbound {
                 guard register(channel(client)) else {
                     channel(client).close(promise: nil)
                     continue
                 }
-                connections.addTask { await serve(client) }
+                work(client).whenSuccess { work in
+                    if let work { taskSink.yield(work) }
+                }
             }
         }
     }

@@ -81,7 +81,8 @@ public struct Controller: Sendable {
                 leases: leases, multicluster: multicluster, configuration: c, logger: logger, clock: clock),
         ]
         let transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: c.apiHost, port: c.apiPort),
+            // An IPv6 API address ([::1]:8086, [::]:8086) binds as one; anything else as IPv4.
+            address: NetworkAddress.isIPv6(c.apiHost) ? .ipv6(host: c.apiHost, port: c.apiPort) : .ipv4(host: c.apiHost, port: c.apiPort),
             transportSecurity: .tls(
                 certificateChain: [.bytes(Array(credentials.apiCertificatePEM.utf8), format: .pem)],
                 privateKey: .bytes(Array(credentials.apiKeyPEM.utf8), format: .pem)),
@@ -118,14 +119,15 @@ public struct Controller: Sendable {
                     await DutyScheduler.keepRunning("link-probes", logger: logger) { try await links.run() }
                 }
                 group.addTask { await scheduler.run(allDuties) }
-                guard let address = try await transport.listeningAddress.ipv4 else {
-                    throw ControllerError("the API did not bind an IPv4 address")
+                let bound = try await transport.listeningAddress
+                guard let apiPort = bound.ipv4?.port ?? bound.ipv6?.port else {
+                    throw ControllerError("the API bound \(bound), not an IP address")
                 }
                 logger.info("controller started", metadata: [
-                    "cluster": "\(c.clusterName)", "api": "\(c.apiHost):\(address.port)",
+                    "cluster": "\(c.clusterName)", "api": "\(NetworkAddress.joinHostPort(c.apiHost, apiPort))",
                     "admin": "\(c.adminHost):\(admin.port)", "data": "\(c.dataDirectory)", "store": "\(opened.description)", "duties": "\(allDuties.map(\.name).joined(separator: ","))",
                 ])
-                onListening(Listening(apiPort: address.port, adminPort: admin.port))
+                onListening(Listening(apiPort: apiPort, adminPort: admin.port))
             }
         } catch where Task.isCancelled {
             // Asked to stop: the gRPC server may report the cancellation as a transport error.

@@ -115,6 +115,16 @@ struct AdminEndpointTests {
         }
     }
 
+    /// An IPv6 API address binds as IPv6, and clients reach the API there (the certificate names
+    /// the address).
+    @Test func theAPIServesOnAnIPv6Address() async throws {
+        try await withController(apiHost: "::1") { controller in
+            try await controller.withClients { api in
+                _ = try await api.list("Namespace")
+            }
+        }
+    }
+
     @Test func cancellingTheControllerWithAnOpenStreamStopsItWithoutAnError() async throws {
         try await withController(strictShutdown: true) { controller in
             try await controller.withClients { api in

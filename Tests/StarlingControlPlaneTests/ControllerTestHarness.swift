@@ -26,6 +26,8 @@ struct TestController: Sendable {
     let apiPort: Int
     let adminPort: Int
     let dataDirectory: String
+    /// The API's address (an IPv4 or IPv6 literal).
+    var apiHost = "127.0.0.1"
     /// The admin credential, read from `admin-token` in the data directory.
     let adminToken: String
     /// The API's self-signed certificate, read from `api.crt`: the client's only trust root.
@@ -50,7 +52,7 @@ struct TestController: Sendable {
             case .token(let t): t
             }
         let transport = try HTTP2ClientTransport.Posix(
-            target: .ipv4(address: "127.0.0.1", port: apiPort),
+            target: NetworkAddress.isIPv6(apiHost) ? .ipv6(address: apiHost, port: apiPort) : .ipv4(address: apiHost, port: apiPort),
             transportSecurity: .tls {
                 $0.trustRoots = .certificates([.bytes(Array(apiCertificatePEM.utf8), format: .pem)])
             },
@@ -194,13 +196,14 @@ func withController<T: Sendable>(
     metrics: @escaping @Sendable () -> String = { "" },
     strictShutdown: Bool = false,
     certifyRateLimit: CertifyRateLimit = .standard,
+    apiHost: String = "127.0.0.1",
     _ body: (TestController) async throws -> T
 ) async throws -> T {
     let directory = FileManager.default.temporaryDirectory
         .appendingPathComponent("starling-controller-test-\(UUID().uuidString.prefix(8).lowercased())").path
     defer { try? FileManager.default.removeItem(atPath: directory) }
     var configuration = ControllerConfiguration(
-        clusterName: "test", dataDirectory: directory, apiHost: "127.0.0.1", apiPort: 0,
+        clusterName: "test", dataDirectory: directory, apiHost: apiHost, apiPort: 0,
         adminHost: "127.0.0.1", adminPort: 0, workloadLease: workloadLease, heartbeatInterval: heartbeatInterval)
     configuration.certifyRateLimit = certifyRateLimit
     let controller = Controller(configuration: configuration, logger: harnessLogger, metrics: metrics)
@@ -220,7 +223,7 @@ func withController<T: Sendable>(
             try String(contentsOfFile: (directory as NSString).appendingPathComponent(name), encoding: .utf8)
         }
         let running = TestController(
-            apiPort: ports.apiPort, adminPort: ports.adminPort, dataDirectory: directory,
+            apiPort: ports.apiPort, adminPort: ports.adminPort, dataDirectory: directory, apiHost: apiHost,
             adminToken: try read("admin-token").trimmingCharacters(in: .whitespacesAndNewlines),
             apiCertificatePEM: try read("api.crt"), workloadLease: workloadLease)
         try await running.waitUntilReady()

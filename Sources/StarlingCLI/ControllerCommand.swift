@@ -1,4 +1,7 @@
 import ArgumentParser
+import ServiceLifecycle
+import StarlingObservability
+import UnixSignals
 import Foundation
 import Logging
 import StarlingControlPlane
@@ -102,26 +105,41 @@ struct ControllerCommand: AsyncParsableCommand {
             logger: logger,
             metrics: metrics)
         let (clusterName, dataDir, controllerLogger) = (self.clusterName, self.dataDir, logger)
-        try await SignalScope.runUntilSignalled(logger: logger) {
-            try await withThrowingDiscardingTaskGroup { group in
-                let (listening, announce) = AsyncStream<Controller.Listening>.makeStream()
-                group.addTask {
-                    // A controller that stops (or fails to start) ends the wait below; a failed
-                    // child does not cancel the group's body, so the stream must finish.
+        let (listening, announce) = AsyncStream<Controller.Listening>.makeStream()
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(
+                service: StoppedOnShutdown {
+                    // A controller that stops (or fails to start) ends the supervisor's wait.
                     defer { announce.finish() }
                     try await controller.run { announce.yield($0) }
-                }
-                // Once the API is up, the gateway runs whenever multicluster is installed (unless
-                // a `starling gateway` process serves it).
-                for await ports in listening where gateway == .hosted {
-                    let supervisor = GatewaySupervisor(
-                        clusterName: clusterName, apiHost: api.host, apiPort: ports.apiPort, dataDirectory: dataDir,
-                        logger: controllerLogger, metrics: metrics)
-                    group.addTask { try await supervisor.run() }
-                    break
-                }
-            }
+                },
+                serviceName: "controller")
+        ]
+        if gateway == .hosted {
+            // Once the API is up, the gateway runs whenever multicluster is installed. It stops
+            // first on SIGTERM (it drains while the API still answers), the controller after it.
+            services.append(
+                .init(
+                    service: StoppedOnShutdown {
+                        for await ports in listening {
+                            let supervisor = GatewaySupervisor(
+                                clusterName: clusterName, apiHost: api.host, apiPort: ports.apiPort, dataDirectory: dataDir,
+                                logger: controllerLogger, metrics: metrics)
+                            try await supervisor.run()
+                            return
+                        }
+                    },
+                    // Its wait ends without a value when the controller could not start: the
+                    // controller's error is the one to report.
+                    successTerminationBehavior: .ignore,
+                    serviceName: "gateway-supervisor"))
         }
+        // SIGTERM and SIGINT shut down gracefully, in reverse order; a supervisor that returns
+        // (the controller stopped) ends the group too.
+        try await ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        ).run()
     }
 }
 

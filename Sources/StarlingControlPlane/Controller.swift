@@ -119,7 +119,15 @@ public struct Controller: Sendable {
                     await DutyScheduler.keepRunning("link-probes", logger: logger) { try await links.run() }
                 }
                 group.addTask { await scheduler.run(allDuties) }
-                let bound = try await transport.listeningAddress
+                let bound: GRPCNIOTransportCore.SocketAddress
+                do {
+                    bound = try await transport.listeningAddress
+                } catch {
+                    // The server task's own error (bind: Address already in use) may come first;
+                    // this one only knows the server stopped.
+                    throw ControllerError(
+                        "the API could not listen on \(NetworkAddress.joinHostPort(c.apiHost, c.apiPort)): the address is in use by another process, or is not one of this host's")
+                }
                 guard let apiPort = bound.ipv4?.port ?? bound.ipv6?.port else {
                     throw ControllerError("the API bound \(bound), not an IP address")
                 }

@@ -104,45 +104,13 @@ public struct SidecarRuntime: Sendable {
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [
-                    .init(service: AdminEndpoint(server: admin), serviceName: "admin"),
+                    .init(service: AdminServerService(server: admin), serviceName: "admin"),
                     .init(service: StoppedOnShutdown { try await identityClient.run() }, serviceName: "identity"),
                     .init(service: StoppedOnShutdown { try await discovery.run() }, serviceName: "discovery"),
                     .init(service: listeners, serviceName: "listeners"),
                 ],
                 gracefulShutdownSignals: gracefulShutdownSignals, logger: logger))
         try await group.run()
-    }
-}
-
-/// The admin endpoint as a service: it serves until its turn to stop (last), then closes.
-private struct AdminEndpoint: Service {
-    let server: AdminServer
-
-    func run() async throws {
-        // Thrown by a cancellation: the endpoint closes then too.
-        try? await gracefulShutdown()
-        await server.close()
-    }
-}
-
-/// A long-running piece that stops by cancellation (it drains, if it has anything to drain, when
-/// cancelled), as a service: its graceful shutdown cancels it. What it throws once it is stopping
-/// is the stop itself, not a failure of the group.
-private struct StoppedOnShutdown: Service {
-    var onShutdown: @Sendable () -> Void = {}
-    let body: @Sendable () async throws -> Void
-
-    func run() async throws {
-        let stopping = Flag()
-        do {
-            try await withGracefulShutdownHandler {
-                try await cancelWhenGracefulShutdown(body)
-            } onGracefulShutdown: {
-                stopping.set()
-                onShutdown()
-            }
-        } catch where stopping.isSet || Task.isCancelled {
-        }
     }
 }
 

@@ -108,7 +108,7 @@ struct ControllerCommand: AsyncParsableCommand {
         let (listening, announce) = AsyncStream<Controller.Listening>.makeStream()
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(
-                service: StoppedOnShutdown {
+                service: StoppedOnShutdown(onShutdown: { controllerLogger.info("shutting down: the controller stops") }) {
                     // A controller that stops (or fails to start) ends the supervisor's wait.
                     defer { announce.finish() }
                     try await controller.run { announce.yield($0) }
@@ -120,7 +120,7 @@ struct ControllerCommand: AsyncParsableCommand {
             // first on SIGTERM (it drains while the API still answers), the controller after it.
             services.append(
                 .init(
-                    service: StoppedOnShutdown {
+                    service: StoppedOnShutdown(onShutdown: { controllerLogger.info("shutting down: the gateway drains first") }) {
                         for await ports in listening {
                             let supervisor = GatewaySupervisor(
                                 clusterName: clusterName, apiHost: api.host, apiPort: ports.apiPort, dataDirectory: dataDir,
@@ -134,12 +134,11 @@ struct ControllerCommand: AsyncParsableCommand {
                     successTerminationBehavior: .ignore,
                     serviceName: "gateway-supervisor"))
         }
-        // SIGTERM and SIGINT shut down gracefully, in reverse order; a supervisor that returns
-        // (the controller stopped) ends the group too.
-        try await ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        ).run()
+        // SIGTERM and SIGINT shut down gracefully, in reverse order (the gateway drains, then the
+        // controller stops); whatever still runs a minute later is cancelled.
+        var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = .seconds(60)
+        try await ServiceGroup(configuration: group).run()
     }
 }
 

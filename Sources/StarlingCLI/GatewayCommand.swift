@@ -22,7 +22,7 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "This cluster's name (logs, metrics, taps).")
     var clusterName: String
 
-    @Option(help: "Trust domain of identities (the gateway's own is starling-gateway.starling-multicluster…).")
+    @Option(help: "Trust domain of identities: the mesh's (its MeshConfig trustDomain); the gateway's own is starling-gateway.starling-multicluster.serviceaccount.identity.starling.TRUST_DOMAIN.")
     var trustDomain: String = "cluster.local"
 
     @Option(help: "Address the gateway and its probe listen on.")

@@ -37,46 +37,58 @@ struct GatewaySupervisor: Sendable {
             name: clusterName, clusterName: clusterName, serverHost: apiHost, serverPort: apiPort, adminServer: nil,
             caPEM: certificate, token: token, configPath: "")
         var running: (desired: Desired, task: Task<Void, Never>)?
-        defer { running?.task.cancel() }
         var unreachableSince: ContinuousClock.Instant?
-        while !Task.isCancelled {
-            // What the store asks for; nil when the API could not say. Only an answer changes the
-            // gateway: a failed poll (the API restarting, a timeout) leaves it serving as it is.
-            let observed: Desired??
-            do {
-                observed = .some(
-                    try await ControllerClient.with(context, timeout: .seconds(5)) { client in
-                        try await Self.desired(client, context: context)
-                    })
-                if let since = unreachableSince {
-                    logger.notice("gateway supervisor reaches the controller API again", metadata: ["after": "\(ContinuousClock.now - since)"])
-                    unreachableSince = nil
+        do {
+            while !Task.isCancelled {
+                // What the store asks for; nil when the API could not say. Only an answer changes the
+                // gateway: a failed poll (the API restarting, a timeout) leaves it serving as it is.
+                let observed: Desired??
+                do {
+                    observed = .some(
+                        try await ControllerClient.with(context, timeout: .seconds(5)) { client in
+                            try await Self.desired(client, context: context)
+                        })
+                    if let since = unreachableSince {
+                        logger.notice("gateway supervisor reaches the controller API again", metadata: ["after": "\(ContinuousClock.now - since)"])
+                        unreachableSince = nil
+                    }
+                } catch where Task.isCancelled {
+                    break
+                } catch {
+                    observed = nil
+                    if unreachableSince == nil {
+                        unreachableSince = .now
+                        logger.warning(
+                            "gateway supervisor cannot read the gateway's resources; the gateway keeps its current state",
+                            metadata: ["error": "\(error)", "running": "\(running != nil)"])
+                    }
                 }
-            } catch {
-                observed = nil
-                if unreachableSince == nil {
-                    unreachableSince = .now
-                    logger.warning(
-                        "gateway supervisor cannot read the gateway's resources; the gateway keeps its current state",
-                        metadata: ["error": "\(error)", "running": "\(running != nil)"])
+                if let desired = observed, running?.desired != desired {
+                    if let current = running {
+                        await Self.stop(current, logger: logger)
+                        running = nil
+                    }
+                    if let desired {
+                        let controller = ControllerAPI(host: apiHost, port: apiPort, certificatePEM: certificate, token: token)
+                        let task = Task { await serve(desired, controller: controller) }
+                        running = (desired, task)
+                    }
                 }
+                // Soon after `multicluster install` the gateway should be up: poll often until it runs.
+                try await Task.sleep(for: running == nil ? .milliseconds(500) : .seconds(2))
             }
-            if let desired = observed, running?.desired != desired {
-                if let current = running {
-                    current.task.cancel()
-                    _ = await current.task.value
-                    logger.notice("gateway stopped", metadata: ["gateway": "\(current.desired.address):\(current.desired.port)"])
-                    running = nil
-                }
-                if let desired {
-                    let controller = ControllerAPI(host: apiHost, port: apiPort, certificatePEM: certificate, token: token)
-                    let task = Task { await serve(desired, controller: controller) }
-                    running = (desired, task)
-                }
-            }
-            // Soon after `multicluster install` the gateway should be up: poll often until it runs.
-            try await Task.sleep(for: running == nil ? .milliseconds(500) : .seconds(2))
+        } catch is CancellationError {
+            // The shutdown, during the sleep.
         }
+        // Stopping: the gateway drains before the supervisor returns (the controller stops after it).
+        if let current = running { await Self.stop(current, logger: logger) }
+    }
+
+    /// Stops a running gateway and waits until it has drained.
+    private static func stop(_ running: (desired: Desired, task: Task<Void, Never>), logger: Logger) async {
+        running.task.cancel()
+        await running.task.value
+        logger.notice("gateway stopped", metadata: ["gateway": "\(running.desired.address):\(running.desired.port)"])
     }
 
     /// The gateway the store asks for: nil when multicluster is not installed (or the mesh has no

@@ -72,16 +72,13 @@ struct ProxyCommand: AsyncParsableCommand {
         configuration.controllerReplicas = controller.replicas
         let proxy = Proxy(configuration: configuration, logger: logger, metrics: metrics)
         try await withThrowingTaskGroup { group in
-            // SIGTERM and SIGINT shut it down gracefully (SidecarRuntime): /ready says so, the
-            // listeners drain, then the rest stops.
-            group.addTask { try await proxy.run(gracefulShutdownSignals: [.sigterm, .sigint]) }
             group.addTask {
                 guard (try? await proxy.waitUntilReady(timeout: .seconds(300))) != nil else { return }
                 StartupPages.release(logger: logger)
-                // Held until the proxy stops, which ends the group.
-                try? await Task.sleep(for: .seconds(Int64.max / 2))
             }
-            try await group.next()
+            // SIGTERM and SIGINT shut it down gracefully (SidecarRuntime): /ready says so, the
+            // listeners drain, then the rest stops. Its error, if any, is the command's.
+            try await proxy.run(gracefulShutdownSignals: [.sigterm, .sigint])
             group.cancelAll()
         }
     }

@@ -126,7 +126,7 @@ public struct Controller: Sendable {
                     // The server task's own error (bind: Address already in use) may come first;
                     // this one only knows the server stopped.
                     throw ControllerError(
-                        "the API could not listen on \(NetworkAddress.joinHostPort(c.apiHost, c.apiPort)): the address is in use by another process, or is not one of this host's")
+                        "the API could not listen on \(NetworkAddress.joinHostPort(c.apiHost, c.apiPort)) (in use by another process, or not an address of this host?): \(error)")
                 }
                 guard let apiPort = bound.ipv4?.port ?? bound.ipv6?.port else {
                     throw ControllerError("the API bound \(bound), not an IP address")

@@ -101,16 +101,17 @@ public struct SidecarRuntime: Sendable {
             let tls = try await identityClient.waitUntilReady(timeout: .seconds(60))
             try await serve(Services(tls: tls, discovery: discovery, picker: picker, tap: tap))
         }
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
+        var configuration = ServiceGroupConfiguration(
                 services: [
                     .init(service: AdminServerService(server: admin), serviceName: "admin"),
                     .init(service: StoppedOnShutdown { try await identityClient.run() }, serviceName: "identity"),
                     .init(service: StoppedOnShutdown { try await discovery.run() }, serviceName: "discovery"),
                     .init(service: listeners, serviceName: "listeners"),
                 ],
-                gracefulShutdownSignals: gracefulShutdownSignals, logger: logger))
-        try await group.run()
+                gracefulShutdownSignals: gracefulShutdownSignals, logger: logger)
+        // A backstop past the listeners' own drain grace: whatever still runs then is cancelled.
+        configuration.maximumGracefulShutdownDuration = .seconds(60)
+        try await ServiceGroup(configuration: configuration).run()
     }
 }
 

@@ -184,10 +184,10 @@ west_gateway_alive() { S multicluster gateways | grep -qE '^west +True'; }
 eventually "prod sees west's gateway (sl-g) alive" 30 west_gateway_alive
 expect_ok "export wcaller from west" W label svc -n test wcaller mirror.starling.io/exported=true
 eventually "prod has the mirror wcaller-west" 30 bash -c "ip netns exec sl-h1 env STARLING_CONFIG=$work/config STARLING_HOME=$work/home '$STARLING' get svc -n test | grep -q '^wcaller-west '"
-to_west() { on sl-h1 curl -s -m 3 -x http://10.203.0.21:4140 http://wcaller-west.test:7003/ | grep -q wcaller; }
+to_west() { on sl-h1 curl -sf -m 3 -x http://10.203.0.21:4140 http://wcaller-west.test:7003/ | grep -qE '"message": *"wcaller"'; }
 eventually "prod (sl-h1) calls wcaller in west through the gateway on sl-g" 45 to_west
-gateway_counted() { on sl-h1 curl -s -m 2 http://10.203.0.40:4191/metrics | grep -E '^starling_gateway_requests_total\{' | grep -q 'client_cluster="prod"'; }
-eventually "the gateway on sl-g counts prod's requests (its /metrics)" 10 gateway_counted
+gateway_counted() { to_west; on sl-h1 curl -s -m 2 http://10.203.0.40:4191/metrics | grep -E '^starling_gateway_requests_total\{' | grep -q 'client_cluster="prod"'; }
+eventually "the gateway on sl-g counts prod's requests (its /metrics)" 20 gateway_counted
 
 duties() { on sl-db env PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d starling_test -Atc \
   "SELECT duty || '=' || holder FROM starling_duties WHERE expires_at > now() ORDER BY duty" 2>/dev/null; }

@@ -107,8 +107,11 @@ final class ConnectionRegistry: Sendable {
                     channel(client).close(promise: nil)
                     continue
                 }
+                let accepted = channel(client)
                 work(client).whenSuccess { work in
-                    if let work { taskSink.yield(work) }
+                    // One that turns opaque after the listener stopped taking work is closed at
+                    // once, not left to the end of the grace period.
+                    if let work, case .terminated = taskSink.yield(work) { accepted.close(promise: nil) }
                 }
             }
         }

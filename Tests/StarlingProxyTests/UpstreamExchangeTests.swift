@@ -91,6 +91,30 @@ struct UpstreamExchangeTests {
         #expect(exchange.heldCount == 0)
     }
 
+    @Test func aBodyThatArrivesWhileTheFrontAdmitsTheRequestIsHeldUntilTheStreamOpens() {
+        var exchange = UpstreamExchange(authority: nil, method: .POST, hasBody: true, requestEnded: false)
+        #expect(exchange.phase == .admitting)
+        guard case .hold = exchange.requestReceived(body("a", ends: true), ends: true) else {
+            Issue.record("a part during admission was not held")
+            return
+        }
+        // Nothing is picked before the front has said where the request goes.
+        guard case .ignore = exchange.picked(.success(reports.pick(9)), now: start) else {
+            Issue.record("a pick during admission was taken")
+            return
+        }
+        exchange.admitted(authority: "web.test:80")
+        #expect(exchange.authority == "web.test:80")
+        #expect(exchange.phase == .picking)
+        guard case .send(_, let held, let armTimeout) = open(&exchange, port: 1) else {
+            Issue.record("no send")
+            return
+        }
+        #expect(held.count == 1)
+        #expect(armTimeout == TimeAmount.seconds(10))
+        #expect(reports.all == ["9:abandoned"])
+    }
+
     @Test func theResponseTimeoutStartsWhenTheRequestEndsNotWhenTheStreamOpens() {
         var exchange = UpstreamExchange(authority: "web.test:80", method: .POST, hasBody: true, requestEnded: false)
         guard case .send(_, _, let armAtOpen) = open(&exchange, port: 1) else {

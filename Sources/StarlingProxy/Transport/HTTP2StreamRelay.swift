@@ -87,15 +87,9 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
     private let environment: Environment
     /// Set once the front admitted the stream.
     private var request: Front.Request?
-    /// Set once the client's first HEADERS arrived and the front admitted it.
+    /// Set once the client's first HEADERS arrived (admitting until the front says where it goes).
     private var exchange: UpstreamExchange?
     private var peer: (any UpstreamStream)?
-    /// Whether the client's first HEADERS has arrived.
-    private var started = false
-    /// Whether the request ended with its first HEADERS (read while admission runs).
-    private var endedWithHead = false
-    /// The client's body and trailers that arrived while the front admitted the stream.
-    private var heldBeforeAdmission: [HTTP2Frame.FramePayload] = []
     /// The relay answered the stream itself, or the client went away before admission completed.
     private var over = false
 
@@ -125,7 +119,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
         switch payload {
         case .headers(let headers):
             ends = headers.endStream
-            if !started {
+            if exchange == nil {
                 start(headers.headers, endStream: ends)
                 return
             }
@@ -134,16 +128,9 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
         default:
             return
         }
-        guard exchange != nil else {
-            // Admission is still under way: the body waits with its credit withheld.
-            heldBeforeAdmission.append(payload)
-            return
-        }
-        received(payload, ends: ends)
-    }
-
-    private func received(_ payload: HTTP2Frame.FramePayload, ends: Bool) {
-        switch exchange!.requestReceived(payload, ends: ends) {
+        // Held by the exchange until its stream is open (admission, pick and connect).
+        guard let action = exchange?.requestReceived(payload, ends: ends) else { return }
+        switch action {
         case .write(let armTimeout):
             peer?.write(payload)
             if let armTimeout { client.armDeadline(in: armTimeout) }
@@ -168,7 +155,6 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
         // The client reset its stream, or its connection closed.
         over = true
         client.disarmDeadline()
-        heldBeforeAdmission = []
         guard exchange?.clientClosed() == true, let peer else { return }
         self.peer = nil
         peer.detach()
@@ -184,40 +170,27 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
     // MARK: - Admission and routing
 
     private func start(_ requestHeaders: HPACKHeaders, endStream: Bool) {
-        started = true
-        endedWithHead = endStream
         var headers = requestHeaders
         HopByHopHeaders.remove(from: &headers)
-        let method = HTTPMethod(rawValue: headers.first(name: ":method") ?? "")
+        exchange = UpstreamExchange(
+            authority: nil, method: HTTPMethod(rawValue: headers.first(name: ":method") ?? ""), hasBody: !endStream,
+            requestEnded: endStream)
         // The body waits for the peer stream: its credit is withheld until then.
         client.isReceiving = false
         environment.front.admit(headers, hasBody: !endStream, eventLoop: client.eventLoop) { result in
-            self.admitted(result, method: method)
+            self.admitted(result)
         }
     }
 
-    private func admitted(_ result: Result<(Front.Request, authority: String), HTTP2RelayAnswer>, method: HTTPMethod) {
+    private func admitted(_ result: Result<(Front.Request, authority: String), HTTP2RelayAnswer>) {
         guard !over else { return }
         switch result {
         case .failure(let answer):
             self.answer(answer)
         case .success(let (request, authority)):
             self.request = request
-            exchange = UpstreamExchange(authority: authority, method: method, hasBody: !endedWithHead, requestEnded: endedWithHead)
-            let held = heldBeforeAdmission
-            heldBeforeAdmission = []
-            for payload in held {
-                received(payload, ends: Self.endsStream(payload))
-            }
+            exchange?.admitted(authority: authority)
             pickUpstream(on: client.eventLoop)
-        }
-    }
-
-    private static func endsStream(_ payload: HTTP2Frame.FramePayload) -> Bool {
-        switch payload {
-        case .headers(let headers): headers.endStream
-        case .data(let data): data.endStream
-        default: false
         }
     }
 
@@ -359,7 +332,6 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
     /// client ended its side; one that does not within the idle timeout is reset. What the client
     /// still sends is taken and dropped.
     private func endClientStream() {
-        heldBeforeAdmission = []
         client.detach()
         client.resetUnlessClosed(after: environment.idleTimeout)
     }

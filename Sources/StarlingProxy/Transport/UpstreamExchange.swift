@@ -25,6 +25,9 @@ struct UpstreamExchange {
     typealias Payload = HTTP2Frame.FramePayload
 
     enum Phase: Equatable {
+        /// The front end is still deciding whether and where the request goes (the gateway's and
+        /// the h2c front end's admission); the request's body is held meanwhile.
+        case admitting
         /// Waiting for the picker (first, and again before each retry).
         case picking
         /// Connecting to the pick's endpoint and opening a stream there.
@@ -35,14 +38,15 @@ struct UpstreamExchange {
         case finished
     }
 
-    /// Where the request is routed: the service authority the picker is asked for.
-    let authority: String
+    /// Where the request is routed: the service authority the picker is asked for (empty while
+    /// admitting).
+    private(set) var authority: String
     /// Whether the request has a body (its head does not end it).
     let hasBody: Bool
     /// Whether the request may be sent again after its stream broke before any answer: it has no
     /// body, and its method is safe to repeat.
     let repeatable: Bool
-    private(set) var phase = Phase.picking
+    private(set) var phase: Phase
     /// Whether the client has sent all of the request.
     private(set) var requestEnded: Bool
     /// The current attempt's pick; nil once its outcome has been reported.
@@ -57,10 +61,13 @@ struct UpstreamExchange {
     private var lastFailure: ProxyError?
 
     /// - Parameters:
+    ///   - authority: where the request goes; nil while the front end still admits it
+    ///     (``admitted(authority:)`` follows).
     ///   - requestEnded: whether the request is complete already (an HTTP/2 HEADERS frame that
     ///     ends the stream; an HTTP/1 request's end arrives as its own part).
-    init(authority: String, method: HTTPMethod, hasBody: Bool, requestEnded: Bool) {
-        self.authority = authority
+    init(authority: String?, method: HTTPMethod, hasBody: Bool, requestEnded: Bool) {
+        self.authority = authority ?? ""
+        self.phase = authority == nil ? .admitting : .picking
         self.hasBody = hasBody
         self.repeatable = !hasBody && Self.repeatable(method)
         self.requestEnded = requestEnded
@@ -82,6 +89,13 @@ struct UpstreamExchange {
 
     /// Endpoints a pick should avoid: those this request failed on.
     var avoided: [Endpoint] { attempts?.avoided ?? [] }
+
+    /// The front end admitted the request to `authority`: pick an endpoint next.
+    mutating func admitted(authority: String) {
+        guard phase == .admitting else { return }
+        self.authority = authority
+        phase = .picking
+    }
 
     // MARK: - Pick and connect
 
@@ -166,7 +180,7 @@ struct UpstreamExchange {
         guard !requestEnded, phase != .finished else { return .drop }
         if ends { requestEnded = true }
         switch phase {
-        case .picking, .connecting:
+        case .admitting, .picking, .connecting:
             if hasBody, let payload { held.append(payload) }
             return .hold
         case .streaming:

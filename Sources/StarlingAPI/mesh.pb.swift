@@ -103,6 +103,11 @@ public nonisolated struct Starling_V1_RegisterRequest: Sendable {
   /// 0 when it has none.
   public var adminPort: UInt32 = 0
 
+  /// The workload's own default inbound policy (`all-authenticated`, `deny`, …); empty: its
+  /// namespace's or the cluster's. Stored as the config.starling.io/default-inbound-policy
+  /// annotation of the Workload.
+  public var defaultInboundPolicy: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -513,7 +518,7 @@ nonisolated extension Starling_V1_WorkloadPort: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Starling_V1_RegisterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RegisterRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}address\0\u{1}ports\0\u{1}labels\0\u{3}admin_port\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}address\0\u{1}ports\0\u{1}labels\0\u{3}admin_port\0\u{3}default_inbound_policy\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -526,6 +531,7 @@ nonisolated extension Starling_V1_RegisterRequest: SwiftProtobuf.Message, SwiftP
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.ports) }()
       case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.adminPort) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.defaultInboundPolicy) }()
       default: break
       }
     }
@@ -547,6 +553,9 @@ nonisolated extension Starling_V1_RegisterRequest: SwiftProtobuf.Message, SwiftP
     if self.adminPort != 0 {
       try visitor.visitSingularUInt32Field(value: self.adminPort, fieldNumber: 5)
     }
+    if !self.defaultInboundPolicy.isEmpty {
+      try visitor.visitSingularStringField(value: self.defaultInboundPolicy, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -556,6 +565,7 @@ nonisolated extension Starling_V1_RegisterRequest: SwiftProtobuf.Message, SwiftP
     if lhs.ports != rhs.ports {return false}
     if lhs.labels != rhs.labels {return false}
     if lhs.adminPort != rhs.adminPort {return false}
+    if lhs.defaultInboundPolicy != rhs.defaultInboundPolicy {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

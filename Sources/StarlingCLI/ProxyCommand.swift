@@ -44,6 +44,12 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Request metrics: on, or off (to measure what they cost; bench/proxy-pair.sh).")
     var metrics: MetricsSetting = .on
 
+    @Option(help: "The registered workload this proxy fronts: its inbound policy is enforced (default: the namespace's default policy only).")
+    var workload: String?
+
+    @Option(help: "Default inbound policy until the controller's arrives: all-unauthenticated, all-authenticated, cluster-authenticated, deny or audit.")
+    var defaultInboundPolicy: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -54,6 +60,12 @@ struct ProxyCommand: AsyncParsableCommand {
             throw ValidationError("--cluster-name \(clusterName): \(problem)")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a log level") }
+        if let defaultInboundPolicy, AccessPolicy.parse(defaultInboundPolicy) == nil {
+            throw ValidationError("--default-inbound-policy \(defaultInboundPolicy): expected one of \(AccessPolicy.acceptedList)")
+        }
+        if let workload, let problem = ResourceNames.dns1123SubdomainProblem(workload) {
+            throw ValidationError("--workload \(workload): \(problem)")
+        }
     }
 
     func run() async throws {
@@ -70,6 +82,8 @@ struct ProxyCommand: AsyncParsableCommand {
                 appHost: appHost, appPorts: appPorts, opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse),
                 clusterName: clusterName)
         configuration.controllerReplicas = controller.replicas
+        configuration.workloadName = workload
+        configuration.defaultInboundPolicy = defaultInboundPolicy.flatMap(AccessPolicy.parse)
         let proxy = Proxy(configuration: configuration, logger: logger, metrics: metrics)
         try await withThrowingTaskGroup { group in
             group.addTask {

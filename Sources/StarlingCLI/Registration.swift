@@ -12,7 +12,7 @@ import SwiftProtobuf
 enum Registration {
     static func keepRegistered(
         _ context: ResolvedContext, name: String, address: String, inboundPort: Int, appPort: Int?, adminPort: Int,
-        labels: [String: String], logger: Logger,
+        labels: [String: String], defaultInboundPolicy: String? = nil, logger: Logger,
         certificate: @escaping @Sendable () -> Proxy.CertificateReport? = { nil }
     ) async throws {
         var request = Starling_V1_RegisterRequest()
@@ -25,6 +25,7 @@ enum Registration {
             request.ports = [.with { $0.name = "http"; $0.port = UInt32(inboundPort); $0.appPort = UInt32(appPort) }]
         }
         request.labels = labels
+        request.defaultInboundPolicy = defaultInboundPolicy ?? ""
         var registered: Starling_V1_RegisterResponse?
         while !Task.isCancelled {
             do {

@@ -52,6 +52,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Log level of the proxy.")
     var logLevel: String = "notice"
 
+    @Option(help: "The workload's own default inbound policy, for calls no Server covers: all-unauthenticated, all-authenticated, cluster-authenticated, deny or audit (default: its namespace's, else the cluster's).")
+    var defaultInboundPolicy: String?
+
     @Argument(parsing: .postTerminator, help: "The command to run (after --).")
     var command: [String]
 
@@ -69,6 +72,9 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--shutdown-delay \(shutdownDelay) is not between 0 and 300 seconds")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a log level") }
+        if let defaultInboundPolicy, AccessPolicy.parse(defaultInboundPolicy) == nil {
+            throw ValidationError("--default-inbound-policy \(defaultInboundPolicy): expected one of \(AccessPolicy.acceptedList)")
+        }
     }
 
     func run() async throws {
@@ -116,6 +122,11 @@ struct RunCommand: AsyncParsableCommand {
                 adminPort: proxyPorts.admin, appHost: workloadAddress, appPorts: port.map { [$0] } ?? [],
                 opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse), clusterName: resolved.clusterName)
         proxyConfiguration.controllerReplicas = resolved.replicas
+        // A client-only command is named, and labelled, after its service account.
+        let app = service ?? serviceAccount
+        let name = "\(app)-\(String(UUID().uuidString.lowercased().prefix(5)))"
+        proxyConfiguration.workloadName = name
+        proxyConfiguration.defaultInboundPolicy = defaultInboundPolicy.flatMap(AccessPolicy.parse)
         let proxy = Proxy(configuration: proxyConfiguration, logger: Logger(label: "starling.proxy"), metrics: metrics)
         let proxyURL = "http://\(workloadAddress):\(proxyPorts.outbound)"
         var environment = ProcessInfo.processInfo.environment
@@ -127,10 +138,8 @@ struct RunCommand: AsyncParsableCommand {
         if let service { environment["STARLING_SERVICE"] = service }
         environment["STARLING_CLUSTER"] = resolved.clusterName
         if let port { environment["PORT"] = "\(port)" }
-        // A client-only command is named, and labelled, after its service account.
-        let app = service ?? serviceAccount
-        let name = "\(app)-\(String(UUID().uuidString.lowercased().prefix(5)))"
         let command = self.command
+        let defaultInboundPolicy = self.defaultInboundPolicy
 
         let status: Int32 = try await withThrowingTaskGroup(of: Int32?.self) { group in
             group.addTask {
@@ -158,7 +167,8 @@ struct RunCommand: AsyncParsableCommand {
                 func keepRegistered(appPort: Int?) async {
                     try? await Registration.keepRegistered(
                         workloadContext, name: name, address: workloadAddress, inboundPort: proxyPorts.inbound,
-                        appPort: appPort, adminPort: proxyPorts.admin, labels: ["app": app], logger: logger,
+                        appPort: appPort, adminPort: proxyPorts.admin, labels: ["app": app],
+                        defaultInboundPolicy: defaultInboundPolicy, logger: logger,
                         certificate: { proxy.certificateReport })
                 }
                 guard let port else {

@@ -75,6 +75,7 @@ public struct Controller: Sendable {
             ResourcesService(store: store, auth: auth, logger: logger),
             IdentityService(identity: identity, auth: auth, logger: logger, clock: clock, rateLimit: configuration.certifyRateLimit),
             DestinationService(index: index, auth: auth, logger: logger),
+            PolicyService(index: index, auth: auth, logger: logger),
             MeshService(
                 store: store, auth: auth, tokenKey: credentials.tokenKey, tapKey: credentials.apiKey, identity: identity,
                 index: index,

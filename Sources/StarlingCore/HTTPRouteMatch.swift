@@ -2,8 +2,8 @@
 /// evaluates it per request: the path (`Exact` or `PathPrefix`, default `PathPrefix /`), the
 /// method, and headers compared exactly. A rule matches a request when any of its matches does;
 /// a match needs all of its conditions.
-public struct HTTPRouteMatch: Sendable, Hashable {
-    public enum PathType: String, Sendable, Hashable {
+public struct HTTPRouteMatch: Sendable, Hashable, Codable {
+    public enum PathType: String, Sendable, Hashable, Codable {
         case exact = "Exact"
         case prefix = "PathPrefix"
     }

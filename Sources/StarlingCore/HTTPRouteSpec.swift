@@ -12,6 +12,10 @@ public struct HTTPRouteParentRef: Sendable, Hashable {
         self.kind = kind
         self.port = port
     }
+
+    /// True when the parent is a Service (the kind is Service or not given): a route for
+    /// traffic. A parent of kind Server makes a route for authorization only.
+    public var isService: Bool { kind == nil || kind == "Service" }
 }
 
 /// A weighted backend of an HTTPRoute rule.

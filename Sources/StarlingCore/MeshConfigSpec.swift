@@ -56,11 +56,20 @@ public struct MeshConfigSpec: ResourceSpec {
     public var apiAddress: String?
     /// The address of this cluster's gateway, if multicluster is installed.
     public var gatewayAddress: String?
+    /// The cluster's default inbound policy (nil: `all-unauthenticated`); a namespace or a
+    /// workload may set its own.
+    public var defaultInboundPolicy: AccessPolicy?
+    /// The networks `cluster-authenticated` admits callers from (nil: the private ranges and
+    /// loopback, ``InboundPolicy/defaultClusterNetworks``).
+    public var clusterNetworks: [IPNetwork]?
 
     public init(
         clusterName: String, trustDomain: String = "cluster.local", identity: MeshIdentitySettings,
-        apiAddress: String? = nil, gatewayAddress: String? = nil
+        apiAddress: String? = nil, gatewayAddress: String? = nil, defaultInboundPolicy: AccessPolicy? = nil,
+        clusterNetworks: [IPNetwork]? = nil
     ) {
+        self.defaultInboundPolicy = defaultInboundPolicy
+        self.clusterNetworks = clusterNetworks
         self.clusterName = clusterName
         self.trustDomain = trustDomain
         self.identity = identity
@@ -121,6 +130,25 @@ public struct MeshConfigSpec: ResourceSpec {
             throw spec.invalid(
                 "gatewayAddress", "expected an address or host:port, got \(JSONTextWriter.quoted(gatewayAddress))")
         }
+        var defaultInboundPolicy: AccessPolicy?
+        if let text = try spec.string("defaultInboundPolicy") {
+            guard let parsed = AccessPolicy.parse(text) else {
+                throw spec.invalid("defaultInboundPolicy", "expected one of \(AccessPolicy.acceptedList), got \(JSONTextWriter.quoted(text))")
+            }
+            defaultInboundPolicy = parsed
+        }
+        var clusterNetworks: [IPNetwork]?
+        if let texts = try spec.strings("clusterNetworks") {
+            clusterNetworks = []
+            for (i, text) in texts.enumerated() {
+                guard let network = IPNetwork(text) else {
+                    throw ResourceError(
+                        .invalidValue, "expected a CIDR such as 10.0.0.0/8, got \(JSONTextWriter.quoted(text))",
+                        fieldPath: FieldPath.index(spec.at("clusterNetworks"), i))
+                }
+                clusterNetworks?.append(network)
+            }
+        }
         self.init(
             clusterName: clusterName, trustDomain: trustDomain,
             identity: MeshIdentitySettings(
@@ -129,7 +157,8 @@ public struct MeshConfigSpec: ResourceSpec {
                     certificatePEM: certificate,
                     keySecret: SecretReference(name: secretName, namespace: secretNamespace)),
                 issuanceLifetime: lifetime),
-            apiAddress: apiAddress, gatewayAddress: gatewayAddress)
+            apiAddress: apiAddress, gatewayAddress: gatewayAddress, defaultInboundPolicy: defaultInboundPolicy,
+            clusterNetworks: clusterNetworks)
     }
 
     public var body: JSONObject {
@@ -149,6 +178,8 @@ public struct MeshConfigSpec: ResourceSpec {
         spec["identity"] = .object(identityObject)
         if let apiAddress { spec["apiAddress"] = .string(apiAddress) }
         if let gatewayAddress { spec["gatewayAddress"] = .string(gatewayAddress) }
+        if let defaultInboundPolicy { spec["defaultInboundPolicy"] = .string(defaultInboundPolicy.rawValue) }
+        if let clusterNetworks { spec["clusterNetworks"] = .array(clusterNetworks.map { .string($0.description) }) }
         return JSONObject([("spec", .object(spec))])
     }
 }

@@ -46,12 +46,24 @@ public struct ResourceKind: Sendable, Hashable, CustomStringConvertible {
         apiVersions: ["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"], namespaced: true)
     public static let link = ResourceKind(
         name: "Link", plural: "links", apiVersions: ["multicluster.starling.io/v1alpha1"], namespaced: true)
+    public static let server = ResourceKind(
+        name: "Server", plural: "servers", shortNames: ["srv"], apiVersions: ["policy.starling.io/v1beta1"], namespaced: true)
+    public static let authorizationPolicy = ResourceKind(
+        name: "AuthorizationPolicy", plural: "authorizationpolicies", shortNames: ["authzpolicy", "ap"],
+        apiVersions: ["policy.starling.io/v1beta1", "policy.starling.io/v1alpha1"], namespaced: true)
+    public static let meshTLSAuthentication = ResourceKind(
+        name: "MeshTLSAuthentication", plural: "meshtlsauthentications", shortNames: ["meshtlsauthn"],
+        apiVersions: ["policy.starling.io/v1beta1", "policy.starling.io/v1alpha1"], namespaced: true)
+    public static let networkAuthentication = ResourceKind(
+        name: "NetworkAuthentication", plural: "networkauthentications", shortNames: ["netauthn"],
+        apiVersions: ["policy.starling.io/v1beta1", "policy.starling.io/v1alpha1"], namespaced: true)
     public static let meshConfig = ResourceKind(
         name: "MeshConfig", plural: "meshconfigs", apiVersions: ["config.starling.io/v1alpha1"], namespaced: false)
 
     /// Every kind, in the order `starling get` lists them.
     public static let all: [ResourceKind] = [
-        .namespace, .service, .secret, .workload, .trafficSplit, .httpRoute, .link, .meshConfig,
+        .namespace, .service, .secret, .workload, .trafficSplit, .httpRoute, .link, .server, .authorizationPolicy,
+        .meshTLSAuthentication, .networkAuthentication, .meshConfig,
     ]
 
     /// The kind named by `s`: the kind itself, its plural or a short name, in any case

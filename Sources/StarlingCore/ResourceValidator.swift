@@ -17,6 +17,10 @@ public enum ResourceValidator {
         case ResourceKind.httpRoute.name: _ = try HTTPRouteSpec(resource)
         case ResourceKind.link.name: _ = try LinkSpec(resource)
         case ResourceKind.meshConfig.name: _ = try MeshConfigSpec(resource)
+        case ResourceKind.server.name: _ = try ServerSpec(resource)
+        case ResourceKind.authorizationPolicy.name: _ = try AuthorizationPolicySpec(resource)
+        case ResourceKind.meshTLSAuthentication.name: _ = try MeshTLSAuthenticationSpec(resource)
+        case ResourceKind.networkAuthentication.name: _ = try NetworkAuthenticationSpec(resource)
         default: break
         }
     }
@@ -62,6 +66,11 @@ public enum ResourceValidator {
             }
         }
         try validateLabels(meta.labels, path: "metadata.labels")
+        if let policy = meta.annotations[AccessPolicy.defaultInboundPolicyAnnotation], AccessPolicy.parse(policy) == nil {
+            throw ResourceError(
+                .invalidValue, "expected one of \(AccessPolicy.acceptedList), got \(JSONTextWriter.quoted(policy))",
+                fieldPath: FieldPath.child("metadata.annotations", AccessPolicy.defaultInboundPolicyAnnotation))
+        }
         var annotationBytes = 0
         for (key, value) in meta.annotations.sorted(by: { $0.key < $1.key }) {
             if let problem = ResourceNames.qualifiedNameProblem(key) {

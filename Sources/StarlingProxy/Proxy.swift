@@ -78,7 +78,14 @@ public final class Proxy: Sendable {
             controller: ControllerAPI(
                 host: c.controllerHost, port: c.controllerPort, certificatePEM: c.controllerCertificatePEM, token: c.token,
                 replicas: c.controllerReplicas),
-            identity: c.identity, adminHost: c.listenHost, adminPort: c.adminPort, logger: logger, metrics: metrics)
+            identity: c.identity, adminHost: c.listenHost, adminPort: c.adminPort, logger: logger, metrics: metrics,
+            policyWorkload: c.workloadName ?? "",
+            authorizer: InboundAuthorizer(
+                initial: InboundPolicy(
+                    workload: "\(c.identity.namespace)/\(c.workloadName ?? "")", cluster: c.clusterName ?? "",
+                    defaultPolicy: c.defaultInboundPolicy ?? .allUnauthenticated,
+                    defaultPolicySource: c.defaultInboundPolicy == nil ? .builtIn : .workload),
+                logger: logger))
         let logger = self.logger
         do {
             try await runtime.run(
@@ -91,7 +98,9 @@ public final class Proxy: Sendable {
                     listenHost: c.listenHost, listenPort: c.inboundPort, appHost: c.appHost, appPorts: Set(c.appPorts),
                     defaultAppPort: c.appPorts.first ?? 80)
                 inboundConfiguration.clusterName = c.clusterName
-                let inbound = InboundProxy(configuration: inboundConfiguration, tls: services.tls, logger: logger, tap: services.tap)
+                let inbound = InboundProxy(
+                    configuration: inboundConfiguration, tls: services.tls, logger: logger, tap: services.tap,
+                    authorizer: services.authorizer)
                 let outbound = OutboundProxy(
                     configuration: .init(
                         listenHost: c.listenHost, listenPort: c.outboundPort,

@@ -28,6 +28,12 @@ public struct ProxyConfiguration: Sendable {
     /// Every controller replica (empty: `controllerHost:controllerPort` alone). Identity and
     /// Destination streams are spread over the replicas that answer and move when one goes away.
     public var controllerReplicas: [HostPort] = []
+    /// The registered workload's name: the proxy follows its inbound policy (nil: the
+    /// namespace's default policy).
+    public var workloadName: String?
+    /// The workload's own default inbound policy, enforced until the controller's policy
+    /// arrives (the controller's answer includes it too, from the registration).
+    public var defaultInboundPolicy: AccessPolicy?
 
     public init(
         controllerHost: String, controllerPort: Int, controllerCertificatePEM: String, token: String,

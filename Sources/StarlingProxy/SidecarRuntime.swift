@@ -28,11 +28,18 @@ public struct SidecarRuntime: Sendable {
     public var logger: Logger
     /// The Prometheus text `/metrics` answers.
     public var metrics: @Sendable () -> String
+    /// The registered workload whose inbound policy to follow (nil: no Policy stream; the
+    /// authorizer keeps its initial policy). A name of "" follows the namespace's default.
+    public var policyWorkload: String?
+    /// The inbound policy in force; followed on the Policy stream when `policyWorkload` is set.
+    public var authorizer: InboundAuthorizer
 
     public init(
         controller: ControllerAPI, identity: MeshIdentity, adminHost: String, adminPort: Int, logger: Logger,
-        metrics: @escaping @Sendable () -> String
+        metrics: @escaping @Sendable () -> String, policyWorkload: String? = nil, authorizer: InboundAuthorizer? = nil
     ) {
+        self.policyWorkload = policyWorkload
+        self.authorizer = authorizer ?? .allowAll()
         self.controller = controller
         self.identity = identity
         self.adminHost = adminHost
@@ -48,7 +55,13 @@ public struct SidecarRuntime: Sendable {
         public var picker: MeshPicker
         /// Where answered requests are shown to open taps (served on the admin endpoint).
         public var tap: TapHub
+        /// The inbound policy in force.
+        public var authorizer: InboundAuthorizer
     }
+
+    /// How long the listeners wait for the first inbound policy before they serve with the
+    /// initial one.
+    static let firstPolicyWait: Duration = .seconds(5)
 
     /// The admin endpoint could not listen: said at once, not after the wait for a certificate.
     public struct AdminListenerError: Error, CustomStringConvertible {
@@ -99,19 +112,44 @@ public struct SidecarRuntime: Sendable {
             }
         ) {
             let tls = try await identityClient.waitUntilReady(timeout: .seconds(60))
-            try await serve(Services(tls: tls, discovery: discovery, picker: picker, tap: tap))
+            await waitForFirstPolicy()
+            try await serve(Services(tls: tls, discovery: discovery, picker: picker, tap: tap, authorizer: authorizer))
         }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: AdminServerService(server: admin), serviceName: "admin"),
+            .init(service: StoppedOnShutdown { try await identityClient.run() }, serviceName: "identity"),
+            .init(service: StoppedOnShutdown { try await discovery.run() }, serviceName: "discovery"),
+        ]
+        if let policyWorkload {
+            let policy = PolicyClient(
+                controller: controller, namespace: identity.namespace, workload: policyWorkload, authorizer: authorizer,
+                logger: logger)
+            services.append(.init(service: StoppedOnShutdown { try await policy.run() }, serviceName: "policy"))
+        }
+        services.append(.init(service: listeners, serviceName: "listeners"))
         var configuration = ServiceGroupConfiguration(
-                services: [
-                    .init(service: AdminServerService(server: admin), serviceName: "admin"),
-                    .init(service: StoppedOnShutdown { try await identityClient.run() }, serviceName: "identity"),
-                    .init(service: StoppedOnShutdown { try await discovery.run() }, serviceName: "discovery"),
-                    .init(service: listeners, serviceName: "listeners"),
-                ],
+                services: services,
                 gracefulShutdownSignals: gracefulShutdownSignals, logger: logger)
         // A backstop past the listeners' own drain grace: whatever still runs then is cancelled.
         configuration.maximumGracefulShutdownDuration = .seconds(60)
         try await ServiceGroup(configuration: configuration).run()
+    }
+}
+
+extension SidecarRuntime {
+    /// Waits (a bounded time) for the controller's inbound policy, so that a workload starts
+    /// with the policy it should have rather than its initial default.
+    private func waitForFirstPolicy() async {
+        guard policyWorkload != nil else { return }
+        let deadline = ContinuousClock.now + Self.firstPolicyWait
+        while !authorizer.hasReceivedPolicy, ContinuousClock.now < deadline {
+            guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return }
+        }
+        if !authorizer.hasReceivedPolicy {
+            logger.warning(
+                "no inbound policy from the controller yet; serving with the initial one until it arrives",
+                metadata: ["default": "\(authorizer.policy.defaultPolicy.rawValue)"])
+        }
     }
 }
 

@@ -25,11 +25,20 @@ final class DestinationIndex: Sendable {
         var workloads: [String: [String: Resource]] = [:]  // namespace → name → Workload
         var splits: [String: [String: Resource]] = [:]  // namespace → name → TrafficSplit
         var routes: [String: [String: Resource]] = [:]  // namespace → name → HTTPRoute
+        /// Namespaces, Servers, AuthorizationPolicies and authentications, for inbound policy:
+        /// namespace → kind → name → resource.
+        var policy: [String: [String: [String: Resource]]] = [:]
+        /// The cluster's MeshConfig (cluster-scoped, one per cluster).
+        var meshConfig: Resource?
         /// Liveness of one gateway (`host:port`) of a linked cluster (for mirrored services).
         var isGatewayAlive: @Sendable (_ cluster: String, _ gateway: String) -> Bool = { _, _ in true }
     }
 
-    static let kinds: Set<String> = ["Service", "Workload", "TrafficSplit", "HTTPRoute"]
+    static let kinds: Set<String> = Set(["Service", "Workload", "TrafficSplit", "HTTPRoute", "MeshConfig"]).union(policyKinds)
+    /// The kinds inbound policy reads besides Workloads and HTTPRoutes.
+    static let policyKinds: Set<String> = [
+        "Namespace", "Server", "AuthorizationPolicy", "MeshTLSAuthentication", "NetworkAuthentication",
+    ]
 
     private let state = Mutex(Snapshot())
     private let subscribers = Mutex<[UUID: AsyncStream<Int64>.Continuation]>([:])
@@ -111,6 +120,9 @@ final class DestinationIndex: Sendable {
         case "Workload": s.workloads[ns, default: [:]][r.metadata.name] = r
         case "TrafficSplit": s.splits[ns, default: [:]][r.metadata.name] = r
         case "HTTPRoute": s.routes[ns, default: [:]][r.metadata.name] = r
+        case "MeshConfig": s.meshConfig = r
+        case "Namespace": s.policy[r.metadata.name, default: [:]]["Namespace", default: [:]][r.metadata.name] = r
+        case let kind where policyKinds.contains(kind): s.policy[ns, default: [:]][kind, default: [:]][r.metadata.name] = r
         default: break
         }
     }
@@ -122,6 +134,9 @@ final class DestinationIndex: Sendable {
         case "Workload": s.workloads[ns]?[r.metadata.name] = nil
         case "TrafficSplit": s.splits[ns]?[r.metadata.name] = nil
         case "HTTPRoute": s.routes[ns]?[r.metadata.name] = nil
+        case "MeshConfig": s.meshConfig = nil
+        case "Namespace": s.policy[r.metadata.name]?["Namespace"]?[r.metadata.name] = nil
+        case let kind where policyKinds.contains(kind): s.policy[ns]?[kind]?[r.metadata.name] = nil
         default: break
         }
     }
@@ -265,7 +280,7 @@ extension DestinationIndex.Snapshot {
         }
         let routesHere = (routes[authority.namespace] ?? [:]).values.sorted { $0.metadata.name < $1.metadata.name }
         for resource in routesHere {
-            guard let route = try? HTTPRouteSpec(resource), route.parentRefs.contains(where: { $0.name == authority.service }),
+            guard let route = try? HTTPRouteSpec(resource), route.parentRefs.contains(where: { $0.isService && $0.name == authority.service }),
                 let rule = route.rules.first, !rule.backendRefs.isEmpty
             else { continue }
             return rule.backendRefs.map { ref in

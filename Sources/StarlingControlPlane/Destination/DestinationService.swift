@@ -201,7 +201,7 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
         let routes = (snapshot.routes[authority.namespace] ?? [:]).values.sorted { $0.metadata.name < $1.metadata.name }
         for resource in routes {
             guard let route = try? HTTPRouteSpec(resource),
-                route.parentRefs.contains(where: { $0.name == authority.service && ($0.namespace ?? authority.namespace) == authority.namespace })
+                route.parentRefs.contains(where: { $0.isService && $0.name == authority.service && ($0.namespace ?? authority.namespace) == authority.namespace })
             else { continue }
             for rule in route.rules {
                 for match in rule.requestMatches {

@@ -131,6 +131,14 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
             }
             annotations[ProxyAdminEndpoints.adminPortAnnotation] = String(m.adminPort)
         }
+        if !m.defaultInboundPolicy.isEmpty {
+            guard AccessPolicy.parse(m.defaultInboundPolicy) != nil else {
+                throw RPCError(
+                    code: .invalidArgument,
+                    message: "default inbound policy \"\(m.defaultInboundPolicy)\" of workload \(namespace)/\(m.name) is not one of \(AccessPolicy.acceptedList)")
+            }
+            annotations[AccessPolicy.defaultInboundPolicyAnnotation] = m.defaultInboundPolicy
+        }
         let resource = Resource(
             apiVersion: "starling.io/v1alpha1", kind: "Workload",
             metadata: ObjectMeta(name: m.name, namespace: namespace, labels: m.labels, annotations: annotations),

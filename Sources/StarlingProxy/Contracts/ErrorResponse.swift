@@ -17,17 +17,17 @@ enum ErrorResponse {
 
     static func http1Head(_ error: ProxyError, version: HTTPVersion, close: Bool) -> HTTPResponseHead {
         var headers = HTTPHeaders()
-        headers.add(name: ProxyError.headerName, value: error.code.name)
+        headers.add(name: ProxyError.headerName, value: error.headerValue)
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         headers.add(name: "content-length", value: String(body(error).readableBytes))
         if close { headers.add(name: "connection", value: "close") }
         return HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: error.httpStatus), headers: headers)
     }
 
-    static func http2Headers(status: Int, code: ProxyError.Code, bodyLength: Int) -> HPACKHeaders {
+    static func http2Headers(status: Int, code: ProxyError.Code, bodyLength: Int, headerValue: String? = nil) -> HPACKHeaders {
         [
             ":status": String(status),
-            ProxyError.headerName: code.name,
+            ProxyError.headerName: headerValue ?? code.name,
             "content-type": "text/plain; charset=utf-8",
             "content-length": String(bodyLength),
         ]
@@ -37,8 +37,43 @@ enum ErrorResponse {
     static func http2Frames(_ error: ProxyError) -> (head: HTTP2Frame.FramePayload, body: HTTP2Frame.FramePayload) {
         let body = body(error)
         return (
-            .headers(.init(headers: http2Headers(status: error.httpStatus, code: error.code, bodyLength: body.readableBytes))),
+            .headers(
+                .init(
+                    headers: http2Headers(
+                        status: error.httpStatus, code: error.code, bodyLength: body.readableBytes, headerValue: error.headerValue))),
             .data(.init(data: .byteBuffer(body), endStream: true))
         )
+    }
+
+    /// A gRPC answer in trailers-only form (one HEADERS frame with END_STREAM): HTTP 200, the
+    /// gRPC status and message, and `starling-error`. gRPC clients read the status from it.
+    static func grpcTrailersOnly(_ error: ProxyError, status: Int) -> HTTP2Frame.FramePayload {
+        let headers: HPACKHeaders = [
+            ":status": "200",
+            "content-type": "application/grpc",
+            "grpc-status": String(status),
+            "grpc-message": percentEncoded(error.message),
+            ProxyError.headerName: error.headerValue,
+        ]
+        return .headers(.init(headers: headers, endStream: true))
+    }
+
+    /// gRPC's percent-encoding of `grpc-message`: printable ASCII but `%` as is, the rest as %XX of UTF-8.
+    static func percentEncoded(_ s: String) -> String {
+        var out = ""
+        for byte in s.utf8.prefix(1024) {
+            if byte >= 0x20, byte <= 0x7e, byte != UInt8(ascii: "%") {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

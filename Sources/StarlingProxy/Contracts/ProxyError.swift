@@ -23,6 +23,8 @@ public struct ProxyError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let headersTooLarge = Code("headers-too-large")
         /// The peer or upstream broke the protocol (502).
         public static let upstreamProtocol = Code("upstream-protocol-error")
+        /// The serving workload's inbound policy refuses the caller (403; gRPC: PERMISSION_DENIED).
+        public static let forbidden = Code("forbidden")
     }
 
     public var code: Code
@@ -45,10 +47,18 @@ public struct ProxyError: Error, Sendable, Hashable, CustomStringConvertible {
         case .timeout: 504
         case .badRequest: 400
         case .headersTooLarge: 431
+        case .forbidden: 403
         default: 502
         }
     }
 
     /// The response header naming the reason.
     public static let headerName = "starling-error"
+
+    /// The `starling-error` value: the code; for a refusal by policy, the code and the reason
+    /// (`forbidden: no authorization of server … admits …`), printable ASCII only.
+    public var headerValue: String {
+        guard code == .forbidden else { return code.name }
+        return String(String.UnicodeScalarView(description.unicodeScalars.prefix(512).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7f ? $0 : "?" }))
+    }
 }

@@ -1,4 +1,6 @@
+import Foundation
 import Logging
+import StarlingCore
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -27,10 +29,17 @@ final class InboundOpaqueHandler: ChannelInboundHandler, InboundOpaqueAppOwner {
     private var headerTimer: Scheduled<Void>?
     private var readWaiting = false
     private var appReadWaiting = false
+    private let authorizer: InboundAuthorizer
+    private let caller: PolicyCaller
+    /// The application port, once the transport header named it (policy is checked against it).
+    private var appPort: Int?
+    private var policyWatch: UUID?
 
-    init(configuration: InboundProxy.Configuration, logger: Logger) {
+    init(configuration: InboundProxy.Configuration, logger: Logger, authorizer: InboundAuthorizer, caller: PolicyCaller) {
         self.configuration = configuration
         self.logger = logger
+        self.authorizer = authorizer
+        self.caller = caller
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -45,6 +54,7 @@ final class InboundOpaqueHandler: ChannelInboundHandler, InboundOpaqueAppOwner {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         headerTimer?.cancel()
+        stopWatchingPolicy()
         self.context = nil
     }
 
@@ -73,6 +83,15 @@ final class InboundOpaqueHandler: ChannelInboundHandler, InboundOpaqueAppOwner {
             }
             headerTimer?.cancel()
             headerTimer = nil
+            // Inbound policy decides before anything reaches the application: a refused
+            // connection is closed with the bytes it sent unread.
+            let port = configuration.appPort(forTarget: authority)
+            guard authorizer.authorizeTCP(port: port, caller: caller).allowed else {
+                close(context: context)
+                return
+            }
+            appPort = port
+            watchPolicy(context: context)
             state = .connecting(pending: buffer.readableBytes > 0 ? buffer : nil, inputClosed: false)
             connect(context: context, authority: authority)
         case .connecting(var pending, let inputClosed):
@@ -137,12 +156,35 @@ final class InboundOpaqueHandler: ChannelInboundHandler, InboundOpaqueAppOwner {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        stopWatchingPolicy()
         if case .relaying(let app) = state {
             app.close()
         }
         state = .closed
         headerTimer?.cancel()
         context.fireChannelInactive()
+    }
+
+    /// A policy change checks the open connection again, on its event loop; one no longer
+    /// allowed is closed.
+    private func watchPolicy(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        policyWatch = authorizer.watch {
+            eventLoop.execute { loopBound.value.recheckPolicy() }
+        }
+    }
+
+    private func stopWatchingPolicy() {
+        if let policyWatch { authorizer.cancelWatch(policyWatch) }
+        policyWatch = nil
+    }
+
+    private func recheckPolicy() {
+        guard let appPort, let context, !isClosed else { return }
+        guard !authorizer.authorizeTCP(port: appPort, caller: caller, count: false).allowed else { return }
+        logger.info("closing an open connection the new inbound policy denies")
+        close(context: context)
     }
 
     private var isClosed: Bool {

@@ -31,15 +31,19 @@ public struct InboundProxy: Sendable {
     public var eventLoopGroup: any EventLoopGroup
     /// Where answered requests are shown to open taps.
     public var tap: TapHub
+    /// The workload's inbound policy, asked on every request and opaque connection.
+    public var authorizer: InboundAuthorizer
 
     public init(
         configuration: Configuration,
         tls: any MeshTLSSource,
         logger: Logger,
         eventLoopGroup: (any EventLoopGroup)? = nil,
-        tap: TapHub = TapHub()
+        tap: TapHub = TapHub(),
+        authorizer: InboundAuthorizer = .allowAll()
     ) {
         self.tap = tap
+        self.authorizer = authorizer
         self.configuration = configuration
         self.tls = tls
         self.logger = logger
@@ -67,7 +71,7 @@ public struct InboundProxy: Sendable {
         )
         let setup = ConnectionSetup(
             configuration: configuration, tls: tls, logger: logger, registry: registry, http1Pool: http1Pool,
-            http2Connections: http2Connections, tap: tap)
+            http2Connections: http2Connections, tap: tap, authorizer: authorizer)
 
         let server: any Channel
         do {
@@ -132,6 +136,7 @@ extension InboundProxy {
         let http1Pool: HTTP1AppConnectionPool
         let http2Connections: InboundHTTP2AppConnections
         let tap: TapHub
+        let authorizer: InboundAuthorizer
 
         /// Stage 1–2: accept and start the TLS handshake.
         func accept(_ channel: any Channel) throws {
@@ -156,6 +161,7 @@ extension InboundProxy {
                 return
             }
             let connectionLogger = logger
+            let clientAddress = channel.remoteAddress?.ipAddress.flatMap(IPNetwork.parseAddress)
             let handshake = InboundHandshakeHandler(
                 timeout: TimeAmount(configuration.handshakeTimeout), trustDomain: tls.identity.trustDomain, logger: logger,
                 verification: verification
@@ -163,9 +169,11 @@ extension InboundProxy {
                 var logger = connectionLogger
                 logger[metadataKey: "client_identity"] = "\(peer)"
                 if alpn == MeshHeaders.opaqueALPN {
-                    try configureOpaque(channel, logger: logger)
+                    try configureOpaque(
+                        channel, caller: PolicyCaller(identity: peer.dnsName, cluster: configuration.clusterName, address: clientAddress),
+                        logger: logger)
                 } else {
-                    try configureHTTP2(channel, peer: peer, logger: logger)
+                    try configureHTTP2(channel, peer: peer, address: clientAddress, logger: logger)
                 }
             }
             try channel.pipeline.syncOperations.addHandler(sslHandler)
@@ -173,7 +181,7 @@ extension InboundProxy {
         }
 
         /// Stage 4, `h2`.
-        private func configureHTTP2(_ channel: any Channel, peer: MeshIdentity, logger: Logger) throws {
+        private func configureHTTP2(_ channel: any Channel, peer: MeshIdentity, address: [UInt8]?, logger: Logger) throws {
             // Rapid reset (CVE-2023-44487) and CONTINUATION floods: NIOHTTP2's protections stay
             // on, at the limits every connection of the proxy uses (HTTP2Limits).
             let http2 = HTTP2Limits.configuration(settings: [
@@ -185,7 +193,8 @@ extension InboundProxy {
 
             let environment = InboundStreamEnvironment(
                 configuration: configuration, client: peer, clientName: peer.dnsName, logger: logger, http1Pool: http1Pool,
-                http2Connections: http2Connections, tap: tap, localIdentity: tls.identity.dnsName)
+                http2Connections: http2Connections, tap: tap, localIdentity: tls.identity.dnsName, authorizer: authorizer,
+                clientAddress: address)
             let connectionHandler = HTTP2ServerConnectionHandler(
                 idleTimeout: TimeAmount(configuration.idleTimeout), logger: logger)
             let router = InboundStreamRouter(environment: environment)
@@ -198,13 +207,13 @@ extension InboundProxy {
         }
 
         /// Stage 4, `starling-opaque`.
-        private func configureOpaque(_ channel: any Channel, logger: Logger) throws {
+        private func configureOpaque(_ channel: any Channel, caller: PolicyCaller, logger: Logger) throws {
             // Opaque TCP respects half-close (an HTTP/2 connection has no use for it): the TLS
             // handler then reports the caller's close_notify or FIN as input closed.
             try channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
             try channel.pipeline.syncOperations.addHandler(
-                InboundOpaqueHandler(configuration: configuration, logger: logger))
+                InboundOpaqueHandler(configuration: configuration, logger: logger, authorizer: authorizer, caller: caller))
             logger.debug("inbound opaque connection established")
         }
     }

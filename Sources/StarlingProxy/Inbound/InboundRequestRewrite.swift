@@ -24,11 +24,16 @@ struct InboundRequestRewrite: Sendable, Hashable {
     var authority: String
     /// The request headers to send to the application.
     var headers: HPACKHeaders
+    /// The caller as inbound policy judges it: the verified peer, or the caller a gateway peer
+    /// names (with the cluster it names).
+    var caller: PolicyCaller
+    /// The request is gRPC (a refusal is answered with a gRPC status).
+    var isGRPC: Bool
 
     /// - Parameter clientName: `client.dnsName` when the caller has it at hand (computed otherwise).
     init(
         _ incoming: HPACKHeaders, client: MeshIdentity, clientName: String? = nil,
-        configuration: InboundProxy.Configuration
+        clientAddress: [UInt8]? = nil, configuration: InboundProxy.Configuration
     ) {
         let target = incoming.first(name: MeshHeaders.target)
         let originalProtocol = incoming.first(name: MeshHeaders.originalProtocol)
@@ -36,6 +41,7 @@ struct InboundRequestRewrite: Sendable, Hashable {
         // HTTP/2 end to end only for gRPC, which needs it (trailers); other HTTP/2 requests reach
         // the application as HTTP/1.1, which every HTTP server speaks.
         let isGRPC = incoming.first(name: "content-type")?.hasASCIICaseInsensitivePrefix("application/grpc") ?? false
+        self.isGRPC = isGRPC
         self.appProtocol = Self.isHTTP1(originalProtocol) || !isGRPC ? .http1 : .http2
         self.authority = target ?? incoming.first(name: ":authority") ?? ""
 
@@ -43,13 +49,17 @@ struct InboundRequestRewrite: Sendable, Hashable {
         headers.remove(name: MeshHeaders.target)
         headers.remove(name: MeshHeaders.originalProtocol)
         headers.remove(name: MeshHeaders.clientIdentity)
-        headers.add(name: MeshHeaders.clientIdentity, value: Self.callerIdentity(incoming, peer: client, peerName: clientName))
+        let callerName = Self.callerIdentity(incoming, peer: client, peerName: clientName)
+        headers.add(name: MeshHeaders.clientIdentity, value: callerName)
         if client.isGateway, incoming.first(name: GatewayHeaders.forwardedClientIdentity) != nil {
             // Through a gateway: the application sees the original caller's cluster too.
+            let cluster = incoming.first(name: GatewayHeaders.forwardedClientCluster) ?? GatewayHeaders.unknownCluster
             headers.remove(name: GatewayHeaders.clientCluster)
-            headers.add(
-                name: GatewayHeaders.clientCluster,
-                value: incoming.first(name: GatewayHeaders.forwardedClientCluster) ?? GatewayHeaders.unknownCluster)
+            headers.add(name: GatewayHeaders.clientCluster, value: cluster)
+            self.caller = PolicyCaller(identity: callerName, cluster: cluster, address: clientAddress, viaGateway: true)
+        } else {
+            // A direct peer is from this cluster, whatever it says (the evaluator fills it in).
+            self.caller = PolicyCaller(identity: callerName, cluster: configuration.clusterName, address: clientAddress)
         }
         // Only a gateway may vouch for another caller, and only to this proxy: never pass them on.
         // (Checked without lower-casing every name: this runs on every request.)

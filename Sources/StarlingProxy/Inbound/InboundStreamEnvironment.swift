@@ -17,4 +17,8 @@ struct InboundStreamEnvironment: Sendable {
     /// Open taps, and this workload's identity as their events' destination.
     var tap: TapHub
     var localIdentity: String
+    /// The inbound policy in force.
+    var authorizer: InboundAuthorizer
+    /// The address the caller connected from (4 or 16 bytes), for NetworkAuthentication.
+    var clientAddress: [UInt8]?
 }

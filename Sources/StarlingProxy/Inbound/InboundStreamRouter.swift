@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+import StarlingCore
 
 /// Serves each stream a caller opens on an inbound HTTP/2 connection: reads the request's
 /// HEADERS, decides where the request goes (``InboundRequestRewrite``) and hands the stream, with
@@ -16,7 +17,7 @@ struct InboundStreamRouter {
         var headers = first
         let rewrite = InboundRequestRewrite(
             headers.headers, client: environment.client, clientName: environment.clientName,
-            configuration: environment.configuration)
+            clientAddress: environment.clientAddress, configuration: environment.configuration)
         headers.headers = rewrite.headers
         var logger = environment.logger
         // Only debug lines read these; setting metadata re-renders the logger's metadata, which
@@ -27,6 +28,16 @@ struct InboundStreamRouter {
         }
         let recorder = InboundRequestRecorder(
             authority: rewrite.authority, client: environment.client, tap: tapRequest(rewrite))
+        // Inbound policy, on every request: a refused one never reaches the application.
+        let requestHeaders = rewrite.headers
+        let decision = environment.authorizer.authorizeHTTP(
+            port: rewrite.appPort, caller: rewrite.caller,
+            request: .init(
+                method: requestHeaders.first(name: ":method") ?? "", path: Substring(requestHeaders.first(name: ":path") ?? "/"),
+                header: { requestHeaders.first(name: $0) }))
+        guard decision.allowed else {
+            return (InboundRefusal(stream: stream, reason: decision.reason, grpc: rewrite.isGRPC, recorder: recorder), .headers(headers))
+        }
         let forwarder: any HTTP2FrameStreamOwner
         switch rewrite.appProtocol {
         case .http1:

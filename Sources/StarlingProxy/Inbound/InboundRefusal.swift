@@ -1,0 +1,40 @@
+import NIOHTTP2
+
+/// Serves a stream the inbound policy refused: answers `403 Forbidden` (a gRPC request: status 7,
+/// PERMISSION_DENIED, in trailers-only form) with the reason in `starling-error`, and nothing of
+/// the request reaches the application. A caller still sending is asked to stop (RST_STREAM
+/// NO_ERROR: the answer is complete).
+final class InboundRefusal: HTTP2FrameStreamOwner {
+    private let stream: HTTP2FrameStream
+    private let error: ProxyError
+    private let grpc: Bool
+    private var recorder: InboundRequestRecorder
+    private var answered = false
+
+    init(stream: HTTP2FrameStream, reason: String, grpc: Bool, recorder: InboundRequestRecorder) {
+        self.stream = stream
+        self.error = ProxyError(.forbidden, reason)
+        self.grpc = grpc
+        self.recorder = recorder
+    }
+
+    /// gRPC's PERMISSION_DENIED.
+    static let permissionDenied = 7
+
+    func streamReceived(_ payload: HTTP2Frame.FramePayload) {
+        guard !answered, case .headers(let headers) = payload else { return }
+        answered = true
+        recorder.responded(status: error.httpStatus)
+        if grpc {
+            stream.write(ErrorResponse.grpcTrailersOnly(error, status: Self.permissionDenied))
+            stream.flush()
+            if !headers.endStream { stream.reset(.noError) }
+        } else {
+            stream.respond(with: error, requestEnded: headers.endStream)
+        }
+    }
+
+    func streamReadComplete() {}
+    func streamWritable() {}
+    func streamClosed(reason: HTTP2ErrorCode?) {}
+}

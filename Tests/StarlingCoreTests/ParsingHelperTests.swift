@@ -98,7 +98,8 @@ import Testing
 
     @Test func registryMatchesTheDesign() {
         #expect(ResourceKind.all.map(\.name) == [
-            "Namespace", "Service", "Secret", "Workload", "TrafficSplit", "HTTPRoute", "Link", "MeshConfig",
+            "Namespace", "Service", "Secret", "Workload", "TrafficSplit", "HTTPRoute", "Link", "Server",
+            "AuthorizationPolicy", "MeshTLSAuthentication", "NetworkAuthentication", "MeshConfig",
         ])
         #expect(ResourceKind.all.filter { !$0.namespaced }.map(\.name) == ["Namespace", "MeshConfig"])
         #expect(ResourceKind.trafficSplit.apiVersions.count == 4)

@@ -142,13 +142,14 @@ func withInboundProxy<T: Sendable>(
     configuration: InboundProxy.Configuration,
     tls: any MeshTLSSource,
     logger: Logger = Logger(label: "starling.inbound.test"),
+    authorizer: InboundAuthorizer = .allowAll(),
     _ body: @Sendable (Int) async throws -> T
 ) async throws -> T {
     var configuration = configuration
     configuration.listenHost = "127.0.0.1"
     configuration.listenPort = 0
     configuration.drainTimeout = .seconds(1)
-    let proxy = InboundProxy(configuration: configuration, tls: tls, logger: logger)
+    let proxy = InboundProxy(configuration: configuration, tls: tls, logger: logger, authorizer: authorizer)
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask {

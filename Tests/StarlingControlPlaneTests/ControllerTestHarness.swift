@@ -115,8 +115,10 @@ struct APIClients: Sendable {
     let identity: Starling_V1_Identity.Client<HTTP2ClientTransport.Posix>
     let destination: Starling_V1_Destination.Client<HTTP2ClientTransport.Posix>
     let mesh: Starling_V1_Mesh.Client<HTTP2ClientTransport.Posix>
+    let policy: Starling_V1_Policy.Client<HTTP2ClientTransport.Posix>
 
     init(_ client: GRPCClient<HTTP2ClientTransport.Posix>) {
+        policy = .init(wrapping: client)
         resources = .init(wrapping: client)
         identity = .init(wrapping: client)
         destination = .init(wrapping: client)

@@ -16,7 +16,8 @@ struct PolicyService: Starling_V1_Policy.ServiceProtocol {
     ) async throws -> StreamingServerResponse<Starling_V1_InboundPolicyUpdate> {
         let namespace = request.message.namespace
         let name = request.message.name
-        guard ResourceNames.dns1123LabelProblem(namespace) == nil, ResourceNames.dns1123SubdomainProblem(name) == nil else {
+        // An empty name asks for the namespace's default (a proxy that registers no workload).
+        guard ResourceNames.dns1123LabelProblem(namespace) == nil, name.isEmpty || ResourceNames.dns1123SubdomainProblem(name) == nil else {
             throw RPCError(code: .invalidArgument, message: "expected a workload's namespace and name, got \"\(namespace)/\(name)\"")
         }
         switch try auth.authenticate(request.metadata) {
@@ -71,8 +72,8 @@ extension DestinationIndex.Snapshot {
     /// registered yet gets its namespace's default, so a proxy starting before its registration
     /// lands enforces at least that.
     func inboundPolicyUpdate(namespace: String, name: String) -> Starling_V1_InboundPolicyUpdate {
-        let workload = workloads[namespace]?[name]
-        let placeholder = Resource(name: name, namespace: namespace, spec: WorkloadSpec(address: "0.0.0.0"))
+        let workload = name.isEmpty ? nil : workloads[namespace]?[name]
+        let placeholder = Resource(name: name.isEmpty ? "unregistered" : name, namespace: namespace, spec: WorkloadSpec(address: "0.0.0.0"))
         let (policy, problems) = policyCompiler.compile(workload: workload ?? placeholder, in: policyResources(namespace: namespace))
         var update = Starling_V1_InboundPolicyUpdate()
         update.policyJson = (try? InboundPolicyJSON.encode(policy)) ?? Data()

@@ -13,6 +13,7 @@ struct ControllerClient {
     let mesh: Starling_V1_Mesh.Client<HTTP2ClientTransport.Posix>
     let destination: Starling_V1_Destination.Client<HTTP2ClientTransport.Posix>
     let identity: Starling_V1_Identity.Client<HTTP2ClientTransport.Posix>
+    let policy: Starling_V1_Policy.Client<HTTP2ClientTransport.Posix>
     let context: ResolvedContext
 
     /// Connects, runs `body`, and disconnects.
@@ -44,7 +45,8 @@ struct ControllerClient {
                 try await body(
                     ControllerClient(
                         resources: .init(wrapping: client), mesh: .init(wrapping: client),
-                        destination: .init(wrapping: client), identity: .init(wrapping: client), context: context))
+                        destination: .init(wrapping: client), identity: .init(wrapping: client), policy: .init(wrapping: client),
+                        context: context))
             }
         } catch let error as RPCError {
             throw CLIError.from(error, context: context)

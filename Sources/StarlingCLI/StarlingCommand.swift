@@ -23,6 +23,7 @@ public struct StarlingCommand: AsyncParsableCommand {
             DeleteCommand.self,
             LabelCommand.self,
             TokenCommand.self,
+            AuthzCommand.self,
             VizCommand.self,
             DashboardCommand.self,
         ]

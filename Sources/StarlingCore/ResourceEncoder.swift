@@ -11,6 +11,11 @@ public enum ResourceEncoder {
         }.joined(separator: "---\n")
     }
 
+    /// Any JSON object (a report, not a resource) as one YAML document, in the same style.
+    public static func yaml(object: JSONObject) -> String {
+        YAMLTextWriter.document(object)
+    }
+
     /// One resource as its object; zero or several as a `v1` `List` with `items`, like kubectl.
     /// `pretty` indents by four spaces and ends with a newline.
     public static func json(_ resources: [Resource], pretty: Bool = true) -> String {

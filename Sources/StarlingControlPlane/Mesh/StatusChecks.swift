@@ -21,6 +21,9 @@ struct StatusChecks {
         }
         results.append(contentsOf: identityChecks(now: now))
         results.append(contentsOf: await rolloverChecks())
+        let links = (try? await store.list(kind: "Link", namespace: nil, selector: nil)) ?? []
+        let linked = Set(links.compactMap { try? LinkSpec($0).targetClusterName })
+        results.append(contentsOf: PolicyChecks(snapshot: index.snapshot, linkedClusters: linked).run())
         results.append(
             index.isReady
                 ? .ok("destination index is current", "destination")

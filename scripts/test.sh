@@ -24,7 +24,7 @@ trap 'rm -f "$log"; rm -rf "$home"; scripts/postgres-test-server.sh stop "$pgtes
 STARLING_FUZZ_SCOPE=starling STARLING_FUZZ_SCRATCH=.build STARLING_FUZZ_JOBS=2 STARLING_FUZZ_SEED=1 tests/fuzz/run.sh all 30 | tee -a "$log"
 scripts/release-build.sh starling
 starling=.build/release/starling
-for script in control-plane multicluster multicluster-netns data-plane mtls-refusal rotation viz postgres-store replicas hosts-netns; do
+for script in control-plane multicluster multicluster-netns data-plane authz mtls-refusal rotation viz postgres-store replicas hosts-netns; do
   tests/e2e/$script.sh "$starling" | tee -a "$log"
 done
 # The soak's short form: two linked clusters under mixed load and faults for 3 minutes, every

@@ -268,6 +268,62 @@ else
   [ -s "$work/frontend.png" ] && { mkdir -p /tmp/starling-e2e-artifacts; cp "$work/frontend.png" /tmp/starling-e2e-artifacts/; ok "screenshot saved to /tmp/starling-e2e-artifacts/frontend.png"; } || bad "no screenshot"
 fi
 
+step "authorization across clusters: podinfo in workload2 admits only workload1's frontend"
+STARLING_CONFIG=$work/configs/workload1 "$STARLING" run -n test --service frontend --service-account frontend --port 7101 -- sleep 100000 > frontend1.log 2>&1 & pids+=($!)
+STARLING_CONFIG=$work/configs/workload1 "$STARLING" run -n test --service curlc --service-account curl --port 7102 -- sleep 100000 > curl1.log 2>&1 & pids+=($!)
+STARLING_CONFIG=$work/configs/workload2 "$STARLING" run -n test --service forger --service-account forger --port 7103 -- sleep 100000 > forger2.log 2>&1 & pids+=($!)
+for w in frontend1 curl1 forger2; do
+  for i in $(seq 60); do grep -q 'address=' $w.log && break; sleep 0.5; done
+done
+fe1=$(sed -n 's/.*address=\([0-9.]*\).*/\1/p' frontend1.log | head -1)
+cu1=$(sed -n 's/.*address=\([0-9.]*\).*/\1/p' curl1.log | head -1)
+fo2=$(sed -n 's/.*address=\([0-9.]*\).*/\1/p' forger2.log | head -1)
+cat > podinfo-authz.yaml <<'YAML'
+apiVersion: policy.starling.io/v1beta1
+kind: Server
+metadata: {name: podinfo-http, namespace: test}
+spec: {podSelector: {matchLabels: {app: podinfo}}, port: http, proxyProtocol: HTTP/1}
+---
+apiVersion: policy.starling.io/v1beta1
+kind: MeshTLSAuthentication
+metadata: {name: frontend-of-workload1, namespace: test}
+spec:
+  identityRefs: [{kind: ServiceAccount, name: frontend}]
+  clusters: [workload1]
+---
+apiVersion: policy.starling.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: podinfo-from-workload1-frontend, namespace: test}
+spec:
+  targetRef: {group: policy.starling.io, kind: Server, name: podinfo-http}
+  requiredAuthenticationRefs: [{group: policy.starling.io, kind: MeshTLSAuthentication, name: frontend-of-workload1}]
+YAML
+expect_ok "apply the policy in workload2" W2 apply -f podinfo-authz.yaml
+code_of() { curl -s -o /dev/null -m 5 -w '%{http_code}' -x "http://$1:4140" "${@:3}" "http://$2.test:9898/"; }
+eventually "workload1's curl → podinfo-workload2: 403 from workload2" 10 test "$(code_of "$cu1" podinfo-workload2)" = 403
+reason=$(curl -s -D - -o /dev/null -m 5 -x "http://$cu1:4140" http://podinfo-workload2.test:9898/ | tr -d '\r' | sed -n 's/^starling-error: //p')
+grep -q "admits curl.test.serviceaccount.identity.starling.cluster.local of cluster workload1" <<<"$reason" \
+  && ok "…the reason names curl and its cluster, as the gateway passed them on" || { bad "403 reason: $reason"; }
+n=0; allowed=0
+for i in $(seq 20); do n=$((n + 1)); [ "$(code_of "$fe1" podinfo-workload2)" = 200 ] && allowed=$((allowed + 1)); done
+[ $allowed = $n ] && ok "workload1's frontend → podinfo-workload2 across the gateway: $allowed/$n 200" || bad "frontend across the gateway: $allowed/$n 200"
+w2=0; bad_split=0
+for i in $(seq 40); do
+  body=$(curl -s -m 5 -x "http://$fe1:4140" http://podinfo.test:9898/) || { bad_split=$((bad_split + 1)); continue; }
+  case "$body" in *workload2*) w2=$((w2 + 1));; *workload1*) ;; *) bad_split=$((bad_split + 1));; esac
+done
+[ $bad_split = 0 ] && [ $w2 -gt 0 ] && ok "…and through the split: 40 calls, $w2 answered by workload2, none refused" || bad "frontend through the split: $bad_split failed, $w2 from workload2"
+code=$(code_of "$fo2" podinfo -H "starling-forwarded-client-id: frontend.test.serviceaccount.identity.starling.cluster.local" \
+  -H "starling-forwarded-client-cluster: workload1" -H "starling-client-cluster: workload1")
+[ "$code" = 403 ] && ok "a workload2 workload forging the gateway's caller headers straight to podinfo is judged as itself: 403" \
+  || bad "forged caller headers in workload2 → $code"
+out=$(W2 check 2>&1)
+if grep -q "names cluster" <<<"$out"; then bad "check warns about workload1, which is linked"; echo "$out" | grep "names cluster" | sed 's/^/      /'; else ok "check: the policy's cluster workload1 is linked (no warning)"; fi
+W2 delete authorizationpolicy -n test podinfo-from-workload1-frontend >/dev/null
+W2 delete meshtlsauthentication -n test frontend-of-workload1 >/dev/null
+W2 delete server -n test podinfo-http >/dev/null
+eventually "policy removed: workload1's curl → podinfo-workload2 200 again" 10 test "$(code_of "$cu1" podinfo-workload2)" = 200
+
 step "gateway failover"
 gw2=$(cat "$STARLING_HOME/clusters/workload2/controller.pid")
 W2 multicluster uninstall >/dev/null

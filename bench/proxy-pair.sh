@@ -13,6 +13,10 @@
 #   METRICS_OFF=0 ...                   leave out the pair whose proxies run with `--metrics off`
 #                                       (by default it is measured beside the others: what the
 #                                       request metrics cost is the ratio of the two pairs)
+#   POLICY=1 ...                        add a pair whose server side enforces an authorization policy
+#                                       of 100 identities (a Server, a MeshTLSAuthentication naming
+#                                       100, an AuthorizationPolicy), measured beside the plain pair:
+#                                       what enforcement costs is the ratio of the two
 #   HOLD=SECONDS ...                    keep the setup up that long before measuring (to poke at it)
 #   PROFILE=1 ...                       add a perf profile of both Starling proxies (one extra
 #                                       throughput run; needs `perf`), with the share of their
@@ -125,6 +129,9 @@ compare_authority=webb.bench:$web_port
 nometrics_web_addr=$net.10.5 nometrics_client_addr=$net.10.6   # the --metrics off pair's workloads
 nometrics_authority=webm.bench:$web_port
 METRICS_OFF=${METRICS_OFF:-1}
+policy_web_addr=$net.10.7 policy_client_addr=$net.10.8   # the POLICY pair's workloads
+policy_authority=webp.bench:$web_port
+POLICY=${POLICY:-0}
 if [ -n "${COMPARE_BIN:-}" ]; then
   [ -x "$COMPARE_BIN" ] || { echo "COMPARE_BIN: no executable at $COMPARE_BIN"; exit 2; }
 fi
@@ -165,6 +172,7 @@ http {
     listen $web_addr:$web_port reuseport backlog=1024;
     listen $compare_web_addr:$web_port reuseport backlog=1024;
     listen $nometrics_web_addr:$web_port reuseport backlog=1024;
+    listen $policy_web_addr:$web_port reuseport backlog=1024;
     location / { default_type text/plain; return 200 "$body"; }
   }
 }
@@ -212,6 +220,31 @@ if [ "$METRICS_OFF" = 1 ]; then
   pair_run_args=()
   nometrics_web_pid=$pair_web_pid nometrics_client_pid=$pair_client_pid
   echo "proxies: clientm (outbound) pid $nometrics_client_pid, webm (inbound) pid $nometrics_web_pid"
+fi
+
+if [ "$POLICY" = 1 ]; then
+  echo "== Starling pair with an authorization policy of 100 identities: workloads webp and clientp"
+  {
+    printf 'apiVersion: policy.starling.io/v1beta1\nkind: Server\nmetadata: {name: webp, namespace: bench}\n'
+    printf 'spec: {podSelector: {matchLabels: {app: webp}}, port: %s}\n---\n' "$web_port"
+    printf 'apiVersion: policy.starling.io/v1beta1\nkind: MeshTLSAuthentication\nmetadata: {name: callers, namespace: bench}\nspec:\n  identities:\n'
+    for i in $(seq 99); do printf '  - caller-%s.bench.serviceaccount.identity.starling.cluster.local\n' "$i"; done
+    printf '  - caller.bench.serviceaccount.identity.starling.cluster.local\n---\n'
+    printf 'apiVersion: policy.starling.io/v1beta1\nkind: AuthorizationPolicy\nmetadata: {name: webp-callers, namespace: bench}\n'
+    printf 'spec:\n  targetRef: {group: policy.starling.io, kind: Server, name: webp}\n'
+    printf '  requiredAuthenticationRefs: [{group: policy.starling.io, kind: MeshTLSAuthentication, name: callers}]\n'
+  } > policy.yaml
+  "$STARLING" apply -f policy.yaml >/dev/null || fail "apply of the benchmark's authorization policy"
+  # Both workloads run as service account `caller`, the one identity of the 100 the policy's
+  # callers need (the other pairs run as `default`, which it does not name).
+  pair_run_args=(--service-account caller)
+  start_pair "$STARLING" webp "$policy_web_addr" clientp "$policy_client_addr"
+  pair_run_args=()
+  policy_web_pid=$pair_web_pid policy_client_pid=$pair_client_pid
+  # The policy is in force: a caller it does not name is refused (403).
+  code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 -H "Host: webp.bench:$web_port" "http://$client_addr:4140/" || true)
+  [ "$code" = 403 ] || fail "the policy pair's server admitted a caller outside its policy (status $code)"
+  echo "proxies: clientp (outbound) pid $policy_client_pid, webp (inbound) pid $policy_web_pid; policy checked (other callers get 403)"
 fi
 
 echo "== HAProxy pair ($("$HAPROXY" -v | head -1 | awk '{print $1, $3}'))"
@@ -303,6 +336,11 @@ if [ "$METRICS_OFF" = 1 ]; then
   paths+=(nometrics)
   url[nometrics]=http://$nometrics_client_addr:4140/; host[nometrics]=$nometrics_authority
   proxies[nometrics]="$nometrics_client_pid $nometrics_web_pid"
+fi
+if [ "$POLICY" = 1 ]; then
+  paths+=(policy)
+  url[policy]=http://$policy_client_addr:4140/; host[policy]=$policy_authority
+  proxies[policy]="$policy_client_pid $policy_web_pid"
 fi
 declare -A rps cpu p50 p99 p999 rss_idle rss_after rss_peak rss_anon errors closes fds app_conns
 sleep 1
@@ -420,7 +458,7 @@ for p in "${paths[@]}"; do
   rss_anon[$p]="$(anon_mb "$1")/$(anon_mb "$2")"
   fds[$p]="$(ls "/proc/$1/fd" | wc -l)/$(ls "/proc/$2/fd" | wc -l)"
   # connections the server-side proxy holds open to nginx
-  dst=$web_addr; [ "$p" = compare ] && dst=$compare_web_addr; [ "$p" = nometrics ] && dst=$nometrics_web_addr
+  dst=$web_addr; [ "$p" = compare ] && dst=$compare_web_addr; [ "$p" = nometrics ] && dst=$nometrics_web_addr; [ "$p" = policy ] && dst=$policy_web_addr
   app_conns[$p]=$(ss -tnp state established "( dst $dst and dport = :$web_port )" 2>/dev/null | grep -c "pid=$2," || true)
 done
 
@@ -462,7 +500,7 @@ for p in "${paths[@]}"; do
   fi
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-label() { case $1 in direct) echo "direct (wrk->nginx)";; starling) echo "Starling pair";; haproxy) echo "HAProxy pair (h2)";; compare) echo "Starling COMPARE_BIN";; nometrics) echo "Starling metrics off";; esac; }
+label() { case $1 in direct) echo "direct (wrk->nginx)";; starling) echo "Starling pair";; haproxy) echo "HAProxy pair (h2)";; compare) echo "Starling COMPARE_BIN";; nometrics) echo "Starling metrics off";; policy) echo "Starling + policy";; esac; }
 echo
 printf '%-20s %8s %8s %8s %8s %8s %8s %13s %13s %13s\n' "path" "req/s" "/direct" "/haproxy" "p50 ms" "p99 ms" "p99.9 ms" "CPU-ms/1k" "RSS idle MB" "RSS after MB"
 printf '%-20s %8s %8s %8s %8s %8s %8s %13s %13s %13s\n' "" "" "" "" "@$RATE/s" "@$RATE/s" "@$RATE/s" "out+in" "out/in" "out/in"
@@ -490,6 +528,15 @@ if [ "$METRICS_OFF" = 1 ]; then
   done
   echo "metrics on/off throughput: $(ratio "${rps[starling]}" "${rps[nometrics]}")x on the medians (run by run:$per_run);" \
     "CPU-ms/1k on ${cpu[starling]}, off ${cpu[nometrics]}"
+fi
+if [ "$POLICY" = 1 ]; then
+  per_run=""
+  for i in $(seq 0 $((RUNS - 1))); do
+    eval "s=\${rps_starling[$i]} q=\${rps_policy[$i]}"
+    per_run+=" $(ratio "$q" "$s")x"
+  done
+  echo "policy/no policy throughput: $(ratio "${rps[policy]}" "${rps[starling]}")x on the medians (run by run:$per_run);" \
+    "CPU-ms/1k with ${cpu[policy]}, without ${cpu[starling]}"
 fi
 if [ -n "${h2rps[starling]:-}" ]; then
   line="HTTP/2 clients (h2load -c10 -m10, medians): Starling ${h2rps[starling]} req/s, HAProxy ${h2rps[haproxy]} req/s ($(ratio "${h2rps[starling]}" "${h2rps[haproxy]}")x)"
@@ -526,6 +573,12 @@ if [ "$METRICS_OFF" = 1 ]; then
   ok_cost=$(awk -v c="$cost" 'BEGIN { print (c <= 3) }')
   [ "$ok_cost" = 1 ] || missed=1
   printf '%-58s %-22s %s\n' "request metrics cost <= 3 % of throughput (on vs off)" "$cost %" "$(verdict "$ok_cost")"
+fi
+if [ "$POLICY" = 1 ]; then
+  cost=$(awk -v a="${rps[policy]}" -v b="${rps[starling]}" 'BEGIN { if (b > 0) printf "%.1f", (1 - a / b) * 100; else print "-" }')
+  ok_cost=$(awk -v c="$cost" 'BEGIN { print (c <= 3) }')
+  [ "$ok_cost" = 1 ] || missed=1
+  printf '%-58s %-22s %s\n' "authorization (100 identities) costs <= 3 % of throughput" "$cost %" "$(verdict "$ok_cost")"
 fi
 defect=$(awk -v r="$tp_ratio" 'BEGIN { print (r < 0.5) }')
 printf '%-58s %-22s %s\n' "defect if Starling throughput < 0.5x HAProxy pair's" "${tp_ratio}x" \

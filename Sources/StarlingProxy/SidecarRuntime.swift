@@ -33,6 +33,8 @@ public struct SidecarRuntime: Sendable {
     public var policyWorkload: String?
     /// The inbound policy in force; followed on the Policy stream when `policyWorkload` is set.
     public var authorizer: InboundAuthorizer
+    /// Labels that pick Servers while no Workload named `policyWorkload` exists (a gateway).
+    public var policyLabels: [String: String] = [:]
 
     public init(
         controller: ControllerAPI, identity: MeshIdentity, adminHost: String, adminPort: Int, logger: Logger,
@@ -122,8 +124,8 @@ public struct SidecarRuntime: Sendable {
         ]
         if let policyWorkload {
             let policy = PolicyClient(
-                controller: controller, namespace: identity.namespace, workload: policyWorkload, authorizer: authorizer,
-                logger: logger)
+                controller: controller, namespace: identity.namespace, workload: policyWorkload, labels: policyLabels,
+                authorizer: authorizer, logger: logger)
             services.append(.init(service: StoppedOnShutdown { try await policy.run() }, serviceName: "policy"))
         }
         services.append(.init(service: listeners, serviceName: "listeners"))

@@ -191,6 +191,61 @@ struct GatewayProxyTests {
     }
 }
 
+// MARK: - The gateway's own policy
+
+/// An AuthorizationPolicy targeting the gateway's Server decides which callers, from which
+/// clusters, may cross; the exported set is still enforced on top.
+struct GatewayAuthorizationTests {
+    /// The gateway listens on port 0 in these tests, so its Server names port 0.
+    static func policy(clusters: [String]) -> InboundPolicy {
+        InboundPolicy(
+            workload: "starling-multicluster/starling-gateway", cluster: "east",
+            servers: [
+                .init(
+                    name: "starling-multicluster/gateway", ports: [0],
+                    authorizations: [
+                        .init(
+                            policy: "starling-multicluster/from-west",
+                            requirements: [.init(name: "m", identities: [GatewayProxyTests.caller.dnsName], clusters: clusters)])
+                    ])
+            ])
+    }
+
+    @Test func onlyTheNamedClustersMayCross() async throws {
+        let authorizer = InboundAuthorizer(initial: Self.policy(clusters: ["west"]), logger: Logger(label: "t"))
+        try await withGatewayStack(app: .http, authorizer: authorizer) { stack in
+            let client = try await stack.callerClient()
+            defer { Task { await client.close() } }
+            func call(from cluster: String, grpc: Bool = false) async throws -> InboundTestResponse {
+                var headers = [("starling-target", GatewayProxyTests.target), ("starling-client-cluster", cluster)]
+                headers.append(grpc ? ("content-type", "application/grpc") : ("starling-orig-proto", "HTTP/1.1"))
+                return try await client.send(method: "GET", path: "/echo", authority: "podinfo.test:9898", headers: headers)
+            }
+            #expect(try await call(from: "west").status == 200)
+            let denied = try await call(from: "north")
+            #expect(denied.status == 403)
+            #expect(denied.header("starling-error")?.hasPrefix("forbidden: no authorization of server starling-multicluster/gateway") == true)
+            let grpc = try await call(from: "north", grpc: true)
+            #expect(grpc.status == 200 && grpc.header("grpc-status") == "7")
+            #expect(stack.app.requests == 1)
+        }
+    }
+
+    @Test func anOpaqueConnectionTheGatewayPolicyDeniesIsClosed() async throws {
+        let authorizer = InboundAuthorizer(
+            initial: InboundPolicy(workload: "starling-multicluster/starling-gateway", cluster: "east", defaultPolicy: .deny),
+            logger: Logger(label: "t"))
+        try await withGatewayStack(app: .tcpEcho, authorizer: authorizer) { stack in
+            var send = inboundTransportHeader(GatewayProxyTests.target)
+            send.writeString("ping over opaque")
+            let (bytes, closed) = try await inboundRawExchange(
+                port: stack.gatewayPort, tls: stack.callerTLSHandler(alpn: [MeshHeaders.opaqueALPN]), send: send)
+            #expect(bytes.readableBytes == 0)
+            #expect(closed)
+        }
+    }
+}
+
 // MARK: - Harness
 
 /// Everything one gateway test runs against.
@@ -324,6 +379,7 @@ func withGatewayStack(
     app kind: GatewayTestAppKind,
     profile: ServiceProfile = ServiceProfile(fullyQualifiedName: "podinfo.test.svc.cluster.local", exported: true),
     plainEndpointFirst: Bool = false,
+    authorizer: InboundAuthorizer = .allowAll(),
     _ body: @Sendable (GatewayStack) async throws -> Void
 ) async throws {
     let pki = try InboundTestPKI()
@@ -346,7 +402,7 @@ func withGatewayStack(
         let gateway = GatewayProxy(
             configuration: .init(listenHost: "127.0.0.1", listenPort: 0, drainTimeout: .seconds(1)),
             tls: gatewayTLS, discovery: GatewayFakeDiscovery(profiles: [GatewayProxyTests.target: profile]),
-            picker: picker, clusterName: "east", logger: logs.logger)
+            picker: picker, clusterName: "east", logger: logs.logger, authorizer: authorizer)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {

@@ -323,6 +323,32 @@ W2 delete authorizationpolicy -n test podinfo-from-workload1-frontend >/dev/null
 W2 delete meshtlsauthentication -n test frontend-of-workload1 >/dev/null
 W2 delete server -n test podinfo-http >/dev/null
 eventually "policy removed: workload1's curl → podinfo-workload2 200 again" 10 test "$(code_of "$cu1" podinfo-workload2)" = 200
+cat > gateway-authz.yaml <<'YAML'
+apiVersion: policy.starling.io/v1beta1
+kind: Server
+metadata: {name: gateway, namespace: starling-multicluster}
+spec: {podSelector: {matchLabels: {app: starling-gateway}}, port: 4143}
+---
+apiVersion: policy.starling.io/v1beta1
+kind: MeshTLSAuthentication
+metadata: {name: workload1-frontend, namespace: starling-multicluster}
+spec:
+  identities: [frontend.test.serviceaccount.identity.starling.cluster.local]
+  clusters: [workload1]
+---
+apiVersion: policy.starling.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: cross-from-workload1-frontend, namespace: starling-multicluster}
+spec:
+  targetRef: {group: policy.starling.io, kind: Server, name: gateway}
+  requiredAuthenticationRefs: [{group: policy.starling.io, kind: MeshTLSAuthentication, name: workload1-frontend}]
+YAML
+expect_ok "apply a policy of workload2's gateway: only workload1's frontend may cross" W2 apply -f gateway-authz.yaml
+eventually "workload1's curl is refused by workload2's gateway" 10 test "$(code_of "$cu1" podinfo-workload2)" = 403
+reason=$(curl -s -D - -o /dev/null -m 5 -x "http://$cu1:4140" http://podinfo-workload2.test:9898/ | tr -d '\r' | sed -n 's/^starling-error: //p')
+grep -q "server starling-multicluster/gateway" <<<"$reason" && ok "…by the gateway's Server (reason: ${reason:0:80}…)" || bad "gateway 403 reason: $reason"
+[ "$(code_of "$fe1" podinfo-workload2)" = 200 ] && ok "workload1's frontend still crosses" || bad "frontend refused by the gateway policy"
+W2 delete -f gateway-authz.yaml >/dev/null 2>&1 || { W2 delete authorizationpolicy -n starling-multicluster cross-from-workload1-frontend; W2 delete meshtlsauthentication -n starling-multicluster workload1-frontend; W2 delete server -n starling-multicluster gateway; } >/dev/null 2>&1
 
 step "gateway failover"
 gw2=$(cat "$STARLING_HOME/clusters/workload2/controller.pid")

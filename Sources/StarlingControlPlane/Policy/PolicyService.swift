@@ -33,7 +33,7 @@ struct PolicyService: Starling_V1_Policy.ServiceProtocol {
             var last: Starling_V1_InboundPolicyUpdate?
             for await _ in changes {
                 let snapshot = index.snapshot
-                var update = snapshot.inboundPolicyUpdate(namespace: namespace, name: name)
+                var update = snapshot.inboundPolicyUpdate(namespace: namespace, name: name, labels: request.message.labels)
                 update.version = last?.version ?? 0
                 // Send only what changed: every store change wakes every stream.
                 if var previous = last {
@@ -71,9 +71,10 @@ extension DestinationIndex.Snapshot {
     /// The policy of workload `namespace/name`, as the Policy stream sends it. A workload not
     /// registered yet gets its namespace's default, so a proxy starting before its registration
     /// lands enforces at least that.
-    func inboundPolicyUpdate(namespace: String, name: String) -> Starling_V1_InboundPolicyUpdate {
+    func inboundPolicyUpdate(namespace: String, name: String, labels: [String: String] = [:]) -> Starling_V1_InboundPolicyUpdate {
         let workload = name.isEmpty ? nil : workloads[namespace]?[name]
-        let placeholder = Resource(name: name.isEmpty ? "unregistered" : name, namespace: namespace, spec: WorkloadSpec(address: "0.0.0.0"))
+        let placeholder = Resource(
+            name: name.isEmpty ? "unregistered" : name, namespace: namespace, labels: labels, spec: WorkloadSpec(address: "0.0.0.0"))
         let (policy, problems) = policyCompiler.compile(workload: workload ?? placeholder, in: policyResources(namespace: namespace))
         var update = Starling_V1_InboundPolicyUpdate()
         update.policyJson = (try? InboundPolicyJSON.encode(policy)) ?? Data()

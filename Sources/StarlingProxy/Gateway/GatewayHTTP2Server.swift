@@ -23,6 +23,11 @@ struct GatewayHTTP2Server: Sendable {
     var tap = TapHub()
     var clusterName = ""
     var localIdentity = ""
+    /// The gateway's own inbound policy (an AuthorizationPolicy targeting a Server that picks
+    /// the gateway): which callers, from which clusters, may cross.
+    var authorizer = InboundAuthorizer.allowAll()
+    /// The port the gateway's Server names (its configured listen port).
+    var policyPort = 4143
 
     /// Adds the HTTP/2 server handlers to an established `h2` connection from `peer` (call on its
     /// event loop).
@@ -114,6 +119,19 @@ struct GatewayHTTP2Front: HTTP2RelayFront {
             return
         case .success(let target):
             admitted = target
+        }
+        // The gateway's own policy: who, from which cluster (as the calling proxy names it), may cross.
+        let decision = server.authorizer.authorizeHTTP(
+            port: server.policyPort,
+            caller: PolicyCaller(identity: peer.dnsName, cluster: caller.cluster, address: nil, viaGateway: true),
+            request: .init(
+                method: headers.first(name: ":method") ?? "", path: Substring(headers.first(name: ":path") ?? "/"),
+                header: { headers.first(name: $0) }))
+        guard decision.allowed else {
+            server.record(target: admitted, status: 403, caller: caller, pick: nil)
+            let grpc = headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
+            done(.failure(HTTP2RelayAnswer(ProxyError(.forbidden, decision.reason), grpcStatus: grpc ? InboundRefusal.permissionDenied : nil)))
+            return
         }
         let request = Request(target: admitted, caller: caller, headers: headers)
         if let profile = server.discovery.cachedProfile(admitted) {

@@ -11,6 +11,10 @@ struct GatewayOpaque: Sendable {
     let discovery: any DiscoverySource
     let picker: any EndpointPicker
     let dialer: PeerDialer
+    /// The gateway's own policy, checked per connection (the caller's cluster is not known on
+    /// an opaque connection: it counts as `unknown`).
+    var authorizer = InboundAuthorizer.allowAll()
+    var policyPort = 4143
 
     /// Adds the transport-header reader and the (not yet linked) splice to an established
     /// `starling-opaque` connection; `header` is completed with the target authority.
@@ -35,6 +39,11 @@ struct GatewayOpaque: Sendable {
                 GatewayMetrics.refused(reason: refusal.reason)
                 logger.notice(
                     "gateway refused an opaque connection", metadata: ["reason": "\(refusal.reason)", "error": "\(refusal.message)"])
+                await Self.close(client)
+                return
+            }
+            let caller = PolicyCaller(identity: peer.dnsName, cluster: GatewayHeaders.unknownCluster, address: nil, viaGateway: true)
+            guard authorizer.authorizeTCP(port: policyPort, caller: caller).allowed else {
                 await Self.close(client)
                 return
             }

@@ -40,6 +40,8 @@ public struct GatewayProxy: Sendable {
     public var eventLoopGroup: any EventLoopGroup
     /// Where answered requests are shown to open taps (served on the gateway's probe port).
     public var tap: TapHub
+    /// The gateway's own inbound policy.
+    public var authorizer: InboundAuthorizer
 
     public init(
         configuration: Configuration,
@@ -49,9 +51,11 @@ public struct GatewayProxy: Sendable {
         clusterName: String,
         logger: Logger,
         eventLoopGroup: (any EventLoopGroup)? = nil,
-        tap: TapHub = TapHub()
+        tap: TapHub = TapHub(),
+        authorizer: InboundAuthorizer = .allowAll()
     ) {
         self.tap = tap
+        self.authorizer = authorizer
         self.configuration = configuration
         self.tls = tls
         self.discovery = discovery
@@ -75,8 +79,10 @@ public struct GatewayProxy: Sendable {
         let pool = PeerConnectionPool(dialer: dialer, group: eventLoopGroup, idleTimeout: configuration.peerIdleTimeout)
         let http2 = GatewayHTTP2Server(
             discovery: discovery, picker: picker, pool: pool, idleTimeout: TimeAmount(configuration.idleTimeout), tap: tap,
-            clusterName: clusterName, localIdentity: tls.identity.dnsName)
-        let opaque = GatewayOpaque(discovery: discovery, picker: picker, dialer: dialer)
+            clusterName: clusterName, localIdentity: tls.identity.dnsName, authorizer: authorizer,
+            policyPort: configuration.listenPort)
+        let opaque = GatewayOpaque(
+            discovery: discovery, picker: picker, dialer: dialer, authorizer: authorizer, policyPort: configuration.listenPort)
         let registry = ConnectionRegistry()
         let setup = ConnectionSetup(configuration: configuration, tls: tls, http2: http2, logger: logger)
 

@@ -43,9 +43,14 @@ public struct GatewaySidecar: Sendable {
         started: @escaping @Sendable (_ port: Int, _ probePort: Int) -> Void = { _, _ in }
     ) async throws {
         let identity = MeshIdentity.gateway(trustDomain: trustDomain)
-        let runtime = SidecarRuntime(
+        // The gateway registers no Workload: it follows the policy of its namespace for the
+        // labels a gateway's Server selects (app: starling-gateway).
+        let authorizer = InboundAuthorizer(
+            initial: InboundPolicy(workload: "\(identity.namespace)/\(Self.policyName)", cluster: clusterName), logger: logger)
+        var runtime = SidecarRuntime(
             controller: controller, identity: identity, adminHost: listenHost, adminPort: probePort, logger: logger,
-            metrics: metrics)
+            metrics: metrics, policyWorkload: Self.policyName, authorizer: authorizer)
+        runtime.policyLabels = Self.labels
         let ready = ReadyState()
         let (listenHost, port, clusterName, logger) = (self.listenHost, self.port, self.clusterName, self.logger)
         try await runtime.run(
@@ -56,7 +61,7 @@ public struct GatewaySidecar: Sendable {
             let gateway = GatewayProxy(
                 configuration: .init(listenHost: listenHost, listenPort: port), tls: services.tls,
                 discovery: services.discovery, picker: services.picker, clusterName: clusterName, logger: logger,
-                tap: services.tap)
+                tap: services.tap, authorizer: services.authorizer)
             try await gateway.run { bound in
                 ready.ready.store(true, ordering: .releasing)
                 let probe = ready.probePort.load(ordering: .acquiring)
@@ -70,6 +75,11 @@ public struct GatewaySidecar: Sendable {
             }
         }
     }
+
+    /// The name the gateway's policy is asked for (no Workload has it), and the labels its
+    /// Servers select.
+    public static let policyName = "starling-gateway"
+    public static let labels = ["app": "starling-gateway"]
 
     private final class ReadyState: Sendable {
         let ready = Atomic(false)

@@ -14,6 +14,8 @@ struct PolicyClient: Sendable {
     /// The registered workload's name; "" for a proxy that registers none (its namespace's
     /// default applies).
     let workload: String
+    /// Labels for the controller to select Servers by while no such Workload exists.
+    var labels: [String: String] = [:]
     let authorizer: InboundAuthorizer
     let logger: Logger
 
@@ -31,6 +33,7 @@ struct PolicyClient: Sendable {
         let request = Starling_V1_GetInboundPolicy.with {
             $0.namespace = namespace
             $0.name = workload
+            $0.labels = labels
         }
         while !Task.isCancelled {
             var failure: (any Error)?

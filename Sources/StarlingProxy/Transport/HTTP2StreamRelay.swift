@@ -36,15 +36,18 @@ struct HTTP2RelayAnswer: Error {
     var status: Int
     var code: ProxyError.Code
     var message: String
+    /// For a gRPC request: answer with this gRPC status, trailers-only, instead of an HTTP error.
+    var grpcStatus: Int?
 
-    init(_ error: ProxyError) {
-        self.init(status: error.httpStatus, code: error.code, message: error.message)
+    init(_ error: ProxyError, grpcStatus: Int? = nil) {
+        self.init(status: error.httpStatus, code: error.code, message: error.message, grpcStatus: grpcStatus)
     }
 
-    init(status: Int, code: ProxyError.Code, message: String) {
+    init(status: Int, code: ProxyError.Code, message: String, grpcStatus: Int? = nil) {
         self.status = status
         self.code = code
         self.message = message
+        self.grpcStatus = grpcStatus
     }
 }
 
@@ -319,11 +322,18 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
     private func answer(_ answer: HTTP2RelayAnswer) {
         over = true
         client.disarmDeadline()
-        let body = ErrorResponse.body(answer.message)
-        client.write(
-            .headers(
-                .init(headers: ErrorResponse.http2Headers(status: answer.status, code: answer.code, bodyLength: body.readableBytes))))
-        client.write(.data(.init(data: .byteBuffer(body), endStream: true)))
+        let error = ProxyError(answer.code, answer.message)
+        if let grpcStatus = answer.grpcStatus {
+            client.write(ErrorResponse.grpcTrailersOnly(error, status: grpcStatus))
+        } else {
+            let body = ErrorResponse.body(answer.message)
+            client.write(
+                .headers(
+                    .init(
+                        headers: ErrorResponse.http2Headers(
+                            status: answer.status, code: answer.code, bodyLength: body.readableBytes, headerValue: error.headerValue))))
+            client.write(.data(.init(data: .byteBuffer(body), endStream: true)))
+        }
         client.flush()
         endClientStream()
     }

@@ -50,6 +50,10 @@ enum CoreTargets {
                 _ = link.gatewayEndpoints
             }
         case ResourceKind.meshConfig.name: specRoundTrip(resource, as: MeshConfigSpec.self)
+        case ResourceKind.server.name: specRoundTrip(resource, as: ServerSpec.self)
+        case ResourceKind.authorizationPolicy.name: specRoundTrip(resource, as: AuthorizationPolicySpec.self)
+        case ResourceKind.meshTLSAuthentication.name: specRoundTrip(resource, as: MeshTLSAuthenticationSpec.self)
+        case ResourceKind.networkAuthentication.name: specRoundTrip(resource, as: NetworkAuthenticationSpec.self)
         default: break
         }
     }
@@ -114,6 +118,58 @@ enum CoreTargets {
         if let parsed = try? GoDuration.parse(duration) {
             _ = GoDuration.format(parsed)
             _ = try? GoDuration.seconds(duration)
+        }
+    }
+
+    // MARK: - Authorization policy
+
+    /// A caller (identity, cluster, address, method, path: one line each), then YAML resources:
+    /// the Workload among them (or a stand-in) gets its inbound policy compiled from the rest,
+    /// which must survive its JSON form (what the Policy stream carries) unchanged, and decide the
+    /// caller the same way every time, on every port it names.
+    static func authorizationPolicy(_ data: [UInt8]) {
+        var input = FuzzInput(data)
+        let identity = input.line()
+        let cluster = input.line()
+        let address = input.line()
+        let method = input.line()
+        let path = input.line()
+        let resources = (try? ResourceDecoder.decode(input.rest(), source: "fuzz")) ?? []
+        var bundle = InboundPolicyCompiler.NamespaceResources()
+        var workload = Resource(name: "w", namespace: "test", labels: ["app": "w"], spec: WorkloadSpec(address: "127.0.0.1"))
+        for r in resources {
+            switch r.kind {
+            case "Workload": workload = r
+            case "Namespace": bundle.namespace = r
+            case "Server": bundle.servers.append(r)
+            case "AuthorizationPolicy": bundle.authorizationPolicies.append(r)
+            case "MeshTLSAuthentication": bundle.meshTLSAuthentications.append(r)
+            case "NetworkAuthentication": bundle.networkAuthentications.append(r)
+            case "HTTPRoute": bundle.httpRoutes.append(r)
+            default: break
+            }
+        }
+        let (policy, _) = InboundPolicyCompiler(clusterName: "c").compile(workload: workload, in: bundle)
+        guard let json = try? InboundPolicyJSON.encode(policy) else {
+            check(false, "the policy does not encode: \(policy)")
+            return
+        }
+        let decoded = try? InboundPolicyJSON.decode(json)
+        check(decoded == policy, "the policy's JSON does not read back the same: \(String(decoding: json, as: UTF8.self))")
+        let evaluator = InboundPolicyEvaluator(policy)
+        let caller = PolicyCaller(
+            identity: identity.isEmpty ? nil : identity, cluster: cluster.isEmpty ? nil : cluster,
+            address: IPNetwork.parseAddress(address), viaGateway: cluster.hasPrefix("gw-"))
+        let request = InboundPolicyEvaluator.Request(method: method, path: Substring(path), header: { $0 == "x-fuzz" ? path : nil })
+        for port in Set(policy.servers.flatMap(\.ports) + [1]) {
+            for r in [request, nil] {
+                let a = evaluator.decide(port: port, caller: caller, request: r)
+                let b = evaluator.decide(port: port, caller: caller, request: r)
+                check(a == b, "the same call was decided two ways: \(a) and \(b)")
+                check(!a.wouldDeny || a.allowed, "a would-deny decision that denies: \(a)")
+                check(a.allowed || !a.reason.isEmpty, "a denial without a reason: \(a)")
+                check(!(a.allowed && !a.wouldDeny) || !a.policy.isEmpty, "an allowed call without the policy that allowed it: \(a)")
+            }
         }
     }
 

@@ -11,6 +11,7 @@ struct FuzzTarget: Sendable {
         FuzzTarget(name: "resources", summary: "YAML and JSON resources of every kind; encoder round trips", run: CoreTargets.resources),
         FuzzTarget(name: "label-selector", summary: "label selector text and matching", run: CoreTargets.labelSelector),
         FuzzTarget(name: "quantity-duration", summary: "Kubernetes quantities and Go durations", run: CoreTargets.quantityAndDuration),
+        FuzzTarget(name: "authz-policy", summary: "authorization resources compiled into a workload's policy, its JSON, and decisions", run: CoreTargets.authorizationPolicy),
         FuzzTarget(name: "route-match", summary: "HTTPRoute matches: precedence and request matching", run: CoreTargets.routeMatch),
         FuzzTarget(name: "pem", summary: "PEM and DER certificates, private keys, CSRs, trust bundles", run: IdentityTargets.pem),
         FuzzTarget(name: "join-token", summary: "join tokens verified with a fixed key (raw, and claims re-signed)", run: IdentityTargets.joinToken),

@@ -251,11 +251,28 @@ def join_tokens():
     write("join-token", "raw-garbage", b"\x00a.b.c")
 
 
+
+# MARK: authorization policy
+
+AUTHZ_SEEDS = {
+    'namespace-default': 'curl.test.serviceaccount.identity.starling.cluster.local\n\n::ffff:127.0.0.1\nGET\n/\napiVersion: v1\nkind: Namespace\nmetadata: {name: test, annotations: {config.starling.io/default-inbound-policy: cluster-authenticated}}\n---\napiVersion: policy.starling.io/v1beta1\nkind: AuthorizationPolicy\nmetadata: {name: all, namespace: test}\nspec:\n  targetRef: {kind: Namespace, name: test}\n  requiredAuthenticationRefs: [{kind: MeshTLSAuthentication, name: any}]\n---\napiVersion: policy.starling.io/v1beta1\nkind: MeshTLSAuthentication\nmetadata: {name: any, namespace: test}\nspec: {identities: ["*", "*.test.serviceaccount.identity.starling.cluster.local"]}\n',
+    'routes-network': '\nc\n10.1.2.3\nPOST\n/admin/x?y=1\napiVersion: policy.starling.io/v1beta1\nkind: Server\nmetadata: {name: s, namespace: test}\nspec: {podSelector: {}, port: 9898, accessPolicy: audit}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: admin, namespace: test}\nspec:\n  parentRefs: [{group: policy.starling.io, kind: Server, name: s}]\n  rules: [{matches: [{path: {type: PathPrefix, value: /admin}, method: POST, headers: [{name: x-fuzz, value: /admin/x?y=1}]}]}]\n---\napiVersion: policy.starling.io/v1beta1\nkind: NetworkAuthentication\nmetadata: {name: n, namespace: test}\nspec: {networks: [{cidr: 10.0.0.0/8, except: [10.1.0.0/16]}, {cidr: "fd00::/8"}]}\n---\napiVersion: policy.starling.io/v1beta1\nkind: AuthorizationPolicy\nmetadata: {name: r, namespace: test}\nspec:\n  targetRef: {group: gateway.networking.k8s.io, kind: HTTPRoute, name: admin}\n  requiredAuthenticationRefs: [{kind: NetworkAuthentication, name: n}, {kind: ServiceAccount, name: curl}]\n',
+    'server-meshtls': 'frontend.test.serviceaccount.identity.starling.cluster.local\ngw-workload1\n127.0.0.5\nGET\n/api\napiVersion: starling.io/v1alpha1\nkind: Workload\nmetadata: {name: podinfo-1, namespace: test, labels: {app: podinfo}}\nspec: {address: 127.0.0.10, ports: [{name: http, port: 4143, appPort: 9898}]}\n---\napiVersion: policy.starling.io/v1beta1\nkind: Server\nmetadata: {name: podinfo-http, namespace: test}\nspec: {podSelector: {matchLabels: {app: podinfo}}, port: http, proxyProtocol: HTTP/1}\n---\napiVersion: policy.starling.io/v1beta1\nkind: MeshTLSAuthentication\nmetadata: {name: frontend, namespace: test}\nspec: {identityRefs: [{kind: ServiceAccount, name: frontend}, {kind: Namespace, name: prod}], clusters: [workload1]}\n---\napiVersion: policy.starling.io/v1beta1\nkind: AuthorizationPolicy\nmetadata: {name: p, namespace: test}\nspec:\n  targetRef: {group: policy.starling.io, kind: Server, name: podinfo-http}\n  requiredAuthenticationRefs: [{group: policy.starling.io, kind: MeshTLSAuthentication, name: frontend}]\n',
+}
+
+
+def authz_policy():
+    """A caller (identity, cluster, address, method, path), then policy resources."""
+    for name, text in AUTHZ_SEEDS.items():
+        write("authz-policy", name, text)
+
+
 if __name__ == "__main__":
     if os.path.isdir(ROOT):
         shutil.rmtree(ROOT)
     resources()
     text_targets()
+    authz_policy()
     pem_target()
     join_tokens()
     for target in sorted(os.listdir(ROOT)):

@@ -119,6 +119,31 @@ enum ResourceTable {
                 let spec = try? SecretSpec(r)
                 return [r.metadata.name, spec?.type ?? "", "\(spec?.data.count ?? 0)", Age.since(r.metadata.creationTimestamp)]
             })
+        case "Server":
+            return (["NAME", "PORT", "SELECTOR", "PROTOCOL", "ACCESS", "AGE"], { r in
+                let spec = try? ServerSpec(r)
+                return [r.metadata.name, spec.map { "\($0.port)" } ?? "", spec.map { "\($0.podSelector)" } ?? "",
+                        spec?.proxyProtocol ?? "", spec?.accessPolicy.rawValue ?? "", Age.since(r.metadata.creationTimestamp)]
+            })
+        case "AuthorizationPolicy":
+            return (["NAME", "TARGET", "AUTHENTICATIONS", "AGE"], { r in
+                let spec = try? AuthorizationPolicySpec(r)
+                let refs = spec?.requiredAuthenticationRefs.map { "\($0.kind)/\($0.name)" }.joined(separator: ",")
+                return [r.metadata.name, spec.map { "\($0.targetRef.kind)/\($0.targetRef.name)" } ?? "", refs ?? "",
+                        Age.since(r.metadata.creationTimestamp)]
+            })
+        case "MeshTLSAuthentication":
+            return (["NAME", "IDENTITIES", "CLUSTERS", "AGE"], { r in
+                let spec = try? MeshTLSAuthenticationSpec(r)
+                let identities = (spec?.identities ?? []) + (spec?.identityRefs.map { "\($0.kind)/\($0.name)" } ?? [])
+                return [r.metadata.name, identities.joined(separator: ","), spec.map { $0.clusters.isEmpty ? "*" : $0.clusters.joined(separator: ",") } ?? "",
+                        Age.since(r.metadata.creationTimestamp)]
+            })
+        case "NetworkAuthentication":
+            return (["NAME", "NETWORKS", "AGE"], { r in
+                let spec = try? NetworkAuthenticationSpec(r)
+                return [r.metadata.name, spec?.networks.map(\.cidr.description).joined(separator: ",") ?? "", Age.since(r.metadata.creationTimestamp)]
+            })
         default:
             return (["NAME", "AGE"] + (wide ? ["LABELS"] : []), { r in
                 [r.metadata.name, Age.since(r.metadata.creationTimestamp)] + (wide ? [labels(r.metadata.labels)] : [])

@@ -117,7 +117,11 @@ matches "inbound_http_authz_allow_total counts frontend's calls by server and po
   'inbound_http_authz_allow_total\{[^}]*policy="test/podinfo-from-frontend"[^}]*server="test/podinfo-http"[^}]*\} [1-9]|inbound_http_authz_allow_total\{[^}]*server="test/podinfo-http"[^}]*policy="test/podinfo-from-frontend"[^}]*\} [1-9]' "$m"
 matches "inbound_http_authz_deny_total counts curl's" 'inbound_http_authz_deny_total\{[^}]*server="test/podinfo-http"[^}]*\} [1-9]' "$m"
 
-step "3. starling authz and starling check"
+step "3. starling get, starling authz and starling check"
+out=$(S get servers -n test 2>&1)
+matches "get servers: port, selector, protocol and access policy" 'podinfo-http +http +app=podinfo +HTTP/1 +deny' "$out"
+out=$(S get authorizationpolicies -n test 2>&1)
+matches "get authorizationpolicies: target and authentications" 'podinfo-from-frontend +Server/podinfo-http +MeshTLSAuthentication/frontend-only' "$out"
 out=$(S authz "$podinfo_wl" -n test 2>&1)
 matches "authz prints the server, its policy and who it admits" "test/podinfo-http +4143,9898 +\* +test/podinfo-from-frontend +$frontend_id" "$out"
 matches "…what no authorization admits, and the default for other ports" 'accessPolicy: deny +denied' "$out"

@@ -35,9 +35,17 @@ public nonisolated struct Starling_V1_GetInboundPolicy: Sendable {
 
   public var name: String = String()
 
-  /// The labels of a workload that registers none (a gateway): while no Workload of that name
-  /// exists, the Servers whose selector picks these labels apply.
+  /// The labels and ports the workload registers (or, for a gateway, which registers none, the
+  /// labels its Servers select): while no Workload of that name and identity exists — before the
+  /// registration lands, after its lease lapsed — the Servers whose selector picks these labels
+  /// apply, with named ports resolved against these ports.
   public var labels: Dictionary<String,String> = [:]
+
+  public var ports: [Starling_V1_WorkloadPort] = []
+
+  /// Re-opening a lost stream: the version of the last policy applied. The replica first catches
+  /// up to it, so a stream moved to a lagging replica never rolls the policy back.
+  public var resumeVersion: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -75,7 +83,7 @@ fileprivate nonisolated let _protobuf_package = "starling.v1"
 
 nonisolated extension Starling_V1_GetInboundPolicy: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetInboundPolicy"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{1}name\0\u{1}labels\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}namespace\0\u{1}name\0\u{1}labels\0\u{1}ports\0\u{3}resume_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -86,6 +94,8 @@ nonisolated extension Starling_V1_GetInboundPolicy: SwiftProtobuf.Message, Swift
       case 1: try { try decoder.decodeSingularStringField(value: &self.namespace) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.ports) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.resumeVersion) }()
       default: break
       }
     }
@@ -101,6 +111,12 @@ nonisolated extension Starling_V1_GetInboundPolicy: SwiftProtobuf.Message, Swift
     if !self.labels.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 3)
     }
+    if !self.ports.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.ports, fieldNumber: 4)
+    }
+    if self.resumeVersion != 0 {
+      try visitor.visitSingularInt64Field(value: self.resumeVersion, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -108,6 +124,8 @@ nonisolated extension Starling_V1_GetInboundPolicy: SwiftProtobuf.Message, Swift
     if lhs.namespace != rhs.namespace {return false}
     if lhs.name != rhs.name {return false}
     if lhs.labels != rhs.labels {return false}
+    if lhs.ports != rhs.ports {return false}
+    if lhs.resumeVersion != rhs.resumeVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

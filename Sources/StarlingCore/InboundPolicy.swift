@@ -219,6 +219,8 @@ public final class InboundPolicyEvaluator: Sendable {
         serversByPort = byPort
     }
 
+    static let httpProtocols: Set<String> = ["HTTP/1", "HTTP/2", "gRPC"]
+
     /// The Server covering `port`, if any.
     public func server(forPort port: Int) -> InboundPolicy.Server? { serversByPort[port]?.server }
 
@@ -235,6 +237,13 @@ public final class InboundPolicyEvaluator: Sendable {
         }
         var routeName = ""
         var routeAuthorizations: [CompiledAuthorization] = []
+        // A Server that speaks HTTP, or has routes, is decided per request: an opaque
+        // connection would carry requests no route was matched against.
+        if request == nil, !server.routes.isEmpty || Self.httpProtocols.contains(server.server.proxyProtocol) {
+            return AuthorizationDecision(
+                allowed: false, wouldDeny: false, server: server.server.name, route: "", policy: "",
+                reason: "server \(server.server.name) speaks \(server.server.proxyProtocol == "unknown" ? "HTTP (it has routes)" : server.server.proxyProtocol); an opaque connection to it is refused")
+        }
         if !server.routes.isEmpty, let request {
             guard let route = server.route(for: request) else {
                 return AuthorizationDecision(

@@ -16,6 +16,18 @@ public struct InboundPolicyCompiler: Sendable {
         public init(namespace: Resource? = nil) { self.namespace = namespace }
     }
 
+    /// What a proxy says of its workload before (or without) a registration: the labels that
+    /// pick Servers and the ports named ports resolve against.
+    public struct Standin: Sendable, Hashable {
+        public var labels: [String: String]
+        public var ports: [WorkloadPort]
+
+        public init(labels: [String: String] = [:], ports: [WorkloadPort] = []) {
+            self.labels = labels
+            self.ports = ports
+        }
+    }
+
     public var clusterName: String
     public var trustDomain: String
     public var clusterDefault: AccessPolicy?
@@ -60,6 +72,13 @@ public struct InboundPolicyCompiler: Sendable {
             let ports = Self.ports(of: server.port, workload: spec)
             guard !ports.isEmpty else {
                 problems.append(Problem(resource: "Server \(name)", message: "port \(server.port) is not a port of workload \(policy.workload)"))
+                continue
+            }
+            if let taken = policy.servers.first(where: { !Set($0.ports).isDisjoint(with: ports) }) {
+                problems.append(
+                    Problem(
+                        resource: "Server \(name)",
+                        message: "port \(server.port) is already covered by Server \(taken.name) (older, or first by name); this one is ignored"))
                 continue
             }
             var compiled = InboundPolicy.Server(
@@ -130,17 +149,21 @@ public struct InboundPolicyCompiler: Sendable {
                 continue
             }
             var requirements: [InboundPolicy.Requirement] = []
-            var missing: String?
+            var missing: (text: String, namespace: String)?
             for ref in spec.requiredAuthenticationRefs {
                 if let requirement = requirement(ref, namespace: namespace, resources: resources) {
                     requirements.append(requirement)
                 } else {
-                    missing = "\(ref.kind) \(ref.namespace ?? namespace)/\(ref.name)"
+                    missing = ("\(ref.kind) \(ref.namespace ?? namespace)/\(ref.name)", ref.namespace ?? namespace)
                     break
                 }
             }
             if let missing {
-                problems.append(Problem(resource: "AuthorizationPolicy \(name)", message: "\(missing) does not exist; the policy admits nobody until it does"))
+                let reason =
+                    missing.namespace == namespace
+                    ? "\(missing.text) does not exist; the policy admits nobody until it does"
+                    : "\(missing.text) is in another namespace, which is not supported (authentications are read from the policy's own namespace); the policy admits nobody"
+                problems.append(Problem(resource: "AuthorizationPolicy \(name)", message: reason))
                 continue
             }
             result.append(InboundPolicy.Authorization(policy: name, requirements: requirements))

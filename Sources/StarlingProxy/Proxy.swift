@@ -74,7 +74,7 @@ public final class Proxy: Sendable {
     /// (``SidecarRuntime``).
     public func run(gracefulShutdownSignals: [UnixSignal] = []) async throws {
         let c = configuration
-        let runtime = SidecarRuntime(
+        var runtime = SidecarRuntime(
             controller: ControllerAPI(
                 host: c.controllerHost, port: c.controllerPort, certificatePEM: c.controllerCertificatePEM, token: c.token,
                 replicas: c.controllerReplicas),
@@ -86,6 +86,8 @@ public final class Proxy: Sendable {
                     defaultPolicy: c.defaultInboundPolicy ?? .allUnauthenticated,
                     defaultPolicySource: c.defaultInboundPolicy == nil ? .builtIn : .workload),
                 logger: logger))
+        runtime.policyLabels = c.workloadLabels
+        runtime.policyPorts = c.workloadPorts
         let logger = self.logger
         do {
             try await runtime.run(

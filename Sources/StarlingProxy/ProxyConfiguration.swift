@@ -34,6 +34,10 @@ public struct ProxyConfiguration: Sendable {
     /// The workload's own default inbound policy, enforced until the controller's policy
     /// arrives (the controller's answer includes it too, from the registration).
     public var defaultInboundPolicy: AccessPolicy?
+    /// The labels and ports the workload registers with: its Servers apply from the start, even
+    /// before the registration lands.
+    public var workloadLabels: [String: String] = [:]
+    public var workloadPorts: [WorkloadPort] = []
 
     public init(
         controllerHost: String, controllerPort: Int, controllerCertificatePEM: String, token: String,

@@ -33,8 +33,10 @@ public struct SidecarRuntime: Sendable {
     public var policyWorkload: String?
     /// The inbound policy in force; followed on the Policy stream when `policyWorkload` is set.
     public var authorizer: InboundAuthorizer
-    /// Labels that pick Servers while no Workload named `policyWorkload` exists (a gateway).
+    /// The labels and ports that pick Servers while no Workload named `policyWorkload` exists:
+    /// what the workload registers with, or a gateway's, which registers none.
     public var policyLabels: [String: String] = [:]
+    public var policyPorts: [WorkloadPort] = []
 
     public init(
         controller: ControllerAPI, identity: MeshIdentity, adminHost: String, adminPort: Int, logger: Logger,
@@ -61,8 +63,7 @@ public struct SidecarRuntime: Sendable {
         public var authorizer: InboundAuthorizer
     }
 
-    /// How long the listeners wait for the first inbound policy before they serve with the
-    /// initial one.
+    /// How often the wait for the first inbound policy is logged.
     static let firstPolicyWait: Duration = .seconds(5)
 
     /// The admin endpoint could not listen: said at once, not after the wait for a certificate.
@@ -125,7 +126,7 @@ public struct SidecarRuntime: Sendable {
         if let policyWorkload {
             let policy = PolicyClient(
                 controller: controller, namespace: identity.namespace, workload: policyWorkload, labels: policyLabels,
-                authorizer: authorizer, logger: logger)
+                ports: policyPorts, authorizer: authorizer, logger: logger)
             services.append(.init(service: StoppedOnShutdown { try await policy.run() }, serviceName: "policy"))
         }
         services.append(.init(service: listeners, serviceName: "listeners"))
@@ -139,18 +140,17 @@ public struct SidecarRuntime: Sendable {
 }
 
 extension SidecarRuntime {
-    /// Waits (a bounded time) for the controller's inbound policy, so that a workload starts
-    /// with the policy it should have rather than its initial default.
+    /// Waits for the controller's inbound policy before the listeners serve: a workload never
+    /// serves under a policy it was not given (fails closed). Says so every `firstPolicyWait`.
     private func waitForFirstPolicy() async {
         guard policyWorkload != nil else { return }
-        let deadline = ContinuousClock.now + Self.firstPolicyWait
-        while !authorizer.hasReceivedPolicy, ContinuousClock.now < deadline {
+        var next = ContinuousClock.now + Self.firstPolicyWait
+        while !authorizer.hasReceivedPolicy {
             guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return }
-        }
-        if !authorizer.hasReceivedPolicy {
-            logger.warning(
-                "no inbound policy from the controller yet; serving with the initial one until it arrives",
-                metadata: ["default": "\(authorizer.policy.defaultPolicy.rawValue)"])
+            if ContinuousClock.now >= next {
+                logger.warning("no inbound policy from the controller yet; the listeners wait for it")
+                next = ContinuousClock.now + Self.firstPolicyWait
+            }
         }
     }
 }

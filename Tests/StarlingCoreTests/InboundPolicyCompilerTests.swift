@@ -79,8 +79,24 @@ struct InboundPolicyCompilerTests {
         // And it decides as written.
         let e = InboundPolicyEvaluator(policy)
         let frontend = "frontend.test.serviceaccount.identity.starling.cluster.local"
-        #expect(e.decide(port: 9898, caller: .init(identity: frontend, cluster: "workload1", address: nil, viaGateway: true), request: nil).allowed)
-        #expect(!e.decide(port: 9898, caller: .init(identity: frontend, cluster: nil, address: nil), request: nil).allowed)
+        let get = InboundPolicyEvaluator.Request(method: "GET", path: "/", header: { _ in nil })
+        #expect(e.decide(port: 9898, caller: .init(identity: frontend, cluster: "workload1", address: nil, viaGateway: true), request: get).allowed)
+        #expect(!e.decide(port: 9898, caller: .init(identity: frontend, cluster: nil, address: nil), request: get).allowed)
+    }
+
+    @Test func aSecondServerOnTheSamePortIsReportedAndIgnored() throws {
+        let second = Self.server.replacingOccurrences(of: "name: podinfo-http", with: "name: zz-podinfo-again")
+        let (policy, problems) = InboundPolicyCompiler(clusterName: "c").compile(
+            workload: try workload, in: try namespaceResources([Self.server, second]))
+        #expect(policy.servers.map(\.name) == ["test/podinfo-http"])
+        #expect(problems.contains { $0.description.contains("Server test/zz-podinfo-again: port http is already covered by Server test/podinfo-http") })
+    }
+
+    @Test func anAuthenticationInAnotherNamespaceIsReportedAsUnsupported() throws {
+        let policy = Self.policy.replacingOccurrences(of: "name: frontend-west}", with: "name: frontend-west, namespace: other}")
+        let (_, problems) = InboundPolicyCompiler(clusterName: "c").compile(
+            workload: try workload, in: try namespaceResources([Self.server, Self.frontendOnly, policy]))
+        #expect(problems.contains { $0.description.contains("is in another namespace, which is not supported") })
     }
 
     @Test func aServerWhoseSelectorMissesTheWorkloadIsLeftOut() throws {

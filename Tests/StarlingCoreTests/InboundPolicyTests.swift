@@ -171,3 +171,63 @@ struct InboundPolicyMatchingTests {
         #expect(decoded == policy)
     }
 }
+
+/// The path form route authorization matches and forwards.
+struct RequestPathTests {
+    @Test(arguments: [
+        ("/public/../admin", "/admin"),
+        ("//admin", "/admin"),
+        ("/%61dmin", "/admin"),
+        ("/a/./b/", "/a/b/"),
+        ("/a/b/..", "/a/"),
+        ("/..", "/"),
+        ("/../../x", "/x"),
+        ("/%2e%2e/admin", "/admin"),
+        ("/a%2Fb", "/a%2Fb"),
+        ("/a%2fb", "/a%2Fb"),
+        ("/x?y=/../z", "/x?y=/../z"),
+        ("/a//b?q=1", "/a/b?q=1"),
+        ("/%zz", "/%zz"),
+        ("/%4", "/%4"),
+        ("/.well-known/x", "/.well-known/x"),
+        ("*", "*"),
+    ])
+    func normalizes(path: String, expected: String) {
+        #expect(RequestPath.normalized(path) == expected)
+        // Normal form is a fixed point.
+        #expect(RequestPath.normalized(expected) == expected)
+    }
+
+    @Test func theScanFlagsEveryPathThatChanges() {
+        for path in ["/public/../admin", "//admin", "/%61dmin", "/a/./b", "/a/b/.."] {
+            #expect(RequestPath.needsNormalizing(path), "\(path)")
+        }
+        for path in ["/", "/api/users", "/x?y=/../z", "/a-b_c~d"] {
+            #expect(!RequestPath.needsNormalizing(path), "\(path)")
+        }
+    }
+}
+
+struct InboundPolicyOpaqueTests {
+    @Test func anOpaqueConnectionToAServerThatSpeaksHTTPIsRefused() {
+        let allowAll = InboundPolicy.Authorization(policy: "t/any", requirements: [.init(name: "m", identities: ["*"])])
+        for (proto, routes) in [("HTTP/1", [InboundPolicy.Route]()), ("gRPC", []), ("unknown", [InboundPolicy.Route(name: "r")])] {
+            let e = InboundPolicyEvaluator(
+                InboundPolicy(
+                    workload: "t/w", cluster: "c",
+                    servers: [.init(name: "t/s", ports: [80], proxyProtocol: proto, authorizations: [allowAll], routes: routes)]))
+            let caller = PolicyCaller(identity: "a.t.serviceaccount.identity.starling.cluster.local", cluster: nil, address: nil)
+            let tcp = e.decide(port: 80, caller: caller, request: nil)
+            #expect(!tcp.allowed && tcp.reason.contains("an opaque connection to it is refused"), "\(proto)")
+        }
+        let opaque = InboundPolicyEvaluator(
+            InboundPolicy(
+                workload: "t/w", cluster: "c",
+                servers: [
+                    .init(
+                        name: "t/db", ports: [5432], proxyProtocol: "opaque",
+                        authorizations: [.init(policy: "t/any", requirements: [.init(name: "m", identities: ["*"])])])
+                ]))
+        #expect(opaque.decide(port: 5432, caller: .init(identity: "x.t.serviceaccount.identity.starling.cluster.local", cluster: nil, address: nil), request: nil).allowed)
+    }
+}

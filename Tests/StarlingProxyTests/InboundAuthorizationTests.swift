@@ -198,4 +198,45 @@ struct InboundAuthorizationTests {
             #expect(try await get(c, appPort: app.port).status == 200)
         }
     }
+
+    @Test func routesMatchTheNormalizedPathAndTheApplicationGetsIt() async throws {
+        let app = try await startInboundHTTP1App()
+        defer { Task { await app.close() } }
+        let everyone = InboundPolicy.Authorization(policy: "test/everyone", requirements: [.init(name: "m", identities: ["*"])])
+        let admins = InboundPolicy.Authorization(
+            policy: "test/admins", requirements: [.init(name: "m", identities: [MeshIdentity.inboundClient.dnsName])])
+        let policy = InboundPolicy(
+            workload: "test/podinfo-1", cluster: "c",
+            servers: [
+                .init(
+                    name: "test/podinfo-http", ports: [app.port],
+                    routes: [
+                        .init(name: "public", matches: [HTTPRouteMatch(pathType: .prefix, path: "/public")], authorizations: [everyone]),
+                        .init(name: "admin", matches: [HTTPRouteMatch(pathType: .prefix, path: "/admin")], authorizations: [admins]),
+                    ])
+            ])
+        let authorizer = InboundAuthorizer(initial: policy, logger: Logger(label: "t"))
+        let configuration = InboundProxy.Configuration(appPorts: [app.port], defaultAppPort: app.port)
+        try await withInboundProxy(configuration: configuration, tls: serverTLS, authorizer: authorizer) { port in
+            let stranger = try await client(strangerTLS, port: port)
+            defer { Task { await stranger.close() } }
+            func call(_ c: InboundTestClient, _ path: String, method: String = "GET") async throws -> InboundTestResponse {
+                try await c.send(
+                    method: method, path: path, authority: "podinfo.test:\(app.port)",
+                    headers: [("starling-target", "podinfo.test.svc.cluster.local:\(app.port)"), ("starling-orig-proto", "HTTP/1.1")])
+            }
+            #expect(try await call(stranger, "/public/x").status == 200)
+            for sneaky in ["/public/../admin", "//admin", "/%61dmin/x", "/public/%2e%2e/admin"] {
+                let r = try await call(stranger, sneaky)
+                #expect(r.status == 403, "\(sneaky)")
+            }
+            let head = try await call(stranger, "/admin", method: "HEAD")
+            #expect(head.status == 403 && head.body.isEmpty)
+            let admin = try await client(clientTLS, port: port)
+            defer { Task { await admin.close() } }
+            let r = try await call(admin, "/public//x/./y/../z?q=/../a")
+            #expect(r.status == 200)
+            #expect(r.header("echo-path") == "/public/x/z?q=/../a")
+        }
+    }
 }

@@ -151,6 +151,15 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         if let boundService {
             try await requireOnlyService(boundService, picks: m.labels, workload: "\(namespace)/\(m.name)", namespace: namespace)
         }
+        // A workload name belongs to the identity that registered it: another service account of
+        // the namespace must not re-register it (its proxy follows that name's inbound policy).
+        if let existing = try await StoreCall.run("register", { try await store.get(resource.key) }),
+            let owner = (try? WorkloadSpec(existing))?.identity, owner != meshIdentity.dnsName
+        {
+            throw RPCError(
+                code: .permissionDenied,
+                message: "workload \(namespace)/\(m.name) is registered by \(owner); \(meshIdentity) cannot register under its name")
+        }
         var toApply = [resource]
         if try await StoreCall.run("register", { try await store.get(ResourceKey(kind: "Namespace", namespace: nil, name: namespace)) }) == nil {
             toApply.insert(Resource(apiVersion: "v1", kind: "Namespace", metadata: ObjectMeta(name: namespace)), at: 0)

@@ -20,20 +20,35 @@ struct PolicyService: Starling_V1_Policy.ServiceProtocol {
         guard ResourceNames.dns1123LabelProblem(namespace) == nil, name.isEmpty || ResourceNames.dns1123SubdomainProblem(name) == nil else {
             throw RPCError(code: .invalidArgument, message: "expected a workload's namespace and name, got \"\(namespace)/\(name)\"")
         }
+        // Whose policy this is: a workload reads only its own namespace's, and only a Workload its
+        // own identity registered counts as its own.
+        var requester: String?
         switch try auth.authenticate(request.metadata) {
         case .admin: break
-        case .workload(let ns, _, _) where ns == namespace: break
+        case .workload(let ns, let serviceAccount, _) where ns == namespace:
+            requester = MeshIdentity(namespace: ns, serviceAccount: serviceAccount, trustDomain: index.snapshot.trustDomain).dnsName
         case .workload(let ns, _, _):
             throw RPCError(code: .permissionDenied, message: "a workload of namespace \(ns) cannot read the policy of namespace \(namespace)")
         case .link:
             throw RPCError(code: .permissionDenied, message: "a link credential cannot read inbound policy")
         }
+        // A stream re-opened on this replica never answers with a policy older than the one the
+        // proxy applied.
+        if request.message.resumeVersion > 0 {
+            await index.catchUp(to: request.message.resumeVersion, within: DestinationService.catchUpLimit)
+        }
+        let stand = InboundPolicyCompiler.Standin(
+            labels: request.message.labels,
+            ports: request.message.ports.map {
+                WorkloadPort(name: $0.name.isEmpty ? nil : $0.name, port: Int($0.port), appPort: $0.appPort == 0 ? nil : Int($0.appPort))
+            })
         let changes = index.changes()
+        let owner = requester
         return StreamingServerResponse { writer in
             var last: Starling_V1_InboundPolicyUpdate?
             for await _ in changes {
                 let snapshot = index.snapshot
-                var update = snapshot.inboundPolicyUpdate(namespace: namespace, name: name, labels: request.message.labels)
+                var update = snapshot.inboundPolicyUpdate(namespace: namespace, name: name, standin: stand, requester: owner)
                 update.version = last?.version ?? 0
                 // Send only what changed: every store change wakes every stream.
                 if var previous = last {
@@ -64,6 +79,9 @@ extension DestinationIndex.Snapshot {
         return resources
     }
 
+    /// The cluster's trust domain (MeshConfig), `cluster.local` before one is installed.
+    var trustDomain: String { meshConfig.flatMap { try? MeshConfigSpec($0) }?.trustDomain ?? "cluster.local" }
+
     var policyCompiler: InboundPolicyCompiler {
         InboundPolicyCompiler(meshConfig: meshConfig.flatMap { try? MeshConfigSpec($0) })
     }
@@ -71,10 +89,19 @@ extension DestinationIndex.Snapshot {
     /// The policy of workload `namespace/name`, as the Policy stream sends it. A workload not
     /// registered yet gets its namespace's default, so a proxy starting before its registration
     /// lands enforces at least that.
-    func inboundPolicyUpdate(namespace: String, name: String, labels: [String: String] = [:]) -> Starling_V1_InboundPolicyUpdate {
-        let workload = name.isEmpty ? nil : workloads[namespace]?[name]
+    /// - Parameters:
+    ///   - standin: the labels and ports the proxy says its workload has, used while no Workload
+    ///     of that name (registered by `requester`) exists.
+    ///   - requester: the identity asking (nil for an admin): a Workload another identity
+    ///     registered under that name is not its own.
+    func inboundPolicyUpdate(
+        namespace: String, name: String, standin: InboundPolicyCompiler.Standin = .init(), requester: String? = nil
+    ) -> Starling_V1_InboundPolicyUpdate {
+        var workload = name.isEmpty ? nil : workloads[namespace]?[name]
+        if let requester, let found = workload, (try? WorkloadSpec(found))?.identity != requester { workload = nil }
         let placeholder = Resource(
-            name: name.isEmpty ? "unregistered" : name, namespace: namespace, labels: labels, spec: WorkloadSpec(address: "0.0.0.0"))
+            name: name.isEmpty ? "unregistered" : name, namespace: namespace, labels: standin.labels,
+            spec: WorkloadSpec(address: "0.0.0.0", ports: standin.ports))
         let (policy, problems) = policyCompiler.compile(workload: workload ?? placeholder, in: policyResources(namespace: namespace))
         var update = Starling_V1_InboundPolicyUpdate()
         update.policyJson = (try? InboundPolicyJSON.encode(policy)) ?? Data()

@@ -129,7 +129,7 @@ struct GatewayHTTP2Front: HTTP2RelayFront {
                 header: { headers.first(name: $0) }))
         guard decision.allowed else {
             server.record(target: admitted, status: 403, caller: caller, pick: nil)
-            let grpc = headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
+            let grpc = headers.first(name: "content-type")?.hasASCIICaseInsensitivePrefix("application/grpc") ?? false
             done(.failure(HTTP2RelayAnswer(ProxyError(.forbidden, decision.reason), grpcStatus: grpc ? InboundRefusal.permissionDenied : nil)))
             return
         }

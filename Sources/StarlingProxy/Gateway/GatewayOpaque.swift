@@ -33,6 +33,14 @@ struct GatewayOpaque: Sendable {
     func serve(_ client: any Channel, target: String, peer: MeshIdentity, logger: Logger) async {
         var logger = logger
         logger[metadataKey: "target"] = "\(target)"
+        // The gateway's own policy, watched before deciding: a policy change closes the
+        // connection if it no longer allows it, however long it has been open.
+        let caller = PolicyCaller(identity: peer.dnsName, cluster: GatewayHeaders.unknownCluster, address: nil, viaGateway: true)
+        let (authorizer, port) = (self.authorizer, policyPort)
+        let watch = authorizer.watch {
+            if !authorizer.authorizeTCP(port: port, caller: caller, count: false).allowed { client.close(promise: nil) }
+        }
+        defer { authorizer.cancelWatch(watch) }
         do {
             let profile = try await discovery.profile(target)
             if let refusal = GatewayAdmission.check(target: target, profile: profile) {
@@ -42,7 +50,6 @@ struct GatewayOpaque: Sendable {
                 await Self.close(client)
                 return
             }
-            let caller = PolicyCaller(identity: peer.dnsName, cluster: GatewayHeaders.unknownCluster, address: nil, viaGateway: true)
             guard authorizer.authorizeTCP(port: policyPort, caller: caller).allowed else {
                 await Self.close(client)
                 return

@@ -51,6 +51,7 @@ public struct GatewaySidecar: Sendable {
             controller: controller, identity: identity, adminHost: listenHost, adminPort: probePort, logger: logger,
             metrics: metrics, policyWorkload: Self.policyName, authorizer: authorizer)
         runtime.policyLabels = Self.labels
+        runtime.policyPorts = [WorkloadPort(name: "gateway", port: port)]
         let ready = ReadyState()
         let (listenHost, port, clusterName, logger) = (self.listenHost, self.port, self.clusterName, self.logger)
         try await runtime.run(

@@ -86,12 +86,13 @@ final class InboundOpaqueHandler: ChannelInboundHandler, InboundOpaqueAppOwner {
             // Inbound policy decides before anything reaches the application: a refused
             // connection is closed with the bytes it sent unread.
             let port = configuration.appPort(forTarget: authority)
+            // Watched before deciding: a change between the two is not missed.
+            appPort = port
+            watchPolicy(context: context)
             guard authorizer.authorizeTCP(port: port, caller: caller).allowed else {
                 close(context: context)
                 return
             }
-            appPort = port
-            watchPolicy(context: context)
             state = .connecting(pending: buffer.readableBytes > 0 ? buffer : nil, inputClosed: false)
             connect(context: context, authority: authority)
         case .connecting(var pending, let inputClosed):

@@ -169,9 +169,13 @@ extension InboundProxy {
                 var logger = connectionLogger
                 logger[metadataKey: "client_identity"] = "\(peer)"
                 if alpn == MeshHeaders.opaqueALPN {
-                    try configureOpaque(
-                        channel, caller: PolicyCaller(identity: peer.dnsName, cluster: configuration.clusterName, address: clientAddress),
-                        logger: logger)
+                    // Through a gateway, an opaque connection names no original caller: it is the
+                    // gateway's, from a cluster nobody vouched for.
+                    let caller =
+                        peer.isGateway
+                        ? PolicyCaller(identity: peer.dnsName, cluster: GatewayHeaders.unknownCluster, address: clientAddress, viaGateway: true)
+                        : PolicyCaller(identity: peer.dnsName, cluster: configuration.clusterName, address: clientAddress)
+                    try configureOpaque(channel, caller: caller, logger: logger)
                 } else {
                     try configureHTTP2(channel, peer: peer, address: clientAddress, logger: logger)
                 }

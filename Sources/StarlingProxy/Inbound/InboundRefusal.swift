@@ -1,3 +1,4 @@
+import NIOHPACK
 import NIOHTTP2
 
 /// Serves a stream the inbound policy refused: answers `403 Forbidden` (a gRPC request: status 7,
@@ -8,10 +9,13 @@ final class InboundRefusal: HTTP2FrameStreamOwner {
     private let stream: HTTP2FrameStream
     private let error: ProxyError
     private let grpc: Bool
+    /// A HEAD request: the answer has no body.
+    private let head: Bool
     private var recorder: InboundRequestRecorder
     private var answered = false
 
-    init(stream: HTTP2FrameStream, reason: String, grpc: Bool, recorder: InboundRequestRecorder) {
+    init(stream: HTTP2FrameStream, reason: String, grpc: Bool, head: Bool = false, recorder: InboundRequestRecorder) {
+        self.head = head
         self.stream = stream
         self.error = ProxyError(.forbidden, reason)
         self.grpc = grpc
@@ -27,6 +31,12 @@ final class InboundRefusal: HTTP2FrameStreamOwner {
         recorder.responded(status: error.httpStatus)
         if grpc {
             stream.write(ErrorResponse.grpcTrailersOnly(error, status: Self.permissionDenied))
+            stream.flush()
+            if !headers.endStream { stream.reset(.noError) }
+        } else if head {
+            var answer = ErrorResponse.http2Headers(status: error.httpStatus, code: error.code, bodyLength: 0, headerValue: error.headerValue)
+            answer.remove(name: "content-length")
+            stream.write(.headers(.init(headers: answer, endStream: true)))
             stream.flush()
             if !headers.endStream { stream.reset(.noError) }
         } else {

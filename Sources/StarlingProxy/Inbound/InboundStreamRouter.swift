@@ -28,15 +28,26 @@ struct InboundStreamRouter {
         }
         let recorder = InboundRequestRecorder(
             authority: rewrite.authority, client: environment.client, tap: tapRequest(rewrite))
-        // Inbound policy, on every request: a refused one never reaches the application.
-        let requestHeaders = rewrite.headers
+        // Inbound policy, on every request: a refused one never reaches the application. Where
+        // routes authorize, the path is matched, and forwarded, in normal form.
+        if let path = headers.headers.first(name: ":path"),
+            let normalized = environment.authorizer.normalizedPath(path, port: rewrite.appPort)
+        {
+            headers.headers.replaceOrAdd(name: ":path", value: normalized)
+        }
+        let requestHeaders = headers.headers
         let decision = environment.authorizer.authorizeHTTP(
             port: rewrite.appPort, caller: rewrite.caller,
             request: .init(
                 method: requestHeaders.first(name: ":method") ?? "", path: Substring(requestHeaders.first(name: ":path") ?? "/"),
                 header: { requestHeaders.first(name: $0) }))
         guard decision.allowed else {
-            return (InboundRefusal(stream: stream, reason: decision.reason, grpc: rewrite.isGRPC, recorder: recorder), .headers(headers))
+            return (
+                InboundRefusal(
+                    stream: stream, reason: decision.reason, grpc: rewrite.isGRPC, head: requestHeaders.first(name: ":method") == "HEAD",
+                    recorder: recorder),
+                .headers(headers)
+            )
         }
         let forwarder: any HTTP2FrameStreamOwner
         switch rewrite.appProtocol {

@@ -69,6 +69,14 @@ public final class InboundAuthorizer: Sendable {
         _ = state.withLock { $0.watchers.removeValue(forKey: id) }
     }
 
+    /// The path to match and forward when the Server covering `port` authorizes by route and
+    /// `path` is not in normal form (``RequestPath``); nil when it stays as sent.
+    func normalizedPath(_ path: String, port: Int) -> String? {
+        guard RequestPath.needsNormalizing(path), let server = evaluator.server(forPort: port), !server.routes.isEmpty else { return nil }
+        let normalized = RequestPath.normalized(path)
+        return normalized == path ? nil : normalized
+    }
+
     /// Decides one HTTP request, counts and logs it.
     func authorizeHTTP(port: Int, caller: PolicyCaller, request: InboundPolicyEvaluator.Request) -> AuthorizationDecision {
         let decision = evaluator.decide(port: port, caller: caller, request: request)

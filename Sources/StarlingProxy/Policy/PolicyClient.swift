@@ -14,8 +14,10 @@ struct PolicyClient: Sendable {
     /// The registered workload's name; "" for a proxy that registers none (its namespace's
     /// default applies).
     let workload: String
-    /// Labels for the controller to select Servers by while no such Workload exists.
+    /// The labels and ports the workload registers with: the controller selects Servers by them
+    /// while no such Workload exists (before the registration lands, after a lapsed lease).
     var labels: [String: String] = [:]
+    var ports: [WorkloadPort] = []
     let authorizer: InboundAuthorizer
     let logger: Logger
 
@@ -30,12 +32,21 @@ struct PolicyClient: Sendable {
     private func follow(_ client: Starling_V1_Policy.Client<some ClientTransport>) async {
         var backoff = ReconnectBackoff()
         var lost = false
-        let request = Starling_V1_GetInboundPolicy.with {
+        var request = Starling_V1_GetInboundPolicy.with {
             $0.namespace = namespace
             $0.name = workload
             $0.labels = labels
+            $0.ports = ports.map { p in
+                .with {
+                    $0.name = p.name ?? ""
+                    $0.port = UInt32(p.port)
+                    $0.appPort = UInt32(p.appPort ?? 0)
+                }
+            }
         }
+        let applied = AppliedVersion()
         while !Task.isCancelled {
+            request.resumeVersion = applied.version
             var failure: (any Error)?
             var received = 0
             do {
@@ -44,7 +55,7 @@ struct PolicyClient: Sendable {
                     do {
                         for try await update in response.messages {
                             count += 1
-                            apply(update)
+                            apply(update, applied: applied)
                         }
                     } catch {
                         return (count, error)
@@ -55,6 +66,11 @@ struct PolicyClient: Sendable {
                 failure = error
             }
             if Task.isCancelled { return }
+            if let rpc = failure as? RPCError, rpc.code == .unimplemented, !authorizer.hasReceivedPolicy {
+                // A controller from before authorization policy: there is none to follow.
+                logger.warning("the controller has no Policy API; enforcing the initial inbound policy")
+                authorizer.update(authorizer.policy)
+            }
             if received > 0 {
                 backoff.succeeded()
                 if lost {
@@ -80,7 +96,19 @@ struct PolicyClient: Sendable {
         }
     }
 
-    private func apply(_ update: Starling_V1_InboundPolicyUpdate) {
+    /// The store version of the policy applied last (what a re-opened stream resumes from).
+    private final class AppliedVersion: @unchecked Sendable {
+        // Only the follow loop's task reads and writes it, one stream at a time.
+        var version: Int64 = 0
+    }
+
+    private func apply(_ update: Starling_V1_InboundPolicyUpdate, applied: AppliedVersion) {
+        // Never roll back: a stream moved to a replica that has not caught up yet may answer
+        // with an older policy first.
+        guard update.version >= applied.version else {
+            logger.debug("ignored an older inbound policy", metadata: ["version": "\(update.version)", "applied": "\(applied.version)"])
+            return
+        }
         let policy: InboundPolicy
         do {
             policy = try InboundPolicyJSON.decode(update.policyJson)
@@ -93,5 +121,6 @@ struct PolicyClient: Sendable {
             logger.debug("inbound policy problem", metadata: ["problem": "\(problem)"])
         }
         authorizer.update(policy)
+        applied.version = update.version
     }
 }

@@ -49,7 +49,12 @@ struct PolicyChecks {
             }
         }
         if warnings.isEmpty {
-            return [.ok("authorization policy: \(servers) server\(servers == 1 ? "" : "s"), each reached by a policy", "policy")]
+            return [
+                .ok(
+                    servers == 0
+                        ? "authorization policy: no Servers (every port follows the default inbound policy)"
+                        : "authorization policy: \(servers) Server\(servers == 1 ? "" : "s"), each reached by a policy", "policy")
+            ]
         }
         return warnings
     }

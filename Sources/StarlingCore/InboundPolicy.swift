@@ -240,8 +240,9 @@ public final class InboundPolicyEvaluator: Sendable {
         // A Server that speaks HTTP, or has routes, is decided per request: an opaque
         // connection would carry requests no route was matched against.
         if request == nil, !server.routes.isEmpty || Self.httpProtocols.contains(server.server.proxyProtocol) {
+            let audit = server.server.accessPolicy == .audit
             return AuthorizationDecision(
-                allowed: false, wouldDeny: false, server: server.server.name, route: "", policy: "",
+                allowed: audit, wouldDeny: audit, server: server.server.name, route: "", policy: audit ? "server:audit" : "",
                 reason: "server \(server.server.name) speaks \(server.server.proxyProtocol == "unknown" ? "HTTP (it has routes)" : server.server.proxyProtocol); an opaque connection to it is refused")
         }
         if !server.routes.isEmpty, let request {

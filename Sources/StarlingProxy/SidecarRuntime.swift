@@ -115,7 +115,7 @@ public struct SidecarRuntime: Sendable {
             }
         ) {
             let tls = try await identityClient.waitUntilReady(timeout: .seconds(60))
-            await waitForFirstPolicy()
+            try await waitForFirstPolicy()
             try await serve(Services(tls: tls, discovery: discovery, picker: picker, tap: tap, authorizer: authorizer))
         }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
@@ -142,11 +142,11 @@ public struct SidecarRuntime: Sendable {
 extension SidecarRuntime {
     /// Waits for the controller's inbound policy before the listeners serve: a workload never
     /// serves under a policy it was not given (fails closed). Says so every `firstPolicyWait`.
-    private func waitForFirstPolicy() async {
+    private func waitForFirstPolicy() async throws {
         guard policyWorkload != nil else { return }
         var next = ContinuousClock.now + Self.firstPolicyWait
         while !authorizer.hasReceivedPolicy {
-            guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return }
+            try await Task.sleep(for: .milliseconds(20))
             if ContinuousClock.now >= next {
                 logger.warning("no inbound policy from the controller yet; the listeners wait for it")
                 next = ContinuousClock.now + Self.firstPolicyWait

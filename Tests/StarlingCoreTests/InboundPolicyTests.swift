@@ -220,6 +220,10 @@ struct InboundPolicyOpaqueTests {
             let tcp = e.decide(port: 80, caller: caller, request: nil)
             #expect(!tcp.allowed && tcp.reason.contains("an opaque connection to it is refused"), "\(proto)")
         }
+        let audited = InboundPolicyEvaluator(
+            InboundPolicy(workload: "t/w", cluster: "c", servers: [.init(name: "t/s", ports: [80], proxyProtocol: "HTTP/1", accessPolicy: .audit)]))
+        let a = audited.decide(port: 80, caller: .init(identity: nil, cluster: nil, address: nil), request: nil)
+        #expect(a.allowed && a.wouldDeny)
         let opaque = InboundPolicyEvaluator(
             InboundPolicy(
                 workload: "t/w", cluster: "c",

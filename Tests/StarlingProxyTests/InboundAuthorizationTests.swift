@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOHPACK
 import StarlingCore
 import StarlingProxy
 import StarlingTLS
@@ -237,6 +238,37 @@ struct InboundAuthorizationTests {
             let r = try await call(admin, "/public//x/./y/../z?q=/../a")
             #expect(r.status == 200)
             #expect(r.header("echo-path") == "/public/x/z?q=/../a")
+        }
+    }
+
+    /// A gRPC request whose path is normalized still goes out as valid HTTP/2 (pseudo-headers
+    /// first) and is answered.
+    @Test func aNormalizedGRPCPathStillReachesTheApplication() async throws {
+        let app = try await startInboundH2CApp()
+        defer { Task { await app.close() } }
+        let everyone = InboundPolicy.Authorization(policy: "test/everyone", requirements: [.init(name: "m", identities: ["*"])])
+        let policy = InboundPolicy(
+            workload: "test/greeter-1", cluster: "c",
+            servers: [
+                .init(
+                    name: "test/greeter", ports: [app.port], proxyProtocol: "gRPC",
+                    routes: [.init(name: "svc", matches: [HTTPRouteMatch(pathType: .prefix, path: "/pkg.Service")], authorizations: [everyone])])
+            ])
+        let authorizer = InboundAuthorizer(initial: policy, logger: Logger(label: "t"))
+        let configuration = InboundProxy.Configuration(appPorts: [app.port], defaultAppPort: app.port)
+        try await withInboundProxy(configuration: configuration, tls: serverTLS, authorizer: authorizer) { port in
+            let c = try await client(clientTLS, port: port)
+            defer { Task { await c.close() } }
+            let response = try await c.send(
+                method: "POST", path: "/pkg.Service//./Method", authority: "grpc.test:\(app.port)",
+                headers: [
+                    ("content-type", "application/grpc"), ("te", "trailers"),
+                    ("starling-target", "grpc.test.svc.cluster.local:\(app.port)"),
+                ],
+                body: "message")
+            #expect(response.status == 200)
+            #expect(response.trailers?.first(name: "grpc-status") == "0", "\(response.headers)")
+            #expect(response.body == "message")
         }
     }
 }

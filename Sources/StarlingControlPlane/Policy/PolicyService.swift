@@ -98,7 +98,10 @@ extension DestinationIndex.Snapshot {
         namespace: String, name: String, standin: InboundPolicyCompiler.Standin = .init(), requester: String? = nil
     ) -> Starling_V1_InboundPolicyUpdate {
         var workload = name.isEmpty ? nil : workloads[namespace]?[name]
-        if let requester, let found = workload, (try? WorkloadSpec(found))?.identity != requester { workload = nil }
+        // A Workload applied without an identity belongs to nobody in particular: it counts.
+        if let requester, let found = workload, let owner = (try? WorkloadSpec(found))?.identity, owner != requester {
+            workload = nil
+        }
         let placeholder = Resource(
             name: name.isEmpty ? "unregistered" : name, namespace: namespace, labels: standin.labels,
             spec: WorkloadSpec(address: "0.0.0.0", ports: standin.ports))

@@ -121,12 +121,15 @@ struct GatewayHTTP2Front: HTTP2RelayFront {
             admitted = target
         }
         // The gateway's own policy: who, from which cluster (as the calling proxy names it), may cross.
-        let decision = server.authorizer.authorizeHTTP(
+        var headers = headers
+        let requestHeaders = headers
+        let (decision, normalizedPath) = server.authorizer.authorizeHTTP(
             port: server.policyPort,
             caller: PolicyCaller(identity: peer.dnsName, cluster: caller.cluster, address: nil, viaGateway: true),
-            request: .init(
-                method: headers.first(name: ":method") ?? "", path: Substring(headers.first(name: ":path") ?? "/"),
-                header: { headers.first(name: $0) }))
+            method: requestHeaders.first(name: ":method") ?? "", path: requestHeaders.first(name: ":path") ?? "/",
+            header: { requestHeaders.first(name: $0) })
+        // Forwarded in the form the gateway's routes matched.
+        if let normalizedPath { headers = requestHeaders.replacingPath(with: normalizedPath) }
         guard decision.allowed else {
             server.record(target: admitted, status: 403, caller: caller, pick: nil)
             let grpc = headers.first(name: "content-type")?.hasASCIICaseInsensitivePrefix("application/grpc") ?? false

@@ -38,7 +38,15 @@ struct GatewayOpaque: Sendable {
         let caller = PolicyCaller(identity: peer.dnsName, cluster: GatewayHeaders.unknownCluster, address: nil, viaGateway: true)
         let (authorizer, port) = (self.authorizer, policyPort)
         let watch = authorizer.watch {
-            if !authorizer.authorizeTCP(port: port, caller: caller, count: false).allowed { client.close(promise: nil) }
+            guard !authorizer.authorizeTCP(port: port, caller: caller, count: false).allowed else { return }
+            // Closed the way `close(_:)` does, at once: with half-closure on, the TLS handler
+            // would wait for the caller's close_notify and keep passing its bytes on meanwhile.
+            client.eventLoop.execute {
+                try? client.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: false)
+                try? client.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+                client.read()
+                client.close(promise: nil)
+            }
         }
         defer { authorizer.cancelWatch(watch) }
         do {

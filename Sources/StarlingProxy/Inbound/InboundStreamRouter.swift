@@ -30,17 +30,11 @@ struct InboundStreamRouter {
             authority: rewrite.authority, client: environment.client, tap: tapRequest(rewrite))
         // Inbound policy, on every request: a refused one never reaches the application. Where
         // routes authorize, the path is matched, and forwarded, in normal form.
-        if let path = headers.headers.first(name: ":path"),
-            let normalized = environment.authorizer.normalizedPath(path, port: rewrite.appPort)
-        {
-            headers.headers.replaceOrAdd(name: ":path", value: normalized)
-        }
         let requestHeaders = headers.headers
-        let decision = environment.authorizer.authorizeHTTP(
-            port: rewrite.appPort, caller: rewrite.caller,
-            request: .init(
-                method: requestHeaders.first(name: ":method") ?? "", path: Substring(requestHeaders.first(name: ":path") ?? "/"),
-                header: { requestHeaders.first(name: $0) }))
+        let (decision, normalizedPath) = environment.authorizer.authorizeHTTP(
+            port: rewrite.appPort, caller: rewrite.caller, method: requestHeaders.first(name: ":method") ?? "",
+            path: requestHeaders.first(name: ":path") ?? "/", header: { requestHeaders.first(name: $0) })
+        if let normalizedPath { headers.headers = requestHeaders.replacingPath(with: normalizedPath) }
         guard decision.allowed else {
             return (
                 InboundRefusal(
@@ -72,6 +66,19 @@ struct InboundStreamRouter {
             sourceCluster: environment.client.isGateway
                 ? headers.first(name: GatewayHeaders.clientCluster) : environment.configuration.clusterName,
             destination: environment.localIdentity, destinationCluster: environment.configuration.clusterName)
+    }
+}
+
+extension HPACKHeaders {
+    /// The same headers with `:path` replaced where it stands: pseudo-headers must stay first
+    /// (NIOHPACK's `replaceOrAdd` moves the field to the end).
+    func replacingPath(with path: String) -> HPACKHeaders {
+        var out = HPACKHeaders()
+        out.reserveCapacity(count)
+        for field in self {
+            out.add(name: field.name, value: field.name == ":path" ? path : field.value, indexing: field.indexable)
+        }
+        return out
     }
 }
 

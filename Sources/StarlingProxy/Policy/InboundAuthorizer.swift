@@ -69,19 +69,23 @@ public final class InboundAuthorizer: Sendable {
         _ = state.withLock { $0.watchers.removeValue(forKey: id) }
     }
 
-    /// The path to match and forward when the Server covering `port` authorizes by route and
-    /// `path` is not in normal form (``RequestPath``); nil when it stays as sent.
-    func normalizedPath(_ path: String, port: Int) -> String? {
-        guard RequestPath.needsNormalizing(path), let server = evaluator.server(forPort: port), !server.routes.isEmpty else { return nil }
-        let normalized = RequestPath.normalized(path)
-        return normalized == path ? nil : normalized
-    }
-
-    /// Decides one HTTP request, counts and logs it.
-    func authorizeHTTP(port: Int, caller: PolicyCaller, request: InboundPolicyEvaluator.Request) -> AuthorizationDecision {
+    /// Decides one HTTP request, counts and logs it. Where the Server covering `port`
+    /// authorizes by route, a path not in normal form (``RequestPath``) is matched in normal
+    /// form, returned as `path` for the request to go on with; nil when it stays as sent. One
+    /// read of the policy decides both.
+    func authorizeHTTP(
+        port: Int, caller: PolicyCaller, method: String, path: String, header: @escaping (String) -> String?
+    ) -> (decision: AuthorizationDecision, path: String?) {
+        let evaluator = self.evaluator
+        var normalized: String?
+        if RequestPath.needsNormalizing(path), let server = evaluator.server(forPort: port), !server.routes.isEmpty {
+            let candidate = RequestPath.normalized(path)
+            if candidate != path { normalized = candidate }
+        }
+        let request = InboundPolicyEvaluator.Request(method: method, path: Substring(normalized ?? path), header: header)
         let decision = evaluator.decide(port: port, caller: caller, request: request)
         record(decision, protocol: .http, caller: caller, port: port)
-        return decision
+        return (decision, normalized)
     }
 
     /// Decides one opaque TCP connection, counts and logs it. `count: false` re-checks an open

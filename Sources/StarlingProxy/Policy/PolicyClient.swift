@@ -103,11 +103,14 @@ struct PolicyClient: Sendable {
     }
 
     private func apply(_ update: Starling_V1_InboundPolicyUpdate, applied: AppliedVersion) {
-        // Never roll back: a stream moved to a replica that has not caught up yet may answer
-        // with an older policy first.
-        guard update.version >= applied.version else {
-            logger.debug("ignored an older inbound policy", metadata: ["version": "\(update.version)", "applied": "\(applied.version)"])
-            return
+        // A re-opened stream's replica first catches up to the version applied (the request
+        // names it), so an older version means a replica that could not within its limit, or a
+        // store that was reset; either way it is what the cluster has now, and refusing it could
+        // freeze the proxy on a policy nobody holds any more.
+        if update.version < applied.version {
+            logger.notice(
+                "the controller answered with an older inbound policy version; applying it",
+                metadata: ["version": "\(update.version)", "applied": "\(applied.version)"])
         }
         let policy: InboundPolicy
         do {

@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import Logging
 import StarlingAPI
+import StarlingCore
 import StarlingProxy
 import SwiftProtobuf
 
@@ -10,6 +11,13 @@ import SwiftProtobuf
 /// registering again when the controller has forgotten it (a restart), riding out controller
 /// outages.
 enum Registration {
+    /// The ports a workload registers (its proxy sends the same to the Policy API before the
+    /// registration lands): the inbound port carrying the application's, named `http`; none for
+    /// a client only.
+    static func ports(inboundPort: Int, appPort: Int?) -> [WorkloadPort] {
+        appPort.map { [WorkloadPort(name: "http", port: inboundPort, appPort: $0)] } ?? []
+    }
+
     static func keepRegistered(
         _ context: ResolvedContext, name: String, address: String, inboundPort: Int, appPort: Int?, adminPort: Int,
         labels: [String: String], defaultInboundPolicy: String? = nil, logger: Logger,
@@ -21,8 +29,12 @@ enum Registration {
         request.adminPort = UInt32(adminPort)
         // Without an application port the workload is a client only: listed (scraped, tapped),
         // never an endpoint of a service.
-        if let appPort {
-            request.ports = [.with { $0.name = "http"; $0.port = UInt32(inboundPort); $0.appPort = UInt32(appPort) }]
+        request.ports = ports(inboundPort: inboundPort, appPort: appPort).map { p in
+            .with {
+                $0.name = p.name ?? ""
+                $0.port = UInt32(p.port)
+                $0.appPort = UInt32(p.appPort ?? 0)
+            }
         }
         request.labels = labels
         request.defaultInboundPolicy = defaultInboundPolicy ?? ""

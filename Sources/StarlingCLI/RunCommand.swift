@@ -128,7 +128,7 @@ struct RunCommand: AsyncParsableCommand {
         proxyConfiguration.workloadName = name
         // What Registration will register: the Servers that select it apply from the start.
         proxyConfiguration.workloadLabels = ["app": app]
-        if let port { proxyConfiguration.workloadPorts = [WorkloadPort(name: "http", port: proxyPorts.inbound, appPort: port)] }
+        proxyConfiguration.workloadPorts = Registration.ports(inboundPort: proxyPorts.inbound, appPort: port)
         proxyConfiguration.defaultInboundPolicy = defaultInboundPolicy.flatMap(AccessPolicy.parse)
         let proxy = Proxy(configuration: proxyConfiguration, logger: Logger(label: "starling.proxy"), metrics: metrics)
         let proxyURL = "http://\(workloadAddress):\(proxyPorts.outbound)"

@@ -24,14 +24,6 @@ public enum IdentityPattern: Sendable, Hashable {
         if let problem = ResourceNames.dns1123SubdomainProblem(name) { return problem }
         return nil
     }
-
-    public var text: String {
-        switch self {
-        case .any: "*"
-        case .suffix(let s): "*" + s
-        case .exact(let s): s
-        }
-    }
 }
 
 /// The inbound authorization of one workload, as the controller computes it from Servers,
@@ -195,6 +187,9 @@ public struct AuthorizationDecision: Sendable, Hashable {
 public final class InboundPolicyEvaluator: Sendable {
     public let policy: InboundPolicy
     private let serversByPort: [Int: CompiledServer]
+    /// `default:POLICY`, the server and policy label of a port no Server covers (spelled once:
+    /// it labels every such request).
+    private let defaultName: String
 
     /// A request's method, path and header lookup, for route matching.
     public struct Request {
@@ -217,6 +212,7 @@ public final class InboundPolicyEvaluator: Sendable {
             for port in server.ports where byPort[port] == nil { byPort[port] = compiled }
         }
         serversByPort = byPort
+        defaultName = "default:\(policy.defaultPolicy.rawValue)"
     }
 
     static let httpProtocols: Set<String> = ["HTTP/1", "HTTP/2", "gRPC"]
@@ -230,9 +226,8 @@ public final class InboundPolicyEvaluator: Sendable {
         // A caller no gateway vouched for is from this cluster.
         if caller.cluster == nil, !caller.viaGateway, !policy.cluster.isEmpty { caller.cluster = policy.cluster }
         guard let server = serversByPort[port] else {
-            let name = "default:\(policy.defaultPolicy.rawValue)"
             return access(
-                policy.defaultPolicy, caller: caller, server: name, route: "", label: name,
+                policy.defaultPolicy, caller: caller, server: defaultName, route: "", label: defaultName,
                 denial: "the default inbound policy is \(policy.defaultPolicy.rawValue)")
         }
         var routeName = ""
@@ -265,14 +260,19 @@ public final class InboundPolicyEvaluator: Sendable {
                 reason: "")
         }
         let access = server.server.accessPolicy
-        let who = caller.identity.map { "\($0)\(caller.cluster.map { " of cluster \($0)" } ?? "")" } ?? "an unauthenticated caller"
         return self.access(
-            access, caller: caller, server: server.server.name, route: routeName, label: "server:\(access.rawValue)",
-            denial: "no authorization of server \(server.server.name)\(routeName.isEmpty ? "" : " route \(routeName)") admits \(who)")
+            access, caller: caller, server: server.server.name, route: routeName, label: server.accessLabel,
+            denial: "no authorization of server \(server.server.name)\(routeName.isEmpty ? "" : " route \(routeName)") admits \(Self.describe(caller))")
     }
 
+    private static func describe(_ caller: PolicyCaller) -> String {
+        caller.identity.map { "\($0)\(caller.cluster.map { " of cluster \($0)" } ?? "")" } ?? "an unauthenticated caller"
+    }
+
+    /// `denial` is spelled only for a call that is denied or audited: this runs on every request.
     private func access(
-        _ access: AccessPolicy, caller: PolicyCaller, server: String, route: String, label: String, denial: String
+        _ access: AccessPolicy, caller: PolicyCaller, server: String, route: String, label: String,
+        denial: @autoclosure () -> String
     ) -> AuthorizationDecision {
         let allowed: Bool
         switch access {
@@ -287,12 +287,14 @@ public final class InboundPolicyEvaluator: Sendable {
         let wouldDeny = access == .audit
         return AuthorizationDecision(
             allowed: allowed, wouldDeny: wouldDeny, server: server, route: route, policy: label,
-            reason: allowed && !wouldDeny ? "" : denial)
+            reason: allowed && !wouldDeny ? "" : denial())
     }
 }
 
 private struct CompiledServer: Sendable {
     let server: InboundPolicy.Server
+    /// `server:ACCESS_POLICY`, the policy label of calls no authorization admits.
+    let accessLabel: String
     let authorizations: [CompiledAuthorization]
     /// Every route's matches, most specific first.
     let matchOrder: [(match: HTTPRouteMatch, route: CompiledRoute)]
@@ -300,6 +302,7 @@ private struct CompiledServer: Sendable {
 
     init(_ server: InboundPolicy.Server) {
         self.server = server
+        self.accessLabel = "server:\(server.accessPolicy.rawValue)"
         self.authorizations = server.authorizations.map(CompiledAuthorization.init)
         var order: [(match: HTTPRouteMatch, route: CompiledRoute)] = []
         for route in server.routes {

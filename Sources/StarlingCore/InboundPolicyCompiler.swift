@@ -84,22 +84,18 @@ public struct InboundPolicyCompiler: Sendable {
             var compiled = InboundPolicy.Server(
                 name: name, ports: ports, proxyProtocol: server.proxyProtocol, accessPolicy: server.accessPolicy)
             compiled.authorizations = authorizations(
-                targeting: { ref in
-                    (ref.kind == "Server" && ref.name == resource.metadata.name && (ref.namespace ?? namespace) == namespace)
-                        || (ref.kind == "Namespace" && ref.name == namespace)
-                }, namespace: namespace, resources: resources, problems: &problems)
+                targeting: { Self.targetsServer($0, server: resource.metadata.name, namespace: namespace) },
+                namespace: namespace, resources: resources, problems: &problems)
             for routeResource in resources.httpRoutes.sorted(by: Self.byAge) {
                 guard let route = try? HTTPRouteSpec(routeResource),
-                    route.parentRefs.contains(where: {
-                        $0.kind == "Server" && $0.name == resource.metadata.name && ($0.namespace ?? namespace) == namespace
-                    })
+                    Self.isRoute(route, ofServer: resource.metadata.name, namespace: namespace)
                 else { continue }
                 let routeName = routeResource.metadata.name
                 compiled.routes.append(
                     InboundPolicy.Route(
                         name: routeName, matches: route.rules.flatMap(\.requestMatches),
                         authorizations: authorizations(
-                            targeting: { $0.kind == "HTTPRoute" && $0.name == routeName && ($0.namespace ?? namespace) == namespace },
+                            targeting: { Self.targetsRoute($0, route: routeName, namespace: namespace) },
                             namespace: namespace, resources: resources, problems: &problems)))
             }
             if compiled.authorizations.isEmpty, compiled.routes.allSatisfy(\.authorizations.isEmpty),
@@ -111,6 +107,25 @@ public struct InboundPolicyCompiler: Sendable {
             policy.servers.append(compiled)
         }
         return (policy, problems)
+    }
+
+    // MARK: - What targets what (the compiler and `starling check` read it the same way)
+
+    /// An AuthorizationPolicy's target covers every route of Server `server`: the Server itself,
+    /// or its namespace.
+    public static func targetsServer(_ ref: PolicyReference, server: String, namespace: String) -> Bool {
+        (ref.kind == "Server" && ref.name == server && (ref.namespace ?? namespace) == namespace)
+            || (ref.kind == "Namespace" && ref.name == namespace)
+    }
+
+    /// An AuthorizationPolicy's target is HTTPRoute `route` of `namespace`.
+    public static func targetsRoute(_ ref: PolicyReference, route: String, namespace: String) -> Bool {
+        ref.kind == "HTTPRoute" && ref.name == route && (ref.namespace ?? namespace) == namespace
+    }
+
+    /// The HTTPRoute is a route of Server `server` (one of its parents).
+    public static func isRoute(_ route: HTTPRouteSpec, ofServer server: String, namespace: String) -> Bool {
+        route.parentRefs.contains { $0.kind == "Server" && $0.name == server && ($0.namespace ?? namespace) == namespace }
     }
 
     /// The workload's annotation, else its namespace's, else the cluster's, else all-unauthenticated.

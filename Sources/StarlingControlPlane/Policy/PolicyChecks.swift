@@ -16,18 +16,15 @@ struct PolicyChecks {
         for namespace in snapshot.policy.keys.sorted() {
             let resources = snapshot.policyResources(namespace: namespace)
             let policies = resources.authorizationPolicies.compactMap { try? AuthorizationPolicySpec($0) }
-            let routesByServer = resources.httpRoutes.compactMap { r in
-                (try? HTTPRouteSpec(r)).map { (r.metadata.name, $0) }
-            }
+            let routes = resources.httpRoutes.compactMap { r in (try? HTTPRouteSpec(r)).map { (name: r.metadata.name, spec: $0) } }
             for server in resources.servers.sorted(by: { $0.metadata.name < $1.metadata.name }) {
                 servers += 1
                 guard let spec = try? ServerSpec(server), spec.accessPolicy == .deny else { continue }
                 let name = server.metadata.name
-                let routes = Set(routesByServer.filter { $0.1.parentRefs.contains { $0.kind == "Server" && $0.name == name } }.map(\.0))
+                let ownRoutes = routes.filter { InboundPolicyCompiler.isRoute($0.spec, ofServer: name, namespace: namespace) }
                 let reached = policies.contains { p in
-                    let t = p.targetRef
-                    return (t.kind == "Server" && t.name == name) || (t.kind == "Namespace" && t.name == namespace)
-                        || (t.kind == "HTTPRoute" && routes.contains(t.name))
+                    InboundPolicyCompiler.targetsServer(p.targetRef, server: name, namespace: namespace)
+                        || ownRoutes.contains { InboundPolicyCompiler.targetsRoute(p.targetRef, route: $0.name, namespace: namespace) }
                 }
                 if !reached {
                     warnings.append(

@@ -45,21 +45,16 @@ struct PolicyService: Starling_V1_Policy.ServiceProtocol {
         let changes = index.changes()
         let owner = requester
         return StreamingServerResponse { writer in
-            var last: Starling_V1_InboundPolicyUpdate?
+            // What was sent last, without its version: every store change wakes every stream,
+            // and only a change of the policy itself is sent.
+            var lastSent: Starling_V1_InboundPolicyUpdate?
             for await _ in changes {
                 let snapshot = index.snapshot
                 var update = snapshot.inboundPolicyUpdate(namespace: namespace, name: name, standin: stand, requester: owner)
-                update.version = last?.version ?? 0
-                // Send only what changed: every store change wakes every stream.
-                if var previous = last {
-                    previous.version = 0
-                    var candidate = update
-                    candidate.version = 0
-                    if previous == candidate { continue }
-                }
+                if update == lastSent { continue }
+                lastSent = update
                 update.version = snapshot.version
                 try await writer.write(update)
-                last = update
             }
             return [:]
         }

@@ -47,6 +47,9 @@ enum ErrorResponse {
 
     /// A gRPC answer in trailers-only form (one HEADERS frame with END_STREAM): HTTP 200, the
     /// gRPC status and message, and `starling-error`. gRPC clients read the status from it.
+    /// gRPC's PERMISSION_DENIED, the status of a refusal by policy.
+    static let grpcPermissionDenied = 7
+
     static func grpcTrailersOnly(_ error: ProxyError, status: Int) -> HTTP2Frame.FramePayload {
         let headers: HPACKHeaders = [
             ":status": "200",

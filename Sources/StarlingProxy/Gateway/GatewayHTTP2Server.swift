@@ -133,7 +133,7 @@ struct GatewayHTTP2Front: HTTP2RelayFront {
         guard decision.allowed else {
             server.record(target: admitted, status: 403, caller: caller, pick: nil)
             let grpc = headers.first(name: "content-type")?.hasASCIICaseInsensitivePrefix("application/grpc") ?? false
-            done(.failure(HTTP2RelayAnswer(ProxyError(.forbidden, decision.reason), grpcStatus: grpc ? InboundRefusal.permissionDenied : nil)))
+            done(.failure(HTTP2RelayAnswer(ProxyError(.forbidden, decision.reason), grpcStatus: grpc ? ErrorResponse.grpcPermissionDenied : nil)))
             return
         }
         let request = Request(target: admitted, caller: caller, headers: headers)

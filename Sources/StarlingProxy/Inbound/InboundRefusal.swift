@@ -22,15 +22,12 @@ final class InboundRefusal: HTTP2FrameStreamOwner {
         self.recorder = recorder
     }
 
-    /// gRPC's PERMISSION_DENIED.
-    static let permissionDenied = 7
-
     func streamReceived(_ payload: HTTP2Frame.FramePayload) {
         guard !answered, case .headers(let headers) = payload else { return }
         answered = true
         recorder.responded(status: error.httpStatus)
         if grpc {
-            stream.write(ErrorResponse.grpcTrailersOnly(error, status: Self.permissionDenied))
+            stream.write(ErrorResponse.grpcTrailersOnly(error, status: ErrorResponse.grpcPermissionDenied))
             stream.flush()
             if !headers.endStream { stream.reset(.noError) }
         } else if head {

@@ -8,9 +8,10 @@ import SwiftProtobuf
 import Testing
 
 /// What each credential can do, attempt by attempt, with the gRPC status each refusal gets:
-/// a link credential reads exported services and renews itself, nothing else; a join token bound
-/// to a service registers no workload another service selects; one identity's CSR flood is
-/// rate limited.
+/// a link credential reads exported services and renews itself, nothing else; a join token
+/// heartbeats and deregisters only workloads its identity registered; a join token bound to a
+/// service registers, keeps or removes no workload another service selects; one identity's CSR
+/// flood is rate limited.
 @Suite(.timeLimit(.minutes(1)))
 struct CredentialScopeTests {
     /// A link credential made the way `multicluster link` makes it.
@@ -186,6 +187,101 @@ struct CredentialScopeTests {
             try await register(controller, token: unbound, name: "any-1", app: "podinfo")
             let any1 = try await controller.withClients { api in try await api.get("Workload", "any-1", namespace: "test") }
             #expect(any1 != nil)
+        }
+    }
+
+    /// Heartbeat and deregister with `token`; each must be refused with PERMISSION_DENIED and a
+    /// message naming `reason`.
+    private func expectRefusedToTouch(
+        _ controller: TestController, token: String, name: String, reason: String
+    ) async throws {
+        try await controller.withClients(.token(token)) { api in
+            let beat = await #expect(throws: RPCError.self) {
+                _ = try await api.mesh.heartbeat(.with { $0.namespace = "test"; $0.name = name })
+            }
+            #expect(beat?.code == .permissionDenied)
+            #expect(beat?.message.contains(reason) == true, "heartbeat: \(beat?.message ?? "")")
+            let gone = await #expect(throws: RPCError.self) {
+                _ = try await api.mesh.deregister(.with { $0.namespace = "test"; $0.name = name })
+            }
+            #expect(gone?.code == .permissionDenied)
+            #expect(gone?.message.contains(reason) == true, "deregister: \(gone?.message ?? "")")
+        }
+    }
+
+    @Test func aJoinTokenHeartbeatsAndDeregistersOnlyWorkloadsOfItsOwnIdentity() async throws {
+        try await withController { controller in
+            _ = try await controller.withClients { api in
+                try await api.apply([
+                    TestResources.namespace("test"),
+                    // Applied by an administrator: no identity claimed.
+                    Resource(
+                        name: "applied-1", namespace: "test", labels: ["app": "batch"],
+                        spec: WorkloadSpec(address: "127.0.0.11", ports: [WorkloadPort(name: "http", port: 4143, appPort: 8080)])),
+                ])
+            }
+            let podinfo = try await controller.joinToken(namespace: "test", serviceAccount: "podinfo")
+            let mallory = try await controller.joinToken(namespace: "test", serviceAccount: "mallory")
+            try await register(controller, token: podinfo, name: "podinfo-1", app: "podinfo")
+
+            // Another service account of the namespace can neither keep it alive nor take it away.
+            try await expectRefusedToTouch(controller, token: mallory, name: "podinfo-1", reason: "is registered by podinfo.test.serviceaccount")
+            // Nor a workload an administrator applied.
+            try await expectRefusedToTouch(controller, token: mallory, name: "applied-1", reason: "starling delete workload applied-1")
+            let (kept, applied) = try await controller.withClients { api in
+                (try await api.get("Workload", "podinfo-1", namespace: "test"), try await api.get("Workload", "applied-1", namespace: "test"))
+            }
+            #expect(kept != nil)
+            #expect(applied != nil)
+
+            // A name nobody registered is unknown, so its proxy registers again.
+            let nobody = try await controller.withClients(.token(mallory)) { api in
+                try await api.mesh.heartbeat(.with { $0.namespace = "test"; $0.name = "nobody-1" })
+            }
+            #expect(!nobody.known)
+            // The owner's token does both.
+            let known = try await controller.withClients(.token(podinfo)) { api in
+                let answer = try await api.mesh.heartbeat(.with { $0.namespace = "test"; $0.name = "podinfo-1" })
+                _ = try await api.mesh.deregister(.with { $0.namespace = "test"; $0.name = "podinfo-1" })
+                return answer.known
+            }
+            #expect(known)
+            let removed = try await controller.withClients { api in try await api.get("Workload", "podinfo-1", namespace: "test") }
+            #expect(removed == nil)
+        }
+    }
+
+    @Test func aTokenBoundToAServiceCannotTouchOrRelabelAWorkloadOfAnotherService() async throws {
+        try await withController { controller in
+            _ = try await controller.withClients { api in
+                try await api.apply([TestResources.namespace("test"), TestResources.service("podinfo"), TestResources.service("web")])
+            }
+            // One service account runs both services; each proxy has a token bound to its service.
+            let (podinfo, web) = try await controller.withClients(.admin) { api in
+                let podinfo = try await api.mesh.createToken(.with { $0.namespace = "test"; $0.serviceAccount = "default"; $0.service = "podinfo" })
+                let web = try await api.mesh.createToken(.with { $0.namespace = "test"; $0.serviceAccount = "default"; $0.service = "web" })
+                return (podinfo.token, web.token)
+            }
+            try await register(controller, token: podinfo, name: "podinfo-1", app: "podinfo")
+
+            try await expectRefusedToTouch(controller, token: web, name: "podinfo-1", reason: "picked by service podinfo")
+            // Re-registering the name with web's labels would take podinfo's endpoint away.
+            let relabel = await #expect(throws: RPCError.self) {
+                try await register(controller, token: web, name: "podinfo-1", app: "web")
+            }
+            #expect(relabel?.code == .permissionDenied)
+            #expect(relabel?.message.contains("cannot re-register that workload") == true, "\(relabel?.message ?? "")")
+            let kept = try await controller.withClients { api in try await api.get("Workload", "podinfo-1", namespace: "test") }
+            #expect(kept?.metadata.labels["app"] == "podinfo")
+
+            // Its own workloads are its to keep and remove.
+            try await register(controller, token: web, name: "web-1", app: "web")
+            let webKnown = try await controller.withClients(.token(web)) { api in
+                let answer = try await api.mesh.heartbeat(.with { $0.namespace = "test"; $0.name = "web-1" })
+                _ = try await api.mesh.deregister(.with { $0.namespace = "test"; $0.name = "web-1" })
+                return answer.known
+            }
+            #expect(webKnown)
         }
     }
 

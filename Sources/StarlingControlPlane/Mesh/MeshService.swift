@@ -148,17 +148,22 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         } catch {
             throw RPCError(code: .invalidArgument, message: "workload \(namespace)/\(m.name): \(error.description)")
         }
-        if let boundService {
-            try await requireOnlyService(boundService, picks: m.labels, workload: "\(namespace)/\(m.name)", namespace: namespace)
-        }
+        let existing = try await StoreCall.run("register", { try await store.get(resource.key) })
         // A workload name belongs to the identity that registered it: another service account of
         // the namespace must not re-register it (its proxy follows that name's inbound policy).
-        if let existing = try await StoreCall.run("register", { try await store.get(resource.key) }),
-            let owner = (try? WorkloadSpec(existing))?.identity, owner != meshIdentity.dnsName
-        {
+        if let existing, let owner = (try? WorkloadSpec(existing))?.identity, owner != meshIdentity.dnsName {
             throw RPCError(
                 code: .permissionDenied,
                 message: "workload \(namespace)/\(m.name) is registered by \(owner); \(meshIdentity) cannot register under its name")
+        }
+        if let boundService {
+            try await requireOnlyService(boundService, picks: m.labels, workload: "\(namespace)/\(m.name)", namespace: namespace, action: "register")
+            // Nor may it relabel a workload of its identity that serves another service away from it.
+            if let existing {
+                try await requireOnlyService(
+                    boundService, picks: existing.metadata.labels, workload: "\(namespace)/\(m.name)", namespace: namespace,
+                    action: "re-register")
+            }
         }
         var toApply = [resource]
         if try await StoreCall.run("register", { try await store.get(ResourceKey(kind: "Namespace", namespace: nil, name: namespace)) }) == nil {
@@ -179,8 +184,10 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     /// selects: it would receive that service's traffic. An alias is the exception: a service
     /// whose selector is part of the bound service's own (`{app: web}` beside web's
     /// `{app: web, tier: front}`) already routes to every workload of the bound service.
-    private func requireOnlyService(_ service: String, picks labels: [String: String], workload: String, namespace: String) async throws {
-        let services = try await StoreCall.run("register") { try await store.list(kind: "Service", namespace: namespace, selector: nil) }
+    private func requireOnlyService(
+        _ service: String, picks labels: [String: String], workload: String, namespace: String, action: String
+    ) async throws {
+        let services = try await StoreCall.run(action) { try await store.list(kind: "Service", namespace: namespace, selector: nil) }
         let bound = services.first { $0.metadata.name == service }
             .flatMap { try? ServiceSpec($0).effectiveSelector(serviceName: service) }
         let others = services.filter { resource in
@@ -191,19 +198,23 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
             return !alias
         }.map(\.metadata.name).sorted()
         guard others.isEmpty else {
-            logger.warning("register refused: labels picked by another service", metadata: [
+            logger.warning("\(action) refused: labels picked by another service", metadata: [
                 "workload": "\(workload)", "token-service": "\(service)", "picked-by": "\(others.joined(separator: ","))",
             ])
+            let pickedBy = "service\(others.count == 1 ? "" : "s") \(others.joined(separator: ", ")) of namespace \(namespace)"
+            let hint = action == "register"
+                ? "register with labels only \(service) selects, or use a token for that service"
+                : "it cannot \(action) that workload; use a token for that service"
             throw RPCError(
                 code: .permissionDenied,
-                message: "the join token is bound to service \(service), but the labels of workload \(workload) are picked by service\(others.count == 1 ? "" : "s") \(others.joined(separator: ", ")) of namespace \(namespace); register with labels only \(service) selects, or use a token for that service")
+                message: "the join token is bound to service \(service), but the labels of workload \(workload) are picked by \(pickedBy); \(hint)")
         }
     }
 
     func heartbeat(
         request: ServerRequest<Starling_V1_HeartbeatRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_HeartbeatResponse> {
-        let key = try workloadKey(request.metadata, request.message.namespace, request.message.name)
+        let key = try await ownedWorkloadKey(request.metadata, request.message.namespace, request.message.name, action: "heartbeat")
         var response = Starling_V1_HeartbeatResponse()
         response.known = try await StoreCall.run("heartbeat") { try await leases.heartbeat(key) }
         let m = request.message
@@ -216,7 +227,7 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     func deregister(
         request: ServerRequest<Starling_V1_DeregisterRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_DeregisterResponse> {
-        let key = try workloadKey(request.metadata, request.message.namespace, request.message.name)
+        let key = try await ownedWorkloadKey(request.metadata, request.message.namespace, request.message.name, action: "deregister")
         try await StoreCall.run("deregister") { try await leases.release(key) }
         reports.forget(key)
         if try await StoreCall.run("deregister", { try await store.delete(key) }) != nil {
@@ -225,18 +236,40 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         return ServerResponse(message: Starling_V1_DeregisterResponse())
     }
 
-    /// A workload may only heartbeat or deregister workloads of its own namespace.
-    private func workloadKey(_ metadata: Metadata, _ namespace: String, _ name: String) throws(RPCError) -> ResourceKey {
+    /// A join token heartbeats or deregisters only a workload it could register: one of its own
+    /// namespace, registered by its own identity and, for a token bound to a service, one no
+    /// other service selects. Otherwise any token of the namespace could take another service's
+    /// endpoints away (deregister) or keep its dead ones in rotation (heartbeat). A workload that
+    /// does not exist passes: a heartbeat for it answers "unknown" and the proxy registers again.
+    private func ownedWorkloadKey(_ metadata: Metadata, _ namespace: String, _ name: String, action: String) async throws -> ResourceKey {
+        let key = ResourceKey(kind: "Workload", namespace: namespace, name: name)
         switch try auth.authenticate(metadata) {
         case .admin:
-            return ResourceKey(kind: "Workload", namespace: namespace, name: name)
-        case .workload(let ns, _, _):
+            return key
+        case .link:
+            throw RPCError(code: .permissionDenied, message: "a link credential cannot act on workloads")
+        case .workload(let ns, let serviceAccount, let boundService):
             guard ns == namespace else {
                 throw RPCError(code: .permissionDenied, message: "a join token for namespace \(ns) cannot act on workloads in \(namespace)")
             }
-            return ResourceKey(kind: "Workload", namespace: namespace, name: name)
-        case .link:
-            throw RPCError(code: .permissionDenied, message: "a link credential cannot act on workloads")
+            guard let existing = try await StoreCall.run(action, { try await store.get(key) }) else { return key }
+            let trustDomain = identity.configuration?.trustDomain ?? "cluster.local"
+            let caller = MeshIdentity(namespace: ns, serviceAccount: serviceAccount, trustDomain: trustDomain)
+            guard let owner = (try? WorkloadSpec(existing))?.identity, owner == caller.dnsName else {
+                let owner = (try? WorkloadSpec(existing))?.identity
+                logger.warning("\(action) refused: workload of another identity", metadata: [
+                    "workload": "\(key)", "caller": "\(caller)", "owner": "\(owner ?? "none (applied)")",
+                ])
+                throw RPCError(
+                    code: .permissionDenied,
+                    message: owner.map { "workload \(namespace)/\(name) is registered by \($0); \(caller) cannot \(action) it" }
+                        ?? "workload \(namespace)/\(name) was applied, not registered by a proxy; \(caller) cannot \(action) it (an administrator removes it with `starling delete workload \(name) -n \(namespace)`)")
+            }
+            if let boundService {
+                try await requireOnlyService(
+                    boundService, picks: existing.metadata.labels, workload: "\(namespace)/\(name)", namespace: namespace, action: action)
+            }
+            return key
         }
     }
 

@@ -65,8 +65,10 @@ final class DemoRunner: @unchecked Sendable {
     let executable: String
     let directory: String
     let environment: [String: String]
-    /// Where the interactive demo serves `starling dashboard`.
-    static let dashboardPort = 50750
+    /// Where the interactive demo serves `starling dashboard`: below Linux's ephemeral range
+    /// (32768–60999), where an outgoing connection of the demo's own processes can hold the
+    /// dashboard's default 50750 when it starts.
+    static let dashboardPort = 30750
     /// `viz install` ran in both clusters (Prometheus is installed).
     private(set) var vizInstalled = false
 

@@ -5,12 +5,16 @@ import StarlingCore
 import SwiftProtobuf
 
 /// The PromQL behind `viz stat`: per group, the request rate, the share that did not fail
-/// (no 5xx), latency percentiles from the histogram, and open TCP connections.
+/// (no 5xx, no gRPC status but OK), latency percentiles from the histogram, and open TCP connections.
 enum VizQueries {
     static let requests = "starling_proxy_requests_total"
     static let latency = "starling_proxy_response_latency_seconds_bucket"
     static let tcpOpen = "starling_proxy_tcp_open_total"
     static let tcpClose = "starling_proxy_tcp_close_total"
+
+    /// The matchers of a request that succeeded: no 5xx and, for a gRPC call, status OK (its
+    /// failures answer HTTP 200; other requests have no `grpc_status`, which matches "").
+    static let successful = #"status_code!~"5..",grpc_status=~"|0""#
 
     /// True for a Prometheus duration: digits and a unit (`30s`, `1m`, `2h`).
     static func isDuration(_ text: String) -> Bool {
@@ -50,7 +54,7 @@ enum VizQueries {
         // One expression, so both rates come from the same evaluation (a group with no success
         // at all has no series on the left: `or` gives it 0).
         async let success = VizPrometheus.query(
-            "(sum by (\(key)) (rate(\(requests){\(matching("status_code!~\"5..\""))}[\(window)])) or \(all) * 0) / \(all)",
+            "(sum by (\(key)) (rate(\(requests){\(matching(successful))}[\(window)])) or \(all) * 0) / \(all)",
             at: prometheus)
         func quantile(_ q: String) async throws -> [VizPrometheus.Sample] {
             try await VizPrometheus.query(

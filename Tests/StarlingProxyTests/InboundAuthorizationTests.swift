@@ -134,7 +134,8 @@ struct InboundAuthorizationTests {
             async let exchange = inboundRawExchange(
                 port: port, tls: { try tls.makeClientHandler(expecting: .inboundServer, alpn: [MeshHeaders.opaqueALPN]) },
                 send: payload, timeout: .seconds(8))
-            try await Task.sleep(for: .milliseconds(500))
+            // Long enough for the echo to come back first on a loaded machine (500 ms was not, once).
+            try await Task.sleep(for: .milliseconds(1500))
             let changed = ContinuousClock.now
             authorizer.update(Self.policy(port: appPort, identities: ["nobody.test.serviceaccount.identity.starling.cluster.local"]))
             let (bytes, closed) = try await exchange

@@ -138,6 +138,13 @@ matches "the server's trailing metadata reaches the client" "greeter-trailer': '
 matches "the server logged starling-client-id metadata" "starling-client-id=$curl_id" "$(cat greeter.log)"
 out=$(timeout 30 python3 "$dp/greeter.py" call --target "$caddr:4140" --authority greeter.test:50051 --name missing --expect-code NOT_FOUND 2>&1)
 matches "a NOT_FOUND status from the server stays NOT_FOUND end to end" "^status=NOT_FOUND details='no greeting for missing'" "$out"
+# Both proxies count each call with its gRPC status (HTTP says 200 for both), so viz sees the failure.
+gaddr=$(address_of greeter.log)
+grpc_counted() { curl -s -m 5 "http://$1:4191/metrics" | grep -E "^starling_proxy_requests_total\{[^}]*direction=\"$2\"[^}]*grpc_status=\"$3\"[^}]*\} [1-9]" | grep -q "$4"; }
+for code in 0 5; do
+  eventually "the caller's outbound counts a call with grpc_status=\"$code\"" 10 grpc_counted "$caddr" outbound "$code" 'target_service="greeter'
+  eventually "greeter's inbound counts a call with grpc_status=\"$code\"" 10 grpc_counted "$gaddr" inbound "$code" 'status_code="200"'
+done
 
 step "3. psql through an opaque TCP binding"
 if [ -z "${pgdir:-}" ]; then

@@ -74,9 +74,12 @@ struct GatewayHTTP2Server: Sendable {
     /// was named by the caller alone: the metrics count it as `unknown` (a bounded label), the
     /// tap shows it as sent.
     fileprivate func record(
-        target: String, status: Int, caller: GatewayCaller, pick: Pick?, latency: Duration? = nil, nameUnknown: Bool = false
+        target: String, status: Int, caller: GatewayCaller, pick: Pick?, latency: Duration? = nil, grpcStatus: Int? = nil,
+        nameUnknown: Bool = false
     ) {
-        GatewayMetrics.request(target: nameUnknown ? OutboundMetrics.unknown : target, status: status, caller: caller, latency: latency)
+        GatewayMetrics.request(
+            target: nameUnknown ? OutboundMetrics.unknown : target, status: status, grpcStatus: grpcStatus, caller: caller,
+            latency: latency)
         guard let request = caller.tapped else { return }
         tap.publish {
             TapEvent(
@@ -131,9 +134,10 @@ struct GatewayHTTP2Front: HTTP2RelayFront {
         // Forwarded in the form the gateway's routes matched.
         if let normalizedPath { headers = requestHeaders.replacingPath(with: normalizedPath) }
         guard decision.allowed else {
-            server.record(target: admitted, status: 403, caller: caller, pick: nil)
-            let grpc = headers.first(name: "content-type")?.hasASCIICaseInsensitivePrefix("application/grpc") ?? false
-            done(.failure(HTTP2RelayAnswer(ProxyError(.forbidden, decision.reason), grpcStatus: grpc ? ErrorResponse.grpcPermissionDenied : nil)))
+            // Counted as it goes out: a gRPC call gets a trailers-only PERMISSION_DENIED.
+            let grpcStatus = GRPCStatus.isCall(headers) ? ErrorResponse.grpcPermissionDenied : nil
+            server.record(target: admitted, status: grpcStatus == nil ? 403 : 200, caller: caller, pick: nil, grpcStatus: grpcStatus)
+            done(.failure(HTTP2RelayAnswer(ProxyError(.forbidden, decision.reason), grpcStatus: grpcStatus)))
             return
         }
         let request = Request(target: admitted, caller: caller, headers: headers)
@@ -178,8 +182,9 @@ struct GatewayHTTP2Front: HTTP2RelayFront {
         GatewayHTTP2Server.forwardedHeaders(request.headers, peer: request.caller.identity)
     }
 
-    func responded(_ request: Request, pick: Pick, status: Int, latency: Duration) {
-        server.record(target: request.target, status: status, caller: request.caller, pick: pick, latency: latency)
+    func responded(_ request: Request, pick: Pick, status: Int, latency: Duration, grpcStatus: Int?) {
+        server.record(
+            target: request.target, status: status, caller: request.caller, pick: pick, latency: latency, grpcStatus: grpcStatus)
         if logger.logLevel <= .debug {
             logger.debug(
                 "forwarded through the gateway",

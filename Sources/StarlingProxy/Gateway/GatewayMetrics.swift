@@ -13,6 +13,7 @@ enum GatewayMetrics {
     private struct RequestKey: Hashable, Sendable {
         var target: String
         var status: Int
+        var grpcStatus: Int?
         var identity: MeshIdentity
         var cluster: String
     }
@@ -30,15 +31,16 @@ enum GatewayMetrics {
 
     /// One HTTP response sent back through the gateway (the workload's or the gateway's own);
     /// `latency` when the workload answered.
-    static func request(target: String, status: Int, caller: GatewayCaller, latency: Duration? = nil) {
-        let key = RequestKey(target: target, status: status, identity: caller.identity, cluster: caller.cluster)
+    /// `grpcStatus`: a gRPC call's status (``GRPCStatus``), nil for other requests.
+    static func request(target: String, status: Int, grpcStatus: Int? = nil, caller: GatewayCaller, latency: Duration? = nil) {
+        let key = RequestKey(target: target, status: status, grpcStatus: grpcStatus, identity: caller.identity, cluster: caller.cluster)
         requestCounters.handle(key) {
             Counter(
                 label: requestsTotal,
                 dimensions: [
                     ("target", key.target), ("status_code", String(key.status)), ("client_identity", key.identity.dnsName),
                     ("client_cluster", key.cluster),
-                ])
+                ] + (key.grpcStatus.map { [("grpc_status", String($0))] } ?? []))
         }.increment()
         if let latency {
             let key = LatencyKey(target: target, status: status, cluster: caller.cluster)

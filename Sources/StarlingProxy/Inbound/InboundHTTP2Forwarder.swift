@@ -131,16 +131,18 @@ final class InboundHTTP2Forwarder: HTTP2FrameStreamOwner, InboundHTTP2AppOwner {
     func appReceived(_ payload: HTTP2Frame.FramePayload) {
         guard case .forwarding = state, Self.isRelayed(payload) else { return }
         // Interim (1xx) responses are relayed as they are; the final status is the one recorded.
+        let ends = Self.endsStream(payload)
         if case .headers(let headers) = payload, !responseStarted,
             let status = headers.headers.first(name: ":status").flatMap(Int.init), status >= 200
         {
             responseStarted = true
-            recorder.responded(status: status)
+            recorder.responseHead(status: status, last: ends ? payload : nil)
         }
-        guard Self.endsStream(payload) else {
+        guard ends else {
             stream.write(payload)
             return
         }
+        recorder.responseEnded(last: payload)
         // The last frame may close the stream as it is written, and with it this exchange
         // (no read-complete follows): it goes out at once.
         responseEnded = true
@@ -175,6 +177,7 @@ final class InboundHTTP2Forwarder: HTTP2FrameStreamOwner, InboundHTTP2AppOwner {
             return
         }
         if responseStarted {
+            recorder.responseEnded(last: nil)
             stream.reset(.cancel)
         } else {
             let reason = error.map { "\($0)" } ?? "the application reset the stream"

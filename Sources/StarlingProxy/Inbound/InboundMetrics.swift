@@ -17,6 +17,7 @@ enum InboundMetrics {
     private struct ResponseKey: Hashable, Sendable {
         var authority: String
         var status: Int
+        var grpcStatus: Int?
         var client: MeshIdentity
     }
 
@@ -30,16 +31,17 @@ enum InboundMetrics {
     /// has latencies for the requests it selects.
     private static let latencyTimers = MetricHandleCache<LatencyKey, Metrics.Timer>()
 
-    /// One HTTP response (or proxy-generated error response) sent back to a caller.
-    static func recordResponse(authority: String, status: Int, client: MeshIdentity, latency: Duration) {
+    /// One HTTP response (or proxy-generated error response) sent back to a caller;
+    /// `grpcStatus`: a gRPC call's status (``GRPCStatus``), nil for other requests.
+    static func recordResponse(authority: String, status: Int, grpcStatus: Int? = nil, client: MeshIdentity, latency: Duration) {
         guard RequestMetricsSwitch.isEnabled else { return }
-        responseCounters.handle(ResponseKey(authority: authority, status: status, client: client)) {
+        responseCounters.handle(ResponseKey(authority: authority, status: status, grpcStatus: grpcStatus, client: client)) {
             Counter(
                 label: requestsTotal,
                 dimensions: [
                     direction, ("authority", authority), ("status_code", String(status)), ("tls", "true"),
                     ("client_identity", client.dnsName),
-                ])
+                ] + (grpcStatus.map { [("grpc_status", String($0))] } ?? []))
         }.increment()
         latencyTimers.handle(LatencyKey(authority: authority, client: client)) {
             Metrics.Timer(

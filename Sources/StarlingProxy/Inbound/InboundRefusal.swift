@@ -25,7 +25,12 @@ final class InboundRefusal: HTTP2FrameStreamOwner {
     func streamReceived(_ payload: HTTP2Frame.FramePayload) {
         guard !answered, case .headers(let headers) = payload else { return }
         answered = true
-        recorder.responded(status: error.httpStatus)
+        // Counted as it goes out: a gRPC call gets a trailers-only PERMISSION_DENIED.
+        if grpc {
+            recorder.responded(status: 200, grpcStatus: ErrorResponse.grpcPermissionDenied)
+        } else {
+            recorder.responded(status: error.httpStatus)
+        }
         if grpc {
             stream.write(ErrorResponse.grpcTrailersOnly(error, status: ErrorResponse.grpcPermissionDenied))
             stream.flush()

@@ -27,7 +27,7 @@ struct InboundStreamRouter {
             logger[metadataKey: "app_port"] = "\(rewrite.appPort)"
         }
         let recorder = InboundRequestRecorder(
-            authority: rewrite.authority, client: environment.client, tap: tapRequest(rewrite))
+            authority: rewrite.authority, client: environment.client, isGRPCCall: rewrite.isGRPC, tap: tapRequest(rewrite))
         // Inbound policy, on every request: a refused one never reaches the application. Where
         // routes authorize, the path is matched, and forwarded, in normal form.
         let requestHeaders = headers.headers

@@ -56,14 +56,16 @@ struct OutboundForwarder: Sendable {
         }
     }
 
-    func record(_ request: OutboundRequest, pick: Pick?, status: Int, latency: Duration?, nameUnknown: Bool = false) {
+    func record(
+        _ request: OutboundRequest, pick: Pick?, status: Int, latency: Duration?, grpcStatus: Int? = nil, nameUnknown: Bool = false
+    ) {
         OutboundMetrics.record(
             OutboundMetrics.Request(
                 authority: nameUnknown ? OutboundMetrics.unknown : request.authority,
                 targetService: pick?.backend ?? (nameUnknown ? OutboundMetrics.unknown : request.routingAuthority),
                 backend: pick?.backend, service: pick?.service, split: pick?.split ?? false,
                 route: RequestMetricsSwitch.isEnabled ? pick.flatMap { Self.route(of: request, in: $0.routes) } : nil,
-                statusCode: status,
+                statusCode: status, grpcStatus: grpcStatus,
                 tls: pick?.endpoint.identity != nil, peerIdentity: pick?.endpoint.identity),
             latency: latency)
         tap.publish {

@@ -79,8 +79,8 @@ struct OutboundHTTP2Front: HTTP2RelayFront {
         forwarder.meshHeaders(for: request, pick: pick)
     }
 
-    func responded(_ request: OutboundRequest, pick: Pick, status: Int, latency: Duration) {
-        forwarder.record(request, pick: pick, status: status, latency: latency)
+    func responded(_ request: OutboundRequest, pick: Pick, status: Int, latency: Duration, grpcStatus: Int?) {
+        forwarder.record(request, pick: pick, status: status, latency: latency, grpcStatus: grpcStatus)
         if logger.logLevel <= .debug {
             logger.debug(
                 "forwarded",

@@ -31,6 +31,8 @@ enum OutboundMetrics {
         /// The HTTPRoute the request matched (`route`), when its service has routes.
         var route: String? = nil
         var statusCode: Int
+        /// A gRPC call's status (``GRPCStatus``); nil for other requests.
+        var grpcStatus: Int? = nil
         var tls: Bool
         /// Spelled out (`dnsName`) only when the counter is made.
         var peerIdentity: MeshIdentity?
@@ -71,6 +73,7 @@ enum OutboundMetrics {
             ]
             if let backend = request.backend { dimensions.append(("backend", backend)) }
             if let route = request.route { dimensions.append(("route", route)) }
+            if let grpcStatus = request.grpcStatus { dimensions.append(("grpc_status", String(grpcStatus))) }
             dimensions += serviceDimensions(service: request.service, split: request.split, targetService: request.targetService)
             return Counter(label: requestsTotal, dimensions: dimensions)
         }.increment()

@@ -23,8 +23,9 @@ protocol HTTP2RelayFront: Sendable {
         _ done: @escaping (Result<(Request, authority: String), HTTP2RelayAnswer>) -> Void)
     /// The headers the peer's stream opens with.
     func peerHeaders(for request: Request, pick: Pick) -> HPACKHeaders
-    /// The peer's response went to the client in full.
-    func responded(_ request: Request, pick: Pick, status: Int, latency: Duration)
+    /// The peer's response went to the client in full; `grpcStatus` for a gRPC call's 200
+    /// response (``GRPCStatus/ofResponse(httpStatus:ending:)``).
+    func responded(_ request: Request, pick: Pick, status: Int, latency: Duration, grpcStatus: Int?)
     /// The relay answers `error` itself: log and count it.
     func failed(_ request: Request, error: ProxyError, pick: Pick?)
     /// The response broke off after its head went out: log it.
@@ -95,6 +96,8 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
     private var peer: (any UpstreamStream)?
     /// The relay answered the stream itself, or the client went away before admission completed.
     private var over = false
+    /// The request is a gRPC call: its response's `grpc-status` is counted.
+    private var isGRPCCall = false
 
     init(client: HTTP2FrameStream, environment: Environment) {
         self.client = client
@@ -175,6 +178,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
     private func start(_ requestHeaders: HPACKHeaders, endStream: Bool) {
         var headers = requestHeaders
         HopByHopHeaders.remove(from: &headers)
+        isGRPCCall = GRPCStatus.isCall(headers)
         exchange = UpstreamExchange(
             authority: nil, method: HTTPMethod(rawValue: headers.first(name: ":method") ?? ""), hasBody: !endStream,
             requestEnded: endStream)
@@ -300,7 +304,9 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
         // write closes the client's stream on the way, and that close is not the client going away.
         client.write(last)
         client.disarmDeadline()
-        environment.front.responded(request, pick: pick, status: status, latency: latency)
+        environment.front.responded(
+            request, pick: pick, status: status, latency: latency,
+            grpcStatus: isGRPCCall ? GRPCStatus.ofResponse(httpStatus: status, ending: last) : nil)
         // The peer stream tells the relay no more (not even the end of this read): the
         // response's last frames are flushed now.
         client.flush()

@@ -5,9 +5,13 @@
 # .build/release.
 #
 #   scripts/release-build.sh [PRODUCT...]      (default: starling)
+#   STARLING_RELEASE_SCRATCH=DIR ...           build in DIR instead of .build (binaries in
+#                                              DIR/release): a build directory of its own, so it
+#                                              can run beside a debug build (SwiftPM locks each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- starling
+scratch=${STARLING_RELEASE_SCRATCH:-.build}
 for product in "$@"; do
-  swift build -c release --static-swift-stdlib --product "$product"
+  swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product "$product"
 done

@@ -6,24 +6,40 @@
 # matplotlib, PostgreSQL, chromium, prometheus, iproute2 + nftables (.ci/run installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build --build-tests
-# The PostgreSQL store's tests run against a real server (Debian's package), started here.
-pgtest=$(mktemp -d /tmp/starling-pgtest.XXXXXX)
-trap 'scripts/postgres-test-server.sh stop "$pgtest/server"; rm -rf "$pgtest"' EXIT
-STARLING_TEST_POSTGRES_URL=$(scripts/postgres-test-server.sh start "$pgtest/server" 25432)
-export STARLING_TEST_POSTGRES_URL
-# Serially: the suite is fast (under a minute) and its real-socket tests keep their time bounds
-# on a loaded 2-core machine.
-swift test --skip-build --no-parallel
 log=$(mktemp)
 home=$(mktemp -d /tmp/starling-demo.XXXXXX)
-trap 'rm -f "$log"; rm -rf "$home"; scripts/postgres-test-server.sh stop "$pgtest/server"; rm -rf "$pgtest"' EXIT
+release_log=$(mktemp)
+pgtest=$(mktemp -d /tmp/starling-pgtest.XXXXXX)
+release_pid=
+trap '[ -z "$release_pid" ] || { pkill -TERM -P "$release_pid"; kill "$release_pid"; } 2>/dev/null; rm -f "$log" "$release_log"; rm -rf "$home";
+  scripts/postgres-test-server.sh stop "$pgtest/server"; rm -rf "$pgtest"' EXIT
+swift package resolve
+# The release build runs beside the debug build and the fuzzing: whole-module optimization keeps
+# it on one core for long stretches, so the two share the machine well (about 5 minutes saved).
+# It has a build directory of its own (SwiftPM locks each). The unit tests wait for it: their
+# real-socket time bounds hold on an otherwise idle machine.
+STARLING_RELEASE_SCRATCH=.build-release scripts/release-build.sh starling > "$release_log" 2>&1 &
+release_pid=$!
+swift build --build-tests
 # Every libFuzzer target for 30 s, two at a time. Short form: Starling's own modules instrumented
 # in .build, reusing the debug build's dependencies (docs/fuzzing.md has the full-instrumentation
-# runs of the published figures).
+# runs of the published figures). The unit tests' binary is already linked.
 STARLING_FUZZ_SCOPE=starling STARLING_FUZZ_SCRATCH=.build STARLING_FUZZ_JOBS=2 STARLING_FUZZ_SEED=1 tests/fuzz/run.sh all 30 | tee -a "$log"
-scripts/release-build.sh starling
-starling=.build/release/starling
+if ! wait "$release_pid"; then
+  release_pid=
+  tail -40 "$release_log"
+  echo "the release build failed (scripts/release-build.sh)" >&2
+  exit 1
+fi
+release_pid=
+tail -1 "$release_log"
+starling=.build-release/release/starling
+# The PostgreSQL store's tests run against a real server (Debian's package), started here.
+STARLING_TEST_POSTGRES_URL=$(scripts/postgres-test-server.sh start "$pgtest/server" 25432)
+export STARLING_TEST_POSTGRES_URL
+# Serially: the suite is fast (under two minutes) and its real-socket tests keep their time
+# bounds on a loaded 2-core machine.
+swift test --skip-build --no-parallel
 for script in control-plane multicluster multicluster-netns data-plane authz mtls-refusal rotation viz postgres-store replicas hosts-netns; do
   tests/e2e/$script.sh "$starling" | tee -a "$log"
 done

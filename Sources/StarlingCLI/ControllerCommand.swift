@@ -100,6 +100,7 @@ struct ControllerCommand: AsyncParsableCommand {
         configuration.secretsKeyFile = secretsKeyFile
         configuration.apiCertificateNames = apiCertificateNames
         configuration.certifyRateLimit = CertifyRateLimit(perSecond: certifyRate, burst: Double(certifyBurst))
+        configuration.gatewayHosted = gateway == .hosted
         let controller = Controller(
             configuration: configuration,
             logger: logger,

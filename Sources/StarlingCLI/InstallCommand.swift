@@ -120,6 +120,7 @@ struct InstallCommand: AsyncParsableCommand {
             apiAddress: "0.0.0.0:\(endpoints.first?.port ?? 8086)", replicas: replicas,
             otherReplicaNames: Array(Set(endpoints.map(\.host))).sorted())
         print(SystemdUnits.controller(settings))
+        print(SystemdUnits.gateway(settings))
         print(SystemdUnits.proxy(settings), terminator: "")
     }
 

@@ -1,6 +1,7 @@
 /// The systemd units `starling install --target systemd` prints: the controller (one per
-/// replica host; it also runs the cluster's gateway once multicluster is installed) and a proxy
-/// template, one instance per workload. Hardened: a dedicated user, no new privileges, a
+/// replica host; it also runs the cluster's gateway once multicluster is installed, unless the
+/// gateway has hosts of its own), the gateway (`starling gateway`, on a host of its own) and a
+/// proxy template, one instance per workload. Hardened: a dedicated user, no new privileges, a
 /// read-only system, private /tmp and devices, and write access only to the state directory.
 enum SystemdUnits {
     struct Settings {
@@ -84,6 +85,29 @@ enum SystemdUnits {
             WantedBy=multi-user.target
 
             """
+    }
+
+    static func gateway(_ s: Settings) -> String {
+        """
+        # /etc/systemd/system/starling-gateway.service — the multicluster gateway on a host of its
+        # own (one or more; a Link carries every gateway's address). Then start the controllers
+        # with --gateway external (add it to their ExecStart), so that they do not serve it too.
+        # /etc/starling/gateway.env: LISTEN=10.0.2.7 TOKEN_FILE=/etc/starling/gateway.token, the
+        # token from `starling token create -n starling-multicluster --service-account starling-gateway`.
+        \(head(description: "Starling multicluster gateway (cluster \(s.clusterName))", user: s.user))
+        EnvironmentFile=/etc/starling/gateway.env
+        ExecStart=\(s.binary) gateway --controller \(s.replicas.joined(separator: ",")) \
+        --controller-ca-file /etc/starling/controller-ca.crt --token-file ${TOKEN_FILE} \
+        --cluster-name \(s.clusterName) --listen-address ${LISTEN}
+        Restart=always
+        RestartSec=1
+        LimitNOFILE=65536
+        \(hardening)
+
+        [Install]
+        WantedBy=multi-user.target
+
+        """
     }
 
     static func proxy(_ s: Settings) -> String {

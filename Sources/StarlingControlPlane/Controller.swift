@@ -103,8 +103,10 @@ public struct Controller: Sendable {
                 readiness: { index.isReady ? nil : "destination index loading" }, metrics: metrics,
                 documents: [
                     PrometheusTargets.path: {
+                        let snapshot = index.snapshot
                         let groups = PrometheusTargets.groups(
-                            index.snapshot, cluster: cluster, controllerAdmin: adminAddress.withLock { $0 })
+                            snapshot, cluster: cluster, controllerAdmin: adminAddress.withLock { $0 },
+                            gateways: c.gatewayHosted ? [] : ProxyAdminEndpoints.gateways(snapshot, defaultHost: c.apiHost))
                         return ("application/json", PrometheusTargets.document(groups))
                     }
                 ]))

@@ -30,6 +30,10 @@ public struct ControllerConfiguration: Sendable {
     public var storeStartupWait: Duration = .seconds(60)
     /// How many workload certificates one identity may get (per replica).
     public var certifyRateLimit: CertifyRateLimit = .standard
+    /// The controller serves the multicluster gateway in its own process (`--gateway hosted`),
+    /// so the gateway's series come with its own metrics; false when `starling gateway`
+    /// processes do (`--gateway external`), which Prometheus then scrapes on their probe ports.
+    public var gatewayHosted = true
 
     public init(
         clusterName: String,

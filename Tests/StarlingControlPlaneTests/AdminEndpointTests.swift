@@ -1,6 +1,8 @@
 import Foundation
 import GRPCCore
 import StarlingAPI
+import StarlingCore
+import StarlingMulticluster
 import SwiftProtobuf
 import Testing
 
@@ -80,6 +82,50 @@ struct AdminEndpointTests {
             #expect(labels["app"] == "web")
             #expect(labels["identity"]?.hasPrefix("web.shop.serviceaccount.identity.starling.") == true)
             #expect(labels["team"] == nil)
+        }
+    }
+
+    /// Gateways in processes of their own (`--gateway external`) are scraped on their probe
+    /// ports; a gateway the controller hosts is not listed (its series are the controller's).
+    @Test func prometheusTargetsListExternalGatewaysOnly() async throws {
+        let gatewayService = Resource(
+            name: MirrorLabels.gatewayServiceName, namespace: MirrorLabels.namespace,
+            annotations: [MirrorLabels.gatewayAddressAnnotation: "10.0.2.7,10.0.2.8"],
+            spec: ServiceSpec(ports: [ServicePort(name: "mc-gateway", port: 4143), ServicePort(name: "mc-probe", port: 4191)]))
+        for hosted in [false, true] {
+            try await withController(gatewayHosted: hosted) { controller in
+                _ = try await controller.withClients { api in
+                    try await api.apply([TestResources.namespace(MirrorLabels.namespace), gatewayService])
+                }
+                // A proxy registered after the Service: once it is listed, the Service is indexed too.
+                let token = try await controller.joinToken(namespace: "shop", serviceAccount: "web")
+                try await controller.withClients(.token(token)) { api in
+                    _ = try await api.mesh.register(.with {
+                        $0.name = "web-1"
+                        $0.address = "127.0.0.61"
+                        $0.adminPort = 4191
+                        $0.ports = [.with { $0.name = "http"; $0.port = 4143; $0.appPort = 8080 }]
+                    })
+                }
+                var groups: [[String: Any]] = []
+                for _ in 0..<50 {
+                    let response = try await httpGet(port: controller.adminPort, path: "/prometheus/targets")
+                    groups = try #require(try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [[String: Any]])
+                    if groups.contains(where: { ($0["labels"] as? [String: String])?["component"] == "proxy" }) { break }
+                    try await Task.sleep(for: .milliseconds(100))  // the destination index follows the store
+                }
+                #expect(groups.count == (hosted ? 2 : 4))
+                let gateways = groups.filter { ($0["labels"] as? [String: String])?["component"] == "gateway" }
+                if hosted {
+                    #expect(gateways.isEmpty)
+                } else {
+                    #expect(gateways.compactMap { ($0["targets"] as? [String])?.first } == ["10.0.2.7:4191", "10.0.2.8:4191"])
+                    let labels = try #require(gateways.first?["labels"] as? [String: String])
+                    #expect(labels["cluster"] == "test")
+                    #expect(labels["namespace"] == MirrorLabels.namespace)
+                    #expect(labels["workload"] == MirrorLabels.gatewayServiceName)
+                }
+            }
         }
     }
 

@@ -15,7 +15,8 @@ import Testing
             otherReplicaNames: ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
         let controller = SystemdUnits.controller(settings)
         let proxy = SystemdUnits.proxy(settings)
-        for unit in [controller, proxy] {
+        let gateway = SystemdUnits.gateway(settings)
+        for unit in [controller, gateway, proxy] {
             for line in ["User=starling", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "CapabilityBoundingSet="] {
                 #expect(unit.contains("\n" + line + "\n"), "\(line)")
             }
@@ -24,8 +25,12 @@ import Testing
         #expect(controller.contains("--api-certificate-name 10.0.0.2"))
         #expect(controller.contains("EnvironmentFile=-/etc/starling/controller.env"))
         #expect(proxy.contains("proxy --controller 10.0.0.1:8086,10.0.0.2:8086,10.0.0.3:8086 "))
-        // One ExecStart line: the proxy's continuation lines are joined.
-        #expect(proxy.split(separator: "\n").filter { $0.hasPrefix("ExecStart=") }.count == 1)
+        #expect(gateway.contains("gateway --controller 10.0.0.1:8086,10.0.0.2:8086,10.0.0.3:8086 "))
+        #expect(gateway.contains("--cluster-name prod --listen-address ${LISTEN}"))
+        // One ExecStart line each: the continuation lines are joined.
+        for unit in [proxy, gateway] {
+            #expect(unit.split(separator: "\n").filter { $0.hasPrefix("ExecStart=") }.count == 1)
+        }
     }
 
     @Test func systemdTargetRefusesAPasswordInTheStoreURLAndReplicasWithoutAStore() throws {

@@ -199,6 +199,7 @@ func withController<T: Sendable>(
     strictShutdown: Bool = false,
     certifyRateLimit: CertifyRateLimit = .standard,
     apiHost: String = "127.0.0.1",
+    gatewayHosted: Bool = true,
     _ body: (TestController) async throws -> T
 ) async throws -> T {
     let directory = FileManager.default.temporaryDirectory
@@ -208,6 +209,7 @@ func withController<T: Sendable>(
         clusterName: "test", dataDirectory: directory, apiHost: apiHost, apiPort: 0,
         adminHost: "127.0.0.1", adminPort: 0, workloadLease: workloadLease, heartbeatInterval: heartbeatInterval)
     configuration.certifyRateLimit = certifyRateLimit
+    configuration.gatewayHosted = gatewayHosted
     let controller = Controller(configuration: configuration, logger: harnessLogger, metrics: metrics)
 
     let (listening, announce) = AsyncStream<Controller.Listening>.makeStream()

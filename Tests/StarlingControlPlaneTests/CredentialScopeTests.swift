@@ -7,6 +7,8 @@ import StarlingIdentity
 import SwiftProtobuf
 import Testing
 
+@testable import StarlingCLI
+
 /// What each credential can do, attempt by attempt, with the gRPC status each refusal gets:
 /// a link credential reads exported services and renews itself, nothing else; a join token
 /// heartbeats and deregisters only workloads its identity registered; a join token bound to a
@@ -404,6 +406,58 @@ struct LinkCredentialRenewalTests {
                 let status = try await local.withClients { api in try await api.mesh.gateways(.init()) }.gateways.first
                 #expect(status?.credentialRenewalError == "")
             }
+        }
+    }
+
+    @Test func aFailedLinkCredentialRenewalIsAWarningInCheckWhileTheCredentialIsValid() async throws {
+        // A credential of the remote cluster, which then goes away: the renewal cannot reach it.
+        let (issued, remoteCA, remotePort) = try await withController { remote in
+            let issued = try await remote.withClients(.admin) { api in
+                try await api.mesh.createToken(.with {
+                    $0.namespace = "starling-multicluster"; $0.serviceAccount = "test"; $0.audience = "link"; $0.ttlSeconds = 9
+                })
+            }
+            return (issued, remote.apiCertificatePEM, remote.apiPort)
+        }
+        try await withController { local in
+            let secret = Resource(
+                name: "cluster-credentials-east", namespace: "starling-multicluster",
+                spec: SecretSpec(type: "multicluster.starling.io/link-credential", strings: [
+                    "token": issued.token, "ca.crt": remoteCA, "expires-at": "\(issued.expiresAt)",
+                ]))
+            let link = Resource(
+                name: "east", namespace: "starling-multicluster",
+                spec: LinkSpec(
+                    targetClusterName: "east", apiAddress: "127.0.0.1:\(remotePort)",
+                    credentialsSecret: "cluster-credentials-east", gatewayAddresses: ["127.0.0.1"], gatewayPort: 1,
+                    gatewayIdentity: MeshIdentity(namespace: "starling-multicluster", serviceAccount: "starling-gateway").dnsName))
+            _ = try await local.withClients { api in try await api.apply([secret, link]) }
+
+            // Due at 6 s of 9 (two thirds): the first attempt fails, and the registry says why.
+            var failed: Starling_V1_GatewayStatus?
+            let deadline = ContinuousClock.now + .seconds(20)
+            while failed == nil, ContinuousClock.now < deadline {
+                let status = try await local.withClients { api in try await api.mesh.gateways(.init()) }.gateways.first
+                if let status, !status.credentialRenewalError.isEmpty { failed = status }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            let status = try #require(failed, "no renewal failure was reported within 20 s")
+            // Nothing was written: the Secret still holds the credential it had.
+            let kept = try await local.withClients { api in
+                try await api.get("Secret", "cluster-credentials-east", namespace: "starling-multicluster")
+            }
+            #expect(try kept.map { try SecretSpec($0).string("token") } == issued.token)
+
+            // `check --multicluster` turns it into a warning while the credential is valid (as at
+            // its renewal time), with a hint.
+            let results = MulticlusterChecks.credentialChecks(
+                cluster: "east", expiresAt: Double(issued.expiresAt), now: Double(status.credentialRenewsAt),
+                renewsAt: Double(status.credentialRenewsAt), renewalError: status.credentialRenewalError)
+            #expect(results.first?.status == "ok")
+            let warning = try #require(results.first { $0.name == "credential-renewal" })
+            #expect(warning.status == "warning")
+            #expect(warning.message.hasPrefix("cluster east: link credential renewal failed: "), "\(warning.message)")
+            #expect(warning.hint?.contains("multicluster link") == true)
         }
     }
 }

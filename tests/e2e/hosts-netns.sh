@@ -32,7 +32,7 @@ e2e_binary "${1:-}"
 
 echo; echo "== one cluster on six hosts (network namespaces)"
 skip() { echo "  - skipped: $*"; echo "hosts-netns e2e: 0 passed, 0 failed"; exit 0; }
-[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
+[ "$(id -u)" = 0 ] || skip "needs root (network namespaces); tests/e2e/replicas.sh runs the replicated control plane on loopback without it"
 command -v ip >/dev/null || skip "ip (iproute2) not installed"
 command -v nft >/dev/null || skip "nft (nftables) not installed"
 e2e_needs_postgres hosts-netns
@@ -188,6 +188,13 @@ to_west() { on sl-h1 curl -sf -m 3 -x http://10.203.0.21:4140 http://wcaller-wes
 eventually "prod (sl-h1) calls wcaller in west through the gateway on sl-g" 45 to_west
 gateway_counted() { to_west; on sl-h1 curl -s -m 2 http://10.203.0.40:4191/metrics | grep -E '^starling_gateway_requests_total\{' | grep -q 'client_cluster="prod"'; }
 eventually "the gateway on sl-g counts prod's requests (its /metrics)" 20 gateway_counted
+sd=$(on sl-w curl -s -m 3 http://10.203.0.30:9990/prometheus/targets)
+python3 -c '
+import json, sys
+gateways = [g["targets"] for g in json.loads(sys.argv[1]) if g["labels"].get("component") == "gateway"]
+assert gateways == [["10.203.0.40:4191"]], gateways
+' "$sd" && ok "west's Prometheus discovery lists the gateway on sl-g (component gateway, its probe port)" \
+  || { bad "west's discovery document lists no gateway on sl-g"; echo "$sd" | show 12; }
 
 duties() { on sl-db env PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d starling_test -Atc \
   "SELECT duty || '=' || holder FROM starling_duties WHERE expires_at > now() ORDER BY duty" 2>/dev/null; }

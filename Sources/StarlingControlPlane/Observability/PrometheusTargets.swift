@@ -1,14 +1,16 @@
 import StarlingCore
+import StarlingMulticluster
 
 /// Prometheus HTTP service discovery (`http_sd_configs`): every admin endpoint of this cluster
-/// — each registered workload's proxy and the controller itself — with the labels `viz stat`
-/// groups by. The multicluster gateway runs inside the controller and shares its metrics
-/// registry, so its series come with the controller's target (listing its probe port too would
-/// count them twice). Served by the controller's admin server at ``path``, built
-/// from the destination index on each request (no store read).
+/// — each registered workload's proxy, the controller itself and the gateways that run as
+/// processes of their own — with the labels `viz stat` groups by. A gateway hosted by the
+/// controller (`--gateway hosted`, the default) shares its metrics registry, so its series come
+/// with the controller's target and its probe port is not listed (that would count them twice).
+/// Served by the controller's admin server at ``path``, built from the destination index on each
+/// request (no store read).
 ///
 /// The labels are few and bounded (docs/observability.md): `cluster`, `component`
-/// (`proxy`, `controller`), `namespace`, `workload`, `service_account`, the workload's mesh
+/// (`proxy`, `controller`, `gateway`), `namespace`, `workload`, `service_account`, the workload's mesh
 /// `identity`, and its `app` label when it has one. Workload labels are not copied wholesale: a label an
 /// operator adds must not become a Prometheus series dimension by accident.
 enum PrometheusTargets {
@@ -19,10 +21,22 @@ enum PrometheusTargets {
         var labels: [(String, String)]
     }
 
-    /// The target groups of `snapshot`, in a stable order: the controller, then the workloads by
-    /// namespace and name (those registered with an admin port).
-    static func groups(_ snapshot: DestinationIndex.Snapshot, cluster: String, controllerAdmin: String) -> [Group] {
+    /// The target groups of `snapshot`, in a stable order: the controller, the `gateways`
+    /// (probe endpoints of `starling gateway` processes), then the workloads by namespace and
+    /// name (those registered with an admin port).
+    static func groups(
+        _ snapshot: DestinationIndex.Snapshot, cluster: String, controllerAdmin: String, gateways: [String] = []
+    ) -> [Group] {
         var groups = [Group(target: controllerAdmin, labels: [("cluster", cluster), ("component", "controller")])]
+        for gateway in gateways {
+            groups.append(
+                Group(
+                    target: gateway,
+                    labels: [
+                        ("cluster", cluster), ("component", "gateway"), ("namespace", MirrorLabels.namespace),
+                        ("workload", MirrorLabels.gatewayServiceName),
+                    ]))
+        }
         for entry in ProxyAdminEndpoints.list(snapshot) {
             var labels = [
                 ("cluster", cluster), ("component", "proxy"), ("namespace", entry.namespace), ("workload", entry.name),

@@ -121,14 +121,23 @@ used=$(gateways_used)
 step "kill -9 replica 1 under load: no call fails, streams resume, the mirror duty moves"
 duties() { PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d starling_test -Atc \
   "SELECT duty || '=' || holder FROM starling_duties WHERE expires_at > now() ORDER BY duty" 2>/dev/null; }
-echo "      duties before: $(duties | tr '\n' ' ')"
+mirror_holder() { duties | sed -n 's/^service-mirror=//p'; }
+before=$(duties | tr '\n' ' ')
+echo "      duties before: $before"
+# Replica 1 starts first and takes the duties; the kill must hit the mirror's holder.
+[ "$(mirror_holder)" = 127.64.0.1:8086 ] && ok "replica 1 holds the service-mirror duty before the kill" \
+  || bad "the service-mirror duty is not replica 1's before the kill: $before"
 kill -9 "$(cat "$STARLING_HOME/clusters/east/controller.pid")"
-killed=$SECONDS
-ok_in=0; bad_in=0; ok_x=0; bad_x=0; end=$((SECONDS + 20)); exported=""
+killed=$(date +%s.%N)
+ok_in=0; bad_in=0; ok_x=0; bad_x=0; end=$((SECONDS + 20)); exported=""; taken=""; holder=""
 while [ $SECONDS -lt $end ]; do
   if in_cluster alias-$(( (SECONDS % 12) + 1 )); then ok_in=$((ok_in + 1)); else bad_in=$((bad_in + 1)); fi
   if across; then ok_x=$((ok_x + 1)); else bad_x=$((bad_x + 1)); fi
-  if [ -z "$exported" ] && [ $((SECONDS - killed)) -ge 2 ]; then
+  if [ -z "$taken" ]; then
+    holder=$(mirror_holder)
+    case "$holder" in 127.64.0.[23]:8086) taken=$(date +%s.%N) ;; esac
+  fi
+  if [ -z "$exported" ] && [ "$(awk -v k="$killed" -v n="$(date +%s.%N)" 'BEGIN {print (n - k >= 2)}')" = 1 ]; then
     # An export in west after the kill: east's mirror of it needs the service-mirror duty.
     W apply -f - >/dev/null 2>&1 <<'YAML'
 apiVersion: v1
@@ -143,6 +152,14 @@ done
 echo "      in east: $ok_in calls, $bad_in failed; west → east: $ok_x calls, $bad_x failed"
 [ "$bad_in" = 0 ] && [ "$ok_in" -gt 0 ] && ok "no call failed in east after replica 1 died" || bad "$bad_in calls failed in east"
 [ "$bad_x" = 0 ] && [ "$ok_x" -gt 0 ] && ok "no call from west through east's gateways failed" || bad "$bad_x calls failed across the link"
+if [ -n "$taken" ]; then
+  took=$(awk -v k="$killed" -v t="$taken" 'BEGIN {printf "%.1f", t - k}')
+  # The lease lives 4 s and is tried every second; the poll above runs about every 0.3 s.
+  awk -v t="$took" 'BEGIN {exit !(t <= 5.5)}' && ok "replica ${holder%%:*} took the service-mirror duty ${took}s after the kill (at most 5 s)" \
+    || bad "the service-mirror duty moved only ${took}s after the kill (more than 5 s)"
+else
+  bad "no other replica took the service-mirror duty within 20 s"
+fi
 late_mirrored() { E get svc -n test | grep -q '^late-west '; }
 eventually "east mirrors a service exported after the kill (the duty moved)" 5 late_mirrored
 echo "      duties after: $(duties | tr '\n' ' ')"

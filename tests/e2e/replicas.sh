@@ -64,6 +64,19 @@ for c in E W; do
 done
 out=$(E check 2>&1)
 matches "check: 3/3 controller replicas are alive" "3/3 controller replicas are alive" "$out"
+# The issuer is one sealed Secret in the shared store: every replica signs with it.
+python3 -c "import base64, yaml; open('east-ca.pem', 'wb').write(base64.b64decode(yaml.safe_load(open('east.conf'))['contexts'][0]['certificate-authority-data']))"
+token=$(E token create --namespace test --service-account probe --ttl 10m)
+issuers=""
+for k in 1 2 3; do
+  python3 "$here/grpc_client.py" certify --server 127.64.0.$k:8086 --ca east-ca.pem --token "$token" \
+    --identity probe.test.serviceaccount.$trust --out "certs-$k" >/dev/null 2>&1 \
+    && issuers+="$(openssl x509 -in "certs-$k/leaf.pem" -noout -issuer -ext authorityKeyIdentifier 2>/dev/null | tr -d ' \n')"$'\n'
+done
+[ "$(grep -c . <<<"$issuers")" = 3 ] && [ "$(sort -u <<<"$issuers" | grep -c .)" = 1 ] \
+  && openssl verify -CAfile root.crt -untrusted certs-2/chain.pem certs-3/leaf.pem >/dev/null 2>&1 \
+  && ok "each of the three replicas signs workload certificates with the one issuer" \
+  || { bad "the replicas' certificates do not share one issuer"; echo "$issuers" | show; }
 out=$(E get svc starling-gateway -n starling-multicluster -o yaml 2>&1)
 matches "the gateway Service lists every replica's address" "gateway-address: '?127.64.0.1,127.64.0.2,127.64.0.3" "$out"
 for k in 1 2 3; do

@@ -218,6 +218,16 @@ for l in inbound gateway; do
     && ok "$l, plaintext: logged reason=not-tls: the client did not speak TLS" || { bad "$l, plaintext: log"; show 3 <<<"$line"; }
 done
 
+# The gateway counts every TCP connection, refused ones too: opened, closed by protocol (a refused
+# one never got one: unknown), and the bytes each carried.
+gm=$(curl -s -m 5 "${metrics[gateway]}")
+sum_of() { grep -E "^$1" <<<"$gm" | awk '{s += $NF} END {print s + 0}'; }
+opened=$(sum_of 'starling_gateway_tcp_open_total'); refused_closed=$(sum_of 'starling_gateway_tcp_close_total\{protocol="unknown"\}')
+read_bytes=$(sum_of 'starling_gateway_tcp_bytes_total\{io="read"\}')
+[ "$opened" -ge "$refused_closed" ] && [ "$refused_closed" -ge 20 ] && [ "$read_bytes" -gt 0 ] \
+  && ok "the gateway counted the connections: $opened opened, $refused_closed closed before a protocol, $read_bytes bytes read" \
+  || { bad "the gateway's TCP counters: $opened opened, $refused_closed closed as unknown, $read_bytes bytes read"; grep '^starling_gateway_tcp' <<<"$gm" | show; }
+
 echo
 echo "mtls-refusal: $passed passed, $failed failed"
 [ "$failed" = 0 ]

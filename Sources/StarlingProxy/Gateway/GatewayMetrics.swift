@@ -9,6 +9,9 @@ enum GatewayMetrics {
     static let responseLatency = "starling_gateway_response_latency_seconds"
     static let refusedTotal = "starling_gateway_refused_total"
     static let connectionsTotal = "starling_gateway_connections_total"
+    static let tcpOpenTotal = "starling_gateway_tcp_open_total"
+    static let tcpCloseTotal = "starling_gateway_tcp_close_total"
+    static let tcpBytesTotal = "starling_gateway_tcp_bytes_total"
 
     private struct RequestKey: Hashable, Sendable {
         var target: String
@@ -57,9 +60,23 @@ enum GatewayMetrics {
         Counter(label: refusedTotal, dimensions: [("reason", reason)]).increment()
     }
 
-    /// An accepted connection, by protocol (`h2`, `opaque`).
+    /// An accepted connection, by protocol (`h2`, `opaque`), once its handshake succeeded.
     static func connection(protocol name: String) {
         Counter(label: connectionsTotal, dimensions: [("protocol", name)]).increment()
+    }
+
+    /// A TCP connection accepted, before its handshake (refused ones too).
+    static func connectionOpened() {
+        Counter(label: tcpOpenTotal).increment()
+    }
+
+    /// A TCP connection closed, by the protocol it spoke (`h2`, `opaque`; `unknown` when its
+    /// handshake never completed), with the bytes it carried on the wire (TLS included):
+    /// `read` from the linked cluster's caller, `write` back to it.
+    static func connectionClosed(protocol name: String, bytesRead: Int, bytesWritten: Int) {
+        Counter(label: tcpCloseTotal, dimensions: [("protocol", name)]).increment()
+        Counter(label: tcpBytesTotal, dimensions: [("io", "read")]).increment(by: bytesRead)
+        Counter(label: tcpBytesTotal, dimensions: [("io", "write")]).increment(by: bytesWritten)
     }
 }
 

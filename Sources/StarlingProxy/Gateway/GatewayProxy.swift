@@ -203,6 +203,9 @@ extension GatewayProxy {
             var logger = logger
             logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")"
             do {
+                let metrics = ConnectionMetricsHandler(.gateway)
+                try channel.pipeline.syncOperations.addHandler(metrics)
+                let counted = NIOLoopBound(metrics, eventLoop: channel.eventLoop)
                 let verification = ClientVerification()
                 let ssl = try verification.makeServerHandler(context: tls.serverContext())
                 let connectionLogger = logger
@@ -216,6 +219,7 @@ extension GatewayProxy {
                     logger[metadataKey: "client_identity"] = "\(peer)"
                     if alpn == MeshHeaders.opaqueALPN {
                         GatewayMetrics.connection(protocol: "opaque")
+                        counted.value.kind = "opaque"
                         let header = channel.eventLoop.makePromise(of: String.self)
                         try GatewayOpaque.configure(
                             channel, timeout: configuration.transportHeaderTimeout, logger: logger, header: header)
@@ -230,6 +234,7 @@ extension GatewayProxy {
                         }
                     } else {
                         GatewayMetrics.connection(protocol: "h2")
+                        counted.value.kind = "h2"
                         try http2.configure(channel, configuration: configuration, peer: peer, logger: logger)
                         promise.succeed(.http2)
                     }

@@ -89,7 +89,7 @@ public struct OutboundProxy: Sendable {
                     .childChannelOption(.allowRemoteHalfClosure, value: true)
                     .bind(host: binding.listenHost, port: binding.listenPort) { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(ConnectionMetricsHandler())
+                            try channel.pipeline.syncOperations.addHandler(ConnectionMetricsHandler(.outbound))
                             // Holds the first bytes (and a half-close) until the upstream is linked.
                             try channel.pipeline.syncOperations.addHandler(SpliceHandler())
                             return channel as any Channel
@@ -163,7 +163,7 @@ public struct OutboundProxy: Sendable {
         _ channel: any Channel, configuration: Configuration, http1: OutboundHTTP1ForwardHandler.Environment,
         http2: HTTP2StreamRelay<OutboundHTTP2Front>.Environment, logger: Logger
     ) -> EventLoopFuture<Accepted> {
-        let metrics = ConnectionMetricsHandler()
+        let metrics = ConnectionMetricsHandler(.outbound)
         let detector = ProtocolDetectionHandler(
             eventLoop: channel.eventLoop, timeout: TimeAmount(configuration.detectionTimeout))
         do {

@@ -1,0 +1,71 @@
+import NIOCore
+
+/// Counts an accepted connection's bytes and reports them, with its open and its close (by the
+/// protocol it turned out to speak), to its ``Sink``. First handler of every connection the
+/// outbound and the gateway accept.
+final class ConnectionMetricsHandler: ChannelDuplexHandler {
+    /// Where a connection's open and close are counted.
+    struct Sink: Sendable {
+        var opened: @Sendable () -> Void
+        var closed: @Sendable (_ kind: String, _ bytesRead: Int, _ bytesWritten: Int) -> Void
+
+        static let outbound = Sink(
+            opened: { OutboundMetrics.connectionOpened() },
+            closed: { OutboundMetrics.connectionClosed(kind: $0, bytesRead: $1, bytesWritten: $2) })
+        static let gateway = Sink(
+            opened: { GatewayMetrics.connectionOpened() },
+            closed: { GatewayMetrics.connectionClosed(protocol: $0, bytesRead: $1, bytesWritten: $2) })
+    }
+
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    private let sink: Sink
+    private var bytesRead = 0
+    private var bytesWritten = 0
+    private var open = false
+    /// The detected protocol, set once known (`http1`, `http2`, `opaque`, `h2`, `unknown`).
+    var kind = "unknown"
+
+    init(_ sink: Sink) {
+        self.sink = sink
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { opened() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        opened()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if open {
+            open = false
+            sink.closed(kind, bytesRead, bytesWritten)
+        }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        bytesRead += unwrapInboundIn(data).readableBytes
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        bytesWritten += unwrapOutboundIn(data).readableBytes
+        context.write(data, promise: promise)
+    }
+
+    private func opened() {
+        guard !open else { return }
+        open = true
+        sink.opened()
+    }
+}
+
+@available(*, unavailable)
+extension ConnectionMetricsHandler: Sendable {}

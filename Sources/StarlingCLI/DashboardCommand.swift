@@ -9,7 +9,8 @@ import SwiftProtobuf
 /// and JavaScript served from the binary): linked clusters and their gateways with a sparkline
 /// of probe latency, each TrafficSplit's live shares per backend across clusters, services with
 /// golden metrics, and the edges between workloads. The page polls `/api/overview`, which asks
-/// each cluster's controller and the Prometheus `viz install` started beside it; its tap view
+/// every cluster's controller and its Prometheus (`--prometheus CLUSTER=URL`, else the one `viz
+/// install` started beside it); its tap view
 /// polls `/api/tap`, live requests tapped from the cluster's proxies (``DashboardTaps``).
 struct DashboardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,8 +29,31 @@ struct DashboardCommand: AsyncParsableCommand {
     @Option(help: "The config file whose contexts are shown (default: $STARLING_CONFIG, else $STARLING_HOME/config).")
     var config: String?
 
+    @Option(
+        name: .customLong("prometheus"),
+        help: ArgumentHelp(
+            "A cluster's Prometheus, CLUSTER=http://HOST:PORT (repeatable).",
+            discussion: "For a cluster whose Prometheus `viz install` did not start on this machine: one added with `config add-cluster`, or on other hosts. Give it the output of `starling viz prometheus-config`."))
+    var prometheusURLs: [String] = []
+
+    /// `--prometheus` by cluster name.
+    func prometheusByCluster() throws -> [String: String] {
+        var urls: [String: String] = [:]
+        for entry in prometheusURLs {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, ResourceNames.dns1123LabelProblem(parts[0]) == nil, parts[1].hasPrefix("http://") else {
+                throw ValidationError("--prometheus takes CLUSTER=http://HOST:PORT, got \(entry)")
+            }
+            guard urls.updateValue(parts[1], forKey: parts[0]) == nil else {
+                throw ValidationError("--prometheus names cluster \(parts[0]) twice")
+            }
+        }
+        return urls
+    }
+
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1–65535, got \(port)") }
+        _ = try prometheusByCluster()
         guard VizQueries.isDuration(timeWindow) else {
             throw ValidationError("-t must be a Prometheus duration such as 30s, 1m or 1h, got \(timeWindow)")
         }
@@ -42,7 +66,13 @@ struct DashboardCommand: AsyncParsableCommand {
         guard !contexts.isEmpty else {
             throw CLIError("\(path) has no contexts to show", hint: "create a cluster with `starling cluster create NAME`")
         }
-        let overview = DashboardOverview(contexts: contexts, window: timeWindow)
+        let prometheus = try prometheusByCluster()
+        if let unknown = prometheus.keys.sorted().first(where: { name in !contexts.contains { $0.clusterName == name } }) {
+            throw CLIError(
+                "--prometheus names cluster \(unknown), which \(path) has no context for",
+                hint: "the clusters it has: \(contexts.map(\.clusterName).joined(separator: ", "))")
+        }
+        let overview = DashboardOverview(contexts: contexts, window: timeWindow, prometheus: prometheus)
         let taps = DashboardTaps(contexts: contexts)
         let router = Router()
         router.get("/") { _, _ in
@@ -134,23 +164,44 @@ actor DashboardOverview {
 
     private let contexts: [ResolvedContext]
     private let window: String
+    /// `--prometheus`: a cluster's Prometheus, where `viz install` did not start one here.
+    private let prometheus: [String: String]
     private var history: [String: [Double]] = [:]
     private static let historyLength = 60
 
-    init(contexts: [ResolvedContext], window: String) {
+    init(contexts: [ResolvedContext], window: String, prometheus: [String: String] = [:]) {
         self.contexts = contexts
         self.window = window
+        self.prometheus = prometheus
     }
 
+    /// Every cluster at once (one that does not answer takes its 3 s timeout beside the others),
+    /// in the config's order; the sparklines' history is kept here, on the actor.
     func snapshot() async -> Snapshot {
-        var clusters: [Cluster] = []
-        for context in contexts {
-            clusters.append(await cluster(context))
+        let window = window
+        let prometheus = prometheus
+        var clusters = await withTaskGroup(of: (Int, Cluster).self) { group in
+            for (i, context) in contexts.enumerated() {
+                group.addTask { (i, await Self.cluster(context, window: window, prometheus: prometheus[context.clusterName])) }
+            }
+            var all: [(Int, Cluster)] = []
+            for await result in group { all.append(result) }
+            return all.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        for c in clusters.indices {
+            for g in clusters[c].gateways.indices {
+                let gateway = clusters[c].gateways[g]
+                let key = "\(clusters[c].name)→\(gateway.cluster)"
+                if let p50 = gateway.latencyP50Ms { history[key, default: []].append(p50) }
+                history[key] = Array((history[key] ?? []).suffix(Self.historyLength))
+                clusters[c].gateways[g].history = history[key] ?? []
+            }
         }
         return Snapshot(window: window, clusters: clusters)
     }
 
-    private func cluster(_ context: ResolvedContext) async -> Cluster {
+    /// One cluster's view (its gateways without the sparklines' history, which the actor keeps).
+    private static func cluster(_ context: ResolvedContext, window: String, prometheus configured: String?) async -> Cluster {
         var cluster = Cluster(name: context.clusterName)
         let splits: [Resource]
         do {
@@ -162,22 +213,19 @@ actor DashboardOverview {
             }
             splits = listed
             for g in gateways {
-                let key = "\(context.clusterName)→\(g.cluster)"
-                let p50 = g.latencyP50Ms < 0 ? nil : g.latencyP50Ms
-                if let p50 { history[key, default: []].append(p50) }
-                history[key] = Array((history[key] ?? []).suffix(Self.historyLength))
                 cluster.gateways.append(
                     Gateway(
-                        cluster: g.cluster, alive: g.alive, latencyP50Ms: p50, services: Int(g.numServices),
-                        history: history[key] ?? []))
+                        cluster: g.cluster, alive: g.alive, latencyP50Ms: g.latencyP50Ms < 0 ? nil : g.latencyP50Ms,
+                        services: Int(g.numServices), history: []))
             }
         } catch {
             cluster.error = "the controller does not answer: \(error)"
             return cluster
         }
         let directory = ClusterCommand.registry().directory(of: context.clusterName)
-        guard let prometheus = VizPrometheus.Local(clusterDirectory: directory).url else {
-            cluster.metricsError = "no Prometheus for \(context.clusterName): run `starling viz install` with its context"
+        guard let prometheus = configured ?? VizPrometheus.Local(clusterDirectory: directory).url else {
+            cluster.metricsError =
+                "no Prometheus for \(context.clusterName): run `starling viz install` with its context, or pass `--prometheus \(context.clusterName)=http://HOST:PORT`"
             cluster.splits = splits.map { Split(namespace: $0.metadata.namespace ?? "default", name: $0.metadata.name, backends: []) }
             return cluster
         }

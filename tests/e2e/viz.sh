@@ -67,6 +67,14 @@ eventually "the dashboard answers" 30 curl -sf -m 10 http://127.0.0.1:30752/api/
 overview=$(curl -s -m 10 http://127.0.0.1:30752/api/overview)
 grep -q "no Prometheus for $cluster: run \`starling viz install\`" <<<"$overview" && ok "the dashboard says plainly that there is no Prometheus" \
   || { bad "the dashboard without Prometheus"; echo "$overview" | show; }
+# A Prometheus of the operator's own, for a cluster `viz install` did not set up here (nothing
+# listens on port 9: the dashboard must ask it, and say it does not answer).
+"$STARLING" dashboard --port 30753 --prometheus "$cluster=http://127.0.0.1:9" > dashboard-own.log 2>&1 & pids+=($!)
+own_prometheus() { curl -sf -m 10 http://127.0.0.1:30753/api/overview | grep -q '"prometheus":"http:\\/\\/127.0.0.1:9"'; }
+eventually "dashboard --prometheus $cluster=URL asks that Prometheus" 30 own_prometheus || { show < dashboard-own.log; curl -s -m 10 http://127.0.0.1:30753/api/overview | show; }
+out=$(timeout 10 "$STARLING" dashboard --port 30754 --prometheus "nosuch=http://127.0.0.1:9" 2>&1); rc=$?
+[ $rc != 0 ] && grep -q "names cluster nosuch" <<<"$out" && ok "dashboard --prometheus for a cluster without a context is refused, naming it" \
+  || { bad "dashboard --prometheus nosuch=… (exit $rc)"; echo "$out" | show; }
 out=$(PATH=/nonexistent "$STARLING" viz install 2>&1); rc=$?
 if [ $rc != 0 ] && grep -q "apt-get install prometheus" <<<"$out"; then
   ok "viz install without the binary names the package to install"

@@ -146,6 +146,10 @@ rm -f stop-acker acked.txt tried.txt; touch acked.txt
 acker & acker_pid=$!
 sleep 3
 pg_stop
+# A replica started while the database is down waits for it (up to 60 s), then serves.
+cp -r replica-data replica3-data
+"$STARLING" controller --cluster-name "$cluster" --data-dir "$work/replica3-data" --api-address $ctl:8088 \
+  --admin-address $ctl:9992 --store "$url" > replica3.log 2>&1 & replica3=$!; pids+=($replica3); disown $replica3
 ok_calls=0; failed_calls=0; end=$((SECONDS + 30))
 while [ $SECONDS -lt $end ]; do
   if call; then ok_calls=$((ok_calls + 1)); else failed_calls=$((failed_calls + 1)); fi
@@ -161,6 +165,10 @@ eventually "apply succeeds once PostgreSQL is back" 40 S apply -f outage.yaml
 out=$(R2 get svc -n test 2>&1)
 grep -q written-during-outage <<<"$out" && ok "replica 2 has the apply acknowledged after the restart" || { bad "replica 2 misses written-during-outage"; echo "$out" | show; }
 eventually "calls still reach podinfo after the outage" 15 call
+grep -q "store not reachable yet; retrying" replica3.log && ok "a replica started during the outage waits for the database, saying so" \
+  || { bad "replica 3 did not report waiting for the database"; show < replica3.log; }
+eventually "…and serves once it is back" 40 curl -sf http://$ctl:9992/ready || show < replica3.log
+kill "$replica3" 2>/dev/null
 sleep 3; touch stop-acker; wait "$acker_pid"
 acked=$(sort -u acked.txt); tried=$(sort -u tried.txt)
 stored=$(R2 get svc -n test -o json 2>/dev/null | python3 -c 'import json, sys; print("\n".join(sorted(i["metadata"]["name"] for i in json.load(sys.stdin)["items"] if i["metadata"]["name"].startswith("ack-"))))')

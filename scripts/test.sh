@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: Swift Testing unit and integration tests on the debug build, every fuzz
-# target for 30 s, then the end-to-end scripts, a 3-minute soak and `starling demo --check`
-# against the build users deploy (release, Swift runtime linked in: scripts/release-build.sh).
+# The whole test suite: every fuzz target for 30 s and the Swift Testing unit and integration
+# tests on the debug build, then the end-to-end scripts, a 3-minute soak and `starling demo
+# --check` against the build users deploy (release, Swift runtime linked in:
+# scripts/release-build.sh, built meanwhile).
 # Needs: swift, openssl, curl, python3 with grpcio + grpcio-tools + PyYAML + cryptography +
 # matplotlib, PostgreSQL, chromium, prometheus, iproute2 + nftables (.ci/run installs them).
 set -euo pipefail

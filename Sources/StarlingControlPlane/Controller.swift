@@ -106,7 +106,8 @@ public struct Controller: Sendable {
                         let snapshot = index.snapshot
                         let groups = PrometheusTargets.groups(
                             snapshot, cluster: cluster, controllerAdmin: adminAddress.withLock { $0 },
-                            gateways: c.gatewayHosted ? [] : ProxyAdminEndpoints.gateways(snapshot, defaultHost: c.apiHost))
+                            // External gateways are where the Service says (the API's host serves none).
+                            gateways: c.gatewayHosted ? [] : ProxyAdminEndpoints.gateways(snapshot, defaultHost: nil))
                         return ("application/json", PrometheusTargets.document(groups))
                     }
                 ]))

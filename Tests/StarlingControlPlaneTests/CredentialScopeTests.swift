@@ -228,8 +228,13 @@ struct CredentialScopeTests {
 
             // Another service account of the namespace can neither keep it alive nor take it away.
             try await expectRefusedToTouch(controller, token: mallory, name: "podinfo-1", reason: "is registered by podinfo.test.serviceaccount")
-            // Nor a workload an administrator applied.
+            // Nor a workload an administrator applied, not even by registering over it first.
             try await expectRefusedToTouch(controller, token: mallory, name: "applied-1", reason: "starling delete workload applied-1")
+            let takeover = await #expect(throws: RPCError.self) {
+                try await register(controller, token: mallory, name: "applied-1", app: "batch")
+            }
+            #expect(takeover?.code == .permissionDenied)
+            #expect(takeover?.message.contains("was applied by an administrator") == true, "\(takeover?.message ?? "")")
             let (kept, applied) = try await controller.withClients { api in
                 (try await api.get("Workload", "podinfo-1", namespace: "test"), try await api.get("Workload", "applied-1", namespace: "test"))
             }

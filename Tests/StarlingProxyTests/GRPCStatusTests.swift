@@ -13,7 +13,10 @@ struct GRPCStatusTests {
     @Test func aCallIsKnownByItsContentType() {
         #expect(GRPCStatus.isCall(["content-type": "application/grpc"]))
         #expect(GRPCStatus.isCall(["content-type": "application/grpc+proto"]))
-        #expect(GRPCStatus.isCall(["content-type": "Application/GRPC-web"]))
+        #expect(GRPCStatus.isCall(["content-type": "Application/GRPC; charset=utf-8"]))
+        // gRPC-Web carries its status in the body: not a call whose trailers say how it went.
+        #expect(!GRPCStatus.isCall(["content-type": "application/grpc-web+proto"]))
+        #expect(!GRPCStatus.isCall(["content-type": "application/grpcx"]))
         #expect(!GRPCStatus.isCall(["content-type": "application/json"]))
         #expect(!GRPCStatus.isCall([:]))
     }

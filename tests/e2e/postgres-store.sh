@@ -143,7 +143,7 @@ acker() {
   done
 }
 rm -f stop-acker acked.txt tried.txt; touch acked.txt
-acker & acker_pid=$!
+acker & acker_pid=$!; pids+=($acker_pid)
 sleep 3
 pg_stop
 # A replica started while the database is down waits for it (up to 60 s), then serves.
@@ -168,7 +168,7 @@ eventually "calls still reach podinfo after the outage" 15 call
 grep -q "store not reachable yet; retrying" replica3.log && ok "a replica started during the outage waits for the database, saying so" \
   || { bad "replica 3 did not report waiting for the database"; show < replica3.log; }
 eventually "…and serves once it is back" 40 curl -sf http://$ctl:9992/ready || show < replica3.log
-kill "$replica3" 2>/dev/null
+kill "$replica3" 2>/dev/null; wait "$replica3" 2>/dev/null
 sleep 3; touch stop-acker; wait "$acker_pid"
 acked=$(sort -u acked.txt); tried=$(sort -u tried.txt)
 stored=$(R2 get svc -n test -o json 2>/dev/null | python3 -c 'import json, sys; print("\n".join(sorted(i["metadata"]["name"] for i in json.load(sys.stdin)["items"] if i["metadata"]["name"].startswith("ack-"))))')

@@ -167,9 +167,10 @@ echo "      in east: $ok_in calls, $bad_in failed; west → east: $ok_x calls, $
 [ "$bad_x" = 0 ] && [ "$ok_x" -gt 0 ] && ok "no call from west through east's gateways failed" || bad "$bad_x calls failed across the link"
 if [ -n "$taken" ]; then
   took=$(awk -v k="$killed" -v t="$taken" 'BEGIN {printf "%.1f", t - k}')
-  # The lease lives 4 s and is tried every second; the poll above runs about every 0.3 s.
-  awk -v t="$took" 'BEGIN {exit !(t <= 5.5)}' && ok "replica ${holder%%:*} took the service-mirror duty ${took}s after the kill (at most 5 s)" \
-    || bad "the service-mirror duty moved only ${took}s after the kill (more than 5 s)"
+  # The lease lives 4 s and is tried every second (5 s at most); this loop's pass (two calls
+  # and psql) adds up to a second or two on a loaded machine.
+  awk -v t="$took" 'BEGIN {exit !(t <= 7)}' && ok "replica ${holder%%:*} took the service-mirror duty ${took}s after the kill (5 s, plus this loop's polling)" \
+    || bad "the service-mirror duty moved only ${took}s after the kill (more than 7 s)"
 else
   bad "no other replica took the service-mirror duty within 20 s"
 fi

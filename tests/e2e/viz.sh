@@ -70,7 +70,7 @@ grep -q "no Prometheus for $cluster: run \`starling viz install\`" <<<"$overview
 # A Prometheus of the operator's own, for a cluster `viz install` did not set up here (nothing
 # listens on port 9: the dashboard must ask it, and say it does not answer).
 "$STARLING" dashboard --port 30753 --prometheus "$cluster=http://127.0.0.1:9" > dashboard-own.log 2>&1 & pids+=($!)
-own_prometheus() { curl -sf -m 10 http://127.0.0.1:30753/api/overview | grep -q '"prometheus":"http:\\/\\/127.0.0.1:9"'; }
+own_prometheus() { curl -sf -m 10 http://127.0.0.1:30753/api/overview | grep -q '127.0.0.1:9"'; }
 eventually "dashboard --prometheus $cluster=URL asks that Prometheus" 30 own_prometheus || { show < dashboard-own.log; curl -s -m 10 http://127.0.0.1:30753/api/overview | show; }
 out=$(timeout 10 "$STARLING" dashboard --port 30754 --prometheus "nosuch=http://127.0.0.1:9" 2>&1); rc=$?
 [ $rc != 0 ] && grep -q "names cluster nosuch" <<<"$out" && ok "dashboard --prometheus for a cluster without a context is refused, naming it" \

@@ -150,19 +150,21 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
         }
         let existing = try await StoreCall.run("register", { try await store.get(resource.key) })
         // A workload name belongs to the identity that registered it: another service account of
-        // the namespace must not re-register it (its proxy follows that name's inbound policy).
-        if let existing, let owner = (try? WorkloadSpec(existing))?.identity, owner != meshIdentity.dnsName {
-            throw RPCError(
-                code: .permissionDenied,
-                message: "workload \(namespace)/\(m.name) is registered by \(owner); \(meshIdentity) cannot register under its name")
+        // the namespace must not re-register it (its proxy follows that name's inbound policy),
+        // nor take over one an administrator applied.
+        if let existing {
+            try requireOwner(existing, caller: meshIdentity, attempt: "register under its name")
         }
         if let boundService {
-            try await requireOnlyService(boundService, picks: m.labels, workload: "\(namespace)/\(m.name)", namespace: namespace, action: "register")
+            let services = try await StoreCall.run("register") { try await store.list(kind: "Service", namespace: namespace, selector: nil) }
+            try requireOnlyService(
+                boundService, picks: m.labels, workload: "\(namespace)/\(m.name)", namespace: namespace, services: services,
+                action: "register")
             // Nor may it relabel a workload of its identity that serves another service away from it.
             if let existing {
-                try await requireOnlyService(
+                try requireOnlyService(
                     boundService, picks: existing.metadata.labels, workload: "\(namespace)/\(m.name)", namespace: namespace,
-                    action: "re-register")
+                    services: services, action: "re-register")
             }
         }
         var toApply = [resource]
@@ -185,9 +187,9 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     /// whose selector is part of the bound service's own (`{app: web}` beside web's
     /// `{app: web, tier: front}`) already routes to every workload of the bound service.
     private func requireOnlyService(
-        _ service: String, picks labels: [String: String], workload: String, namespace: String, action: String
-    ) async throws {
-        let services = try await StoreCall.run(action) { try await store.list(kind: "Service", namespace: namespace, selector: nil) }
+        _ service: String, picks labels: [String: String], workload: String, namespace: String, services: [Resource],
+        action: String
+    ) throws(RPCError) {
         let bound = services.first { $0.metadata.name == service }
             .flatMap { try? ServiceSpec($0).effectiveSelector(serviceName: service) }
         let others = services.filter { resource in
@@ -214,7 +216,14 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     func heartbeat(
         request: ServerRequest<Starling_V1_HeartbeatRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_HeartbeatResponse> {
-        let key = try await ownedWorkloadKey(request.metadata, request.message.namespace, request.message.name, action: "heartbeat")
+        // From the destination index, not the store: heartbeats come every few seconds from every
+        // workload. One the index does not have yet is unknown to the lease too, or was just
+        // registered by this very proxy.
+        let snapshot = index.snapshot
+        let (key, _) = try await requireActsOnOwn(
+            request.metadata, request.message.namespace, request.message.name, action: "heartbeat",
+            existing: { snapshot.workloads[$0.namespace ?? ""]?[$0.name] },
+            services: { Array((snapshot.services[$0] ?? [:]).values) })
         var response = Starling_V1_HeartbeatResponse()
         response.known = try await StoreCall.run("heartbeat") { try await leases.heartbeat(key) }
         let m = request.message
@@ -227,9 +236,18 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     func deregister(
         request: ServerRequest<Starling_V1_DeregisterRequest>, context: ServerContext
     ) async throws -> ServerResponse<Starling_V1_DeregisterResponse> {
-        let key = try await ownedWorkloadKey(request.metadata, request.message.namespace, request.message.name, action: "deregister")
+        let store = store
+        let (key, exists) = try await requireActsOnOwn(
+            request.metadata, request.message.namespace, request.message.name, action: "deregister",
+            existing: { key in try await StoreCall.run("deregister") { try await store.get(key) } },
+            services: { namespace in
+                try await StoreCall.run("deregister") { try await store.list(kind: "Service", namespace: namespace, selector: nil) }
+            })
         try await StoreCall.run("deregister") { try await leases.release(key) }
         reports.forget(key)
+        // Nothing was there when it was checked: nothing is deleted (another identity may be
+        // registering the name meanwhile).
+        guard exists else { return ServerResponse(message: Starling_V1_DeregisterResponse()) }
         if try await StoreCall.run("deregister", { try await store.delete(key) }) != nil {
             logger.info("workload deregistered", metadata: ["workload": "\(key)"])
         }
@@ -240,37 +258,53 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
     /// namespace, registered by its own identity and, for a token bound to a service, one no
     /// other service selects. Otherwise any token of the namespace could take another service's
     /// endpoints away (deregister) or keep its dead ones in rotation (heartbeat). A workload that
-    /// does not exist passes: a heartbeat for it answers "unknown" and the proxy registers again.
-    private func ownedWorkloadKey(_ metadata: Metadata, _ namespace: String, _ name: String, action: String) async throws -> ResourceKey {
+    /// does not exist passes (`exists` false): a heartbeat for it answers "unknown" and the proxy
+    /// registers again. The admin credential acts on any workload.
+    private func requireActsOnOwn(
+        _ metadata: Metadata, _ namespace: String, _ name: String, action: String,
+        existing: (ResourceKey) async throws -> Resource?, services: (String) async throws -> [Resource]
+    ) async throws -> (key: ResourceKey, exists: Bool) {
         let key = ResourceKey(kind: "Workload", namespace: namespace, name: name)
         switch try auth.authenticate(metadata) {
         case .admin:
-            return key
+            return (key, true)
         case .link:
             throw RPCError(code: .permissionDenied, message: "a link credential cannot act on workloads")
         case .workload(let ns, let serviceAccount, let boundService):
             guard ns == namespace else {
                 throw RPCError(code: .permissionDenied, message: "a join token for namespace \(ns) cannot act on workloads in \(namespace)")
             }
-            guard let existing = try await StoreCall.run(action, { try await store.get(key) }) else { return key }
+            guard let workload = try await existing(key) else { return (key, false) }
             let trustDomain = identity.configuration?.trustDomain ?? "cluster.local"
-            let caller = MeshIdentity(namespace: ns, serviceAccount: serviceAccount, trustDomain: trustDomain)
-            guard let owner = (try? WorkloadSpec(existing))?.identity, owner == caller.dnsName else {
-                let owner = (try? WorkloadSpec(existing))?.identity
-                logger.warning("\(action) refused: workload of another identity", metadata: [
-                    "workload": "\(key)", "caller": "\(caller)", "owner": "\(owner ?? "none (applied)")",
-                ])
-                throw RPCError(
-                    code: .permissionDenied,
-                    message: owner.map { "workload \(namespace)/\(name) is registered by \($0); \(caller) cannot \(action) it" }
-                        ?? "workload \(namespace)/\(name) was applied, not registered by a proxy; \(caller) cannot \(action) it (an administrator removes it with `starling delete workload \(name) -n \(namespace)`)")
-            }
+            try requireOwner(
+                workload, caller: MeshIdentity(namespace: ns, serviceAccount: serviceAccount, trustDomain: trustDomain),
+                attempt: "\(action) it")
             if let boundService {
-                try await requireOnlyService(
-                    boundService, picks: existing.metadata.labels, workload: "\(namespace)/\(name)", namespace: namespace, action: action)
+                try requireOnlyService(
+                    boundService, picks: workload.metadata.labels, workload: "\(namespace)/\(name)", namespace: namespace,
+                    services: try await services(namespace), action: action)
             }
-            return key
+            return (key, true)
         }
+    }
+
+    /// `workload` belongs to `caller`: its identity names the caller's namespace and service
+    /// account (whatever trust domain it was spelled with). One an administrator applied without
+    /// an identity belongs to no join token.
+    private func requireOwner(_ workload: Resource, caller: MeshIdentity, attempt: String) throws(RPCError) {
+        let name = "\(workload.metadata.namespace ?? "")/\(workload.metadata.name)"
+        let owner = (try? WorkloadSpec(workload))?.identity
+        let ownerIdentity = owner.flatMap { MeshIdentity(dnsName: $0) }
+        if let ownerIdentity, ownerIdentity.namespace == caller.namespace, ownerIdentity.serviceAccount == caller.serviceAccount {
+            return
+        }
+        logger.warning("refused: a workload of another identity", metadata: [
+            "workload": "\(name)", "caller": "\(caller)", "owner": "\(owner ?? "none (applied)")", "attempt": "\(attempt)",
+        ])
+        throw RPCError(
+            code: .permissionDenied,
+            message: owner.map { "workload \(name) is registered by \($0); \(caller) cannot \(attempt)" }
+                ?? "workload \(name) was applied by an administrator, not registered by a proxy; \(caller) cannot \(attempt) (an administrator removes it with `starling delete workload \(workload.metadata.name) -n \(workload.metadata.namespace ?? "default")`)")
     }
 
     func status(

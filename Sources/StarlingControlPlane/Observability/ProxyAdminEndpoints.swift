@@ -38,12 +38,13 @@ enum ProxyAdminEndpoints {
 
     /// The probe (admin) endpoint, which serves the tap, of each multicluster gateway when the
     /// gateway is installed: one per address its Service lists (one per replica), or
-    /// `defaultHost` when it lists none.
-    static func gateways(_ snapshot: DestinationIndex.Snapshot, defaultHost: String) -> [String] {
+    /// `defaultHost` when it lists none (none without one).
+    static func gateways(_ snapshot: DestinationIndex.Snapshot, defaultHost: String?) -> [String] {
         guard let service = snapshot.services[MirrorLabels.namespace]?[MirrorLabels.gatewayServiceName],
             let spec = try? ServiceSpec(service), let probe = spec.port(named: "mc-probe")
         else { return [] }
         let listed = service.metadata.annotations[MirrorLabels.gatewayAddressAnnotation].map(MirrorLabels.gatewayHosts) ?? []
-        return (listed.isEmpty ? [defaultHost] : listed).map { NetworkAddress.joinHostPort($0, probe.port) }
+        let hosts = listed.isEmpty ? (defaultHost.map { [$0] } ?? []) : listed
+        return hosts.map { NetworkAddress.joinHostPort($0, probe.port) }
     }
 }

@@ -5,14 +5,22 @@ import NIOHTTP2
 /// call that fails answers HTTP 200 with `grpc-status` ≠ 0 in its trailers (or in a trailers-only
 /// head), so the HTTP status alone counts it as a success.
 enum GRPCStatus {
+    /// CANCELLED: what a gRPC client that went away in the middle of a response reports.
+    static let cancelled = 1
     /// UNKNOWN: what a gRPC client makes of a `grpc-status` outside 0–16.
     static let unknown = 2
     /// INTERNAL: what a gRPC client reports for a 200 response that ended without a status.
     static let internalError = 13
 
-    /// True when `headers` (a request's) are a gRPC call's: `content-type: application/grpc…`.
+    /// True when `headers` (a request's) are a gRPC call's: `content-type: application/grpc`,
+    /// alone or followed by `+` (`+proto`) or `;`. Not gRPC-Web (`application/grpc-web…`), whose
+    /// status travels in the body, and which an HTTP/1.1 server answers.
     static func isCall(_ headers: HPACKHeaders) -> Bool {
-        headers.first(name: "content-type")?.hasASCIICaseInsensitivePrefix("application/grpc") ?? false
+        guard let type = headers.first(name: "content-type"), type.hasASCIICaseInsensitivePrefix("application/grpc") else {
+            return false
+        }
+        let rest = type.utf8.dropFirst("application/grpc".utf8.count)
+        return rest.first.map { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: ";") } ?? true
     }
 
     /// The status in `headers` (trailers, or a trailers-only head): 0–16, ``unknown`` for

@@ -74,6 +74,9 @@ final class InboundHTTP2Forwarder: HTTP2FrameStreamOwner, InboundHTTP2AppOwner {
     }
 
     func streamClosed(reason: HTTP2ErrorCode?) {
+        // The caller went away in the middle of the response: a gRPC call waiting for its status
+        // is counted as the caller saw it, CANCELLED.
+        if responseStarted, !responseEnded { recorder.responseEnded(last: nil, cancelledByCaller: true) }
         if case .forwarding(let app) = state {
             // Closing an open stream resets it; a finished one is already closed.
             app.close()

@@ -47,12 +47,18 @@ struct InboundRequestRecorder {
         }
     }
 
-    /// The response ended with `last` (nil: it broke off): a gRPC call waiting for its status
-    /// is counted now, with the latency of its head.
-    mutating func responseEnded(last: HTTP2Frame.FramePayload?) {
+    /// The response ended with `last` (nil: it broke off, or the caller cancelled it): a gRPC
+    /// call waiting for its status is counted now, with the latency of its head.
+    mutating func responseEnded(last: HTTP2Frame.FramePayload?, cancelledByCaller: Bool = false) {
         guard let latency = pendingLatency else { return }
         pendingLatency = nil
-        record(status: 200, grpcStatus: last.flatMap { GRPCStatus.ofResponse(httpStatus: 200, ending: $0) } ?? GRPCStatus.internalError, latency: latency)
+        let status: Int
+        if let last {
+            status = GRPCStatus.ofResponse(httpStatus: 200, ending: last) ?? GRPCStatus.internalError
+        } else {
+            status = cancelledByCaller ? GRPCStatus.cancelled : GRPCStatus.internalError
+        }
+        record(status: 200, grpcStatus: status, latency: latency)
     }
 
     /// The response head (`status`) is on its way to the caller: the proxy's own answer, or an

@@ -40,7 +40,7 @@ struct InboundRequestRewrite: Sendable, Hashable {
         self.appPort = configuration.appPort(forTarget: target)
         // HTTP/2 end to end only for gRPC, which needs it (trailers); other HTTP/2 requests reach
         // the application as HTTP/1.1, which every HTTP server speaks.
-        let isGRPC = incoming.first(name: "content-type")?.hasASCIICaseInsensitivePrefix("application/grpc") ?? false
+        let isGRPC = GRPCStatus.isCall(incoming)
         self.isGRPC = isGRPC
         self.appProtocol = Self.isHTTP1(originalProtocol) || !isGRPC ? .http1 : .http2
         self.authority = target ?? incoming.first(name: ":authority") ?? ""

@@ -134,7 +134,8 @@ used=$(gateways_used)
 step "kill -9 replica 1 under load: no call fails, streams resume, the mirror duty moves"
 duties() { PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d starling_test -Atc \
   "SELECT duty || '=' || holder FROM starling_duties WHERE expires_at > now() ORDER BY duty" 2>/dev/null; }
-mirror_holder() { duties | sed -n 's/^service-mirror=//p'; }
+# The holder as the table names it: "HOST:PORT on MACHINE pid N".
+mirror_holder() { duties | sed -n 's/^service-mirror=\([^ ]*\).*/\1/p'; }
 before=$(duties | tr '\n' ' ')
 echo "      duties before: $before"
 # Replica 1 starts first and takes the duties; the kill must hit the mirror's holder.

@@ -43,6 +43,18 @@ enum SystemdUnits {
         UMask=0077
         """
 
+    /// The end of a gateway's or a proxy's unit: restarted at once, hardened, started at boot.
+    static let restartedAndHardened = """
+        Restart=always
+        RestartSec=1
+        LimitNOFILE=65536
+        \(hardening)
+
+        [Install]
+        WantedBy=multi-user.target
+
+        """
+
     /// `[Unit]` and the start of `[Service]`, the same for every unit.
     static func head(description: String, user: String) -> String {
         """
@@ -99,14 +111,7 @@ enum SystemdUnits {
         ExecStart=\(s.binary) gateway --controller \(s.replicas.joined(separator: ",")) \
         --controller-ca-file /etc/starling/controller-ca.crt --token-file ${TOKEN_FILE} \
         --cluster-name \(s.clusterName) --listen-address ${LISTEN}
-        Restart=always
-        RestartSec=1
-        LimitNOFILE=65536
-        \(hardening)
-
-        [Install]
-        WantedBy=multi-user.target
-
+        \(restartedAndHardened)
         """
     }
 
@@ -122,14 +127,7 @@ enum SystemdUnits {
         --controller-ca-file /etc/starling/controller-ca.crt --token-file ${TOKEN_FILE} \
         --namespace ${NAMESPACE} --service-account ${SERVICE_ACCOUNT} --listen-address ${LISTEN} \
         --app-host ${LISTEN} --app-port ${APP_PORT} --cluster-name \(s.clusterName)
-        Restart=always
-        RestartSec=1
-        LimitNOFILE=65536
-        \(hardening)
-
-        [Install]
-        WantedBy=multi-user.target
-
+        \(restartedAndHardened)
         """
     }
 }

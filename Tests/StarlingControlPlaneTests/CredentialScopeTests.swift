@@ -369,6 +369,25 @@ struct CredentialScopeTests {
 /// against the remote cluster's API, and writes it into the Link's Secret.
 @Suite(.timeLimit(.minutes(1)))
 struct LinkCredentialRenewalTests {
+    /// A Link from `local` to cluster east (its API at 127.0.0.1:`apiPort`) with `credential`,
+    /// as `multicluster link` writes it.
+    private func linkToEast(
+        _ local: TestController, credential: Starling_V1_CreateTokenResponse, certificatePEM: String, apiPort: Int
+    ) async throws {
+        let secret = Resource(
+            name: "cluster-credentials-east", namespace: "starling-multicluster",
+            spec: SecretSpec(type: "multicluster.starling.io/link-credential", strings: [
+                "token": credential.token, "ca.crt": certificatePEM, "expires-at": "\(credential.expiresAt)",
+            ]))
+        let link = Resource(
+            name: "east", namespace: "starling-multicluster",
+            spec: LinkSpec(
+                targetClusterName: "east", apiAddress: "127.0.0.1:\(apiPort)",
+                credentialsSecret: "cluster-credentials-east", gatewayAddresses: ["127.0.0.1"], gatewayPort: 1,
+                gatewayIdentity: MeshIdentity(namespace: "starling-multicluster", serviceAccount: "starling-gateway").dnsName))
+        _ = try await local.withClients { api in try await api.apply([secret, link]) }
+    }
+
     @Test func theMirroringControllerRenewsALinkCredentialAtTwoThirdsOfItsLifetime() async throws {
         try await withController { remote in
             let issued = try await remote.withClients(.admin) { api in
@@ -377,18 +396,7 @@ struct LinkCredentialRenewalTests {
                 })
             }
             try await withController { local in
-                let secret = Resource(
-                    name: "cluster-credentials-east", namespace: "starling-multicluster",
-                    spec: SecretSpec(type: "multicluster.starling.io/link-credential", strings: [
-                        "token": issued.token, "ca.crt": remote.apiCertificatePEM, "expires-at": "\(issued.expiresAt)",
-                    ]))
-                let link = Resource(
-                    name: "east", namespace: "starling-multicluster",
-                    spec: LinkSpec(
-                        targetClusterName: "east", apiAddress: "127.0.0.1:\(remote.apiPort)",
-                        credentialsSecret: "cluster-credentials-east", gatewayAddresses: ["127.0.0.1"], gatewayPort: 1,
-                        gatewayIdentity: MeshIdentity(namespace: "starling-multicluster", serviceAccount: "starling-gateway").dnsName))
-                _ = try await local.withClients { api in try await api.apply([secret, link]) }
+                try await linkToEast(local, credential: issued, certificatePEM: remote.apiCertificatePEM, apiPort: remote.apiPort)
 
                 // Renewed 4 s after issue (2/3 of 6 s), well before it expires.
                 var found: SecretSpec?
@@ -425,18 +433,7 @@ struct LinkCredentialRenewalTests {
             return (issued, remote.apiCertificatePEM, remote.apiPort)
         }
         try await withController { local in
-            let secret = Resource(
-                name: "cluster-credentials-east", namespace: "starling-multicluster",
-                spec: SecretSpec(type: "multicluster.starling.io/link-credential", strings: [
-                    "token": issued.token, "ca.crt": remoteCA, "expires-at": "\(issued.expiresAt)",
-                ]))
-            let link = Resource(
-                name: "east", namespace: "starling-multicluster",
-                spec: LinkSpec(
-                    targetClusterName: "east", apiAddress: "127.0.0.1:\(remotePort)",
-                    credentialsSecret: "cluster-credentials-east", gatewayAddresses: ["127.0.0.1"], gatewayPort: 1,
-                    gatewayIdentity: MeshIdentity(namespace: "starling-multicluster", serviceAccount: "starling-gateway").dnsName))
-            _ = try await local.withClients { api in try await api.apply([secret, link]) }
+            try await linkToEast(local, credential: issued, certificatePEM: remoteCA, apiPort: remotePort)
 
             // Due at 6 s of 9 (two thirds): the first attempt fails, and the registry says why.
             var failed: Starling_V1_GatewayStatus?

@@ -1,8 +1,11 @@
 import ArgumentParser
+import Dispatch
 import Foundation
 import Logging
 import StarlingCore
+import StarlingAPI
 import StarlingProxy
+import SwiftProtobuf
 import UnixSignals
 
 /// `starling proxy`: the sidecar in the foreground (systemd-friendly). `starling run` starts the
@@ -44,8 +47,14 @@ struct ProxyCommand: AsyncParsableCommand {
     @Option(help: "Request metrics: on, or off (to measure what they cost; bench/proxy-pair.sh).")
     var metrics: MetricsSetting = .on
 
-    @Option(help: "The registered workload this proxy fronts: its inbound policy is enforced (default: the namespace's default policy only).")
+    @Option(help: "The registered workload this proxy fronts: its inbound policy is enforced (default: the namespace's default policy only; with --service, SERVICE-XXXXX).")
     var workload: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Register the workload as an endpoint of this service (labelled app=SERVICE), keep it registered, and deregister it on SIGTERM.",
+            discussion: "How a workload on a host of its own joins: its address is --listen-address, its port the first --app-port. Without it the proxy registers nothing (a workload `starling run` or an operator registers)."))
+    var service: String?
 
     @Option(help: "Default inbound policy until the controller's arrives: all-unauthenticated, all-authenticated, cluster-authenticated, deny or audit.")
     var defaultInboundPolicy: String?
@@ -66,6 +75,12 @@ struct ProxyCommand: AsyncParsableCommand {
         if let workload, let problem = ResourceNames.dns1123SubdomainProblem(workload) {
             throw ValidationError("--workload \(workload): \(problem)")
         }
+        if let service, let problem = ResourceNames.dns1123LabelProblem(service) {
+            throw ValidationError("--service \(service): \(problem)")
+        }
+        if service != nil, NetworkAddress.isWildcard(listenAddress) {
+            throw ValidationError("--service registers the workload at --listen-address: give the workload's own address, not \(listenAddress)")
+        }
     }
 
     func run() async throws {
@@ -82,18 +97,88 @@ struct ProxyCommand: AsyncParsableCommand {
                 appHost: appHost, appPorts: appPorts, opaqueBindings: try outboundTCP.map(OpaqueBindingFlag.parse),
                 clusterName: clusterName)
         configuration.controllerReplicas = controller.replicas
-        configuration.workloadName = workload
+        let name = workload ?? service.map { "\($0)-\(String(UUID().uuidString.lowercased().prefix(5)))" }
+        configuration.workloadName = name
         configuration.defaultInboundPolicy = defaultInboundPolicy.flatMap(AccessPolicy.parse)
+        if let service {
+            // What Registration will register: the Servers that select it apply from the start.
+            configuration.workloadLabels = ["app": service]
+            configuration.workloadPorts = Registration.ports(inboundPort: inboundPort, appPort: appPorts.first)
+        }
         let proxy = Proxy(configuration: configuration, logger: logger, metrics: metrics)
+        // The registration speaks with the join token, to every replica the proxy knows.
+        let registration = service.flatMap { service in
+            name.map { name in
+                ProxyRegistration(
+                    context: ResolvedContext(
+                        name: "proxy", clusterName: clusterName ?? "", serverHost: controller.host, serverPort: controller.port, adminServer: nil,
+                        caPEM: controller.certificatePEM, token: controller.token, configPath: "", replicas: controller.replicas),
+                    namespace: namespace, name: name, service: service, address: listenAddress, inboundPort: inboundPort,
+                    appPort: appPorts.first, adminPort: adminPort, defaultInboundPolicy: defaultInboundPolicy)
+            }
+        }
         try await withThrowingTaskGroup { group in
             group.addTask {
                 guard (try? await proxy.waitUntilReady(timeout: .seconds(300))) != nil else { return }
                 StartupPages.release(logger: logger)
+                // Registered while the proxy serves; deregistered at the first signal, while it drains.
+                await registration?.run(logger: logger, certificate: { proxy.certificateReport })
             }
             // SIGTERM and SIGINT shut it down gracefully (SidecarRuntime): /ready says so, the
             // listeners drain, then the rest stops. Its error, if any, is the command's.
             try await proxy.run(gracefulShutdownSignals: [.sigterm, .sigint])
             group.cancelAll()
+        }
+    }
+}
+
+/// `starling proxy --service`: the workload registered with the proxy's join token and kept
+/// registered (``Registration``) until SIGTERM or SIGINT, which deregisters it at once, so
+/// callers stop picking it while the proxy drains.
+struct ProxyRegistration: Sendable {
+    var context: ResolvedContext
+    var namespace: String
+    var name: String
+    var service: String
+    var address: String
+    var inboundPort: Int
+    var appPort: Int?
+    var adminPort: Int
+    var defaultInboundPolicy: String?
+
+    func run(logger: Logger, certificate: @escaping @Sendable () -> Proxy.CertificateReport?) async {
+        let signalled = AsyncStream<Void>.makeStream()
+        let sources = [SIGTERM, SIGINT].map { signo in
+            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+            source.setEventHandler { signalled.continuation.yield() }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+        let stopping = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try? await Registration.keepRegistered(
+                    context, name: name, address: address, inboundPort: inboundPort, appPort: appPort, adminPort: adminPort,
+                    labels: ["app": service], defaultInboundPolicy: defaultInboundPolicy, logger: logger,
+                    certificate: certificate)
+                return false
+            }
+            group.addTask {
+                for await _ in signalled.stream { return true }
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        guard stopping else { return }
+        do {
+            try await ControllerClient.with(context, timeout: .seconds(3)) { client in
+                _ = try await client.mesh.deregister(.with { $0.namespace = namespace; $0.name = name })
+            }
+            logger.notice("stopping: the workload is deregistered while the proxy drains", metadata: ["workload": "\(namespace)/\(name)"])
+        } catch {
+            logger.warning("deregistering the workload failed; its lease expires", metadata: ["error": "\(error)"])
         }
     }
 }

@@ -232,12 +232,24 @@ all_on_3() { [ "$(duties | grep -c '=10.203.0.3:8086')" = 3 ]; }
 eventually "replica 3 holds every duty" 10 all_on_3
 expect_ok "apply through the context while one replica is dead and one cut off" S label svc -n test podinfo tier=web
 ip -n sl-h1 addr add 10.203.0.23/24 dev eth0
-on sl-h1 env STARLING_CONFIG="$work/config" STARLING_HOME="$work/home-h1" "$STARLING" run -n test --service late \
-  --port 7002 --address 10.203.0.23 -- "$STARLING" demo-app podinfo --port 7002 --message late > late.log 2>&1 &
+# The way docs/operations.md joins a host (the systemd unit's command): a join token bound to
+# the service, `starling proxy --service` with every replica, the application beside it.
+printf '%s\n' 'apiVersion: v1' 'kind: Service' 'metadata: {name: late, namespace: test}' \
+  'spec: {selector: {app: late}, ports: [{name: http, port: 7002}]}' > late-svc.yaml
+expect_ok "apply Service late (through replica 3)" S apply -f late-svc.yaml
+S token create -n test --service-account late --service late > late.token && chmod 600 late.token
+on sl-h1 "$STARLING" demo-app podinfo --host 127.0.0.1 --port 7002 --message late > late-app.log 2>&1 &
 pids+=($!); disown $!
-eventually "a new workload joins (certificate and registration through replica 3)" 60 registered_on late
+on sl-h1 "$STARLING" proxy --controller 10.203.0.1:8086,10.203.0.2:8086,10.203.0.3:8086 --controller-ca-file c1/api.crt \
+  --token-file late.token -n test --service-account late --listen-address 10.203.0.23 --app-port 7002 --service late \
+  --cluster-name prod > late.log 2>&1 &
+late_proxy=$!; pids+=($late_proxy); disown $late_proxy
+eventually "a new host joins with starling proxy --service (certificate and registration through replica 3)" 60 registered_on late
 late_call() { on sl-h1 curl -s -m 3 -x http://10.203.0.21:4140 http://late.test:7002/ | grep -q late; }
 eventually "the new workload answers over mTLS" 30 late_call
+kill -TERM "$late_proxy"
+late_gone() { ! registered_on late; }
+eventually "SIGTERM deregisters it while its proxy drains" 5 late_gone || show < late.log
 on sl-c2 nft delete table inet cut
 
 echo

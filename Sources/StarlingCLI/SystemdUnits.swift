@@ -119,13 +119,15 @@ enum SystemdUnits {
         """
         # /etc/systemd/system/starling-proxy@.service — one instance per workload:
         #   systemctl enable --now starling-proxy@web   reads /etc/starling/proxy-web.env:
-        #   NAMESPACE=… SERVICE_ACCOUNT=… LISTEN=10.0.1.5 APP_PORT=8080 TOKEN_FILE=/etc/starling/web.token
-        # The token comes from `starling token create`; the CA file is the controllers' api.crt.
+        #   NAMESPACE=… SERVICE_ACCOUNT=… SERVICE=web LISTEN=10.0.1.5 APP_PORT=8080 TOKEN_FILE=/etc/starling/web.token
+        # The token comes from `starling token create --service web`; the CA file is the
+        # controllers' api.crt. The proxy registers the workload as an endpoint of SERVICE while
+        # it runs, and deregisters it when stopped.
         \(head(description: "Starling proxy for workload %i (cluster \(s.clusterName))", user: s.user))
         EnvironmentFile=/etc/starling/proxy-%i.env
         ExecStart=\(s.binary) proxy --controller \(s.replicas.joined(separator: ",")) \
         --controller-ca-file /etc/starling/controller-ca.crt --token-file ${TOKEN_FILE} \
-        --namespace ${NAMESPACE} --service-account ${SERVICE_ACCOUNT} --listen-address ${LISTEN} \
+        --namespace ${NAMESPACE} --service-account ${SERVICE_ACCOUNT} --service ${SERVICE} --listen-address ${LISTEN} \
         --app-host ${LISTEN} --app-port ${APP_PORT} --cluster-name \(s.clusterName)
         \(restartedAndHardened)
         """

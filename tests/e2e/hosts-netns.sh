@@ -240,7 +240,8 @@ expect_ok "apply Service late (through replica 3)" S apply -f late-svc.yaml
 S token create -n test --service-account late --service late > late.token && chmod 600 late.token
 on sl-h1 "$STARLING" demo-app podinfo --host 127.0.0.1 --port 7002 --message late > late-app.log 2>&1 &
 pids+=($!); disown $!
-on sl-h1 "$STARLING" proxy --controller 10.203.0.1:8086,10.203.0.2:8086,10.203.0.3:8086 --controller-ca-file c1/api.crt \
+# (ip netns exec itself, not the `on` function: $! is then the proxy's pid, for the SIGTERM below)
+ip netns exec sl-h1 "$STARLING" proxy --controller 10.203.0.1:8086,10.203.0.2:8086,10.203.0.3:8086 --controller-ca-file c1/api.crt \
   --token-file late.token -n test --service-account late --listen-address 10.203.0.23 --app-port 7002 --service late \
   --cluster-name prod > late.log 2>&1 &
 late_proxy=$!; pids+=($late_proxy); disown $late_proxy

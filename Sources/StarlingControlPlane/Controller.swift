@@ -66,10 +66,19 @@ public struct Controller: Sendable {
         }
         let allDuties = duties
         let clock = ReplicaClock(measurementRequired: store is any ReplicatedStore, logger: logger)
+        // The admin address Prometheus scrapes the controller at (known once bound), and the
+        // other replicas' as the shared store last listed them.
+        let adminAddress = Mutex(NetworkAddress.joinHostPort(c.adminHost, c.adminPort))
+        let otherReplicaAdmins = Mutex<[String]>([])
         let scheduler = DutyScheduler(
             store: store,
             holder: "\(NetworkAddress.joinHostPort(c.apiHost, c.apiPort)) on \(ProcessInfo.processInfo.hostName) pid \(getpid())",
-            logger: logger, clock: clock)
+            logger: logger, clock: clock, adminAddress: { adminAddress.withLock { $0 } },
+            replicasSeen: { seen in
+                let own = adminAddress.withLock { $0 }
+                let others = seen.filter { $0.secondsAgo < 30 && !$0.adminAddress.isEmpty && $0.adminAddress != own }
+                otherReplicaAdmins.withLock { $0 = Set(others.map(\.adminAddress)).sorted() }
+            })
 
         let services: [any RegistrableRPCService] = [
             ResourcesService(store: store, auth: auth, logger: logger),
@@ -94,8 +103,6 @@ public struct Controller: Sendable {
             })
         let server = GRPCServer(transport: transport, services: services, interceptors: [MetricsInterceptor()])
 
-        // The admin address Prometheus scrapes the controller at (known once bound).
-        let adminAddress = Mutex(NetworkAddress.joinHostPort(c.adminHost, c.adminPort))
         let cluster = c.clusterName
         let admin = try await AdminServer(
             host: c.adminHost, port: c.adminPort,
@@ -106,6 +113,7 @@ public struct Controller: Sendable {
                         let snapshot = index.snapshot
                         let groups = PrometheusTargets.groups(
                             snapshot, cluster: cluster, controllerAdmin: adminAddress.withLock { $0 },
+                            otherReplicas: otherReplicaAdmins.withLock { $0 },
                             // External gateways are where the Service says (the API's host serves none).
                             gateways: c.gatewayHosted ? [] : ProxyAdminEndpoints.gateways(snapshot, defaultHost: nil))
                         return ("application/json", PrometheusTargets.document(groups))

@@ -35,10 +35,13 @@ public struct ReplicaSeen: Sendable, Hashable {
     public var secondsAgo: Double
     /// Its clock minus the database's, in seconds, at its last heartbeat.
     public var clockSkew: Double
-    public init(replica: String, secondsAgo: Double, clockSkew: Double = 0) {
+    /// Its admin server (`HOST:PORT`: `/metrics`, what Prometheus scrapes); "" when unknown.
+    public var adminAddress: String
+    public init(replica: String, secondsAgo: Double, clockSkew: Double = 0, adminAddress: String = "") {
         self.replica = replica
         self.secondsAgo = secondsAgo
         self.clockSkew = clockSkew
+        self.adminAddress = adminAddress
     }
 }
 
@@ -57,10 +60,10 @@ public protocol ReplicatedStore: ResourceStore {
     func releaseDuty(_ duty: String, holder: String) async throws
     /// Every duty's current lease.
     func dutyHolders() async throws -> [DutyHolder]
-    /// Records that `replica` is alive now (every replica does, every second); returns its clock
-    /// minus the database's, in seconds.
+    /// Records that `replica`, its admin server at `adminAddress`, is alive now (every replica
+    /// does, every second); returns its clock minus the database's, in seconds.
     @discardableResult
-    func recordReplica(_ replica: String) async throws -> Double
+    func recordReplica(_ replica: String, adminAddress: String) async throws -> Double
     /// The replicas seen within the last hour, most recent first.
     func replicas() async throws -> [ReplicaSeen]
     /// `apply`, refused unless `fence` is still valid.

@@ -101,11 +101,12 @@ struct PostgresReplicationTests {
     @Test func replicasSayTheyAreAliveAndAreListedMostRecentFirst() async throws {
         try await PostgresTestServer.withDatabase { url in
             try await withPostgresStore(url) { a in
-                try await a.recordReplica("10.0.0.1:8086 pid 1")
+                try await a.recordReplica("10.0.0.1:8086 pid 1", adminAddress: "10.0.0.1:9990")
                 try await Task.sleep(for: .milliseconds(50))
-                try await a.recordReplica("10.0.0.2:8086 pid 2")
+                try await a.recordReplica("10.0.0.2:8086 pid 2", adminAddress: "10.0.0.2:9990")
                 let seen = try await a.replicas()
                 #expect(seen.map(\.replica) == ["10.0.0.2:8086 pid 2", "10.0.0.1:8086 pid 1"])
+                #expect(seen.map(\.adminAddress) == ["10.0.0.2:9990", "10.0.0.1:9990"])
                 #expect(seen.allSatisfy { $0.secondsAgo >= 0 && $0.secondsAgo < 5 })
             }
         }

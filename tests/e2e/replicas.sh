@@ -64,6 +64,14 @@ for c in E W; do
 done
 out=$(E check 2>&1)
 matches "check: 3/3 controller replicas are alive" "3/3 controller replicas are alive" "$out"
+# Prometheus finds every replica through any one of them (each hosts a gateway too).
+sd_controllers() {
+  curl -s -m 3 http://127.64.0.1:9990/prometheus/targets | python3 -c '
+import json, sys
+print(" ".join(sorted(g["targets"][0] for g in json.load(sys.stdin) if g["labels"].get("component") == "controller")))'
+}
+all_listed() { [ "$(sd_controllers)" = "127.64.0.1:9990 127.64.0.2:9990 127.64.0.3:9990" ]; }
+eventually "replica 1's Prometheus discovery lists the three controller replicas" 15 all_listed || echo "      listed: $(sd_controllers)"
 # The issuer is one sealed Secret in the shared store: every replica signs with it.
 python3 -c "import base64, yaml; open('east-ca.pem', 'wb').write(base64.b64decode(yaml.safe_load(open('east.conf'))['contexts'][0]['certificate-authority-data']))"
 token=$(E token create --namespace test --service-account probe --ttl 10m)

@@ -33,14 +33,21 @@ struct DutyScheduler: Sendable {
     var logger: Logger
     /// Where each heartbeat's clock measurement goes.
     var clock: ReplicaClock? = nil
+    /// This replica's admin server, recorded with each heartbeat (known once it is bound).
+    var adminAddress: @Sendable () -> String = { "" }
+    /// Told the replicas the store lists, every few heartbeats (Prometheus discovery lists them).
+    var replicasSeen: (@Sendable ([ReplicaSeen]) -> Void)? = nil
 
     func run(_ duties: [Duty]) async {
         await withDiscardingTaskGroup { group in
             if let shared = store as? any ReplicatedStore {
                 // Replicas say they are alive, for `check` (2/3 replicas live).
                 group.addTask {
+                    var beats = 0
                     while !Task.isCancelled {
-                        if let skew = try? await shared.recordReplica(holder) { clock?.record(skew) }
+                        if let skew = try? await shared.recordReplica(holder, adminAddress: adminAddress()) { clock?.record(skew) }
+                        if let replicasSeen, beats % 5 == 0, let seen = try? await shared.replicas() { replicasSeen(seen) }
+                        beats += 1
                         try? await Task.sleep(for: renewEvery)
                     }
                 }

@@ -21,13 +21,17 @@ enum PrometheusTargets {
         var labels: [(String, String)]
     }
 
-    /// The target groups of `snapshot`, in a stable order: the controller, the `gateways`
-    /// (probe endpoints of `starling gateway` processes), then the workloads by namespace and
-    /// name (those registered with an admin port).
+    /// The target groups of `snapshot`, in a stable order: the controller, the `otherReplicas`
+    /// (admin servers of the controller replicas sharing its store, each with the gateway it
+    /// hosts), the `gateways` (probe endpoints of `starling gateway` processes), then the
+    /// workloads by namespace and name (those registered with an admin port).
     static func groups(
-        _ snapshot: DestinationIndex.Snapshot, cluster: String, controllerAdmin: String, gateways: [String] = []
+        _ snapshot: DestinationIndex.Snapshot, cluster: String, controllerAdmin: String, otherReplicas: [String] = [],
+        gateways: [String] = []
     ) -> [Group] {
-        var groups = [Group(target: controllerAdmin, labels: [("cluster", cluster), ("component", "controller")])]
+        var groups = ([controllerAdmin] + otherReplicas).map {
+            Group(target: $0, labels: [("cluster", cluster), ("component", "controller")])
+        }
         for gateway in gateways {
             groups.append(
                 Group(

@@ -50,16 +50,17 @@ extension PostgresResourceStore: ReplicatedStore {
         }
     }
 
-    public func recordReplica(_ replica: String) async throws -> Double {
+    public func recordReplica(_ replica: String, adminAddress: String) async throws -> Double {
         try await access("recording replica \(replica)", probe: true) { client in
             // This replica's clock, read as the statement leaves: its skew is against `now()`.
             let local = Date().timeIntervalSince1970
             var skew = 0.0
             for try await value in try await client.query(
                 """
-                INSERT INTO starling_replicas (replica, seen_at, clock_skew)
-                VALUES (\(replica), now(), \(local) - EXTRACT(EPOCH FROM now())::float8)
-                ON CONFLICT (replica) DO UPDATE SET seen_at = now(), clock_skew = excluded.clock_skew
+                INSERT INTO starling_replicas (replica, seen_at, clock_skew, admin_address)
+                VALUES (\(replica), now(), \(local) - EXTRACT(EPOCH FROM now())::float8, \(adminAddress))
+                ON CONFLICT (replica) DO UPDATE SET seen_at = now(), clock_skew = excluded.clock_skew,
+                    admin_address = excluded.admin_address
                 RETURNING clock_skew
                 """
             ).decode(Double.self) {
@@ -74,13 +75,13 @@ extension PostgresResourceStore: ReplicatedStore {
     public func replicas() async throws -> [ReplicaSeen] {
         try await access("reading the replicas") { client in
             var seen: [ReplicaSeen] = []
-            for try await (replica, ago, skew) in try await client.query(
+            for try await (replica, ago, skew, admin) in try await client.query(
                 """
-                SELECT replica, EXTRACT(EPOCH FROM now() - seen_at)::float8, clock_skew FROM starling_replicas
+                SELECT replica, EXTRACT(EPOCH FROM now() - seen_at)::float8, clock_skew, admin_address FROM starling_replicas
                 WHERE seen_at > now() - interval '1 hour' ORDER BY seen_at DESC
                 """
-            ).decode((String, Double, Double).self) {
-                seen.append(ReplicaSeen(replica: replica, secondsAgo: ago, clockSkew: skew))
+            ).decode((String, Double, Double, String).self) {
+                seen.append(ReplicaSeen(replica: replica, secondsAgo: ago, clockSkew: skew, adminAddress: admin))
             }
             return seen
         }

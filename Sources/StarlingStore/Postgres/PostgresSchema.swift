@@ -86,6 +86,9 @@ enum PostgresSchema {
         Migration(
             version: 5, description: "replica clock skew",
             statements: ["ALTER TABLE starling_replicas ADD COLUMN clock_skew float8 NOT NULL DEFAULT 0"]),
+        Migration(
+            version: 6, description: "replica admin addresses",
+            statements: ["ALTER TABLE starling_replicas ADD COLUMN admin_address text NOT NULL DEFAULT ''"]),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

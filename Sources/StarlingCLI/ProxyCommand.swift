@@ -127,7 +127,12 @@ struct ProxyCommand: AsyncParsableCommand {
             // SIGTERM and SIGINT shut it down gracefully (SidecarRuntime): /ready says so, the
             // listeners drain, then the rest stops. Its error, if any, is the command's.
             try await proxy.run(gracefulShutdownSignals: [.sigterm, .sigint])
+            // A proxy with nothing to drain stops before the registration has seen the signal:
+            // the registration stops (no heartbeat can register it again), then the workload is
+            // deregistered (again, if it already was: harmless).
             group.cancelAll()
+            try await group.waitForAll()
+            await registration?.deregister(logger: logger)
         }
     }
 }
@@ -172,13 +177,22 @@ struct ProxyRegistration: Sendable {
             return first
         }
         guard stopping else { return }
-        do {
-            try await ControllerClient.with(context, timeout: .seconds(3)) { client in
-                _ = try await client.mesh.deregister(.with { $0.namespace = namespace; $0.name = name })
+        await deregister(logger: logger)
+    }
+
+    /// Deregisters the workload, within 3 s, whether or not the caller is being cancelled (the
+    /// command's task group is, once the proxy stopped).
+    func deregister(logger: Logger) async {
+        let (context, namespace, name) = (context, namespace, name)
+        await Task {
+            do {
+                try await ControllerClient.with(context, timeout: .seconds(3)) { client in
+                    _ = try await client.mesh.deregister(.with { $0.namespace = namespace; $0.name = name })
+                }
+                logger.notice("stopping: the workload is deregistered", metadata: ["workload": "\(namespace)/\(name)"])
+            } catch {
+                logger.warning("deregistering the workload failed; its lease expires", metadata: ["error": "\(error)"])
             }
-            logger.notice("stopping: the workload is deregistered while the proxy drains", metadata: ["workload": "\(namespace)/\(name)"])
-        } catch {
-            logger.warning("deregistering the workload failed; its lease expires", metadata: ["error": "\(error)"])
-        }
+        }.value
     }
 }

@@ -41,6 +41,10 @@ export STARLING_TEST_POSTGRES_URL
 # Serially: the suite is fast (under two minutes) and its real-socket tests keep their time
 # bounds on a loaded 2-core machine.
 swift test --skip-build --no-parallel
+# Screenshots of the dashboard and the demo frontend, and the soak's samples, plot and figures,
+# are kept in the checkout (artifacts/, not in git) and listed at the end.
+export STARLING_ARTIFACTS=$PWD/artifacts/e2e SOAK_OUT=$PWD/artifacts/soak
+rm -rf artifacts
 for script in control-plane multicluster multicluster-netns data-plane authz mtls-refusal rotation viz postgres-store replicas hosts-netns; do
   tests/e2e/$script.sh "$starling" | tee -a "$log"
 done
@@ -53,6 +57,10 @@ if STARLING_HOME=$home "$starling" demo --check; then
 else
   echo "demo: 0 passed, 1 failed" | tee -a "$log"
 fi
+echo "artifacts:"
+{ find artifacts -type f \( -name '*.png' -o -name '*.md' -o -name '*.csv' \) 2>/dev/null || true; } | sort | while read -r f; do
+  echo "  $f ($(stat -c %s "$f") bytes)"
+done
 # One closing line for all checks after the unit tests (each script exits non-zero on a failure).
 closing=$(grep -E '^[a-z0-9 -]+: [0-9]+ passed, [0-9]+ failed' "$log")
 passed=$(grep -oE '[0-9]+ passed' <<<"$closing" | awk '{s += $1} END {print s + 0}')

@@ -24,9 +24,30 @@ enum VizQueries {
     /// A name as a PromQL regex string literal's content, its dots escaped.
     static func literal(_ name: String) -> String { name.replacingOccurrences(of: ".", with: "\\\\.") }
 
+    /// The seconds of a Prometheus duration (`isDuration`), nil for anything else.
+    static func seconds(of duration: String) -> Double? {
+        guard isDuration(duration) else { return nil }
+        let unit = duration.drop { $0.isNumber }
+        guard let count = Double(duration.prefix { $0.isNumber }) else { return nil }
+        switch unit {
+        case "ms": return count / 1000
+        case "s": return count
+        case "m": return count * 60
+        case "h": return count * 3600
+        case "d": return count * 86400
+        default: return nil
+        }
+    }
+
     /// The figures of one group.
     struct Figures: Codable, Equatable {
         var rps: Double = 0
+        /// The requests over the window: the rate times the window, which is what PromQL's
+        /// `increase` gives (a series that appeared inside the window loses what it counted
+        /// before its first scrape).
+        var requests: Int?
+        /// Of those, the ones that failed (5xx, or a gRPC status other than OK).
+        var failures: Int?
         var success: Double?
         var latencyP50Ms: Double?
         var latencyP95Ms: Double?
@@ -63,12 +84,18 @@ enum VizQueries {
         async let p50 = quantile("0.5")
         async let p95 = quantile("0.95")
         async let p99 = quantile("0.99")
+        let windowSeconds = seconds(of: window)
         var result: [[String]: Figures] = [:]
         for sample in try await total {
-            result[group(sample)] = Figures(rps: sample.value)
+            result[group(sample)] = Figures(rps: sample.value, requests: windowSeconds.map { Int((sample.value * $0).rounded()) })
         }
         for sample in try await success where sample.value.isFinite {
-            result[group(sample), default: Figures()].success = sample.value
+            var figures = result[group(sample), default: Figures()]
+            figures.success = sample.value
+            if let windowSeconds {
+                figures.failures = Int((figures.rps * windowSeconds * (1 - sample.value)).rounded())
+            }
+            result[group(sample)] = figures
         }
         for (samples, path) in [
             (try await p50, \Figures.latencyP50Ms), (try await p95, \Figures.latencyP95Ms), (try await p99, \Figures.latencyP99Ms),
@@ -374,13 +401,19 @@ extension VizCommand {
                 return try await client.resources.list(.with { $0.kind = "TrafficSplit"; $0.namespace = query.namespace })
                     .resourcesJson.map { try ResourceDecoder.decodeStored($0) }
             }
+            // Each local backend's open connections, as for `viz stat svc` (a backend behind a
+            // gateway has none here: its workloads' proxies are in the other cluster).
+            let connections = try await VizQueries.connections(
+                selector: "direction=\"inbound\",namespace=\"\(query.namespace)\"", by: "app", prometheus: prometheus)
             var rows: [Row] = []
             for split in splits {
                 for backend in try await VizQueries.backends(of: split, window: query.timeWindow, prometheus: prometheus, matchers: matchers) {
+                    var figures = backend.figures
+                    figures.tcpConnections = connections[backend.leaf]
                     rows.append(
                         Row(
                             name: split.metadata.name, apex: backend.apex, leaf: backend.leaf, weight: backend.weight,
-                            share: backend.share, figures: backend.figures))
+                            share: backend.share, figures: figures))
                 }
             }
             return rows
@@ -399,11 +432,11 @@ extension VizCommand {
                 guard let v else { return "-" }
                 return v < 10 ? String(format: "%.1fms", v) : "\(Int(v.rounded()))ms"
             }
-            let figureColumns = ["SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99"]
+            let figureColumns = ["SUCCESS", "RPS", "REQUESTS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99"]
             var table: Table
             switch kind {
             case .trafficsplit:
-                table = Table(["NAME", "APEX", "LEAF", "WEIGHT", "SHARE"] + figureColumns)
+                table = Table(["NAME", "APEX", "LEAF", "WEIGHT", "SHARE"] + figureColumns + ["TCP_CONN"])
             case .svc, .workload:
                 table = Table(["NAME"] + figureColumns + ["TCP_CONN"])
             case .gateway:
@@ -413,16 +446,22 @@ extension VizCommand {
             }
             for row in rows {
                 let f = row.figures
-                let figures = [percent(f.success), rps(f.rps), ms(f.latencyP50Ms), ms(f.latencyP95Ms), ms(f.latencyP99Ms)]
+                let figures = [
+                    percent(f.success), rps(f.rps), f.requests.map(String.init) ?? "-",
+                    ms(f.latencyP50Ms), ms(f.latencyP95Ms), ms(f.latencyP99Ms),
+                ]
+                let connections = f.tcpConnections.map(String.init) ?? "-"
                 switch kind {
                 case .trafficsplit:
-                    table.add([row.name, row.apex ?? "-", row.leaf ?? "-", row.weight.map { String(format: "%g", $0) } ?? "-", percent(row.share)] + figures)
+                    table.add(
+                        [row.name, row.apex ?? "-", row.leaf ?? "-", row.weight.map { String(format: "%g", $0) } ?? "-", percent(row.share)]
+                            + figures + [connections])
                 case .gateway:
                     table.add([row.name, row.cluster ?? "-"] + figures)
                 case .route:
                     table.add([row.name, row.service ?? "-"] + figures)
                 case .svc, .workload:
-                    table.add([row.name] + figures + [f.tcpConnections.map(String.init) ?? "-"])
+                    table.add([row.name] + figures + [connections])
                 }
             }
             return table.render()

@@ -26,6 +26,9 @@ e2e_home() {
   unset STARLING_CONFIG http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
 }
 
+# Where screenshots and other files worth keeping go (scripts/test.sh keeps them in the checkout).
+artifacts=${STARLING_ARTIFACTS:-/tmp/starling-e2e-artifacts}
+
 passed=0; failed=0; pids=()
 ok()   { passed=$((passed + 1)); echo "  ✓ $*"; }
 bad()  { failed=$((failed + 1)); echo "  × $*"; }

@@ -180,10 +180,10 @@ assert float(shares["podinfo"]) > 0 and float(shares["podinfo-workload2"]) > 0, 
     if grep -q 'data-workload="podinfo-' <<<"$dom" && grep -Eq '<svg class="topology"[^>]*data-edges="[1-9]' <<<"$dom"; then
       ok "the dashboard shows workloads with golden metrics and a topology of the edges"
     else bad "the dashboard's workloads or topology"; grep -o 'data-workload="[^"]*"\|<svg class="topology"[^>]*>' <<<"$dom" | sed 's/^/      /'; fi
-    mkdir -p /tmp/starling-e2e-artifacts
+    mkdir -p "$artifacts"
     timeout 60 "$browser" --headless --no-sandbox --disable-gpu --window-size=1300,1800 --virtual-time-budget=6000 \
-      --screenshot=/tmp/starling-e2e-artifacts/dashboard.png http://127.0.0.1:30751/ >/dev/null 2>&1
-    [ -s /tmp/starling-e2e-artifacts/dashboard.png ] && ok "screenshot saved to /tmp/starling-e2e-artifacts/dashboard.png" || bad "no dashboard screenshot"
+      --screenshot="$artifacts/dashboard.png" http://127.0.0.1:30751/ >/dev/null 2>&1
+    [ -s "$artifacts/dashboard.png" ] && ok "screenshot saved to $artifacts/dashboard.png" || bad "no dashboard screenshot"
     # The tap view: workload1's calls, half of them across to workload2 through its gateway.
     curl -s -m 10 -o /dev/null "http://127.0.0.1:30751/api/tap?cluster=workload1"
     sleep 2
@@ -191,8 +191,8 @@ assert float(shares["podinfo"]) > 0 and float(shares["podinfo-workload2"]) > 0, 
     cross_tap() { curl -s -m 10 "http://127.0.0.1:30751/api/tap?cluster=workload1" | grep -q '"dst_cluster":"workload2"'; }
     eventually "the dashboard's tap view has workload1's calls across to workload2" 10 cross_tap
     timeout 60 "$browser" --headless --no-sandbox --disable-gpu --window-size=1500,900 --virtual-time-budget=5000 \
-      --screenshot=/tmp/starling-e2e-artifacts/dashboard-tap-multicluster.png "http://127.0.0.1:30751/#tap" >/dev/null 2>&1
-    [ -s /tmp/starling-e2e-artifacts/dashboard-tap-multicluster.png ] && ok "screenshot saved to /tmp/starling-e2e-artifacts/dashboard-tap-multicluster.png" \
+      --screenshot="$artifacts/dashboard-tap-multicluster.png" "http://127.0.0.1:30751/#tap" >/dev/null 2>&1
+    [ -s "$artifacts/dashboard-tap-multicluster.png" ] && ok "screenshot saved to $artifacts/dashboard-tap-multicluster.png" \
       || bad "no tap view screenshot"
     # viz tap at workload2's gateway: the calls that came across, with the caller's identity and cluster.
     timeout 40 env STARLING_CONFIG=$work/configs/workload2 "$STARLING" viz tap ns/starling-multicluster --direction gateway \
@@ -265,7 +265,7 @@ else
   if grep -q "greetings from workload1" <<<"$dom" && grep -q "greetings from workload2" <<<"$dom"; then
     ok "the page Chromium rendered shows answers from both clusters"
   else bad "the rendered page lacks answers from both clusters"; echo "$dom" | head -c 600 | sed 's/^/      /'; fi
-  [ -s "$work/frontend.png" ] && { mkdir -p /tmp/starling-e2e-artifacts; cp "$work/frontend.png" /tmp/starling-e2e-artifacts/; ok "screenshot saved to /tmp/starling-e2e-artifacts/frontend.png"; } || bad "no screenshot"
+  [ -s "$work/frontend.png" ] && { mkdir -p "$artifacts"; cp "$work/frontend.png" "$artifacts/"; ok "screenshot saved to $artifacts/frontend.png"; } || bad "no screenshot"
 fi
 
 step "authorization across clusters: podinfo in workload2 admits only workload1's frontend"

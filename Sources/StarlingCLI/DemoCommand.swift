@@ -35,8 +35,18 @@ struct DemoCommand: AsyncParsableCommand {
                 }
                 print("\n\u{1B}[1mOpen \(frontend) in a browser: the answers alternate between workload1 and workload2.\u{1B}[0m")
                 if demo.vizInstalled {
-                    _ = try demo.background("dashboard", ["dashboard", "--port", "\(DemoRunner.dashboardPort)"], env: [:])
-                    print("\u{1B}[1mThe mesh's own view of both clusters: http://127.0.0.1:\(DemoRunner.dashboardPort)/ (starling dashboard)\u{1B}[0m")
+                    let log = try demo.background("dashboard", ["dashboard", "--port", "\(DemoRunner.dashboardPort)"], env: [:])
+                    // It prints its URL once it listens; a port already taken ends it instead.
+                    let url = "http://127.0.0.1:\(DemoRunner.dashboardPort)/"
+                    do {
+                        try await demo.waitFor("the dashboard listens", timeout: .seconds(15)) {
+                            try String(contentsOfFile: log, encoding: .utf8).contains(url)
+                        }
+                        print("\u{1B}[1mThe mesh's own view of both clusters: \(url) (starling dashboard)\u{1B}[0m")
+                    } catch {
+                        let said = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").last.map(String.init) ?? ""
+                        print("× the dashboard did not start (\(said.isEmpty ? "no output" : said)); its log: \(log)")
+                    }
                     print("Or: STARLING_CONFIG=\(demo.path("workload1.config")) starling viz stat trafficsplit/podinfo -n test")
                 }
                 print("Ctrl-C (or `starling demo down` from another shell) tears it all down.")

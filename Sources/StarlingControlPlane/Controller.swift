@@ -80,15 +80,18 @@ public struct Controller: Sendable {
                 otherReplicaAdmins.withLock { $0 = Set(others.map(\.adminAddress)).sorted() }
             })
 
+        // What proxies report in heartbeats and what gateways were issued, for `check`.
+        let reports = CertificateReports()
         let services: [any RegistrableRPCService] = [
             ResourcesService(store: store, auth: auth, logger: logger),
-            IdentityService(identity: identity, auth: auth, logger: logger, clock: clock, rateLimit: configuration.certifyRateLimit),
+            IdentityService(
+                identity: identity, auth: auth, logger: logger, clock: clock, rateLimit: configuration.certifyRateLimit, reports: reports),
             DestinationService(index: index, auth: auth, logger: logger),
             PolicyService(index: index, auth: auth, logger: logger),
             MeshService(
                 store: store, auth: auth, tokenKey: credentials.tokenKey, tapKey: credentials.apiKey, identity: identity,
                 index: index,
-                leases: leases, multicluster: multicluster, configuration: c, logger: logger, clock: clock),
+                leases: leases, multicluster: multicluster, configuration: c, logger: logger, clock: clock, reports: reports),
         ]
         let transport = HTTP2ServerTransport.Posix(
             // An IPv6 API address ([::1]:8086, [::]:8086) binds as one; anything else as IPv4.

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRPCCore
 import StarlingAPI
@@ -102,6 +103,42 @@ struct RolloverCheckTests {
                 let done = try await eventually(within: .seconds(5)) { try await checks(api).keys.sorted() == ["rollover"] }
                 let remaining = try await checks(api).keys.sorted()
                 #expect(done, "after the rollover only the phase line remains: \(remaining)")
+            }
+        }
+    }
+    /// A gateway sends no heartbeat: `check` counts what the controller issued it, so it warns
+    /// while the gateway still holds the previous issuer's certificate, and not once it renewed.
+    @Test func checkCountsTheCertificateIssuedToAGateway() async throws {
+        let root = try CertificateFactory.create(.init(subject: "identity.starling.cluster.local", profile: .rootCA))
+        func issuer() throws -> (certificate: Certificate, key: P256.Signing.PrivateKey) {
+            try CertificateFactory.create(
+                .init(subject: "identity.starling.cluster.local", profile: .intermediateCA, issuer: (root.certificate, root.key)))
+        }
+        let (issuerA, issuerB) = (try issuer(), try issuer())
+        let installA = install(anchors: [root.certificate], issuer: issuerA.certificate, issuerKeyPEM: PEMFile.pem(issuerA.key))
+        let installB = install(anchors: [root.certificate], issuer: issuerB.certificate, issuerKeyPEM: PEMFile.pem(issuerB.key))
+        let gateway = MeshIdentity(namespace: "starling-multicluster", serviceAccount: "starling-gateway")
+        let key = WorkloadKey()
+        try await withController { controller in
+            try await controller.withClients { api in
+                _ = try await api.apply(installA)
+                _ = try await waitForCheck(api, "rollover", "one root")
+                @Sendable func certifyGateway() async throws {
+                    _ = try await api.identity.certify(.with {
+                        $0.identity = gateway.dnsName
+                        $0.certificateSigningRequest = Data(try key.csr(for: gateway).der)
+                    })
+                }
+                try await certifyGateway()
+                // The issuer replaced (same root): the gateway holds the old one's certificate.
+                _ = try await api.apply(installB)
+                let stale = try await waitForCheck(api, "rollover-proxies", "from a previous issuer")
+                #expect(stale.status == "warning")
+                #expect(stale.message.contains("gateway at 127.0.0.1"), "\(stale.message)")
+                try await certifyGateway()
+                let renewed = try await eventually(within: .seconds(5)) { try await checks(api)["rollover-proxies"] == nil }
+                let remaining = try await checks(api).keys.sorted()
+                #expect(renewed, "after the gateway's renewal nothing is lagging: \(remaining)")
             }
         }
     }

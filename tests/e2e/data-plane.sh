@@ -157,6 +157,13 @@ else
     sleep 0.5
   done
   matches "psql -h 127.0.0.1 -p 15439 -c 'select 1' through postgres.db:5433" '^through-the-mesh\|1$' "$out"
+  # psql closed its connection: postgres's inbound counted it as opaque, with its bytes.
+  pg_conn_counted() {
+    local m; m=$(curl -s -m 5 "http://$pg_addr:4191/metrics")
+    grep -Eq '^starling_proxy_tcp_close_total\{[^}]*direction="inbound"[^}]*protocol="opaque"[^}]*\} [1-9]' <<<"$m" \
+      && grep -Eq '^starling_proxy_tcp_bytes_total\{[^}]*direction="inbound"[^}]*io="read"[^}]*\} [1-9]' <<<"$m"
+  }
+  eventually "postgres's inbound counted the closed psql connection (protocol=\"opaque\") and its bytes" 10 pg_conn_counted
 fi
 
 step "4. openssl s_client against the inbound mTLS port"

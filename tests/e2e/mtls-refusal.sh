@@ -14,8 +14,9 @@
 #
 #   tests/e2e/mtls-refusal.sh [path/to/starling]
 #
-# Needs openssl, python3 with cryptography (certificates), grpcio and PyYAML (a certificate from
-# Starling's identity service, via tests/e2e/grpc_client.py), curl.
+# Needs openssl, python3 with cryptography (certificates), h2 (an HTTP/2 request after the
+# handshake), grpcio and PyYAML (a certificate from Starling's identity service, via
+# tests/e2e/grpc_client.py), curl.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -217,6 +218,66 @@ for l in inbound gateway; do
   [ $(( $(refusals "$l" not-tls) - logs_before )) = 2 ] && grep -qa "the client did not speak TLS" <<<"$line" \
     && ok "$l, plaintext: logged reason=not-tls: the client did not speak TLS" || { bad "$l, plaintext: log"; show 3 <<<"$line"; }
 done
+
+step "right root, an identity the route does not admit (Python ssl + HTTP/2 GET)"
+# The handshake is the mesh's to accept: tester is a valid identity of this trust domain. What a
+# port admits is its authorization policy's: podinfo's Server admits only curl's service account,
+# so tester's request is answered 403, naming why, at podinfo's inbound, and through the gateway
+# (which forwards only what was exported, then podinfo's inbound judges the caller it names).
+podinfo_target=podinfo.test.svc.cluster.local:9898
+# pyget LISTENER: tester's GET / to podinfo on that listener; prints probe.py's line.
+pyget() {
+  timeout 20 python3 "$mt/probe.py" "${addr[$1]%:*}" "${addr[$1]#*:}" --ca root.crt \
+    --cert certs/valid.pem --key certs/valid.key --get "$podinfo_target/" --header "starling-target:$podinfo_target" 2>&1
+}
+deny_count() { curl -s -m 5 "http://$paddr:4191/metrics" | grep -E '^inbound_http_authz_deny_total\{' | awk '{s += $NF} END {print s + 0}'; }
+out=$(pyget inbound)
+matches "inbound, before any policy: tester's GET is served" '^answered: 200 ' "$out"
+out=$(pyget gateway)
+matches "gateway, podinfo not exported: refused, naming why" '^answered: 403 starling-error=.*not exported' "$out"
+expect_ok "export podinfo" S label svc -n test podinfo mirror.starling.io/exported=true
+exported_ok() { pyget gateway | grep -q '^answered: 200 '; }
+eventually "gateway, podinfo exported: tester's GET is served" 20 exported_ok
+cat > podinfo-policy.yaml <<YAML
+apiVersion: policy.starling.io/v1beta1
+kind: Server
+metadata: {name: podinfo-http, namespace: test}
+spec:
+  podSelector: {matchLabels: {app: podinfo}}
+  port: 9898
+  proxyProtocol: HTTP/1
+---
+apiVersion: policy.starling.io/v1beta1
+kind: MeshTLSAuthentication
+metadata: {name: curl-only, namespace: test}
+spec:
+  identityRefs: [{kind: ServiceAccount, name: curl}]
+---
+apiVersion: policy.starling.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: podinfo-from-curl, namespace: test}
+spec:
+  targetRef: {group: policy.starling.io, kind: Server, name: podinfo-http}
+  requiredAuthenticationRefs:
+  - {group: policy.starling.io, kind: MeshTLSAuthentication, name: curl-only}
+YAML
+expect_ok "apply a Server for podinfo admitting only curl's service account" S apply -f podinfo-policy.yaml
+denied_ok() { pyget inbound | grep -q '^answered: 403 '; }
+eventually "inbound: tester's GET is now 403" 10 denied_ok
+before=$(deny_count); logs_before=$(grep -ac 'request denied' podinfo.log)
+for l in inbound gateway; do
+  out=$(pyget $l)
+  matches "$l: tester's GET answered 403, naming the policy" \
+    "^answered: 403 starling-error=forbidden: no authorization of server test/podinfo-http admits tester\.test\.serviceaccount" "$out"
+done
+after=$(deny_count)
+[ "$after" = $((before + 2)) ] && ok "podinfo's inbound counted both in inbound_http_authz_deny_total ($before → $after)" \
+  || bad "inbound_http_authz_deny_total went $before → $after, wanted +2"
+line=$(grep -a 'request denied' podinfo.log | tail -1)
+[ $(( $(grep -ac 'request denied' podinfo.log) - logs_before )) = 2 ] && grep -qa 'tester\.test\.serviceaccount' <<<"$line" \
+  && ok "podinfo's proxy logged both denials, naming the caller: $(cut -c1-160 <<<"$line")" || { bad "the denials' log lines"; show 3 <<<"$line"; }
+eventually "curl's own calls (its service account is admitted) still work" 20 \
+  bash -c "curl -sf -m 5 -x $proxy http://podinfo.test:9898/ | grep -q 'podinfo in $cluster'"
 
 # The gateway counts every TCP connection, refused ones too: opened, closed by protocol (a refused
 # one never got one: unknown), and the bytes each carried.

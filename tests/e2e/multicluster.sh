@@ -151,6 +151,18 @@ assert 0.3 <= r["share"] <= 0.7 and r["figures"]["success"] == 1, r'
   }
   eventually "viz stat trafficsplit/podinfo in workload1 shows podinfo-workload2's share behind the gateway" 15 remote_share
   W1 viz stat ts/podinfo -n test -t 5m | sed 's/^/      /'
+  # The mirror as its local callers see it: the calls workload1's proxies sent across (at least the
+  # $w2 of the last 100), all answered.
+  mirror_stat() {
+    W1 viz stat svc/podinfo-workload2 -n test -t 5m -o json | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+assert len(rows) == 1 and rows[0]["name"] == "podinfo-workload2", rows
+f = rows[0]["figures"]
+assert f["rps"] > 0 and f["success"] == 1 and f["requests"] >= int(sys.argv[1]) and f["failures"] == 0, f' "$w2"
+  }
+  eventually "viz stat svc/podinfo-workload2 (the mirror) in workload1: the calls sent across, all answered" 15 mirror_stat
+  W1 viz stat svc/podinfo-workload2 -n test -t 5m | sed 's/^/      /'
 
   step "starling dashboard in headless Chromium"
   browser=$(command -v chromium || command -v chromium-browser || true)

@@ -6,6 +6,7 @@ import StarlingAPI
 import StarlingCore
 import SwiftProtobuf
 import StarlingIdentity
+import StarlingMulticluster
 import SwiftASN1
 import X509
 
@@ -22,11 +23,14 @@ struct IdentityService: Starling_V1_Identity.ServiceProtocol {
     let clock: ReplicaClock?
     /// Certificates per identity per second, on this replica.
     let rateLimiter: CertifyRateLimiter
+    /// Where a gateway's certificate is noted for `check` (gateways send no heartbeat).
+    let reports: CertificateReports?
 
     init(
         identity: MeshIdentityState, auth: Authenticator, logger: Logger, lifetime: TimeInterval? = nil,
-        clock: ReplicaClock? = nil, rateLimit: CertifyRateLimit = .standard
+        clock: ReplicaClock? = nil, rateLimit: CertifyRateLimit = .standard, reports: CertificateReports? = nil
     ) {
+        self.reports = reports
         self.identity = identity
         self.auth = auth
         self.logger = logger
@@ -92,7 +96,25 @@ struct IdentityService: Starling_V1_Identity.ServiceProtocol {
         }
         response.validUntil = Int64(chain.first?.notValidAfter.timeIntervalSince1970 ?? 0)
         response.trustAnchorsPem = configuration.trustAnchorsPEM
+        if let reports, granted.namespace == MirrorLabels.namespace, granted.serviceAccount == MirrorLabels.gatewayServiceAccount,
+            let leaf = chain.first
+        {
+            reports.recordIssued(
+                "gateway at \(Self.host(ofPeer: context.remotePeer))",
+                .init(issuer: configuration.issuerCertificate.sha256Fingerprint, trustAnchors: configuration.trust.fingerprint),
+                validity: .seconds(max(0, leaf.notValidAfter.timeIntervalSinceNow)))
+        }
         logger.debug("certified", metadata: ["identity": "\(granted)"])
         return ServerResponse(message: response)
+    }
+
+    /// The host of a gRPC peer description (`ipv4:127.0.0.1:51234`, `ipv6:[::1]:51234`).
+    static func host(ofPeer peer: String) -> String {
+        var rest = Substring(peer)
+        for prefix in ["ipv4:", "ipv6:"] where rest.hasPrefix(prefix) { rest = rest.dropFirst(prefix.count) }
+        if let colon = rest.lastIndex(of: ":"), rest[rest.index(after: colon)...].allSatisfy(\.isNumber) {
+            rest = rest[..<colon]
+        }
+        return String(rest)
     }
 }

@@ -6,6 +6,10 @@ import Synchronization
 /// replica; heartbeats are balanced over the replicas, so each one hears from every proxy every
 /// few heartbeats. `check` follows a trust anchor rollover with them. A report not refreshed for
 /// two minutes is dropped (its workload is gone).
+///
+/// A gateway registers no workload and sends no heartbeat: what this replica last issued to
+/// each gateway host is kept instead (the gateway installs a certificate as soon as it gets it),
+/// until that certificate expires.
 final class CertificateReports: Sendable {
     struct Report: Sendable, Hashable {
         var issuer: String
@@ -13,6 +17,7 @@ final class CertificateReports: Sendable {
     }
 
     private let reports = Mutex<[ResourceKey: (report: Report, seen: ContinuousClock.Instant)]>([:])
+    private let issued = Mutex<[String: (report: Report, until: ContinuousClock.Instant)]>([:])
     private let keep: Duration
 
     init(keep: Duration = .seconds(120)) {
@@ -25,6 +30,19 @@ final class CertificateReports: Sendable {
 
     func forget(_ key: ResourceKey) {
         _ = reports.withLock { $0.removeValue(forKey: key) }
+    }
+
+    /// A certificate this replica issued to `holder` (a gateway), valid for `validity`.
+    func recordIssued(_ holder: String, _ report: Report, validity: Duration, now: ContinuousClock.Instant = .now) {
+        issued.withLock { $0[holder] = (report, now + validity) }
+    }
+
+    /// The certificates issued to gateways that have not expired, by holder.
+    func currentIssued(now: ContinuousClock.Instant = .now) -> [String: Report] {
+        issued.withLock { all in
+            all = all.filter { now < $0.value.until }
+            return all.mapValues(\.report)
+        }
     }
 
     /// The reports heard within the last two minutes.

@@ -130,8 +130,8 @@ extension StatusChecks {
     /// 2. the issuer signed by the new root — wait until every proxy holds a certificate from
     ///    it, then remove the old root;
     /// 3. one root again.
-    /// Proxies that still trust only the old roots, or hold a certificate from a previous issuer,
-    /// are warnings: the next step would break their connections.
+    /// Proxies (and gateways) that still trust only the old roots, or hold a certificate from a
+    /// previous issuer, are warnings: the next step would break their connections.
     func rolloverChecks() async -> [Starling_V1_CheckResult] {
         guard let configuration = identity.configuration else { return [] }
         let anchors = configuration.trust.anchors
@@ -144,14 +144,21 @@ extension StatusChecks {
         } catch {
             return [.error("cannot list workloads: \(error)", "rollover", hint: "check the store")]
         }
-        func named(_ list: [Resource]) -> String {
-            let names = list.prefix(5).map { "\($0.metadata.namespace ?? "default")/\($0.metadata.name)" }
+        // Every holder of a mesh certificate this replica knows of: the gateways it issued
+        // certificates to (named first: few, and every linked cluster's calls cross them), and
+        // the registered workloads' proxies that reported.
+        let reported = reports.current()
+        let reporting: [(name: String, report: CertificateReports.Report)] =
+            reports.currentIssued().sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            + workloads.compactMap { w in
+                reported[w.key].map { ("\(w.metadata.namespace ?? "default")/\(w.metadata.name)", $0) }
+            }
+        func named(_ list: [(name: String, report: CertificateReports.Report)]) -> String {
+            let names = list.prefix(5).map(\.name)
             return names.joined(separator: ", ") + (list.count > 5 ? " and \(list.count - 5) more" : "")
         }
-        let reported = reports.current()
-        let reporting = workloads.filter { reported[$0.key] != nil }
-        let oldCertificate = reporting.filter { reported[$0.key]?.issuer != issuerPrint }
-        let oldAnchors = reporting.filter { reported[$0.key]?.trustAnchors != anchorsPrint }
+        let oldCertificate = reporting.filter { $0.report.issuer != issuerPrint }
+        let oldAnchors = reporting.filter { $0.report.trustAnchors != anchorsPrint }
         let lifetime = GoDuration.format(configuration.issuanceLifetime)
         var results: [Starling_V1_CheckResult] = []
         guard anchors.count > 1 else {
@@ -197,7 +204,7 @@ extension StatusChecks {
                     "every proxy (\(reporting.count)) holds a certificate from the new issuer; next: install with the new root alone",
                     "rollover-proxies"))
             } else {
-                let lagging = reporting.filter { reported[$0.key] != .init(issuer: issuerPrint, trustAnchors: anchorsPrint) }
+                let lagging = reporting.filter { $0.report != .init(issuer: issuerPrint, trustAnchors: anchorsPrint) }
                 results.append(.warning(
                     "\(lagging.count) of \(reporting.count) proxies still hold a certificate from the old chain: \(named(lagging))",
                     "rollover-proxies",

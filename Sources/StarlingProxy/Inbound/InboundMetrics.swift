@@ -54,19 +54,13 @@ enum InboundMetrics {
         Counter(label: tcpOpenTotal, dimensions: [direction]).increment()
     }
 
-    static func connectionClosed() {
-        Counter(label: tcpCloseTotal, dimensions: [direction]).increment()
-    }
-
-    /// Which way opaque bytes went: from the calling proxy to the application, or back.
-    enum Flow: String {
-        case toApplication = "to_app"
-        case fromApplication = "from_app"
-    }
-
-    static func bytes(_ count: Int, _ flow: Flow) {
-        guard count > 0 else { return }
-        Counter(label: tcpBytesTotal, dimensions: [direction, ("flow", flow.rawValue)]).increment(by: count)
+    /// A connection closed, by the protocol it spoke (`h2`, `opaque`; `unknown` when its handshake
+    /// never completed), with its bytes on the wire (TLS records included): `read` from the
+    /// calling proxy, `write` back to it.
+    static func connectionClosed(kind: String, bytesRead: Int, bytesWritten: Int) {
+        Counter(label: tcpCloseTotal, dimensions: [direction, ("protocol", kind)]).increment()
+        Counter(label: tcpBytesTotal, dimensions: [direction, ("io", "read")]).increment(by: bytesRead)
+        Counter(label: tcpBytesTotal, dimensions: [direction, ("io", "write")]).increment(by: bytesWritten)
     }
 
     static func handshakeFailed(_ reason: InboundHandshakeFailure.Reason) {

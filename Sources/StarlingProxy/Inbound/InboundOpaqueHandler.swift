@@ -62,7 +62,6 @@ final class InboundOpaqueHandler: ChannelInboundHandler, InboundOpaqueAppOwner {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
-        InboundMetrics.bytes(bytes.readableBytes, .toApplication)
         switch state {
         case .awaitingHeader(let accumulated):
             var buffer = bytes
@@ -283,7 +282,6 @@ final class InboundOpaqueHandler: ChannelInboundHandler, InboundOpaqueAppOwner {
     // MARK: - Application side
 
     func appReceived(_ bytes: ByteBuffer) {
-        InboundMetrics.bytes(bytes.readableBytes, .fromApplication)
         context?.write(wrapOutboundOut(bytes), promise: nil)
     }
 

@@ -147,8 +147,8 @@ extension InboundProxy {
                 channel.close(promise: nil)
                 return
             }
-            InboundMetrics.connectionOpened()
-            channel.closeFuture.whenComplete { _ in InboundMetrics.connectionClosed() }
+            let metrics = ConnectionMetricsHandler(.inbound)
+            try channel.pipeline.syncOperations.addHandler(metrics)
 
             let verification = ClientVerification()
             let sslHandler: NIOSSLServerHandler
@@ -169,6 +169,7 @@ extension InboundProxy {
                 var logger = connectionLogger
                 logger[metadataKey: "client_identity"] = "\(peer)"
                 if alpn == MeshHeaders.opaqueALPN {
+                    metrics.kind = "opaque"
                     // Through a gateway, an opaque connection names no original caller: it is the
                     // gateway's, from a cluster nobody vouched for.
                     let caller =
@@ -177,6 +178,7 @@ extension InboundProxy {
                         : PolicyCaller(identity: peer.dnsName, cluster: configuration.clusterName, address: clientAddress)
                     try configureOpaque(channel, caller: caller, logger: logger)
                 } else {
+                    metrics.kind = "h2"
                     try configureHTTP2(channel, peer: peer, address: clientAddress, logger: logger)
                 }
             }

@@ -2,7 +2,8 @@ import NIOCore
 
 /// Counts an accepted connection's bytes and reports them, with its open and its close (by the
 /// protocol it turned out to speak), to its ``Sink``. First handler of every connection the
-/// outbound and the gateway accept.
+/// outbound, the inbound and the gateway accept: the bytes are the wire's (TLS records included
+/// on the inbound and the gateway).
 final class ConnectionMetricsHandler: ChannelDuplexHandler {
     /// Where a connection's open and close are counted.
     struct Sink: Sendable {
@@ -12,6 +13,9 @@ final class ConnectionMetricsHandler: ChannelDuplexHandler {
         static let outbound = Sink(
             opened: { OutboundMetrics.connectionOpened() },
             closed: { OutboundMetrics.connectionClosed(kind: $0, bytesRead: $1, bytesWritten: $2) })
+        static let inbound = Sink(
+            opened: { InboundMetrics.connectionOpened() },
+            closed: { InboundMetrics.connectionClosed(kind: $0, bytesRead: $1, bytesWritten: $2) })
         static let gateway = Sink(
             opened: { GatewayMetrics.connectionOpened() },
             closed: { GatewayMetrics.connectionClosed(protocol: $0, bytesRead: $1, bytesWritten: $2) })

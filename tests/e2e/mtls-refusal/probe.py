@@ -7,8 +7,14 @@
     refused: <what the client saw>                 an alert, a closed connection, a failed handshake
 
     probe.py HOST PORT --ca ROOT.crt [--cert FULL.pem --key KEY] [--sni NAME] [--tls12] [--plaintext]
+             [--get AUTHORITY/PATH [--header NAME:VALUE]...]
 
-Exit status 0 for accepted, 1 for refused, 2 when the probe itself could not run.
+With --get, an accepted connection then carries one HTTP/2 GET (the h2 package's framing and
+HPACK over this ssl socket), and the line is
+
+    answered: <status> starling-error=<the header, or ->
+
+Exit status 0 for accepted (or answered), 1 for refused, 2 when the probe itself could not run.
 """
 import argparse
 import socket
@@ -25,6 +31,8 @@ def main():
     p.add_argument("--tls12", action="store_true", help="offer TLS 1.2 at most")
     p.add_argument("--plaintext", action="store_true", help="send an HTTP/1.1 request without TLS")
     p.add_argument("--alpn", default="h2")
+    p.add_argument("--get", help="AUTHORITY/PATH: send this HTTP/2 GET once the handshake is done")
+    p.add_argument("--header", action="append", default=[], help="NAME:VALUE, another request header")
     a = p.parse_args()
 
     sock = socket.create_connection((a.host, a.port), timeout=10)
@@ -65,8 +73,42 @@ def main():
     if not data:
         print("refused: connection closed after the handshake, nothing served")
         return 1
+    if a.get:
+        return get(tls, data, a.get, a.header)
     print(f"accepted: {tls.version()} ALPN {tls.selected_alpn_protocol()} first bytes {data[:9].hex()}")
     return 0
+
+
+def get(tls, first, target, extra):
+    """One HTTP/2 GET on the accepted connection; prints its status and starling-error."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    authority, _, path = target.partition("/")
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    headers = [(":method", "GET"), (":scheme", "https"), (":authority", authority), (":path", "/" + path)]
+    headers += [tuple(h.split(":", 1)) for h in extra]
+    conn.send_headers(1, headers, end_stream=True)
+    tls.sendall(conn.data_to_send())
+    data, status, error = first, None, "-"
+    while True:
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived):
+                fields = dict(event.headers)
+                status, error = fields.get(":status"), fields.get("starling-error", "-")
+            elif isinstance(event, h2.events.StreamEnded) and status is not None:
+                print(f"answered: {status} starling-error={error}")
+                return 0
+            elif isinstance(event, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                print(f"refused: {type(event).__name__} {getattr(event, 'error_code', '')}")
+                return 1
+        tls.sendall(conn.data_to_send())
+        data = tls.recv(65535)
+        if not data:
+            print("refused: connection closed before an answer")
+            return 1
 
 
 if __name__ == "__main__":

@@ -233,8 +233,14 @@ pyget() {
 deny_count() { curl -s -m 5 "http://$paddr:4191/metrics" | grep -E '^inbound_http_authz_deny_total\{' | awk '{s += $NF} END {print s + 0}'; }
 out=$(pyget inbound)
 matches "inbound, before any policy: tester's GET is served" '^answered: 200 ' "$out"
+before=$(count gateway not-exported); logs_before=$(grep -ac 'gateway refused a request.*reason=not-exported' "${log[gateway]}")
 out=$(pyget gateway)
-matches "gateway, podinfo not exported: refused, naming why" '^answered: 403 starling-error=.*not exported' "$out"
+matches "gateway, podinfo not exported: refused, naming why" '^answered: 403 starling-error=not-exported' "$out"
+[ "$(count gateway not-exported)" = $((before + 1)) ] && ok "gateway: counted in ${metric[gateway]}{reason=\"not-exported\"}" \
+  || bad "gateway: not-exported went $before → $(count gateway not-exported)"
+[ $(( $(grep -ac 'gateway refused a request.*reason=not-exported' "${log[gateway]}") - logs_before )) = 1 ] \
+  && ok "gateway: logged: $(grep -a 'gateway refused a request.*reason=not-exported' "${log[gateway]}" | tail -1 | grep -o 'error=.*' | cut -c1-120)" \
+  || bad "gateway: no 'gateway refused a request' line with reason=not-exported"
 expect_ok "export podinfo" S label svc -n test podinfo mirror.starling.io/exported=true
 exported_ok() { pyget gateway | grep -q '^answered: 200 '; }
 eventually "gateway, podinfo exported: tester's GET is served" 20 exported_ok

@@ -113,7 +113,8 @@ public final class InboundAuthorizer: Sendable {
         Self.count(kind, outcome, decision)
         if decision.wouldDeny { Self.count(kind, "would_deny", decision) }
         guard !decision.allowed || decision.wouldDeny else { return }
-        logger.info(
+        // At notice, as a refused handshake is: a denial is what an operator looks for first.
+        logger.notice(
             decision.allowed ? "audit: would deny" : "\(kind == .http ? "request" : "connection") denied",
             metadata: [
                 "client_identity": "\(caller.identity ?? "none")", "client_cluster": "\(caller.cluster ?? "unknown")",

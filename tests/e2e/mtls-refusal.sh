@@ -233,13 +233,15 @@ pyget() {
 deny_count() { curl -s -m 5 "http://$paddr:4191/metrics" | grep -E '^inbound_http_authz_deny_total\{' | awk '{s += $NF} END {print s + 0}'; }
 out=$(pyget inbound)
 matches "inbound, before any policy: tester's GET is served" '^answered: 200 ' "$out"
-before=$(count gateway not-exported); logs_before=$(grep -ac 'gateway refused a request.*reason=not-exported' "${log[gateway]}")
+# not_exported_lines: the gateway's log lines refusing a request as not exported
+not_exported_lines() { grep -a 'gateway refused a request' "${log[gateway]}" | grep -a 'reason=not-exported'; }
+before=$(count gateway not-exported); logs_before=$(not_exported_lines | wc -l)
 out=$(pyget gateway)
 matches "gateway, podinfo not exported: refused, naming why" '^answered: 403 starling-error=not-exported' "$out"
 [ "$(count gateway not-exported)" = $((before + 1)) ] && ok "gateway: counted in ${metric[gateway]}{reason=\"not-exported\"}" \
   || bad "gateway: not-exported went $before → $(count gateway not-exported)"
-[ $(( $(grep -ac 'gateway refused a request.*reason=not-exported' "${log[gateway]}") - logs_before )) = 1 ] \
-  && ok "gateway: logged: $(grep -a 'gateway refused a request.*reason=not-exported' "${log[gateway]}" | tail -1 | grep -o 'error=.*' | cut -c1-120)" \
+[ $(( $(not_exported_lines | wc -l) - logs_before )) = 1 ] \
+  && ok "gateway: logged: $(not_exported_lines | tail -1 | grep -o 'error=.* reason=not-exported')" \
   || bad "gateway: no 'gateway refused a request' line with reason=not-exported"
 expect_ok "export podinfo" S label svc -n test podinfo mirror.starling.io/exported=true
 exported_ok() { pyget gateway | grep -q '^answered: 200 '; }

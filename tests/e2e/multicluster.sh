@@ -12,6 +12,8 @@ root=$(cd "$here/../.." && pwd)
 STARLING=${1:-$root/.build/debug/starling}
 [ -x "$STARLING" ] || { echo "no starling binary at $STARLING (swift build first)"; exit 2; }
 STARLING=$(cd "$(dirname "$STARLING")" && pwd)/$(basename "$STARLING")
+# Where the screenshots go (scripts/test.sh keeps them in the checkout; lib.sh's default).
+artifacts=${STARLING_ARTIFACTS:-/tmp/starling-e2e-artifacts}
 
 work=$(mktemp -d /tmp/starling-mc.XXXXXX)
 export STARLING_HOME=$work/home

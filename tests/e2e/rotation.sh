@@ -66,7 +66,7 @@ token_of() { STARLING_CONFIG=$work/$1.conf timeout 30 "$STARLING" get secret -n 
   python3 -c 'import json,sys,base64; print(base64.b64decode(json.load(sys.stdin)["data"]["token"]).decode())'; }
 link_token_1=$(token_of rot1 rot2)
 link_token_2=$(token_of rot2 rot1)
-linked_a
+linked_at=$SECONDS
 step "podinfo in both clusters (exported), a caller in each"
 for c in rot1 rot2; do
   STARLING_CONFIG=$work/$c.conf start_workload podinfo-$c.log --log-level info -n test --service podinfo --port 9898 -- \

@@ -12,7 +12,16 @@ home=$(mktemp -d /tmp/starling-demo.XXXXXX)
 release_log=$(mktemp)
 pgtest=$(mktemp -d /tmp/starling-pgtest.XXXXXX)
 release_pid=
-trap '[ -z "$release_pid" ] || { pkill -TERM -P "$release_pid"; kill "$release_pid"; } 2>/dev/null; rm -f "$log" "$release_log"; rm -rf "$home";
+# list_artifacts: what the end-to-end scripts and the soak kept (artifacts/, not in git), listed
+# when the run ends, passed or failed.
+list_artifacts() {
+  [ -d artifacts ] || return 0
+  echo "artifacts:"
+  { find artifacts -type f \( -name '*.png' -o -name '*.md' -o -name '*.csv' \) 2>/dev/null || true; } | sort | while read -r f; do
+    echo "  $f ($(stat -c %s "$f") bytes)"
+  done
+}
+trap 'list_artifacts; [ -z "$release_pid" ] || { pkill -TERM -P "$release_pid"; kill "$release_pid"; } 2>/dev/null; rm -f "$log" "$release_log"; rm -rf "$home";
   scripts/postgres-test-server.sh stop "$pgtest/server"; rm -rf "$pgtest"' EXIT
 swift package resolve
 # The release build runs beside the debug build and the fuzzing: whole-module optimization keeps
@@ -42,7 +51,7 @@ export STARLING_TEST_POSTGRES_URL
 # bounds on a loaded 2-core machine.
 swift test --skip-build --no-parallel
 # Screenshots of the dashboard and the demo frontend, and the soak's samples, plot and figures,
-# are kept in the checkout (artifacts/, not in git) and listed at the end.
+# are kept in the checkout (artifacts/, not in git) and listed when the run ends (list_artifacts).
 export STARLING_ARTIFACTS=$PWD/artifacts/e2e SOAK_OUT=$PWD/artifacts/soak
 rm -rf artifacts
 for script in control-plane multicluster multicluster-netns data-plane authz mtls-refusal rotation viz postgres-store replicas hosts-netns; do
@@ -57,10 +66,6 @@ if STARLING_HOME=$home "$starling" demo --check; then
 else
   echo "demo: 0 passed, 1 failed" | tee -a "$log"
 fi
-echo "artifacts:"
-{ find artifacts -type f \( -name '*.png' -o -name '*.md' -o -name '*.csv' \) 2>/dev/null || true; } | sort | while read -r f; do
-  echo "  $f ($(stat -c %s "$f") bytes)"
-done
 # One closing line for all checks after the unit tests (each script exits non-zero on a failure).
 closing=$(grep -E '^[a-z0-9 -]+: [0-9]+ passed, [0-9]+ failed' "$log")
 passed=$(grep -oE '[0-9]+ passed' <<<"$closing" | awk '{s += $1} END {print s + 0}')

@@ -108,6 +108,9 @@ struct DashboardCommand: AsyncParsableCommand {
                 let bound = NetworkAddress.joinHostPort(address, channel.localAddress?.port ?? port)
                 print("Starling dashboard of \(contexts.map(\.clusterName).joined(separator: ", ")): http://\(bound)/")
                 print("Ctrl-C stops it.")
+                // Written to a file (`starling demo` waits for the URL in its log), stdout is
+                // block-buffered: flush now, not at exit.
+                fflush(stdout)
             })
         let sweeper = Task { await taps.sweep() }
         defer { sweeper.cancel() }

@@ -86,13 +86,14 @@ enum VizPrometheus {
     }
 
     /// Runs an instant PromQL query at `base` (`http://HOST:PORT`).
-    static func query(_ promQL: String, at base: String) async throws -> [Sample] {
+    static func query(_ promQL: String, at base: String, time: Double? = nil) async throws -> [Sample] {
         var allowed = CharacterSet.urlQueryAllowed
         allowed.remove(charactersIn: "+&=#")
         let encoded = promQL.addingPercentEncoding(withAllowedCharacters: allowed) ?? promQL
+        let instant = time.map { String(format: "&time=%.3f", $0) } ?? ""
         let response: DemoHTTPClient.Response
         do {
-            response = try await DemoHTTPClient.get("\(base)/api/v1/query?query=\(encoded)", timeout: .seconds(10))
+            response = try await DemoHTTPClient.get("\(base)/api/v1/query?query=\(encoded)\(instant)", timeout: .seconds(10))
         } catch {
             throw CLIError(
                 "no Prometheus answers at \(base): \(error)",

@@ -71,15 +71,17 @@ enum VizQueries {
         func matching(_ more: String) -> String { [selector, more].filter { !$0.isEmpty }.joined(separator: ",") }
         func group(_ sample: VizPrometheus.Sample) -> [String] { keys.map { sample.labels[$0] ?? "" } }
         let all = "sum by (\(key)) (rate(\(requests){\(selector)}[\(window)]))"
-        async let total = VizPrometheus.query(all, at: prometheus)
+        // Every query at one instant, so the figures of a group agree (requests and failures).
+        let now = Date().timeIntervalSince1970
+        async let total = VizPrometheus.query(all, at: prometheus, time: now)
         // One expression, so both rates come from the same evaluation (a group with no success
         // at all has no series on the left: `or` gives it 0).
         async let success = VizPrometheus.query(
             "(sum by (\(key)) (rate(\(requests){\(matching(successful))}[\(window)])) or \(all) * 0) / \(all)",
-            at: prometheus)
+            at: prometheus, time: now)
         func quantile(_ q: String) async throws -> [VizPrometheus.Sample] {
             try await VizPrometheus.query(
-                "histogram_quantile(\(q), sum by (\(key), le) (rate(\(latency){\(selector)}[\(window)])))", at: prometheus)
+                "histogram_quantile(\(q), sum by (\(key), le) (rate(\(latency){\(selector)}[\(window)])))", at: prometheus, time: now)
         }
         async let p50 = quantile("0.5")
         async let p95 = quantile("0.95")

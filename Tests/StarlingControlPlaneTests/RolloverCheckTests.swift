@@ -142,4 +142,15 @@ struct RolloverCheckTests {
             }
         }
     }
+    /// A gateway's entry is what it was issued until that certificate expires; then, for as long
+    /// again, it is flagged as expired (it stopped renewing), and only then dropped.
+    @Test func aGatewayThatStopsRenewingIsFlaggedBeforeItIsDropped() {
+        let reports = CertificateReports()
+        let start = ContinuousClock.now
+        let report = CertificateReports.Report(issuer: "issuer", trustAnchors: "roots")
+        reports.recordIssued("gateway at 10.0.0.1", report, validity: .seconds(60), now: start)
+        #expect(reports.currentIssued(now: start + .seconds(30))["gateway at 10.0.0.1"] == .some(report))
+        #expect(reports.currentIssued(now: start + .seconds(90))["gateway at 10.0.0.1"] == .some(nil))
+        #expect(reports.currentIssued(now: start + .seconds(121))["gateway at 10.0.0.1"] == nil)
+    }
 }

@@ -50,7 +50,7 @@ expect_ok "multicluster install | apply" bash -c "timeout 30 '$STARLING' multicl
 expect_ok "client certificates from the mesh's root and issuer (certs.py)" \
   python3 "$mt/certs.py" root.crt root.key issuer.crt issuer.key certs --namespace test --service-account tester
 
-start_workload podinfo.log -n test --service podinfo --service-account podinfo --port 9898 -- \
+start_workload podinfo.log -n test --service podinfo --service-account podinfo --port 9898 --log-level info -- \
   "$STARLING" demo-app podinfo --message "podinfo in $cluster"
 start_workload curl.log -n test --service curl --service-account curl --port 7001 -- sleep 100000
 paddr=$(address_of podinfo.log) || { bad "podinfo never started"; show < podinfo.log; }

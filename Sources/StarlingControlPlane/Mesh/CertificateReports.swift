@@ -8,8 +8,9 @@ import Synchronization
 /// two minutes is dropped (its workload is gone).
 ///
 /// A gateway registers no workload and sends no heartbeat: what this replica last issued to
-/// each gateway host is kept instead (the gateway installs a certificate as soon as it gets it),
-/// until that certificate expires.
+/// each gateway host is kept instead (the gateway installs a certificate as soon as it gets it).
+/// Past its expiry it is kept as long again, reported as expired: a gateway that stopped renewing
+/// is flagged, not dropped, at the moment it breaks.
 final class CertificateReports: Sendable {
     struct Report: Sendable, Hashable {
         var issuer: String
@@ -17,7 +18,7 @@ final class CertificateReports: Sendable {
     }
 
     private let reports = Mutex<[ResourceKey: (report: Report, seen: ContinuousClock.Instant)]>([:])
-    private let issued = Mutex<[String: (report: Report, until: ContinuousClock.Instant)]>([:])
+    private let issued = Mutex<[String: (report: Report, until: ContinuousClock.Instant, validity: Duration)]>([:])
     private let keep: Duration
 
     init(keep: Duration = .seconds(120)) {
@@ -34,14 +35,15 @@ final class CertificateReports: Sendable {
 
     /// A certificate this replica issued to `holder` (a gateway), valid for `validity`.
     func recordIssued(_ holder: String, _ report: Report, validity: Duration, now: ContinuousClock.Instant = .now) {
-        issued.withLock { $0[holder] = (report, now + validity) }
+        issued.withLock { $0[holder] = (report, now + validity, validity) }
     }
 
-    /// The certificates issued to gateways that have not expired, by holder.
-    func currentIssued(now: ContinuousClock.Instant = .now) -> [String: Report] {
+    /// The certificates issued to gateways, by holder: nil for one that expired without being
+    /// renewed (kept for as long again as it was valid, then dropped).
+    func currentIssued(now: ContinuousClock.Instant = .now) -> [String: Report?] {
         issued.withLock { all in
-            all = all.filter { now < $0.value.until }
-            return all.mapValues(\.report)
+            all = all.filter { now < $0.value.until + $0.value.validity }
+            return all.mapValues { now < $0.until ? $0.report : nil }
         }
     }
 

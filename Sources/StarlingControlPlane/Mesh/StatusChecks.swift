@@ -149,7 +149,10 @@ extension StatusChecks {
         // the registered workloads' proxies that reported.
         let reported = reports.current()
         let reporting: [(name: String, report: CertificateReports.Report)] =
-            reports.currentIssued().sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            reports.currentIssued().sorted { $0.key < $1.key }.map { holder, report in
+                // An expired certificate is from no current chain: the gateway lags every step.
+                report.map { (holder, $0) } ?? ("\(holder) (certificate expired, not renewed)", .init(issuer: "", trustAnchors: ""))
+            }
             + workloads.compactMap { w in
                 reported[w.key].map { ("\(w.metadata.namespace ?? "default")/\(w.metadata.name)", $0) }
             }

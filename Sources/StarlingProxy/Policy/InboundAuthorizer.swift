@@ -113,8 +113,9 @@ public final class InboundAuthorizer: Sendable {
         Self.count(kind, outcome, decision)
         if decision.wouldDeny { Self.count(kind, "would_deny", decision) }
         guard !decision.allowed || decision.wouldDeny else { return }
-        // At notice, as a refused handshake is: a denial is what an operator looks for first.
-        logger.notice(
+        // At info: any admitted peer can send denied requests by the thousand on one connection
+        // (a refused handshake costs a connection each, and is logged at notice).
+        logger.info(
             decision.allowed ? "audit: would deny" : "\(kind == .http ? "request" : "connection") denied",
             metadata: [
                 "client_identity": "\(caller.identity ?? "none")", "client_cluster": "\(caller.cluster ?? "unknown")",

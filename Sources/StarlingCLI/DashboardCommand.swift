@@ -110,7 +110,7 @@ struct DashboardCommand: AsyncParsableCommand {
                 print("Ctrl-C stops it.")
                 // Written to a file (`starling demo` waits for the URL in its log), stdout is
                 // block-buffered: flush now, not at exit.
-                fflush(stdout)
+                fflush(nil)
             })
         let sweeper = Task { await taps.sweep() }
         defer { sweeper.cancel() }

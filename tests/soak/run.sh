@@ -86,14 +86,15 @@ cleanup() {
   for p in "${loaders[@]}"; do kill "$p" 2>/dev/null; done
   stop_workloads
   for p in "${ctl_pids[@]}"; do kill "$p" 2>/dev/null; done
-  "$STARLING" cluster delete $c1 >/dev/null 2>&1
-  "$STARLING" cluster delete $c2 >/dev/null 2>&1
-  for p in "${ctl_pids[@]}" "${loaders[@]}"; do kill -9 "$p" 2>/dev/null; done
-  [ -n "$pgdir" ] && "$root/scripts/postgres-test-server.sh" stop "$pgdir" >/dev/null 2>&1
+  # The logs first: `cluster delete` removes the controllers' directories, their logs with them.
   for f in "$work"/*.log "$STARLING_HOME"/clusters/*/controller.log; do
     [ -f "$f" ] || continue
     case $f in */clusters/*) cp "$f" "$artifacts/controller-$(basename "$(dirname "$f")").log";; *) cp "$f" "$artifacts/";; esac
   done 2>/dev/null
+  "$STARLING" cluster delete $c1 >/dev/null 2>&1
+  "$STARLING" cluster delete $c2 >/dev/null 2>&1
+  for p in "${ctl_pids[@]}" "${loaders[@]}"; do kill -9 "$p" 2>/dev/null; done
+  [ -n "$pgdir" ] && "$root/scripts/postgres-test-server.sh" stop "$pgdir" >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT

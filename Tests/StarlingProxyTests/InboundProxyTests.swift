@@ -329,6 +329,37 @@ struct InboundProxyTests {
         }
     }
 
+    /// A peer proxy's pooled HTTP/2 connection with nothing in flight closes as soon as the drain
+    /// sends GOAWAY: the pool's side answers the close_notify. It did not (its dialer allowed
+    /// half-closure), so every drain with a linked cluster's connection open waited out TLS's 5 s
+    /// shutdown timeout, the listener closed all the while (the soak's SIGTERM-restart outage).
+    @Test func drainingClosesAnIdlePeerConnectionAtOnce() async throws {
+        var configuration = InboundProxy.Configuration(appPorts: [], defaultAppPort: 1)
+        configuration.listenHost = "127.0.0.1"
+        configuration.listenPort = 0
+        configuration.drainTimeout = .seconds(20)
+        let proxy = InboundProxy(configuration: configuration, tls: serverTLS, logger: Logger(label: "starling.inbound.test"))
+        let pool = PeerConnectionPool(dialer: PeerDialer(tls: clientTLS))
+        defer { pool.close() }
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await proxy.run { continuation.yield($0) } }
+            var iterator = ports.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+            let connection = try await pool.connection(
+                to: Endpoint(host: "127.0.0.1", port: port, identity: .inboundServer))
+            // Past the handshake stage: the drain finds an HTTP/2 connection with no stream open.
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(connection.channel.isActive)
+            let start = ContinuousClock.now
+            group.cancelAll()
+            try await group.waitForAll()
+            let drained = ContinuousClock.now - start
+            #expect(drained < .seconds(2), "the drain took \(drained)")
+            try await connection.channel.closeFuture.get()
+        }
+    }
+
     @Test func cancellingTheProxyStopsItListening() async throws {
         let configuration = InboundProxy.Configuration(appPorts: [], defaultAppPort: 1)
         let port = try await withInboundProxy(configuration: configuration, tls: serverTLS) { port in port }

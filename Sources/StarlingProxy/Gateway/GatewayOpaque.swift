@@ -75,7 +75,9 @@ struct GatewayOpaque: Sendable {
                 guard pick.endpoint.identity != nil else {
                     throw ProxyError(.connectFailed, "\(pick.endpoint) of \(target) is not meshed; the gateway forwards over mTLS only")
                 }
-                return try await dialer.dial(pick.endpoint, alpn: [MeshHeaders.opaqueALPN], group: client.eventLoop, timeout: timeout) {
+                return try await dialer.dial(pick.endpoint, alpn: [MeshHeaders.opaqueALPN], group: client.eventLoop, timeout: timeout,
+                    halfClosure: true
+                ) {
                     channel in try channel.pipeline.syncOperations.addHandler(SpliceHandler())
                 }
             }

@@ -20,7 +20,9 @@ struct OutboundOpaque: Sendable {
         let started: ContinuousClock.Instant
         do throws(PickFailure) {
             (pick, upstream, started) = try await picker.connect(authority, logger: logger) { pick, timeout throws(ProxyError) in
-                try await dialer.dial(pick.endpoint, alpn: [MeshHeaders.opaqueALPN], group: client.eventLoop, timeout: timeout) {
+                try await dialer.dial(pick.endpoint, alpn: [MeshHeaders.opaqueALPN], group: client.eventLoop, timeout: timeout,
+                    halfClosure: true
+                ) {
                     channel in try channel.pipeline.syncOperations.addHandler(SpliceHandler())
                 }
             }

@@ -36,11 +36,16 @@ public struct PeerDialer: Sendable {
     /// - Parameters:
     ///   - alpn: the ALPN protocols to offer a meshed endpoint (`["h2"]`, `["starling-opaque"]`).
     ///   - group: where the connection lives; pass the accepted channel's event loop to splice.
+    ///   - halfClosure: for opaque TCP, which respects half-close: the peer's close_notify or FIN
+    ///     is then reported as input closed. Off for HTTP/2, which has no use for a half-open
+    ///     connection: a peer that closes (after GOAWAY, draining) gets our close_notify back at
+    ///     once. With it on, the TLS handler answered nothing and the peer waited out its TLS
+    ///     shutdown timeout (5 s) before the connection closed, holding its drain that long.
     ///   - initialize: adds handlers after TLS when the channel is created (so that nothing the
     ///     peer sends right after the handshake is lost).
     public func dial(
         _ endpoint: Endpoint, alpn: [String], group: any EventLoopGroup, timeout: Duration? = nil,
-        initialize: @escaping @Sendable (any Channel) throws -> Void = { _ in }
+        halfClosure: Bool = false, initialize: @escaping @Sendable (any Channel) throws -> Void = { _ in }
     ) async throws(ProxyError) -> Connection {
         let limit = min(timeout ?? connectTimeout, connectTimeout)
         let tls = self.tls
@@ -50,7 +55,7 @@ public struct PeerDialer: Sendable {
             channel = try await ClientBootstrap(group: group)
                 .connectTimeout(TimeAmount(limit))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelOption(.allowRemoteHalfClosure, value: true)
+                .channelOption(.allowRemoteHalfClosure, value: halfClosure)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if identity != nil {

@@ -107,21 +107,23 @@ struct ControllerCommand: AsyncParsableCommand {
             metrics: metrics)
         let (clusterName, dataDir, controllerLogger) = (self.clusterName, self.dataDir, logger)
         let (listening, announce) = AsyncStream<Controller.Listening>.makeStream()
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(
-                service: StoppedOnShutdown(onShutdown: { controllerLogger.info("shutting down: the controller stops") }) {
-                    // A controller that stops (or fails to start) ends the supervisor's wait.
-                    defer { announce.finish() }
-                    try await controller.run { announce.yield($0) }
-                },
-                serviceName: "controller")
-        ]
+        let controllerService = ServiceGroupConfiguration.ServiceConfiguration(
+            service: StoppedOnShutdown(onShutdown: { controllerLogger.info("shutting down: the controller stops first") }) {
+                // A controller that stops (or fails to start) ends the supervisor's wait.
+                defer { announce.finish() }
+                try await controller.run { announce.yield($0) }
+            },
+            serviceName: "controller")
+        var services = [controllerService]
         if gateway == .hosted {
-            // Once the API is up, the gateway runs whenever multicluster is installed. It stops
-            // first on SIGTERM (it drains while the API still answers), the controller after it.
-            services.append(
+            // Once the API is up, the gateway runs whenever multicluster is installed. On SIGTERM
+            // it keeps serving while the controller stops (the API's grace for open RPCs, 1 s),
+            // and drains after it: linked clusters' callers have this host's gateway for as long
+            // as possible, and lose it only from the drain to the restarted process listening.
+            // The gateway needs no API to serve or drain; its streams to it just end.
+            services.insert(
                 .init(
-                    service: StoppedOnShutdown(onShutdown: { controllerLogger.info("shutting down: the gateway drains first") }) {
+                    service: StoppedOnShutdown(onShutdown: { controllerLogger.info("shutting down: the gateway drains") }) {
                         for await ports in listening {
                             let supervisor = GatewaySupervisor(
                                 clusterName: clusterName, apiHost: api.host, apiPort: ports.apiPort, dataDirectory: dataDir,
@@ -133,10 +135,11 @@ struct ControllerCommand: AsyncParsableCommand {
                     // Its wait ends without a value when the controller could not start: the
                     // controller's error is the one to report.
                     successTerminationBehavior: .ignore,
-                    serviceName: "gateway-supervisor"))
+                    serviceName: "gateway-supervisor"),
+                at: 0)
         }
-        // SIGTERM and SIGINT shut down gracefully, in reverse order (the gateway drains, then the
-        // controller stops); whatever still runs a minute later is cancelled.
+        // SIGTERM and SIGINT shut down gracefully, in reverse order (the controller stops, then the
+        // gateway drains); whatever still runs a minute later is cancelled.
         var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .seconds(60)
         try await ServiceGroup(configuration: group).run()

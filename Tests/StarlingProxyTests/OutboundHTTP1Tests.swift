@@ -405,6 +405,26 @@ struct OutboundHTTP1Tests {
         #expect(picker.outcomes.successes == 1)
     }
 
+    /// A lone endpoint that refuses and listens again within the backoff (a process restarting,
+    /// a gateway whose controller restarts) serves the request: no 502 for the gap.
+    @Test func aLoneEndpointBackWithinTheBackoffServesTheRequest() async throws {
+        let port = try closedPort()
+        let picker = FixedPicker(endpoints: ["podinfo.test:9898": Endpoint(host: "127.0.0.1", port: port, identity: serverIdentity)])
+        let tls = try pki.tls(serverIdentity)
+        let late = Task {
+            try await Task.sleep(for: .milliseconds(60))
+            return try await TestPeer.start(tls: tls, port: port)
+        }
+        let response = try await withOutboundProxy(picker: picker, tls: clientTLS) { proxyPort in
+            try await rawExchange(port: proxyPort, send: "GET / HTTP/1.1\r\nHost: podinfo.test:9898\r\nConnection: close\r\n\r\n")
+        }
+        let peer = try await late.value
+        await peer.close()
+        #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(response)")
+        #expect(picker.outcomes.failures >= 1)
+        #expect(picker.outcomes.successes == 1)
+    }
+
     @Test func whenEveryEndpointRefusesTheConnectFailureIsAnswered() async throws {
         let picker = FixedPicker(
             endpoints: ["podinfo.test:9898": Endpoint(host: "127.0.0.1", port: try closedPort(), identity: serverIdentity)],
@@ -414,7 +434,8 @@ struct OutboundHTTP1Tests {
         }
         #expect(response.hasPrefix("HTTP/1.1 502 "))
         #expect(response.lowercased().contains("starling-error: connect-failed"))
-        #expect(picker.outcomes.failures == 2)
+        // Each endpoint once, then one of them again after the backoff (no other was left).
+        #expect(picker.outcomes.failures == ConnectAttempts.maximum)
     }
 
     @Test func unknownServiceGets503WithTheErrorHeader() async throws {

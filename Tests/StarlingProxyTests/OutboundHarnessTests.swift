@@ -126,7 +126,8 @@ final class TestPeer: Sendable {
 
     private init(channel: any Channel) { self.channel = channel }
 
-    static func start(tls: MeshTLS, delay: Duration = .zero) async throws -> TestPeer {
+    /// Listens on `port` (0: any free port).
+    static func start(tls: MeshTLS, delay: Duration = .zero, port: Int = 0) async throws -> TestPeer {
         let recorder = PeerRecorder()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -138,7 +139,7 @@ final class TestPeer: Sendable {
                     try sync.addHandler(TestPeerALPNHandler(recorder: recorder, delay: delay))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: "127.0.0.1", port: port).get()
         let peer = TestPeer(channel: channel)
         peer.recorderBox.withLock { $0 = recorder }
         return peer

@@ -193,16 +193,48 @@ struct UpstreamExchangeTests {
         #expect(reports.all == ["1:failure", "2:failure", "3:failure"])
     }
 
-    @Test func aRePickThatFindsNothingAnswersTheConnectFailureNotTheEmptyPick() {
+    /// A lone endpoint that refuses (a process restarting) is tried again after 100 ms, then
+    /// 200 ms, the failed endpoint no longer avoided; when the attempts are spent the connect
+    /// failure is answered, not the empty pick.
+    @Test func aRePickThatFindsNothingTriesAgainAfterABackoffThenAnswersTheConnectFailure() {
         var exchange = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
-        _ = exchange.picked(.success(reports.pick(1)), now: start)
-        guard case .pick = exchange.connectFailed(ProxyError(.connectFailed, "refused"), now: start) else {
-            Issue.record("no second pick")
+        let noneLeft = ProxyError(.noEndpoints, "no endpoint left")
+        var now = start
+        for (attempt, backoff) in [(1, Duration.milliseconds(100)), (2, .milliseconds(200))] {
+            _ = exchange.picked(.success(reports.pick(1)), now: now)
+            guard case .pick = exchange.connectFailed(ProxyError(.connectFailed, "refused \(attempt)"), now: now) else {
+                Issue.record("no re-pick after attempt \(attempt)")
+                return
+            }
+            #expect(exchange.avoided.map(\.port) == [1])
+            guard case .pickAfter(let wait) = exchange.picked(.failure(noneLeft), now: now) else {
+                Issue.record("no backoff after attempt \(attempt)")
+                return
+            }
+            #expect(wait == backoff)
+            #expect(exchange.avoided.isEmpty)
+            #expect(exchange.phase == .picking)
+            now += wait
+        }
+        _ = exchange.picked(.success(reports.pick(1)), now: now)
+        guard case .respond(let error, let pick) = exchange.connectFailed(ProxyError(.connectFailed, "refused 3"), now: now)
+        else {
+            Issue.record("the last failed attempt was not answered")
             return
         }
-        guard case .respond(let error, let pick) = exchange.picked(.failure(ProxyError(.noEndpoints, "no endpoint left")), now: start)
+        #expect(error.message == "refused 3")
+        #expect(pick.endpoint.port == 1)
+        #expect(reports.all == ["1:failure", "1:failure", "1:failure"])
+    }
+
+    /// No backoff that would end past the request's deadline: the failure is answered at once.
+    @Test func noBackoffPastTheDeadline() {
+        var exchange = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
+        _ = exchange.picked(.success(reports.pick(1, timeout: .milliseconds(150))), now: start)
+        _ = exchange.connectFailed(ProxyError(.connectFailed, "refused"), now: start + .milliseconds(60))
+        guard case .respond(let error, let pick) = exchange.picked(.failure(ProxyError(.noEndpoints, "none")), now: start + .milliseconds(60))
         else {
-            Issue.record("a failed pick was not answered")
+            Issue.record("a backoff past the deadline")
             return
         }
         #expect(error.message == "refused")

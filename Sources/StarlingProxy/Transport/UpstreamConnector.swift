@@ -155,6 +155,9 @@ extension UpstreamExchangeOwner {
             ) { result in
                 self.opened(result, pick: pick, generation: generation, on: eventLoop)
             }
+        case .pickAfter(let wait):
+            exchangeLogger.debug("no other endpoint; connecting again after a backoff", metadata: ["backoff": "\(wait)"])
+            eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(wait)) { self.pickUpstream(on: eventLoop) }
         case .respond(let error, let pick):
             upstreamUnavailable(error, pick: pick)
         case .ignore:

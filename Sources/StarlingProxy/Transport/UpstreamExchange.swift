@@ -12,7 +12,7 @@ import NIOHTTP2
 /// timeout: a client-streaming call may upload for longer) → relay → finish.
 ///
 /// - **Retries.** A connect that failed is tried on another endpoint as ``ConnectAttempts``
-///   allows; so is a stream that broke before any answer, when nothing of the request is lost (no
+///   allows (on the same one after a short backoff when there is no other); so is a stream that broke before any answer, when nothing of the request is lost (no
 ///   body) and its method is safe to repeat. When nothing is left to try, the last failure is
 ///   answered.
 /// - **Reports.** Every pick's outcome goes to the balancer here, exactly once: a success, a
@@ -103,6 +103,8 @@ struct UpstreamExchange {
         /// Connect to the pick's endpoint and open a stream, within `timeout`; then
         /// ``streamOpened()`` or ``connectFailed(_:now:)``.
         case connect(Pick, timeout: Duration)
+        /// No other endpoint is left: pick again (the failed ones included) after `wait`.
+        case pickAfter(Duration)
         /// Nothing to try: answer `error` (the pick it belongs to, when one failed).
         case respond(ProxyError, Pick?)
         /// The exchange is over: nothing to do (an unwanted pick was reported abandoned).
@@ -116,7 +118,12 @@ struct UpstreamExchange {
         }
         switch result {
         case .failure(let error):
-            // A re-pick that found nothing else to try answers with the failure before it.
+            // A re-pick that found nothing else to try waits and tries the failed endpoints
+            // again while the attempts allow (``ConnectAttempts/retryAfterBackoff(now:)``);
+            // then it answers with the failure before it.
+            if lastFailure != nil, let wait = attempts?.retryAfterBackoff(now: now) {
+                return .pickAfter(wait)
+            }
             phase = .finished
             return .respond(lastFailure ?? error, nil)
         case .success(let pick):

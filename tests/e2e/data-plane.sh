@@ -349,9 +349,17 @@ timeout 180 python3 "$dp/traffic.py" load --proxy "$caddr:4140" --url http://rol
 roll_loader=$!
 sleep 3
 for i in 1 2; do
-  kill -TERM "${roll_pid[$i]}"
+  kill -TERM "${roll_pid[$i]}"; t_term=$(date +%s%N)
   for _ in $(seq 1 150); do kill -0 "${roll_pid[$i]}" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "${roll_pid[$i]}" 2>/dev/null; then bad "replica $i of roll still runs 15 s after SIGTERM"; fi
+  if kill -0 "${roll_pid[$i]}" 2>/dev/null; then bad "replica $i of roll still runs 15 s after SIGTERM"
+  else
+    # 1 s of --shutdown-delay, the app's exit, then a drain that waits only for work in flight.
+    # The callers' pooled HTTP/2 connections close at the drain's GOAWAY; when their dialer
+    # allowed half-closure they never answered its close_notify, and every stop took 5 s more.
+    stop_ms=$(( ($(date +%s%N) - t_term) / 1000000 ))
+    if [ "$stop_ms" -lt 4000 ]; then ok "replica $i stopped ${stop_ms} ms after SIGTERM (its callers' connections did not hold the drain)"
+    else bad "replica $i took ${stop_ms} ms to stop after SIGTERM (a drain held by idle connections?)"; show < "roll-$i.log"; fi
+  fi
   if grep -q 'stopping: the workload is deregistered' "roll-$i.log"; then ok "replica $i was deregistered before its application got SIGTERM"
   else bad "replica $i: no deregistration before the application's SIGTERM in roll-$i.log"; fi
   start_workload "roll-$i-again.log" "${roll_args[@]}"; roll_pid[$i]=$!

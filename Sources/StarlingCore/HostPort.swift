@@ -12,6 +12,50 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     /// `host:port` (IPv6 hosts in brackets).
     public var description: String { NetworkAddress.joinHostPort(host, port) }
 
+    // MARK: - The one split
+
+    /// The parts of `host`, `host:port`, `[v6]` or `[v6]:port`, and nothing more: the host
+    /// (without its brackets), the port's text (nil when there is no `:`), and whether the host
+    /// was bracketed. Nil only when a bracket is not closed or is followed by anything but
+    /// `:port`. Every reader of `host:port` text splits it here, then checks what its field
+    /// needs (an address's host is an IP literal or a DNS name; an authority's port may be
+    /// defaulted); an unbracketed host with a colon in it splits at the last one.
+    public static func split(_ text: Substring) -> (host: Substring, port: Substring?, bracketed: Bool)? {
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            let host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            if rest.isEmpty { return (host, nil, true) }
+            guard rest.hasPrefix(":") else { return nil }
+            return (host, rest.dropFirst(), true)
+        }
+        guard let colon = text.lastIndex(of: ":") else { return (text, nil, false) }
+        return (text[..<colon], text[text.index(after: colon)...], false)
+    }
+
+    /// The port of an authority (`host:port`, `[v6]:port`), for the per-request path: one pass
+    /// over the bytes, no strings made; nil when there is none or it is not 1…65535.
+    public static func port(ofAuthority authority: String) -> Int? {
+        let bytes = authority.utf8
+        guard let colon = bytes.lastIndex(of: UInt8(ascii: ":")) else { return nil }
+        let digits = bytes[bytes.index(after: colon)...]
+        guard !digits.isEmpty, digits.count <= 5 else { return nil }
+        var port = 0
+        for byte in digits {
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+            port = port * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return (1...65535).contains(port) ? port : nil
+    }
+
+    /// A port's text: decimal digits only, within `range`.
+    public static func port(_ text: Substring, in range: ClosedRange<Int>) -> Int? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            let port = Int(text), range.contains(port)
+        else { return nil }
+        return port
+    }
+
     // MARK: - Addresses
 
     /// Parses `host:port` or `[v6]:port`, the host an IP literal or a DNS name; nil otherwise.
@@ -23,31 +67,28 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     /// Parses an address given in `field` (a flag, a context entry), saying what is wrong with
     /// it. `allowingPortZero`: a listen address, where port 0 asks for any free port.
     public static func parse(_ text: String, field: String, allowingPortZero: Bool = false) throws(HostPortError) -> HostPort {
-        let host: Substring
-        let portText: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+        guard let parts = split(text[...]) else {
+            throw HostPortError("\(field) is '\(text)'; expected [IPV6]:PORT, e.g. [::1]:8086")
+        }
+        let host = parts.host
+        if parts.bracketed {
+            guard parts.port != nil else {
                 throw HostPortError("\(field) is '\(text)'; expected [IPV6]:PORT, e.g. [::1]:8086")
             }
-            host = text[text.index(after: text.startIndex)..<close]
-            portText = text[text.index(close, offsetBy: 2)...]
             guard NetworkAddress.isIPv6(String(host)) else {
                 throw HostPortError("\(field) is '\(text)'; '\(host)' in brackets is not an IPv6 address")
             }
         } else {
-            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else {
+            guard parts.port != nil, !host.contains(":") else {
                 throw HostPortError("\(field) is '\(text)'; expected HOST:PORT, e.g. 127.1.0.1:8086")
             }
-            host = text[..<colon]
-            portText = text[text.index(after: colon)...]
             guard !host.isEmpty else { throw HostPortError("\(field) is '\(text)'; the host is empty") }
             guard NetworkAddress.isHost(String(host)) else {
                 throw HostPortError("\(field) is '\(text)'; '\(host)' is not an IP address or a DNS name")
             }
         }
         let lowest = allowingPortZero ? 0 : 1
-        guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(portText), (lowest...65535).contains(port)
-        else {
+        guard let port = port(parts.port ?? "", in: lowest...65535) else {
             throw HostPortError("\(field) is '\(text)'; the port must be a number from \(lowest) to 65535")
         }
         return HostPort(host: String(host), port: port)
@@ -72,23 +113,14 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     /// host lower-cased (any name a client may write); nil when the port is not 1…65535 or the
     /// host is empty.
     public init?(authority text: String, defaultPort: Int) {
-        var host = Substring(text)
+        guard let parts = Self.split(text[...]), !parts.host.isEmpty else { return nil }
         var port = defaultPort
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { return nil }
-            let after = host[host.index(after: close)...]
-            if !after.isEmpty {
-                guard after.hasPrefix(":"), let p = Int(after.dropFirst()) else { return nil }
-                port = p
-            }
-            host = host[host.index(after: host.startIndex)..<close]
-        } else if let colon = host.lastIndex(of: ":") {
-            guard let p = Int(host[host.index(after: colon)...]) else { return nil }
+        if let portText = parts.port {
+            guard let p = Int(portText) else { return nil }
             port = p
-            host = host[..<colon]
         }
-        guard !host.isEmpty, (1...65535).contains(port) else { return nil }
-        self.host = host.lowercased()
+        guard (1...65535).contains(port) else { return nil }
+        self.host = parts.host.lowercased()
         self.port = port
     }
 

@@ -53,24 +53,12 @@ public enum NetworkAddress {
     /// Splits `host:port` or `[ipv6]:port`. The host must be an IP literal or a DNS name.
     /// Returns nil with no explanation; callers phrase the error for their field.
     public static func splitHostPort(_ s: String) -> (host: String, port: Int)? {
-        let host: Substring
-        let portText: Substring
-        if s.hasPrefix("[") {
-            guard let close = s.firstIndex(of: "]") else { return nil }
-            host = s[s.index(after: s.startIndex)..<close]
-            let rest = s[s.index(after: close)...]
-            guard rest.hasPrefix(":") else { return nil }
-            portText = rest.dropFirst()
-            guard isIPv6(String(host)) else { return nil }
-        } else {
-            guard let colon = s.lastIndex(of: ":") else { return nil }
-            host = s[..<colon]
-            portText = s[s.index(after: colon)...]
-            guard !host.contains(":"), isHost(String(host)) else { return nil }
-        }
-        guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(portText), (1...65535).contains(port)
+        guard let parts = HostPort.split(s[...]), let portText = parts.port,
+            let port = HostPort.port(portText, in: 1...65535)
         else { return nil }
-        return (String(host), port)
+        let host = String(parts.host)
+        guard parts.bracketed ? isIPv6(host) : (!host.contains(":") && isHost(host)) else { return nil }
+        return (host, port)
     }
 
     /// True for an IP literal or a DNS name (letters, digits, `-`, dot-separated; any case).

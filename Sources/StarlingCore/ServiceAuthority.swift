@@ -15,12 +15,12 @@ public struct ServiceAuthority: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses a service authority; nil for any other name, or a port that is not 1…65535.
     public init?(_ text: String, clusterDomain: String = "cluster.local") {
-        var host = Substring(text)
+        guard let parts = HostPort.split(text[...]), !parts.bracketed else { return nil }
+        var host = parts.host
         var port: Int?
-        if let colon = host.lastIndex(of: ":") {
-            guard let p = Int(host[host.index(after: colon)...]), (1...65535).contains(p) else { return nil }
+        if let portText = parts.port {
+            guard let p = Int(portText), (1...65535).contains(p) else { return nil }
             port = p
-            host = host[..<colon]
         }
         if host.hasSuffix(".") { host = host.dropLast() }
         guard let (service, namespace) = Self.labels(of: host, clusterDomain: clusterDomain) else { return nil }
@@ -40,14 +40,14 @@ public struct ServiceAuthority: Sendable, Hashable, CustomStringConvertible {
     /// trailing dot dropped).
     public static func key(_ authority: String, clusterDomain: String = "cluster.local") -> String {
         let domain = clusterDomain.lowercased()
-        var host = Substring(authority.lowercased())
+        let lowered = authority.lowercased()
+        var host = Substring(lowered)
         var port: Substring?
-        if let colon = host.lastIndex(of: ":"), !host.hasPrefix("[") {
-            let digits = host[host.index(after: colon)...]
-            if !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) {
-                port = digits
-                host = host[..<colon]
-            }
+        if let parts = HostPort.split(host), !parts.bracketed, let digits = parts.port, !digits.isEmpty,
+            digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber)
+        {
+            port = digits
+            host = parts.host
         }
         if host.hasSuffix(".") { host = host.dropLast() }
         let name = labels(of: host, clusterDomain: domain).map { "\($0).\($1).svc.\(domain)" } ?? String(host)

@@ -144,6 +144,13 @@ struct RolloverCheckTests {
     }
     /// A gateway's entry is what it was issued until that certificate expires; then, for as long
     /// again, it is flagged as expired (it stopped renewing), and only then dropped.
+    /// A gateway is named by its host, read from gRPC's peer description with the one split.
+    @Test func aGatewaysHostIsReadFromTheGRPCPeer() {
+        #expect(IdentityService.host(ofPeer: "ipv4:127.0.0.1:51234") == "127.0.0.1")
+        #expect(IdentityService.host(ofPeer: "ipv6:[::1]:51234") == "::1")
+        #expect(IdentityService.host(ofPeer: "unix:/tmp/api.sock") == "unix:/tmp/api.sock")
+    }
+
     @Test func aGatewayThatStopsRenewingIsFlaggedBeforeItIsDropped() {
         let reports = CertificateReports()
         let start = ContinuousClock.now

@@ -24,14 +24,6 @@ struct InboundRoutingTests {
         #expect(configuration.appPort(forTarget: nil) == 8080)
     }
 
-    @Test(arguments: [
-        ("web.ns:80", 80), ("web.ns:65535", 65535), ("[::1]:8080", 8080), ("web.ns", nil), ("web.ns:", nil),
-        ("web.ns:0", nil), ("web.ns:65536", nil), ("web.ns:123456", nil), ("web.ns:8x", nil), ("web.ns:+80", nil),
-    ] as [(String, Int?)])
-    func anAuthoritysPortIsReadFromItsBytes(authority: String, port: Int?) {
-        #expect(InboundProxy.Configuration.port(of: authority) == port)
-    }
-
     @Test func meshHeadersAreConsumedAndTheClientIdentityIsSetOnce() {
         let incoming: HPACKHeaders = [
             ":method": "GET", ":path": "/", ":authority": "podinfo.test:9898", ":scheme": "https",

@@ -112,9 +112,9 @@ struct IdentityService: Starling_V1_Identity.ServiceProtocol {
     static func host(ofPeer peer: String) -> String {
         var rest = Substring(peer)
         for prefix in ["ipv4:", "ipv6:"] where rest.hasPrefix(prefix) { rest = rest.dropFirst(prefix.count) }
-        if let colon = rest.lastIndex(of: ":"), rest[rest.index(after: colon)...].allSatisfy(\.isNumber) {
-            rest = rest[..<colon]
+        guard let parts = HostPort.split(rest), parts.port.map({ HostPort.port($0, in: 0...65535) != nil }) ?? true else {
+            return String(rest)
         }
-        return String(rest)
+        return String(parts.host)
     }
 }

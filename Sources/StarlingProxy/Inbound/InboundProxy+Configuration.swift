@@ -1,3 +1,5 @@
+import StarlingCore
+
 extension InboundProxy {
     /// What the inbound listener is built from. Defaults live here; the command that starts the
     /// proxy fills in the workload's addresses.
@@ -74,25 +76,11 @@ extension InboundProxy {
         /// declared app port, else ``defaultAppPort``. A missing or unparsable authority also
         /// gets the default.
         func appPort(forTarget authority: String?) -> Int {
-            guard let authority, let port = Self.port(of: authority), appPorts.contains(port) else {
+            guard let authority, let port = HostPort.port(ofAuthority: authority), appPorts.contains(port) else {
                 return defaultAppPort
             }
             return port
         }
 
-        /// The port of `host:port` (or `[v6]:port`); nil when there is none.
-        static func port(of authority: String) -> Int? {
-            // Bytes, not characters: this runs on every request.
-            let bytes = authority.utf8
-            guard let colon = bytes.lastIndex(of: UInt8(ascii: ":")) else { return nil }
-            let digits = bytes[bytes.index(after: colon)...]
-            guard !digits.isEmpty, digits.count <= 5 else { return nil }
-            var port = 0
-            for byte in digits {
-                guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
-                port = port * 10 + Int(byte - UInt8(ascii: "0"))
-            }
-            return (1...65535).contains(port) ? port : nil
-        }
     }
 }

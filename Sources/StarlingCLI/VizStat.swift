@@ -27,16 +27,9 @@ enum VizQueries {
     /// The seconds of a Prometheus duration (`isDuration`), nil for anything else.
     static func seconds(of duration: String) -> Double? {
         guard isDuration(duration) else { return nil }
-        let unit = duration.drop { $0.isNumber }
-        guard let count = Double(duration.prefix { $0.isNumber }) else { return nil }
-        switch unit {
-        case "ms": return count / 1000
-        case "s": return count
-        case "m": return count * 60
-        case "h": return count * 3600
-        case "d": return count * 86400
-        default: return nil
-        }
+        // Go's units less `d`, which Prometheus adds.
+        if duration.hasSuffix("d") { return Double(duration.dropLast()).map { $0 * 86400 } }
+        return try? GoDuration.seconds(duration)
     }
 
     /// The figures of one group.

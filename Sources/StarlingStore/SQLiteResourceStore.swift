@@ -90,16 +90,51 @@ public final class SQLiteResourceStore: ResourceStore {
         do {
             try StoreSchema.migrator.migrate(pool)
             let form = form
+            var resealed = 0
             try pool.write { db in
                 let recorded = try String.fetchOne(db, sql: StoreSchema.selectSecretsCheck) ?? nil
                 if let check = try form.verify(recordedCheck: recorded) {
                     try db.execute(sql: StoreSchema.updateSecretsCheck, arguments: [check])
+                }
+                resealed = try Self.resealPlainSecrets(db, form: form)
+            }
+            if resealed > 0 {
+                // The plain text must not stay behind in freed pages or the WAL.
+                try pool.writeWithoutTransaction { db in
+                    try db.execute(sql: "VACUUM")
+                    try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
                 }
             }
         } catch {
             try? pool.close()
             throw StoreError.wrapping(error, path: path, doing: "preparing the tables")
         }
+    }
+
+    /// Seals the Secrets, current and in the history, that were stored in plain text (before
+    /// the store had a key). Their versions stay: what they hold is unchanged. Returns how many
+    /// rows it sealed.
+    private static func resealPlainSecrets(_ db: Database, form: StoredForm) throws -> Int {
+        guard form.sealer != nil else { return 0 }
+        var count = 0
+        let plain = "kind = 'Secret' AND substr(json, 1, \(SecretSealer.prefix.count)) != '\(SecretSealer.prefix)'"
+        for row in try Row.fetchAll(db, sql: "SELECT namespace, name, json FROM resources WHERE \(plain)") {
+            let (namespace, name): (String, String) = (row["namespace"], row["name"])
+            let key = ResourceKey(kind: "Secret", namespace: namespace.isEmpty ? nil : namespace, name: name)
+            guard let sealed = try form.resealed(row["json"], key: key) else { continue }
+            try db.execute(
+                sql: "UPDATE resources SET json = ? WHERE kind = 'Secret' AND namespace = ? AND name = ?",
+                arguments: [sealed, namespace, name])
+            count += 1
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT version, namespace, name, json FROM events WHERE \(plain)") {
+            let (namespace, name): (String, String) = (row["namespace"], row["name"])
+            let key = ResourceKey(kind: "Secret", namespace: namespace.isEmpty ? nil : namespace, name: name)
+            guard let sealed = try form.resealed(row["json"], key: key) else { continue }
+            try db.execute(sql: "UPDATE events SET json = ? WHERE version = ?", arguments: [sealed, row["version"] as Int64])
+            count += 1
+        }
+        return count
     }
 
     deinit {

@@ -88,6 +88,18 @@ struct StoredForm: Sendable {
         }
     }
 
+    /// The sealed form of `text`, a plain Secret stored under `key` before the store had a key
+    /// (or by a Starling that did not seal); nil when there is nothing to seal (no key, another
+    /// kind, already sealed). Stores re-seal such rows, and their history, when they open.
+    func resealed(_ text: String, key: ResourceKey) throws(StoreError) -> String? {
+        guard let sealer, Self.sealed(key.kind), !text.hasPrefix(SecretSealer.prefix) else { return nil }
+        do {
+            return try sealer.seal(text, boundTo: "\(key)")
+        } catch {
+            throw StoreError(.unavailable, "\(store): sealing \(key) failed", cause: error)
+        }
+    }
+
     /// Checks the key against the store's recorded check value. Returns the check to record when
     /// the store has none yet.
     /// - Throws: `StoreError.misconfigured` when the key is not the one the store's secrets were

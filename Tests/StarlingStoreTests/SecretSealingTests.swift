@@ -56,6 +56,34 @@ struct SecretSealingTests {
         }
     }
 
+    /// A Secret stored in plain text (before the store had a key) is sealed, with its history,
+    /// when the store opens with a key; nothing of it stays in the files.
+    @Test func sqliteSealsPlainSecretsWhenItOpensWithAKey() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory + "/store.sqlite"
+            do {
+                let plain = try SQLiteResourceStore(path: path)
+                defer { try? plain.close() }
+                _ = try await plain.apply([Self.secret(), service("web")])
+                _ = try await plain.apply([Self.secret().withLabel("rotated", "yes")])
+            }
+            #expect(try Self.rawBytes(ofStoreAt: path).range(of: Data(Self.plaintext.utf8)) != nil)
+            let key = try Self.sealer()
+            do {
+                let sealed = try SQLiteResourceStore(path: path, sealer: key)
+                defer { try? sealed.close() }
+                let secret = try #require(try await sealed.get(Self.secret().key))
+                #expect(secret.metadata.labels["rotated"] == "yes")
+                #expect(secret.body == Self.secret().body)
+                let history = try await collect(sealed.watch(kinds: ["Secret"], fromVersion: 0), count: 2)
+                #expect(history.map(\.resource.body) == [Self.secret().body, Self.secret().body])
+            }
+            let raw = try Self.rawBytes(ofStoreAt: path)
+            #expect(raw.range(of: Data(Self.plaintext.utf8)) == nil, "a plain secret stayed in the SQLite files")
+            #expect(raw.range(of: Data("sealed:v1:".utf8)) != nil)
+        }
+    }
+
     @Test func aSealedSecretMovedToAnotherNameDoesNotOpen() throws {
         let form = StoredForm(store: "test", sealer: try Self.sealer())
         let sealed = try form.text(of: Self.secret("a"))
@@ -96,6 +124,36 @@ struct SecretSealingTests {
             try await withPostgresStore(url, sealer: key) { store async throws in
                 #expect(try await store.get(Self.secret().key)?.metadata.labels["rotated"] == "yes")
             }
+        }
+    }
+
+    @Test(.enabled(if: PostgresTestServer.available, PostgresTestServer.skipReason))
+    func postgresSealsPlainSecretsWhenAReplicaOpensItWithAKey() async throws {
+        try await PostgresTestServer.withDatabase { url in
+            try await withPostgresStore(url, configuration: .init(pollInterval: .milliseconds(200))) { store in
+                _ = try await store.apply([Self.secret()])
+                _ = try await store.apply([Self.secret().withLabel("rotated", "yes")])
+            }
+            let dump = {
+                try await PostgresTestServer.admin(url) { client in
+                    var text = ""
+                    for try await (json) in try await client.query(
+                        "SELECT json FROM starling_resources UNION ALL SELECT json FROM starling_events"
+                    ).decode(String.self) {
+                        text += json
+                    }
+                    return text
+                }
+            }
+            #expect(try await dump().contains(Self.plaintext))
+            let key = try Self.sealer()
+            try await withPostgresStore(url, sealer: key) { store async throws in
+                #expect(try await store.get(Self.secret().key)?.metadata.labels["rotated"] == "yes")
+                #expect(try await store.get(Self.secret().key)?.body == Self.secret().body)
+            }
+            let after = try await dump()
+            #expect(!after.contains(Self.plaintext), "a plain secret stayed in PostgreSQL")
+            #expect(after.contains("sealed:v1:"))
         }
     }
 }

@@ -78,29 +78,7 @@ eventually "frontend → podinfo 200" 20 test "$(status "$faddr")" = 200
 [ "$(status "$caddr")" = 200 ] && ok "curl → podinfo 200" || bad "curl → podinfo $(status "$caddr")"
 
 step "2. a Server for podinfo's port, admitting only frontend's service account"
-cat > podinfo-policy.yaml <<YAML
-apiVersion: policy.starling.io/v1beta1
-kind: Server
-metadata: {name: podinfo-http, namespace: test}
-spec:
-  podSelector: {matchLabels: {app: podinfo}}
-  port: http
-  proxyProtocol: HTTP/1
----
-apiVersion: policy.starling.io/v1beta1
-kind: MeshTLSAuthentication
-metadata: {name: frontend-only, namespace: test}
-spec:
-  identityRefs: [{kind: ServiceAccount, name: frontend}]
----
-apiVersion: policy.starling.io/v1beta1
-kind: AuthorizationPolicy
-metadata: {name: podinfo-from-frontend, namespace: test}
-spec:
-  targetRef: {group: policy.starling.io, kind: Server, name: podinfo-http}
-  requiredAuthenticationRefs:
-  - {group: policy.starling.io, kind: MeshTLSAuthentication, name: frontend-only}
-YAML
+podinfo_policy_yaml http frontend > podinfo-policy.yaml
 expect_ok "apply Server, MeshTLSAuthentication, AuthorizationPolicy" S apply -f podinfo-policy.yaml
 t0=$(date +%s.%N)
 eventually "curl → podinfo now 403" 5 test "$(status "$caddr")" = 403

@@ -79,3 +79,32 @@ stop_workloads() {
   done
   for p in "${pids[@]}" $kids; do kill -9 "$p" 2>/dev/null; done
 }
+
+# podinfo_policy_yaml PORT SERVICE_ACCOUNT: a Server for podinfo's PORT (a name or a number) in
+# namespace test, admitting only SERVICE_ACCOUNT's identity (MeshTLSAuthentication
+# SERVICE_ACCOUNT-only, AuthorizationPolicy podinfo-from-SERVICE_ACCOUNT), on stdout.
+podinfo_policy_yaml() {
+  cat <<YAML
+apiVersion: policy.starling.io/v1beta1
+kind: Server
+metadata: {name: podinfo-http, namespace: test}
+spec:
+  podSelector: {matchLabels: {app: podinfo}}
+  port: $1
+  proxyProtocol: HTTP/1
+---
+apiVersion: policy.starling.io/v1beta1
+kind: MeshTLSAuthentication
+metadata: {name: $2-only, namespace: test}
+spec:
+  identityRefs: [{kind: ServiceAccount, name: $2}]
+---
+apiVersion: policy.starling.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {name: podinfo-from-$2, namespace: test}
+spec:
+  targetRef: {group: policy.starling.io, kind: Server, name: podinfo-http}
+  requiredAuthenticationRefs:
+  - {group: policy.starling.io, kind: MeshTLSAuthentication, name: $2-only}
+YAML
+}

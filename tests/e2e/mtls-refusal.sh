@@ -246,29 +246,7 @@ matches "gateway, podinfo not exported: refused, naming why" '^answered: 403 sta
 expect_ok "export podinfo" S label svc -n test podinfo mirror.starling.io/exported=true
 exported_ok() { pyget gateway | grep -q '^answered: 200 '; }
 eventually "gateway, podinfo exported: tester's GET is served" 20 exported_ok
-cat > podinfo-policy.yaml <<YAML
-apiVersion: policy.starling.io/v1beta1
-kind: Server
-metadata: {name: podinfo-http, namespace: test}
-spec:
-  podSelector: {matchLabels: {app: podinfo}}
-  port: 9898
-  proxyProtocol: HTTP/1
----
-apiVersion: policy.starling.io/v1beta1
-kind: MeshTLSAuthentication
-metadata: {name: curl-only, namespace: test}
-spec:
-  identityRefs: [{kind: ServiceAccount, name: curl}]
----
-apiVersion: policy.starling.io/v1beta1
-kind: AuthorizationPolicy
-metadata: {name: podinfo-from-curl, namespace: test}
-spec:
-  targetRef: {group: policy.starling.io, kind: Server, name: podinfo-http}
-  requiredAuthenticationRefs:
-  - {group: policy.starling.io, kind: MeshTLSAuthentication, name: curl-only}
-YAML
+podinfo_policy_yaml 9898 curl > podinfo-policy.yaml
 expect_ok "apply a Server for podinfo admitting only curl's service account" S apply -f podinfo-policy.yaml
 denied_ok() { pyget inbound | grep -q '^answered: 403 '; }
 eventually "inbound: tester's GET is now 403" 10 denied_ok

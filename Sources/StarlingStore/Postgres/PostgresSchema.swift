@@ -163,7 +163,45 @@ enum PostgresSchema {
             if let check = try form.verify(recordedCheck: recorded) {
                 try await connection.query("UPDATE starling_meta SET secrets_check = \(check) WHERE id = 1", logger: logger)
             }
+            try await resealPlainSecrets(connection, form: form, logger: logger)
             return latestVersion
+        }
+    }
+
+    /// Seals the Secrets, current and in the history, that were stored in plain text (before
+    /// the store had a key). Their versions stay: what they hold is unchanged.
+    private static func resealPlainSecrets(_ connection: PostgresConnection, form: StoredForm, logger: Logger) async throws {
+        guard form.sealer != nil else { return }
+        let prefix = SecretSealer.prefix
+        var current: [(String, String, String)] = []
+        for try await row in try await connection.query(
+            "SELECT namespace, name, json FROM starling_resources WHERE kind = 'Secret' AND NOT starts_with(json, \(prefix))",
+            logger: logger
+        ).decode((String, String, String).self) {
+            current.append(row)
+        }
+        for (namespace, name, json) in current {
+            let key = ResourceKey(kind: "Secret", namespace: namespace.isEmpty ? nil : namespace, name: name)
+            guard let sealed = try form.resealed(json, key: key) else { continue }
+            try await connection.query(
+                "UPDATE starling_resources SET json = \(sealed) WHERE kind = 'Secret' AND namespace = \(namespace) AND name = \(name)",
+                logger: logger)
+        }
+        var history: [(Int64, String, String, String)] = []
+        for try await row in try await connection.query(
+            "SELECT version, namespace, name, json FROM starling_events WHERE kind = 'Secret' AND NOT starts_with(json, \(prefix))",
+            logger: logger
+        ).decode((Int64, String, String, String).self) {
+            history.append(row)
+        }
+        for (version, namespace, name, json) in history {
+            let key = ResourceKey(kind: "Secret", namespace: namespace.isEmpty ? nil : namespace, name: name)
+            guard let sealed = try form.resealed(json, key: key) else { continue }
+            try await connection.query("UPDATE starling_events SET json = \(sealed) WHERE version = \(version)", logger: logger)
+        }
+        if !current.isEmpty || !history.isEmpty {
+            logger.notice(
+                "plain secrets sealed at rest", metadata: ["store": "\(form.store)", "current": "\(current.count)", "history": "\(history.count)"])
         }
     }
 }

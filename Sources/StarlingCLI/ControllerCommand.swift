@@ -107,8 +107,13 @@ struct ControllerCommand: AsyncParsableCommand {
             metrics: metrics)
         let (clusterName, dataDir, controllerLogger) = (self.clusterName, self.dataDir, logger)
         let (listening, announce) = AsyncStream<Controller.Listening>.makeStream()
+        // Set once the controller stops: the gateway's supervisor then expects its API to go.
+        let controllerStopping = OnceFlag()
         let controllerService = ServiceGroupConfiguration.ServiceConfiguration(
-            service: StoppedOnShutdown(onShutdown: { controllerLogger.info("shutting down: the controller stops first") }) {
+            service: StoppedOnShutdown(onShutdown: {
+                _ = controllerStopping.take()
+                controllerLogger.info("shutting down: the controller stops first")
+            }) {
                 // A controller that stops (or fails to start) ends the supervisor's wait.
                 defer { announce.finish() }
                 try await controller.run { announce.yield($0) }
@@ -127,7 +132,7 @@ struct ControllerCommand: AsyncParsableCommand {
                         for await ports in listening {
                             let supervisor = GatewaySupervisor(
                                 clusterName: clusterName, apiHost: api.host, apiPort: ports.apiPort, dataDirectory: dataDir,
-                                logger: controllerLogger, metrics: metrics)
+                                logger: controllerLogger, metrics: metrics, controllerStopping: { controllerStopping.isTaken })
                             try await supervisor.run()
                             return
                         }

@@ -410,4 +410,10 @@ final class OnceFlag: @unchecked Sendable {
         taken = true
         return true
     }
+    /// Whether it was taken.
+    var isTaken: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return taken
+    }
 }

@@ -21,6 +21,8 @@ struct GatewaySupervisor: Sendable {
     var dataDirectory: String
     var logger: Logger
     var metrics: @Sendable () -> String
+    /// True once this process's controller is stopping (its API going away is expected then).
+    var controllerStopping: @Sendable () -> Bool = { false }
 
     struct Desired: Equatable {
         var address: String
@@ -36,59 +38,71 @@ struct GatewaySupervisor: Sendable {
         let context = ResolvedContext(
             name: clusterName, clusterName: clusterName, serverHost: apiHost, serverPort: apiPort, adminServer: nil,
             caPEM: certificate, token: token, configPath: "")
-        var running: (desired: Desired, task: Task<Void, Never>)?
-        var unreachableSince: ContinuousClock.Instant?
-        do {
-            while !Task.isCancelled {
-                // What the store asks for; nil when the API could not say. Only an answer changes the
-                // gateway: a failed poll (the API restarting, a timeout) leaves it serving as it is.
-                let observed: Desired??
-                do {
-                    observed = .some(
-                        try await ControllerClient.with(context, timeout: .seconds(5)) { client in
-                            try await Self.desired(client, context: context)
-                        })
-                    if let since = unreachableSince {
-                        logger.notice("gateway supervisor reaches the controller API again", metadata: ["after": "\(ContinuousClock.now - since)"])
-                        unreachableSince = nil
-                    }
-                } catch where Task.isCancelled {
-                    break
-                } catch {
-                    observed = nil
-                    if unreachableSince == nil {
-                        unreachableSince = .now
-                        logger.warning(
-                            "gateway supervisor cannot read the gateway's resources; the gateway keeps its current state",
-                            metadata: ["error": "\(error)", "running": "\(running != nil)"])
-                    }
-                }
-                if let desired = observed, running?.desired != desired {
-                    if let current = running {
-                        await Self.stop(current, logger: logger)
-                        running = nil
-                    }
-                    if let desired {
-                        let controller = ControllerAPI(host: apiHost, port: apiPort, certificatePEM: certificate, token: token)
-                        let task = Task { await serve(desired, controller: controller) }
-                        running = (desired, task)
-                    }
-                }
-                // Soon after `multicluster install` the gateway should be up: poll often until it runs.
-                try await Task.sleep(for: running == nil ? .milliseconds(500) : .seconds(2))
+        var poller = Poller(context: context, logger: logger, controllerStopping: controllerStopping)
+        // Each gateway the store asks for runs as the child of a task group that lasts until the
+        // store asks for something else, or the shutdown: cancelling the group stops it, and
+        // leaving the group waits until it has drained. `next` is the store's latest answer
+        // (`.some(nil)`: no gateway), nil at the shutdown.
+        var next = await poller.change(from: nil)
+        while let wanted = next {
+            guard let desired = wanted else {
+                next = await poller.change(from: nil)
+                continue
             }
-        } catch is CancellationError {
-            // The shutdown, during the sleep.
+            let controller = ControllerAPI(host: apiHost, port: apiPort, certificatePEM: certificate, token: token)
+            next = await withTaskGroup(of: Void.self) { group in
+                group.addTask { await serve(desired, controller: controller) }
+                let change = await poller.change(from: desired)
+                group.cancelAll()
+                await group.waitForAll()
+                logger.notice("gateway stopped", metadata: ["gateway": "\(desired.address):\(desired.port)"])
+                return change
+            }
         }
-        // Stopping: the gateway drains before the supervisor returns (the controller stops after it).
-        if let current = running { await Self.stop(current, logger: logger) }
     }
 
-    /// Stops a running gateway and waits until it has drained.
-    private static func stop(_ running: (desired: Desired, task: Task<Void, Never>), logger: Logger) async {
-        running.task.cancel()
-        await running.task.value
-        logger.notice("gateway stopped", metadata: ["gateway": "\(running.desired.address):\(running.desired.port)"])
+    /// Polls the store for the gateway it asks for, saying once when the API stops answering and
+    /// when it answers again. Only an answer changes the gateway: a failed poll (the API
+    /// restarting, a timeout) leaves it serving as it is.
+    private struct Poller {
+        let context: ResolvedContext
+        let logger: Logger
+        let controllerStopping: @Sendable () -> Bool
+        var unreachableSince: ContinuousClock.Instant?
+
+        /// The next answer that differs from `current` (`.some(nil)`: multicluster is not
+        /// installed); nil when the task is cancelled.
+        mutating func change(from current: Desired?) async -> Desired?? {
+            while !Task.isCancelled {
+                if let answer = await poll(), answer != current { return answer }
+                // Soon after `multicluster install` the gateway should be up: poll often until it runs.
+                do { try await Task.sleep(for: current == nil ? .milliseconds(500) : .seconds(2)) } catch { return nil }
+            }
+            return nil
+        }
+
+        /// What the store asks for; nil when the API could not say.
+        private mutating func poll() async -> Desired?? {
+            let context = self.context
+            do {
+                let answer = try await ControllerClient.with(context, timeout: .seconds(5)) { client in
+                    try await GatewaySupervisor.desired(client, context: context)
+                }
+                if let since = unreachableSince {
+                    logger.notice("gateway supervisor reaches the controller API again", metadata: ["after": "\(ContinuousClock.now - since)"])
+                    unreachableSince = nil
+                }
+                return .some(answer)
+            } catch {
+                if !Task.isCancelled, !controllerStopping(), unreachableSince == nil {
+                    unreachableSince = .now
+                    logger.warning(
+                        "gateway supervisor cannot read the gateway's resources; the gateway keeps its current state",
+                        metadata: ["error": "\(error)"])
+                }
+                return nil
+            }
+        }
     }
 
     /// The gateway the store asks for: nil when multicluster is not installed (or the mesh has no

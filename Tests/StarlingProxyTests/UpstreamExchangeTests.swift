@@ -193,14 +193,14 @@ struct UpstreamExchangeTests {
         #expect(reports.all == ["1:failure", "2:failure", "3:failure"])
     }
 
-    /// A lone endpoint that refuses (a process restarting) is tried again after 100 ms, then
-    /// 200 ms, the failed endpoint no longer avoided; when the attempts are spent the connect
+    /// A lone endpoint that refuses (a process restarting) is tried again after 100, 200 and
+    /// 400 ms, the failed endpoint no longer avoided; when the backoffs are spent the connect
     /// failure is answered, not the empty pick.
     @Test func aRePickThatFindsNothingTriesAgainAfterABackoffThenAnswersTheConnectFailure() {
         var exchange = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
         let noneLeft = ProxyError(.noEndpoints, "no endpoint left")
         var now = start
-        for (attempt, backoff) in [(1, Duration.milliseconds(100)), (2, .milliseconds(200))] {
+        for (attempt, backoff) in zip(1..., ConnectAttempts.backoffs) {
             _ = exchange.picked(.success(reports.pick(1)), now: now)
             guard case .pick = exchange.connectFailed(ProxyError(.connectFailed, "refused \(attempt)"), now: now) else {
                 Issue.record("no re-pick after attempt \(attempt)")
@@ -216,15 +216,33 @@ struct UpstreamExchangeTests {
             #expect(exchange.phase == .picking)
             now += wait
         }
+        #expect(ConnectAttempts.backoffs == [.milliseconds(100), .milliseconds(200), .milliseconds(400)])
         _ = exchange.picked(.success(reports.pick(1)), now: now)
-        guard case .respond(let error, let pick) = exchange.connectFailed(ProxyError(.connectFailed, "refused 3"), now: now)
-        else {
+        guard case .pick = exchange.connectFailed(ProxyError(.connectFailed, "refused 4"), now: now) else {
+            Issue.record("no re-pick after the last backoff's attempt")
+            return
+        }
+        guard case .respond(let error, let pick) = exchange.picked(.failure(noneLeft), now: now) else {
             Issue.record("the last failed attempt was not answered")
             return
         }
-        #expect(error.message == "refused 3")
-        #expect(pick.endpoint.port == 1)
-        #expect(reports.all == ["1:failure", "1:failure", "1:failure"])
+        #expect(error.message == "refused 4")
+        #expect(pick == nil)
+        #expect(reports.all == ["1:failure", "1:failure", "1:failure", "1:failure"])
+    }
+
+    /// Many endpoints that all refuse: ``ConnectAttempts/maximum`` attempts, no backoff (one is
+    /// taken only when no other endpoint is left).
+    @Test func connectAttemptsAreBoundedWhateverTheEndpoints() {
+        var attempts = ConnectAttempts(started: start, timeout: .seconds(30))
+        var tries = 0
+        var port = 0
+        while true {
+            tries += 1
+            port += 1
+            guard attempts.failed(Endpoint(host: "127.0.0.1", port: port, identity: nil), now: start) else { break }
+        }
+        #expect(tries == ConnectAttempts.maximum)
     }
 
     /// No backoff that would end past the request's deadline: the failure is answered at once.

@@ -3,11 +3,11 @@ public import Logging
 /// The connect attempts of one request (or one opaque connection): a connect that failed before
 /// anything was sent is tried again on another endpoint — of the same backend, or of another
 /// backend of the split when the failed one has no other — as long as the request's timeout
-/// allows, at most ``maximum`` attempts in all. When no other endpoint is left (a service with one
-/// endpoint, a lone gateway), the failed ones are tried again after a short backoff
-/// (``backoff(after:)``): a refused connect is most often a process restarting, back within a
-/// fraction of a second, and a caller is better served by a request 100–300 ms slower than by a
-/// 502 (as Linkerd's balancer holds requests while its endpoints reconnect).
+/// allows: ``maximum`` attempts, and one more per backoff taken. When no other endpoint is left (a service with one
+/// endpoint, a lone gateway), the failed ones are tried again after a backoff (``backoffs``: 100,
+/// 200, 400 ms, at most 0.7 s in all): a refused connect is most often a process restarting,
+/// back within a fraction of a second, and a caller is better served by a slower answer than by
+/// a 502 (as Linkerd's balancer holds requests while its endpoints reconnect).
 ///
 /// Nothing reached the failed endpoint, so the new attempt is safe whatever the method or body,
 /// and adds no load to any application: it is not drawn from the retry budget (which guards
@@ -15,13 +15,17 @@ public import Logging
 /// balancer, so an endpoint that keeps refusing is ejected, and every request after that goes
 /// straight to the others.
 public struct ConnectAttempts: Sendable {
-    /// Attempts per request, the first included.
+    /// Attempts on distinct endpoints per request, the first included.
     public static let maximum = 3
+    /// The waits before trying the failed endpoints again when no other is left.
+    public static let backoffs: [Duration] = [.milliseconds(100), .milliseconds(200), .milliseconds(400)]
 
     /// Endpoints this request could not connect to, for the next pick to avoid.
     public private(set) var avoided: [Endpoint] = []
     /// Connects that failed so far.
     public private(set) var failures = 0
+    /// Backoffs waited so far.
+    public private(set) var backoffsTaken = 0
     /// When the request's time is up (its start plus its first pick's timeout).
     public let deadline: ContinuousClock.Instant
 
@@ -33,13 +37,9 @@ public struct ConnectAttempts: Sendable {
     public mutating func failed(_ endpoint: Endpoint, now: ContinuousClock.Instant = .now) -> Bool {
         failures += 1
         if !avoided.contains(endpoint) { avoided.append(endpoint) }
-        return failures < Self.maximum && now < deadline
-    }
-
-    /// The wait before trying again the endpoints that failed, after `failures` failed connects:
-    /// 100 ms, then 200 ms.
-    public static func backoff(after failures: Int) -> Duration {
-        .milliseconds(100 << min(max(failures - 1, 0), 4))
+        // One attempt more per backoff taken: a backoff is taken only when no other endpoint is
+        // left, so many endpoints that all refuse still get ``maximum`` attempts.
+        return now < deadline && failures < Self.maximum + backoffsTaken
     }
 
     /// The re-pick found no endpoint left to try: when another attempt may still be made, and
@@ -47,8 +47,10 @@ public struct ConnectAttempts: Sendable {
     /// endpoints (the next pick may choose a failed one again); nil when the request is to be
     /// answered with its last failure.
     public mutating func retryAfterBackoff(now: ContinuousClock.Instant = .now) -> Duration? {
-        let wait = Self.backoff(after: failures)
-        guard failures < Self.maximum, now + wait < deadline else { return nil }
+        guard backoffsTaken < Self.backoffs.count else { return nil }
+        let wait = Self.backoffs[backoffsTaken]
+        guard now + wait < deadline else { return nil }
+        backoffsTaken += 1
         avoided.removeAll()
         return wait
     }

@@ -264,6 +264,38 @@ else
   else ok "the gateway was never stopped"; fi
 fi
 
+step "workload2's controller restarted (SIGTERM): calls to its mirror lose nothing"
+# The controller hosts workload2's gateway, the mirror podinfo-workload2's only way in. On SIGTERM
+# the API stops first while the gateway still serves; the gateway then drains (its callers'
+# pooled connections close at its GOAWAY) and the restarted process listens again. A refused
+# connect to that lone gateway is tried again after backoffs of up to 3 s in all, so calls made
+# across the gap are slower, not failed. (Before: 121 failed calls over 6 s at 20/s.)
+pidf="$STARLING_HOME/clusters/workload2/controller.pid"; ctl_pid=$(cat "$pidf")
+mapfile -d '' ctl_args < "/proc/$ctl_pid/cmdline"
+: > restart-calls.log
+( while [ ! -f restart.stop ]; do
+    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -m 5 -x "$proxy1" http://podinfo-workload2.test:9898/ >> restart-calls.log
+    sleep 0.05
+  done ) &
+restart_loader=$!
+sleep 1
+t_term=$(date +%s%N)
+kill -TERM "$ctl_pid"
+for _ in $(seq 150); do kill -0 "$ctl_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$ctl_pid" 2>/dev/null; then bad "workload2's controller still runs 15 s after SIGTERM"; kill -9 "$ctl_pid"; sleep 0.5
+else ok "workload2's controller stopped $(( ($(date +%s%N) - t_term) / 1000000 )) ms after SIGTERM"; fi
+"${ctl_args[@]}" >> "$STARLING_HOME/clusters/workload2/controller.log" 2>&1 &
+echo $! > "$pidf"; pids+=($!); disown $!
+eventually "workload1 sees workload2's gateway alive again" 30 \
+  bash -c "STARLING_CONFIG=$work/configs/workload1 '$STARLING' multicluster gateways | grep -qE '^workload2 +True'"
+sleep 2
+touch restart.stop; wait $restart_loader
+calls=$(wc -l < restart-calls.log); failed_calls=$(grep -vc '^200 ' restart-calls.log)
+slowest=$(sort -k2 -n restart-calls.log | tail -1 | cut -d' ' -f2)
+echo "      $calls calls to podinfo-workload2 across the restart; slowest ${slowest}s"
+if [ "$calls" -ge 40 ] && [ "$failed_calls" = 0 ]; then ok "no call to the mirror failed across its controller's restart ($calls calls)"
+else bad "calls to the mirror across the restart: $calls made, $failed_calls failed"; grep -v '^200 ' restart-calls.log | sort | uniq -c | head -5 | sed 's/^/      /'; fi
+
 step "the frontend in a headless browser"
 STARLING_CONFIG=$work/configs/workload1 "$STARLING" run -n test --service frontend --port 8080 -- "$STARLING" demo-app frontend --upstream http://podinfo.test:9898/ > frontend.log 2>&1 & pids+=($!)
 browser=$(command -v chromium || command -v chromium-browser || true)

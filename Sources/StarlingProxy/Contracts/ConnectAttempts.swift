@@ -3,11 +3,13 @@ public import Logging
 /// The connect attempts of one request (or one opaque connection): a connect that failed before
 /// anything was sent is tried again on another endpoint — of the same backend, or of another
 /// backend of the split when the failed one has no other — as long as the request's timeout
-/// allows: ``maximum`` attempts, and one more per backoff taken. When no other endpoint is left (a service with one
-/// endpoint, a lone gateway), the failed ones are tried again after a backoff (``backoffs``: 100,
-/// 200, 400 ms, at most 0.7 s in all): a refused connect is most often a process restarting,
-/// back within a fraction of a second, and a caller is better served by a slower answer than by
-/// a 502 (as Linkerd's balancer holds requests while its endpoints reconnect).
+/// allows: ``maximum`` attempts, and one more per backoff taken. When no other endpoint is left
+/// (a service with one endpoint, a lone gateway), the failed ones are tried again after a backoff
+/// (``backoffs``: 0.1, 0.2, 0.4, 0.8 and 1.5 s, 3 s in all, within the request's timeout): a
+/// refused connect is most often a process restarting, back within a second or two, and a caller
+/// is better served by a slower answer than by a 502. Linkerd's balancer likewise holds requests
+/// up to 3 s while no endpoint is ready. An endpoint that is really gone is removed by discovery
+/// (a dead gateway's mirror endpoints once its probes fail, a workload once deregistered).
 ///
 /// Nothing reached the failed endpoint, so the new attempt is safe whatever the method or body,
 /// and adds no load to any application: it is not drawn from the retry budget (which guards
@@ -18,7 +20,9 @@ public struct ConnectAttempts: Sendable {
     /// Attempts on distinct endpoints per request, the first included.
     public static let maximum = 3
     /// The waits before trying the failed endpoints again when no other is left.
-    public static let backoffs: [Duration] = [.milliseconds(100), .milliseconds(200), .milliseconds(400)]
+    public static let backoffs: [Duration] = [
+        .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1500),
+    ]
 
     /// Endpoints this request could not connect to, for the next pick to avoid.
     public private(set) var avoided: [Endpoint] = []
@@ -96,9 +100,10 @@ extension EndpointPicker {
             do throws(ProxyError) {
                 pick = try await self.pick(authority, avoiding: attempts?.avoided ?? [])
             } catch {
-                // A re-pick that found nothing else to try waits and tries the failed endpoints
-                // again, while the attempts allow; then it answers with the connect failure.
-                if let connectError, let wait = attempts?.retryAfterBackoff() {
+                // A re-pick that found nothing else to try after a refused connect waits and tries
+                // the failed endpoints again, while the backoffs allow (a peer that failed
+                // verification is not waited for); then it answers with the connect failure.
+                if let connectError, connectError.code == .connectFailed, let wait = attempts?.retryAfterBackoff() {
                     logger.debug(
                         "no other endpoint; connecting again after a backoff",
                         metadata: ["authority": "\(authority)", "backoff": "\(wait)", "error": "\(connectError)"])

@@ -118,10 +118,11 @@ struct UpstreamExchange {
         }
         switch result {
         case .failure(let error):
-            // A re-pick that found nothing else to try waits and tries the failed endpoints
-            // again while the attempts allow (``ConnectAttempts/retryAfterBackoff(now:)``);
-            // then it answers with the failure before it.
-            if lastFailure != nil, let wait = attempts?.retryAfterBackoff(now: now) {
+            // A re-pick that found nothing else to try after a refused (or timed-out) connect
+            // waits and tries the failed endpoints again while the backoffs allow
+            // (``ConnectAttempts/retryAfterBackoff(now:)``); a peer that failed verification is
+            // not waited for. Then it answers with the failure before it.
+            if lastFailure?.code == .connectFailed, let wait = attempts?.retryAfterBackoff(now: now) {
                 return .pickAfter(wait)
             }
             phase = .finished

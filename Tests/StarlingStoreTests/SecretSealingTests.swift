@@ -27,6 +27,19 @@ struct SecretSealingTests {
         return all
     }
 
+    /// Every stored resource and change of the PostgreSQL store at `url`, as one text.
+    static func storedJSON(_ url: PostgresStoreURL) async throws -> String {
+        try await PostgresTestServer.admin(url) { client in
+            var text = ""
+            for try await (json) in try await client.query(
+                "SELECT json FROM starling_resources UNION ALL SELECT json FROM starling_events"
+            ).decode(String.self) {
+                text += json
+            }
+            return text
+        }
+    }
+
     @Test func sqliteKeepsSecretsSealedAndRefusesAnotherKey() async throws {
         try await withTemporaryDirectory { directory in
             let path = directory + "/store.sqlite"
@@ -104,15 +117,7 @@ struct SecretSealingTests {
                 #expect(try await store.get(Self.secret().key)?.body == Self.secret().body)
                 _ = try await store.apply([Self.secret().withLabel("rotated", "yes")])
             }
-            let dump = try await PostgresTestServer.admin(url) { client in
-                var text = ""
-                for try await (json) in try await client.query(
-                    "SELECT json FROM starling_resources UNION ALL SELECT json FROM starling_events"
-                ).decode(String.self) {
-                    text += json
-                }
-                return text
-            }
+            let dump = try await Self.storedJSON(url)
             #expect(dump.contains("sealed:v1:"))
             #expect(!dump.contains(Self.plaintext), "the secret's value is in PostgreSQL in plain text")
 
@@ -134,24 +139,13 @@ struct SecretSealingTests {
                 _ = try await store.apply([Self.secret()])
                 _ = try await store.apply([Self.secret().withLabel("rotated", "yes")])
             }
-            let dump = {
-                try await PostgresTestServer.admin(url) { client in
-                    var text = ""
-                    for try await (json) in try await client.query(
-                        "SELECT json FROM starling_resources UNION ALL SELECT json FROM starling_events"
-                    ).decode(String.self) {
-                        text += json
-                    }
-                    return text
-                }
-            }
-            #expect(try await dump().contains(Self.plaintext))
+            #expect(try await Self.storedJSON(url).contains(Self.plaintext))
             let key = try Self.sealer()
             try await withPostgresStore(url, sealer: key) { store async throws in
                 #expect(try await store.get(Self.secret().key)?.metadata.labels["rotated"] == "yes")
                 #expect(try await store.get(Self.secret().key)?.body == Self.secret().body)
             }
-            let after = try await dump()
+            let after = try await Self.storedJSON(url)
             #expect(!after.contains(Self.plaintext), "a plain secret stayed in PostgreSQL")
             #expect(after.contains("sealed:v1:"))
         }

@@ -99,8 +99,10 @@ public final class SQLiteResourceStore: ResourceStore {
                 resealed = try Self.resealPlainSecrets(db, form: form)
             }
             if resealed > 0 {
-                // The plain text must not stay behind in freed pages or the WAL.
-                try pool.writeWithoutTransaction { db in
+                // The sealing zeroed what it freed (secure_delete); rebuilding the file also
+                // clears what an earlier deletion left in free pages, and the WAL is emptied.
+                // Best effort: a store that cannot be vacuumed now (a full disk) still opens.
+                try? pool.writeWithoutTransaction { db in
                     try db.execute(sql: "VACUUM")
                     try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
                 }
@@ -116,6 +118,9 @@ public final class SQLiteResourceStore: ResourceStore {
     /// rows it sealed.
     private static func resealPlainSecrets(_ db: Database, form: StoredForm) throws -> Int {
         guard form.sealer != nil else { return 0 }
+        // What an update frees (the plain row) is overwritten with zeros, not left in the page.
+        try db.execute(sql: "PRAGMA secure_delete = ON")
+        defer { try? db.execute(sql: "PRAGMA secure_delete = OFF") }
         var count = 0
         let plain = "kind = 'Secret' AND substr(json, 1, \(SecretSealer.prefix.count)) != '\(SecretSealer.prefix)'"
         for row in try Row.fetchAll(db, sql: "SELECT namespace, name, json FROM resources WHERE \(plain)") {

@@ -200,7 +200,7 @@ struct OutboundHTTP1Tests {
         }
         #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(response.prefix(200))")
         #expect(response.hasSuffix("hello"))
-        #expect(picker.outcomes.failures == 1)
+        #expect(picker.outcomes.failures >= 1)
         #expect(picker.outcomes.successes == 1)
     }
 
@@ -401,7 +401,7 @@ struct OutboundHTTP1Tests {
         }
         #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(response.contains("echo:hello"))
-        #expect(picker.outcomes.failures == 1)
+        #expect(picker.outcomes.failures >= 1)
         #expect(picker.outcomes.successes == 1)
     }
 
@@ -414,7 +414,8 @@ struct OutboundHTTP1Tests {
         // The peer listens once the first connect was refused (the proxy may start slowly on a
         // loaded machine), well within the 100 ms backoff.
         let late = Task {
-            while picker.outcomes.failures == 0 { try await Task.sleep(for: .milliseconds(2)) }
+            let end = ContinuousClock.now + .seconds(5)
+            while picker.outcomes.failures == 0, ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(2)) }
             return try await TestPeer.start(tls: tls, port: port)
         }
         let response = try await withOutboundProxy(picker: picker, tls: clientTLS) { proxyPort in
@@ -423,7 +424,7 @@ struct OutboundHTTP1Tests {
         let peer = try await late.value
         await peer.close()
         #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(response)")
-        #expect(picker.outcomes.failures == 1)
+        #expect(picker.outcomes.failures >= 1)
         #expect(picker.outcomes.successes == 1)
     }
 
@@ -436,9 +437,9 @@ struct OutboundHTTP1Tests {
         }
         #expect(response.hasPrefix("HTTP/1.1 502 "))
         #expect(response.lowercased().contains("starling-error: connect-failed"))
-        // Each endpoint, then again after each backoff (no other was left), within the bound.
-        #expect((picker.outcomes.failures) >= ConnectAttempts.maximum)
-        #expect((picker.outcomes.failures) <= ConnectAttempts.maximum + ConnectAttempts.backoffs.count)
+        // Both endpoints, then (none left) a 100 ms backoff and both again: three attempts and
+        // one more for the backoff taken.
+        #expect(picker.outcomes.failures == ConnectAttempts.maximum + 1)
     }
 
     @Test func unknownServiceGets503WithTheErrorHeader() async throws {

@@ -202,7 +202,7 @@ struct UpstreamExchangeTests {
         var now = start
         for (attempt, backoff) in zip(1..., ConnectAttempts.backoffs) {
             _ = exchange.picked(.success(reports.pick(1)), now: now)
-            guard case .pick = exchange.connectFailed(ProxyError(.connectFailed, "refused \(attempt)"), now: now) else {
+            guard case .pick = exchange.connectFailed(ProxyError(.connectFailed, "refused \(attempt)", transient: true), now: now) else {
                 Issue.record("no re-pick after attempt \(attempt)")
                 return
             }
@@ -219,7 +219,7 @@ struct UpstreamExchangeTests {
         #expect(now - start == .seconds(3))
         let last = ConnectAttempts.backoffs.count + 1
         _ = exchange.picked(.success(reports.pick(1)), now: now)
-        guard case .pick = exchange.connectFailed(ProxyError(.connectFailed, "refused \(last)"), now: now) else {
+        guard case .pick = exchange.connectFailed(ProxyError(.connectFailed, "refused \(last)", transient: true), now: now) else {
             Issue.record("no re-pick after the last backoff's attempt")
             return
         }
@@ -262,7 +262,7 @@ struct UpstreamExchangeTests {
     @Test func noBackoffPastTheDeadline() {
         var exchange = UpstreamExchange(authority: "web.test:80", method: .GET, hasBody: false, requestEnded: true)
         _ = exchange.picked(.success(reports.pick(1, timeout: .milliseconds(150))), now: start)
-        _ = exchange.connectFailed(ProxyError(.connectFailed, "refused"), now: start + .milliseconds(60))
+        _ = exchange.connectFailed(ProxyError(.connectFailed, "refused", transient: true), now: start + .milliseconds(60))
         guard case .respond(let error, let pick) = exchange.picked(.failure(ProxyError(.noEndpoints, "none")), now: start + .milliseconds(60))
         else {
             Issue.record("a backoff past the deadline")

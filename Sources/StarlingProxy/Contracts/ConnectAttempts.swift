@@ -53,7 +53,8 @@ public struct ConnectAttempts: Sendable {
     public mutating func retryAfterBackoff(now: ContinuousClock.Instant = .now) -> Duration? {
         guard backoffsTaken < Self.backoffs.count else { return nil }
         let wait = Self.backoffs[backoffsTaken]
-        guard now + wait < deadline else { return nil }
+        // The attempt after it needs time to connect too.
+        guard now + wait + .milliseconds(100) < deadline else { return nil }
         backoffsTaken += 1
         avoided.removeAll()
         return wait
@@ -103,7 +104,7 @@ extension EndpointPicker {
                 // A re-pick that found nothing else to try after a refused connect waits and tries
                 // the failed endpoints again, while the backoffs allow (a peer that failed
                 // verification is not waited for); then it answers with the connect failure.
-                if let connectError, connectError.code == .connectFailed, let wait = attempts?.retryAfterBackoff() {
+                if let connectError, connectError.transient, let wait = attempts?.retryAfterBackoff() {
                     logger.debug(
                         "no other endpoint; connecting again after a backoff",
                         metadata: ["authority": "\(authority)", "backoff": "\(wait)", "error": "\(connectError)"])

@@ -29,10 +29,20 @@ public struct ProxyError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var code: Code
     public var message: String
+    /// The endpoint could not be reached at all (TCP refused or timed out): what a process that
+    /// is restarting gives, which waiting may cure (``ConnectAttempts/backoffs``). Not set for a
+    /// peer that failed verification, an endpoint this path may not use, or a proxy stopping.
+    public var transient: Bool
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, transient: Bool = false) {
         self.code = code
         self.message = message
+        self.transient = transient
+    }
+
+    /// TCP to `endpoint` failed (refused, unreachable, timed out): a transient connect failure.
+    public static func unreachable(_ endpoint: some CustomStringConvertible, _ error: any Error) -> ProxyError {
+        ProxyError(.connectFailed, "connecting to \(endpoint) failed: \(error)", transient: true)
     }
 
     public var description: String { "\(code): \(message)" }

@@ -69,7 +69,7 @@ public struct PeerDialer: Sendable {
                 }
                 .connect(host: endpoint.host, port: endpoint.port).get()
         } catch {
-            throw ProxyError(.connectFailed, "connecting to \(endpoint) failed: \(error)")
+            throw ProxyError.unreachable(endpoint, error)
         }
         guard let identity else { return Connection(channel: channel, peer: nil, alpn: nil) }
 

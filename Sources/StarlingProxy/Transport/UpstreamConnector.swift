@@ -100,7 +100,7 @@ struct UpstreamConnector: Sendable {
                 case .success(let channel):
                     done(Self.plainStream(on: channel, pool: plainConnections, to: endpoint, owner: owner))
                 case .failure(let error):
-                    done(.failure(ProxyError(.connectFailed, "connecting to \(endpoint) failed: \(error)")))
+                    done(.failure(ProxyError.unreachable(endpoint, error)))
                 }
             }
     }
@@ -157,7 +157,11 @@ extension UpstreamExchangeOwner {
             }
         case .pickAfter(let wait):
             exchangeLogger.debug("no other endpoint; connecting again after a backoff", metadata: ["backoff": "\(wait)"])
-            eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(wait)) { self.pickUpstream(on: eventLoop) }
+            // Only for this exchange, and only while it still waits for a pick.
+            eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(wait)) {
+                guard self.withExchange(generation, { $0.phase == .picking }) == true else { return }
+                self.pickUpstream(on: eventLoop)
+            }
         case .respond(let error, let pick):
             upstreamUnavailable(error, pick: pick)
         case .ignore:

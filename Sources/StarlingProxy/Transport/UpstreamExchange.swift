@@ -120,9 +120,10 @@ struct UpstreamExchange {
         case .failure(let error):
             // A re-pick that found nothing else to try after a refused (or timed-out) connect
             // waits and tries the failed endpoints again while the backoffs allow
-            // (``ConnectAttempts/retryAfterBackoff(now:)``); a peer that failed verification is
-            // not waited for. Then it answers with the failure before it.
-            if lastFailure?.code == .connectFailed, let wait = attempts?.retryAfterBackoff(now: now) {
+            // (``ConnectAttempts/retryAfterBackoff(now:)``); nothing else is waited for (a peer
+            // that failed verification, ``ProxyError/transient``). Then it answers with the
+            // failure before it.
+            if lastFailure?.transient == true, let wait = attempts?.retryAfterBackoff(now: now) {
                 return .pickAfter(wait)
             }
             phase = .finished

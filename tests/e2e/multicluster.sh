@@ -268,7 +268,7 @@ step "workload2's controller restarted (SIGTERM): calls to its mirror lose nothi
 # The controller hosts workload2's gateway, the mirror podinfo-workload2's only way in. On SIGTERM
 # the API stops first while the gateway still serves; the gateway then drains (its callers'
 # pooled connections close at its GOAWAY) and the restarted process listens again. A refused
-# connect to that lone gateway is tried again after backoffs of up to 3 s in all, so calls made
+# connect to that lone gateway is tried again after backoffs of up to 5.5 s in all, so calls made
 # across the gap are slower, not failed. (Before: 121 failed calls over 6 s at 20/s.)
 pidf="$STARLING_HOME/clusters/workload2/controller.pid"; ctl_pid=$(cat "$pidf")
 ctl2_log="$STARLING_HOME/clusters/workload2/controller.log"
@@ -276,7 +276,7 @@ listening_before=$(grep -c 'gateway listening' "$ctl2_log")
 mapfile -d '' ctl_args < "/proc/$ctl_pid/cmdline"
 : > restart-calls.log
 ( while [ ! -f restart.stop ]; do
-    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -m 5 -x "$proxy1" http://podinfo-workload2.test:9898/ >> restart-calls.log
+    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -m 10 -x "$proxy1" http://podinfo-workload2.test:9898/ >> restart-calls.log
     sleep 0.05
   done ) &
 restart_loader=$!

@@ -40,8 +40,7 @@ public struct ServiceAuthority: Sendable, Hashable, CustomStringConvertible {
     /// trailing dot dropped).
     public static func key(_ authority: String, clusterDomain: String = "cluster.local") -> String {
         let domain = clusterDomain.lowercased()
-        let lowered = authority.lowercased()
-        var host = Substring(lowered)
+        var host = Substring(authority.lowercased())
         var port: Substring?
         if let parts = HostPort.split(host), !parts.bracketed, let digits = parts.port, !digits.isEmpty,
             digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber)

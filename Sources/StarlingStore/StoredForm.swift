@@ -55,10 +55,14 @@ struct StoredForm: Sendable {
     func text(of resource: Resource) throws(StoreError) -> String {
         let json = ResourceEncoder.compactJSON(resource)
         guard let sealer, Self.sealed(resource.kind) else { return json }
+        return try seal(json, with: sealer, key: resource.key)
+    }
+
+    private func seal(_ json: String, with sealer: SecretSealer, key: ResourceKey) throws(StoreError) -> String {
         do {
-            return try sealer.seal(json, boundTo: "\(resource.key)")
+            return try sealer.seal(json, boundTo: "\(key)")
         } catch {
-            throw StoreError(.unavailable, "\(store): sealing \(resource.key) failed", cause: error)
+            throw StoreError(.unavailable, "\(store): sealing \(key) failed", cause: error)
         }
     }
 
@@ -93,11 +97,7 @@ struct StoredForm: Sendable {
     /// kind, already sealed). Stores re-seal such rows, and their history, when they open.
     func resealed(_ text: String, key: ResourceKey) throws(StoreError) -> String? {
         guard let sealer, Self.sealed(key.kind), !text.hasPrefix(SecretSealer.prefix) else { return nil }
-        do {
-            return try sealer.seal(text, boundTo: "\(key)")
-        } catch {
-            throw StoreError(.unavailable, "\(store): sealing \(key) failed", cause: error)
-        }
+        return try seal(text, with: sealer, key: key)
     }
 
     /// Checks the key against the store's recorded check value. Returns the check to record when

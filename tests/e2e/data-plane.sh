@@ -355,7 +355,8 @@ for i in 1 2; do
   else
     # 1 s of --shutdown-delay, the app's exit, then a drain that waits only for work in flight.
     # The callers' pooled HTTP/2 connections close at the drain's GOAWAY; when their dialer
-    # allowed half-closure they never answered its close_notify, and every stop took 5 s more.
+    # allowed half-closure they never answered its close_notify, and a drain waited out TLS's
+    # 5 s shutdown timeout (InboundProxyTests.drainingClosesAnIdlePeerConnectionAtOnce).
     stop_ms=$(( ($(date +%s%N) - t_term) / 1000000 ))
     if [ "$stop_ms" -lt 4000 ]; then ok "replica $i stopped ${stop_ms} ms after SIGTERM (its callers' connections did not hold the drain)"
     else bad "replica $i took ${stop_ms} ms to stop after SIGTERM (a drain held by idle connections?)"; show < "roll-$i.log"; fi

@@ -5,12 +5,14 @@ public import Logging
 /// backend of the split when the failed one has no other — as long as the request's timeout
 /// allows: ``maximum`` attempts, and one more per backoff taken. When no other endpoint is left
 /// (a service with one endpoint, a lone gateway), the failed ones are tried again after a backoff
-/// (``backoffs``: 0.1, 0.2, 0.4, 0.8, 1.5 and 2.5 s, 5.5 s in all, within the request's timeout): a
-/// refused connect is most often a process restarting, back within a second or two, and a caller
-/// is better served by a slower answer than by a 502. Linkerd's balancer likewise holds requests
+/// (``backoffs``: 0.1, 0.2, 0.4, 0.8, 1.5 and 2.5 s, 5.5 s in all, within the request's
+/// timeout), provided it could not be reached at all (``ProxyError/transient``): a refused
+/// connect is most often a process restarting, back within a second or two, and a caller is
+/// better served by a slower answer than by a 502. Linkerd's balancer likewise holds requests
 /// (up to 3 s) while no endpoint is ready; a controller restarted with its hosted gateway took up
-/// to 3 s to listen again under CI's load, hence the longer wait. An endpoint that is really gone is removed by discovery
-/// (a dead gateway's mirror endpoints once its probes fail, a workload once deregistered).
+/// to 3 s to listen again under CI's load, hence the longer wait. An endpoint that is really gone
+/// is removed by discovery (a dead gateway's mirror endpoints once its probes fail, a workload
+/// once deregistered).
 ///
 /// Nothing reached the failed endpoint, so the new attempt is safe whatever the method or body,
 /// and adds no load to any application: it is not drawn from the retry budget (which guards

@@ -12,8 +12,9 @@ import NIOHTTP2
 /// timeout: a client-streaming call may upload for longer) → relay → finish.
 ///
 /// - **Retries.** A connect that failed is tried on another endpoint as ``ConnectAttempts``
-///   allows (on the same one after a short backoff when there is no other); so is a stream that broke before any answer, when nothing of the request is lost (no
-///   body) and its method is safe to repeat. When nothing is left to try, the last failure is
+///   allows (again on the failed ones after a backoff when none is left and the endpoint could
+///   not be reached at all); so is a stream that broke before any answer, when nothing of the
+///   request is lost (no body) and its method is safe to repeat. When nothing is left to try, the last failure is
 ///   answered.
 /// - **Reports.** Every pick's outcome goes to the balancer here, exactly once: a success, a
 ///   failure (a failed connect, a broken stream, a timeout, or a 5xx, which a peer proxy answers

@@ -70,6 +70,9 @@ public struct Controller: Sendable {
         // other replicas' as the shared store last listed them.
         let adminAddress = Mutex(NetworkAddress.joinHostPort(c.adminHost, c.adminPort))
         let otherReplicaAdmins = Mutex<[String]>([])
+        // What proxies report in heartbeats and what gateways were issued, for `check` (in the
+        // shared store when there is one: each replica's heartbeat publishes its issues).
+        let reports = CertificateReports(shared: store as? any ReplicatedStore)
         let scheduler = DutyScheduler(
             store: store,
             holder: "\(NetworkAddress.joinHostPort(c.apiHost, c.apiPort)) on \(ProcessInfo.processInfo.hostName) pid \(getpid())",
@@ -78,10 +81,9 @@ public struct Controller: Sendable {
                 let own = adminAddress.withLock { $0 }
                 let others = seen.filter { $0.secondsAgo < 30 && !$0.adminAddress.isEmpty && $0.adminAddress != own }
                 otherReplicaAdmins.withLock { $0 = Set(others.map(\.adminAddress)).sorted() }
-            })
+            },
+            afterHeartbeat: { await reports.publish(logger: logger) })
 
-        // What proxies report in heartbeats and what gateways were issued, for `check`.
-        let reports = CertificateReports()
         let services: [any RegistrableRPCService] = [
             ResourcesService(store: store, auth: auth, logger: logger),
             IdentityService(

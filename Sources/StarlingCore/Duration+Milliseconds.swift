@@ -4,3 +4,10 @@ extension Duration {
         Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
     }
 }
+
+extension Duration {
+    /// The duration in (fractional) seconds, for timers and SQL intervals.
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

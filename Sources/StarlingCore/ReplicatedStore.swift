@@ -45,6 +45,32 @@ public struct ReplicaSeen: Sendable, Hashable {
     }
 }
 
+/// What a holder of a mesh certificate says it holds: the SHA-256 fingerprints of its
+/// certificate's issuer and of the trust anchors it verifies peers with. `check` follows a trust
+/// anchor rollover with these.
+public struct CertificateReport: Sendable, Hashable {
+    public var issuer: String
+    public var trustAnchors: String
+    public init(issuer: String, trustAnchors: String) {
+        self.issuer = issuer
+        self.trustAnchors = trustAnchors
+    }
+}
+
+/// Every certificate report the shared store holds, whichever replica heard it.
+public struct CertificateReportSet: Sendable, Hashable {
+    /// What each registered workload's proxy last said in a heartbeat, for heartbeats within
+    /// the report window.
+    public var workloads: [ResourceKey: CertificateReport]
+    /// What was issued to each gateway host; nil for a certificate that expired without being
+    /// renewed (kept for as long again as it was valid, then dropped).
+    public var gateways: [String: CertificateReport?]
+    public init(workloads: [ResourceKey: CertificateReport] = [:], gateways: [String: CertificateReport?] = [:]) {
+        self.workloads = workloads
+        self.gateways = gateways
+    }
+}
+
 /// A store several controller replicas share: besides resources, it holds the leases of the
 /// duties that must run once per cluster and the heartbeats of registered workloads, so that any
 /// replica may take a heartbeat and the one that holds lease expiry sees it. Every time it
@@ -73,8 +99,9 @@ public protocol ReplicatedStore: ResourceStore {
 
     /// Records that workload `key` was registered (its lease starts now).
     func recordRegistration(_ key: ResourceKey) async throws
-    /// Extends workload `key`'s lease; false when it has none (expired or never registered).
-    func recordHeartbeat(_ key: ResourceKey) async throws -> Bool
+    /// Extends workload `key`'s lease, and records `report` when there is one; false when it
+    /// has no lease (expired or never registered).
+    func recordHeartbeat(_ key: ResourceKey, report: CertificateReport?) async throws -> Bool
     /// Ends workload `key`'s lease (deregistered).
     func forgetWorkload(_ key: ResourceKey) async throws
     /// Restarts every workload's lease now: a new holder of lease expiry gives proxies one
@@ -82,6 +109,12 @@ public protocol ReplicatedStore: ResourceStore {
     func restartWorkloadLeases() async throws
     /// Removes and returns the workloads whose last heartbeat is older than `lease`.
     func takeExpiredWorkloads(lease: Duration) async throws -> [ResourceKey]
+    /// Records certificates this replica issued to gateways, each valid for `validity` from now.
+    func recordIssuedCertificates(_ issued: [(holder: String, report: CertificateReport, validity: Duration)]) async throws
+    /// The workloads' reports from heartbeats of the last `window`, and the gateways' issued
+    /// certificates, whichever replica took them.
+    func certificateReports(window: Duration) async throws -> CertificateReportSet
+
     /// Drops the change history beyond what watches may still resume from; returns how many
     /// changes were dropped. (A store on one machine trims as it writes; a shared one leaves it
     /// to the replica holding the compaction duty.)

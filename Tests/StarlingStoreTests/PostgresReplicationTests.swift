@@ -84,15 +84,55 @@ struct PostgresReplicationTests {
                     let dead = ResourceKey(kind: "Workload", namespace: "test", name: "dead")
                     try await a.recordRegistration(alive)
                     try await a.recordRegistration(dead)
-                    #expect(try await b.recordHeartbeat(ResourceKey(kind: "Workload", namespace: "test", name: "never")) == false)
+                    #expect(try await b.recordHeartbeat(ResourceKey(kind: "Workload", namespace: "test", name: "never"), report: nil) == false)
                     try await Task.sleep(for: .milliseconds(2_500))
-                    #expect(try await b.recordHeartbeat(alive))
+                    #expect(try await b.recordHeartbeat(alive, report: nil))
                     let expired = try await a.takeExpiredWorkloads(lease: .seconds(2))
                     #expect(expired == [dead])
                     #expect(try await b.takeExpiredWorkloads(lease: .seconds(2)).isEmpty)
-                    #expect(try await b.recordHeartbeat(dead) == false)
+                    #expect(try await b.recordHeartbeat(dead, report: nil) == false)
                     try await b.forgetWorkload(alive)
-                    #expect(try await a.recordHeartbeat(alive) == false)
+                    #expect(try await a.recordHeartbeat(alive, report: nil) == false)
+                }
+            }
+        }
+    }
+
+    /// `check` on any replica weighs every proxy's and every gateway's certificate: reports
+    /// taken by one replica are read by another; a gateway certificate past its expiry is
+    /// reported expired, then dropped; a new registration starts without a report.
+    @Test func certificateReportsTakenByOneReplicaAreReadByAnother() async throws {
+        try await PostgresTestServer.withDatabase { url in
+            try await withPostgresStore(url) { a in
+                try await withPostgresStore(url) { b in
+                    let proxy = ResourceKey(kind: "Workload", namespace: "test", name: "caller-1")
+                    let old = CertificateReport(issuer: "old-issuer", trustAnchors: "old-roots")
+                    let new = CertificateReport(issuer: "new-issuer", trustAnchors: "new-roots")
+                    try await a.recordRegistration(proxy)
+                    #expect(try await b.certificateReports(window: .seconds(120)).workloads.isEmpty)
+                    #expect(try await a.recordHeartbeat(proxy, report: old))
+                    #expect(try await b.certificateReports(window: .seconds(120)).workloads == [proxy: old])
+                    // A heartbeat without a report keeps the last one.
+                    #expect(try await b.recordHeartbeat(proxy, report: nil))
+                    #expect(try await a.certificateReports(window: .seconds(120)).workloads == [proxy: old])
+                    #expect(try await b.recordHeartbeat(proxy, report: new))
+                    #expect(try await a.certificateReports(window: .seconds(120)).workloads == [proxy: new])
+                    try await a.recordRegistration(proxy)
+                    #expect(try await b.certificateReports(window: .seconds(120)).workloads.isEmpty)
+
+                    try await a.recordIssuedCertificates([
+                        ("gateway at 10.0.0.1", old, .seconds(1)), ("gateway at 10.0.0.2", new, .seconds(60)),
+                    ])
+                    #expect(try await b.certificateReports(window: .seconds(120)).gateways == [
+                        "gateway at 10.0.0.1": old, "gateway at 10.0.0.2": new,
+                    ])
+                    try await Task.sleep(for: .milliseconds(1_200))
+                    let expired: [String: CertificateReport?] = ["gateway at 10.0.0.1": nil, "gateway at 10.0.0.2": new]
+                    #expect(try await b.certificateReports(window: .seconds(120)).gateways == expired)
+                    try await Task.sleep(for: .milliseconds(1_000))
+                    // Renewed by another replica: the newest issue counts.
+                    try await b.recordIssuedCertificates([("gateway at 10.0.0.2", old, .seconds(60))])
+                    #expect(try await a.certificateReports(window: .seconds(120)).gateways == ["gateway at 10.0.0.2": old])
                 }
             }
         }

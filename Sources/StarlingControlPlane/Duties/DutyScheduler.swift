@@ -37,6 +37,8 @@ struct DutyScheduler: Sendable {
     var adminAddress: @Sendable () -> String = { "" }
     /// Told the replicas the store lists, every few heartbeats (Prometheus discovery lists them).
     var replicasSeen: (@Sendable ([ReplicaSeen]) -> Void)? = nil
+    /// Runs after each heartbeat: work that may wait for the database, off any client's path.
+    var afterHeartbeat: (@Sendable () async -> Void)? = nil
 
     func run(_ duties: [Duty]) async {
         await withDiscardingTaskGroup { group in
@@ -47,6 +49,7 @@ struct DutyScheduler: Sendable {
                     while !Task.isCancelled {
                         if let skew = try? await shared.recordReplica(holder, adminAddress: adminAddress()) { clock?.record(skew) }
                         if let replicasSeen, beats % 5 == 0, let seen = try? await shared.replicas() { replicasSeen(seen) }
+                        await afterHeartbeat?()
                         beats += 1
                         try? await Task.sleep(for: renewEvery)
                     }

@@ -224,11 +224,13 @@ struct MeshService: Starling_V1_Mesh.ServiceProtocol {
             request.metadata, request.message.namespace, request.message.name, action: "heartbeat",
             existing: { snapshot.workloads[$0.namespace ?? ""]?[$0.name] },
             services: { Array((snapshot.services[$0] ?? [:]).values) })
-        var response = Starling_V1_HeartbeatResponse()
-        response.known = try await StoreCall.run("heartbeat") { try await leases.heartbeat(key) }
         let m = request.message
-        if response.known, !m.certificateIssuerSha256.isEmpty || !m.trustAnchorsSha256.isEmpty {
-            reports.record(key, .init(issuer: m.certificateIssuerSha256, trustAnchors: m.trustAnchorsSha256))
+        let report = m.certificateIssuerSha256.isEmpty && m.trustAnchorsSha256.isEmpty
+            ? nil : CertificateReport(issuer: m.certificateIssuerSha256, trustAnchors: m.trustAnchorsSha256)
+        var response = Starling_V1_HeartbeatResponse()
+        response.known = try await StoreCall.run("heartbeat") { try await leases.heartbeat(key, report: report) }
+        if response.known, let report, !reports.isShared {
+            reports.record(key, report)
         }
         return ServerResponse(message: response)
     }

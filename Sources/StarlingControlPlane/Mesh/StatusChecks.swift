@@ -144,12 +144,18 @@ extension StatusChecks {
         } catch {
             return [.error("cannot list workloads: \(error)", "rollover", hint: "check the store")]
         }
-        // Every holder of a mesh certificate this replica knows of: the gateways it issued
-        // certificates to (named first: few, and every linked cluster's calls cross them), and
-        // the registered workloads' proxies that reported.
-        let reported = reports.current()
+        // Every holder of a mesh certificate the cluster knows of: the gateways issued
+        // certificates (named first: few, and every linked cluster's calls cross them), and the
+        // registered workloads' proxies that reported.
+        let known: CertificateReportSet
+        do {
+            known = try await reports.all()
+        } catch {
+            return [.error("cannot read the certificate reports: \(error)", "rollover", hint: "check the store")]
+        }
+        let reported = known.workloads
         let reporting: [(name: String, report: CertificateReports.Report)] =
-            reports.currentIssued().sorted { $0.key < $1.key }.map { holder, report in
+            known.gateways.sorted { $0.key < $1.key }.map { holder, report in
                 // An expired certificate is from no current chain: the gateway lags every step.
                 report.map { (holder, $0) } ?? ("\(holder) (certificate expired, not renewed)", .init(issuer: "", trustAnchors: ""))
             }
@@ -165,7 +171,11 @@ extension StatusChecks {
         let lifetime = GoDuration.format(configuration.issuanceLifetime)
         var results: [Starling_V1_CheckResult] = []
         guard anchors.count > 1 else {
-            results.append(.ok("trust anchors: one root, no rollover in progress", "rollover"))
+            let gateways = known.gateways.count
+            results.append(.ok(
+                "trust anchors: one root, no rollover in progress (certificates reported by \(reporting.count - gateways) "
+                    + "\(reporting.count - gateways == 1 ? "proxy" : "proxies") and \(gateways) \(gateways == 1 ? "gateway" : "gateways"))",
+                "rollover"))
             if !oldCertificate.isEmpty {
                 results.append(.warning(
                     "\(oldCertificate.count) of \(reporting.count) proxies still hold a certificate from a previous issuer: \(named(oldCertificate))",

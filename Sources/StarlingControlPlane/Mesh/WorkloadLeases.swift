@@ -33,8 +33,9 @@ final class WorkloadLeases: Sendable {
     }
 
     /// A heartbeat: extends the lease; false when the workload holds none (it must register again).
-    func heartbeat(_ key: ResourceKey) async throws -> Bool {
-        if let shared { return try await shared.recordHeartbeat(key) }
+    /// Replicas store the proxy's certificate `report` with it (``CertificateReports``).
+    func heartbeat(_ key: ResourceKey, report: CertificateReport?) async throws -> Bool {
+        if let shared { return try await shared.recordHeartbeat(key, report: report) }
         guard deadlines.withLock({ $0[key] != nil }) else { return false }
         renew(key)
         return true

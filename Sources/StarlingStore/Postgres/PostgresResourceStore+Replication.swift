@@ -11,7 +11,7 @@ extension PostgresResourceStore: ReplicatedStore {
     }
 
     public func acquireDuty(_ duty: String, holder: String, ttl: Duration) async throws -> Int64? {
-        let seconds = Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18
+        let seconds = ttl.inSeconds
         return try await access("taking the \(duty) lease") { client in
             // A holder renewing a live lease keeps its token; anyone else (or a holder whose lease
             // ran out) gets the next one. No row comes back while another holder's lease is live.
@@ -119,17 +119,27 @@ extension PostgresResourceStore: ReplicatedStore {
             try await client.query(
                 """
                 INSERT INTO starling_heartbeats (namespace, name, seen_at) VALUES (\(namespace), \(key.name), now())
-                ON CONFLICT (namespace, name) DO UPDATE SET seen_at = now()
+                ON CONFLICT (namespace, name) DO UPDATE SET seen_at = now(), reported_at = NULL
                 """)
         }
     }
 
-    public func recordHeartbeat(_ key: ResourceKey) async throws -> Bool {
+    public func recordHeartbeat(_ key: ResourceKey, report: CertificateReport?) async throws -> Bool {
         let namespace = key.namespace ?? ""
         return try await access("recording a heartbeat of \(key)") { client in
-            for try await _ in try await client.query(
-                "UPDATE starling_heartbeats SET seen_at = now() WHERE namespace = \(namespace) AND name = \(key.name) RETURNING 1"
-            ).decode(Int.self) {
+            let rows =
+                if let report {
+                    try await client.query(
+                        """
+                        UPDATE starling_heartbeats SET seen_at = now(), issuer = \(report.issuer),
+                            trust_anchors = \(report.trustAnchors), reported_at = now()
+                        WHERE namespace = \(namespace) AND name = \(key.name) RETURNING 1
+                        """)
+                } else {
+                    try await client.query(
+                        "UPDATE starling_heartbeats SET seen_at = now() WHERE namespace = \(namespace) AND name = \(key.name) RETURNING 1")
+                }
+            for try await _ in rows.decode(Int.self) {
                 return true
             }
             return false
@@ -150,7 +160,7 @@ extension PostgresResourceStore: ReplicatedStore {
     }
 
     public func takeExpiredWorkloads(lease: Duration) async throws -> [ResourceKey] {
-        let seconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
+        let seconds = lease.inSeconds
         return try await access("taking the expired workloads") { client in
             var keys: [ResourceKey] = []
             for try await (namespace, name) in try await client.query(
@@ -162,6 +172,54 @@ extension PostgresResourceStore: ReplicatedStore {
                 keys.append(ResourceKey(kind: "Workload", namespace: namespace.isEmpty ? nil : namespace, name: name))
             }
             return keys
+        }
+    }
+
+    // MARK: - Certificate reports
+
+    public func recordIssuedCertificates(
+        _ issued: [(holder: String, report: CertificateReport, validity: Duration)]
+    ) async throws {
+        guard !issued.isEmpty else { return }
+        try await access("recording \(issued.count) gateway certificate(s) issued") { client in
+            for certificate in issued {
+                let seconds = certificate.validity.inSeconds
+                // Past its expiry a certificate is kept as long again, reported as expired.
+                try await client.query(
+                    """
+                    INSERT INTO starling_gateway_certificates (holder, issuer, trust_anchors, valid_until, forget_at)
+                    VALUES (\(certificate.holder), \(certificate.report.issuer), \(certificate.report.trustAnchors),
+                        now() + make_interval(secs => \(seconds)), now() + make_interval(secs => \(2 * seconds)))
+                    ON CONFLICT (holder) DO UPDATE SET issuer = excluded.issuer, trust_anchors = excluded.trust_anchors,
+                        valid_until = excluded.valid_until, forget_at = excluded.forget_at
+                    """)
+            }
+            try await client.query("DELETE FROM starling_gateway_certificates WHERE forget_at < now()")
+        }
+    }
+
+    public func certificateReports(window: Duration) async throws -> CertificateReportSet {
+        let seconds = window.inSeconds
+        return try await access("reading the certificate reports") { client in
+            var reports = CertificateReportSet()
+            for try await (namespace, name, issuer, anchors) in try await client.query(
+                """
+                SELECT namespace, name, issuer, trust_anchors FROM starling_heartbeats
+                WHERE reported_at > now() - make_interval(secs => \(seconds))
+                """
+            ).decode((String, String, String, String).self) {
+                let key = ResourceKey(kind: "Workload", namespace: namespace.isEmpty ? nil : namespace, name: name)
+                reports.workloads[key] = CertificateReport(issuer: issuer, trustAnchors: anchors)
+            }
+            for try await (holder, issuer, anchors, valid) in try await client.query(
+                """
+                SELECT holder, issuer, trust_anchors, valid_until > now() FROM starling_gateway_certificates
+                WHERE forget_at > now()
+                """
+            ).decode((String, String, String, Bool).self) {
+                reports.gateways[holder] = .some(valid ? CertificateReport(issuer: issuer, trustAnchors: anchors) : nil)
+            }
+            return reports
         }
     }
 }

@@ -14,6 +14,8 @@ import StarlingCore
 /// - `starling_duties`: the lease of each duty that one replica runs (holder, fencing token, expiry).
 /// - `starling_heartbeats`: when each registered workload last sent a heartbeat, to any replica.
 /// - `starling_replicas`: when each controller replica last said it was alive (for `check`).
+/// - `starling_gateway_certificates`: what any replica issued to each gateway host, for `check`'s
+///   rollover steps (workloads' proxies report theirs in their heartbeats' rows).
 enum PostgresSchema {
     struct Migration {
         var version: Int
@@ -89,6 +91,23 @@ enum PostgresSchema {
         Migration(
             version: 6, description: "replica admin addresses",
             statements: ["ALTER TABLE starling_replicas ADD COLUMN admin_address text NOT NULL DEFAULT ''"]),
+        Migration(
+            version: 7, description: "certificate reports",
+            statements: [
+                """
+                ALTER TABLE starling_heartbeats ADD COLUMN issuer text NOT NULL DEFAULT '',
+                    ADD COLUMN trust_anchors text NOT NULL DEFAULT '', ADD COLUMN reported_at timestamptz
+                """,
+                """
+                CREATE TABLE starling_gateway_certificates (
+                    holder text PRIMARY KEY,
+                    issuer text NOT NULL,
+                    trust_anchors text NOT NULL,
+                    valid_until timestamptz NOT NULL,
+                    forget_at timestamptz NOT NULL
+                )
+                """,
+            ]),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

@@ -132,7 +132,8 @@ struct ControllerCommand: AsyncParsableCommand {
                         for await ports in listening {
                             let supervisor = GatewaySupervisor(
                                 clusterName: clusterName, apiHost: api.host, apiPort: ports.apiPort, dataDirectory: dataDir,
-                                logger: controllerLogger, metrics: metrics, controllerStopping: { controllerStopping.isTaken })
+                                logger: controllerLogger, metrics: metrics, controllerStopping: { controllerStopping.isTaken },
+                                otherReplicas: ports.otherReplicas)
                             try await supervisor.run()
                             return
                         }

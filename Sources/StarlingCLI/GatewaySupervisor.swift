@@ -12,8 +12,9 @@ import SwiftProtobuf
 /// its own) inside `starling controller` while the gateway service that `starling multicluster
 /// install` applies exists, and stops it when it is deleted (`multicluster uninstall`). The
 /// gateway gets its own identity (`starling-gateway.starling-multicluster...`) from this
-/// controller and follows this controller's destination API, like any proxy — through the API,
-/// so the control-plane library never imports the data plane.
+/// controller and the other live replicas, and follows their destination API, like any proxy —
+/// through the API, so the control-plane library never imports the data plane. The other
+/// replicas matter when this one will not sign (its clock is off): another one does.
 struct GatewaySupervisor: Sendable {
     var clusterName: String
     var apiHost: String
@@ -23,6 +24,8 @@ struct GatewaySupervisor: Sendable {
     var metrics: @Sendable () -> String
     /// True once this process's controller is stopping (its API going away is expected then).
     var controllerStopping: @Sendable () -> Bool = { false }
+    /// The other live replicas' API addresses (same credentials), read when a gateway starts.
+    var otherReplicas: @Sendable () -> [HostPort] = { [] }
 
     struct Desired: Equatable {
         var address: String
@@ -49,7 +52,9 @@ struct GatewaySupervisor: Sendable {
                 next = await poller.change(from: nil)
                 continue
             }
-            let controller = ControllerAPI(host: apiHost, port: apiPort, certificatePEM: certificate, token: token)
+            let controller = ControllerAPI(
+                host: apiHost, port: apiPort, certificatePEM: certificate, token: token,
+                replicas: [HostPort(host: apiHost, port: apiPort)] + otherReplicas())
             next = await withTaskGroup(of: Void.self) { group in
                 group.addTask { await serve(desired, controller: controller) }
                 let change = await poller.change(from: desired)

@@ -5,7 +5,7 @@ public import Logging
 import StarlingObservability
 import NIOCore
 import StarlingAPI
-import StarlingCore
+public import StarlingCore
 import StarlingMulticluster
 import StarlingStore
 import Synchronization
@@ -28,6 +28,9 @@ public struct Controller: Sendable {
     public struct Listening: Sendable {
         public var apiPort: Int
         public var adminPort: Int
+        /// The other live replicas' API addresses, as the shared store last listed them (none
+        /// for a controller on SQLite).
+        public var otherReplicas: @Sendable () -> [HostPort]
     }
 
     /// Runs until the task is cancelled. `onListening` is called once both servers are bound.
@@ -70,17 +73,23 @@ public struct Controller: Sendable {
         // other replicas' as the shared store last listed them.
         let adminAddress = Mutex(NetworkAddress.joinHostPort(c.adminHost, c.adminPort))
         let otherReplicaAdmins = Mutex<[String]>([])
+        // The other live replicas' API addresses: a hosted gateway asks them for its certificate
+        // too (this replica may refuse to sign: its clock off).
+        let otherReplicaAPIs = Mutex<[HostPort]>([])
+        let ownAPI = NetworkAddress.joinHostPort(c.apiHost, c.apiPort)
         // What proxies report in heartbeats and what gateways were issued, for `check` (in the
         // shared store when there is one: each replica's heartbeat publishes its issues).
         let reports = CertificateReports(shared: store as? any ReplicatedStore)
         let scheduler = DutyScheduler(
             store: store,
-            holder: "\(NetworkAddress.joinHostPort(c.apiHost, c.apiPort)) on \(ProcessInfo.processInfo.hostName) pid \(getpid())",
+            holder: "\(ownAPI) on \(ProcessInfo.processInfo.hostName) pid \(getpid())",
             logger: logger, clock: clock, adminAddress: { adminAddress.withLock { $0 } },
             replicasSeen: { seen in
                 let own = adminAddress.withLock { $0 }
                 let others = seen.filter { $0.secondsAgo < 30 && !$0.adminAddress.isEmpty && $0.adminAddress != own }
                 otherReplicaAdmins.withLock { $0 = Set(others.map(\.adminAddress)).sorted() }
+                let apis = seen.filter { $0.secondsAgo < 30 }.compactMap(\.apiAddress).filter { $0.description != ownAPI }
+                otherReplicaAPIs.withLock { $0 = Array(Set(apis)).sorted { $0.description < $1.description } }
             },
             afterHeartbeat: { await reports.publish(logger: logger) })
 
@@ -152,7 +161,7 @@ public struct Controller: Sendable {
                     "cluster": "\(c.clusterName)", "api": "\(NetworkAddress.joinHostPort(c.apiHost, apiPort))",
                     "admin": "\(c.adminHost):\(admin.port)", "data": "\(c.dataDirectory)", "store": "\(opened.description)", "duties": "\(allDuties.map(\.name).joined(separator: ","))",
                 ])
-                onListening(Listening(apiPort: apiPort, adminPort: admin.port))
+                onListening(Listening(apiPort: apiPort, adminPort: admin.port, otherReplicas: { otherReplicaAPIs.withLock { $0 } }))
             }
         } catch where Task.isCancelled {
             // Asked to stop: the gRPC server may report the cancellation as a transport error.

@@ -43,6 +43,14 @@ public struct ReplicaSeen: Sendable, Hashable {
         self.clockSkew = clockSkew
         self.adminAddress = adminAddress
     }
+
+    /// Its API address (what `replica` starts with), nil when that is a wildcard (`0.0.0.0`,
+    /// `::`: no address to reach it at) or does not parse.
+    public var apiAddress: HostPort? {
+        let head = replica.prefix { $0 != " " }
+        guard let address = HostPort(parsing: String(head)), !NetworkAddress.isWildcard(address.host) else { return nil }
+        return address
+    }
 }
 
 /// What a holder of a mesh certificate says it holds: the SHA-256 fingerprints of its

@@ -70,4 +70,14 @@ struct HostPortTests {
         #expect(ServiceAuthority.key("api.example.com:x") == "api.example.com:x")
         #expect(ServiceAuthority.key("[::1]:80") == "[::1]:80")
     }
+
+    /// A replica's API address, read from how duty leases and the replicas table name it: what
+    /// a hosted gateway dials besides its own replica. A wildcard listener has no address to dial.
+    @Test func aReplicasAPIAddressIsReadFromItsName() {
+        #expect(ReplicaSeen(replica: "10.0.0.2:8086 on db-2 pid 41", secondsAgo: 0).apiAddress == HostPort(host: "10.0.0.2", port: 8086))
+        #expect(ReplicaSeen(replica: "[fd00::2]:8086 on b pid 7", secondsAgo: 0).apiAddress == HostPort(host: "fd00::2", port: 8086))
+        #expect(ReplicaSeen(replica: "0.0.0.0:8086 on c pid 1", secondsAgo: 0).apiAddress == nil)
+        #expect(ReplicaSeen(replica: "[::]:8086 on c pid 1", secondsAgo: 0).apiAddress == nil)
+        #expect(ReplicaSeen(replica: "garbage", secondsAgo: 0).apiAddress == nil)
+    }
 }

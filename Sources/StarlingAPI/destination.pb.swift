@@ -286,9 +286,15 @@ public nonisolated struct Starling_V1_DestinationProfile: Sendable {
   /// proxy evaluates them in Gateway API precedence.
   public var routes: [Starling_V1_RouteMatch] = []
 
-  /// The store version this profile reflects; a profile is always whole, so a resumed stream's
-  /// first profile simply replaces the proxy's.
+  /// The store version this profile reflects, and a digest of the profile (fields 1-8); a proxy
+  /// sends both back when it resumes.
   public var version: Int64 = 0
+
+  public var digest: Data = Data()
+
+  /// The first message of a resumed stream when the proxy's profile is still current: only
+  /// version and digest are set; keep the profile.
+  public var resumed: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -725,7 +731,7 @@ nonisolated extension Starling_V1_RetryBudget: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DestinationProfile"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}fully_qualified_name\0\u{3}dst_overrides\0\u{3}timeout_ms\0\u{3}retry_budget\0\u{3}opaque_protocol\0\u{1}exported\0\u{1}mirrored\0\u{1}routes\0\u{1}version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}fully_qualified_name\0\u{3}dst_overrides\0\u{3}timeout_ms\0\u{3}retry_budget\0\u{3}opaque_protocol\0\u{1}exported\0\u{1}mirrored\0\u{1}routes\0\u{1}version\0\u{1}digest\0\u{1}resumed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -742,6 +748,8 @@ nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, Swi
       case 7: try { try decoder.decodeSingularBoolField(value: &self.mirrored) }()
       case 8: try { try decoder.decodeRepeatedMessageField(value: &self.routes) }()
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.version) }()
+      case 10: try { try decoder.decodeSingularBytesField(value: &self.digest) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.resumed) }()
       default: break
       }
     }
@@ -779,6 +787,12 @@ nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, Swi
     if self.version != 0 {
       try visitor.visitSingularInt64Field(value: self.version, fieldNumber: 9)
     }
+    if !self.digest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.digest, fieldNumber: 10)
+    }
+    if self.resumed != false {
+      try visitor.visitSingularBoolField(value: self.resumed, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -792,6 +806,8 @@ nonisolated extension Starling_V1_DestinationProfile: SwiftProtobuf.Message, Swi
     if lhs.mirrored != rhs.mirrored {return false}
     if lhs.routes != rhs.routes {return false}
     if lhs.version != rhs.version {return false}
+    if lhs.digest != rhs.digest {return false}
+    if lhs.resumed != rhs.resumed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -16,8 +16,17 @@ enum ControllerConnections {
         count: Int,
         _ body: ([GRPCClient<HTTP2ClientTransport.Posix>]) async throws -> T
     ) async throws -> T {
+        try await with(Array(repeating: context, count: count), body)
+    }
+
+    /// One client per context in `contexts`, in that order (with ``ControllerContext/eachReplica``:
+    /// one client per replica, each connected to its replica alone), run like ``with(_:count:_:)``.
+    static func with<T: Sendable>(
+        _ contexts: [ControllerContext],
+        _ body: ([GRPCClient<HTTP2ClientTransport.Posix>]) async throws -> T
+    ) async throws -> T {
         var clients: [GRPCClient<HTTP2ClientTransport.Posix>] = []
-        for _ in 0..<count {
+        for context in contexts {
             let transport = try ControllerTransport.make(
                 replicas: context.replicas, certificatePEM: context.caPEM, maximumBackoff: .seconds(1))
             clients.append(GRPCClient(transport: transport, interceptors: [BearerTokenInterceptor(token: context.token)]))

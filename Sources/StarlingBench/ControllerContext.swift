@@ -18,6 +18,13 @@ struct ControllerContext: Sendable {
     /// `HOST:PORT[,HOST:PORT…]` as the config file spells it.
     var server: String { replicas.map(\.description).joined(separator: ",") }
 
+    /// One context per replica, each listing that replica alone: a client made from one connects
+    /// to its replica only, so a benchmark knows which replica answered each call (a client of the
+    /// whole context balances calls over the replicas itself and does not say which took a call).
+    var eachReplica: [ControllerContext] {
+        replicas.map { ControllerContext(name: name, replicas: [$0], caPEM: caPEM, token: token) }
+    }
+
     /// The context `requested` (else the current one, else the only one) of the config at `path`.
     static func load(path: String, requested: String?) throws -> ControllerContext {
         guard let data = FileManager.default.contents(atPath: path) else {

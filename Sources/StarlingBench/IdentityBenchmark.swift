@@ -5,6 +5,7 @@ import StarlingAPI
 import StarlingCore
 import StarlingIdentity
 import SwiftASN1
+import Synchronization
 import X509
 
 /// `starling-bench identity`: certificate signing throughput.
@@ -15,8 +16,11 @@ import X509
 /// `taskset -c 0` for the one-core figure: nothing else in the process runs while it signs.
 ///
 /// With `--rpc` it does the same through a controller's `Identity.Certify` (TLS, the context's
-/// admin token, `--callers` concurrent callers on one HTTP/2 connection). The controller needs a
-/// mesh installed (`starling install ... | starling apply -f -`) to have an issuer.
+/// admin token, `--callers` concurrent callers on one HTTP/2 connection). When the context lists
+/// several replicas, each replica gets a connection of its own and the callers are dealt over them
+/// in turn, so the rate is what the replicas sign together, reported with each one's part. The
+/// controller needs a mesh installed (`starling install ... | starling apply -f -`) to have an
+/// issuer.
 struct IdentityBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "identity",
@@ -32,7 +36,7 @@ struct IdentityBenchmark: AsyncParsableCommand {
     @Option(help: "Timed runs; the median rate is reported.")
     var runs = 3
 
-    @Option(help: "Concurrent callers with --rpc, sharing one HTTP/2 connection (default: 4).")
+    @Option(help: "Concurrent callers with --rpc, sharing one HTTP/2 connection, or dealt over one per replica (default: 4).")
     var callers: Int?
 
     @Option(help: "The trust domain of the identities requested (the installed mesh's, with --rpc).")
@@ -144,45 +148,104 @@ struct IdentityBenchmark: AsyncParsableCommand {
 
     private func runRPC(_ requests: [SigningRequest], context: ControllerContext) async throws {
         let callers = min(callers ?? 4, requests.count)
-        print("Identity.Certify against \(context.server) (context \(context.name)), \(callers) callers on one connection")
-        try await ControllerConnections.with(context, count: 1) { clients in
-            let identity = Starling_V1_Identity.Client(wrapping: clients[0])
-            // Untimed: connects, waits (up to 15 s) for the controller to load the issuer of a mesh
-            // applied just before, and checks one answer fully before trusting the counts.
-            let first = try await Self.firstCertify(identity, requests[0], patience: .seconds(15))
-            guard let leafDER = first.chain.first else {
-                throw BenchError("Identity.Certify for \(requests[0].identity) returned an empty chain")
+        // Several replicas: one client per replica and the callers dealt to them in turn, so every
+        // replica signs and each answer is counted for the replica that gave it. One replica: one
+        // connection, as always.
+        let targets = context.replicas.count > 1 ? context.eachReplica : [context]
+        let layout = targets.count > 1 ? "dealt over \(targets.count) replicas, one connection each" : "on one connection"
+        print("Identity.Certify against \(context.server) (context \(context.name)), \(callers) callers \(layout)")
+        try await ControllerConnections.with(targets) { clients in
+            let identities = clients.map { Starling_V1_Identity.Client(wrapping: $0) }
+            for (identity, target) in zip(identities, targets) {
+                try await Self.checkFirst(identity, requests[0], replica: target.server)
             }
-            let leaf = try Certificate(derEncoded: Array(leafDER))
-            guard requests[0].key.matches(leaf) else {
-                throw BenchError("the certificate issued for \(requests[0].identity) is not for the key of its CSR")
-            }
-
-            let clock = ContinuousClock()
-            var rates: [Double] = []
+            var outcomes: [RunOutcome] = []
             for run in 1...runs {
-                let start = clock.now
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for caller in 0..<callers {
-                        group.addTask {
-                            for index in stride(from: caller, to: requests.count, by: callers) {
-                                let response = try await Self.certify(identity, requests[index])
-                                guard !response.chain.isEmpty else {
-                                    throw BenchError("Identity.Certify for \(requests[index].identity) returned an empty chain")
-                                }
-                            }
-                        }
-                    }
-                    try await group.waitForAll()
-                }
-                let elapsed = Statistics.seconds(clock.now - start)
-                let rate = Double(requests.count) / elapsed
-                rates.append(rate)
-                print("  run \(run): \(requests.count) RPCs in \(Statistics.format(elapsed, digits: 3)) s = \(Statistics.format(rate, digits: 0)) /s")
+                let outcome = try await Self.timedRun(requests, identities: identities, callers: callers)
+                outcomes.append(outcome)
+                let split = targets.count > 1 ? " (" + outcome.signed.map(String.init).joined(separator: " + ") + ")" : ""
+                print("  run \(run): \(requests.count) RPCs\(split) in \(Statistics.format(outcome.elapsed, digits: 3)) s = \(Statistics.format(outcome.rate, digits: 0)) /s")
             }
-            let median = Statistics.median(rates) ?? 0
-            print("median of \(runs): \(Statistics.format(median, digits: 0)) Certify RPCs/s")
-            Statistics.result("identity.rpc.certify_per_second", median, "per_s")
+            report(outcomes, replicas: targets.count > 1 ? targets.map(\.server) : [])
+        }
+    }
+
+    /// Untimed: connects, waits (up to 15 s) for the controller (replica) to load the issuer of a
+    /// mesh applied just before, and checks one answer fully before trusting the counts.
+    private static func checkFirst(
+        _ identity: Starling_V1_Identity.Client<some ClientTransport>, _ request: SigningRequest, replica: String
+    ) async throws {
+        let first = try await firstCertify(identity, request, patience: .seconds(15))
+        guard let leafDER = first.chain.first else {
+            throw BenchError("Identity.Certify for \(request.identity) on \(replica) returned an empty chain")
+        }
+        let leaf = try Certificate(derEncoded: Array(leafDER))
+        guard request.key.matches(leaf) else {
+            throw BenchError("the certificate issued for \(request.identity) by \(replica) is not for the key of its CSR")
+        }
+    }
+
+    /// One timed run: what each client's callers signed, and the time until the last answer.
+    private struct RunOutcome {
+        /// Answers per client, in the order of the clients.
+        var signed: [Int]
+        var elapsed: Double
+
+        var rate: Double { Double(signed.reduce(0, +)) / elapsed }
+
+        /// The part of ``rate`` that client `index` answered.
+        func rate(of index: Int) -> Double { Double(signed[index]) / elapsed }
+    }
+
+    /// Signs every request once with `callers` concurrent callers, caller `c` on client
+    /// `c % identities.count`. Callers take requests from one queue rather than a fixed share each,
+    /// so a slower replica takes fewer and no caller idles while another works through its share:
+    /// the run ends when the replicas together are done, and the split says what each one did.
+    private static func timedRun<Transport: ClientTransport>(
+        _ requests: [SigningRequest], identities: [Starling_V1_Identity.Client<Transport>], callers: Int
+    ) async throws -> RunOutcome {
+        let queue = RequestQueue(count: requests.count)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let signed = try await withThrowingTaskGroup(of: (client: Int, signed: Int).self) { group in
+            for caller in 0..<callers {
+                let client = caller % identities.count
+                let identity = identities[client]
+                group.addTask {
+                    var signed = 0
+                    while let index = queue.take() {
+                        let response = try await certify(identity, requests[index])
+                        guard !response.chain.isEmpty else {
+                            throw BenchError("Identity.Certify for \(requests[index].identity) returned an empty chain")
+                        }
+                        signed += 1
+                    }
+                    return (client, signed)
+                }
+            }
+            var signed = Array(repeating: 0, count: identities.count)
+            for try await caller in group { signed[caller.client] += caller.signed }
+            return signed
+        }
+        return RunOutcome(signed: signed, elapsed: Statistics.seconds(clock.now - start))
+    }
+
+    /// The median rate of the runs; with several `replicas`, also what each signed in the run
+    /// nearest that median (one run's parts add up to its rate; medians taken per replica would not).
+    private func report(_ outcomes: [RunOutcome], replicas: [String]) {
+        let median = Statistics.median(outcomes.map(\.rate)) ?? 0
+        let across = replicas.isEmpty ? "" : " across \(replicas.count) replicas"
+        print("median of \(runs): \(Statistics.format(median, digits: 0)) Certify RPCs/s\(across)")
+        Statistics.result("identity.rpc.certify_per_second", median, "per_s")
+        guard !replicas.isEmpty, let nearest = outcomes.min(by: { abs($0.rate - median) < abs($1.rate - median) }) else {
+            return
+        }
+        print("per replica, in the run nearest the median (\(Statistics.format(nearest.rate, digits: 0)) /s):")
+        Statistics.result("identity.rpc.replicas", Double(replicas.count), "count")
+        for (index, replica) in replicas.enumerated() {
+            let rate = nearest.rate(of: index)
+            print("  replica \(index + 1), \(replica): \(nearest.signed[index]) RPCs = \(Statistics.format(rate, digits: 0)) /s")
+            Statistics.result("identity.rpc.replica\(index + 1).certify_per_second", rate, "per_s")
         }
     }
 
@@ -223,5 +286,20 @@ struct IdentityBenchmark: AsyncParsableCommand {
         } catch let error as RPCError {
             throw BenchError("Identity.Certify for \(request.identity) failed: \(error.message) (\(error.code))")
         }
+    }
+}
+
+/// The indices of the requests still to sign, handed out one at a time to whichever caller asks
+/// first.
+private final class RequestQueue: Sendable {
+    private let next = Atomic<Int>(0)
+    private let count: Int
+
+    init(count: Int) { self.count = count }
+
+    /// The next request's index; nil once every request has been handed out.
+    func take() -> Int? {
+        let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        return index < count ? index : nil
     }
 }

@@ -5,6 +5,8 @@ import StarlingCore
 import SwiftProtobuf
 import Testing
 
+@testable import StarlingControlPlane
+
 /// The target is 100 ms from store change to stream update; CI machines are noisy, so the tests
 /// only require 1 s and print what they measured.
 private let updateDeadline: Duration = .seconds(1)
@@ -53,6 +55,19 @@ private func destinationResume(
 ) -> StreamInbox<Starling_V1_Update> {
     StreamInbox { handler in
         try await api.destination.get(
+            .with {
+                $0.path = path
+                $0.resumeVersion = version
+                $0.resumeDigest = digest
+            }, onResponse: handler)
+    }
+}
+
+private func profileResume(
+    _ api: APIClients, _ path: String, version: Int64, digest: Data
+) -> StreamInbox<Starling_V1_DestinationProfile> {
+    StreamInbox { handler in
+        try await api.destination.getProfile(
             .with {
                 $0.path = path
                 $0.resumeVersion = version
@@ -129,6 +144,66 @@ struct DestinationAPITests {
                 #expect(Set(resent.addSet?.addrs.map(\.ip) ?? []) == ["127.0.0.21", "127.0.0.22"], "got \(resent)")
             }
         }
+    }
+
+    /// Profiles resume like endpoint sets: a profile still current is confirmed (`resumed`, no
+    /// profile resent), one that changed is sent whole; the digest ignores map order.
+    @Test func aResumedProfileStreamConfirmsAProfileThatIsStillCurrentAndResendsOneThatIsNot() async throws {
+        try await withController { controller in
+            try await controller.withClients { api in
+                try await api.apply([
+                    TestResources.service("web"), TestResources.service("web-v1"), TestResources.service("web-v2"),
+                ])
+                try await api.apply([
+                    TestResources.trafficSplit("web-split", service: "web", backends: [("web-v1", 50), ("web-v2", 50)])
+                ])
+                let path = "web.test.svc.cluster.local:80"
+                let fresh = profileGet(api, path)
+                var first = try await fresh.next()
+                while first.dstOverrides.isEmpty { first = try await fresh.next() }
+                fresh.cancel()
+                #expect(first.version > 0)
+                #expect(first.digest.count == 32)
+                #expect(!first.resumed)
+
+                let resumed = profileResume(api, path, version: first.version, digest: first.digest)
+                defer { resumed.cancel() }
+                let confirmation = try await resumed.next()
+                #expect(confirmation.resumed, "expected a confirmation, got \(confirmation)")
+                #expect(confirmation.dstOverrides.isEmpty && confirmation.fullyQualifiedName.isEmpty)
+                #expect(confirmation.digest == first.digest)
+                #expect(await resumed.staysQuiet(for: .milliseconds(300)))
+                try await api.apply([
+                    TestResources.trafficSplit("web-split", service: "web", backends: [("web-v1", 90), ("web-v2", 10)])
+                ])
+                let change = try await resumed.next()
+                #expect(!change.resumed)
+                #expect(change.dstOverrides.map(\.weight) == [90_000, 10_000])
+                #expect(change.digest != first.digest)
+
+                let stale = profileResume(api, path, version: first.version, digest: first.digest)
+                defer { stale.cancel() }
+                let resent = try await stale.next()
+                #expect(!resent.resumed)
+                #expect(resent.dstOverrides.map(\.weight) == [90_000, 10_000], "got \(resent)")
+            }
+        }
+    }
+
+    @Test func aProfileDigestDoesNotDependOnMapOrder() {
+        let entries = (0..<20).map { ("x-header-\($0)", "\($0)") }
+        var a = Starling_V1_DestinationProfile()
+        a.routes = [.with { $0.route = "r"; $0.headers = Dictionary(uniqueKeysWithValues: entries) }]
+        // The same entries in a larger table: another iteration order (as another process's
+        // hash seed would give).
+        var headers = [String: String](minimumCapacity: 1024)
+        for (k, v) in entries.reversed() { headers[k] = v }
+        #expect(Array(headers.keys) != Array(a.routes[0].headers.keys), "the test needs another order")
+        var b = a
+        b.routes[0].headers = headers
+        #expect(DestinationService.digest(a) == DestinationService.digest(b))
+        b.routes[0].headers["x-header-3"] = "other"
+        #expect(DestinationService.digest(a) != DestinationService.digest(b))
     }
 
     @Test func getStreamsTheMatchingWorkloadThenRemoveAndNoEndpointsWhenItIsDeleted() async throws {

@@ -161,28 +161,44 @@ struct DiscoveryClientTests {
         first.version = 7
         first.digest = Data(repeating: 0xAB, count: 32)
         service.append(key, first)
-        service.append(key, .with { $0.fullyQualifiedName = "web.test.svc.cluster.local" })
+        let firstProfile = Starling_V1_DestinationProfile.with {
+            $0.fullyQualifiedName = "web.test.svc.cluster.local"
+            $0.dstOverrides = [.with { $0.authority = "web-v2.test.svc.cluster.local:80"; $0.weight = 1000 }]
+            $0.version = 7
+            $0.digest = Data(repeating: 0xCD, count: 32)
+        }
+        service.append(key, firstProfile)
         let controller = try await FakeController.start([service], credentials: credentials)
         let client = discovery(port: controller.port)
         let running = Task { try await client.run() }
         defer { running.cancel() }
         #expect(try await client.endpoints(key).endpoints.map(\.host) == ["10.0.0.1"])
+        try await eventually("the first profile") { try await client.profile(key).backends.count == 1 }
         await controller.stop()
 
         // Another replica: it confirms the state the proxy holds, then sends a change.
         let replica = FakeDestinationService()
-        replica.append(key, .with {
+        replica.append(key, Starling_V1_Update.with {
             $0.resumed = .init()
             $0.version = 9
             $0.digest = first.digest
         })
-        replica.append(key, .with { $0.fullyQualifiedName = "web.test.svc.cluster.local" })
+        replica.append(key, Starling_V1_DestinationProfile.with {
+            $0.resumed = true
+            $0.version = 9
+            $0.digest = firstProfile.digest
+        })
         let restarted = try await FakeController.start([replica], credentials: credentials, port: controller.port)
         try await eventually(within: .seconds(8), "the stream resumed on the other replica") { !replica.resumes.isEmpty }
         let resume = try #require(replica.resumes.first)
         #expect(resume.resumeVersion == 7)
         #expect(resume.resumeDigest == first.digest)
         #expect(try await client.endpoints(key).endpoints.map(\.host) == ["10.0.0.1"], "Resumed keeps the state")
+        try await eventually(within: .seconds(8), "the profile stream resumed too") { !replica.profileResumes.isEmpty }
+        let profileResume = try #require(replica.profileResumes.first)
+        #expect(profileResume.resumeVersion == 7)
+        #expect(profileResume.resumeDigest == firstProfile.digest)
+        #expect(try await client.profile(key).backends.map(\.authority) == ["web-v2.test.svc.cluster.local:80"], "a confirmed profile is kept")
         replica.append(key, .add([.test("10.0.0.2", 4143, identity: web)]))
         try await eventually("the change after the resume is applied to the kept state") {
             try await client.endpoints(key).endpoints.map(\.host).sorted() == ["10.0.0.1", "10.0.0.2"]

@@ -166,6 +166,7 @@ final class FakeDestinationService: Starling_V1_Destination.SimpleServiceProtoco
         var profiles: [String: [Starling_V1_DestinationProfile]] = [:]
         var requests: [String] = []
         var resumes: [Starling_V1_GetDestination] = []
+        var profileResumes: [Starling_V1_GetDestination] = []
         var watchers: [UUID: AsyncStream<Void>.Continuation] = [:]
     }
 
@@ -199,6 +200,9 @@ final class FakeDestinationService: Starling_V1_Destination.SimpleServiceProtoco
     /// The `Get` requests that resumed a stream (a resume version set).
     var resumes: [Starling_V1_GetDestination] { state.withLock { $0.resumes } }
 
+    /// The `GetProfile` requests that resumed a stream.
+    var profileResumes: [Starling_V1_GetDestination] { state.withLock { $0.profileResumes } }
+
     func get(
         request: Starling_V1_GetDestination, response: RPCWriter<Starling_V1_Update>, context: ServerContext
     ) async throws {
@@ -210,6 +214,7 @@ final class FakeDestinationService: Starling_V1_Destination.SimpleServiceProtoco
         request: Starling_V1_GetDestination, response: RPCWriter<Starling_V1_DestinationProfile>,
         context: ServerContext
     ) async throws {
+        if request.resumeVersion > 0 { state.withLock { $0.profileResumes.append(request) } }
         try await replay("GetProfile", request.path, context: context, response: response) {
             $0.profiles[request.path] ?? []
         }

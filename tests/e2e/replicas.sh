@@ -188,11 +188,17 @@ eventually "east mirrors a service exported after the kill (the duty moved)" 5 l
 echo "      duties after: $(duties | tr '\n' ' ')"
 n=$(E get svc -n test 2>/dev/null | grep -c '^late-west ')
 [ "$n" = 1 ] && ok "the late mirror exists once" || bad "late-west appears $n times"
-resumes() { for k in 2 3; do curl -s http://127.64.0.$k:9990/metrics; done | grep "^starling_destination_resumes_total{outcome=\"$1\"}" | awk '{s += $2} END {print s + 0}'; }
-kept=$(resumes kept); resent=$(resumes resent)
-echo "      streams resumed on replicas 2 and 3: $kept kept their state, $resent were resent"
+# resumes OUTCOME [STREAM]: resumed streams on replicas 2 and 3 (Get and GetProfile, or one).
+resumes() {
+  for k in 2 3; do curl -s http://127.64.0.$k:9990/metrics; done | grep '^starling_destination_resumes_total{' \
+    | grep "outcome=\"$1\"" | grep "stream=\"${2:-}" | awk '{s += $2} END {print s + 0}'
+}
+kept=$(resumes kept); resent=$(resumes resent); kept_profiles=$(resumes kept GetProfile)
+echo "      streams resumed on replicas 2 and 3: $kept kept their state ($kept_profiles of them profiles), $resent were resent"
 [ "$kept" -gt 0 ] && [ "$resent" = 0 ] && ok "the streams replica 1 served resumed on the others without a resync" \
   || bad "resumes after the kill: $kept kept, $resent resent"
+[ "$kept_profiles" -gt 0 ] && ok "profile streams among them kept their profile (confirmed, not resent)" \
+  || bad "no profile stream resumed with its profile kept"
 out=$(E check 2>&1)
 matches "check: 2/3 replicas alive, naming the dead one" "2/3 controller replicas are alive; not seen: 127.64.0.1:8086" "$out"
 dead_seen() { W multicluster gateways | grep -qE '^east +False .*127.64.0.1:4143'; }

@@ -74,10 +74,7 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
                         sent = now
                         lastNotice = now.isEmpty ? current != nil : nil
                     }
-                    Counter(
-                        label: "starling_destination_resumes_total",
-                        dimensions: [("outcome", resume.digest == digest ? "kept" : "resent")]
-                    ).increment()
+                    Self.countResume(kept: resume.digest == digest, stream: "Get")
                 }
                 first = false
                 let removed = sent.subtracting(now)
@@ -126,6 +123,23 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
     /// before answering with what it has.
     static let catchUpLimit: Duration = .seconds(3)
 
+    /// A resumed stream's first answer: the proxy's state confirmed (`kept`) or sent again.
+    static func countResume(kept: Bool, stream: String) {
+        Counter(
+            label: "starling_destination_resumes_total",
+            dimensions: [("outcome", kept ? "kept" : "resent"), ("stream", stream)]
+        ).increment()
+    }
+
+    /// A digest of a whole profile (version and digest unset): its binary form with map entries
+    /// in key order, so every replica computes the same one.
+    static func digest(_ profile: Starling_V1_DestinationProfile) -> Data {
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        guard let bytes: Data = try? profile.serializedBytes(options: options) else { return Data() }
+        return Data(SHA256.hash(data: bytes))
+    }
+
     /// A digest of a whole answer of `Get`: absent, present with no endpoints, or its endpoints.
     static func digest(_ endpoints: Set<Endpoint>?) -> Data {
         guard let endpoints else { return Data(SHA256.hash(data: Data("absent".utf8))) }
@@ -146,12 +160,12 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
         request: ServerRequest<Starling_V1_GetDestination>, context: ServerContext
     ) async throws -> StreamingServerResponse<Starling_V1_DestinationProfile> {
         let target = try target(request)
-        if let resume = Resume(request.message) {
-            await index.catchUp(to: resume.version, within: Self.catchUpLimit)
-        }
+        let resume = Resume(request.message)
+        if let resume { await index.catchUp(to: resume.version, within: Self.catchUpLimit) }
         let changes = index.changes()
         return StreamingServerResponse { writer in
             var last: Starling_V1_DestinationProfile?
+            var first = true
             for await _ in changes {
                 let snapshot = index.snapshot
                 let profile: Starling_V1_DestinationProfile =
@@ -159,12 +173,21 @@ struct DestinationService: Starling_V1_Destination.ServiceProtocol {
                     case .service(let authority): profile(for: authority, in: snapshot)
                     case .address(let host, let port): addressProfile(host: host, port: port)
                     }
-                if profile != last {
-                    var message = profile
-                    message.version = snapshot.version
-                    try await writer.write(message)
-                    last = profile
+                guard profile != last else { continue }
+                let digest = Self.digest(profile)
+                var message = profile
+                if first, let resume {
+                    Self.countResume(kept: resume.digest == digest, stream: "GetProfile")
+                    if resume.digest == digest {
+                        // The proxy holds exactly this profile: confirm it, send nothing else.
+                        message = .with { $0.resumed = true }
+                    }
                 }
+                first = false
+                message.version = snapshot.version
+                message.digest = digest
+                try await writer.write(message)
+                last = profile
             }
             return [:]
         }

@@ -143,9 +143,12 @@ extension DestinationClient {
                     do {
                         for try await profile in response.messages {
                             if profile.version > 0 {
-                                outcome.position = Position(version: profile.version, digest: Data())
+                                outcome.position = Position(version: profile.version, digest: profile.digest)
                             }
-                            self.updateRecord(watch.key, id: watch.id) { $0.apply(profile) }
+                            // A resumed stream's confirmation: the profile held is current.
+                            if !profile.resumed {
+                                self.updateRecord(watch.key, id: watch.id) { $0.apply(profile) }
+                            }
                             outcome.received += 1
                         }
                     } catch {

@@ -4,7 +4,8 @@
 # --check` against the build users deploy (release, Swift runtime linked in:
 # scripts/release-build.sh, built meanwhile).
 # Needs: swift, openssl, curl, python3 with grpcio + grpcio-tools + PyYAML + cryptography +
-# matplotlib + h2, PostgreSQL, chromium, prometheus, iproute2 + nftables (.ci/run installs them).
+# matplotlib + h2, PostgreSQL, chromium, prometheus, iproute2 + nftables, faketime, systemd (its
+# analyzer checks the unit files); .ci/run installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)

@@ -186,6 +186,33 @@ expect_ok "the same apply, run again, completes" S apply -f many.yaml
 count=$(S get svc -n bulk -o name | wc -l)
 [ "$count" = 20000 ] && ok "all 20000 services stored" || bad "$count services stored after the re-apply"
 
+step "systemd units (install --target systemd), checked by systemd's own analyzer"
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  echo "  - skipped: systemd-analyze not installed (apt-get install systemd)"
+else
+  mkdir -p units
+  S install --target systemd --cluster-name prod --binary "$STARLING" --store postgres://starling@10.0.0.10:5432/starling \
+    --replica 10.0.0.1:8086 --replica 10.0.0.2:8086 --replica 10.0.0.3:8086 > units/all.txt
+  # One file per unit, as the output's headers name them; the proxy template as an instance.
+  python3 - units/all.txt units <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+parts = re.split(r"(?m)^# (/etc/systemd/system/\S+)", text)
+for i in range(1, len(parts), 2):
+    name = parts[i].rsplit("/", 1)[-1].replace("@.service", "@web.service")
+    open(f"{sys.argv[2]}/{name}", "w").write("# " + parts[i] + parts[i + 1])
+PY
+  n=$(ls units/*.service 2>/dev/null | wc -l)
+  [ "$n" = 3 ] && ok "three units: controller, gateway, proxy@" || bad "$n units in the output"
+  for u in units/*.service; do
+    out=$(systemd-analyze verify "$u" 2>&1)
+    [ -z "$out" ] && ok "systemd-analyze verify $(basename "$u"): no warning" || { bad "systemd-analyze verify $(basename "$u")"; echo "$out" | sed 's/^/      /' | tail -5; }
+    level=$(systemd-analyze security --offline=true "$u" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+    awk -v l="${level:-10}" 'BEGIN {exit !(l <= 2.0)}' && ok "$(basename "$u"): exposure $level of 10 (systemd-analyze security, at most 2.0)" \
+      || bad "$(basename "$u"): exposure ${level:-unknown}, above 2.0"
+  done
+fi
+
 step "cleanup"
 expect_ok "cluster delete workload1" S cluster delete workload1
 expect_ok "cluster delete workload2" S cluster delete workload2

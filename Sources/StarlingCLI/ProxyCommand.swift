@@ -1,5 +1,5 @@
 import ArgumentParser
-import Dispatch
+import ServiceLifecycle
 import Foundation
 import Logging
 import StarlingCore
@@ -117,29 +117,44 @@ struct ProxyCommand: AsyncParsableCommand {
                     appPort: appPorts.first, adminPort: adminPort, defaultInboundPolicy: defaultInboundPolicy)
             }
         }
-        try await withThrowingTaskGroup { group in
-            group.addTask {
-                guard (try? await proxy.waitUntilReady(timeout: .seconds(300))) != nil else { return }
-                StartupPages.release(logger: logger)
-                // Registered while the proxy serves; deregistered at the first signal, while it drains.
-                await registration?.run(logger: logger, certificate: { proxy.certificateReport })
-            }
-            // SIGTERM and SIGINT shut it down gracefully (SidecarRuntime): /ready says so, the
-            // listeners drain, then the rest stops. Its error, if any, is the command's.
-            try await proxy.run(gracefulShutdownSignals: [.sigterm, .sigint])
-            // A proxy with nothing to drain stops before the registration has seen the signal:
-            // the registration stops (no heartbeat can register it again), then the workload is
-            // deregistered (again, if it already was: harmless).
-            group.cancelAll()
-            try await group.waitForAll()
-            await registration?.deregister(logger: logger)
+        // SIGTERM and SIGINT shut it down gracefully (SidecarRuntime): the workload is
+        // deregistered first, then /ready says so and the listeners drain, then the rest stops.
+        // Its error, if any, is the command's.
+        let serving = ServingWorkload(proxy: proxy, registration: registration, logger: logger)
+        try await proxy.run(
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            alongside: [
+                .init(service: serving, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore, serviceName: "registration")
+            ])
+    }
+}
+
+/// What `starling proxy` does once its listeners serve, as a service of the proxy's group: drops
+/// the start-up pages, then (with `--service`) keeps the workload registered until the graceful
+/// shutdown, and deregisters it. It runs after the listeners in the group, so it stops first:
+/// callers stop picking the workload before its listeners drain. Cancelled instead (the proxy
+/// failed), it deregisters as well.
+struct ServingWorkload: Service {
+    var proxy: Proxy
+    var registration: ProxyRegistration?
+    var logger: Logger
+
+    func run() async throws {
+        let (proxy, registration, logger) = (proxy, registration, logger)
+        let registered = await cancelWhenGracefulShutdown { () -> Bool in
+            guard (try? await proxy.waitUntilReady(timeout: .seconds(300))) != nil else { return false }
+            StartupPages.release(logger: logger)
+            guard let registration else { return false }
+            await registration.keepRegistered(logger: logger, certificate: { proxy.certificateReport })
+            return true
         }
+        if registered { await registration?.deregister(logger: logger) }
     }
 }
 
 /// `starling proxy --service`: the workload registered with the proxy's join token and kept
-/// registered (``Registration``) until SIGTERM or SIGINT, which deregisters it at once, so
-/// callers stop picking it while the proxy drains.
+/// registered (``Registration``) until SIGTERM or SIGINT, which deregisters it before the
+/// listeners drain (``ServingWorkload``), so callers stop picking it first.
 struct ProxyRegistration: Sendable {
     var context: ResolvedContext
     var namespace: String
@@ -151,33 +166,12 @@ struct ProxyRegistration: Sendable {
     var adminPort: Int
     var defaultInboundPolicy: String?
 
-    func run(logger: Logger, certificate: @escaping @Sendable () -> Proxy.CertificateReport?) async {
-        let signalled = AsyncStream<Void>.makeStream()
-        let sources = [SIGTERM, SIGINT].map { signo in
-            let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
-            source.setEventHandler { signalled.continuation.yield() }
-            source.resume()
-            return source
-        }
-        defer { sources.forEach { $0.cancel() } }
-        let stopping = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                try? await Registration.keepRegistered(
-                    context, name: name, address: address, inboundPort: inboundPort, appPort: appPort, adminPort: adminPort,
-                    labels: ["app": service], defaultInboundPolicy: defaultInboundPolicy, logger: logger,
-                    certificate: certificate)
-                return false
-            }
-            group.addTask {
-                for await _ in signalled.stream { return true }
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-        guard stopping else { return }
-        await deregister(logger: logger)
+    /// Registers the workload and keeps it registered until cancelled.
+    func keepRegistered(logger: Logger, certificate: @escaping @Sendable () -> Proxy.CertificateReport?) async {
+        try? await Registration.keepRegistered(
+            context, name: name, address: address, inboundPort: inboundPort, appPort: appPort, adminPort: adminPort,
+            labels: ["app": service], defaultInboundPolicy: defaultInboundPolicy, logger: logger,
+            certificate: certificate)
     }
 
     /// Deregisters the workload, within 3 s, whether or not the caller is being cancelled (the

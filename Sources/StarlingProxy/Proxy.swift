@@ -5,6 +5,7 @@ import StarlingObservability
 import StarlingIdentity
 import StarlingTLS
 import Synchronization
+public import ServiceLifecycle
 public import UnixSignals
 
 /// The sidecar: the inbound (mTLS) and outbound listeners on a ``SidecarRuntime`` (identity,
@@ -71,8 +72,10 @@ public final class Proxy: Sendable {
     }
 
     /// Serves until cancelled, or until one of `gracefulShutdownSignals` shuts it down gracefully
-    /// (``SidecarRuntime``).
-    public func run(gracefulShutdownSignals: [UnixSignal] = []) async throws {
+    /// (``SidecarRuntime``), with the command's services `alongside` in its service group.
+    public func run(
+        gracefulShutdownSignals: [UnixSignal] = [], alongside: [ServiceGroupConfiguration.ServiceConfiguration] = []
+    ) async throws {
         let c = configuration
         var runtime = SidecarRuntime(
             controller: ControllerAPI(
@@ -92,6 +95,7 @@ public final class Proxy: Sendable {
         do {
             try await runtime.run(
                 gracefulShutdownSignals: gracefulShutdownSignals,
+                alongside: alongside,
                 readiness: { [weak self] in self?.ports == nil ? "waiting for the workload certificate" : nil },
                 adminStarted: { port in self.state.withLock { $0.adminPort = port } }
             ) { services in

@@ -78,8 +78,12 @@ public struct SidecarRuntime: Sendable {
     ///   - gracefulShutdownSignals: signals that shut the sidecar down gracefully (a command's
     ///     SIGTERM and SIGINT; none when it runs inside another process's group).
     ///   - readiness: why the sidecar is not ready, or nil when it is (`/ready`).
+    ///   - alongside: the command's own services (a workload's registration), run in the same
+    ///     group after the listeners: at a graceful shutdown they stop first (a service group
+    ///     stops its services last to first), and the listeners drain after them.
     public func run(
         gracefulShutdownSignals: [UnixSignal] = [],
+        alongside: [ServiceGroupConfiguration.ServiceConfiguration] = [],
         readiness: @escaping @Sendable () -> String?,
         adminStarted: @Sendable (Int) -> Void = { _ in },
         serve: @escaping @Sendable (Services) async throws -> Void
@@ -130,6 +134,7 @@ public struct SidecarRuntime: Sendable {
             services.append(.init(service: StoppedOnShutdown { try await policy.run() }, serviceName: "policy"))
         }
         services.append(.init(service: listeners, serviceName: "listeners"))
+        services.append(contentsOf: alongside)
         var configuration = ServiceGroupConfiguration(
                 services: services,
                 gracefulShutdownSignals: gracefulShutdownSignals, logger: logger)

@@ -305,6 +305,12 @@ eventually "the new workload answers over mTLS" 30 late_call
 kill -TERM "$late_proxy"
 late_gone() { ! registered_on late; }
 eventually "SIGTERM deregisters it while its proxy drains" 5 late_gone || show < late.log
+# The registration is a service of the proxy's group, after the listeners: it stops first.
+dereg=$(grep -n 'the workload is deregistered' late.log | head -1 | cut -d: -f1)
+drain=$(grep -n 'shutting down: the listeners drain' late.log | head -1 | cut -d: -f1)
+[ -n "$dereg" ] && [ -n "$drain" ] && [ "$dereg" -lt "$drain" ] \
+  && ok "the workload was deregistered before its listeners began to drain" \
+  || { bad "deregistration (line ${dereg:-none}) did not come before the drain (line ${drain:-none})"; grep -E 'deregister|shutting down' late.log | show 4; }
 on sl-c2 nft delete table inet cut
 
 step "kill -9 the west replica that holds the service mirror: prod's export after the kill is mirrored within 5 s, once"

@@ -23,12 +23,16 @@ public final class AdminServer: Sendable {
         }
     }
 
-    /// A stream route's answer: a refusal, or chunks sent as they come (chunked encoding) until
-    /// the sequence ends or the client goes away (which cancels its iteration).
+    /// A stream route's answer: a refusal, or chunks sent as `produce` yields them until it
+    /// returns (then the response ends), the client goes away or the server stops (both cancel
+    /// it). At most `buffer` chunks wait for a slow client; the oldest go first.
     public enum StreamAnswer: Sendable {
         case refused(status: Int, message: String)
-        case stream(contentType: String, AsyncStream<String>)
+        case stream(contentType: String, buffer: Int, produce: @Sendable (AsyncStream<String>.Continuation) async -> Void)
     }
+
+    /// The work of one open stream, run by ``runStreams()``.
+    typealias StreamJob = @Sendable () async -> Void
 
     public struct Routes: Sendable {
         /// nil: ready; otherwise why not.
@@ -53,16 +57,22 @@ public final class AdminServer: Sendable {
     }
 
     private let channel: any Channel
+    private let jobs: AsyncStream<StreamJob>
+    private let submit: AsyncStream<StreamJob>.Continuation
 
-    /// Binds `host:port` (port 0 picks one) and starts serving.
+    /// Binds `host:port` (port 0 picks one) and starts serving. Streams are served while
+    /// ``runStreams()`` runs (``AdminServerService`` runs it).
     public init(host: String, port: Int, routes: Routes, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws {
+        let (jobs, submit) = AsyncStream.makeStream(of: StreamJob.self)
+        self.jobs = jobs
+        self.submit = submit
         channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(routes: routes))
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(routes: routes, submit: { submit.yield($0) }))
                 }
             }
             .bind(host: host, port: port).get()
@@ -70,7 +80,17 @@ public final class AdminServer: Sendable {
 
     public var port: Int { channel.localAddress?.port ?? 0 }
 
+    /// Runs each open stream as a child task until cancelled (which ends them all) or closed.
+    public func runStreams() async {
+        await withDiscardingTaskGroup { group in
+            for await job in jobs {
+                group.addTask { await job() }
+            }
+        }
+    }
+
     public func close() async {
+        submit.finish()
         try? await channel.close()
     }
 }
@@ -80,16 +100,14 @@ final class AdminHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let routes: AdminServer.Routes
+    private let submit: @Sendable (@escaping AdminServer.StreamJob) -> Void
     private var head: HTTPRequestHead?
-    /// The stream being sent, cancelled when the client goes away.
-    private var streaming: Task<Void, Never>?
+    /// A stream is being sent: the connection takes no further request.
+    private var streaming = false
 
-    init(routes: AdminServer.Routes) { self.routes = routes }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        streaming?.cancel()
-        streaming = nil
-        context.fireChannelInactive()
+    init(routes: AdminServer.Routes, submit: @escaping @Sendable (@escaping AdminServer.StreamJob) -> Void) {
+        self.routes = routes
+        self.submit = submit
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -97,7 +115,7 @@ final class AdminHandler: ChannelInboundHandler {
         case .head(let head): self.head = head
         case .body: break
         case .end:
-            guard let head, streaming == nil else { return }
+            guard let head, !streaming else { return }
             self.head = nil
             let (path, query) = Self.split(head.uri)
             if head.method == .GET, let stream = routes.streams[path] {
@@ -105,8 +123,8 @@ final class AdminHandler: ChannelInboundHandler {
                 switch stream(request) {
                 case .refused(let status, let message):
                     respond(context: context, head: head, status: HTTPResponseStatus(statusCode: status), contentType: "text/plain", body: message + "\n")
-                case .stream(let contentType, let chunks):
-                    startStream(context: context, head: head, contentType: contentType, chunks: chunks)
+                case .stream(let contentType, let buffer, let produce):
+                    startStream(context: context, head: head, contentType: contentType, buffer: buffer, produce: produce)
                 }
                 return
             }
@@ -131,31 +149,63 @@ final class AdminHandler: ChannelInboundHandler {
     /// How long one chunk may wait for the client to take it before the stream is closed.
     static let streamWriteTimeout: TimeAmount = .seconds(10)
 
-    /// Sends the head, then each chunk as it comes (waiting for each write, so a slow client
-    /// slows the stream rather than growing a buffer here; one that takes no write for
-    /// ``streamWriteTimeout`` is closed), then closes the connection.
-    private func startStream(context: ChannelHandlerContext, head: HTTPRequestHead, contentType: String, chunks: AsyncStream<String>) {
+    /// Sends the head, then has the server run the stream: the producer, the pump that writes
+    /// each chunk as it comes (waiting for each write, so a slow client slows the stream rather
+    /// than growing a buffer here; one that takes no write for ``streamWriteTimeout`` is closed),
+    /// and a watch on the connection that cancels both when the client goes away.
+    private func startStream(
+        context: ChannelHandlerContext, head: HTTPRequestHead, contentType: String, buffer: Int,
+        produce: @escaping @Sendable (AsyncStream<String>.Continuation) async -> Void
+    ) {
+        streaming = true
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: contentType)
         headers.add(name: "cache-control", value: "no-store")
         headers.add(name: "connection", value: "close")
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
-        let writeTimeout = Self.streamWriteTimeout
-        streaming = Task {
-            for await chunk in chunks {
-                let stalled = eventLoop.scheduleTask(in: writeTimeout) { bound.value.close(promise: nil) }
-                let written = eventLoop.flatSubmit {
-                    bound.value.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: chunk)))))
+        let closed = context.channel.closeFuture
+        submit {
+            let (chunks, sink) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(max(1, buffer)))
+            await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    await produce(sink)
+                    sink.finish()
+                    return false
                 }
-                written.whenComplete { _ in stalled.cancel() }
-                guard (try? await written.get()) != nil else { break }
+                // The pump ends the response and closes the connection, whatever ended it.
+                group.addTask {
+                    await Self.pump(chunks, to: bound)
+                    return true
+                }
+                group.addTask {
+                    try? await closed.get()
+                    return true
+                }
+                // Until the response ended or the client went away (the producer's end is not
+                // one: the pump still sends what it left).
+                while let ended = await group.next(), !ended {}
+                group.cancelAll()
+                sink.finish()
             }
-            eventLoop.execute {
-                let context = bound.value
-                context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    /// Writes each chunk, then the end, then closes the connection (also when a write fails or
+    /// stalls, or the pump is cancelled).
+    private static func pump(_ chunks: AsyncStream<String>, to bound: NIOLoopBound<ChannelHandlerContext>) async {
+        let eventLoop = bound.eventLoop
+        for await chunk in chunks {
+            let stalled = eventLoop.scheduleTask(in: streamWriteTimeout) { bound.value.close(promise: nil) }
+            let written = eventLoop.flatSubmit {
+                bound.value.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: chunk)))))
             }
+            written.whenComplete { _ in stalled.cancel() }
+            guard (try? await written.get()) != nil else { break }
+        }
+        eventLoop.execute {
+            let context = bound.value
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in context.close(promise: nil) }
         }
     }
 

@@ -11,9 +11,13 @@ public struct AdminServerService: Service {
     }
 
     public func run() async throws {
-        // Thrown by a cancellation: the endpoint closes then too.
-        try? await gracefulShutdown()
-        await server.close()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await server.runStreams() }
+            // Thrown by a cancellation: the endpoint closes then too, and its streams end.
+            try? await gracefulShutdown()
+            await server.close()
+            group.cancelAll()
+        }
     }
 }
 

@@ -61,27 +61,23 @@ public struct TapEndpoint: Sendable {
         logger.info("tap opened", metadata: ["ticket": "\(claims.id)", "until": "\(claims.expiresAt)"])
         let remaining = max(0, claims.expiry.timeIntervalSince(now))
         // Bounded like the hub's buffer: a client that stops reading loses the oldest lines (and
-        // the admin server closes it when a write stalls), the proxy keeps nothing more.
-        let lines = AsyncStream<String>(bufferingPolicy: .bufferingNewest(TapHub.bufferSize)) { continuation in
-            let task = Task {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                continuation.yield("{\"tap\":\"open\"}\n")
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        for await event in events {
-                            guard let data = try? encoder.encode(event) else { continue }
-                            continuation.yield(String(decoding: data, as: UTF8.self) + "\n")
-                        }
+        // the admin server closes it when a write stalls), the proxy keeps nothing more. Ends at
+        // the ticket's expiry.
+        return .stream(contentType: "application/x-ndjson", buffer: TapHub.bufferSize) { lines in
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            lines.yield("{\"tap\":\"open\"}\n")
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await event in events {
+                        guard let data = try? encoder.encode(event) else { continue }
+                        lines.yield(String(decoding: data, as: UTF8.self) + "\n")
                     }
-                    group.addTask { try? await Task.sleep(for: .seconds(remaining)) }
-                    await group.next()
-                    group.cancelAll()
                 }
-                continuation.finish()
+                group.addTask { try? await Task.sleep(for: .seconds(remaining)) }
+                await group.next()
+                group.cancelAll()
             }
-            continuation.onTermination = { _ in task.cancel() }
         }
-        return .stream(contentType: "application/x-ndjson", lines)
     }
 }

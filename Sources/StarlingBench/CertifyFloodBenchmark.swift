@@ -136,7 +136,7 @@ struct CertifyFloodBenchmark: AsyncParsableCommand {
         let floodRequests = try (0..<floodCSRs).map { _ in try Self.signingRequest(floodIdentity) }
         let victimRequests = try (0..<((unlimited ? 3 : 2) * perPhase)).map { try Self.signingRequest(victimIdentities[$0 % victims]) }
         let probe = try Self.signingRequest(MeshIdentity(namespace: "bench", serviceAccount: "probe", trustDomain: trustDomain))
-        print("prepared \(floodCSRs + victimRequests.count + 1) CSRs from distinct P-256 keys in \(Statistics.format(Statistics.seconds(clock.now - prepared), digits: 2)) s")
+        print("prepared \(floodCSRs + victimRequests.count + 1) CSRs from distinct P-256 keys in \(Statistics.format((clock.now - prepared).inSeconds, digits: 2)) s")
 
         let (floodToken, victimTokens) = try await ControllerConnections.with(context, count: 1) { clients in
             let mesh = Starling_V1_Mesh.Client(wrapping: clients[0])
@@ -241,7 +241,7 @@ struct CertifyFloodBenchmark: AsyncParsableCommand {
     private func controllerCores(since start: inout (seconds: Double, at: ContinuousClock.Instant)?) -> Double? {
         guard let before = start, let now = controllerCPU() else { return nil }
         start = now
-        let wall = Statistics.seconds(now.at - before.at)
+        let wall = (now.at - before.at).inSeconds
         return wall > 0 ? (now.seconds - before.seconds) / wall : nil
     }
 
@@ -432,7 +432,7 @@ struct CertifyFloodBenchmark: AsyncParsableCommand {
         }
         let end = ContinuousClock.now
         return Call(
-            start: Statistics.seconds(begin - origin), milliseconds: Statistics.seconds(end - begin) * 1000,
+            start: (begin - origin).inSeconds, milliseconds: (end - begin).inSeconds * 1000,
             outcome: outcome, detail: detail)
     }
 

@@ -209,11 +209,11 @@ struct DestinationBenchmark: AsyncParsableCommand {
                 guard let last = tracker.seen(event).last else {
                     throw BenchError("no instant was recorded for `\(event)`")
                 }
-                let latency = Statistics.seconds(last - start) * 1000
+                let latency = (last - start).inSeconds * 1000
                 let measured = step > warmup
                 if measured {
                     latencies.append(latency)
-                    acknowledgements.append(Statistics.seconds(acknowledged) * 1000)
+                    acknowledgements.append(acknowledged.inSeconds * 1000)
                 }
                 print(
                     "  \(measured ? "change \(step - warmup)" : "warm-up \(step)"): \(event): "
@@ -268,10 +268,10 @@ struct DestinationBenchmark: AsyncParsableCommand {
     }
 
     private static func milliseconds(_ duration: Duration) -> String {
-        Statistics.format(Statistics.seconds(duration) * 1000, digits: 0)
+        Statistics.format(duration.inSeconds * 1000, digits: 0)
     }
 
     private static func format(_ duration: Duration) -> String {
-        Statistics.format(Statistics.seconds(duration) * 1000, digits: 1)
+        Statistics.format(duration.inSeconds * 1000, digits: 1)
     }
 }

@@ -101,7 +101,7 @@ struct FailoverBenchmark: AsyncParsableCommand {
                 }
                 try await Task.sleep(for: .milliseconds(50))
             }
-            print("opened \(streams) streams, all with the baseline endpoint, in \(Int(Statistics.seconds(clock.now - opened) * 1000)) ms")
+            print("opened \(streams) streams, all with the baseline endpoint, in \(Int((clock.now - opened).inSeconds * 1000)) ms")
             let killed = clock.now
             guard kill(killPID, SIGKILL) == 0 else {
                 throw BenchError("cannot kill pid \(killPID): \(String(cString: strerror(errno)))")
@@ -149,7 +149,7 @@ struct FailoverBenchmark: AsyncParsableCommand {
     }
 
     private func report(_ outcomes: [FailoverTracker.Outcome]) {
-        let latencies = outcomes.map { Statistics.seconds($0.after) * 1000 }
+        let latencies = outcomes.map { ($0.after).inSeconds * 1000 }
         let kept = outcomes.filter(\.kept).count
         let latency = Statistics.Latencies(latencies)
         print(

@@ -91,7 +91,7 @@ struct IdentityBenchmark: AsyncParsableCommand {
             let identity = MeshIdentity(namespace: "bench", serviceAccount: "sa-\(index)", trustDomain: trustDomain)
             requests.append(SigningRequest(der: try key.csr(for: identity).der, identity: identity, key: key))
         }
-        print("prepared \(count) CSRs from distinct P-256 keys in \(Statistics.format(Statistics.seconds(clock.now - start), digits: 2)) s")
+        print("prepared \(count) CSRs from distinct P-256 keys in \(Statistics.format((clock.now - start).inSeconds, digits: 2)) s")
         return requests
     }
 
@@ -110,7 +110,7 @@ struct IdentityBenchmark: AsyncParsableCommand {
                 let chain = try issuer.certify(csrDER: request.der, granted: request.identity, now: Date())
                 leaves.append(chain[0])
             }
-            let elapsed = Statistics.seconds(clock.now - start)
+            let elapsed = (clock.now - start).inSeconds
             // Checked outside the timed loop: every leaf is for the key whose CSR it answered.
             for (leaf, request) in zip(leaves, requests) where !request.key.matches(leaf) {
                 throw BenchError("the certificate issued for \(request.identity) is not for the key of its CSR")
@@ -227,7 +227,7 @@ struct IdentityBenchmark: AsyncParsableCommand {
             for try await caller in group { signed[caller.client] += caller.signed }
             return signed
         }
-        return RunOutcome(signed: signed, elapsed: Statistics.seconds(clock.now - start))
+        return RunOutcome(signed: signed, elapsed: (clock.now - start).inSeconds)
     }
 
     /// The median rate of the runs; with several `replicas`, also what each signed in the run

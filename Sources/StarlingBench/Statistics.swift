@@ -17,12 +17,6 @@ enum Statistics {
         return sorted[min(max(rank, 1), sorted.count) - 1]
     }
 
-    /// Seconds in a `Duration`, as a `Double`.
-    static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-
     /// `value` with `digits` decimals, for the human summary.
     static func format(_ value: Double, digits: Int = 1) -> String {
         var scale = 1.0

@@ -1,4 +1,5 @@
 import Foundation
+import StarlingCore
 import Synchronization
 
 /// How fast one identity may have certificates signed: a token bucket per identity, so one
@@ -54,7 +55,7 @@ final class CertifyRateLimiter: Sendable {
         return buckets.withLock { all -> Refusal? in
             var bucket = all[identity] ?? Bucket(tokens: limit.burst, updated: now)
             let elapsed = bucket.updated.duration(to: now)
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.inSeconds
             bucket.tokens = min(limit.burst, bucket.tokens + max(0, seconds) * limit.perSecond)
             bucket.updated = now
             if bucket.tokens >= 1 {

@@ -1,4 +1,5 @@
 import Foundation
+import StarlingCore
 
 /// A peak-sensitive, exponentially weighted moving average of an endpoint's round-trip time,
 /// combined with its number of requests in flight into a load cost (Finagle's and Linkerd's
@@ -28,7 +29,7 @@ public struct PeakEWMA: Sendable, Hashable {
     ///   - now: the current time.
     public init(initialRTT: Duration = .milliseconds(30), decay: Duration = .seconds(10), now: ContinuousClock.Instant) {
         self.decay = decay
-        self.rttSeconds = BalanceMath.seconds(initialRTT)
+        self.rttSeconds = initialRTT.inSeconds
         self.updatedAt = now
         self.pending = 0
     }
@@ -59,7 +60,7 @@ public struct PeakEWMA: Sendable, Hashable {
 
     /// Folds one RTT observation into the estimate.
     public mutating func observe(_ rtt: Duration, onlyIfSlower: Bool = false, at now: ContinuousClock.Instant) {
-        let sample = max(0, BalanceMath.seconds(rtt))
+        let sample = max(0, rtt.inSeconds)
         let weight = decayWeight(now)
         let decayed = rttSeconds * weight
         if sample > decayed {
@@ -74,17 +75,8 @@ public struct PeakEWMA: Sendable, Hashable {
 
     private func decayWeight(_ now: ContinuousClock.Instant) -> Double {
         guard now > updatedAt else { return 1 }
-        let decaySeconds = BalanceMath.seconds(decay)
+        let decaySeconds = decay.inSeconds
         guard decaySeconds > 0 else { return 0 }
-        return exp(-BalanceMath.seconds(now - updatedAt) / decaySeconds)
-    }
-}
-
-/// Small numeric helpers shared by the balancing value types.
-enum BalanceMath {
-    /// `duration` in (fractional) seconds.
-    static func seconds(_ duration: Duration) -> Double {
-        let (s, attoseconds) = duration.components
-        return Double(s) + Double(attoseconds) / 1e18
+        return exp(-(now - updatedAt).inSeconds / decaySeconds)
     }
 }

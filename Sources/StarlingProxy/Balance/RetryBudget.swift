@@ -1,3 +1,5 @@
+import StarlingCore
+
 /// How many retries a service may take: every request deposits `ratio` of a retry, every retry
 /// withdraws one, over a sliding window (10 s by default), plus a reserve of
 /// `minRetriesPerSecond × window` retries so that services with little traffic can still retry
@@ -64,7 +66,7 @@ public struct RetryBudget: Sendable, Hashable {
             deposits += slot.deposits
             withdrawals += slot.withdrawals
         }
-        let reserve = Double(minRetriesPerSecond) * BalanceMath.seconds(window)
+        let reserve = Double(minRetriesPerSecond) * window.inSeconds
         return Double(deposits) * ratio + reserve - Double(withdrawals)
     }
 

@@ -1,4 +1,5 @@
 public import Foundation
+import StarlingCore
 
 /// When to renew the workload certificate, and how long to wait after a failed attempt.
 ///
@@ -72,18 +73,10 @@ public struct RenewalSchedule: Sendable, Hashable {
     /// The jittered exponential backoff after `failures` consecutive failures (1 = the first).
     public func backoff(afterFailures failures: Int, random: Double) -> Duration {
         let c = configuration
-        let initial = c.initialBackoff.renewalSeconds
-        let maximum = c.maximumBackoff.renewalSeconds
+        let initial = c.initialBackoff.inSeconds
+        let maximum = c.maximumBackoff.inSeconds
         let base = min(maximum, initial * pow(max(1, c.multiplier), Double(max(0, failures - 1))))
         let spread = 1 + c.jitter * (2 * min(max(random, 0), 1) - 1)
         return .seconds(max(0, base * spread))
-    }
-}
-
-extension Duration {
-    /// This duration in (fractional) seconds.
-    fileprivate var renewalSeconds: Double {
-        let (s, attoseconds) = components
-        return Double(s) + Double(attoseconds) / 1e18
     }
 }

@@ -50,16 +50,30 @@ private func profileGet(_ api: APIClients, _ path: String) -> StreamInbox<Starli
     }
 }
 
+/// Services web, web-v1 and web-v2, and a TrafficSplit of web 50/50 over the other two.
+private func applyWebSplit(_ api: APIClients) async throws {
+    try await api.apply([
+        TestResources.service("web"), TestResources.service("web-v1"), TestResources.service("web-v2"),
+    ])
+    try await api.apply([
+        TestResources.trafficSplit("web-split", service: "web", backends: [("web-v1", 50), ("web-v2", 50)])
+    ])
+}
+
+/// A request that resumes a stream from `version` and `digest`.
+private func resumeRequest(_ path: String, version: Int64, digest: Data) -> Starling_V1_GetDestination {
+    .with {
+        $0.path = path
+        $0.resumeVersion = version
+        $0.resumeDigest = digest
+    }
+}
+
 private func destinationResume(
     _ api: APIClients, _ path: String, version: Int64, digest: Data
 ) -> StreamInbox<Starling_V1_Update> {
     StreamInbox { handler in
-        try await api.destination.get(
-            .with {
-                $0.path = path
-                $0.resumeVersion = version
-                $0.resumeDigest = digest
-            }, onResponse: handler)
+        try await api.destination.get(resumeRequest(path, version: version, digest: digest), onResponse: handler)
     }
 }
 
@@ -67,12 +81,7 @@ private func profileResume(
     _ api: APIClients, _ path: String, version: Int64, digest: Data
 ) -> StreamInbox<Starling_V1_DestinationProfile> {
     StreamInbox { handler in
-        try await api.destination.getProfile(
-            .with {
-                $0.path = path
-                $0.resumeVersion = version
-                $0.resumeDigest = digest
-            }, onResponse: handler)
+        try await api.destination.getProfile(resumeRequest(path, version: version, digest: digest), onResponse: handler)
     }
 }
 
@@ -151,12 +160,7 @@ struct DestinationAPITests {
     @Test func aResumedProfileStreamConfirmsAProfileThatIsStillCurrentAndResendsOneThatIsNot() async throws {
         try await withController { controller in
             try await controller.withClients { api in
-                try await api.apply([
-                    TestResources.service("web"), TestResources.service("web-v1"), TestResources.service("web-v2"),
-                ])
-                try await api.apply([
-                    TestResources.trafficSplit("web-split", service: "web", backends: [("web-v1", 50), ("web-v2", 50)])
-                ])
+                try await applyWebSplit(api)
                 let path = "web.test.svc.cluster.local:80"
                 let fresh = profileGet(api, path)
                 var first = try await fresh.next()
@@ -358,12 +362,7 @@ struct DestinationAPITests {
     @Test func getProfileGivesWeightedOverridesFromATrafficSplitAndFollowsChanges() async throws {
         try await withController { controller in
             try await controller.withClients { api in
-                try await api.apply([
-                    TestResources.service("web"), TestResources.service("web-v1"), TestResources.service("web-v2"),
-                ])
-                try await api.apply([
-                    TestResources.trafficSplit("web-split", service: "web", backends: [("web-v1", 50), ("web-v2", 50)])
-                ])
+                try await applyWebSplit(api)
                 let profiles = profileGet(api, "web.test.svc.cluster.local:80")
                 defer { profiles.cancel() }
 

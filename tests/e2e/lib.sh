@@ -80,6 +80,39 @@ stop_workloads() {
   for p in "${pids[@]}" $kids; do kill -9 "$p" 2>/dev/null; done
 }
 
+# apply_acker CMD...: applies Service ack-1, ack-2, … (namespace test) every 0.3 s with
+# `CMD... apply -f -` (a starling command with a short timeout) in the background, until
+# acker_verdict; the names acknowledged go to acked.txt, every name tried to tried.txt.
+apply_acker() {
+  rm -f stop-acker acked.txt tried.txt; touch acked.txt
+  (
+    i=0
+    while [ ! -f stop-acker ]; do
+      i=$((i + 1))
+      if printf 'apiVersion: v1\nkind: Service\nmetadata: {name: ack-%d, namespace: test}\nspec: {selector: {app: ack}, ports: [{name: http, port: 80}]}\n' "$i" \
+        | "$@" apply -f - >/dev/null 2>&1; then echo "ack-$i" >> acked.txt; fi
+      echo "ack-$i" >> tried.txt
+      sleep 0.3
+    done
+  ) &
+  acker_pid=$!; pids+=($acker_pid)
+}
+# acker_verdict WHEN CMD...: stops the acker, then checks with `CMD... get svc` that every apply
+# acknowledged is stored, and that some were refused (WHEN names the outage they spanned).
+acker_verdict() {
+  local when=$1; shift
+  touch stop-acker; wait "$acker_pid"
+  local acked tried stored missing n_acked n_tried
+  acked=$(sort -u acked.txt); tried=$(sort -u tried.txt)
+  stored=$("$@" get svc -n test -o json 2>/dev/null | python3 -c 'import json, sys; print("\n".join(sorted(i["metadata"]["name"] for i in json.load(sys.stdin)["items"] if i["metadata"]["name"].startswith("ack-"))))')
+  missing=$(comm -23 <(echo "$acked") <(echo "$stored") | tr '\n' ' ')
+  n_acked=$(grep -c . <<<"$acked"); n_tried=$(grep -c . <<<"$tried")
+  echo "      applies across $when: $n_tried tried, $n_acked acknowledged"
+  [ -z "${missing// /}" ] && [ "$n_acked" -gt 0 ] && [ "$n_acked" -lt "$n_tried" ] \
+    && ok "every acknowledged apply across $when is in the store ($n_acked of $n_tried; the others were refused)" \
+    || bad "acknowledged applies missing after $when: ${missing:-none} ($n_acked of $n_tried acknowledged)"
+}
+
 # podinfo_policy_yaml PORT SERVICE_ACCOUNT: a Server for podinfo's PORT (a name or a number) in
 # namespace test, admitting only SERVICE_ACCOUNT's identity (MeshTLSAuthentication
 # SERVICE_ACCOUNT-only, AuthorizationPolicy podinfo-from-SERVICE_ACCOUNT), on stdout.

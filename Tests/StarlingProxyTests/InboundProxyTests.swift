@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHPACK
+import NIOPosix
 import NIOSSL
 import StarlingCore
 import StarlingIdentity
@@ -357,6 +358,60 @@ struct InboundProxyTests {
             let drained = ContinuousClock.now - start
             #expect(drained < .seconds(2), "the drain took \(drained)")
             try await connection.channel.closeFuture.get()
+        }
+    }
+
+    /// An opaque connection has no request boundary to stop at: the drain lets it relay until
+    /// the grace period ends, then closes it (Linkerd and Envoy do the same), and the drain ends
+    /// with it rather than at once or never.
+    @Test func drainingKeepsAnOpaqueConnectionRelayingUntilTheGracePeriodEnds() async throws {
+        let app = try await startInboundTCPEchoApp()
+        defer { Task { await app.close() } }
+        var configuration = InboundProxy.Configuration(appPorts: [app.port], defaultAppPort: 1)
+        configuration.listenHost = "127.0.0.1"
+        configuration.listenPort = 0
+        configuration.drainTimeout = .milliseconds(1_500)
+        let proxy = InboundProxy(configuration: configuration, tls: serverTLS, logger: Logger(label: "starling.inbound.test"))
+        let tls = clientTLS
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await proxy.run { continuation.yield($0) } }
+            var iterator = ports.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+            let collector = InboundByteCollector()
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            try tls.makeClientHandler(expecting: .inboundServer, alpn: [MeshHeaders.opaqueALPN]))
+                        try channel.pipeline.syncOperations.addHandler(InboundByteCollectorHandler(collector))
+                    }
+                }
+                .connect(host: "127.0.0.1", port: port).get()
+            defer { channel.close(promise: nil) }
+            func echoed(_ text: String) async throws -> Bool {
+                for _ in 0..<200 where !String(buffer: collector.bytes).hasSuffix(text) {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                return String(buffer: collector.bytes).hasSuffix(text)
+            }
+            var first = inboundTransportHeader("db.test.svc.cluster.local:\(app.port)")
+            first.writeString("before")
+            try await channel.writeAndFlush(first)
+            #expect(try await echoed("before"))
+
+            let start = ContinuousClock.now
+            group.cancelAll()
+            try await Task.sleep(for: .milliseconds(500))
+            try await channel.writeAndFlush(ByteBuffer(string: "during"))
+            #expect(try await echoed("during"), "the opaque connection stopped relaying when the drain began")
+            #expect(!collector.closed)
+
+            try await group.waitForAll()
+            let drained = ContinuousClock.now - start
+            #expect(drained >= .milliseconds(1_400), "closed before the grace period ended: \(drained)")
+            #expect(drained < .seconds(4), "the drain took \(drained)")
+            try await channel.closeFuture.get()
         }
     }
 

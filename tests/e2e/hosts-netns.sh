@@ -233,16 +233,19 @@ to_west() { on sl-h1 curl -sf -m 3 -x http://10.203.0.21:4140 http://wsvc-west.t
 eventually "prod (sl-h1) calls wsvc on sl-wh2 through the gateway on sl-g" 45 to_west
 gateway_counted() { to_west; on sl-h1 curl -s -m 2 http://10.203.0.40:4191/metrics | grep -E '^starling_gateway_requests_total\{' | grep -q 'client_cluster="prod"'; }
 eventually "the gateway on sl-g counts prod's requests (its /metrics)" 20 gateway_counted
-sd=$(on sl-wh1 curl -s -m 3 http://10.203.0.51:9990/prometheus/targets)
-python3 -c '
+# Replica 1's discovery document: the gateway on sl-g and all three replicas (each replica
+# relists the others every 5 s, so this may take that long after they started).
+west_targets() {
+  on sl-wh1 curl -s -m 3 http://10.203.0.51:9990/prometheus/targets | python3 -c '
 import json, sys
-groups = json.loads(sys.argv[1])
+groups = json.load(sys.stdin)
 gateways = [g["targets"] for g in groups if g["labels"].get("component") == "gateway"]
 controllers = sorted(t for g in groups if g["labels"].get("component") == "controller" for t in g["targets"])
 assert gateways == [["10.203.0.40:4191"]], gateways
 assert controllers == ["10.203.0.51:9990", "10.203.0.52:9990", "10.203.0.53:9990"], controllers
-' "$sd" && ok "west's Prometheus discovery lists the gateway on sl-g and the three replicas" \
-  || { bad "west's discovery document misses the gateway on sl-g or a replica"; echo "$sd" | show 12; }
+'
+}
+eventually "west's Prometheus discovery lists the gateway on sl-g and the three replicas" 15 west_targets
 
 # duties DBHOST: the live duty leases in that host's database, as DUTY=HOLDER lines.
 duties() { on "$1" env PGPASSWORD=starling-test psql -h 127.0.0.1 -p $pgport -U starling -d starling_test -Atc \

@@ -117,6 +117,48 @@ import Testing
         #expect(released == nil, "the closed stream is still held (by its deadline's task)")
     }
 
+    /// A response finished before the client ended its request (an early error, a server that
+    /// does not read the body): the stream is reset with NO_ERROR once the response's last frame
+    /// went out (RFC 9113 §8.1), not before (the frames waiting for the client's window would be
+    /// lost) and not only at the idle timeout (the stream would be held until then).
+    @Test func aResponseFinishedBeforeTheRequestResetsTheStreamOnceItsLastFrameWentOut() throws {
+        let pair = try ServerDispatcherPair(clientWindow: 16_384)
+        try pair.client.open(HTTP2StreamID(1), ending: false)
+        try pair.interact()
+        let stream = try #require(pair.accepted.first)
+        stream.write(.headers(.init(headers: [":status": "413"])))
+        stream.writeLast(.data(.init(data: .byteBuffer(ByteBuffer(repeating: 7, count: 40_000)), endStream: true)))
+        stream.flush()
+        try pair.interact()
+        // The client's window holds 16 KiB of it: the rest waits in NIOHTTP2, the stream stays.
+        #expect(pair.client.bodyBytes == 16_384)
+        #expect(pair.client.resets.isEmpty)
+        #expect(pair.dispatcher.openStreams == 1)
+        try pair.client.grant(65_535, on: HTTP2StreamID(1))
+        try pair.interact()
+        #expect(pair.client.bodyBytes == 40_000)
+        #expect(pair.client.ended)
+        #expect(pair.client.resets == [.noError])
+        #expect(pair.dispatcher.openStreams == 0)
+        #expect(pair.owners.first?.closedReason == .some(.noError))
+    }
+
+    @Test func aResponseToAFinishedRequestClosesTheStreamWithoutAReset() throws {
+        let pair = try ServerDispatcherPair(clientWindow: 65_535)
+        try pair.client.open(HTTP2StreamID(1), ending: true)
+        try pair.interact()
+        let stream = try #require(pair.accepted.first)
+        stream.write(.headers(.init(headers: [":status": "200"])))
+        stream.writeLast(.data(.init(data: .byteBuffer(ByteBuffer(repeating: 7, count: 100)), endStream: true)))
+        stream.flush()
+        try pair.interact()
+        #expect(pair.client.bodyBytes == 100)
+        #expect(pair.client.ended)
+        #expect(pair.client.resets.isEmpty)
+        #expect(pair.dispatcher.openStreams == 0)
+        #expect(pair.owners.first?.closedReason == .some(nil))
+    }
+
     /// Deadlines of several streams on one connection, checked by one timer: each fires once, at
     /// its own time, after disarms (taken out of the middle of the list), a deadline moved
     /// earlier, a stream closed while armed, and an owner that re-arms when told.
@@ -196,6 +238,93 @@ private final class DispatcherPair {
                 try client.writeInbound(bytes)
                 moved = true
             }
+        }
+    }
+}
+
+/// The server side of the dispatcher: a server channel with NIOHTTP2 in frame mode under a
+/// dispatcher that accepts every stream (a ``RecordingOwner`` each), and a NIOHTTP2 client
+/// channel whose frames the test writes and whose received frames it records.
+private final class ServerDispatcherPair {
+    let server = EmbeddedChannel()
+    let client: ClientSide
+    let dispatcher: HTTP2StreamDispatcher
+    private(set) var accepted: [HTTP2FrameStream] = []
+    private(set) var owners: [RecordingOwner] = []
+
+    init(clientWindow: Int) throws {
+        var accepted: (HTTP2FrameStream, RecordingOwner) -> Void = { _, _ in }
+        dispatcher = HTTP2StreamDispatcher(observer: nil) { stream, headers in
+            let owner = RecordingOwner()
+            accepted(stream, owner)
+            return (owner, .headers(headers))
+        }
+        client = try ClientSide(initialWindow: clientWindow)
+        accepted = { [unowned self] stream, owner in
+            self.accepted.append(stream)
+            self.owners.append(owner)
+        }
+        try server.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .server))
+        try server.pipeline.syncOperations.addHandler(dispatcher)
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 1)
+        try server.connect(to: address).wait()
+        try client.channel.connect(to: address).wait()
+        try interact()
+    }
+
+    func interact() throws {
+        var moved = true
+        while moved {
+            moved = false
+            while let bytes = try server.readOutbound(as: ByteBuffer.self) {
+                try client.channel.writeInbound(bytes)
+                moved = true
+            }
+            while let bytes = try client.channel.readOutbound(as: ByteBuffer.self) {
+                try server.writeInbound(bytes)
+                moved = true
+            }
+        }
+    }
+}
+
+private final class ClientSide: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    let channel = EmbeddedChannel()
+    var bodyBytes = 0
+    var ended = false
+    var resets: [HTTP2ErrorCode] = []
+
+    init(initialWindow: Int) throws {
+        var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+        configuration.initialSettings = [HTTP2Setting(parameter: .initialWindowSize, value: initialWindow)]
+        try channel.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: configuration))
+        try channel.pipeline.syncOperations.addHandler(self)
+    }
+
+    func open(_ id: HTTP2StreamID, ending: Bool) throws {
+        channel.writeAndFlush(HTTP2Frame(streamID: id, payload: .headers(.init(headers: requestHeaders, endStream: ending))), promise: nil)
+        try channel.throwIfErrorCaught()
+    }
+
+    /// Opens the stream's and the connection's windows by `amount`.
+    func grant(_ amount: Int, on id: HTTP2StreamID) throws {
+        channel.write(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: amount)), promise: nil)
+        channel.writeAndFlush(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: amount)), promise: nil)
+        try channel.throwIfErrorCaught()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data).payload {
+        case .data(let data):
+            bodyBytes += data.data.readableBytes
+            if data.endStream { ended = true }
+        case .headers(let headers):
+            if headers.endStream { ended = true }
+        case .rstStream(let code):
+            resets.append(code)
+        default:
+            break
         }
     }
 }

@@ -155,6 +155,19 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
         context.write(wrapOutboundOut(frame), promise: nil)
     }
 
+    /// Writes a server stream's last frame; once NIOHTTP2 has sent it (it may wait for the
+    /// peer's window), a stream the peer has not ended is reset with NO_ERROR.
+    fileprivate func writeLast(_ payload: HTTP2Frame.FramePayload, on stream: HTTP2FrameStream) {
+        guard let context else { return }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: stream.id, payload: payload)), promise: promise)
+        let loopBound = NIOLoopBound(stream, eventLoop: context.eventLoop)
+        promise.futureResult.whenSuccess {
+            // Closed already when the peer had ended its side: the frame closed the stream.
+            loopBound.value.reset(.noError)
+        }
+    }
+
     fileprivate func flush() {
         context?.flush()
     }
@@ -218,17 +231,24 @@ final class HTTP2StreamDispatcher: ChannelInboundHandler {
             stream.owner = owner
             payload = first
         }
-        if case .data(let data) = payload {
+        switch payload {
+        case .data(let data):
             // The flow-controlled length counts padding and the pad length octet. After
             // END_STREAM nothing more comes: the stream needs no credit back.
             let length = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
-            if length > 0, !data.endStream {
+            if data.endStream {
+                stream.peerEnded = true
+            } else if length > 0 {
                 if stream.isReceiving {
                     taken(length, on: stream)
                 } else {
                     stream.withheld += length
                 }
             }
+        case .headers(let headers):
+            if headers.endStream { stream.peerEnded = true }
+        default:
+            break
         }
         switch payload {
         case .headers, .data:
@@ -409,6 +429,8 @@ final class HTTP2FrameStream {
     fileprivate var buffered = 0
     fileprivate var waitsForWritable = false
     fileprivate var readTouched = false
+    /// The peer's last frame (END_STREAM) has arrived.
+    fileprivate var peerEnded = false
     /// Set by ``armDeadline(in:)``; its place in the dispatcher's list of armed streams.
     fileprivate var deadline: NIODeadline?
     fileprivate var deadlineIndex: Int?
@@ -444,6 +466,20 @@ final class HTTP2FrameStream {
     func write(_ payload: HTTP2Frame.FramePayload) {
         guard !isClosed else { return }
         dispatcher.write(payload, on: self)
+    }
+
+    /// Writes the last frame of a response (END_STREAM) the peer may not have finished its
+    /// request for: once the frame has gone out, a stream the peer has not ended is reset with
+    /// NO_ERROR, which tells it to stop sending a request nobody reads (RFC 9113 §8.1). Resetting
+    /// any earlier would drop the response's frames still waiting for the peer's window.
+    func writeLast(_ payload: HTTP2Frame.FramePayload) {
+        guard !isClosed else { return }
+        if peerEnded {
+            // The frame closes the stream as it goes out.
+            dispatcher.write(payload, on: self)
+        } else {
+            dispatcher.writeLast(payload, on: self)
+        }
     }
 
     func flush() {

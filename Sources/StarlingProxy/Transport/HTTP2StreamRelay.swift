@@ -302,7 +302,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
         else { return }
         // The exchange is finished before the write: when the client has ended its side, the
         // write closes the client's stream on the way, and that close is not the client going away.
-        client.write(last)
+        client.writeLast(last)
         client.disarmDeadline()
         environment.front.responded(
             request, pick: pick, status: status, latency: latency,
@@ -330,7 +330,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
         client.disarmDeadline()
         let error = ProxyError(answer.code, answer.message)
         if let grpcStatus = answer.grpcStatus {
-            client.write(ErrorResponse.grpcTrailersOnly(error, status: grpcStatus))
+            client.writeLast(ErrorResponse.grpcTrailersOnly(error, status: grpcStatus))
         } else {
             let body = ErrorResponse.body(answer.message)
             client.write(
@@ -338,15 +338,16 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
                     .init(
                         headers: ErrorResponse.http2Headers(
                             status: answer.status, code: answer.code, bodyLength: body.readableBytes, headerValue: error.headerValue))))
-            client.write(.data(.init(data: .byteBuffer(body), endStream: true)))
+            client.writeLast(.data(.init(data: .byteBuffer(body), endStream: true)))
         }
         client.flush()
         endClientStream()
     }
 
-    /// The response is out: the client's stream closes once its last frames went out and the
-    /// client ended its side; one that does not within the idle timeout is reset. What the client
-    /// still sends is taken and dropped.
+    /// The response is written (``HTTP2FrameStream/writeLast(_:)``): the client's stream closes
+    /// once its last frame went out, reset with NO_ERROR if the client had not ended its side; one
+    /// whose last frame does not go out within the idle timeout (a client that never opens its
+    /// window) is reset. What the client still sends is taken and dropped.
     private func endClientStream() {
         client.detach()
         client.resetUnlessClosed(after: environment.idleTimeout)

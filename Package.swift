@@ -123,6 +123,24 @@ let package = Package(
             swiftSettings: settings
         ),
         .target(
+            name: "StarlingGateway",
+            dependencies: [
+                "StarlingCore", "StarlingIdentity", "StarlingTLS", "StarlingObservability", "StarlingAPI", "StarlingProxy",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: settings
+        ),
+        .target(
             name: "StarlingDemoApps",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -170,7 +188,7 @@ let package = Package(
             name: "StarlingCLI",
             dependencies: [
                 "StarlingCore", "StarlingIdentity", "StarlingAPI", "StarlingControlPlane", "StarlingStore", "StarlingProxy",
-                "StarlingDemoApps", "StarlingTLS", "StarlingObservability",
+                "StarlingGateway", "StarlingDemoApps", "StarlingTLS", "StarlingObservability",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -229,8 +247,8 @@ let package = Package(
         .testTarget(
             name: "StarlingProxyTests",
             dependencies: [
-                "StarlingProxy", "StarlingTLS", "StarlingIdentity", "StarlingCore", "StarlingAPI", "StarlingObservability",
-                .product(name: "NIOTLS", package: "swift-nio"),
+                "StarlingProxy", "StarlingGateway", "StarlingTLS", "StarlingIdentity", "StarlingCore", "StarlingAPI",
+                "StarlingObservability", .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import StarlingCore
+import StarlingGateway
 import StarlingProxy
 import UnixSignals
 

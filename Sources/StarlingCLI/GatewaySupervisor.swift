@@ -5,6 +5,7 @@ import StarlingAPI
 import StarlingCore
 import StarlingMulticluster
 import StarlingObservability
+import StarlingGateway
 import StarlingProxy
 import SwiftProtobuf
 

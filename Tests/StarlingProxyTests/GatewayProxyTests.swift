@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import StarlingCore
+import StarlingGateway
 import StarlingProxy
 import StarlingTLS
 import Synchronization

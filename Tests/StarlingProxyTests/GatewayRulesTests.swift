@@ -3,6 +3,7 @@ import NIOHPACK
 import StarlingCore
 import Testing
 
+@testable import StarlingGateway
 @testable import StarlingProxy
 
 /// The gateway's pure rules: admission, the headers it forwards, and how the serving inbound

@@ -6,7 +6,7 @@ import NIOHTTP2
 /// The response a client gets when a proxy (outbound or inbound) or the gateway answers a
 /// request itself: the status (`ProxyError.httpStatus`, or a gateway refusal's),
 /// `starling-error: <code>` and the message as a short text body. Built here only.
-enum ErrorResponse {
+package enum ErrorResponse {
     static func body(_ error: ProxyError) -> ByteBuffer {
         body(error.message)
     }
@@ -48,7 +48,7 @@ enum ErrorResponse {
     /// A gRPC answer in trailers-only form (one HEADERS frame with END_STREAM): HTTP 200, the
     /// gRPC status and message, and `starling-error`. gRPC clients read the status from it.
     /// gRPC's PERMISSION_DENIED, the status of a refusal by policy.
-    static let grpcPermissionDenied = 7
+    package static let grpcPermissionDenied = 7
 
     static func grpcTrailersOnly(_ error: ProxyError, status: Int) -> HTTP2Frame.FramePayload {
         let headers: HPACKHeaders = [

@@ -1,10 +1,10 @@
-import NIOHPACK
+package import NIOHPACK
 import NIOHTTP2
 
 /// The gRPC status of a response, for the `grpc_status` label of the request counters: a gRPC
 /// call that fails answers HTTP 200 with `grpc-status` ≠ 0 in its trailers (or in a trailers-only
 /// head), so the HTTP status alone counts it as a success.
-enum GRPCStatus {
+package enum GRPCStatus {
     /// CANCELLED: what a gRPC client that went away in the middle of a response reports.
     static let cancelled = 1
     /// UNKNOWN: what a gRPC client makes of a `grpc-status` outside 0–16.
@@ -15,7 +15,7 @@ enum GRPCStatus {
     /// True when `headers` (a request's) are a gRPC call's: `content-type: application/grpc`,
     /// alone or followed by `+` (`+proto`) or `;`. Not gRPC-Web (`application/grpc-web…`), whose
     /// status travels in the body, and which an HTTP/1.1 server answers.
-    static func isCall(_ headers: HPACKHeaders) -> Bool {
+    package static func isCall(_ headers: HPACKHeaders) -> Bool {
         guard let type = headers.first(name: "content-type"), type.hasASCIICaseInsensitivePrefix("application/grpc") else {
             return false
         }

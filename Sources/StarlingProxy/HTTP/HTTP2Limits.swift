@@ -1,5 +1,5 @@
 import NIOCore
-import NIOHTTP2
+package import NIOHTTP2
 
 /// The HTTP/2 limits of every connection the proxy serves or opens (inbound, gateway, the
 /// outbound's h2c front end, and the pooled connections to peers), set in one place.
@@ -19,7 +19,7 @@ import NIOHTTP2
 ///   per 30 s, four h2load runs ending within 30 s closed the connection with
 ///   ENHANCE_YOUR_CALM; a deadline storm would do the same in production. A rapid-reset attack
 ///   sends tens of thousands per second and still ends within its first 1,001 streams.
-enum HTTP2Limits {
+package enum HTTP2Limits {
     static let recentlyResetStreams = 1_024
     static let resetFrames = 1_000
     static let resetWindow = TimeAmount.seconds(10)
@@ -30,10 +30,10 @@ enum HTTP2Limits {
     /// inbound and the gateway serve to peers (bounding what a peer that does not read costs);
     /// elsewhere NIOHTTP2's 10,000, which a burst of cancellations on a busy pooled connection
     /// must not exhaust.
-    static let bufferedControlFramesFromPeers = 1_000
+    package static let bufferedControlFramesFromPeers = 1_000
 
     /// NIOHTTP2's configuration with these limits and `settings` as the initial SETTINGS.
-    static func configuration(
+    package static func configuration(
         settings: HTTP2Settings = nioDefaultSettings, bufferedControlFrames: Int = 10_000
     ) -> NIOHTTP2Handler.Configuration {
         var http2 = NIOHTTP2Handler.Configuration()

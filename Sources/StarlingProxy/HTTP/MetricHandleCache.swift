@@ -5,7 +5,7 @@ import Synchronization
 /// registry lock); the data path records on every request, so it keeps the handles it made.
 /// Bounded: when `limit` keys are held, the cache starts over (handles stay registered in the
 /// backend either way; only the shortcut is dropped).
-final class MetricHandleCache<Key: Hashable & Sendable, Handle: AnyObject & Sendable>: Sendable {
+package final class MetricHandleCache<Key: Hashable & Sendable, Handle: AnyObject & Sendable>: Sendable {
     private struct State {
         var handles: [Key: Handle] = [:]
         /// The last key asked for: consecutive requests usually share their dimensions, and
@@ -16,11 +16,11 @@ final class MetricHandleCache<Key: Hashable & Sendable, Handle: AnyObject & Send
     private let state = Mutex(State())
     private let limit: Int
 
-    init(limit: Int = 4096) {
+    package init(limit: Int = 4096) {
         self.limit = limit
     }
 
-    func handle(_ key: Key, make: () -> Handle) -> Handle {
+    package func handle(_ key: Key, make: () -> Handle) -> Handle {
         let found = state.withLock { state -> Handle? in
             if let last = state.last, last.key == key { return last.handle }
             guard let handle = state.handles[key] else { return nil }

@@ -4,8 +4,8 @@ import StarlingTLS
 
 /// Why an inbound connection was refused before it carried any traffic: the `reason` dimension
 /// of `starling_proxy_tls_handshake_failures_total` and the `reason` of the log line.
-enum InboundHandshakeFailure {
-    enum Reason: String, Sendable, Hashable {
+package enum InboundHandshakeFailure {
+    package enum Reason: String, Sendable, Hashable {
         /// The caller sent no client certificate.
         case noClientCertificate = "no-client-certificate"
         /// The caller's certificate did not verify, for a reason not named below.

@@ -1,8 +1,8 @@
-import Logging
-import NIOCore
+package import Logging
+package import NIOCore
 import NIOTLS
-import StarlingCore
-import StarlingTLS
+package import StarlingCore
+package import StarlingTLS
 
 /// Watches an inbound connection's TLS handshake, right after the `NIOSSLServerHandler`.
 ///
@@ -10,11 +10,11 @@ import StarlingTLS
 /// ALPN protocol, hands the channel to `established` (which builds the rest of the pipeline)
 /// and removes itself; on failure — handshake error, no mesh identity, no ALPN, timeout, drain —
 /// it logs one line with the peer address and the reason, counts it, and closes.
-final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
+package final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = NIOAny
 
     /// Builds the pipeline for an established connection; throwing closes it.
-    typealias Established = (_ channel: any Channel, _ alpn: String, _ peer: MeshIdentity) throws -> Void
+    package typealias Established = (_ channel: any Channel, _ alpn: String, _ peer: MeshIdentity) throws -> Void
 
     private let timeout: TimeAmount
     private let trustDomain: String
@@ -30,7 +30,7 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
     ///   - verification: the connection's client-certificate check, whose recorded reason names a
     ///     refused certificate (nil: BoringSSL's error is classified instead).
     ///   - onRefused: counts a refusal (the inbound proxy's handshake-failure metric unless given).
-    init(
+    package init(
         timeout: TimeAmount, trustDomain: String, logger: Logger, verification: ClientVerification? = nil,
         onRefused: @escaping (InboundHandshakeFailure.Reason) -> Void = InboundMetrics.handshakeFailed,
         established: @escaping Established
@@ -43,16 +43,16 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
         self.established = established
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { startTimer(context: context) }
     }
 
-    func channelActive(context: ChannelHandlerContext) {
+    package func channelActive(context: ChannelHandlerContext) {
         startTimer(context: context)
         context.fireChannelActive()
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
     }
@@ -66,12 +66,12 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
         }
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // Application data only flows after the handshake, when this handler is gone.
         context.fireChannelRead(data)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is DrainEvent {
             refuse(context: context, .closed, detail: "the proxy is shutting down")
             return
@@ -113,7 +113,7 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard !finished else {
             context.fireErrorCaught(error)
             return
@@ -128,7 +128,7 @@ final class InboundHandshakeHandler: ChannelInboundHandler, RemovableChannelHand
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         if !finished {
             refuse(context: context, .closed, detail: "the caller closed the connection during the TLS handshake")
         }

@@ -1,6 +1,6 @@
 import Logging
 import NIOCore
-import NIOHPACK
+package import NIOHPACK
 import NIOHTTP2
 import StarlingCore
 
@@ -72,7 +72,7 @@ struct InboundStreamRouter {
 extension HPACKHeaders {
     /// The same headers with `:path` replaced where it stands: pseudo-headers must stay first
     /// (NIOHPACK's `replaceOrAdd` moves the field to the end).
-    func replacingPath(with path: String) -> HPACKHeaders {
+    package func replacingPath(with path: String) -> HPACKHeaders {
         var out = HPACKHeaders()
         out.reserveCapacity(count)
         for field in self {

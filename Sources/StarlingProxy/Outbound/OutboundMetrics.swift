@@ -4,7 +4,7 @@ import StarlingCore
 
 /// The outbound proxy's metrics (swift-metrics; the starting command bootstraps Prometheus).
 /// Every name and dimension the outbound side emits is here.
-enum OutboundMetrics {
+package enum OutboundMetrics {
     static let requestsTotal = "starling_proxy_requests_total"
     static let responseLatency = "starling_proxy_response_latency_seconds"
     static let tcpOpenTotal = "starling_proxy_tcp_open_total"
@@ -13,7 +13,7 @@ enum OutboundMetrics {
 
     static let direction = ("direction", "outbound")
     /// `authority` and `target_service` of a request refused for a name the mesh does not know.
-    static let unknown = "unknown"
+    package static let unknown = "unknown"
 
     /// One request's outcome, counted when its response head went out (or its error response).
     ///

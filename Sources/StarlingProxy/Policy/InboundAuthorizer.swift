@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 public import Logging
 import Metrics
 public import StarlingCore
@@ -59,13 +59,13 @@ public final class InboundAuthorizer: Sendable {
     }
 
     /// Calls `changed` after every policy change until `cancel` is called with the token.
-    func watch(_ changed: @escaping @Sendable () -> Void) -> UUID {
+    package func watch(_ changed: @escaping @Sendable () -> Void) -> UUID {
         let id = UUID()
         state.withLock { $0.watchers[id] = changed }
         return id
     }
 
-    func cancelWatch(_ id: UUID) {
+    package func cancelWatch(_ id: UUID) {
         _ = state.withLock { $0.watchers.removeValue(forKey: id) }
     }
 
@@ -73,7 +73,7 @@ public final class InboundAuthorizer: Sendable {
     /// authorizes by route, a path not in normal form (``RequestPath``) is matched in normal
     /// form, returned as `path` for the request to go on with; nil when it stays as sent. One
     /// read of the policy decides both.
-    func authorizeHTTP(
+    package func authorizeHTTP(
         port: Int, caller: PolicyCaller, method: String, path: String, header: @escaping (String) -> String?
     ) -> (decision: AuthorizationDecision, path: String?) {
         let evaluator = self.evaluator
@@ -90,7 +90,7 @@ public final class InboundAuthorizer: Sendable {
 
     /// Decides one opaque TCP connection, counts and logs it. `count: false` re-checks an open
     /// connection after a policy change without counting it again (unless it is now denied).
-    func authorizeTCP(port: Int, caller: PolicyCaller, count: Bool = true) -> AuthorizationDecision {
+    package func authorizeTCP(port: Int, caller: PolicyCaller, count: Bool = true) -> AuthorizationDecision {
         let decision = evaluator.decide(port: port, caller: caller, request: nil)
         if count || !decision.allowed { record(decision, protocol: .tcp, caller: caller, port: port) }
         return decision

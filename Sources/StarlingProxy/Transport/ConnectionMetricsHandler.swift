@@ -4,11 +4,19 @@ import NIOCore
 /// protocol it turned out to speak), to its ``Sink``. First handler of every connection the
 /// outbound, the inbound and the gateway accept: the bytes are the wire's (TLS records included
 /// on the inbound and the gateway).
-final class ConnectionMetricsHandler: ChannelDuplexHandler {
+package final class ConnectionMetricsHandler: ChannelDuplexHandler {
     /// Where a connection's open and close are counted.
-    struct Sink: Sendable {
+    package struct Sink: Sendable {
         var opened: @Sendable () -> Void
         var closed: @Sendable (_ kind: String, _ bytesRead: Int, _ bytesWritten: Int) -> Void
+
+        package init(
+            opened: @escaping @Sendable () -> Void,
+            closed: @escaping @Sendable (_ kind: String, _ bytesRead: Int, _ bytesWritten: Int) -> Void
+        ) {
+            self.opened = opened
+            self.closed = closed
+        }
 
         static let outbound = Sink(
             opened: { OutboundMetrics.connectionOpened() },
@@ -16,9 +24,6 @@ final class ConnectionMetricsHandler: ChannelDuplexHandler {
         static let inbound = Sink(
             opened: { InboundMetrics.connectionOpened() },
             closed: { InboundMetrics.connectionClosed(kind: $0, bytesRead: $1, bytesWritten: $2) })
-        static let gateway = Sink(
-            opened: { GatewayMetrics.connectionOpened() },
-            closed: { GatewayMetrics.connectionClosed(protocol: $0, bytesRead: $1, bytesWritten: $2) })
     }
 
     typealias InboundIn = ByteBuffer
@@ -31,9 +36,9 @@ final class ConnectionMetricsHandler: ChannelDuplexHandler {
     private var bytesWritten = 0
     private var open = false
     /// The detected protocol, set once known (`http1`, `http2`, `opaque`, `h2`, `unknown`).
-    var kind = "unknown"
+    package var kind = "unknown"
 
-    init(_ sink: Sink) {
+    package init(_ sink: Sink) {
         self.sink = sink
     }
 

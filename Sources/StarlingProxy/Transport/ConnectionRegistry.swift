@@ -1,4 +1,4 @@
-import NIOCore
+package import NIOCore
 import Synchronization
 
 /// Fired down the pipeline of every connection a listener serves when the proxy begins a
@@ -12,7 +12,7 @@ struct DrainEvent: Sendable {}
 /// finish (``DrainEvent``), whatever is still open when the grace period ends is closed, and the
 /// returned future completes when the last one has closed. Connections are tracked by their
 /// channels, not by tasks: most are served by channel handlers alone.
-final class ConnectionRegistry: Sendable {
+package final class ConnectionRegistry: Sendable {
     private struct State {
         var channels: [ObjectIdentifier: any Channel] = [:]
         /// Set once draining began: completed when the last connection closed.
@@ -23,6 +23,8 @@ final class ConnectionRegistry: Sendable {
     private let state = Mutex(State())
     /// Read on every HTTP/1 response: an atomic, not the lock.
     private let draining = Atomic(false)
+
+    package init() {}
 
     /// Tracks `channel` until it closes; false (and the caller must close it) when draining.
     func register(_ channel: any Channel) -> Bool {
@@ -48,7 +50,7 @@ final class ConnectionRegistry: Sendable {
     }
 
     /// The number of open connections.
-    var count: Int { state.withLock { $0.channels.count } }
+    package var count: Int { state.withLock { $0.channels.count } }
 
     /// True once draining began: HTTP/1 connections close after their current response.
     var isDraining: Bool { draining.load(ordering: .relaxed) }
@@ -57,7 +59,7 @@ final class ConnectionRegistry: Sendable {
     /// tells the open ones to finish, and closes those still open after `grace`. The future
     /// completes once every connection has closed.
     @discardableResult
-    func drain(grace: TimeAmount, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    package func drain(grace: TimeAmount, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let (drained, channels, first) = state.withLock { state -> (EventLoopPromise<Void>, [any Channel], Bool) in
             if let drained = state.drained { return (drained, [], false) }
             let promise = eventLoop.makePromise(of: Void.self)
@@ -82,7 +84,7 @@ final class ConnectionRegistry: Sendable {
     /// an opaque connection does (`serve` runs for it, in one group); an HTTP one does not, its
     /// channel handlers serve it. Once the listener has closed (the shutdown), draining begins
     /// (`draining` is told first) and this returns when the last connection has closed.
-    func serveEach<Client: Sendable, Work: Sendable>(
+    package func serveEach<Client: Sendable, Work: Sendable>(
         _ inbound: NIOAsyncChannelInboundStream<Client>, channel: @escaping @Sendable (Client) -> any Channel,
         grace: TimeAmount, on eventLoop: any EventLoop, draining: @escaping @Sendable () -> Void,
         work: @escaping @Sendable (Client) -> EventLoopFuture<Work?>,

@@ -11,7 +11,7 @@ import Synchronization
 /// at a time: it is leased by ``idleConnection(host:port:on:)`` or ``connect(host:port:on:timeout:)``
 /// and comes back with ``release(_:host:port:)`` only after a complete exchange whose response
 /// allowed keep-alive.
-final class HTTP1AppConnectionPool: Sendable {
+package final class HTTP1AppConnectionPool: Sendable {
     private struct Key: Hashable {
         var host: String
         var port: Int

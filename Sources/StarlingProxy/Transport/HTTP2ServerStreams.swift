@@ -1,6 +1,6 @@
-import Logging
-import NIOCore
-import NIOHTTP2
+package import Logging
+package import NIOCore
+package import NIOHTTP2
 
 /// The server side of an HTTP/2 connection whose streams are relayed on the event loop (the
 /// outbound's h2c front end, the gateway): NIOHTTP2 in frame mode, an ``HTTP2StreamDispatcher``
@@ -10,12 +10,12 @@ import NIOHTTP2
 ///
 /// It needs no bound of its own: NIOHTTP2 refuses streams beyond the
 /// SETTINGS_MAX_CONCURRENT_STREAMS the server announced.
-enum HTTP2ServerStreams {
+package enum HTTP2ServerStreams {
     /// Returns the owner of a stream the client opened, given the stream and its first HEADERS.
-    typealias Serve = (HTTP2FrameStream, HTTP2Frame.FramePayload.Headers) -> any HTTP2FrameStreamOwner
+    package typealias Serve = (HTTP2FrameStream, HTTP2Frame.FramePayload.Headers) -> any HTTP2FrameStreamOwner
 
     /// Adds the HTTP/2 server handlers to `channel` (call on its event loop).
-    static func configure(
+    package static func configure(
         _ channel: any Channel, configuration: NIOHTTP2Handler.Configuration, idleTimeout: TimeAmount, logger: Logger,
         serve: @escaping Serve
     ) throws {

@@ -1,9 +1,9 @@
 import NIOCore
 import NIOHPACK
-import NIOHTTP2
+package import NIOHTTP2
 
 /// What the user of one ``HTTP2FrameStream`` is told, on the connection's event loop.
-protocol HTTP2FrameStreamOwner: AnyObject {
+package protocol HTTP2FrameStreamOwner: AnyObject {
     /// A HEADERS or DATA frame of the stream (NIOHTTP2 and the dispatcher handle the others).
     func streamReceived(_ payload: HTTP2Frame.FramePayload)
     /// The end of one read from the connection that delivered frames to this stream.
@@ -416,7 +416,7 @@ extension HTTP2StreamDispatcher: Sendable {}
 
 /// One stream of an ``HTTP2StreamDispatcher`` connection: what a stream channel offered its
 /// handler, without the channel.
-final class HTTP2FrameStream {
+package final class HTTP2FrameStream {
     let id: HTTP2StreamID
     let eventLoop: any EventLoop
     private let dispatcher: HTTP2StreamDispatcher

@@ -1,14 +1,14 @@
-import Logging
-import NIOCore
-import NIOHPACK
+package import Logging
+package import NIOCore
+package import NIOHPACK
 import NIOHTTP1
-import NIOHTTP2
+package import NIOHTTP2
 
 /// What an HTTP/2 front end decides for the streams an ``HTTP2StreamRelay`` serves: which
 /// streams are admitted and where they go, the headers the peer gets, and how outcomes are logged
 /// and counted. The outbound's h2c/gRPC front end (``OutboundHTTP2Front``) and the gateway
 /// (``GatewayHTTP2Front``) are the two.
-protocol HTTP2RelayFront: Sendable {
+package protocol HTTP2RelayFront: Sendable {
     /// What the front keeps about an admitted request.
     associatedtype Request
 
@@ -33,18 +33,18 @@ protocol HTTP2RelayFront: Sendable {
 }
 
 /// An answer of the proxy's own instead of the peer's: status, `starling-error` code, message.
-struct HTTP2RelayAnswer: Error {
+package struct HTTP2RelayAnswer: Error {
     var status: Int
     var code: ProxyError.Code
     var message: String
     /// For a gRPC request: answer with this gRPC status, trailers-only, instead of an HTTP error.
     var grpcStatus: Int?
 
-    init(_ error: ProxyError, grpcStatus: Int? = nil) {
+    package init(_ error: ProxyError, grpcStatus: Int? = nil) {
         self.init(status: error.httpStatus, code: error.code, message: error.message, grpcStatus: grpcStatus)
     }
 
-    init(status: Int, code: ProxyError.Code, message: String, grpcStatus: Int? = nil) {
+    package init(status: Int, code: ProxyError.Code, message: String, grpcStatus: Int? = nil) {
         self.status = status
         self.code = code
         self.message = message
@@ -67,14 +67,20 @@ struct HTTP2RelayAnswer: Error {
 /// - **Failures** before a response head are answered by the proxy (``ErrorResponse``,
 ///   `starling-error`); retries and timeouts are the exchange's (``UpstreamExchange``); a
 ///   response that broke off after its head resets the client's stream.
-final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, UpstreamExchangeOwner {
+package final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, UpstreamExchangeOwner {
     /// What every stream of a listener shares.
-    struct Environment: Sendable {
+    package struct Environment: Sendable {
         var front: Front
         var connector: UpstreamConnector
         /// How long a finished stream may wait for the client to take its last frames or end
         /// its side, before it is reset.
         var idleTimeout: TimeAmount
+
+        package init(front: Front, connector: UpstreamConnector, idleTimeout: TimeAmount) {
+            self.front = front
+            self.connector = connector
+            self.idleTimeout = idleTimeout
+        }
     }
 
     /// The peer stream's owner: its frames come back to the relay.
@@ -99,7 +105,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
     /// The request is a gRPC call: its response's `grpc-status` is counted.
     private var isGRPCCall = false
 
-    init(client: HTTP2FrameStream, environment: Environment) {
+    package init(client: HTTP2FrameStream, environment: Environment) {
         self.client = client
         self.environment = environment
     }
@@ -119,7 +125,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
 
     // MARK: - Client side
 
-    func streamReceived(_ payload: HTTP2Frame.FramePayload) {
+    package func streamReceived(_ payload: HTTP2Frame.FramePayload) {
         guard !over else { return }
         let ends: Bool
         switch payload {
@@ -145,19 +151,19 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
         }
     }
 
-    func streamReadComplete() {
+    package func streamReadComplete() {
         guard let peer, exchange?.phase == .streaming else { return }
         peer.flush()
         // The client's body flows while the peer takes it.
         if exchange?.requestEnded == false && !peer.isWritable { client.isReceiving = false }
     }
 
-    func streamWritable() {
+    package func streamWritable() {
         // The client takes the response again: the peer's credit flows.
         peer?.isReceiving = true
     }
 
-    func streamClosed(reason: HTTP2ErrorCode?) {
+    package func streamClosed(reason: HTTP2ErrorCode?) {
         // The client reset its stream, or its connection closed.
         over = true
         client.disarmDeadline()
@@ -167,7 +173,7 @@ final class HTTP2StreamRelay<Front: HTTP2RelayFront>: HTTP2FrameStreamOwner, Ups
         peer.reset()
     }
 
-    func streamDeadlinePassed() {
+    package func streamDeadlinePassed() {
         guard let (error, pick) = exchange?.timedOut(now: .now) else { return }
         dropPeer()
         respond(error, pick: pick)

@@ -10,7 +10,7 @@ import NIOCore
 /// - Half-close: end of input on one side (`ChannelEvent.inputClosed`, needs
 ///   `allowRemoteHalfClosure`) shuts the partner's output; when both directions are done, or
 ///   either channel fails or closes, both are closed.
-final class SpliceHandler: ChannelDuplexHandler {
+package final class SpliceHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -27,12 +27,12 @@ final class SpliceHandler: ChannelDuplexHandler {
     private(set) var bytesRead = 0
     private let onClose: (_ bytesRead: Int) -> Void
 
-    init(onClose: @escaping (_ bytesRead: Int) -> Void = { _ in }) {
+    package init(onClose: @escaping (_ bytesRead: Int) -> Void = { _ in }) {
         self.onClose = onClose
     }
 
     /// Links two handlers (call on their shared event loop, after both were added).
-    static func link(_ a: SpliceHandler, _ b: SpliceHandler) {
+    package static func link(_ a: SpliceHandler, _ b: SpliceHandler) {
         a.partner = b
         b.partner = a
         a.deliverEarly()

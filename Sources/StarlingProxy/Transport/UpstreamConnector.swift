@@ -5,11 +5,17 @@ import NIOHTTP2
 /// What a front end's exchanges are routed with: the picker, the pooled mTLS connections to peer
 /// proxies, and — where plain endpoints (outside the mesh) may be used at all — the pooled
 /// HTTP/1.1 connections to them.
-struct UpstreamConnector: Sendable {
+package struct UpstreamConnector: Sendable {
     let picker: any EndpointPicker
     let pool: PeerConnectionPool
     /// Connections to plain endpoints; nil where only meshed ones may be used (the gateway).
     let plainConnections: HTTP1AppConnectionPool?
+
+    package init(picker: any EndpointPicker, pool: PeerConnectionPool, plainConnections: HTTP1AppConnectionPool?) {
+        self.picker = picker
+        self.pool = pool
+        self.plainConnections = plainConnections
+    }
 
     /// Picks an endpoint: at once from what discovery already knows, or — for an authority's
     /// first request — waiting for discovery off the loop. `done` runs on `eventLoop`, possibly

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOSSL
 import StarlingCore
+import StarlingProxy
 
 /// The gateway's `starling-opaque` side: the caller's transport header names the target; the
 /// same admission rules as for HTTP apply (a refusal just closes the connection, logged once);

@@ -1,31 +1,33 @@
+import StarlingProxy
+
 extension GatewayProxy {
     /// What the gateway listener is built from. Defaults live here; `starling gateway` (or the
     /// controller hosting the gateway) fills in the address.
-    public struct Configuration: Sendable {
+    package struct Configuration: Sendable {
         /// The address the mTLS listener binds.
-        public var listenHost: String
+        package var listenHost: String
         /// The mTLS listener's port (4143); 0 picks a free one (reported through `onBound`).
-        public var listenPort: Int
+        package var listenPort: Int
         /// The largest HTTP/2 header list a caller may send (SETTINGS_MAX_HEADER_LIST_SIZE), 64 KiB.
-        public var maxHeaderListSize: Int
+        package var maxHeaderListSize: Int
         /// Concurrent streams a caller may open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
-        public var maxConcurrentStreams: Int
+        package var maxConcurrentStreams: Int
         /// How long a caller has to finish the TLS handshake.
-        public var handshakeTimeout: Duration
+        package var handshakeTimeout: Duration
         /// How long an opaque-TCP caller has to send its transport header after the handshake.
-        public var transportHeaderTimeout: Duration
+        package var transportHeaderTimeout: Duration
         /// A caller's HTTP/2 connection with no open stream for this long is closed.
-        public var idleTimeout: Duration
+        package var idleTimeout: Duration
         /// Pooled HTTP/2 connections to local workloads are closed after this long without streams.
-        public var peerIdleTimeout: Duration
+        package var peerIdleTimeout: Duration
         /// Bound on connecting to and handshaking with a local workload (never beyond the
         /// request's own timeout).
-        public var connectTimeout: Duration
+        package var connectTimeout: Duration
         /// On shutdown, how long open connections get to finish their requests (HTTP/2 callers
         /// get GOAWAY first) before they are closed.
-        public var drainTimeout: Duration
+        package var drainTimeout: Duration
 
-        public init(
+        package init(
             listenHost: String = "0.0.0.0",
             listenPort: Int = 4143,
             maxHeaderListSize: Int = 64 * 1024,

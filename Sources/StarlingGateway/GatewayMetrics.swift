@@ -1,5 +1,6 @@
 import Metrics
 import StarlingCore
+import StarlingProxy
 
 /// The gateway's metrics (swift-metrics API only; the starting command picks the backend).
 /// Requests are counted per target service, status and calling cluster, so the calls made
@@ -97,4 +98,10 @@ struct GatewayCaller: Sendable {
             cluster = GatewayHeaders.unknownCluster
         }
     }
+}
+
+extension ConnectionMetricsHandler.Sink {
+    static let gateway = ConnectionMetricsHandler.Sink(
+        opened: { GatewayMetrics.connectionOpened() },
+        closed: { GatewayMetrics.connectionClosed(protocol: $0, bytesRead: $1, bytesWritten: $2) })
 }

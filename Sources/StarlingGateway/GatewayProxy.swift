@@ -1,10 +1,11 @@
-public import Logging
-public import NIOCore
+package import Logging
+package import NIOCore
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import StarlingCore
-public import StarlingTLS
+package import StarlingTLS
+package import StarlingProxy
 
 /// The multicluster gateway: the proxy in gateway mode (`starling gateway`, or hosted by the
 /// controller). Calling proxies of linked clusters reach the services this cluster exports
@@ -24,26 +25,26 @@ public import StarlingTLS
 /// already, and must be an exported service that is not itself a mirror. Admitted traffic goes
 /// over mTLS to a local endpoint (requiring its identity), with the caller's verified identity
 /// and cluster passed on in `starling-forwarded-client-*` headers.
-public struct GatewayProxy: Sendable {
-    public var configuration: Configuration
+package struct GatewayProxy: Sendable {
+    package var configuration: Configuration
     /// The gateway's own TLS material
     /// (`starling-gateway.starling-multicluster.serviceaccount.identity.starling.TRUST_DOMAIN`).
-    public var tls: any MeshTLSSource
+    package var tls: any MeshTLSSource
     /// Profiles (exported, mirrored) of the targets callers name.
-    public var discovery: any DiscoverySource
+    package var discovery: any DiscoverySource
     /// Chooses the local endpoint of each request or connection.
-    public var picker: any EndpointPicker
+    package var picker: any EndpointPicker
     /// This cluster's name (for logs).
-    public var clusterName: String
-    public var logger: Logger
+    package var clusterName: String
+    package var logger: Logger
     /// The event loops connections run on (NIO's shared singleton group unless given).
-    public var eventLoopGroup: any EventLoopGroup
+    package var eventLoopGroup: any EventLoopGroup
     /// Where answered requests are shown to open taps (served on the gateway's probe port).
-    public var tap: TapHub
+    package var tap: TapHub
     /// The gateway's own inbound policy.
-    public var authorizer: InboundAuthorizer
+    package var authorizer: InboundAuthorizer
 
-    public init(
+    package init(
         configuration: Configuration,
         tls: any MeshTLSSource,
         discovery: any DiscoverySource,
@@ -71,7 +72,7 @@ public struct GatewayProxy: Sendable {
     ///
     /// - Parameter onBound: called once with the bound port when the listener is ready.
     /// - Throws: when the listener cannot bind.
-    public func run(onBound: @Sendable (Int) -> Void = { _ in }) async throws {
+    package func run(onBound: @Sendable (Int) -> Void = { _ in }) async throws {
         let configuration = configuration
         var logger = logger
         logger[metadataKey: "cluster"] = "\(clusterName)"
@@ -171,16 +172,16 @@ public struct GatewayProxy: Sendable {
 }
 
 /// Why the gateway could not run.
-public struct GatewayProxyError: Error, CustomStringConvertible {
-    public var message: String
-    public var cause: (any Error)?
+package struct GatewayProxyError: Error, CustomStringConvertible {
+    package var message: String
+    package var cause: (any Error)?
 
     init(_ message: String, cause: (any Error)? = nil) {
         self.message = message
         self.cause = cause
     }
 
-    public var description: String {
+    package var description: String {
         cause.map { "\(message): \($0)" } ?? message
     }
 }

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import StarlingCore
+import StarlingProxy
 
 /// The gateway's `h2` side: every stream a calling proxy opens is admitted
 /// (``GatewayAdmission``) and relayed on the event loop (``HTTP2StreamRelay`` with

@@ -1,3 +1,5 @@
+import StarlingProxy
+
 /// Why a gateway refuses a request or connection after the handshake, and the one place those
 /// refusals map to an HTTP status and `starling-error` (``status``).
 ///

@@ -1,7 +1,8 @@
-public import Logging
+package import Logging
 import StarlingCore
 import Synchronization
-public import UnixSignals
+package import UnixSignals
+package import StarlingProxy
 
 /// The multicluster gateway as a whole — its listener (``GatewayProxy``) on a ``SidecarRuntime``
 /// whose admin endpoint is the probe port that linked clusters check — as `starling gateway`
@@ -10,19 +11,19 @@ public import UnixSignals
 /// It runs as the gateway identity of `trustDomain`. Shutting down gracefully, the probe says
 /// "not ready" at once, so linked clusters fail over while the gateway drains its open
 /// connections; cancelled, the probe closes at once.
-public struct GatewaySidecar: Sendable {
-    public var controller: ControllerAPI
-    public var trustDomain: String
-    public var listenHost: String
-    public var port: Int
-    public var probePort: Int
+package struct GatewaySidecar: Sendable {
+    package var controller: ControllerAPI
+    package var trustDomain: String
+    package var listenHost: String
+    package var port: Int
+    package var probePort: Int
     /// This cluster's name (logs, metrics, taps).
-    public var clusterName: String
-    public var logger: Logger
+    package var clusterName: String
+    package var logger: Logger
     /// The Prometheus text the probe port's `/metrics` answers.
-    public var metrics: @Sendable () -> String
+    package var metrics: @Sendable () -> String
 
-    public init(
+    package init(
         controller: ControllerAPI, trustDomain: String, listenHost: String, port: Int, probePort: Int, clusterName: String,
         logger: Logger, metrics: @escaping @Sendable () -> String
     ) {
@@ -38,7 +39,7 @@ public struct GatewaySidecar: Sendable {
 
     /// Serves until cancelled or shut down gracefully (by one of `gracefulShutdownSignals`);
     /// `started` gets the gateway's and the probe's bound ports once the gateway listens.
-    public func run(
+    package func run(
         gracefulShutdownSignals: [UnixSignal] = [],
         started: @escaping @Sendable (_ port: Int, _ probePort: Int) -> Void = { _, _ in }
     ) async throws {
@@ -79,8 +80,8 @@ public struct GatewaySidecar: Sendable {
 
     /// The name the gateway's policy is asked for (no Workload has it), and the labels its
     /// Servers select.
-    public static let policyName = "starling-gateway"
-    public static let labels = ["app": "starling-gateway"]
+    package static let policyName = "starling-gateway"
+    package static let labels = ["app": "starling-gateway"]
 
     private final class ReadyState: Sendable {
         let ready = Atomic(false)

@@ -15,7 +15,7 @@ public enum GatewayHeaders {
     public static let forwardedClientCluster = "starling-forwarded-client-cluster"
 
     /// The prefix of the headers only a gateway may set; stripped from every other peer.
-    static let forwardedPrefix = "starling-forwarded-client-"
+    package static let forwardedPrefix = "starling-forwarded-client-"
 
     /// The cluster value used when the caller named none.
     public static let unknownCluster = "unknown"

@@ -1,3 +1,4 @@
+public import Foundation
 /// Proof that a replica holds a duty: the lease's fencing token. A write made with a fence is
 /// refused (`StoreError.fenced`) unless the lease is still this holder's, with this token.
 public struct DutyFence: Sendable, Hashable, CustomStringConvertible {
@@ -65,6 +66,24 @@ public struct CertificateReport: Sendable, Hashable {
     }
 }
 
+/// A certificate a replica issued to a gateway: the holder (`gateway at HOST`), what it reports,
+/// and the certificate's own expiry. Past it the certificate is kept as long again as it was
+/// valid (`lifetime`), reported as expired, then dropped.
+public struct IssuedCertificate: Sendable, Hashable {
+    public var holder: String
+    public var report: CertificateReport
+    /// The certificate's notAfter, as the issuing replica signed it.
+    public var notValidAfter: Date
+    /// How long it was valid when issued.
+    public var lifetime: Duration
+    public init(holder: String, report: CertificateReport, notValidAfter: Date, lifetime: Duration) {
+        self.holder = holder
+        self.report = report
+        self.notValidAfter = notValidAfter
+        self.lifetime = lifetime
+    }
+}
+
 /// Every certificate report the shared store holds, whichever replica heard it.
 public struct CertificateReportSet: Sendable, Hashable {
     /// What each registered workload's proxy last said in a heartbeat, for heartbeats within
@@ -117,8 +136,9 @@ public protocol ReplicatedStore: ResourceStore {
     func restartWorkloadLeases() async throws
     /// Removes and returns the workloads whose last heartbeat is older than `lease`.
     func takeExpiredWorkloads(lease: Duration) async throws -> [ResourceKey]
-    /// Records certificates this replica issued to gateways, each valid for `validity` from now.
-    func recordIssuedCertificates(_ issued: [(holder: String, report: CertificateReport, validity: Duration)]) async throws
+    /// Records certificates this replica issued to gateways, each valid until its own notAfter
+    /// (however late the write comes: the store may have been unreachable).
+    func recordIssuedCertificates(_ issued: [IssuedCertificate]) async throws
     /// The workloads' reports from heartbeats of the last `window`, and the gateways' issued
     /// certificates, whichever replica took them.
     func certificateReports(window: Duration) async throws -> CertificateReportSet

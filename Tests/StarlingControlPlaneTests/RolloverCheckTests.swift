@@ -155,7 +155,7 @@ struct RolloverCheckTests {
         let reports = CertificateReports()
         let start = ContinuousClock.now
         let report = CertificateReports.Report(issuer: "issuer", trustAnchors: "roots")
-        reports.recordIssued("gateway at 10.0.0.1", report, validity: .seconds(60), now: start)
+        reports.recordIssued("gateway at 10.0.0.1", report, notValidAfter: Date() + 60, validity: .seconds(60), now: start)
         #expect(reports.currentIssued(now: start + .seconds(30))["gateway at 10.0.0.1"] == .some(report))
         #expect(reports.currentIssued(now: start + .seconds(90))["gateway at 10.0.0.1"] == .some(nil))
         #expect(reports.currentIssued(now: start + .seconds(121))["gateway at 10.0.0.1"] == nil)

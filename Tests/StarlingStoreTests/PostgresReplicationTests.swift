@@ -121,7 +121,7 @@ struct PostgresReplicationTests {
                     #expect(try await b.certificateReports(window: .seconds(120)).workloads.isEmpty)
 
                     try await a.recordIssuedCertificates([
-                        ("gateway at 10.0.0.1", old, .seconds(1)), ("gateway at 10.0.0.2", new, .seconds(60)),
+                        Self.issued("gateway at 10.0.0.1", old, for: .seconds(1)), Self.issued("gateway at 10.0.0.2", new, for: .seconds(60)),
                     ])
                     #expect(try await b.certificateReports(window: .seconds(120)).gateways == [
                         "gateway at 10.0.0.1": old, "gateway at 10.0.0.2": new,
@@ -131,8 +131,15 @@ struct PostgresReplicationTests {
                     #expect(try await b.certificateReports(window: .seconds(120)).gateways == expired)
                     try await Task.sleep(for: .milliseconds(1_000))
                     // Renewed by another replica: the newest issue counts.
-                    try await b.recordIssuedCertificates([("gateway at 10.0.0.2", old, .seconds(60))])
+                    try await b.recordIssuedCertificates([Self.issued("gateway at 10.0.0.2", old, for: .seconds(60))])
                     #expect(try await a.certificateReports(window: .seconds(120)).gateways == ["gateway at 10.0.0.2": old])
+                    // Written late (the database was down when it was signed): it expires at its
+                    // own notAfter, not a lifetime after the write.
+                    try await b.recordIssuedCertificates([
+                        IssuedCertificate(
+                            holder: "gateway at 10.0.0.3", report: new, notValidAfter: Date() - 5, lifetime: .seconds(60))
+                    ])
+                    #expect(try await a.certificateReports(window: .seconds(120)).gateways["gateway at 10.0.0.3"] == .some(nil))
                 }
             }
         }
@@ -150,5 +157,11 @@ struct PostgresReplicationTests {
                 #expect(seen.allSatisfy { $0.secondsAgo >= 0 && $0.secondsAgo < 5 })
             }
         }
+    }
+
+    /// A certificate issued now, valid for `lifetime`.
+    private static func issued(_ holder: String, _ report: CertificateReport, for lifetime: Duration) -> IssuedCertificate {
+        IssuedCertificate(
+            holder: holder, report: report, notValidAfter: Date() + Double(lifetime.components.seconds), lifetime: lifetime)
     }
 }

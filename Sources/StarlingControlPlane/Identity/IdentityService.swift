@@ -102,7 +102,7 @@ struct IdentityService: Starling_V1_Identity.ServiceProtocol {
             reports.recordIssued(
                 "gateway at \(Self.host(ofPeer: context.remotePeer))",
                 .init(issuer: configuration.issuerCertificate.sha256Fingerprint, trustAnchors: configuration.trust.fingerprint),
-                validity: .seconds(max(0, leaf.notValidAfter.timeIntervalSinceNow)))
+                notValidAfter: leaf.notValidAfter, validity: .seconds(max(0, leaf.notValidAfter.timeIntervalSinceNow)))
         }
         logger.debug("certified", metadata: ["identity": "\(granted)"])
         return ServerResponse(message: response)

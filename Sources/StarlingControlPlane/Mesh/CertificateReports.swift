@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import StarlingCore
 import Synchronization
@@ -23,7 +24,7 @@ final class CertificateReports: Sendable {
     private let reports = Mutex<[ResourceKey: (report: Report, seen: ContinuousClock.Instant)]>([:])
     private let issued = Mutex<[String: (report: Report, until: ContinuousClock.Instant, validity: Duration)]>([:])
     /// Issued here and not yet in the shared store, by holder.
-    private let unpublished = Mutex<[String: (report: Report, validity: Duration)]>([:])
+    private let unpublished = Mutex<[String: IssuedCertificate]>([:])
     private let keep: Duration
     private let shared: (any ReplicatedStore)?
 
@@ -43,10 +44,15 @@ final class CertificateReports: Sendable {
         _ = reports.withLock { $0.removeValue(forKey: key) }
     }
 
-    /// A certificate this replica issued to `holder` (a gateway), valid for `validity`.
-    func recordIssued(_ holder: String, _ report: Report, validity: Duration, now: ContinuousClock.Instant = .now) {
+    /// A certificate this replica issued to `holder` (a gateway), valid until `notValidAfter`
+    /// (`validity` from `now`).
+    func recordIssued(
+        _ holder: String, _ report: Report, notValidAfter: Date, validity: Duration, now: ContinuousClock.Instant = .now
+    ) {
         issued.withLock { $0[holder] = (report, now + validity, validity) }
-        if shared != nil { unpublished.withLock { $0[holder] = (report, validity) } }
+        guard shared != nil else { return }
+        let certificate = IssuedCertificate(holder: holder, report: report, notValidAfter: notValidAfter, lifetime: validity)
+        unpublished.withLock { $0[holder] = certificate }
     }
 
     /// Writes what this replica issued since the last call to the shared store; kept for the
@@ -59,7 +65,7 @@ final class CertificateReports: Sendable {
         }
         guard !pending.isEmpty else { return }
         do {
-            try await shared.recordIssuedCertificates(pending.map { ($0.key, $0.value.report, $0.value.validity) })
+            try await shared.recordIssuedCertificates(Array(pending.values))
         } catch {
             unpublished.withLock { now in now.merge(pending) { newer, _ in newer } }
             logger.debug("gateway certificate reports not written yet", metadata: ["error": "\(error)"])

@@ -177,19 +177,21 @@ extension PostgresResourceStore: ReplicatedStore {
 
     // MARK: - Certificate reports
 
-    public func recordIssuedCertificates(
-        _ issued: [(holder: String, report: CertificateReport, validity: Duration)]
-    ) async throws {
+    public func recordIssuedCertificates(_ issued: [IssuedCertificate]) async throws {
         guard !issued.isEmpty else { return }
         try await access("recording \(issued.count) gateway certificate(s) issued") { client in
             for certificate in issued {
-                let seconds = certificate.validity.inSeconds
-                // Past its expiry a certificate is kept as long again, reported as expired.
+                // The certificate's own notAfter, not now() plus its lifetime: the write may come
+                // long after the signing (it waits for the replica's next heartbeat, or for the
+                // database to answer again). Past it a certificate is kept as long again,
+                // reported as expired.
+                let notValidAfter = certificate.notValidAfter.timeIntervalSince1970
+                let lifetime = certificate.lifetime.inSeconds
                 try await client.query(
                     """
                     INSERT INTO starling_gateway_certificates (holder, issuer, trust_anchors, valid_until, forget_at)
                     VALUES (\(certificate.holder), \(certificate.report.issuer), \(certificate.report.trustAnchors),
-                        now() + make_interval(secs => \(seconds)), now() + make_interval(secs => \(2 * seconds)))
+                        to_timestamp(\(notValidAfter)), to_timestamp(\(notValidAfter)) + make_interval(secs => \(lifetime)))
                     ON CONFLICT (holder) DO UPDATE SET issuer = excluded.issuer, trust_anchors = excluded.trust_anchors,
                         valid_until = excluded.valid_until, forget_at = excluded.forget_at
                     """)

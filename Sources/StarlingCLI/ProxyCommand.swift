@@ -174,19 +174,10 @@ struct ProxyRegistration: Sendable {
             certificate: certificate)
     }
 
-    /// Deregisters the workload, within 3 s, whether or not the caller is being cancelled (the
-    /// command's task group is, once the proxy stopped).
+    /// Deregisters the workload (``Registration/deregister(_:namespace:name:logger:)``).
     func deregister(logger: Logger) async {
-        let (context, namespace, name) = (context, namespace, name)
-        await Task {
-            do {
-                try await ControllerClient.with(context, timeout: .seconds(3)) { client in
-                    _ = try await client.mesh.deregister(.with { $0.namespace = namespace; $0.name = name })
-                }
-                logger.notice("stopping: the workload is deregistered", metadata: ["workload": "\(namespace)/\(name)"])
-            } catch {
-                logger.warning("deregistering the workload failed; its lease expires", metadata: ["error": "\(error)"])
-            }
-        }.value
+        if await Registration.deregister(context, namespace: namespace, name: name, logger: logger) {
+            logger.notice("stopping: the workload is deregistered", metadata: ["workload": "\(namespace)/\(name)"])
+        }
     }
 }

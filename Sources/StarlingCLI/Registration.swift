@@ -72,4 +72,21 @@ enum Registration {
             }
         }
     }
+
+    /// Deregisters workload `namespace/name` within 3 s, whether or not the caller is being
+    /// cancelled (a command's task group is, once its proxy or application stopped); false when
+    /// the controller could not be told (the workload's lease then expires by itself).
+    static func deregister(_ context: ResolvedContext, namespace: String, name: String, logger: Logger) async -> Bool {
+        await Task {
+            do {
+                try await ControllerClient.with(context, timeout: .seconds(3)) { client in
+                    _ = try await client.mesh.deregister(.with { $0.namespace = namespace; $0.name = name })
+                }
+                return true
+            } catch {
+                logger.warning("deregistering the workload failed; its lease expires", metadata: ["error": "\(error)"])
+                return false
+            }
+        }.value
+    }
 }

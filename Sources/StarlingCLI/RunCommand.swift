@@ -156,15 +156,7 @@ struct RunCommand: AsyncParsableCommand {
             logger.notice("workload started", metadata: ["workload": "\(namespace)/\(name)", "address": "\(workloadAddress)", "pid": "\(child.pid)"])
             StartupPages.release(logger: logger)
             @Sendable func deregister() async -> Bool {
-                do {
-                    try await ControllerClient.with(workloadContext, timeout: .seconds(3)) { client in
-                        _ = try await client.mesh.deregister(.with { $0.namespace = namespace; $0.name = name })
-                    }
-                    return true
-                } catch {
-                    logger.warning("deregistering the workload failed", metadata: ["error": "\(error)"])
-                    return false
-                }
+                await Registration.deregister(workloadContext, namespace: namespace, name: name, logger: logger)
             }
             @Sendable func register() async {
                 func keepRegistered(appPort: Int?) async {

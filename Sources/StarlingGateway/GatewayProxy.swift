@@ -196,56 +196,34 @@ extension GatewayProxy {
         let http2: GatewayHTTP2Server
         let logger: Logger
 
-        /// Stages 1–3 (call on the channel's event loop). The future fails when the connection
-        /// was refused or closed before it was established.
+        /// Stages 1–3, the inbound's (``MeshAcceptStage``); call on the channel's event loop.
+        /// The future fails when the connection was refused or closed before it was established.
         func accept(_ channel: any Channel) -> EventLoopFuture<Established> {
             let promise = channel.eventLoop.makePromise(of: Established.self)
             channel.closeFuture.whenComplete { _ in promise.fail(ChannelError.alreadyClosed) }
-            var logger = logger
-            logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")"
-            do {
-                let metrics = ConnectionMetricsHandler(.gateway)
-                try channel.pipeline.syncOperations.addHandler(metrics)
-                let counted = NIOLoopBound(metrics, eventLoop: channel.eventLoop)
-                let verification = ClientVerification()
-                let ssl = try verification.makeServerHandler(context: tls.serverContext())
-                let connectionLogger = logger
-                let configuration = configuration
-                let http2 = self.http2
-                let handshake = InboundHandshakeHandler(
-                    timeout: TimeAmount(configuration.handshakeTimeout), trustDomain: tls.identity.trustDomain,
-                    logger: logger, verification: verification, onRefused: { GatewayMetrics.refused(reason: $0.rawValue) }
-                ) { channel, alpn, peer in
-                    var logger = connectionLogger
-                    logger[metadataKey: "client_identity"] = "\(peer)"
-                    if alpn == MeshHeaders.opaqueALPN {
-                        GatewayMetrics.connection(protocol: "opaque")
-                        counted.value.kind = "opaque"
-                        let header = channel.eventLoop.makePromise(of: String.self)
-                        try GatewayOpaque.configure(
-                            channel, timeout: configuration.transportHeaderTimeout, logger: logger, header: header)
-                        let connectionLogger = logger
-                        header.futureResult.whenComplete { result in
-                            switch result {
-                            case .success(let target):
-                                promise.succeed(.opaque(target: target, peer: peer, logger: connectionLogger))
-                            case .failure(let error):
-                                promise.fail(error)
-                            }
+            let stage = MeshAcceptStage(
+                tls: tls, handshakeTimeout: configuration.handshakeTimeout, logger: logger, metrics: .gateway,
+                refused: { GatewayMetrics.refused(reason: $0.rawValue) })
+            let (configuration, http2) = (configuration, self.http2)
+            stage.configure(channel) { connection in
+                if connection.isOpaque {
+                    GatewayMetrics.connection(protocol: "opaque")
+                    let header = connection.channel.eventLoop.makePromise(of: String.self)
+                    try GatewayOpaque.configure(
+                        connection.channel, timeout: configuration.transportHeaderTimeout, logger: connection.logger, header: header)
+                    header.futureResult.whenComplete { result in
+                        switch result {
+                        case .success(let target):
+                            promise.succeed(.opaque(target: target, peer: connection.peer, logger: connection.logger))
+                        case .failure(let error):
+                            promise.fail(error)
                         }
-                    } else {
-                        GatewayMetrics.connection(protocol: "h2")
-                        counted.value.kind = "h2"
-                        try http2.configure(channel, configuration: configuration, peer: peer, logger: logger)
-                        promise.succeed(.http2)
                     }
+                } else {
+                    GatewayMetrics.connection(protocol: "h2")
+                    try http2.configure(connection.channel, configuration: configuration, peer: connection.peer, logger: connection.logger)
+                    promise.succeed(.http2)
                 }
-                try channel.pipeline.syncOperations.addHandler(ssl)
-                try channel.pipeline.syncOperations.addHandler(handshake)
-            } catch {
-                GatewayMetrics.refused(reason: InboundHandshakeFailure.Reason.localConfiguration.rawValue)
-                logger.error("could not set up a gateway connection; refusing it", metadata: ["error": "\(error)"])
-                channel.close(promise: nil)
             }
             return promise.futureResult
         }

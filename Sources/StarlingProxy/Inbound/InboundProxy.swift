@@ -80,7 +80,7 @@ public struct InboundProxy: Sendable {
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try setup.accept(channel) }
+                    channel.eventLoop.makeCompletedFuture { setup.accept(channel) }
                 }
                 .bind(host: configuration.listenHost, port: configuration.listenPort)
                 .get()
@@ -138,52 +138,31 @@ extension InboundProxy {
         let tap: TapHub
         let authorizer: InboundAuthorizer
 
-        /// Stage 1–2: accept and start the TLS handshake.
-        func accept(_ channel: any Channel) throws {
-            var logger = logger
-            logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")"
+        /// Stages 1–3 (``MeshAcceptStage``), once the connection is tracked for the drain.
+        func accept(_ channel: any Channel) {
+            let stage = MeshAcceptStage(
+                tls: tls, handshakeTimeout: configuration.handshakeTimeout, logger: logger, metrics: .inbound,
+                refused: InboundMetrics.handshakeFailed)
             guard registry.register(channel) else {
-                logger.debug("refused a connection while draining")
+                stage.logger(for: channel).debug("refused a connection while draining")
                 channel.close(promise: nil)
                 return
             }
-            let metrics = ConnectionMetricsHandler(.inbound)
-            try channel.pipeline.syncOperations.addHandler(metrics)
-
-            let verification = ClientVerification()
-            let sslHandler: NIOSSLServerHandler
-            do {
-                sslHandler = try verification.makeServerHandler(context: tls.serverContext())
-            } catch {
-                InboundMetrics.handshakeFailed(.localConfiguration)
-                logger.error("no TLS server context; refusing the connection", metadata: ["error": "\(error)"])
-                channel.close(promise: nil)
-                return
-            }
-            let connectionLogger = logger
             let clientAddress = channel.remoteAddress?.ipAddress.flatMap(IPNetwork.parseAddress)
-            let handshake = InboundHandshakeHandler(
-                timeout: TimeAmount(configuration.handshakeTimeout), trustDomain: tls.identity.trustDomain, logger: logger,
-                verification: verification
-            ) { channel, alpn, peer in
-                var logger = connectionLogger
-                logger[metadataKey: "client_identity"] = "\(peer)"
-                if alpn == MeshHeaders.opaqueALPN {
-                    metrics.kind = "opaque"
+            stage.configure(channel) { [configuration] connection in
+                let peer = connection.peer
+                if connection.isOpaque {
                     // Through a gateway, an opaque connection names no original caller: it is the
                     // gateway's, from a cluster nobody vouched for.
                     let caller =
                         peer.isGateway
                         ? PolicyCaller(identity: peer.dnsName, cluster: GatewayHeaders.unknownCluster, address: clientAddress, viaGateway: true)
                         : PolicyCaller(identity: peer.dnsName, cluster: configuration.clusterName, address: clientAddress)
-                    try configureOpaque(channel, caller: caller, logger: logger)
+                    try configureOpaque(connection.channel, caller: caller, logger: connection.logger)
                 } else {
-                    metrics.kind = "h2"
-                    try configureHTTP2(channel, peer: peer, address: clientAddress, logger: logger)
+                    try configureHTTP2(connection.channel, peer: peer, address: clientAddress, logger: connection.logger)
                 }
             }
-            try channel.pipeline.syncOperations.addHandler(sslHandler)
-            try channel.pipeline.syncOperations.addHandler(handshake)
         }
 
         /// Stage 4, `h2`.

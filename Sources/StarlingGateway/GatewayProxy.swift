@@ -99,8 +99,7 @@ package struct GatewayProxy: Sendable {
                     }
                 }
         } catch {
-            throw GatewayProxyError(
-                "could not listen on \(configuration.listenHost):\(configuration.listenPort)", cause: error)
+            throw ListenError("gateway", host: configuration.listenHost, port: configuration.listenPort, cause: error)
         }
         let port = listener.channel.localAddress?.port ?? configuration.listenPort
         logger.info(
@@ -168,21 +167,6 @@ package struct GatewayProxy: Sendable {
             }
         }
         .recover { _ in nil }
-    }
-}
-
-/// Why the gateway could not run.
-package struct GatewayProxyError: Error, CustomStringConvertible {
-    package var message: String
-    package var cause: (any Error)?
-
-    init(_ message: String, cause: (any Error)? = nil) {
-        self.message = message
-        self.cause = cause
-    }
-
-    package var description: String {
-        cause.map { "\(message): \($0)" } ?? message
     }
 }
 

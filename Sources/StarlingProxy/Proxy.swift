@@ -117,11 +117,9 @@ public final class Proxy: Sendable {
                     group.addTask { try await outbound.run { port in self.state.withLock { $0.outboundPort = port } } }
                 }
             }
-        } catch let error as SidecarRuntime.AdminListenerError {
-            // Said at once (waitUntilReady), not after the wait for a certificate runs out.
-            state.withLock { $0.failure = error.description }
-            throw ProxyStartError(message: error.description)
         } catch {
+            // Said at once (waitUntilReady): a listener that cannot bind fails before the wait
+            // for a certificate runs out.
             state.withLock { $0.failure = "\(error)" }
             throw error
         }

@@ -66,11 +66,6 @@ public struct SidecarRuntime: Sendable {
     /// How often the wait for the first inbound policy is logged.
     static let firstPolicyWait: Duration = .seconds(5)
 
-    /// The admin endpoint could not listen: said at once, not after the wait for a certificate.
-    public struct AdminListenerError: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     /// Runs until cancelled or shut down (or until `serve` or a client fails): starts the admin
     /// endpoint and calls `adminStarted` with its port, gets the identity and follows discovery,
     /// then runs `serve` with what the listeners need.
@@ -108,7 +103,8 @@ public struct SidecarRuntime: Sendable {
                     readiness: { stopping.isSet ? "shutting down" : readiness() }, metrics: metrics,
                     streams: [TapEndpoint.path: { tapEndpoint.answer($0) }]))
         } catch {
-            throw AdminListenerError(description: "the admin listener cannot use \(adminHost):\(adminPort): \(error)")
+            // Said at once, not after the wait for a certificate.
+            throw ListenError("admin", host: adminHost, port: adminPort, cause: error)
         }
         adminStarted(admin.port)
         let logger = self.logger

@@ -85,8 +85,7 @@ public struct InboundProxy: Sendable {
                 .bind(host: configuration.listenHost, port: configuration.listenPort)
                 .get()
         } catch {
-            throw InboundProxyError(
-                "could not listen on \(configuration.listenHost):\(configuration.listenPort)", cause: error)
+            throw ListenError("inbound", host: configuration.listenHost, port: configuration.listenPort, cause: error)
         }
         let port = server.localAddress?.port ?? configuration.listenPort
         logger.info(
@@ -106,21 +105,6 @@ public struct InboundProxy: Sendable {
         http1Pool.closeAll()
         http2Connections.closeAll()
         logger.info("inbound proxy stopped")
-    }
-}
-
-/// Why the inbound proxy could not run.
-public struct InboundProxyError: Error, CustomStringConvertible {
-    public var message: String
-    public var cause: (any Error)?
-
-    init(_ message: String, cause: (any Error)? = nil) {
-        self.message = message
-        self.cause = cause
-    }
-
-    public var description: String {
-        cause.map { "\(message): \($0)" } ?? message
     }
 }
 

@@ -66,35 +66,28 @@ public struct OutboundProxy: Sendable {
         let http2Environment = HTTP2StreamRelay.Environment(
             front: OutboundHTTP2Front(forwarder: forwarder, logger: logger), connector: connector,
             idleTimeout: TimeAmount(configuration.idleTimeout))
-        let listener = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .bind(host: configuration.listenHost, port: configuration.listenPort) { channel in
-                channel.eventLoop.makeSucceededFuture(
-                    AcceptedConnection(
-                        channel: channel,
-                        outcome: Self.accept(
-                            channel, configuration: configuration, http1: http1Environment, http2: http2Environment,
-                            logger: logger)))
-            }
+        let listener: NIOAsyncChannel<AcceptedConnection, Never>
+        do {
+            listener = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .bind(host: configuration.listenHost, port: configuration.listenPort) { channel in
+                    channel.eventLoop.makeSucceededFuture(
+                        AcceptedConnection(
+                            channel: channel,
+                            outcome: Self.accept(
+                                channel, configuration: configuration, http1: http1Environment, http2: http2Environment,
+                                logger: logger)))
+                }
+        } catch {
+            throw ListenError("outbound", host: configuration.listenHost, port: configuration.listenPort, cause: error)
+        }
         var opaqueListeners: [(OpaqueBinding, NIOAsyncChannel<any Channel, Never>)] = []
         do {
             for binding in configuration.opaqueBindings {
-                let channel = try await ServerBootstrap(group: group)
-                    .serverChannelOption(.backlog, value: 256)
-                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                    .childChannelOption(.allowRemoteHalfClosure, value: true)
-                    .bind(host: binding.listenHost, port: binding.listenPort) { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(ConnectionMetricsHandler(.outbound))
-                            // Holds the first bytes (and a half-close) until the upstream is linked.
-                            try channel.pipeline.syncOperations.addHandler(SpliceHandler())
-                            return channel as any Channel
-                        }
-                    }
+                let channel = try await Self.listen(binding, group: group)
                 opaqueListeners.append((binding, channel))
                 logger.info(
                     "opaque binding listening",
@@ -256,3 +249,29 @@ public struct OutboundProxy: Sendable {
     }
 }
 
+
+extension OutboundProxy {
+    /// The listener of an opaque binding: every connection is relayed to the binding's service.
+    fileprivate static func listen(
+        _ binding: OpaqueBinding, group: any EventLoopGroup
+    ) async throws -> NIOAsyncChannel<any Channel, Never> {
+        do {
+            return try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .bind(host: binding.listenHost, port: binding.listenPort) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ConnectionMetricsHandler(.outbound))
+                        // Holds the first bytes (and a half-close) until the upstream is linked.
+                        try channel.pipeline.syncOperations.addHandler(SpliceHandler())
+                        return channel as any Channel
+                    }
+                }
+        } catch {
+            throw ListenError(
+                "opaque binding \(binding.service)", host: binding.listenHost, port: binding.listenPort, cause: error)
+        }
+    }
+}

@@ -221,6 +221,43 @@ struct InboundHTTP2AbuseTests {
 
     /// An inbound in front of a request-counting HTTP/1 application, and a raw HTTP/2 caller with
     /// a mesh certificate connected to it, past the preface and the SETTINGS exchange.
+    // MARK: - An answer before the request's end
+
+    /// The application answers before the caller has sent its whole body (40,000 bytes, more than
+    /// the caller's 16 KiB stream window): the whole answer reaches the caller, and only then is
+    /// its stream reset with NO_ERROR (RFC 9113 §8.1), which tells it to stop sending. A reset
+    /// as soon as the answer was handed to NIOHTTP2 dropped what still waited for the window.
+    @Test func anAnswerBeforeTheRequestsEndArrivesWholeThenTheStreamIsResetWithNoError() async throws {
+        let app = try await startEarlyAnsweringHTTP1App(bodyBytes: 40_000)
+        defer { Task { await app.close() } }
+        let configuration = InboundProxy.Configuration(appPorts: [app.port], defaultAppPort: app.port)
+        let context = clientContext
+        try await withInboundProxy(configuration: configuration, tls: serverTLS) { port in
+            let peer = try await RawHTTP2Peer.connect(port: port, context: context)
+            defer { Task { await peer.close() } }
+            try await peer.startHTTP2(initialWindow: 16_384)
+            var request = ByteBuffer()
+            request.writeRawHTTP2Frame(
+                type: RawFrameType.headers, flags: RawFrameFlags.endHeaders, streamID: 1,
+                payload: Self.requestHeaderBlock(method: 0x83, path: "/upload"))  // :method POST
+            request.writeRawHTTP2Frame(type: RawFrameType.data, streamID: 1, payload: Array(repeating: 0x61, count: 1_000))
+            try await peer.send(request)
+            let windowFull = await peer.waitUntil(timeout: .seconds(5)) { $0.dataBytes[1] == 16_384 }
+            try #require(windowFull, "got \(peer.observations.snapshot.dataBytes[1] ?? 0) bytes of the answer")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(peer.observations.snapshot.resets[1] == nil, "reset while the answer still waited for the window")
+            var window = ByteBuffer()
+            window.writeRawHTTP2Frame(type: RawFrameType.windowUpdate, streamID: 1, payload: windowIncrement(65_535))
+            try await peer.send(window)
+            let whole = await peer.waitUntil(timeout: .seconds(5)) { $0.dataEnded.contains(1) }
+            try #require(whole, "got \(peer.observations.snapshot.dataBytes[1] ?? 0) of 40000 bytes")
+            #expect(peer.observations.snapshot.dataBytes[1] == 40_000)
+            let reset = await peer.waitUntil(timeout: .seconds(5)) { $0.resets[1] != nil }
+            #expect(reset)
+            #expect(peer.observations.snapshot.resets[1] == 0, "NO_ERROR")
+        }
+    }
+
     private func withRawCaller(
         idleTimeout: Duration? = nil,
         _ body: @Sendable (_ peer: RawHTTP2Peer, _ port: Int, _ counter: RequestCounter) async throws -> Void
@@ -255,7 +292,12 @@ struct InboundHTTP2AbuseTests {
     /// using only the static table and literals without indexing (so blocks stay independent of
     /// the HPACK dynamic table and can be sent any number of times).
     static func getRequestHeaderBlock(path: String) -> [UInt8] {
-        var block: [UInt8] = [0x82, 0x87]  // :method GET, :scheme https (static table 2 and 7)
+        requestHeaderBlock(method: 0x82, path: path)
+    }
+
+    /// The same block with another `:method` (static table index byte: 0x82 GET, 0x83 POST).
+    static func requestHeaderBlock(method: UInt8, path: String) -> [UInt8] {
+        var block: [UInt8] = [method, 0x87]  // :method, :scheme https (static table 7)
         block += literalHeaderField(nameIndex: 4, value: path)  // :path
         block += literalHeaderField(nameIndex: 1, value: "podinfo.test")  // :authority
         block += literalHeaderField(name: "starling-orig-proto", value: "HTTP/1.1")
@@ -281,6 +323,7 @@ private enum RawFrameType {
     static let data: UInt8 = 0x0
     static let headers: UInt8 = 0x1
     static let rstStream: UInt8 = 0x3
+    static let windowUpdate: UInt8 = 0x8
     static let settings: UInt8 = 0x4
     static let ping: UInt8 = 0x6
     static let goAway: UInt8 = 0x7
@@ -327,6 +370,11 @@ private struct RawHTTP2State: Sendable {
     var responseHeaderBlocks: [UInt32: ByteBuffer] = [:]
     var goAway: GoAway?
     var framesByType: [UInt8: Int] = [:]
+    /// DATA bytes received on each stream, and the streams whose DATA ended (END_STREAM).
+    var dataBytes: [UInt32: Int] = [:]
+    var dataEnded: Set<UInt32> = []
+    /// The error code of each RST_STREAM the server sent, by stream.
+    var resets: [UInt32: UInt32] = [:]
     var closedAt: ContinuousClock.Instant?
 
     var isClosed: Bool { closedAt != nil }
@@ -345,6 +393,12 @@ private final class RawHTTP2Observations: Sendable {
             case RawFrameType.headers where flags & RawFrameFlags.endHeaders != 0:
                 // The server pads nothing and sets no priority, so the payload is the block.
                 if state.responseHeaderBlocks[streamID] == nil { state.responseHeaderBlocks[streamID] = payload }
+            case RawFrameType.data:
+                // The server pads nothing.
+                state.dataBytes[streamID, default: 0] += payload.readableBytes
+                if flags & RawFrameFlags.endStream != 0 { state.dataEnded.insert(streamID) }
+            case RawFrameType.rstStream:
+                state.resets[streamID] = payload.getInteger(at: payload.readerIndex, endianness: .big, as: UInt32.self)
             case RawFrameType.settings:
                 if flags & RawFrameFlags.ack != 0 { state.receivedSettingsAck = true } else { state.receivedSettings = true }
             case RawFrameType.ping where flags & RawFrameFlags.ack != 0:
@@ -432,9 +486,14 @@ private struct RawHTTP2Peer: Sendable {
 
     /// The connection preface and an empty SETTINGS; acknowledges the server's SETTINGS and waits
     /// for it to acknowledge ours, so nothing the test sends later is interleaved with settings.
-    func startHTTP2() async throws {
+    /// `initialWindow`: the SETTINGS_INITIAL_WINDOW_SIZE sent (each stream's receive window).
+    func startHTTP2(initialWindow: UInt32? = nil) async throws {
         var preface = ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-        preface.writeRawHTTP2Frame(type: RawFrameType.settings, streamID: 0, payload: [])
+        var settings: [UInt8] = []
+        if let initialWindow {
+            settings = [0x00, 0x04] + withUnsafeBytes(of: initialWindow.bigEndian) { Array($0) }
+        }
+        preface.writeRawHTTP2Frame(type: RawFrameType.settings, streamID: 0, payload: settings)
         try await send(preface)
         guard await waitUntil(timeout: .seconds(5), { $0.receivedSettings }) else {
             throw InboundTestError("the inbound sent no SETTINGS")
@@ -500,4 +559,42 @@ private func startRequestCountingHTTP1App() async throws -> (server: InboundTest
         }
         .bind(host: "127.0.0.1", port: 0).get()
     return (InboundTestServer(channel: channel), counter)
+}
+
+/// A WINDOW_UPDATE payload.
+private func windowIncrement(_ amount: UInt32) -> [UInt8] {
+    withUnsafeBytes(of: amount.bigEndian) { Array($0) }
+}
+
+// MARK: - An application that answers before the request's end
+
+/// Answers each request as soon as its head arrives, with `bodyBytes` bytes, and drops the body.
+private final class EarlyAnswerHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let bodyBytes: Int
+    init(bodyBytes: Int) { self.bodyBytes = bodyBytes }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head = unwrapInboundIn(data) else { return }
+        var head = HTTPResponseHead(version: .http1_1, status: .ok)
+        head.headers.add(name: "content-length", value: "\(bodyBytes)")
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(repeating: 0x62, count: bodyBytes)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}
+
+private func startEarlyAnsweringHTTP1App(bodyBytes: Int) async throws -> InboundTestServer {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+        .childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                try channel.pipeline.syncOperations.addHandler(EarlyAnswerHandler(bodyBytes: bodyBytes))
+            }
+        }
+        .bind(host: "127.0.0.1", port: 0).get()
+    return InboundTestServer(channel: channel)
 }

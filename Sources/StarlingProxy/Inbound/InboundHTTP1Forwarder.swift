@@ -181,14 +181,13 @@ final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, HTTP1AppConnectionOwne
         case .forward(let part):
             write(part)
         case .finish(let part, let disposal, let resetStream):
-            write(part)
+            // A caller still sending a body nobody will read is asked to stop without an error
+            // (RFC 9113, 8.1) once the response's last frame went out (`writeLast`): a reset
+            // now would drop the frames still waiting for its window.
+            let lastWritten = write(part)
             finishExchange(disposal)
             stream.flush()
-            if resetStream {
-                // The caller is still sending a body nobody will read: the response is
-                // complete, so the reset asks it to stop without an error (RFC 9113, 8.1).
-                stream.reset(.noError)
-            }
+            if resetStream && !lastWritten { stream.reset(.noError) }
         }
     }
 
@@ -225,12 +224,16 @@ final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, HTTP1AppConnectionOwne
 
     // MARK: - Helpers
 
-    /// Writes what `part` releases of the response (``HTTP1ResponseFramer``).
-    private func write(_ part: HTTPClientResponsePart) {
+    /// Writes what `part` releases of the response (``HTTP1ResponseFramer``); true when that
+    /// included its last frame (written with ``HTTP2FrameStream/writeLast(_:)``).
+    @discardableResult
+    private func write(_ part: HTTPClientResponsePart) -> Bool {
         if case .head(let head) = part { recorder.responded(status: Int(head.status.code)) }
         let (released, last) = framer.push(part)
         if let released { stream.write(released) }
-        if let last { stream.write(last) }
+        guard let last else { return false }
+        stream.writeLast(last)
+        return true
     }
 
     private func writeHeldResponse() {

@@ -149,7 +149,8 @@ final class InboundHTTP2Forwarder: HTTP2FrameStreamOwner, InboundHTTP2AppOwner {
         // The last frame may close the stream as it is written, and with it this exchange
         // (no read-complete follows): it goes out at once.
         responseEnded = true
-        stream.write(payload)
+        // A caller still sending is reset with NO_ERROR once this frame went out (`writeLast`).
+        stream.writeLast(payload)
         stream.flush()
     }
 
@@ -173,10 +174,9 @@ final class InboundHTTP2Forwarder: HTTP2FrameStreamOwner, InboundHTTP2AppOwner {
         state = .done
         if responseEnded {
             // The application's close can come before the end of its read: what it sent last
-            // goes out now. If the caller is still sending, nobody reads it any more: the answer
-            // is complete, so the reset asks it to stop without an error (as the app did).
+            // goes out now. A caller still sending is asked to stop without an error once that
+            // last frame went out (`writeLast`), not before: its frames may wait for its window.
             stream.flush()
-            if !requestEnded { stream.reset(.noError) }
             return
         }
         if responseStarted {

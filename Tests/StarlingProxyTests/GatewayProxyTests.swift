@@ -293,16 +293,7 @@ final class GatewayTestApp: Sendable {
             return GatewayTestApp(server: try await startInboundTCPEchoApp())
         case .http:
             let recorder = GatewayRequestCount()
-            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                        try channel.pipeline.syncOperations.addHandler(GatewayHeaderEchoHandler(count: recorder))
-                    }
-                }
-                .bind(host: "127.0.0.1", port: 0).get()
-            let app = GatewayTestApp(server: InboundTestServer(channel: channel))
+            let app = GatewayTestApp(server: try await startHTTP1TestApp { [GatewayHeaderEchoHandler(count: recorder)] })
             recorder.app.withLock { $0 = app }
             return app
         }

@@ -548,17 +548,8 @@ private final class RequestCountingHandler: ChannelInboundHandler {
 /// The HTTP/1.1 echo application of the inbound tests, counting the requests it receives.
 private func startRequestCountingHTTP1App() async throws -> (server: InboundTestServer, counter: RequestCounter) {
     let counter = RequestCounter()
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-        .childChannelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                try channel.pipeline.syncOperations.addHandler(RequestCountingHandler(counter))
-                try channel.pipeline.syncOperations.addHandler(InboundHTTP1EchoHandler())
-            }
-        }
-        .bind(host: "127.0.0.1", port: 0).get()
-    return (InboundTestServer(channel: channel), counter)
+    let server = try await startHTTP1TestApp { [RequestCountingHandler(counter), InboundHTTP1EchoHandler()] }
+    return (server, counter)
 }
 
 /// A WINDOW_UPDATE payload.
@@ -587,14 +578,5 @@ private final class EarlyAnswerHandler: ChannelInboundHandler {
 }
 
 private func startEarlyAnsweringHTTP1App(bodyBytes: Int) async throws -> InboundTestServer {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-        .childChannelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                try channel.pipeline.syncOperations.addHandler(EarlyAnswerHandler(bodyBytes: bodyBytes))
-            }
-        }
-        .bind(host: "127.0.0.1", port: 0).get()
-    return InboundTestServer(channel: channel)
+    try await startHTTP1TestApp { [EarlyAnswerHandler(bodyBytes: bodyBytes)] }
 }

@@ -204,6 +204,12 @@ final class SharedCount: Sendable {
 /// An HTTP/1.1 application that answers every request with 200, the request body echoed, and
 /// what it saw of the request in `echo-*` headers.
 func startInboundHTTP1App() async throws -> InboundTestServer {
+    try await startHTTP1TestApp { [InboundHTTP1EchoHandler()] }
+}
+
+/// An HTTP/1.1 application on 127.0.0.1: NIO's server pipeline, then the handlers `handlers`
+/// makes for each connection (on its event loop). Counts the connections it accepts.
+func startHTTP1TestApp(_ handlers: @escaping @Sendable () -> [any ChannelHandler]) async throws -> InboundTestServer {
     let accepted = SharedCount()
     let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -211,7 +217,7 @@ func startInboundHTTP1App() async throws -> InboundTestServer {
             accepted.increment()
             return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                try channel.pipeline.syncOperations.addHandler(InboundHTTP1EchoHandler())
+                try channel.pipeline.syncOperations.addHandlers(handlers())
             }
         }
         .bind(host: "127.0.0.1", port: 0).get()

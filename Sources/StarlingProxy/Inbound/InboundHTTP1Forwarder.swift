@@ -180,14 +180,14 @@ final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, HTTP1AppConnectionOwne
             break
         case .forward(let part):
             write(part)
-        case .finish(let part, let disposal, let resetStream):
-            // A caller still sending a body nobody will read is asked to stop without an error
-            // (RFC 9113, 8.1) once the response's last frame went out (`writeLast`): a reset
-            // now would drop the frames still waiting for its window.
-            let lastWritten = write(part)
+        case .finish(let part, let disposal, _):
+            // The end's frame goes out with `writeLast`: a caller still sending a body nobody
+            // will read (the machine's `resetStream`) is asked to stop without an error (RFC
+            // 9113, 8.1) once that frame went out; a reset now would drop the frames still
+            // waiting for its window.
+            write(part)
             finishExchange(disposal)
             stream.flush()
-            if resetStream && !lastWritten { stream.reset(.noError) }
         }
     }
 
@@ -224,16 +224,13 @@ final class InboundHTTP1Forwarder: HTTP2FrameStreamOwner, HTTP1AppConnectionOwne
 
     // MARK: - Helpers
 
-    /// Writes what `part` releases of the response (``HTTP1ResponseFramer``); true when that
-    /// included its last frame (written with ``HTTP2FrameStream/writeLast(_:)``).
-    @discardableResult
-    private func write(_ part: HTTPClientResponsePart) -> Bool {
+    /// Writes what `part` releases of the response (``HTTP1ResponseFramer``); its last frame
+    /// with ``HTTP2FrameStream/writeLast(_:)``.
+    private func write(_ part: HTTPClientResponsePart) {
         if case .head(let head) = part { recorder.responded(status: Int(head.status.code)) }
         let (released, last) = framer.push(part)
         if let released { stream.write(released) }
-        guard let last else { return false }
-        stream.writeLast(last)
-        return true
+        if let last { stream.writeLast(last) }
     }
 
     private func writeHeldResponse() {

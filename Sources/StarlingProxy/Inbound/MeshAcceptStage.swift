@@ -50,10 +50,8 @@ package struct MeshAcceptStage: Sendable {
 
     /// Adds the stages to `channel` (call on its event loop); `established` builds the rest of
     /// the pipeline once the handshake succeeded (throwing closes the connection). A connection
-    /// that cannot be set up (no TLS server context) is counted, logged and closed, and false
-    /// returned.
-    @discardableResult
-    package func configure(_ channel: any Channel, established: @escaping (Established) throws -> Void) -> Bool {
+    /// that cannot be set up (no TLS server context) is counted, logged and closed.
+    package func configure(_ channel: any Channel, established: @escaping (Established) throws -> Void) {
         let logger = logger(for: channel)
         do {
             let counter = ConnectionMetricsHandler(metrics)
@@ -72,12 +70,10 @@ package struct MeshAcceptStage: Sendable {
             }
             try channel.pipeline.syncOperations.addHandler(ssl)
             try channel.pipeline.syncOperations.addHandler(handshake)
-            return true
         } catch {
             refused(.localConfiguration)
             logger.error("could not set up a mesh connection; refusing it", metadata: ["error": "\(error)"])
             channel.close(promise: nil)
-            return false
         }
     }
 }

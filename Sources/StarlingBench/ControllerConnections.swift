@@ -55,18 +55,3 @@ enum ControllerConnections {
         return options
     }
 }
-
-/// Sends `authorization: Bearer TOKEN` with every call (the controller's `Authenticator` reads it).
-struct BearerTokenInterceptor: ClientInterceptor {
-    let token: String
-
-    func intercept<Input: Sendable, Output: Sendable>(
-        request: StreamingClientRequest<Input>,
-        context: ClientContext,
-        next: (StreamingClientRequest<Input>, ClientContext) async throws -> StreamingClientResponse<Output>
-    ) async throws -> StreamingClientResponse<Output> {
-        var request = request
-        request.metadata.replaceOrAddString("Bearer \(token)", forKey: "authorization")
-        return try await next(request, context)
-    }
-}

@@ -40,7 +40,7 @@ struct ControllerClient {
         do {
             return try await withGRPCClient(
                 transport: transport,
-                interceptors: [BearerInterceptor(token: context.token)]
+                interceptors: [BearerTokenInterceptor(token: context.token)]
             ) { client in
                 try await body(
                     ControllerClient(
@@ -70,19 +70,5 @@ extension CLIError {
         default:
             return CLIError(error.message)
         }
-    }
-}
-
-/// Sends `authorization: Bearer TOKEN` with every call.
-struct BearerInterceptor: ClientInterceptor {
-    let token: String
-
-    func intercept<Input: Sendable, Output: Sendable>(
-        request: StreamingClientRequest<Input>, context: ClientContext,
-        next: (StreamingClientRequest<Input>, ClientContext) async throws -> StreamingClientResponse<Output>
-    ) async throws -> StreamingClientResponse<Output> {
-        var request = request
-        request.metadata.replaceOrAddString("Bearer \(token)", forKey: "authorization")
-        return try await next(request, context)
     }
 }

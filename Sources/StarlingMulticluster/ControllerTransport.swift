@@ -29,3 +29,20 @@ public enum ControllerTransport {
             serviceConfig: ServiceConfig(methodConfig: methods, loadBalancingConfig: [.roundRobin]))
     }
 }
+
+/// Sends `authorization: Bearer TOKEN` with every call to a controller: the admin token of a
+/// context (CLI, bench) or a workload's join token (proxies, gateways).
+public struct BearerTokenInterceptor: ClientInterceptor {
+    let token: String
+
+    public init(token: String) { self.token = token }
+
+    public func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingClientRequest<Input>, context: ClientContext,
+        next: (StreamingClientRequest<Input>, ClientContext) async throws -> StreamingClientResponse<Output>
+    ) async throws -> StreamingClientResponse<Output> {
+        var request = request
+        request.metadata.replaceOrAddString("Bearer \(token)", forKey: "authorization")
+        return try await next(request, context)
+    }
+}

@@ -2,6 +2,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 public import Logging
 import StarlingCore
+import StarlingMulticluster
 import StarlingAPI
 import Synchronization
 

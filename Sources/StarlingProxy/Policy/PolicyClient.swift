@@ -3,6 +3,7 @@ import GRPCCore
 import Logging
 import StarlingAPI
 import StarlingCore
+import StarlingMulticluster
 import SwiftProtobuf
 
 /// Follows the workload's inbound policy on the controller's Policy stream and applies each

@@ -406,6 +406,10 @@ printf '%-62s %-24s %s\n' "target" "value" "result"
 printf '%-62s %-24s %s\n' "export -> mirror visible < 1 s (median of $EXPORT_ROUNDS rounds)" "$emed ms (max $emax ms)" "$(verdict "$export_ok")"
 printf '%-62s %-24s %s\n' "probe p50 with +$DELAY_MS ms minus with +0 ms within 2 ms of $DELAY_MS ms" "$pdiff ms" "$(verdict "$probe_ok")"
 printf '%-62s %-24s %s\n' "gateway hop: cross-cluster p50 (+0 ms) - in-cluster <= 0.4 ms" "$hop ms" "$(verdict "$hop_ok")"
+# The relay is part of the cross-cluster path and not of the in-cluster one: its own cost (direct
+# +0 ms minus direct) is printed beside the target, subtracted, for what the gateway adds alone.
+relay_cost=$(delta "${p50[direct0]}" "${p50[direct]}")
+echo "  the relay's own cost (direct +0 ms - direct): $relay_cost ms; the gateway hop less it: $(delta "$hop" "$relay_cost") ms (no target)"
 [ "$(awk -v m="$emax" 'BEGIN { print (m >= 1000) }')" = 1 ] && echo "note: at least one export round took 1 s or more (max $emax ms)"
 failed=0; for p in "${paths[@]}"; do failed=$((failed + ${errors[$p]:-0})); done
 [ "$failed" = 0 ] || echo "warning: $failed requests failed (see above): latency figures of those paths are suspect"

@@ -45,6 +45,7 @@
 #                server closes, wrk reconnects.
 #   CPU-ms/1k    utime+stime of each proxy process (/proc/PID/stat) across a throughput run,
 #                divided by the requests wrk completed; "out+in" = client side + server side
+#                (the lines under the table split it into user and system time)
 #   RSS          VmRSS of each proxy process, idle (routes checked, before any load) and after
 #                all runs. A Starling proxy is the `starling run` process (proxy in-process).
 #   HTTP/2       h2load -c10 -m10 with h2c prior knowledge against each pair's client side (Starling's
@@ -107,6 +108,8 @@ cd "$work"
 # --- helpers ---
 # cpu_ticks PID: utime + stime (fields 14, 15; the command name in field 2 has no spaces here)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# sys_ticks PID: stime alone (the kernel's share of cpu_ticks)
+sys_ticks() { awk '{ print $15 }' "/proc/$1/stat"; }
 clk_tck=$(getconf CLK_TCK)
 
 # --- addresses ---
@@ -390,9 +393,9 @@ echo "== throughput: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${DURATION}s, $RUNS
 for run in $(seq "$RUNS"); do
   for p in $(rotated $((run - 1)) "${paths[@]}"); do
     out=tp-$p-$run.out
-    before=(); for pid in ${proxies[$p]}; do before+=("$(cpu_ticks "$pid")"); done
+    before=(); before_sys=(); for pid in ${proxies[$p]}; do before+=("$(cpu_ticks "$pid")"); before_sys+=("$(sys_ticks "$pid")"); done
     wrk_run "$p" "$DURATION" "$WRK_CONNECTIONS" "$out"
-    after=(); for pid in ${proxies[$p]}; do after+=("$(cpu_ticks "$pid")"); done
+    after=(); after_sys=(); for pid in ${proxies[$p]}; do after+=("$(cpu_ticks "$pid")"); after_sys+=("$(sys_ticks "$pid")"); done
     reqs=$(field requests "$out")
     r=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
     [ -n "$r" ] && [ -n "$reqs" ] || { cat "$out"; fail "wrk on $p"; }
@@ -401,6 +404,8 @@ for run in $(seq "$RUNS"); do
     for pid in ${proxies[$p]}; do
       ms=$(awk -v a="${before[$i]}" -v b="${after[$i]}" -v n="$reqs" -v t="$clk_tck" 'BEGIN { printf "%.1f", (b - a) * 1000 / t / (n / 1000) }')
       eval "cpu_${p}_$i+=(\"$ms\")"
+      sys_ms=$(awk -v a="${before_sys[$i]}" -v b="${after_sys[$i]}" -v n="$reqs" -v t="$clk_tck" 'BEGIN { printf "%.1f", (b - a) * 1000 / t / (n / 1000) }')
+      eval "sys_${p}_$i+=(\"$sys_ms\")"
       line+="  cpu[$([ $i = 0 ] && echo out || echo in)] $ms ms/1k"
       i=$((i + 1))
     done
@@ -555,6 +560,15 @@ for p in "${paths[@]}"; do
   [ -n "${proxies[$p]}" ] && printf '; peak RSS out/in %s MB; open fds out/in %s; connections to nginx held by the server-side proxy %s' \
     "${rss_peak[$p]}" "${fds[$p]}" "${app_conns[$p]}"
   [ -n "${proxies[$p]}" ] && printf '; private (anonymous) RSS after load out/in %s MB' "${rss_anon[$p]}"
+  # The CPU column split: what the kernel spent for each proxy (sockets, TLS records' copies,
+  # wake-ups) and what the proxy's own code did (user).
+  if [ -n "${proxies[$p]}" ]; then
+    eval "sys_out=\$(median \"\${sys_${p}_0[@]}\"); sys_in=\$(median \"\${sys_${p}_1[@]}\")"
+    eval "all_out=\$(median \"\${cpu_${p}_0[@]}\"); all_in=\$(median \"\${cpu_${p}_1[@]}\")"
+    printf '; CPU-ms/1k user + system out %s + %s, in %s + %s' \
+      "$(awk -v a="$all_out" -v s="$sys_out" 'BEGIN { printf "%.1f", a - s }')" "$sys_out" \
+      "$(awk -v a="$all_in" -v s="$sys_in" 'BEGIN { printf "%.1f", a - s }')" "$sys_in"
+  fi
   echo
 done
 

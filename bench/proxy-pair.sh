@@ -106,10 +106,10 @@ trap 'exit 130' INT TERM
 cd "$work"
 
 # --- helpers ---
-# cpu_ticks PID: utime + stime (fields 14, 15; the command name in field 2 has no spaces here)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# sys_ticks PID: stime alone (the kernel's share of cpu_ticks)
-sys_ticks() { awk '{ print $15 }' "/proc/$1/stat"; }
+# cpu_ticks PID: "utime+stime stime" (fields 14, 15; the command name in field 2 has no spaces here)
+cpu_ticks() { awk '{ print $14 + $15, $15 }' "/proc/$1/stat"; }
+# per_1k BEFORE AFTER REQUESTS: CPU-ms per 1,000 requests between two tick counts
+per_1k() { awk -v a="$1" -v b="$2" -v n="$3" -v t="$clk_tck" 'BEGIN { printf "%.1f", (b - a) * 1000 / t / (n / 1000) }'; }
 clk_tck=$(getconf CLK_TCK)
 
 # --- addresses ---
@@ -393,19 +393,19 @@ echo "== throughput: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${DURATION}s, $RUNS
 for run in $(seq "$RUNS"); do
   for p in $(rotated $((run - 1)) "${paths[@]}"); do
     out=tp-$p-$run.out
-    before=(); before_sys=(); for pid in ${proxies[$p]}; do before+=("$(cpu_ticks "$pid")"); before_sys+=("$(sys_ticks "$pid")"); done
+    before=(); for pid in ${proxies[$p]}; do before+=("$(cpu_ticks "$pid")"); done
     wrk_run "$p" "$DURATION" "$WRK_CONNECTIONS" "$out"
-    after=(); after_sys=(); for pid in ${proxies[$p]}; do after+=("$(cpu_ticks "$pid")"); after_sys+=("$(sys_ticks "$pid")"); done
+    after=(); for pid in ${proxies[$p]}; do after+=("$(cpu_ticks "$pid")"); done
     reqs=$(field requests "$out")
     r=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
     [ -n "$r" ] && [ -n "$reqs" ] || { cat "$out"; fail "wrk on $p"; }
     line="run $run  $(printf '%-9s' "$p") $(printf '%8s' "$r") req/s"
     i=0
     for pid in ${proxies[$p]}; do
-      ms=$(awk -v a="${before[$i]}" -v b="${after[$i]}" -v n="$reqs" -v t="$clk_tck" 'BEGIN { printf "%.1f", (b - a) * 1000 / t / (n / 1000) }')
+      read -r total_a sys_a <<<"${before[$i]}"; read -r total_b sys_b <<<"${after[$i]}"
+      ms=$(per_1k "$total_a" "$total_b" "$reqs")
       eval "cpu_${p}_$i+=(\"$ms\")"
-      sys_ms=$(awk -v a="${before_sys[$i]}" -v b="${after_sys[$i]}" -v n="$reqs" -v t="$clk_tck" 'BEGIN { printf "%.1f", (b - a) * 1000 / t / (n / 1000) }')
-      eval "sys_${p}_$i+=(\"$sys_ms\")"
+      eval "sys_${p}_$i+=(\"$(per_1k "$sys_a" "$sys_b" "$reqs")\")"
       line+="  cpu[$([ $i = 0 ] && echo out || echo in)] $ms ms/1k"
       i=$((i + 1))
     done

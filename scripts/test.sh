@@ -60,7 +60,7 @@ rm -rf artifacts
 # tests/soak/run.sh 30 for the figures) and README's main command (`demo --check`, unattended, as
 # a new user runs it, with its own STARLING_HOME), in two lanes at once. Most of their time is
 # waiting (certificates expiring, a database down for 30 s, failovers, the soak's fixed load), so
-# two lanes share two cores well (about 7 minutes saved). What shares addresses, ports or
+# two lanes share two cores well (about 8 minutes saved). What shares addresses, ports or
 # network-namespace names stays in one lane: control-plane, multicluster and the demo (127.1/16
 # and 127.2/16), multicluster and viz (Prometheus, dashboards), multicluster-netns and
 # hosts-netns (sl-w1, sl-w2). Each one's output is printed whole when it ends; a failure fails its
